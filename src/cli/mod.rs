@@ -1,0 +1,423 @@
+//! The `cloudpki` command line: argument parsing and output over the domain.
+//! Human tables by default, Graph-shaped JSON with `--json`.
+
+mod output;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::{self, ConfigError, OpenOptions};
+use crate::domain::{
+    CaType, HashAlgorithm, KeyAlgorithm, LeafListQuery, LeafStatus, NewCa, NewLeaf, Pki, PkiError, RevocationReason,
+};
+use crate::x509::names::SubjectParts;
+use crate::x509::{pem, X509Error};
+
+/// Errors the command line reports (exit status 1).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CliError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+    #[error(transparent)]
+    X509(#[from] X509Error),
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("{0}")]
+    Usage(String),
+    #[error("cannot write output: {0}")]
+    Output(std::io::Error),
+}
+
+type Result<T> = std::result::Result<T, CliError>;
+
+#[derive(Debug, Parser)]
+#[command(name = "cloudpki", version, about = "Self-hosted cloud PKI: CAs, leaf certificates and revocation")]
+pub struct Cli {
+    /// Data directory (created on first use).
+    #[arg(long, global = true, env = "CLOUDPKI_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Public base URL embedded in certificates; fixed when the data directory is created.
+    #[arg(long, global = true, env = "CLOUDPKI_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// File holding the base64 key-encryption key (default: CLOUDPKI_KEK, else DATA_DIR/kek).
+    #[arg(long, global = true, env = "CLOUDPKI_KEK_FILE")]
+    pub kek_file: Option<PathBuf>,
+    /// Maximum number of CAs (default: unlimited).
+    #[arg(long, global = true, env = "CLOUDPKI_MAX_CAS")]
+    pub max_cas: Option<u32>,
+    /// Machine-readable JSON output.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the data directory and fix its public URL.
+    Init,
+    /// Certification authorities.
+    #[command(subcommand)]
+    Ca(CaCommand),
+    /// Leaf certificates.
+    #[command(subcommand)]
+    Cert(CertCommand),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum CaKind {
+    Root,
+    Issuing,
+    External,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateCa {
+    #[arg(long = "type", value_enum)]
+    pub kind: CaKind,
+    #[arg(long)]
+    pub common_name: String,
+    /// The root an issuing CA is anchored to.
+    #[arg(long)]
+    pub issuer: Option<String>,
+    /// rsa2048, rsa3072, rsa4096, eCP256, eCP256k, eCP384, eCP521.
+    #[arg(long, default_value = "rsa2048", value_parser = parse_key_size)]
+    pub key_size: KeyAlgorithm,
+    /// sha256, sha384, sha512.
+    #[arg(long, default_value = "sha256", value_parser = parse_hash)]
+    pub hash: HashAlgorithm,
+    /// Default: 10 for a root, 4 for an issuing CA.
+    #[arg(long)]
+    pub validity_years: Option<u32>,
+    /// Extended key usage OID (repeatable).
+    #[arg(long = "eku")]
+    pub ekus: Vec<String>,
+    #[arg(long)]
+    pub display_name: Option<String>,
+    #[arg(long)]
+    pub description: Option<String>,
+    #[arg(long)]
+    pub organization: Option<String>,
+    #[arg(long)]
+    pub organization_unit: Option<String>,
+    /// Two-letter country code.
+    #[arg(long)]
+    pub country: Option<String>,
+    #[arg(long)]
+    pub state: Option<String>,
+    #[arg(long)]
+    pub locality: Option<String>,
+    /// Role scope tag id (repeatable; default "0").
+    #[arg(long = "scope-tag")]
+    pub scope_tags: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CaCommand {
+    /// Create a root CA, an issuing CA under a root, or an issuing CA for an external root.
+    Create(Box<CreateCa>),
+    List,
+    Show { id: String },
+    /// Stop issuance; CRL, AIA and OCSP keep answering.
+    Pause { id: String },
+    Resume { id: String },
+    /// Revoke a paused issuing CA with no active leaves (irreversible).
+    Revoke {
+        id: String,
+        #[arg(long, value_parser = parse_reason)]
+        reason: Option<RevocationReason>,
+    },
+    /// Delete a revoked issuing CA, or a root with no issuing CA left (irreversible).
+    Delete { id: String },
+    /// Print the CSR of a CA awaiting its external signature (PEM).
+    Csr { id: String },
+    /// Upload the externally signed certificate and its chain up to the root.
+    Upload {
+        id: String,
+        #[arg(long)]
+        cert: PathBuf,
+        #[arg(long)]
+        chain: PathBuf,
+    },
+    /// Print the CA certificate (PEM).
+    Cert {
+        id: String,
+        /// Append the certificates above it.
+        #[arg(long)]
+        chain: bool,
+    },
+}
+
+#[derive(Debug, Args, Default)]
+pub struct LeafMeta {
+    #[arg(long)]
+    pub device_name: Option<String>,
+    #[arg(long)]
+    pub user_principal_name: Option<String>,
+    #[arg(long)]
+    pub device_id: Option<String>,
+    #[arg(long)]
+    pub user_id: Option<String>,
+    /// Graph devicePlatform (default Unknown).
+    #[arg(long)]
+    pub device_platform: Option<String>,
+    /// Requested validity in days (default 365, capped at the CA's notAfter).
+    #[arg(long)]
+    pub validity_days: Option<u32>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertCommand {
+    /// Issue a leaf certificate from a PKCS#10 request (PEM or DER).
+    Issue {
+        #[arg(long)]
+        ca: String,
+        #[arg(long)]
+        csr: PathBuf,
+        #[command(flatten)]
+        meta: LeafMeta,
+        /// Print the certificate as PEM instead of a summary.
+        #[arg(long)]
+        pem: bool,
+    },
+    /// Issue many leaves for one request (fixtures, load tests).
+    IssueBulk {
+        #[arg(long)]
+        ca: String,
+        #[arg(long)]
+        csr: PathBuf,
+        #[arg(long)]
+        count: u64,
+        /// Leaves per transaction.
+        #[arg(long, default_value_t = 1000)]
+        batch: u64,
+        #[command(flatten)]
+        meta: LeafMeta,
+    },
+    List {
+        #[arg(long)]
+        ca: Option<String>,
+        /// active, revoked or expired.
+        #[arg(long, value_parser = parse_leaf_status)]
+        status: Option<LeafStatus>,
+        /// At most this many (default: all).
+        #[arg(long)]
+        limit: Option<u64>,
+    },
+    Show {
+        id: String,
+        #[arg(long)]
+        pem: bool,
+    },
+    /// Revoke one leaf, by id or by serial number.
+    Revoke {
+        #[arg(required_unless_present = "serial", conflicts_with = "serial")]
+        id: Option<String>,
+        #[arg(long)]
+        serial: Option<String>,
+        /// Restrict the serial search to this CA.
+        #[arg(long)]
+        ca: Option<String>,
+        #[arg(long, value_parser = parse_reason, default_value = "unspecified")]
+        reason: RevocationReason,
+    },
+    /// Revoke every active leaf of a CA (committed in batches).
+    RevokeAll {
+        #[arg(long)]
+        ca: String,
+        #[arg(long, value_parser = parse_reason, default_value = "cessationOfOperation")]
+        reason: RevocationReason,
+        /// Leaves per transaction.
+        #[arg(long, default_value_t = 500)]
+        batch: u32,
+    },
+}
+
+fn parse_key_size(s: &str) -> std::result::Result<KeyAlgorithm, String> {
+    KeyAlgorithm::parse(s).ok_or_else(|| "expected rsa2048, rsa3072, rsa4096, eCP256, eCP256k, eCP384 or eCP521".into())
+}
+
+fn parse_hash(s: &str) -> std::result::Result<HashAlgorithm, String> {
+    HashAlgorithm::parse(s).ok_or_else(|| "expected sha256, sha384 or sha512".into())
+}
+
+fn parse_reason(s: &str) -> std::result::Result<RevocationReason, String> {
+    RevocationReason::parse(s).ok_or_else(|| {
+        let names: Vec<_> = RevocationReason::ALL.iter().map(|r| r.name()).collect();
+        format!("expected one of {}", names.join(", "))
+    })
+}
+
+fn parse_leaf_status(s: &str) -> std::result::Result<LeafStatus, String> {
+    LeafStatus::parse(s).ok_or_else(|| "expected active, revoked or expired".into())
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|source| CliError::Io { path: path.display().to_string(), source })
+}
+
+impl Cli {
+    fn open_options(&self) -> OpenOptions {
+        OpenOptions {
+            data_dir: self.data_dir.clone().unwrap_or_else(config::default_data_dir),
+            public_url: self.public_url.clone(),
+            kek_file: self.kek_file.clone(),
+            kek_base64: std::env::var(config::KEK_ENV).ok().filter(|s| !s.is_empty()),
+            max_cas: self.max_cas,
+        }
+    }
+}
+
+/// Runs one command, writing results to `out`.
+pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
+    let pki = config::open(&cli.open_options())?;
+    let json = cli.json;
+    let mut o = output::Output::new(out, json);
+    match cli.command {
+        Command::Init => {
+            let opts = cli.open_options();
+            o.init(&opts.data_dir, &pki.settings().public_url)
+        }
+        Command::Ca(cmd) => ca_command(&pki, cmd, &mut o),
+        Command::Cert(cmd) => cert_command(&pki, cmd, &mut o),
+    }
+}
+
+fn ca_command(pki: &Pki, cmd: CaCommand, o: &mut output::Output<'_>) -> Result<()> {
+    match cmd {
+        CaCommand::Create(c) => {
+            let ca_type = match c.kind {
+                CaKind::Root => CaType::RootCertificationAuthority,
+                CaKind::Issuing => CaType::IssuingCertificationAuthority,
+                CaKind::External => CaType::IssuingCertificationAuthorityWithExternalRoot,
+            };
+            let default_years = if matches!(c.kind, CaKind::Root) { 10 } else { 4 };
+            let ca = pki.create_ca(NewCa {
+                ca_type,
+                display_name: c.display_name,
+                description: c.description,
+                subject: SubjectParts {
+                    common_name: c.common_name,
+                    organization_name: c.organization,
+                    organization_unit: c.organization_unit,
+                    country_name: c.country,
+                    state_name: c.state,
+                    locality_name: c.locality,
+                },
+                issuer_id: c.issuer,
+                key_size: c.key_size,
+                hash: c.hash,
+                validity_years: c.validity_years.unwrap_or(default_years),
+                ekus: c.ekus,
+                role_scope_tag_ids: c.scope_tags,
+            })?;
+            o.ca(&ca)
+        }
+        CaCommand::List => o.cas(&pki.list_cas()?),
+        CaCommand::Show { id } => o.ca(&pki.get_ca(&id)?),
+        CaCommand::Pause { id } => o.ca(&pki.pause_ca(&id)?),
+        CaCommand::Resume { id } => o.ca(&pki.resume_ca(&id)?),
+        CaCommand::Revoke { id, reason } => o.ca(&pki.revoke_ca(&id, reason)?),
+        CaCommand::Delete { id } => {
+            pki.delete_ca(&id)?;
+            o.deleted(&id)
+        }
+        CaCommand::Csr { id } => o.raw(&pem::encode("CERTIFICATE REQUEST", &pki.ca_csr(&id)?)?),
+        CaCommand::Upload { id, cert, chain } => {
+            let ca = pki.upload_signed_certificate(&id, &read_file(&cert)?, &read_file(&chain)?)?;
+            o.ca(&ca)
+        }
+        CaCommand::Cert { id, chain } => {
+            let mut text = pem::encode("CERTIFICATE", &pki.ca_certificate(&id)?)?;
+            if chain {
+                for c in pki.ca_chain(&id)? {
+                    text.push_str(&pem::encode("CERTIFICATE", &c)?);
+                }
+            }
+            o.raw(&text)
+        }
+    }
+}
+
+fn new_leaf(csr_path: &Path, meta: LeafMeta) -> Result<NewLeaf> {
+    let csr = pem::decode_one(&read_file(csr_path)?, &["CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST"])?;
+    Ok(NewLeaf {
+        csr,
+        device_name: meta.device_name,
+        user_principal_name: meta.user_principal_name,
+        device_id: meta.device_id,
+        user_id: meta.user_id,
+        device_platform: meta.device_platform,
+        validity_days: meta.validity_days,
+    })
+}
+
+fn cert_command(pki: &Pki, cmd: CertCommand, o: &mut output::Output<'_>) -> Result<()> {
+    match cmd {
+        CertCommand::Issue { ca, csr, meta, pem: as_pem } => {
+            let (leaf, der) = pki.issue_leaf(&ca, &new_leaf(&csr, meta)?)?;
+            if as_pem {
+                o.raw(&pem::encode("CERTIFICATE", &der)?)
+            } else {
+                o.leaf(&leaf)
+            }
+        }
+        CertCommand::IssueBulk { ca, csr, count, batch, meta } => {
+            let req = new_leaf(&csr, meta)?;
+            let bar = o.progress(count, "issuing");
+            let n = pki.issue_leaves_bulk(&ca, &req, count, batch, &mut |done| bar.inc(done.len() as u64))?;
+            bar.finish_and_clear();
+            o.count("issued", n)
+        }
+        CertCommand::List { ca, status, limit } => {
+            let limit = limit.unwrap_or(u64::MAX);
+            let mut after = 0;
+            let mut all = Vec::new();
+            while (all.len() as u64) < limit {
+                let page_size = (limit - all.len() as u64).min(1000) as u32;
+                let page = pki.list_leaves(&LeafListQuery { ca_id: ca.clone(), status, after_seq: after, limit: page_size })?;
+                let Some((last, _)) = page.last() else { break };
+                after = *last;
+                all.extend(page.into_iter().map(|(_, l)| l));
+            }
+            o.leaves(&all)
+        }
+        CertCommand::Show { id, pem: as_pem } => {
+            let (leaf, der) = pki.get_leaf(&id)?;
+            if as_pem {
+                o.raw(&pem::encode("CERTIFICATE", &der)?)
+            } else {
+                o.leaf(&leaf)
+            }
+        }
+        CertCommand::Revoke { id, serial, ca, reason } => {
+            let leaf = match (id, serial) {
+                (Some(id), None) => pki.revoke_leaf(&id, ca.as_deref(), reason)?,
+                (None, Some(serial)) => pki.revoke_leaf_by_serial(ca.as_deref(), &serial, reason)?,
+                _ => return Err(CliError::Usage("give a leaf id or --serial, not both".into())),
+            };
+            o.leaf(&leaf)
+        }
+        CertCommand::RevokeAll { ca, reason, batch } => {
+            let total = pki.count_leaves(Some(&ca), Some(LeafStatus::Active))?;
+            let bar = o.progress(total, "revoking");
+            let mut write_err = None;
+            let n = pki.revoke_all_leaves(&ca, reason, batch, &mut |done| {
+                bar.inc(done.len() as u64);
+                if let Err(e) = o.acknowledged(done) {
+                    write_err.get_or_insert(e);
+                }
+            })?;
+            bar.finish_and_clear();
+            if let Some(e) = write_err {
+                return Err(e);
+            }
+            o.count("revoked", n)
+        }
+    }
+}

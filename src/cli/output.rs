@@ -1,0 +1,195 @@
+//! Rendering command results: tables for people, JSON for machines.
+
+use std::io::Write;
+use std::path::Path;
+
+use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use super::{CliError, Result};
+use crate::domain::{CertificationAuthority, LeafCertificate};
+
+pub struct Output<'a> {
+    out: &'a mut dyn Write,
+    json: bool,
+}
+
+fn date(t: Option<OffsetDateTime>) -> String {
+    t.and_then(|t| t.format(&Rfc3339).ok()).unwrap_or_default()
+}
+
+fn opt(s: &Option<String>) -> &str {
+    s.as_deref().unwrap_or("")
+}
+
+impl<'a> Output<'a> {
+    pub fn new(out: &'a mut dyn Write, json: bool) -> Self {
+        Output { out, json }
+    }
+
+    fn line(&mut self, s: &str) -> Result<()> {
+        writeln!(self.out, "{s}").map_err(CliError::Output)
+    }
+
+    fn json_value<T: Serialize>(&mut self, v: &T) -> Result<()> {
+        let s = serde_json::to_string_pretty(v).map_err(|e| CliError::Output(std::io::Error::other(e)))?;
+        self.line(&s)
+    }
+
+    pub fn raw(&mut self, text: &str) -> Result<()> {
+        write!(self.out, "{text}").map_err(CliError::Output)
+    }
+
+    pub fn init(&mut self, dir: &Path, url: &str) -> Result<()> {
+        if self.json {
+            return self.json_value(&serde_json::json!({"dataDir": dir, "publicUrl": url}));
+        }
+        self.line(&format!("data directory: {}\npublic URL:     {url}", dir.display()))
+    }
+
+    pub fn ca(&mut self, ca: &CertificationAuthority) -> Result<()> {
+        if self.json {
+            return self.json_value(ca);
+        }
+        let rows: Vec<(&str, String)> = vec![
+            ("id", ca.id.clone()),
+            ("displayName", ca.display_name.clone()),
+            ("type", ca.cloud_certification_authority_type.name().into()),
+            ("status", ca.certification_authority_status.name().into()),
+            ("subjectName", ca.subject_name.clone()),
+            ("issuer", opt(&ca.certification_authority_issuer_id).into()),
+            ("keySize", ca.certificate_key_size.name().into()),
+            ("hash", ca.cloud_certification_authority_hashing_algorithm.name().into()),
+            ("validFrom", date(ca.validity_start_date_time)),
+            ("validTo", date(ca.validity_end_date_time)),
+            ("serialNumber", opt(&ca.serial_number).into()),
+            ("thumbprint", opt(&ca.thumbprint).into()),
+            (
+                "extendedKeyUsages",
+                ca.extended_key_usages.iter().map(|e| e.object_identifier.as_str()).collect::<Vec<_>>().join(", "),
+            ),
+            ("crlUrl", opt(&ca.certificate_revocation_list_url).into()),
+            ("certificateUrl", opt(&ca.certificate_download_url).into()),
+            ("ocspUrl", opt(&ca.ocsp_responder_uri).into()),
+            ("revokedAt", date(ca.revocation_date_time)),
+        ];
+        let mut t = Table::new();
+        t.load_preset(UTF8_BORDERS_ONLY);
+        for (k, v) in rows {
+            if !v.is_empty() {
+                t.add_row(vec![k.to_owned(), v]);
+            }
+        }
+        self.line(&t.to_string())
+    }
+
+    pub fn cas(&mut self, cas: &[CertificationAuthority]) -> Result<()> {
+        if self.json {
+            return self.json_value(&serde_json::json!({ "value": cas }));
+        }
+        let mut t = Table::new();
+        t.load_preset(UTF8_BORDERS_ONLY);
+        t.set_header(vec!["id", "commonName", "type", "status", "keySize", "validTo"]);
+        for ca in cas {
+            t.add_row(vec![
+                ca.id.clone(),
+                ca.common_name.clone(),
+                ca.cloud_certification_authority_type.name().into(),
+                ca.certification_authority_status.name().into(),
+                ca.certificate_key_size.name().into(),
+                date(ca.validity_end_date_time),
+            ]);
+        }
+        self.line(&t.to_string())
+    }
+
+    pub fn leaf(&mut self, l: &LeafCertificate) -> Result<()> {
+        if self.json {
+            return self.json_value(l);
+        }
+        let mut t = Table::new();
+        t.load_preset(UTF8_BORDERS_ONLY);
+        for (k, v) in [
+            ("id", l.id.clone()),
+            ("subjectName", l.subject_name.clone()),
+            ("issuerId", l.issuer_id.clone()),
+            ("status", l.certificate_status.name().into()),
+            ("serialNumber", l.serial_number.clone()),
+            ("thumbprint", l.thumbprint.clone()),
+            ("validFrom", date(Some(l.validity_start_date_time))),
+            ("validTo", date(Some(l.validity_end_date_time))),
+            ("revokedAt", date(l.revocation_date_time)),
+            ("reason", l.revocation_reason.map(|r| r.name().to_owned()).unwrap_or_default()),
+            ("deviceName", opt(&l.device_name).into()),
+            ("userPrincipalName", opt(&l.user_principal_name).into()),
+            ("devicePlatform", l.device_platform.clone()),
+        ] {
+            if !v.is_empty() {
+                t.add_row(vec![k.to_owned(), v]);
+            }
+        }
+        self.line(&t.to_string())
+    }
+
+    pub fn leaves(&mut self, leaves: &[LeafCertificate]) -> Result<()> {
+        if self.json {
+            return self.json_value(&serde_json::json!({ "value": leaves }));
+        }
+        let mut t = Table::new();
+        t.load_preset(UTF8_BORDERS_ONLY);
+        t.set_header(vec!["id", "subjectName", "serialNumber", "status", "validTo"]);
+        for l in leaves {
+            t.add_row(vec![
+                l.id.clone(),
+                l.subject_name.clone(),
+                l.serial_number.clone(),
+                l.certificate_status.name().into(),
+                date(Some(l.validity_end_date_time)),
+            ]);
+        }
+        self.line(&t.to_string())
+    }
+
+    pub fn deleted(&mut self, id: &str) -> Result<()> {
+        if self.json {
+            return self.json_value(&serde_json::json!({ "deleted": id }));
+        }
+        self.line(&format!("deleted {id}"))
+    }
+
+    pub fn count(&mut self, what: &str, n: u64) -> Result<()> {
+        if self.json {
+            return self.json_value(&serde_json::json!({ what: n }));
+        }
+        self.line(&format!("{what} {n} leaf certificate(s)"))
+    }
+
+    /// With `--json`, one line per committed batch listing the serial numbers
+    /// now durably revoked, so a caller knows exactly what was acknowledged
+    /// even if the process dies before the end.
+    pub fn acknowledged(&mut self, done: &[LeafCertificate]) -> Result<()> {
+        if !self.json {
+            return Ok(());
+        }
+        let serials: Vec<&str> = done.iter().map(|l| l.serial_number.as_str()).collect();
+        let line = serde_json::json!({ "acknowledged": serials }).to_string();
+        self.line(&line)?;
+        self.out.flush().map_err(CliError::Output)
+    }
+
+    /// A progress bar on stderr for people; hidden for JSON or when stderr is not a terminal.
+    pub fn progress(&self, total: u64, what: &str) -> ProgressBar {
+        let bar = ProgressBar::with_draw_target(
+            Some(total),
+            if self.json { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() },
+        );
+        if let Ok(style) = ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} ({per_sec}, eta {eta})") {
+            bar.set_style(style);
+        }
+        bar.set_message(what.to_owned());
+        bar
+    }
+}

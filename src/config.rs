@@ -1,0 +1,202 @@
+//! The data directory and the settings fixed when it is initialised.
+//!
+//! Layout of a data directory:
+//! - `cloudpki.db`: the SQLite store (plus its `-wal`/`-shm` files);
+//! - `kek`: the generated key-encryption key, only when none was supplied
+//!   through `CLOUDPKI_KEK` or `--kek-file` (mode 0600; keep it out of backups
+//!   that leave the machine, or supply the KEK from a secret store instead).
+//!
+//! The public base URL is written into every certificate, so it is recorded
+//! in the store on first use and a later, different value is refused.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::clock::{Clock, SystemClock};
+use crate::domain::{Pki, Settings};
+use crate::secrets::{Kek, SecretError};
+use crate::store::{SqliteStore, Store, StoreError, TxMode};
+
+/// The port `serve` listens on by default, and the default public URL's.
+pub const DEFAULT_PORT: u16 = 8180;
+const META_PUBLIC_URL: &str = "public_url";
+const META_KEK_CHECK: &str = "kek_check";
+const KEK_CHECK_CONTEXT: &str = "cloudpki kek check";
+pub const KEK_ENV: &str = "CLOUDPKI_KEK";
+
+pub fn default_public_url() -> String {
+    format!("http://127.0.0.1:{DEFAULT_PORT}")
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+    #[error("cannot write {path}: {source}")]
+    Write { path: String, source: std::io::Error },
+    #[error(
+        "this data directory was initialised with public URL {stored}; certificates embed it, so it cannot change to {requested}"
+    )]
+    PublicUrlMismatch { stored: String, requested: String },
+    #[error("invalid public URL {0:?}: use http:// or https:// with a host, no query or fragment")]
+    BadPublicUrl(String),
+    #[error("the data directory's CA keys were sealed with another key-encryption key ({0})")]
+    WrongKek(SecretError),
+    #[error("no key-encryption key: set {KEK_ENV} or --kek-file, or restore the data directory's kek file")]
+    MissingKek,
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Where the data lives and how to open it.
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    pub data_dir: PathBuf,
+    pub public_url: Option<String>,
+    pub kek_file: Option<PathBuf>,
+    /// Base64 KEK (normally from `CLOUDPKI_KEK`).
+    pub kek_base64: Option<String>,
+    pub max_cas: Option<u32>,
+}
+
+/// The per-user default data directory (`$XDG_DATA_HOME/cloudpki` or
+/// `~/.local/share/cloudpki` on Linux).
+pub fn default_data_dir() -> PathBuf {
+    dirs::data_local_dir()
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("cloudpki")
+}
+
+fn normalize_url(url: &str) -> Result<String, ConfigError> {
+    let u = url.trim().trim_end_matches('/');
+    let rest = u
+        .strip_prefix("http://")
+        .or_else(|| u.strip_prefix("https://"))
+        .ok_or_else(|| ConfigError::BadPublicUrl(url.into()))?;
+    if rest.is_empty() || rest.contains(['?', '#', ' ']) || !u.is_ascii() {
+        return Err(ConfigError::BadPublicUrl(url.into()));
+    }
+    Ok(u.to_owned())
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    f.write_all(contents)?;
+    f.sync_all()
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    std::fs::write(path, contents)
+}
+
+fn create_dir(path: &Path) -> Result<(), ConfigError> {
+    let err = |source| ConfigError::DataDir { path: path.display().to_string(), source };
+    std::fs::create_dir_all(path).map_err(err)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(err)?;
+    }
+    Ok(())
+}
+
+/// Opens the data directory, initialising it on first use; returns the engine.
+pub fn open(opts: &OpenOptions) -> Result<Pki, ConfigError> {
+    open_with_clock(opts, Arc::new(SystemClock))
+}
+
+pub fn open_with_clock(opts: &OpenOptions, clock: Arc<dyn Clock>) -> Result<Pki, ConfigError> {
+    create_dir(&opts.data_dir)?;
+    let store = Arc::new(SqliteStore::open(&opts.data_dir.join("cloudpki.db"))?);
+    let requested = opts.public_url.as_deref().map(normalize_url).transpose()?;
+
+    let mut tx = store.begin(TxMode::Write)?;
+    let kek_check = tx.meta(META_KEK_CHECK)?;
+    let kek_path = opts.data_dir.join("kek");
+    let kek = if let Some(text) = &opts.kek_base64 {
+        Kek::from_base64(text)?
+    } else if let Some(file) = &opts.kek_file {
+        Kek::from_file(file)?
+    } else if kek_path.exists() {
+        Kek::from_file(&kek_path)?
+    } else if kek_check.is_none() {
+        // Fresh data directory and no KEK supplied: make one so the server
+        // runs with no setup. Production deployments supply their own.
+        let kek = Kek::generate()?;
+        write_private(&kek_path, kek.to_base64().as_bytes())
+            .map_err(|source| ConfigError::Write { path: kek_path.display().to_string(), source })?;
+        kek
+    } else {
+        return Err(ConfigError::MissingKek);
+    };
+    match &kek_check {
+        Some(sealed) => {
+            let bytes = <base64ct::Base64 as base64ct::Encoding>::decode_vec(sealed)
+                .map_err(|_| ConfigError::WrongKek(SecretError::Malformed))?;
+            kek.open(KEK_CHECK_CONTEXT, &bytes).map_err(ConfigError::WrongKek)?;
+        }
+        None => {
+            let sealed = kek.seal(KEK_CHECK_CONTEXT, b"cloudpki")?;
+            tx.set_meta(META_KEK_CHECK, &<base64ct::Base64 as base64ct::Encoding>::encode_string(&sealed))?;
+        }
+    }
+    let public_url = match (tx.meta(META_PUBLIC_URL)?, requested) {
+        (Some(stored), Some(req)) if stored != req => {
+            return Err(ConfigError::PublicUrlMismatch { stored, requested: req })
+        }
+        (Some(stored), _) => stored,
+        (None, req) => {
+            let url = req.unwrap_or_else(default_public_url);
+            tx.set_meta(META_PUBLIC_URL, &url)?;
+            url
+        }
+    };
+    tx.commit()?;
+    let store: Arc<dyn Store> = store;
+    Ok(Pki::new(store, kek, clock, Settings { public_url, max_cas: opts.max_cas }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(dir: &Path) -> OpenOptions {
+        OpenOptions { data_dir: dir.to_path_buf(), public_url: None, kek_file: None, kek_base64: None, max_cas: None }
+    }
+
+    #[test]
+    fn public_url_is_fixed_at_init() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = opts(dir.path());
+        o.public_url = Some("http://pki.example:8180/".into());
+        assert_eq!(open(&o).unwrap().settings().public_url, "http://pki.example:8180");
+        assert!(open(&o).is_ok());
+        o.public_url = None;
+        assert_eq!(open(&o).unwrap().settings().public_url, "http://pki.example:8180");
+        o.public_url = Some("http://other:1".into());
+        assert!(matches!(open(&o), Err(ConfigError::PublicUrlMismatch { .. })));
+    }
+
+    #[test]
+    fn wrong_kek_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        open(&opts(dir.path())).unwrap();
+        let mut o = opts(dir.path());
+        o.kek_base64 = Some(Kek::generate().unwrap().to_base64().to_string());
+        assert!(matches!(open(&o), Err(ConfigError::WrongKek(_))));
+    }
+
+    #[test]
+    fn bad_urls_are_refused() {
+        for u in ["ftp://x", "http://", "http://a b", "http://x/?q"] {
+            assert!(normalize_url(u).is_err(), "{u}");
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! The domain: certification authorities, leaf certificates, and the rules
+//! that govern them.
+//!
+//! [`Pki`] is the only writer of state. Each operation gathers its facts, asks
+//! [`lifecycle::check`] whether it is allowed, builds and signs what it must
+//! through [`crate::x509`], and commits through [`crate::store`] in one
+//! transaction, appending to the change log that readers follow.
+
+pub mod engine;
+pub mod error;
+pub mod lifecycle;
+pub mod model;
+
+pub use engine::{LeafListQuery, NewCa, NewLeaf, Pki, Settings};
+pub use error::PkiError;
+pub use model::*;

@@ -1,0 +1,205 @@
+//! Durable state behind one interface.
+//!
+//! The store knows rows, indexes and transactions; it does not know what a
+//! certificate or a lifecycle rule is. The domain layer serialises its
+//! entities into [`CaRow`] / [`LeafRow`] and decides everything; the store
+//! only guarantees atomicity, durability (nothing is acknowledged before its
+//! transaction is committed to disk) and uniqueness constraints.
+//!
+//! Every write transaction appends to the change log ([`Change`]), whose
+//! sequence number only grows: readers (the responder's snapshot builder,
+//! other processes) follow it to learn what changed.
+
+pub mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+/// Errors from a storage backend.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Backend(String),
+    #[error("a certification authority named {0:?} already exists")]
+    DuplicateCommonName(String),
+    #[error("serial number already used by this CA")]
+    DuplicateSerial,
+    #[error("the row was changed concurrently")]
+    Conflict,
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("database schema version {found} is newer than this build supports ({supported})")]
+    SchemaTooNew { found: i64, supported: i64 },
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Backend(e.to_string())
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// A certification authority as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaRow {
+    pub id: String,
+    pub common_name: String,
+    pub issuer_id: Option<String>,
+    pub status: String,
+    /// The domain's JSON document for the entity.
+    pub doc: String,
+    pub cert: Option<Vec<u8>>,
+    /// Certificates above this CA when an external CA signed it (DER, issuer first).
+    pub chain: Vec<Vec<u8>>,
+    pub csr: Option<Vec<u8>>,
+    /// Unix seconds.
+    pub revoked_at: Option<i64>,
+    pub revocation_reason: Option<u8>,
+    /// Incremented on every update; the basis of the entity's eTag.
+    pub row_version: i64,
+    /// Highest CRL number issued for this CA (0: none yet).
+    pub crl_number: i64,
+}
+
+/// A leaf certificate as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeafRow {
+    /// Insertion order; stable paging key.
+    pub seq: i64,
+    pub id: String,
+    pub ca_id: String,
+    /// Canonical uppercase hex of the serial's DER INTEGER contents.
+    pub serial: String,
+    /// Unix seconds.
+    pub not_after: i64,
+    pub revoked_at: Option<i64>,
+    pub revocation_reason: Option<u8>,
+    pub doc: String,
+    pub der: Vec<u8>,
+}
+
+/// Which leaves a query selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeafFilter {
+    All,
+    /// Not revoked and `not_after` after this instant (unix seconds).
+    Active { now: i64 },
+    Revoked,
+    /// Not revoked, and `not_after` at or before this instant.
+    Expired { now: i64 },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeafQuery {
+    pub ca_id: Option<String>,
+    pub filter: LeafFilter,
+    /// Only rows with `seq` greater than this (keyset paging).
+    pub after_seq: i64,
+    pub limit: u32,
+}
+
+/// What a change was about, for followers of the change log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    CaCreated,
+    CaUpdated,
+    CaDeleted,
+    LeafIssued,
+    LeafRevoked,
+    LeafUpdated,
+}
+
+impl ChangeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::CaCreated => "caCreated",
+            ChangeKind::CaUpdated => "caUpdated",
+            ChangeKind::CaDeleted => "caDeleted",
+            ChangeKind::LeafIssued => "leafIssued",
+            ChangeKind::LeafRevoked => "leafRevoked",
+            ChangeKind::LeafUpdated => "leafUpdated",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            ChangeKind::CaCreated,
+            ChangeKind::CaUpdated,
+            ChangeKind::CaDeleted,
+            ChangeKind::LeafIssued,
+            ChangeKind::LeafRevoked,
+            ChangeKind::LeafUpdated,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+/// One entry of the change log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub seq: i64,
+    pub at: i64,
+    pub kind: ChangeKind,
+    pub ca_id: String,
+    pub leaf_id: Option<String>,
+}
+
+/// Whether a transaction may write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxMode {
+    Read,
+    Write,
+}
+
+/// A storage backend.
+pub trait Store: Send + Sync {
+    /// Starts a transaction. Dropping it without [`Tx::commit`] rolls back.
+    fn begin(&self, mode: TxMode) -> Result<Box<dyn Tx + '_>>;
+}
+
+/// One transaction. All reads inside see one consistent state.
+pub trait Tx {
+    fn meta(&mut self, key: &str) -> Result<Option<String>>;
+    fn set_meta(&mut self, key: &str, value: &str) -> Result<()>;
+
+    /// A live (not deleted) CA.
+    fn ca(&mut self, id: &str) -> Result<Option<CaRow>>;
+    /// All live CAs, oldest first.
+    fn cas(&mut self) -> Result<Vec<CaRow>>;
+    /// CAs revoked while anchored to `issuer_id`, deleted or not: the entries
+    /// of that issuer's CRL.
+    fn revoked_children(&mut self, issuer_id: &str) -> Result<Vec<CaRow>>;
+    /// Number of live CAs anchored to `issuer_id`.
+    fn live_children(&mut self, issuer_id: &str) -> Result<u64>;
+    fn insert_ca(&mut self, row: &CaRow, sealed_key: Option<&[u8]>) -> Result<()>;
+    /// Updates a live CA whose stored `row_version` equals `row.row_version - 1`.
+    fn update_ca(&mut self, row: &CaRow) -> Result<()>;
+    /// Marks a CA deleted: its key is destroyed and its leaves removed; the
+    /// row stays as a tombstone so the parent's CRL keeps listing it.
+    fn delete_ca(&mut self, id: &str, at: i64) -> Result<()>;
+    fn sealed_key(&mut self, id: &str) -> Result<Option<Vec<u8>>>;
+    /// Bumps and returns the CA's CRL number (monotonic across restarts).
+    fn next_crl_number(&mut self, id: &str) -> Result<i64>;
+
+    fn insert_leaf(&mut self, row: &LeafRow) -> Result<i64>;
+    fn leaf(&mut self, id: &str) -> Result<Option<LeafRow>>;
+    /// Leaves with this canonical serial, optionally restricted to one CA.
+    fn leaves_by_serial(&mut self, ca_id: Option<&str>, serial: &str) -> Result<Vec<LeafRow>>;
+    fn leaves(&mut self, query: &LeafQuery) -> Result<Vec<LeafRow>>;
+    fn count_leaves(&mut self, ca_id: Option<&str>, filter: LeafFilter) -> Result<u64>;
+    /// Revokes a leaf that is not yet revoked; returns false if it already was.
+    fn revoke_leaf(&mut self, id: &str, at: i64, reason: u8) -> Result<bool>;
+    fn update_leaf_doc(&mut self, id: &str, doc: &str) -> Result<()>;
+
+    /// Appends to the change log; returns the new sequence number.
+    fn append_change(&mut self, at: i64, kind: ChangeKind, ca_id: &str, leaf_id: Option<&str>) -> Result<i64>;
+    /// Highest sequence number committed (0 when empty).
+    fn last_change_seq(&mut self) -> Result<i64>;
+    fn changes_since(&mut self, seq: i64, limit: u32) -> Result<Vec<Change>>;
+
+    /// Makes the transaction durable. Only after this returns may a change be
+    /// acknowledged to anyone.
+    fn commit(self: Box<Self>) -> Result<()>;
+}

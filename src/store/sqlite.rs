@@ -1,0 +1,596 @@
+//! The embedded default backend: one SQLite file in WAL mode with
+//! `synchronous=FULL`, so a committed transaction survives power loss and
+//! `kill -9`, and other processes (the CLI while `serve` runs) can read and
+//! write the same file.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use super::{CaRow, Change, ChangeKind, LeafFilter, LeafQuery, LeafRow, Result, Store, StoreError, Tx, TxMode};
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records how
+/// many have run. Never edit a released migration: append a new one.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE cas (
+    id                TEXT PRIMARY KEY,
+    common_name       TEXT NOT NULL,
+    issuer_id         TEXT,
+    status            TEXT NOT NULL,
+    doc               TEXT NOT NULL,
+    cert              BLOB,
+    chain             BLOB,
+    csr               BLOB,
+    sealed_key        BLOB,
+    revoked_at        INTEGER,
+    revocation_reason INTEGER,
+    deleted_at        INTEGER,
+    row_version       INTEGER NOT NULL,
+    crl_number        INTEGER NOT NULL DEFAULT 0,
+    created_order     INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX cas_live_common_name ON cas (lower(common_name)) WHERE deleted_at IS NULL;
+CREATE INDEX cas_issuer ON cas (issuer_id);
+CREATE TABLE leaves (
+    seq               INTEGER PRIMARY KEY AUTOINCREMENT,
+    id                TEXT NOT NULL UNIQUE,
+    ca_id             TEXT NOT NULL REFERENCES cas (id),
+    serial            TEXT NOT NULL,
+    not_after         INTEGER NOT NULL,
+    revoked_at        INTEGER,
+    revocation_reason INTEGER,
+    doc               TEXT NOT NULL,
+    der               BLOB NOT NULL,
+    UNIQUE (ca_id, serial)
+);
+CREATE INDEX leaves_by_ca ON leaves (ca_id, revoked_at, seq);
+CREATE INDEX leaves_by_serial ON leaves (serial);
+CREATE TABLE changes (
+    seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+    at      INTEGER NOT NULL,
+    kind    TEXT NOT NULL,
+    ca_id   TEXT NOT NULL,
+    leaf_id TEXT
+);
+"#];
+
+/// How long a writer waits for another process's write lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SqliteStore")
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path)?;
+        Self::setup(conn)
+    }
+
+    /// A private in-memory database, for tests.
+    pub fn in_memory() -> Result<Self> {
+        Self::setup(Connection::open_in_memory()?)
+    }
+
+    fn setup(conn: Connection) -> Result<Self> {
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        // WAL lets readers proceed while a writer commits; FULL syncs the WAL
+        // on every commit, which is what makes an acknowledgement durable.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let store = SqliteStore { conn: Mutex::new(conn) };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, Connection>> {
+        // A poisoned lock means a panic mid-transaction on another thread;
+        // SQLite rolled that transaction back, so the connection is usable.
+        Ok(self.conn.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn migrate(&self) -> Result<()> {
+        let conn = self.lock()?;
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let run = || -> Result<()> {
+            let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            let supported = MIGRATIONS.len() as i64;
+            if version > supported {
+                return Err(StoreError::SchemaTooNew { found: version, supported });
+            }
+            for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+                conn.execute_batch(sql)?;
+                conn.pragma_update(None, "user_version", (i + 1) as i64)?;
+            }
+            Ok(())
+        };
+        match run() {
+            Ok(()) => Ok(conn.execute_batch("COMMIT")?),
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Store for SqliteStore {
+    fn begin(&self, mode: TxMode) -> Result<Box<dyn Tx + '_>> {
+        let conn = self.lock()?;
+        // IMMEDIATE takes the write lock up front, so a read-check-write
+        // sequence inside the transaction cannot be interleaved by another
+        // process and no deadlock-upgrade failure can happen mid-way.
+        conn.execute_batch(match mode {
+            TxMode::Read => "BEGIN DEFERRED",
+            TxMode::Write => "BEGIN IMMEDIATE",
+        })?;
+        Ok(Box::new(SqliteTx { conn, open: true }))
+    }
+}
+
+struct SqliteTx<'a> {
+    conn: MutexGuard<'a, Connection>,
+    open: bool,
+}
+
+impl Drop for SqliteTx<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+const CA_COLUMNS: &str =
+    "id, common_name, issuer_id, status, doc, cert, chain, csr, revoked_at, revocation_reason, row_version, crl_number";
+
+fn ca_row(r: &Row<'_>) -> rusqlite::Result<CaRow> {
+    let chain: Option<Vec<u8>> = r.get(6)?;
+    Ok(CaRow {
+        id: r.get(0)?,
+        common_name: r.get(1)?,
+        issuer_id: r.get(2)?,
+        status: r.get(3)?,
+        doc: r.get(4)?,
+        cert: r.get(5)?,
+        chain: split_chain(chain.as_deref().unwrap_or_default()),
+        csr: r.get(7)?,
+        revoked_at: r.get(8)?,
+        revocation_reason: r.get(9)?,
+        row_version: r.get(10)?,
+        crl_number: r.get(11)?,
+    })
+}
+
+/// Chains are stored as length-prefixed DER blobs (4-byte big-endian length).
+fn join_chain(chain: &[Vec<u8>]) -> Option<Vec<u8>> {
+    if chain.is_empty() {
+        return None;
+    }
+    let mut out = Vec::new();
+    for c in chain {
+        out.extend_from_slice(&(c.len() as u32).to_be_bytes());
+        out.extend_from_slice(c);
+    }
+    Some(out)
+}
+
+fn split_chain(mut blob: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    while blob.len() >= 4 {
+        let len = u32::from_be_bytes([blob[0], blob[1], blob[2], blob[3]]) as usize;
+        let Some(cert) = blob.get(4..4 + len) else { break };
+        out.push(cert.to_vec());
+        blob = &blob[4 + len..];
+    }
+    out
+}
+
+const LEAF_COLUMNS: &str = "seq, id, ca_id, serial, not_after, revoked_at, revocation_reason, doc, der";
+
+fn leaf_row(r: &Row<'_>) -> rusqlite::Result<LeafRow> {
+    Ok(LeafRow {
+        seq: r.get(0)?,
+        id: r.get(1)?,
+        ca_id: r.get(2)?,
+        serial: r.get(3)?,
+        not_after: r.get(4)?,
+        revoked_at: r.get(5)?,
+        revocation_reason: r.get(6)?,
+        doc: r.get(7)?,
+        der: r.get(8)?,
+    })
+}
+
+/// SQL condition and bound parameter for a leaf filter. Every condition uses
+/// its parameter exactly once (`? IS NULL` when it needs no value) so one
+/// statement shape serves all filters.
+fn filter_sql(filter: LeafFilter) -> (&'static str, Option<i64>) {
+    match filter {
+        LeafFilter::All => ("? IS NULL", None),
+        LeafFilter::Active { now } => ("revoked_at IS NULL AND not_after > ?", Some(now)),
+        LeafFilter::Revoked => ("revoked_at IS NOT NULL AND ? IS NULL", None),
+        LeafFilter::Expired { now } => ("revoked_at IS NULL AND not_after <= ?", Some(now)),
+    }
+}
+
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE)
+}
+
+impl Tx for SqliteTx<'_> {
+    fn meta(&mut self, key: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?", [key], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn set_meta(&mut self, key: &str, value: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [key, value],
+        )?;
+        Ok(())
+    }
+
+    fn ca(&mut self, id: &str) -> Result<Option<CaRow>> {
+        let sql = format!("SELECT {CA_COLUMNS} FROM cas WHERE id = ? AND deleted_at IS NULL");
+        Ok(self.conn.query_row(&sql, [id], ca_row).optional()?)
+    }
+
+    fn cas(&mut self) -> Result<Vec<CaRow>> {
+        let sql = format!("SELECT {CA_COLUMNS} FROM cas WHERE deleted_at IS NULL ORDER BY created_order");
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map([], ca_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn revoked_children(&mut self, issuer_id: &str) -> Result<Vec<CaRow>> {
+        let sql = format!(
+            "SELECT {CA_COLUMNS} FROM cas WHERE issuer_id = ? AND revoked_at IS NOT NULL ORDER BY created_order"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map([issuer_id], ca_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn live_children(&mut self, issuer_id: &str) -> Result<u64> {
+        let n: i64 = self.conn.query_row(
+            "SELECT count(*) FROM cas WHERE issuer_id = ? AND deleted_at IS NULL",
+            [issuer_id],
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
+    }
+
+    fn insert_ca(&mut self, row: &CaRow, sealed_key: Option<&[u8]>) -> Result<()> {
+        let order: i64 = self
+            .conn
+            .query_row("SELECT coalesce(max(created_order), 0) + 1 FROM cas", [], |r| r.get(0))?;
+        let res = self.conn.execute(
+            "INSERT INTO cas (id, common_name, issuer_id, status, doc, cert, chain, csr, sealed_key,
+                              revoked_at, revocation_reason, row_version, crl_number, created_order)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            params![
+                row.id,
+                row.common_name,
+                row.issuer_id,
+                row.status,
+                row.doc,
+                row.cert,
+                join_chain(&row.chain),
+                row.csr,
+                sealed_key,
+                row.revoked_at,
+                row.revocation_reason,
+                row.row_version,
+                row.crl_number,
+                order
+            ],
+        );
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::DuplicateCommonName(row.common_name.clone())),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn update_ca(&mut self, row: &CaRow) -> Result<()> {
+        let n = self.conn.execute(
+            "UPDATE cas SET status = ?, doc = ?, cert = ?, chain = ?, csr = ?, revoked_at = ?,
+                            revocation_reason = ?, row_version = ?
+             WHERE id = ? AND deleted_at IS NULL AND row_version = ?",
+            params![
+                row.status,
+                row.doc,
+                row.cert,
+                join_chain(&row.chain),
+                row.csr,
+                row.revoked_at,
+                row.revocation_reason,
+                row.row_version,
+                row.id,
+                row.row_version - 1
+            ],
+        )?;
+        if n != 1 {
+            return Err(StoreError::Conflict);
+        }
+        Ok(())
+    }
+
+    fn delete_ca(&mut self, id: &str, at: i64) -> Result<()> {
+        self.conn.execute("DELETE FROM leaves WHERE ca_id = ?", [id])?;
+        let n = self.conn.execute(
+            "UPDATE cas SET deleted_at = ?, sealed_key = NULL, csr = NULL, row_version = row_version + 1
+             WHERE id = ? AND deleted_at IS NULL",
+            params![at, id],
+        )?;
+        if n != 1 {
+            return Err(StoreError::Conflict);
+        }
+        Ok(())
+    }
+
+    fn sealed_key(&mut self, id: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT sealed_key FROM cas WHERE id = ? AND deleted_at IS NULL",
+                [id],
+                |r| r.get::<_, Option<Vec<u8>>>(0),
+            )
+            .optional()?
+            .flatten())
+    }
+
+    fn next_crl_number(&mut self, id: &str) -> Result<i64> {
+        Ok(self.conn.query_row(
+            "UPDATE cas SET crl_number = crl_number + 1 WHERE id = ? RETURNING crl_number",
+            [id],
+            |r| r.get(0),
+        )?)
+    }
+
+    fn insert_leaf(&mut self, row: &LeafRow) -> Result<i64> {
+        let res = self.conn.prepare_cached(
+            "INSERT INTO leaves (id, ca_id, serial, not_after, revoked_at, revocation_reason, doc, der)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )?
+        .execute(params![
+            row.id,
+            row.ca_id,
+            row.serial,
+            row.not_after,
+            row.revoked_at,
+            row.revocation_reason,
+            row.doc,
+            row.der
+        ]);
+        match res {
+            Ok(_) => Ok(self.conn.last_insert_rowid()),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::DuplicateSerial),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn leaf(&mut self, id: &str) -> Result<Option<LeafRow>> {
+        let sql = format!("SELECT {LEAF_COLUMNS} FROM leaves WHERE id = ?");
+        Ok(self.conn.prepare_cached(&sql)?.query_row([id], leaf_row).optional()?)
+    }
+
+    fn leaves_by_serial(&mut self, ca_id: Option<&str>, serial: &str) -> Result<Vec<LeafRow>> {
+        let sql = format!(
+            "SELECT {LEAF_COLUMNS} FROM leaves WHERE serial = ?1 AND (?2 IS NULL OR ca_id = ?2) ORDER BY seq"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt
+            .query_map(params![serial, ca_id], leaf_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn leaves(&mut self, q: &LeafQuery) -> Result<Vec<LeafRow>> {
+        let (cond, now) = filter_sql(q.filter);
+        let sql = format!(
+            "SELECT {LEAF_COLUMNS} FROM leaves
+             WHERE (?1 IS NULL OR ca_id = ?1) AND seq > ?2 AND {} ORDER BY seq LIMIT ?3",
+            cond.replace('?', "?4")
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt
+            .query_map(params![q.ca_id, q.after_seq, q.limit, now], leaf_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn count_leaves(&mut self, ca_id: Option<&str>, filter: LeafFilter) -> Result<u64> {
+        let (cond, now) = filter_sql(filter);
+        let sql = format!(
+            "SELECT count(*) FROM leaves WHERE (?1 IS NULL OR ca_id = ?1) AND {}",
+            cond.replace('?', "?2")
+        );
+        let n: i64 = self
+            .conn
+            .prepare_cached(&sql)?
+            .query_row(params![ca_id, now], |r| r.get(0))?;
+        Ok(n as u64)
+    }
+
+    fn revoke_leaf(&mut self, id: &str, at: i64, reason: u8) -> Result<bool> {
+        let n = self
+            .conn
+            .prepare_cached("UPDATE leaves SET revoked_at = ?, revocation_reason = ? WHERE id = ? AND revoked_at IS NULL")?
+            .execute(params![at, reason, id])?;
+        Ok(n == 1)
+    }
+
+    fn update_leaf_doc(&mut self, id: &str, doc: &str) -> Result<()> {
+        let n = self.conn.execute("UPDATE leaves SET doc = ? WHERE id = ?", [doc, id])?;
+        if n != 1 {
+            return Err(StoreError::Conflict);
+        }
+        Ok(())
+    }
+
+    fn append_change(&mut self, at: i64, kind: ChangeKind, ca_id: &str, leaf_id: Option<&str>) -> Result<i64> {
+        self.conn
+            .prepare_cached("INSERT INTO changes (at, kind, ca_id, leaf_id) VALUES (?, ?, ?, ?)")?
+            .execute(params![at, kind.as_str(), ca_id, leaf_id])?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    fn last_change_seq(&mut self) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| r.get(0))?)
+    }
+
+    fn changes_since(&mut self, seq: i64, limit: u32) -> Result<Vec<Change>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT seq, at, kind, ca_id, leaf_id FROM changes WHERE seq > ? ORDER BY seq LIMIT ?")?;
+        let rows = stmt
+            .query_map(params![seq, limit], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, r.get(3)?, r.get(4)?))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter()
+            .map(|(seq, at, kind, ca_id, leaf_id)| {
+                let kind = ChangeKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("change kind {kind}")))?;
+                Ok(Change { seq, at, kind, ca_id, leaf_id })
+            })
+            .collect()
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<()> {
+        self.conn.execute_batch("COMMIT")?;
+        self.open = false;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ca(id: &str, cn: &str, issuer: Option<&str>) -> CaRow {
+        CaRow {
+            id: id.into(),
+            common_name: cn.into(),
+            issuer_id: issuer.map(Into::into),
+            status: "active".into(),
+            doc: "{}".into(),
+            cert: Some(vec![1, 2, 3]),
+            chain: vec![vec![4], vec![5, 6]],
+            csr: None,
+            revoked_at: None,
+            revocation_reason: None,
+            row_version: 1,
+            crl_number: 0,
+        }
+    }
+
+    fn leaf(id: &str, ca: &str, serial: &str, not_after: i64) -> LeafRow {
+        LeafRow {
+            seq: 0,
+            id: id.into(),
+            ca_id: ca.into(),
+            serial: serial.into(),
+            not_after,
+            revoked_at: None,
+            revocation_reason: None,
+            doc: "{}".into(),
+            der: vec![0x30],
+        }
+    }
+
+    #[test]
+    fn ca_roundtrip_and_unique_common_name() {
+        let s = SqliteStore::in_memory().unwrap();
+        let mut tx = s.begin(TxMode::Write).unwrap();
+        tx.insert_ca(&ca("a", "Root", None), Some(b"k")).unwrap();
+        assert!(matches!(tx.insert_ca(&ca("b", "root", None), None), Err(StoreError::DuplicateCommonName(_))));
+        assert_eq!(tx.ca("a").unwrap().unwrap(), ca("a", "Root", None));
+        assert_eq!(tx.sealed_key("a").unwrap().as_deref(), Some(&b"k"[..]));
+        tx.commit().unwrap();
+    }
+
+    #[test]
+    fn rollback_on_drop() {
+        let s = SqliteStore::in_memory().unwrap();
+        {
+            let mut tx = s.begin(TxMode::Write).unwrap();
+            tx.insert_ca(&ca("a", "Root", None), None).unwrap();
+        }
+        assert!(s.begin(TxMode::Read).unwrap().ca("a").unwrap().is_none());
+    }
+
+    #[test]
+    fn optimistic_update_and_tombstones() {
+        let s = SqliteStore::in_memory().unwrap();
+        let mut tx = s.begin(TxMode::Write).unwrap();
+        tx.insert_ca(&ca("r", "Root", None), Some(b"k")).unwrap();
+        tx.insert_ca(&ca("i", "Issuing", Some("r")), Some(b"k")).unwrap();
+        let mut row = tx.ca("i").unwrap().unwrap();
+        row.row_version = 5; // stale
+        assert!(matches!(tx.update_ca(&row), Err(StoreError::Conflict)));
+        row.row_version = 2;
+        row.revoked_at = Some(10);
+        row.revocation_reason = Some(5);
+        tx.update_ca(&row).unwrap();
+        assert_eq!(tx.live_children("r").unwrap(), 1);
+        tx.delete_ca("i", 11).unwrap();
+        assert_eq!(tx.live_children("r").unwrap(), 0);
+        assert!(tx.ca("i").unwrap().is_none());
+        assert!(tx.sealed_key("i").unwrap().is_none());
+        // The tombstone still feeds the root's CRL, and its name is free again.
+        assert_eq!(tx.revoked_children("r").unwrap().len(), 1);
+        tx.insert_ca(&ca("j", "Issuing", Some("r")), None).unwrap();
+        assert_eq!(tx.next_crl_number("r").unwrap(), 1);
+        assert_eq!(tx.next_crl_number("r").unwrap(), 2);
+    }
+
+    #[test]
+    fn leaves_filter_page_and_revoke_once() {
+        let s = SqliteStore::in_memory().unwrap();
+        let mut tx = s.begin(TxMode::Write).unwrap();
+        tx.insert_ca(&ca("i", "Issuing", None), None).unwrap();
+        for n in 0..10 {
+            tx.insert_leaf(&leaf(&format!("l{n}"), "i", &format!("{n:02X}"), if n < 8 { 100 } else { 10 }))
+                .unwrap();
+        }
+        assert!(matches!(tx.insert_leaf(&leaf("x", "i", "01", 100)), Err(StoreError::DuplicateSerial)));
+        assert!(tx.revoke_leaf("l0", 50, 1).unwrap());
+        assert!(!tx.revoke_leaf("l0", 51, 1).unwrap());
+        assert_eq!(tx.count_leaves(Some("i"), LeafFilter::Active { now: 50 }).unwrap(), 7);
+        assert_eq!(tx.count_leaves(Some("i"), LeafFilter::Expired { now: 50 }).unwrap(), 2);
+        assert_eq!(tx.count_leaves(None, LeafFilter::Revoked).unwrap(), 1);
+        let page1 = tx
+            .leaves(&LeafQuery { ca_id: Some("i".into()), filter: LeafFilter::All, after_seq: 0, limit: 4 })
+            .unwrap();
+        let page2 = tx
+            .leaves(&LeafQuery { ca_id: Some("i".into()), filter: LeafFilter::All, after_seq: page1[3].seq, limit: 100 })
+            .unwrap();
+        assert_eq!(page1.len() + page2.len(), 10);
+        assert_eq!(tx.leaves_by_serial(Some("i"), "05").unwrap()[0].id, "l5");
+        let seq = tx.append_change(1, ChangeKind::LeafRevoked, "i", Some("l0")).unwrap();
+        assert_eq!(tx.last_change_seq().unwrap(), seq);
+        assert_eq!(tx.changes_since(0, 10).unwrap()[0].kind, ChangeKind::LeafRevoked);
+    }
+}
