@@ -32,9 +32,15 @@ pub fn default_public_url() -> String {
 #[non_exhaustive]
 pub enum ConfigError {
     #[error("cannot create data directory {path}: {source}")]
-    DataDir { path: String, source: std::io::Error },
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot write {path}: {source}")]
-    Write { path: String, source: std::io::Error },
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
     #[error(
         "this data directory was initialised with public URL {stored}; certificates embed it, so it cannot change to {requested}"
     )]
@@ -86,7 +92,11 @@ fn normalize_url(url: &str) -> Result<String, ConfigError> {
 fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
     f.write_all(contents)?;
     f.sync_all()
 }
@@ -97,7 +107,10 @@ fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
 }
 
 fn create_dir(path: &Path) -> Result<(), ConfigError> {
-    let err = |source| ConfigError::DataDir { path: path.display().to_string(), source };
+    let err = |source| ConfigError::DataDir {
+        path: path.display().to_string(),
+        source,
+    };
     std::fs::create_dir_all(path).map_err(err)?;
     #[cfg(unix)]
     {
@@ -130,8 +143,12 @@ pub fn open_with_clock(opts: &OpenOptions, clock: Arc<dyn Clock>) -> Result<Pki,
         // Fresh data directory and no KEK supplied: make one so the server
         // runs with no setup. Production deployments supply their own.
         let kek = Kek::generate()?;
-        write_private(&kek_path, kek.to_base64().as_bytes())
-            .map_err(|source| ConfigError::Write { path: kek_path.display().to_string(), source })?;
+        write_private(&kek_path, kek.to_base64().as_bytes()).map_err(|source| {
+            ConfigError::Write {
+                path: kek_path.display().to_string(),
+                source,
+            }
+        })?;
         kek
     } else {
         return Err(ConfigError::MissingKek);
@@ -140,16 +157,23 @@ pub fn open_with_clock(opts: &OpenOptions, clock: Arc<dyn Clock>) -> Result<Pki,
         Some(sealed) => {
             let bytes = <base64ct::Base64 as base64ct::Encoding>::decode_vec(sealed)
                 .map_err(|_| ConfigError::WrongKek(SecretError::Malformed))?;
-            kek.open(KEK_CHECK_CONTEXT, &bytes).map_err(ConfigError::WrongKek)?;
+            kek.open(KEK_CHECK_CONTEXT, &bytes)
+                .map_err(ConfigError::WrongKek)?;
         }
         None => {
             let sealed = kek.seal(KEK_CHECK_CONTEXT, b"cloudpki")?;
-            tx.set_meta(META_KEK_CHECK, &<base64ct::Base64 as base64ct::Encoding>::encode_string(&sealed))?;
+            tx.set_meta(
+                META_KEK_CHECK,
+                &<base64ct::Base64 as base64ct::Encoding>::encode_string(&sealed),
+            )?;
         }
     }
     let public_url = match (tx.meta(META_PUBLIC_URL)?, requested) {
         (Some(stored), Some(req)) if stored != req => {
-            return Err(ConfigError::PublicUrlMismatch { stored, requested: req })
+            return Err(ConfigError::PublicUrlMismatch {
+                stored,
+                requested: req,
+            })
         }
         (Some(stored), _) => stored,
         (None, req) => {
@@ -160,7 +184,15 @@ pub fn open_with_clock(opts: &OpenOptions, clock: Arc<dyn Clock>) -> Result<Pki,
     };
     tx.commit()?;
     let store: Arc<dyn Store> = store;
-    Ok(Pki::new(store, kek, clock, Settings { public_url, max_cas: opts.max_cas }))
+    Ok(Pki::new(
+        store,
+        kek,
+        clock,
+        Settings {
+            public_url,
+            max_cas: opts.max_cas,
+        },
+    ))
 }
 
 #[cfg(test)]
@@ -168,7 +200,13 @@ mod tests {
     use super::*;
 
     fn opts(dir: &Path) -> OpenOptions {
-        OpenOptions { data_dir: dir.to_path_buf(), public_url: None, kek_file: None, kek_base64: None, max_cas: None }
+        OpenOptions {
+            data_dir: dir.to_path_buf(),
+            public_url: None,
+            kek_file: None,
+            kek_base64: None,
+            max_cas: None,
+        }
     }
 
     #[test]
@@ -176,12 +214,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut o = opts(dir.path());
         o.public_url = Some("http://pki.example:8180/".into());
-        assert_eq!(open(&o).unwrap().settings().public_url, "http://pki.example:8180");
+        assert_eq!(
+            open(&o).unwrap().settings().public_url,
+            "http://pki.example:8180"
+        );
         assert!(open(&o).is_ok());
         o.public_url = None;
-        assert_eq!(open(&o).unwrap().settings().public_url, "http://pki.example:8180");
+        assert_eq!(
+            open(&o).unwrap().settings().public_url,
+            "http://pki.example:8180"
+        );
         o.public_url = Some("http://other:1".into());
-        assert!(matches!(open(&o), Err(ConfigError::PublicUrlMismatch { .. })));
+        assert!(matches!(
+            open(&o),
+            Err(ConfigError::PublicUrlMismatch { .. })
+        ));
     }
 
     #[test]

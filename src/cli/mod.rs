@@ -10,7 +10,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{self, ConfigError, OpenOptions};
 use crate::domain::{
-    CaType, HashAlgorithm, KeyAlgorithm, LeafListQuery, LeafStatus, NewCa, NewLeaf, Pki, PkiError, RevocationReason,
+    CaType, HashAlgorithm, KeyAlgorithm, LeafListQuery, LeafStatus, NewCa, NewLeaf, Pki, PkiError,
+    RevocationReason,
 };
 use crate::x509::names::SubjectParts;
 use crate::x509::{pem, X509Error};
@@ -26,7 +27,10 @@ pub enum CliError {
     #[error(transparent)]
     X509(#[from] X509Error),
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Usage(String),
     #[error("cannot write output: {0}")]
@@ -36,7 +40,11 @@ pub enum CliError {
 type Result<T> = std::result::Result<T, CliError>;
 
 #[derive(Debug, Parser)]
-#[command(name = "cloudpki", version, about = "Self-hosted cloud PKI: CAs, leaf certificates and revocation")]
+#[command(
+    name = "cloudpki",
+    version,
+    about = "Self-hosted cloud PKI: CAs, leaf certificates and revocation"
+)]
 pub struct Cli {
     /// Data directory (created on first use).
     #[arg(long, global = true, env = "CLOUDPKI_DATA_DIR")]
@@ -122,10 +130,16 @@ pub enum CaCommand {
     /// Create a root CA, an issuing CA under a root, or an issuing CA for an external root.
     Create(Box<CreateCa>),
     List,
-    Show { id: String },
+    Show {
+        id: String,
+    },
     /// Stop issuance; CRL, AIA and OCSP keep answering.
-    Pause { id: String },
-    Resume { id: String },
+    Pause {
+        id: String,
+    },
+    Resume {
+        id: String,
+    },
     /// Revoke a paused issuing CA with no active leaves (irreversible).
     Revoke {
         id: String,
@@ -133,9 +147,13 @@ pub enum CaCommand {
         reason: Option<RevocationReason>,
     },
     /// Delete a revoked issuing CA, or a root with no issuing CA left (irreversible).
-    Delete { id: String },
+    Delete {
+        id: String,
+    },
     /// Print the CSR of a CA awaiting its external signature (PEM).
-    Csr { id: String },
+    Csr {
+        id: String,
+    },
     /// Upload the externally signed certificate and its chain up to the root.
     Upload {
         id: String,
@@ -239,7 +257,9 @@ pub enum CertCommand {
 }
 
 fn parse_key_size(s: &str) -> std::result::Result<KeyAlgorithm, String> {
-    KeyAlgorithm::parse(s).ok_or_else(|| "expected rsa2048, rsa3072, rsa4096, eCP256, eCP256k, eCP384 or eCP521".into())
+    KeyAlgorithm::parse(s).ok_or_else(|| {
+        "expected rsa2048, rsa3072, rsa4096, eCP256, eCP256k, eCP384 or eCP521".into()
+    })
 }
 
 fn parse_hash(s: &str) -> std::result::Result<HashAlgorithm, String> {
@@ -258,16 +278,24 @@ fn parse_leaf_status(s: &str) -> std::result::Result<LeafStatus, String> {
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|source| CliError::Io { path: path.display().to_string(), source })
+    std::fs::read(path).map_err(|source| CliError::Io {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 impl Cli {
     fn open_options(&self) -> OpenOptions {
         OpenOptions {
-            data_dir: self.data_dir.clone().unwrap_or_else(config::default_data_dir),
+            data_dir: self
+                .data_dir
+                .clone()
+                .unwrap_or_else(config::default_data_dir),
             public_url: self.public_url.clone(),
             kek_file: self.kek_file.clone(),
-            kek_base64: std::env::var(config::KEK_ENV).ok().filter(|s| !s.is_empty()),
+            kek_base64: std::env::var(config::KEK_ENV)
+                .ok()
+                .filter(|s| !s.is_empty()),
             max_cas: self.max_cas,
         }
     }
@@ -296,7 +324,11 @@ fn ca_command(pki: &Pki, cmd: CaCommand, o: &mut output::Output<'_>) -> Result<(
                 CaKind::Issuing => CaType::IssuingCertificationAuthority,
                 CaKind::External => CaType::IssuingCertificationAuthorityWithExternalRoot,
             };
-            let default_years = if matches!(c.kind, CaKind::Root) { 10 } else { 4 };
+            let default_years = if matches!(c.kind, CaKind::Root) {
+                10
+            } else {
+                4
+            };
             let ca = pki.create_ca(NewCa {
                 ca_type,
                 display_name: c.display_name,
@@ -345,7 +377,10 @@ fn ca_command(pki: &Pki, cmd: CaCommand, o: &mut output::Output<'_>) -> Result<(
 }
 
 fn new_leaf(csr_path: &Path, meta: LeafMeta) -> Result<NewLeaf> {
-    let csr = pem::decode_one(&read_file(csr_path)?, &["CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST"])?;
+    let csr = pem::decode_one(
+        &read_file(csr_path)?,
+        &["CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST"],
+    )?;
     Ok(NewLeaf {
         csr,
         device_name: meta.device_name,
@@ -359,7 +394,12 @@ fn new_leaf(csr_path: &Path, meta: LeafMeta) -> Result<NewLeaf> {
 
 fn cert_command(pki: &Pki, cmd: CertCommand, o: &mut output::Output<'_>) -> Result<()> {
     match cmd {
-        CertCommand::Issue { ca, csr, meta, pem: as_pem } => {
+        CertCommand::Issue {
+            ca,
+            csr,
+            meta,
+            pem: as_pem,
+        } => {
             let (leaf, der) = pki.issue_leaf(&ca, &new_leaf(&csr, meta)?)?;
             if as_pem {
                 o.raw(&pem::encode("CERTIFICATE", &der)?)
@@ -367,10 +407,18 @@ fn cert_command(pki: &Pki, cmd: CertCommand, o: &mut output::Output<'_>) -> Resu
                 o.leaf(&leaf)
             }
         }
-        CertCommand::IssueBulk { ca, csr, count, batch, meta } => {
+        CertCommand::IssueBulk {
+            ca,
+            csr,
+            count,
+            batch,
+            meta,
+        } => {
             let req = new_leaf(&csr, meta)?;
             let bar = o.progress(count, "issuing");
-            let n = pki.issue_leaves_bulk(&ca, &req, count, batch, &mut |done| bar.inc(done.len() as u64))?;
+            let n = pki.issue_leaves_bulk(&ca, &req, count, batch, &mut |done| {
+                bar.inc(done.len() as u64)
+            })?;
             bar.finish_and_clear();
             o.count("issued", n)
         }
@@ -380,7 +428,12 @@ fn cert_command(pki: &Pki, cmd: CertCommand, o: &mut output::Output<'_>) -> Resu
             let mut all = Vec::new();
             while (all.len() as u64) < limit {
                 let page_size = (limit - all.len() as u64).min(1000) as u32;
-                let page = pki.list_leaves(&LeafListQuery { ca_id: ca.clone(), status, after_seq: after, limit: page_size })?;
+                let page = pki.list_leaves(&LeafListQuery {
+                    ca_id: ca.clone(),
+                    status,
+                    after_seq: after,
+                    limit: page_size,
+                })?;
                 let Some((last, _)) = page.last() else { break };
                 after = *last;
                 all.extend(page.into_iter().map(|(_, l)| l));
@@ -395,11 +448,22 @@ fn cert_command(pki: &Pki, cmd: CertCommand, o: &mut output::Output<'_>) -> Resu
                 o.leaf(&leaf)
             }
         }
-        CertCommand::Revoke { id, serial, ca, reason } => {
+        CertCommand::Revoke {
+            id,
+            serial,
+            ca,
+            reason,
+        } => {
             let leaf = match (id, serial) {
                 (Some(id), None) => pki.revoke_leaf(&id, ca.as_deref(), reason)?,
-                (None, Some(serial)) => pki.revoke_leaf_by_serial(ca.as_deref(), &serial, reason)?,
-                _ => return Err(CliError::Usage("give a leaf id or --serial, not both".into())),
+                (None, Some(serial)) => {
+                    pki.revoke_leaf_by_serial(ca.as_deref(), &serial, reason)?
+                }
+                _ => {
+                    return Err(CliError::Usage(
+                        "give a leaf id or --serial, not both".into(),
+                    ))
+                }
             };
             o.leaf(&leaf)
         }

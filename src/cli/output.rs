@@ -35,7 +35,8 @@ impl<'a> Output<'a> {
     }
 
     fn json_value<T: Serialize>(&mut self, v: &T) -> Result<()> {
-        let s = serde_json::to_string_pretty(v).map_err(|e| CliError::Output(std::io::Error::other(e)))?;
+        let s = serde_json::to_string_pretty(v)
+            .map_err(|e| CliError::Output(std::io::Error::other(e)))?;
         self.line(&s)
     }
 
@@ -47,7 +48,10 @@ impl<'a> Output<'a> {
         if self.json {
             return self.json_value(&serde_json::json!({"dataDir": dir, "publicUrl": url}));
         }
-        self.line(&format!("data directory: {}\npublic URL:     {url}", dir.display()))
+        self.line(&format!(
+            "data directory: {}\npublic URL:     {url}",
+            dir.display()
+        ))
     }
 
     pub fn ca(&mut self, ca: &CertificationAuthority) -> Result<()> {
@@ -62,14 +66,23 @@ impl<'a> Output<'a> {
             ("subjectName", ca.subject_name.clone()),
             ("issuer", opt(&ca.certification_authority_issuer_id).into()),
             ("keySize", ca.certificate_key_size.name().into()),
-            ("hash", ca.cloud_certification_authority_hashing_algorithm.name().into()),
+            (
+                "hash",
+                ca.cloud_certification_authority_hashing_algorithm
+                    .name()
+                    .into(),
+            ),
             ("validFrom", date(ca.validity_start_date_time)),
             ("validTo", date(ca.validity_end_date_time)),
             ("serialNumber", opt(&ca.serial_number).into()),
             ("thumbprint", opt(&ca.thumbprint).into()),
             (
                 "extendedKeyUsages",
-                ca.extended_key_usages.iter().map(|e| e.object_identifier.as_str()).collect::<Vec<_>>().join(", "),
+                ca.extended_key_usages
+                    .iter()
+                    .map(|e| e.object_identifier.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             ),
             ("crlUrl", opt(&ca.certificate_revocation_list_url).into()),
             ("certificateUrl", opt(&ca.certificate_download_url).into()),
@@ -92,7 +105,14 @@ impl<'a> Output<'a> {
         }
         let mut t = Table::new();
         t.load_preset(UTF8_BORDERS_ONLY);
-        t.set_header(vec!["id", "commonName", "type", "status", "keySize", "validTo"]);
+        t.set_header(vec![
+            "id",
+            "commonName",
+            "type",
+            "status",
+            "keySize",
+            "validTo",
+        ]);
         for ca in cas {
             t.add_row(vec![
                 ca.id.clone(),
@@ -122,7 +142,12 @@ impl<'a> Output<'a> {
             ("validFrom", date(Some(l.validity_start_date_time))),
             ("validTo", date(Some(l.validity_end_date_time))),
             ("revokedAt", date(l.revocation_date_time)),
-            ("reason", l.revocation_reason.map(|r| r.name().to_owned()).unwrap_or_default()),
+            (
+                "reason",
+                l.revocation_reason
+                    .map(|r| r.name().to_owned())
+                    .unwrap_or_default(),
+            ),
             ("deviceName", opt(&l.device_name).into()),
             ("userPrincipalName", opt(&l.user_principal_name).into()),
             ("devicePlatform", l.device_platform.clone()),
@@ -140,7 +165,13 @@ impl<'a> Output<'a> {
         }
         let mut t = Table::new();
         t.load_preset(UTF8_BORDERS_ONLY);
-        t.set_header(vec!["id", "subjectName", "serialNumber", "status", "validTo"]);
+        t.set_header(vec![
+            "id",
+            "subjectName",
+            "serialNumber",
+            "status",
+            "validTo",
+        ]);
         for l in leaves {
             t.add_row(vec![
                 l.id.clone(),
@@ -162,7 +193,8 @@ impl<'a> Output<'a> {
 
     pub fn count(&mut self, what: &str, n: u64) -> Result<()> {
         if self.json {
-            return self.json_value(&serde_json::json!({ what: n }));
+            // One line: it closes the JSON-lines stream of `acknowledged` batches.
+            return self.line(&serde_json::json!({ what: n }).to_string());
         }
         self.line(&format!("{what} {n} leaf certificate(s)"))
     }
@@ -184,9 +216,15 @@ impl<'a> Output<'a> {
     pub fn progress(&self, total: u64, what: &str) -> ProgressBar {
         let bar = ProgressBar::with_draw_target(
             Some(total),
-            if self.json { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() },
+            if self.json {
+                ProgressDrawTarget::hidden()
+            } else {
+                ProgressDrawTarget::stderr()
+            },
         );
-        if let Ok(style) = ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} ({per_sec}, eta {eta})") {
+        if let Ok(style) =
+            ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} ({per_sec}, eta {eta})")
+        {
             bar.set_style(style);
         }
         bar.set_message(what.to_owned());

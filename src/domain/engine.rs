@@ -11,10 +11,12 @@ use time::{Duration, OffsetDateTime};
 
 use crate::clock::Clock;
 use crate::secrets::Kek;
-use crate::store::{CaRow, ChangeKind, LeafFilter, LeafQuery, LeafRow, Store, StoreError, Tx, TxMode};
+use crate::store::{
+    CaRow, ChangeKind, LeafFilter, LeafQuery, LeafRow, Store, StoreError, Tx, TxMode,
+};
 use crate::x509::cert::{self, CertRequest, CertRole, ParsedCert, RevocationPointers};
 use crate::x509::names::{self, SubjectParts};
-use crate::x509::{csr, keys, oids, pem, HashAlgorithm, KeyAlgorithm, Signer, SoftwareKey};
+use crate::x509::{csr, oids, pem, HashAlgorithm, KeyAlgorithm, Signer, SoftwareKey};
 
 use super::error::{PkiError, Result};
 use super::lifecycle::{self, Action, Effect, Facts};
@@ -101,7 +103,9 @@ pub struct Pki {
 
 impl std::fmt::Debug for Pki {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pki").field("settings", &self.settings).finish_non_exhaustive()
+        f.debug_struct("Pki")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
     }
 }
 
@@ -110,7 +114,8 @@ fn ts(t: OffsetDateTime) -> i64 {
 }
 
 fn from_ts(s: i64) -> Result<OffsetDateTime> {
-    OffsetDateTime::from_unix_timestamp(s).map_err(|e| PkiError::Store(StoreError::Corrupt(e.to_string())))
+    OffsetDateTime::from_unix_timestamp(s)
+        .map_err(|e| PkiError::Store(StoreError::Corrupt(e.to_string())))
 }
 
 fn corrupt(e: impl std::fmt::Display) -> PkiError {
@@ -118,7 +123,8 @@ fn corrupt(e: impl std::fmt::Display) -> PkiError {
 }
 
 fn parse_oid(s: &str) -> Result<ObjectIdentifier> {
-    ObjectIdentifier::new(s.trim()).map_err(|_| PkiError::Invalid(format!("{s:?} is not an object identifier")))
+    ObjectIdentifier::new(s.trim())
+        .map_err(|_| PkiError::Invalid(format!("{s:?} is not an object identifier")))
 }
 
 fn add_years(t: OffsetDateTime, years: u32) -> Result<OffsetDateTime> {
@@ -146,23 +152,46 @@ impl LoadedCa {
         } else {
             0
         };
-        let anchored_cas = if action == Action::Delete { tx.live_children(&self.row.id)? } else { 0 };
-        Ok(Facts { ca_type: self.entity.cloud_certification_authority_type, status: self.status(), active_leaves, anchored_cas })
+        let anchored_cas = if action == Action::Delete {
+            tx.live_children(&self.row.id)?
+        } else {
+            0
+        };
+        Ok(Facts {
+            ca_type: self.entity.cloud_certification_authority_type,
+            status: self.status(),
+            active_leaves,
+            anchored_cas,
+        })
     }
 
     fn ekus(&self) -> Result<Vec<ObjectIdentifier>> {
-        self.entity.extended_key_usages.iter().map(|e| parse_oid(&e.object_identifier)).collect()
+        self.entity
+            .extended_key_usages
+            .iter()
+            .map(|e| parse_oid(&e.object_identifier))
+            .collect()
     }
 
     fn cert(&self) -> Result<ParsedCert> {
-        let der = self.row.cert.as_deref().ok_or_else(|| corrupt("CA without certificate"))?;
+        let der = self
+            .row
+            .cert
+            .as_deref()
+            .ok_or_else(|| corrupt("CA without certificate"))?;
         Ok(ParsedCert::from_der(der)?)
     }
 }
 
 impl Pki {
     pub fn new(store: Arc<dyn Store>, kek: Kek, clock: Arc<dyn Clock>, settings: Settings) -> Self {
-        Pki { store, kek, clock, settings, signers: Mutex::new(HashMap::new()) }
+        Pki {
+            store,
+            kek,
+            clock,
+            settings,
+            signers: Mutex::new(HashMap::new()),
+        }
     }
 
     pub fn settings(&self) -> &Settings {
@@ -178,7 +207,10 @@ impl Pki {
     }
 
     fn load_ca(&self, tx: &mut dyn Tx, id: &str, now: OffsetDateTime) -> Result<LoadedCa> {
-        let row = tx.ca(id)?.ok_or_else(|| PkiError::NotFound { what: "certification authority", id: id.to_owned() })?;
+        let row = tx.ca(id)?.ok_or_else(|| PkiError::NotFound {
+            what: "certification authority",
+            id: id.to_owned(),
+        })?;
         let entity = self.ca_entity(&row, now)?;
         Ok(LoadedCa { row, entity })
     }
@@ -186,7 +218,8 @@ impl Pki {
     /// Decodes a stored CA into its Graph entity, deriving status and eTag.
     pub fn ca_entity(&self, row: &CaRow, now: OffsetDateTime) -> Result<CertificationAuthority> {
         let mut e: CertificationAuthority = serde_json::from_str(&row.doc).map_err(corrupt)?;
-        let stored = CaStatus::parse(&row.status).ok_or_else(|| corrupt(format!("CA status {}", row.status)))?;
+        let stored = CaStatus::parse(&row.status)
+            .ok_or_else(|| corrupt(format!("CA status {}", row.status)))?;
         let expired = e.validity_end_date_time.is_some_and(|end| end <= now);
         e.certification_authority_status = match stored {
             CaStatus::Active | CaStatus::Paused if expired => CaStatus::Expired,
@@ -214,7 +247,12 @@ impl Pki {
     /// The CA's signing key, unsealed once and cached.
     fn signer(&self, tx: &mut dyn Tx, ca: &LoadedCa) -> Result<Arc<SoftwareKey>> {
         let id = &ca.row.id;
-        if let Some(s) = self.signers.lock().unwrap_or_else(|p| p.into_inner()).get(id) {
+        if let Some(s) = self
+            .signers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+        {
             return Ok(s.clone());
         }
         let sealed = tx.sealed_key(id)?.ok_or_else(|| corrupt("CA has no key"))?;
@@ -224,12 +262,18 @@ impl Pki {
             ca.entity.cloud_certification_authority_hashing_algorithm,
             &pkcs8,
         )?);
-        self.signers.lock().unwrap_or_else(|p| p.into_inner()).insert(id.clone(), key.clone());
+        self.signers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone(), key.clone());
         Ok(key)
     }
 
     fn forget_signer(&self, id: &str) {
-        self.signers.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+        self.signers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
     }
 
     fn ca_row(&self, entity: &CertificationAuthority, row_version: i64) -> Result<CaRow> {
@@ -272,11 +316,19 @@ impl Pki {
     pub fn create_ca(&self, req: NewCa) -> Result<CertificationAuthority> {
         req.subject.validate()?;
         if req.validity_years == 0 || req.validity_years > MAX_VALIDITY_YEARS {
-            return Err(PkiError::Invalid(format!("validityPeriodInYears must be 1 to {MAX_VALIDITY_YEARS}")));
+            return Err(PkiError::Invalid(format!(
+                "validityPeriodInYears must be 1 to {MAX_VALIDITY_YEARS}"
+            )));
         }
-        let mut ekus = req.ekus.iter().map(|s| parse_oid(s)).collect::<Result<Vec<_>>>()?;
+        let mut ekus = req
+            .ekus
+            .iter()
+            .map(|s| parse_oid(s))
+            .collect::<Result<Vec<_>>>()?;
         if ekus.contains(&oids::ANY_EKU) {
-            return Err(PkiError::Invalid("the Any Purpose EKU (2.5.29.37.0) is not allowed".into()));
+            return Err(PkiError::Invalid(
+                "the Any Purpose EKU (2.5.29.37.0) is not allowed".into(),
+            ));
         }
         ekus.dedup();
         match (req.ca_type, &req.issuer_id) {
@@ -310,7 +362,10 @@ impl Pki {
         let mut entity = CertificationAuthority {
             odata_type: CA_ODATA_TYPE.into(),
             id: id.clone(),
-            display_name: req.display_name.clone().unwrap_or_else(|| req.subject.common_name.clone()),
+            display_name: req
+                .display_name
+                .clone()
+                .unwrap_or_else(|| req.subject.common_name.clone()),
             description: req.description.clone(),
             scep_server_url: None,
             certificate_revocation_list_url: Some(self.settings.crl_url(&id, version)),
@@ -320,7 +375,11 @@ impl Pki {
             certification_authority_status: CaStatus::Active,
             e_tag: None,
             last_modified_date_time: Some(now),
-            role_scope_tag_ids: if req.role_scope_tag_ids.is_empty() { vec!["0".into()] } else { req.role_scope_tag_ids.clone() },
+            role_scope_tag_ids: if req.role_scope_tag_ids.is_empty() {
+                vec!["0".into()]
+            } else {
+                req.role_scope_tag_ids.clone()
+            },
             created_date_time: Some(now),
             certification_authority_issuer_id: req.issuer_id.clone(),
             issuer_common_name: None,
@@ -331,7 +390,11 @@ impl Pki {
             common_name: req.subject.common_name.clone(),
             organization_name: req.subject.organization_name.clone(),
             organization_unit: req.subject.organization_unit.clone(),
-            country_name: req.subject.country_name.as_ref().map(|c| c.to_ascii_uppercase()),
+            country_name: req
+                .subject
+                .country_name
+                .as_ref()
+                .map(|c| c.to_ascii_uppercase()),
             state_name: req.subject.state_name.clone(),
             locality_name: req.subject.locality_name.clone(),
             subject_name: names::graph_subject_name(&subject),
@@ -377,14 +440,22 @@ impl Pki {
             CaType::IssuingCertificationAuthority => {
                 let root_id = req.issuer_id.as_deref().unwrap_or_default();
                 let root = self.load_ca(tx.as_mut(), root_id, now)?;
-                lifecycle::check(Action::AnchorIssuingCa, root.facts(tx.as_mut(), now, Action::AnchorIssuingCa)?)?;
+                lifecycle::check(
+                    Action::AnchorIssuingCa,
+                    root.facts(tx.as_mut(), now, Action::AnchorIssuingCa)?,
+                )?;
                 let root_ekus = root.ekus()?;
                 if ekus.is_empty() {
                     ekus = root_ekus.clone();
                 } else if let Some(extra) = ekus.iter().find(|e| !root_ekus.contains(e)) {
-                    return Err(PkiError::Invalid(format!("EKU {extra} is not defined on the root CA")));
+                    return Err(PkiError::Invalid(format!(
+                        "EKU {extra} is not defined on the root CA"
+                    )));
                 }
-                let root_end = root.entity.validity_end_date_time.ok_or_else(|| corrupt("root without validity"))?;
+                let root_end = root
+                    .entity
+                    .validity_end_date_time
+                    .ok_or_else(|| corrupt("root without validity"))?;
                 if not_after > root_end {
                     return Err(PkiError::Invalid(format!(
                         "an issuing CA cannot outlive its root: {} years ends after the root's notAfter {root_end}",
@@ -406,8 +477,12 @@ impl Pki {
                         key_usage: cert::ca_key_usage(),
                         ekus: ekus.clone(),
                         pointers: Some(RevocationPointers {
-                            crl_url: self.settings.crl_url(&root.row.id, root.entity.version_number),
-                            ca_issuers_url: self.settings.cert_url(&root.row.id, root.entity.version_number),
+                            crl_url: self
+                                .settings
+                                .crl_url(&root.row.id, root.entity.version_number),
+                            ca_issuers_url: self
+                                .settings
+                                .cert_url(&root.row.id, root.entity.version_number),
                             ocsp_url: Some(self.settings.ocsp_url()),
                         }),
                         subject_alt_name: None,
@@ -416,7 +491,8 @@ impl Pki {
                 )?;
                 entity.issuer_common_name = Some(root.entity.common_name.clone());
                 entity.root_certificate_common_name = Some(root.entity.common_name.clone());
-                entity.certification_authority_issuer_uri = root.entity.certificate_download_url.clone();
+                entity.certification_authority_issuer_uri =
+                    root.entity.certificate_download_url.clone();
                 (Some(der), None)
             }
             CaType::IssuingCertificationAuthorityWithExternalRoot => {
@@ -425,7 +501,9 @@ impl Pki {
                 }
                 let csr_der = csr::build_ca_request(&subject, &key, &ekus)?;
                 entity.certification_authority_status = CaStatus::SigningPending;
-                entity.certificate_signing_request = Some(<base64ct::Base64 as base64ct::Encoding>::encode_string(&csr_der));
+                entity.certificate_signing_request = Some(
+                    <base64ct::Base64 as base64ct::Encoding>::encode_string(&csr_der),
+                );
                 entity.validity_start_date_time = None;
                 entity.validity_end_date_time = None;
                 (None, Some(csr_der))
@@ -433,7 +511,10 @@ impl Pki {
         };
         entity.extended_key_usages = ekus
             .iter()
-            .map(|o| ExtendedKeyUsage { name: eku_name(&o.to_string()).into(), object_identifier: o.to_string() })
+            .map(|o| ExtendedKeyUsage {
+                name: eku_name(&o.to_string()).into(),
+                object_identifier: o.to_string(),
+            })
             .collect();
         if let Some(der) = &cert_der {
             let parsed = ParsedCert::from_der(der)?;
@@ -446,7 +527,10 @@ impl Pki {
         tx.insert_ca(&row, Some(&sealed))?;
         tx.append_change(ts(now), ChangeKind::CaCreated, &id, None)?;
         tx.commit()?;
-        self.signers.lock().unwrap_or_else(|p| p.into_inner()).insert(id, Arc::new(key));
+        self.signers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, Arc::new(key));
         entity.e_tag = Some("W/\"1\"".into());
         Ok(entity)
     }
@@ -466,19 +550,37 @@ impl Pki {
     /// The CA certificate (DER), if it has one yet.
     pub fn ca_certificate(&self, id: &str) -> Result<Vec<u8>> {
         let mut tx = self.store.begin(TxMode::Read)?;
-        let row = tx.ca(id)?.ok_or_else(|| PkiError::NotFound { what: "certification authority", id: id.into() })?;
-        row.cert.ok_or_else(|| PkiError::Invalid("the CA has no certificate yet: signing is pending".into()))
+        let row = tx.ca(id)?.ok_or_else(|| PkiError::NotFound {
+            what: "certification authority",
+            id: id.into(),
+        })?;
+        row.cert.ok_or_else(|| {
+            PkiError::Invalid("the CA has no certificate yet: signing is pending".into())
+        })
     }
 
     /// The CSR of a CA awaiting its external signature (DER).
     pub fn ca_csr(&self, id: &str) -> Result<Vec<u8>> {
         let mut tx = self.store.begin(TxMode::Read)?;
-        let row = tx.ca(id)?.ok_or_else(|| PkiError::NotFound { what: "certification authority", id: id.into() })?;
-        row.csr.ok_or_else(|| PkiError::Invalid("the CA has no certificate signing request (only a CA with an external root does)".into()))
+        let row = tx.ca(id)?.ok_or_else(|| PkiError::NotFound {
+            what: "certification authority",
+            id: id.into(),
+        })?;
+        row.csr.ok_or_else(|| {
+            PkiError::Invalid(
+                "the CA has no certificate signing request (only a CA with an external root does)"
+                    .into(),
+            )
+        })
     }
 
     /// Applies a status-changing action (pause, resume, revoke) to a CA.
-    fn transition(&self, id: &str, action: Action, reason: Option<RevocationReason>) -> Result<CertificationAuthority> {
+    fn transition(
+        &self,
+        id: &str,
+        action: Action,
+        reason: Option<RevocationReason>,
+    ) -> Result<CertificationAuthority> {
         let now = self.clock.now();
         let mut tx = self.store.begin(TxMode::Write)?;
         let mut ca = self.load_ca(tx.as_mut(), id, now)?;
@@ -489,7 +591,11 @@ impl Pki {
         }
         if action == Action::Revoke {
             ca.row.revoked_at = Some(ts(now));
-            ca.row.revocation_reason = Some(reason.unwrap_or(RevocationReason::CessationOfOperation).code());
+            ca.row.revocation_reason = Some(
+                reason
+                    .unwrap_or(RevocationReason::CessationOfOperation)
+                    .code(),
+            );
             ca.entity.revocation_date_time = Some(now);
         }
         self.save_ca(tx.as_mut(), &mut ca, now)?;
@@ -507,7 +613,11 @@ impl Pki {
     }
 
     /// Revokes an issuing CA's certificate (it then appears on its root's CRL).
-    pub fn revoke_ca(&self, id: &str, reason: Option<RevocationReason>) -> Result<CertificationAuthority> {
+    pub fn revoke_ca(
+        &self,
+        id: &str,
+        reason: Option<RevocationReason>,
+    ) -> Result<CertificationAuthority> {
         self.transition(id, Action::Revoke, reason)
     }
 
@@ -551,7 +661,11 @@ impl Pki {
             ca.entity.description = d;
         }
         if let Some(tags) = role_scope_tag_ids {
-            ca.entity.role_scope_tag_ids = if tags.is_empty() { vec!["0".into()] } else { tags };
+            ca.entity.role_scope_tag_ids = if tags.is_empty() {
+                vec!["0".into()]
+            } else {
+                tags
+            };
         }
         self.save_ca(tx.as_mut(), &mut ca, now)?;
         tx.append_change(ts(now), ChangeKind::CaUpdated, id, None)?;
@@ -562,28 +676,48 @@ impl Pki {
     /// Completes an external-root CA: `signed` must be a CA certificate for
     /// this CA's key, signed by the first certificate of `chain`, and the
     /// chain must verify up to a self-signed root.
-    pub fn upload_signed_certificate(&self, id: &str, signed: &[u8], chain: &[u8]) -> Result<CertificationAuthority> {
+    pub fn upload_signed_certificate(
+        &self,
+        id: &str,
+        signed: &[u8],
+        chain: &[u8],
+    ) -> Result<CertificationAuthority> {
         let cert_der = pem::decode_one(signed, &["CERTIFICATE"])?;
-        let leaf = ParsedCert::from_der(&cert_der).map_err(|e| PkiError::Rejected(format!("signed certificate: {e}")))?;
+        let leaf = ParsedCert::from_der(&cert_der)
+            .map_err(|e| PkiError::Rejected(format!("signed certificate: {e}")))?;
         let mut chain_certs = Vec::new();
         for der in pem::decode_all(chain, &["CERTIFICATE"])? {
-            chain_certs.push(ParsedCert::from_der(&der).map_err(|e| PkiError::Rejected(format!("chain certificate: {e}")))?);
+            chain_certs.push(
+                ParsedCert::from_der(&der)
+                    .map_err(|e| PkiError::Rejected(format!("chain certificate: {e}")))?,
+            );
         }
         let now = self.clock.now();
         let mut tx = self.store.begin(TxMode::Write)?;
         let mut ca = self.load_ca(tx.as_mut(), id, now)?;
-        lifecycle::check(Action::UploadSignedCertificate, ca.facts(tx.as_mut(), now, Action::UploadSignedCertificate)?)?;
+        lifecycle::check(
+            Action::UploadSignedCertificate,
+            ca.facts(tx.as_mut(), now, Action::UploadSignedCertificate)?,
+        )?;
         let key = self.signer(tx.as_mut(), &ca)?;
 
         if leaf.tbs().subject_public_key_info != *key.public_key() {
-            return Err(PkiError::Rejected("the certificate is not for this CA's key".into()));
+            return Err(PkiError::Rejected(
+                "the certificate is not for this CA's key".into(),
+            ));
         }
         if !leaf.is_ca()? {
-            return Err(PkiError::Rejected("the certificate is not a CA certificate (basicConstraints cA / keyCertSign)".into()));
+            return Err(PkiError::Rejected(
+                "the certificate is not a CA certificate (basicConstraints cA / keyCertSign)"
+                    .into(),
+            ));
         }
-        let in_validity = |c: &ParsedCert| -> Result<bool> { Ok(c.not_before()? <= now && now < c.not_after()?) };
+        let in_validity =
+            |c: &ParsedCert| -> Result<bool> { Ok(c.not_before()? <= now && now < c.not_after()?) };
         if !in_validity(&leaf)? {
-            return Err(PkiError::Rejected("the certificate is not within its validity period".into()));
+            return Err(PkiError::Rejected(
+                "the certificate is not within its validity period".into(),
+            ));
         }
         // Walk leaf -> ... -> self-signed anchor, verifying every signature.
         let mut ordered: Vec<ParsedCert> = Vec::new();
@@ -591,17 +725,28 @@ impl Pki {
         loop {
             let issuer = chain_certs
                 .iter()
-                .find(|c| c.tbs().subject == current.tbs().issuer && current.verify_signed_by(&c.tbs().subject_public_key_info).is_ok())
+                .find(|c| {
+                    c.tbs().subject == current.tbs().issuer
+                        && current
+                            .verify_signed_by(&c.tbs().subject_public_key_info)
+                            .is_ok()
+                })
                 .cloned()
-                .ok_or_else(|| PkiError::Rejected(format!(
-                    "no certificate in the chain signed {}",
-                    names::graph_subject_name(&current.tbs().subject)
-                )))?;
+                .ok_or_else(|| {
+                    PkiError::Rejected(format!(
+                        "no certificate in the chain signed {}",
+                        names::graph_subject_name(&current.tbs().subject)
+                    ))
+                })?;
             if !issuer.is_ca()? {
-                return Err(PkiError::Rejected("a chain certificate is not a CA certificate".into()));
+                return Err(PkiError::Rejected(
+                    "a chain certificate is not a CA certificate".into(),
+                ));
             }
             if !in_validity(&issuer)? {
-                return Err(PkiError::Rejected("a chain certificate is not within its validity period".into()));
+                return Err(PkiError::Rejected(
+                    "a chain certificate is not within its validity period".into(),
+                ));
             }
             let done = issuer.is_self_issued();
             ordered.push(issuer.clone());
@@ -609,7 +754,9 @@ impl Pki {
                 break;
             }
             if ordered.len() > 8 {
-                return Err(PkiError::Rejected("the chain is longer than 8 certificates".into()));
+                return Err(PkiError::Rejected(
+                    "the chain is longer than 8 certificates".into(),
+                ));
             }
             current = issuer;
         }
@@ -617,12 +764,17 @@ impl Pki {
         let anchor = &ordered[ordered.len() - 1];
         let cert_ekus = leaf.ekus()?;
         if cert_ekus.contains(&oids::ANY_EKU) {
-            return Err(PkiError::Rejected("the certificate carries the Any Purpose EKU".into()));
+            return Err(PkiError::Rejected(
+                "the certificate carries the Any Purpose EKU".into(),
+            ));
         }
         if !cert_ekus.is_empty() {
             ca.entity.extended_key_usages = cert_ekus
                 .iter()
-                .map(|o| ExtendedKeyUsage { name: eku_name(&o.to_string()).into(), object_identifier: o.to_string() })
+                .map(|o| ExtendedKeyUsage {
+                    name: eku_name(&o.to_string()).into(),
+                    object_identifier: o.to_string(),
+                })
                 .collect();
         }
         ca.entity.certification_authority_status = CaStatus::Active;
@@ -646,7 +798,10 @@ impl Pki {
     /// The certificates above a CA, issuer first (for chain downloads).
     pub fn ca_chain(&self, id: &str) -> Result<Vec<Vec<u8>>> {
         let mut tx = self.store.begin(TxMode::Read)?;
-        let row = tx.ca(id)?.ok_or_else(|| PkiError::NotFound { what: "certification authority", id: id.into() })?;
+        let row = tx.ca(id)?.ok_or_else(|| PkiError::NotFound {
+            what: "certification authority",
+            id: id.into(),
+        })?;
         if !row.chain.is_empty() {
             return Ok(row.chain);
         }
@@ -666,29 +821,33 @@ impl Pki {
 
     /// Checks a CSR and the CA's permission to issue for it; returns what the
     /// certificate will be built from.
-    fn prepare_leaf(&self, ca: &LoadedCa, request: &NewLeaf) -> Result<(csr::VerifiedCsr, Vec<ObjectIdentifier>, String)> {
-        let csr = csr::verify(&request.csr).map_err(|e| PkiError::Rejected(format!("certificate signing request: {e}")))?;
-        let strength = keys::strength_bits(&csr.public_key).map_err(|e| PkiError::Rejected(e.to_string()))?;
-        if strength < MIN_LEAF_STRENGTH {
-            return Err(PkiError::Rejected(format!(
-                "the requested key offers {strength} bits of security; at least {MIN_LEAF_STRENGTH} (RSA-2048, P-256) is required"
-            )));
-        }
+    fn prepare_leaf(
+        &self,
+        ca: &LoadedCa,
+        request: &NewLeaf,
+    ) -> Result<(csr::VerifiedCsr, Vec<ObjectIdentifier>, String)> {
+        let csr = csr::verify(&request.csr, MIN_LEAF_STRENGTH)
+            .map_err(|e| PkiError::Rejected(format!("certificate signing request: {e}")))?;
         if csr.subject.0.is_empty() && csr.subject_alt_name.is_none() {
-            return Err(PkiError::Rejected("the request has neither a subject nor a subjectAltName".into()));
+            return Err(PkiError::Rejected(
+                "the request has neither a subject nor a subjectAltName".into(),
+            ));
         }
         let ca_ekus = ca.ekus()?;
         let ekus = if csr.requested_ekus.is_empty() {
             ca_ekus
         } else {
             if let Some(missing) = csr.requested_ekus.iter().find(|e| !ca_ekus.contains(e)) {
-                return Err(PkiError::Rejected(format!("the CA does not have the requested EKU {missing}")));
+                return Err(PkiError::Rejected(format!(
+                    "the CA does not have the requested EKU {missing}"
+                )));
             }
             csr.requested_ekus.clone()
         };
         let platform = match &request.device_platform {
             None => "Unknown",
-            Some(p) => device_platform(p).ok_or_else(|| PkiError::Invalid(format!("unknown devicePlatform {p:?}")))?,
+            Some(p) => device_platform(p)
+                .ok_or_else(|| PkiError::Invalid(format!("unknown devicePlatform {p:?}")))?,
         };
         Ok((csr, ekus, platform.to_owned()))
     }
@@ -704,7 +863,10 @@ impl Pki {
     ) -> Result<(LeafCertificate, Vec<u8>)> {
         let (csr, ekus, platform) = prepared;
         let ca_cert = ca.cert()?;
-        let ca_end = ca.entity.validity_end_date_time.ok_or_else(|| corrupt("CA without validity"))?;
+        let ca_end = ca
+            .entity
+            .validity_end_date_time
+            .ok_or_else(|| corrupt("CA without validity"))?;
         let days = request.validity_days.unwrap_or(365).clamp(1, 3650);
         let not_before = now - BACKDATE;
         let not_after = (now + Duration::days(i64::from(days))).min(ca_end);
@@ -781,7 +943,9 @@ impl Pki {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(PkiError::Store(StoreError::Backend("could not find a free serial number".into())))
+        Err(PkiError::Store(StoreError::Backend(
+            "could not find a free serial number".into(),
+        )))
     }
 
     /// Issues one leaf certificate from a PKCS#10 request.
@@ -789,7 +953,10 @@ impl Pki {
         let now = self.clock.now();
         let mut tx = self.store.begin(TxMode::Write)?;
         let ca = self.load_ca(tx.as_mut(), ca_id, now)?;
-        lifecycle::check(Action::IssueLeaf, ca.facts(tx.as_mut(), now, Action::IssueLeaf)?)?;
+        lifecycle::check(
+            Action::IssueLeaf,
+            ca.facts(tx.as_mut(), now, Action::IssueLeaf)?,
+        )?;
         let prepared = self.prepare_leaf(&ca, request)?;
         let signer = self.signer(tx.as_mut(), &ca)?;
         let out = self.build_leaf(tx.as_mut(), &ca, &signer, &prepared, request, now)?;
@@ -812,13 +979,19 @@ impl Pki {
             let now = self.clock.now();
             let mut tx = self.store.begin(TxMode::Write)?;
             let ca = self.load_ca(tx.as_mut(), ca_id, now)?;
-            lifecycle::check(Action::IssueLeaf, ca.facts(tx.as_mut(), now, Action::IssueLeaf)?)?;
+            lifecycle::check(
+                Action::IssueLeaf,
+                ca.facts(tx.as_mut(), now, Action::IssueLeaf)?,
+            )?;
             let prepared = self.prepare_leaf(&ca, request)?;
             let signer = self.signer(tx.as_mut(), &ca)?;
             let n = batch.max(1).min(count - issued);
             let mut done = Vec::with_capacity(n as usize);
             for _ in 0..n {
-                done.push(self.build_leaf(tx.as_mut(), &ca, &signer, &prepared, request, now)?.0);
+                done.push(
+                    self.build_leaf(tx.as_mut(), &ca, &signer, &prepared, request, now)?
+                        .0,
+                );
             }
             tx.commit()?;
             issued += n;
@@ -830,24 +1003,40 @@ impl Pki {
     pub fn get_leaf(&self, id: &str) -> Result<(LeafCertificate, Vec<u8>)> {
         let now = self.clock.now();
         let mut tx = self.store.begin(TxMode::Read)?;
-        let row = tx.leaf(id)?.ok_or_else(|| PkiError::NotFound { what: "leaf certificate", id: id.into() })?;
+        let row = tx.leaf(id)?.ok_or_else(|| PkiError::NotFound {
+            what: "leaf certificate",
+            id: id.into(),
+        })?;
         Ok((self.leaf_entity(&row, now)?, row.der))
     }
 
     /// Finds a leaf by serial number (any case, with or without `00`).
-    pub fn find_leaf_by_serial(&self, ca_id: Option<&str>, serial: &str) -> Result<LeafCertificate> {
+    pub fn find_leaf_by_serial(
+        &self,
+        ca_id: Option<&str>,
+        serial: &str,
+    ) -> Result<LeafCertificate> {
         let now = self.clock.now();
         let mut tx = self.store.begin(TxMode::Read)?;
         let row = self.leaf_row_by_serial(tx.as_mut(), ca_id, serial)?;
         self.leaf_entity(&row, now)
     }
 
-    fn leaf_row_by_serial(&self, tx: &mut dyn Tx, ca_id: Option<&str>, serial: &str) -> Result<LeafRow> {
-        let canonical = crate::x509::normalize_serial(serial)
-            .ok_or_else(|| PkiError::Invalid(format!("{serial:?} is not a hexadecimal serial number")))?;
+    fn leaf_row_by_serial(
+        &self,
+        tx: &mut dyn Tx,
+        ca_id: Option<&str>,
+        serial: &str,
+    ) -> Result<LeafRow> {
+        let canonical = crate::x509::normalize_serial(serial).ok_or_else(|| {
+            PkiError::Invalid(format!("{serial:?} is not a hexadecimal serial number"))
+        })?;
         let mut rows = tx.leaves_by_serial(ca_id, &canonical)?;
         match rows.len() {
-            0 => Err(PkiError::NotFound { what: "leaf certificate with serial number", id: canonical }),
+            0 => Err(PkiError::NotFound {
+                what: "leaf certificate with serial number",
+                id: canonical,
+            }),
             1 => Ok(rows.remove(0)),
             _ => Err(PkiError::AmbiguousSerial(canonical)),
         }
@@ -866,7 +1055,9 @@ impl Pki {
             after_seq: q.after_seq,
             limit: q.limit,
         })?;
-        rows.iter().map(|r| Ok((r.seq, self.leaf_entity(r, now)?))).collect()
+        rows.iter()
+            .map(|r| Ok((r.seq, self.leaf_entity(r, now)?)))
+            .collect()
     }
 
     pub fn count_leaves(&self, ca_id: Option<&str>, status: Option<LeafStatus>) -> Result<u64> {
@@ -875,7 +1066,13 @@ impl Pki {
         Ok(tx.count_leaves(ca_id, leaf_filter(status, now))?)
     }
 
-    fn revoke_row(&self, tx: &mut dyn Tx, row: &LeafRow, reason: RevocationReason, now: OffsetDateTime) -> Result<LeafCertificate> {
+    fn revoke_row(
+        &self,
+        tx: &mut dyn Tx,
+        row: &LeafRow,
+        reason: RevocationReason,
+        now: OffsetDateTime,
+    ) -> Result<LeafCertificate> {
         let ca = self.load_ca(tx, &row.ca_id, now)?;
         lifecycle::check(Action::RevokeLeaf, ca.facts(tx, now, Action::RevokeLeaf)?)?;
         if !tx.revoke_leaf(&row.id, ts(now), reason.code())? {
@@ -889,19 +1086,35 @@ impl Pki {
     }
 
     /// Revokes one leaf by id. Revoking twice is an error, not a second entry.
-    pub fn revoke_leaf(&self, id: &str, ca_id: Option<&str>, reason: RevocationReason) -> Result<LeafCertificate> {
+    pub fn revoke_leaf(
+        &self,
+        id: &str,
+        ca_id: Option<&str>,
+        reason: RevocationReason,
+    ) -> Result<LeafCertificate> {
         let now = self.clock.now();
         let mut tx = self.store.begin(TxMode::Write)?;
-        let row = tx.leaf(id)?.ok_or_else(|| PkiError::NotFound { what: "leaf certificate", id: id.into() })?;
+        let row = tx.leaf(id)?.ok_or_else(|| PkiError::NotFound {
+            what: "leaf certificate",
+            id: id.into(),
+        })?;
         if ca_id.is_some_and(|c| c != row.ca_id) {
-            return Err(PkiError::NotFound { what: "leaf certificate of this CA", id: id.into() });
+            return Err(PkiError::NotFound {
+                what: "leaf certificate of this CA",
+                id: id.into(),
+            });
         }
         let out = self.revoke_row(tx.as_mut(), &row, reason, now)?;
         tx.commit()?;
         Ok(out)
     }
 
-    pub fn revoke_leaf_by_serial(&self, ca_id: Option<&str>, serial: &str, reason: RevocationReason) -> Result<LeafCertificate> {
+    pub fn revoke_leaf_by_serial(
+        &self,
+        ca_id: Option<&str>,
+        serial: &str,
+        reason: RevocationReason,
+    ) -> Result<LeafCertificate> {
         let now = self.clock.now();
         let mut tx = self.store.begin(TxMode::Write)?;
         let row = self.leaf_row_by_serial(tx.as_mut(), ca_id, serial)?;
@@ -911,12 +1124,19 @@ impl Pki {
     }
 
     /// Revokes the given leaves in one transaction: all or none.
-    pub fn revoke_leaves(&self, ids: &[String], reason: RevocationReason) -> Result<Vec<LeafCertificate>> {
+    pub fn revoke_leaves(
+        &self,
+        ids: &[String],
+        reason: RevocationReason,
+    ) -> Result<Vec<LeafCertificate>> {
         let now = self.clock.now();
         let mut tx = self.store.begin(TxMode::Write)?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
-            let row = tx.leaf(id)?.ok_or_else(|| PkiError::NotFound { what: "leaf certificate", id: id.clone() })?;
+            let row = tx.leaf(id)?.ok_or_else(|| PkiError::NotFound {
+                what: "leaf certificate",
+                id: id.clone(),
+            })?;
             out.push(self.revoke_row(tx.as_mut(), &row, reason, now)?);
         }
         tx.commit()?;
@@ -937,7 +1157,10 @@ impl Pki {
             let now = self.clock.now();
             let mut tx = self.store.begin(TxMode::Write)?;
             let ca = self.load_ca(tx.as_mut(), ca_id, now)?;
-            lifecycle::check(Action::RevokeLeaf, ca.facts(tx.as_mut(), now, Action::RevokeLeaf)?)?;
+            lifecycle::check(
+                Action::RevokeLeaf,
+                ca.facts(tx.as_mut(), now, Action::RevokeLeaf)?,
+            )?;
             let rows = tx.leaves(&LeafQuery {
                 ca_id: Some(ca_id.to_owned()),
                 filter: LeafFilter::Active { now: ts(now) },
@@ -961,7 +1184,10 @@ impl Pki {
     pub fn update_leaf(&self, id: &str, patch: &NewLeaf) -> Result<LeafCertificate> {
         let now = self.clock.now();
         let mut tx = self.store.begin(TxMode::Write)?;
-        let row = tx.leaf(id)?.ok_or_else(|| PkiError::NotFound { what: "leaf certificate", id: id.into() })?;
+        let row = tx.leaf(id)?.ok_or_else(|| PkiError::NotFound {
+            what: "leaf certificate",
+            id: id.into(),
+        })?;
         let mut e = self.leaf_entity(&row, now)?;
         if let Some(v) = &patch.device_name {
             e.device_name = Some(v.clone());
@@ -976,7 +1202,9 @@ impl Pki {
             e.user_id = Some(v.clone());
         }
         if let Some(p) = &patch.device_platform {
-            e.device_platform = device_platform(p).ok_or_else(|| PkiError::Invalid(format!("unknown devicePlatform {p:?}")))?.into();
+            e.device_platform = device_platform(p)
+                .ok_or_else(|| PkiError::Invalid(format!("unknown devicePlatform {p:?}")))?
+                .into();
         }
         tx.update_leaf_doc(id, &serde_json::to_string(&e).map_err(corrupt)?)?;
         tx.append_change(ts(now), ChangeKind::LeafUpdated, &row.ca_id, Some(id))?;
@@ -1002,5 +1230,8 @@ fn leaf_filter(status: Option<LeafStatus>, now: OffsetDateTime) -> LeafFilter {
 /// DER of a CA's SubjectPublicKeyInfo (for external tools and tests).
 pub fn spki_der_of(cert_der: &[u8]) -> Result<Vec<u8>> {
     let c = ParsedCert::from_der(cert_der)?;
-    Ok(c.tbs().subject_public_key_info.to_der().map_err(crate::x509::X509Error::from)?)
+    Ok(c.tbs()
+        .subject_public_key_info
+        .to_der()
+        .map_err(crate::x509::X509Error::from)?)
 }

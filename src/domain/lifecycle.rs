@@ -93,7 +93,9 @@ pub enum Refusal {
     AlreadyRevoked,
     #[error("the CA has no certificate yet (signing pending); delete it instead")]
     NothingToRevoke,
-    #[error("{0} active leaf certificate(s) remain: revoke every active leaf before revoking the CA")]
+    #[error(
+        "{0} active leaf certificate(s) remain: revoke every active leaf before revoking the CA"
+    )]
     ActiveLeavesRemain(u64),
     #[error("the CA is {0}: revoke an issuing CA before deleting it")]
     RevokeBeforeDelete(&'static str),
@@ -110,7 +112,12 @@ pub enum Refusal {
 /// Decides whether `action` may happen to a CA with these `facts`.
 pub fn check(action: Action, facts: Facts) -> Result<Effect, Refusal> {
     use CaStatus::*;
-    let Facts { ca_type, status, active_leaves, anchored_cas } = facts;
+    let Facts {
+        ca_type,
+        status,
+        active_leaves,
+        anchored_cas,
+    } = facts;
     let is_root = ca_type == CaType::RootCertificationAuthority;
     match action {
         Action::IssueLeaf => {
@@ -147,7 +154,9 @@ pub fn check(action: Action, facts: Facts) -> Result<Effect, Refusal> {
                 Revoked => Err(Refusal::AlreadyRevoked),
                 SigningPending => Err(Refusal::NothingToRevoke),
                 Active => Err(Refusal::PauseBeforeRevoke(status.name())),
-                Paused | Expired if active_leaves > 0 => Err(Refusal::ActiveLeavesRemain(active_leaves)),
+                Paused | Expired if active_leaves > 0 => {
+                    Err(Refusal::ActiveLeavesRemain(active_leaves))
+                }
                 Paused | Expired => Ok(Effect::Become(Revoked)),
             }
         }
@@ -229,7 +238,12 @@ mod tests {
         (EXT, Revoked, Action::Delete, Effect::Remove),
         (EXT, Expired, Action::Delete, Effect::Remove),
         (EXT, SigningPending, Action::Delete, Effect::Remove),
-        (EXT, SigningPending, Action::UploadSignedCertificate, Effect::Become(Active)),
+        (
+            EXT,
+            SigningPending,
+            Action::UploadSignedCertificate,
+            Effect::Become(Active),
+        ),
         (EXT, Active, Action::RevokeLeaf, Effect::Stay),
         (EXT, Paused, Action::RevokeLeaf, Effect::Stay),
         (EXT, Revoked, Action::RevokeLeaf, Effect::Stay),
@@ -237,7 +251,12 @@ mod tests {
     ];
 
     fn facts(ca_type: CaType, status: CaStatus) -> Facts {
-        Facts { ca_type, status, active_leaves: 0, anchored_cas: 0 }
+        Facts {
+            ca_type,
+            status,
+            active_leaves: 0,
+            anchored_cas: 0,
+        }
     }
 
     #[test]
@@ -252,8 +271,13 @@ mod tests {
                         .map(|row| row.3);
                     let got = check(a, facts(t, s));
                     match expected {
-                        Some(effect) => assert_eq!(got, Ok(effect), "{t:?} {s:?} {a:?} should be allowed"),
-                        None => assert!(got.is_err(), "{t:?} {s:?} {a:?} should be refused, got {got:?}"),
+                        Some(effect) => {
+                            assert_eq!(got, Ok(effect), "{t:?} {s:?} {a:?} should be allowed")
+                        }
+                        None => assert!(
+                            got.is_err(),
+                            "{t:?} {s:?} {a:?} should be refused, got {got:?}"
+                        ),
                     }
                     checked += 1;
                 }
@@ -264,24 +288,57 @@ mod tests {
 
     #[test]
     fn revoke_needs_no_active_leaves() {
-        let f = Facts { active_leaves: 3, ..facts(ISS, Paused) };
-        assert_eq!(check(Action::Revoke, f), Err(Refusal::ActiveLeavesRemain(3)));
-        assert!(check(Action::Revoke, f).unwrap_err().to_string().contains("revoke every active leaf"));
+        let f = Facts {
+            active_leaves: 3,
+            ..facts(ISS, Paused)
+        };
+        assert_eq!(
+            check(Action::Revoke, f),
+            Err(Refusal::ActiveLeavesRemain(3))
+        );
+        assert!(check(Action::Revoke, f)
+            .unwrap_err()
+            .to_string()
+            .contains("revoke every active leaf"));
     }
 
     #[test]
     fn root_delete_needs_no_anchored_cas() {
-        let f = Facts { anchored_cas: 2, ..facts(ROOT, Active) };
-        assert_eq!(check(Action::Delete, f), Err(Refusal::IssuingCasAnchored(2)));
+        let f = Facts {
+            anchored_cas: 2,
+            ..facts(ROOT, Active)
+        };
+        assert_eq!(
+            check(Action::Delete, f),
+            Err(Refusal::IssuingCasAnchored(2))
+        );
     }
 
     #[test]
     fn refusals_name_the_rule() {
-        assert_eq!(check(Action::Revoke, facts(ISS, Active)), Err(Refusal::PauseBeforeRevoke("active")));
-        assert_eq!(check(Action::Revoke, facts(ROOT, Paused)), Err(Refusal::RootNotRevocable));
-        assert_eq!(check(Action::Delete, facts(ISS, Paused)), Err(Refusal::RevokeBeforeDelete("paused")));
-        assert_eq!(check(Action::IssueLeaf, facts(ISS, Paused)), Err(Refusal::NotActive("paused")));
-        assert_eq!(check(Action::IssueLeaf, facts(ROOT, Active)), Err(Refusal::RootIssuesNoLeaves));
-        assert_eq!(check(Action::Revoke, facts(ISS, Revoked)), Err(Refusal::AlreadyRevoked));
+        assert_eq!(
+            check(Action::Revoke, facts(ISS, Active)),
+            Err(Refusal::PauseBeforeRevoke("active"))
+        );
+        assert_eq!(
+            check(Action::Revoke, facts(ROOT, Paused)),
+            Err(Refusal::RootNotRevocable)
+        );
+        assert_eq!(
+            check(Action::Delete, facts(ISS, Paused)),
+            Err(Refusal::RevokeBeforeDelete("paused"))
+        );
+        assert_eq!(
+            check(Action::IssueLeaf, facts(ISS, Paused)),
+            Err(Refusal::NotActive("paused"))
+        );
+        assert_eq!(
+            check(Action::IssueLeaf, facts(ROOT, Active)),
+            Err(Refusal::RootIssuesNoLeaves)
+        );
+        assert_eq!(
+            check(Action::Revoke, facts(ISS, Revoked)),
+            Err(Refusal::AlreadyRevoked)
+        );
     }
 }

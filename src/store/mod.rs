@@ -84,10 +84,14 @@ pub struct LeafRow {
 pub enum LeafFilter {
     All,
     /// Not revoked and `not_after` after this instant (unix seconds).
-    Active { now: i64 },
+    Active {
+        now: i64,
+    },
     Revoked,
     /// Not revoked, and `not_after` at or before this instant.
-    Expired { now: i64 },
+    Expired {
+        now: i64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,7 +198,13 @@ pub trait Tx {
     fn update_leaf_doc(&mut self, id: &str, doc: &str) -> Result<()>;
 
     /// Appends to the change log; returns the new sequence number.
-    fn append_change(&mut self, at: i64, kind: ChangeKind, ca_id: &str, leaf_id: Option<&str>) -> Result<i64>;
+    fn append_change(
+        &mut self,
+        at: i64,
+        kind: ChangeKind,
+        ca_id: &str,
+        leaf_id: Option<&str>,
+    ) -> Result<i64>;
     /// Highest sequence number committed (0 when empty).
     fn last_change_seq(&mut self) -> Result<i64>;
     fn changes_since(&mut self, seq: i64, limit: u32) -> Result<Vec<Change>>;

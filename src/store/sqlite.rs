@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::{CaRow, Change, ChangeKind, LeafFilter, LeafQuery, LeafRow, Result, Store, StoreError, Tx, TxMode};
+use super::{
+    CaRow, Change, ChangeKind, LeafFilter, LeafQuery, LeafRow, Result, Store, StoreError, Tx,
+    TxMode,
+};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how
 /// many have run. Never edit a released migration: append a new one.
@@ -92,7 +95,9 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        let store = SqliteStore { conn: Mutex::new(conn) };
+        let store = SqliteStore {
+            conn: Mutex::new(conn),
+        };
         store.migrate()?;
         Ok(store)
     }
@@ -110,7 +115,10 @@ impl SqliteStore {
             let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
             let supported = MIGRATIONS.len() as i64;
             if version > supported {
-                return Err(StoreError::SchemaTooNew { found: version, supported });
+                return Err(StoreError::SchemaTooNew {
+                    found: version,
+                    supported,
+                });
             }
             for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
                 conn.execute_batch(sql)?;
@@ -193,14 +201,17 @@ fn split_chain(mut blob: &[u8]) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     while blob.len() >= 4 {
         let len = u32::from_be_bytes([blob[0], blob[1], blob[2], blob[3]]) as usize;
-        let Some(cert) = blob.get(4..4 + len) else { break };
+        let Some(cert) = blob.get(4..4 + len) else {
+            break;
+        };
         out.push(cert.to_vec());
         blob = &blob[4 + len..];
     }
     out
 }
 
-const LEAF_COLUMNS: &str = "seq, id, ca_id, serial, not_after, revoked_at, revocation_reason, doc, der";
+const LEAF_COLUMNS: &str =
+    "seq, id, ca_id, serial, not_after, revoked_at, revocation_reason, doc, der";
 
 fn leaf_row(r: &Row<'_>) -> rusqlite::Result<LeafRow> {
     Ok(LeafRow {
@@ -254,9 +265,12 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn cas(&mut self) -> Result<Vec<CaRow>> {
-        let sql = format!("SELECT {CA_COLUMNS} FROM cas WHERE deleted_at IS NULL ORDER BY created_order");
+        let sql =
+            format!("SELECT {CA_COLUMNS} FROM cas WHERE deleted_at IS NULL ORDER BY created_order");
         let mut stmt = self.conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map([], ca_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let rows = stmt
+            .query_map([], ca_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
 
@@ -265,7 +279,9 @@ impl Tx for SqliteTx<'_> {
             "SELECT {CA_COLUMNS} FROM cas WHERE issuer_id = ? AND revoked_at IS NOT NULL ORDER BY created_order"
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map([issuer_id], ca_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let rows = stmt
+            .query_map([issuer_id], ca_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
 
@@ -279,9 +295,11 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn insert_ca(&mut self, row: &CaRow, sealed_key: Option<&[u8]>) -> Result<()> {
-        let order: i64 = self
-            .conn
-            .query_row("SELECT coalesce(max(created_order), 0) + 1 FROM cas", [], |r| r.get(0))?;
+        let order: i64 = self.conn.query_row(
+            "SELECT coalesce(max(created_order), 0) + 1 FROM cas",
+            [],
+            |r| r.get(0),
+        )?;
         let res = self.conn.execute(
             "INSERT INTO cas (id, common_name, issuer_id, status, doc, cert, chain, csr, sealed_key,
                               revoked_at, revocation_reason, row_version, crl_number, created_order)
@@ -305,7 +323,9 @@ impl Tx for SqliteTx<'_> {
         );
         match res {
             Ok(_) => Ok(()),
-            Err(e) if is_unique_violation(&e) => Err(StoreError::DuplicateCommonName(row.common_name.clone())),
+            Err(e) if is_unique_violation(&e) => {
+                Err(StoreError::DuplicateCommonName(row.common_name.clone()))
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -335,7 +355,8 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn delete_ca(&mut self, id: &str, at: i64) -> Result<()> {
-        self.conn.execute("DELETE FROM leaves WHERE ca_id = ?", [id])?;
+        self.conn
+            .execute("DELETE FROM leaves WHERE ca_id = ?", [id])?;
         let n = self.conn.execute(
             "UPDATE cas SET deleted_at = ?, sealed_key = NULL, csr = NULL, row_version = row_version + 1
              WHERE id = ? AND deleted_at IS NULL",
@@ -391,7 +412,11 @@ impl Tx for SqliteTx<'_> {
 
     fn leaf(&mut self, id: &str) -> Result<Option<LeafRow>> {
         let sql = format!("SELECT {LEAF_COLUMNS} FROM leaves WHERE id = ?");
-        Ok(self.conn.prepare_cached(&sql)?.query_row([id], leaf_row).optional()?)
+        Ok(self
+            .conn
+            .prepare_cached(&sql)?
+            .query_row([id], leaf_row)
+            .optional()?)
     }
 
     fn leaves_by_serial(&mut self, ca_id: Option<&str>, serial: &str) -> Result<Vec<LeafRow>> {
@@ -441,14 +466,22 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn update_leaf_doc(&mut self, id: &str, doc: &str) -> Result<()> {
-        let n = self.conn.execute("UPDATE leaves SET doc = ? WHERE id = ?", [doc, id])?;
+        let n = self
+            .conn
+            .execute("UPDATE leaves SET doc = ? WHERE id = ?", [doc, id])?;
         if n != 1 {
             return Err(StoreError::Conflict);
         }
         Ok(())
     }
 
-    fn append_change(&mut self, at: i64, kind: ChangeKind, ca_id: &str, leaf_id: Option<&str>) -> Result<i64> {
+    fn append_change(
+        &mut self,
+        at: i64,
+        kind: ChangeKind,
+        ca_id: &str,
+        leaf_id: Option<&str>,
+    ) -> Result<i64> {
         self.conn
             .prepare_cached("INSERT INTO changes (at, kind, ca_id, leaf_id) VALUES (?, ?, ?, ?)")?
             .execute(params![at, kind.as_str(), ca_id, leaf_id])?;
@@ -458,22 +491,37 @@ impl Tx for SqliteTx<'_> {
     fn last_change_seq(&mut self) -> Result<i64> {
         Ok(self
             .conn
-            .query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| r.get(0))?)
+            .query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| {
+                r.get(0)
+            })?)
     }
 
     fn changes_since(&mut self, seq: i64, limit: u32) -> Result<Vec<Change>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT seq, at, kind, ca_id, leaf_id FROM changes WHERE seq > ? ORDER BY seq LIMIT ?")?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq, at, kind, ca_id, leaf_id FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
+        )?;
         let rows = stmt
             .query_map(params![seq, limit], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, r.get(3)?, r.get(4)?))
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                ))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         rows.into_iter()
             .map(|(seq, at, kind, ca_id, leaf_id)| {
-                let kind = ChangeKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("change kind {kind}")))?;
-                Ok(Change { seq, at, kind, ca_id, leaf_id })
+                let kind = ChangeKind::parse(&kind)
+                    .ok_or_else(|| StoreError::Corrupt(format!("change kind {kind}")))?;
+                Ok(Change {
+                    seq,
+                    at,
+                    kind,
+                    ca_id,
+                    leaf_id,
+                })
             })
             .collect()
     }
@@ -525,7 +573,10 @@ mod tests {
         let s = SqliteStore::in_memory().unwrap();
         let mut tx = s.begin(TxMode::Write).unwrap();
         tx.insert_ca(&ca("a", "Root", None), Some(b"k")).unwrap();
-        assert!(matches!(tx.insert_ca(&ca("b", "root", None), None), Err(StoreError::DuplicateCommonName(_))));
+        assert!(matches!(
+            tx.insert_ca(&ca("b", "root", None), None),
+            Err(StoreError::DuplicateCommonName(_))
+        ));
         assert_eq!(tx.ca("a").unwrap().unwrap(), ca("a", "Root", None));
         assert_eq!(tx.sealed_key("a").unwrap().as_deref(), Some(&b"k"[..]));
         tx.commit().unwrap();
@@ -546,7 +597,8 @@ mod tests {
         let s = SqliteStore::in_memory().unwrap();
         let mut tx = s.begin(TxMode::Write).unwrap();
         tx.insert_ca(&ca("r", "Root", None), Some(b"k")).unwrap();
-        tx.insert_ca(&ca("i", "Issuing", Some("r")), Some(b"k")).unwrap();
+        tx.insert_ca(&ca("i", "Issuing", Some("r")), Some(b"k"))
+            .unwrap();
         let mut row = tx.ca("i").unwrap().unwrap();
         row.row_version = 5; // stale
         assert!(matches!(tx.update_ca(&row), Err(StoreError::Conflict)));
@@ -572,25 +624,56 @@ mod tests {
         let mut tx = s.begin(TxMode::Write).unwrap();
         tx.insert_ca(&ca("i", "Issuing", None), None).unwrap();
         for n in 0..10 {
-            tx.insert_leaf(&leaf(&format!("l{n}"), "i", &format!("{n:02X}"), if n < 8 { 100 } else { 10 }))
-                .unwrap();
+            tx.insert_leaf(&leaf(
+                &format!("l{n}"),
+                "i",
+                &format!("{n:02X}"),
+                if n < 8 { 100 } else { 10 },
+            ))
+            .unwrap();
         }
-        assert!(matches!(tx.insert_leaf(&leaf("x", "i", "01", 100)), Err(StoreError::DuplicateSerial)));
+        assert!(matches!(
+            tx.insert_leaf(&leaf("x", "i", "01", 100)),
+            Err(StoreError::DuplicateSerial)
+        ));
         assert!(tx.revoke_leaf("l0", 50, 1).unwrap());
         assert!(!tx.revoke_leaf("l0", 51, 1).unwrap());
-        assert_eq!(tx.count_leaves(Some("i"), LeafFilter::Active { now: 50 }).unwrap(), 7);
-        assert_eq!(tx.count_leaves(Some("i"), LeafFilter::Expired { now: 50 }).unwrap(), 2);
+        assert_eq!(
+            tx.count_leaves(Some("i"), LeafFilter::Active { now: 50 })
+                .unwrap(),
+            7
+        );
+        assert_eq!(
+            tx.count_leaves(Some("i"), LeafFilter::Expired { now: 50 })
+                .unwrap(),
+            2
+        );
         assert_eq!(tx.count_leaves(None, LeafFilter::Revoked).unwrap(), 1);
         let page1 = tx
-            .leaves(&LeafQuery { ca_id: Some("i".into()), filter: LeafFilter::All, after_seq: 0, limit: 4 })
+            .leaves(&LeafQuery {
+                ca_id: Some("i".into()),
+                filter: LeafFilter::All,
+                after_seq: 0,
+                limit: 4,
+            })
             .unwrap();
         let page2 = tx
-            .leaves(&LeafQuery { ca_id: Some("i".into()), filter: LeafFilter::All, after_seq: page1[3].seq, limit: 100 })
+            .leaves(&LeafQuery {
+                ca_id: Some("i".into()),
+                filter: LeafFilter::All,
+                after_seq: page1[3].seq,
+                limit: 100,
+            })
             .unwrap();
         assert_eq!(page1.len() + page2.len(), 10);
         assert_eq!(tx.leaves_by_serial(Some("i"), "05").unwrap()[0].id, "l5");
-        let seq = tx.append_change(1, ChangeKind::LeafRevoked, "i", Some("l0")).unwrap();
+        let seq = tx
+            .append_change(1, ChangeKind::LeafRevoked, "i", Some("l0"))
+            .unwrap();
         assert_eq!(tx.last_change_seq().unwrap(), seq);
-        assert_eq!(tx.changes_since(0, 10).unwrap()[0].kind, ChangeKind::LeafRevoked);
+        assert_eq!(
+            tx.changes_since(0, 10).unwrap()[0].kind,
+            ChangeKind::LeafRevoked
+        );
     }
 }

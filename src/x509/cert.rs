@@ -17,7 +17,7 @@ use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::{Time, Validity};
 
-use super::keys::{verify_signature, Signer};
+use super::keys::{verify_signed_der, Signer};
 use super::{oids, X509Error};
 
 /// Where relying parties find revocation data and the issuer's certificate.
@@ -58,8 +58,8 @@ pub struct CertRequest {
 
 /// RFC 5280 §4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050.
 pub fn x509_time(t: OffsetDateTime) -> Result<Time, X509Error> {
-    let secs = u64::try_from(t.unix_timestamp())
-        .map_err(|_| X509Error::Time("before 1970".into()))?;
+    let secs =
+        u64::try_from(t.unix_timestamp()).map_err(|_| X509Error::Time("before 1970".into()))?;
     let d = std::time::Duration::from_secs(secs);
     if t.year() < 2050 {
         Ok(Time::UtcTime(UtcTime::from_unix_duration(d)?))
@@ -113,7 +113,13 @@ fn extensions(req: &CertRequest) -> Result<Vec<Extension>, X509Error> {
     let mut exts = Vec::new();
     if let CertRole::Ca { path_len } = req.role {
         // critical = true comes from AsExtension for BasicConstraints with ca=true.
-        exts.push(ext(subject, &BasicConstraints { ca: true, path_len_constraint: path_len })?);
+        exts.push(ext(
+            subject,
+            &BasicConstraints {
+                ca: true,
+                path_len_constraint: path_len,
+            },
+        )?);
     }
     exts.push(ext(subject, &req.key_usage)?);
     if !req.ekus.is_empty() {
@@ -239,7 +245,10 @@ pub struct ParsedCert {
 impl ParsedCert {
     pub fn from_der(der: &[u8]) -> Result<Self, X509Error> {
         let cert = Certificate::from_der(der)?;
-        Ok(ParsedCert { cert, der: der.to_vec() })
+        Ok(ParsedCert {
+            cert,
+            der: der.to_vec(),
+        })
     }
 
     pub fn tbs(&self) -> &TbsCertificate {
@@ -248,13 +257,7 @@ impl ParsedCert {
 
     /// Checks that `issuer` signed this certificate.
     pub fn verify_signed_by(&self, issuer: &SubjectPublicKeyInfoOwned) -> Result<(), X509Error> {
-        let tbs = self.cert.tbs_certificate.to_der()?;
-        let sig = self
-            .cert
-            .signature
-            .as_bytes()
-            .ok_or(X509Error::Malformed("signature bit string"))?;
-        verify_signature(issuer, &self.cert.signature_algorithm, &tbs, sig)
+        verify_signed_der(&self.der, issuer)
     }
 
     pub fn basic_constraints(&self) -> Result<Option<BasicConstraints>, X509Error> {
@@ -266,7 +269,11 @@ impl ParsedCert {
     }
 
     pub fn ekus(&self) -> Result<Vec<ObjectIdentifier>, X509Error> {
-        Ok(self.tbs().get::<ExtendedKeyUsage>()?.map(|(_, e)| e.0).unwrap_or_default())
+        Ok(self
+            .tbs()
+            .get::<ExtendedKeyUsage>()?
+            .map(|(_, e)| e.0)
+            .unwrap_or_default())
     }
 
     pub fn subject_key_id(&self) -> Result<Option<Vec<u8>>, X509Error> {
@@ -281,12 +288,15 @@ impl ParsedCert {
         let Some((_, aia)) = self.tbs().get::<AuthorityInfoAccessSyntax>()? else {
             return Ok(None);
         };
-        Ok(aia.0.iter().find_map(|ad| match (&ad.access_location, ad.access_method) {
-            (GeneralName::UniformResourceIdentifier(u), m) if m == oids::AD_CA_ISSUERS => {
-                Some(u.to_string())
-            }
-            _ => None,
-        }))
+        Ok(aia
+            .0
+            .iter()
+            .find_map(|ad| match (&ad.access_location, ad.access_method) {
+                (GeneralName::UniformResourceIdentifier(u), m) if m == oids::AD_CA_ISSUERS => {
+                    Some(u.to_string())
+                }
+                _ => None,
+            }))
     }
 
     pub fn not_before(&self) -> Result<OffsetDateTime, X509Error> {

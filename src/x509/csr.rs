@@ -5,13 +5,15 @@ use der::asn1::{BitString, OctetString, SetOfVec};
 use der::{Any, Decode, Encode};
 use spki::SubjectPublicKeyInfoOwned;
 use x509_cert::attr::Attribute;
-use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, SubjectAltName, SubjectKeyIdentifier};
+use x509_cert::ext::pkix::{
+    BasicConstraints, ExtendedKeyUsage, SubjectAltName, SubjectKeyIdentifier,
+};
 use x509_cert::ext::{AsExtension, Extension};
 use x509_cert::name::Name;
 use x509_cert::request::{CertReq, CertReqInfo, ExtensionReq, Version};
 
 use super::cert::{ca_key_usage, key_identifier};
-use super::keys::{verify_signature, Signer};
+use super::keys::{verify_signed_der, Signer};
 use super::{oids, X509Error};
 
 /// A CSR whose signature has been checked.
@@ -28,18 +30,21 @@ pub struct VerifiedCsr {
 /// Largest CSR we accept: far above any real one, small enough to bound work.
 pub const MAX_CSR_LEN: usize = 64 * 1024;
 
-/// Parses a DER CSR and verifies its self-signature (proof of possession).
-pub fn verify(der: &[u8]) -> Result<VerifiedCsr, X509Error> {
+/// Parses a DER CSR, refuses keys weaker than `min_strength` bits of
+/// security (checked first: a 1024-bit RSA key deserves that answer, not a
+/// signature failure), and verifies its self-signature (proof of possession).
+pub fn verify(der: &[u8], min_strength: u16) -> Result<VerifiedCsr, X509Error> {
     if der.len() > MAX_CSR_LEN {
         return Err(X509Error::Malformed("CSR larger than 64 KiB"));
     }
     let req = CertReq::from_der(der)?;
-    let info_der = req.info.to_der()?;
-    let sig = req
-        .signature
-        .as_bytes()
-        .ok_or(X509Error::Malformed("CSR signature bit string"))?;
-    verify_signature(&req.info.public_key, &req.algorithm, &info_der, sig)?;
+    let strength = super::keys::strength_bits(&req.info.public_key)?;
+    if strength < min_strength {
+        return Err(X509Error::WeakKey(format!(
+            "the requested key offers {strength} bits of security; at least {min_strength} (RSA-2048, P-256) is required"
+        )));
+    }
+    verify_signed_der(der, &req.info.public_key)?;
 
     let mut requested_ekus = Vec::new();
     let mut subject_alt_name = None;
@@ -77,7 +82,11 @@ pub fn build_ca_request(
     ekus: &[der::asn1::ObjectIdentifier],
 ) -> Result<Vec<u8>, X509Error> {
     let mut exts = vec![
-        BasicConstraints { ca: true, path_len_constraint: Some(0) }.to_extension(subject, &[])?,
+        BasicConstraints {
+            ca: true,
+            path_len_constraint: Some(0),
+        }
+        .to_extension(subject, &[])?,
         ca_key_usage().to_extension(subject, &[])?,
         SubjectKeyIdentifier(OctetString::new(key_identifier(signer.public_key()))?)
             .to_extension(subject, &[])?,
@@ -115,17 +124,23 @@ mod tests {
 
     fn request(kind: KeyAlgorithm) -> Vec<u8> {
         let (key, _) = SoftwareKey::generate(kind, HashAlgorithm::Sha256).unwrap();
-        let name = SubjectParts { common_name: "device-1".into(), ..Default::default() }
-            .to_name()
-            .unwrap();
+        let name = SubjectParts {
+            common_name: "device-1".into(),
+            ..Default::default()
+        }
+        .to_name()
+        .unwrap();
         build_ca_request(&name, &key, &[oids::KP_CLIENT_AUTH]).unwrap()
     }
 
     #[test]
     fn own_request_verifies() {
-        let csr = verify(&request(KeyAlgorithm::EcP256)).unwrap();
+        let csr = verify(&request(KeyAlgorithm::EcP256), 112).unwrap();
         assert_eq!(csr.requested_ekus, vec![oids::KP_CLIENT_AUTH]);
-        assert_eq!(crate::x509::names::common_name(&csr.subject).as_deref(), Some("device-1"));
+        assert_eq!(
+            crate::x509::names::common_name(&csr.subject).as_deref(),
+            Some("device-1")
+        );
     }
 
     #[test]
@@ -134,13 +149,13 @@ mod tests {
         // Flip a byte inside the subject's commonName ("device-1").
         let pos = der.windows(8).position(|w| w == b"device-1").unwrap();
         der[pos] ^= 0x01;
-        assert!(matches!(verify(&der), Err(X509Error::BadSignature)));
+        assert!(matches!(verify(&der, 112), Err(X509Error::BadSignature)));
     }
 
     #[test]
     fn garbage_is_refused_without_panic() {
         for input in [&b""[..], b"\x30", b"\x30\x03\x02\x01\x00", &[0xff; 100]] {
-            assert!(verify(input).is_err());
+            assert!(verify(input, 112).is_err());
         }
     }
 }

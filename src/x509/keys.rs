@@ -64,7 +64,9 @@ impl KeyAlgorithm {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.name().eq_ignore_ascii_case(s))
+        Self::ALL
+            .into_iter()
+            .find(|k| k.name().eq_ignore_ascii_case(s))
     }
 
     pub fn is_rsa(self) -> bool {
@@ -111,7 +113,9 @@ impl HashAlgorithm {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|h| h.name().eq_ignore_ascii_case(s))
+        Self::ALL
+            .into_iter()
+            .find(|h| h.name().eq_ignore_ascii_case(s))
     }
 
     pub(crate) fn digest_alg(self) -> &'static aws_lc_rs::digest::Algorithm {
@@ -168,7 +172,10 @@ fn crypto(what: &'static str) -> impl Fn(aws_lc_rs::error::Unspecified) -> X509E
     move |_| X509Error::Crypto(what)
 }
 
-fn native_ecdsa(kind: KeyAlgorithm, hash: HashAlgorithm) -> Option<&'static sig::EcdsaSigningAlgorithm> {
+fn native_ecdsa(
+    kind: KeyAlgorithm,
+    hash: HashAlgorithm,
+) -> Option<&'static sig::EcdsaSigningAlgorithm> {
     use HashAlgorithm::*;
     use KeyAlgorithm::*;
     Some(match (kind, hash) {
@@ -272,7 +279,8 @@ impl SoftwareKey {
         pkcs8: &[u8],
     ) -> Result<Self, X509Error> {
         let (inner, spki_der) = if kind.is_rsa() {
-            let kp = RsaKeyPair::from_pkcs8(pkcs8).map_err(|_| X509Error::Crypto("RSA key import"))?;
+            let kp =
+                RsaKeyPair::from_pkcs8(pkcs8).map_err(|_| X509Error::Crypto("RSA key import"))?;
             let spki = kp
                 .public_key()
                 .as_der()
@@ -332,9 +340,15 @@ fn prehash_key(kind: KeyAlgorithm, pkcs8: &[u8]) -> Result<Inner, X509Error> {
     use p256::pkcs8::DecodePrivateKey;
     let bad = |_| X509Error::Crypto("EC key import");
     Ok(match kind {
-        KeyAlgorithm::EcP256 => Inner::P256Prehash(p256::ecdsa::SigningKey::from_pkcs8_der(pkcs8).map_err(bad)?),
-        KeyAlgorithm::EcP384 => Inner::P384Prehash(p384::ecdsa::SigningKey::from_pkcs8_der(pkcs8).map_err(bad)?),
-        KeyAlgorithm::EcP256k => Inner::K256Prehash(k256::ecdsa::SigningKey::from_pkcs8_der(pkcs8).map_err(bad)?),
+        KeyAlgorithm::EcP256 => {
+            Inner::P256Prehash(p256::ecdsa::SigningKey::from_pkcs8_der(pkcs8).map_err(bad)?)
+        }
+        KeyAlgorithm::EcP384 => {
+            Inner::P384Prehash(p384::ecdsa::SigningKey::from_pkcs8_der(pkcs8).map_err(bad)?)
+        }
+        KeyAlgorithm::EcP256k => {
+            Inner::K256Prehash(k256::ecdsa::SigningKey::from_pkcs8_der(pkcs8).map_err(bad)?)
+        }
         _ => return Err(X509Error::Crypto("no signer for this curve and hash")),
     })
 }
@@ -365,15 +379,18 @@ impl Signer for SoftwareKey {
                 .as_ref()
                 .to_vec()),
             Inner::P256Prehash(k) => {
-                let s: p256::ecdsa::Signature = k.sign_prehash(digest().as_ref()).map_err(failed)?;
+                let s: p256::ecdsa::Signature =
+                    k.sign_prehash(digest().as_ref()).map_err(failed)?;
                 Ok(s.to_der().as_bytes().to_vec())
             }
             Inner::P384Prehash(k) => {
-                let s: p384::ecdsa::Signature = k.sign_prehash(digest().as_ref()).map_err(failed)?;
+                let s: p384::ecdsa::Signature =
+                    k.sign_prehash(digest().as_ref()).map_err(failed)?;
                 Ok(s.to_der().as_bytes().to_vec())
             }
             Inner::K256Prehash(k) => {
-                let s: k256::ecdsa::Signature = k.sign_prehash(digest().as_ref()).map_err(failed)?;
+                let s: k256::ecdsa::Signature =
+                    k.sign_prehash(digest().as_ref()).map_err(failed)?;
                 Ok(s.to_der().as_bytes().to_vec())
             }
         }
@@ -388,7 +405,9 @@ pub fn key_algorithm_of(spki: &SubjectPublicKeyInfoOwned) -> Result<KeyAlgorithm
             2048 => Ok(KeyAlgorithm::Rsa2048),
             3072 => Ok(KeyAlgorithm::Rsa3072),
             4096 => Ok(KeyAlgorithm::Rsa4096),
-            _ => Err(X509Error::WeakKey(format!("RSA-{bits} is not a supported key size"))),
+            _ => Err(X509Error::WeakKey(format!(
+                "RSA-{bits} is not a supported key size"
+            ))),
         };
     }
     if spki.algorithm.oid == oids::EC_PUBLIC_KEY {
@@ -398,7 +417,9 @@ pub fn key_algorithm_of(spki: &SubjectPublicKeyInfoOwned) -> Result<KeyAlgorithm
             c if c == oids::SECP384R1 => Ok(KeyAlgorithm::EcP384),
             c if c == oids::SECP521R1 => Ok(KeyAlgorithm::EcP521),
             c if c == oids::SECP256K1 => Ok(KeyAlgorithm::EcP256k),
-            c => Err(X509Error::UnsupportedAlgorithm(format!("elliptic curve {c}"))),
+            c => Err(X509Error::UnsupportedAlgorithm(format!(
+                "elliptic curve {c}"
+            ))),
         };
     }
     Err(X509Error::UnsupportedAlgorithm(format!(
@@ -474,8 +495,12 @@ pub fn verify_signature(
             )))
         }
     };
-    let is_rsa_sig = [oids::SHA256_WITH_RSA, oids::SHA384_WITH_RSA, oids::SHA512_WITH_RSA]
-        .contains(&algorithm.oid);
+    let is_rsa_sig = [
+        oids::SHA256_WITH_RSA,
+        oids::SHA384_WITH_RSA,
+        oids::SHA512_WITH_RSA,
+    ]
+    .contains(&algorithm.oid);
     let key_bytes = spki
         .subject_public_key
         .as_bytes()
@@ -511,7 +536,8 @@ pub fn verify_signature(
         (EcP256k, _) => {
             use k256::ecdsa::signature::hazmat::PrehashVerifier;
             let vk = k256::ecdsa::VerifyingKey::from_sec1_bytes(key_bytes).map_err(|_| bad)?;
-            let s = k256::ecdsa::Signature::from_der(signature).map_err(|_| X509Error::BadSignature)?;
+            let s =
+                k256::ecdsa::Signature::from_der(signature).map_err(|_| X509Error::BadSignature)?;
             let d = aws_lc_rs::digest::digest(hash.digest_alg(), message);
             return vk
                 .verify_prehash(d.as_ref(), &s)
@@ -522,6 +548,33 @@ pub fn verify_signature(
     sig::UnparsedPublicKey::new(alg, key_bytes)
         .verify(message, signature)
         .map_err(|_| X509Error::BadSignature)
+}
+
+/// A signed ASN.1 structure (`SEQUENCE { tbs, algorithm, signature }`, the
+/// shape of Certificate, CertificationRequest and CertificateList) with the
+/// to-be-signed part kept as its original bytes: a signature covers exactly
+/// what the signer encoded, which a decode/re-encode round trip need not
+/// reproduce (non-sorted SETs, BER leftovers in attribute values).
+#[derive(der::Sequence)]
+pub struct SignedRaw<'a> {
+    pub tbs: der::AnyRef<'a>,
+    pub algorithm: spki::AlgorithmIdentifier<der::AnyRef<'a>>,
+    pub signature: der::asn1::BitStringRef<'a>,
+}
+
+/// Verifies the signature of a signed structure given as DER.
+pub fn verify_signed_der(der: &[u8], signer: &SubjectPublicKeyInfoOwned) -> Result<(), X509Error> {
+    let raw = SignedRaw::from_der(der)?;
+    let tbs = raw.tbs.to_der()?;
+    let alg = AlgorithmIdentifierOwned {
+        oid: raw.algorithm.oid,
+        parameters: raw.algorithm.parameters.map(Into::into),
+    };
+    let sig = raw
+        .signature
+        .as_bytes()
+        .ok_or(X509Error::Malformed("signature bit string"))?;
+    verify_signature(signer, &alg, &tbs, sig)
 }
 
 /// DER of a SubjectPublicKeyInfo, for key comparisons.
@@ -535,14 +588,31 @@ mod tests {
 
     #[test]
     fn every_kind_and_hash_signs_and_verifies() {
-        for kind in [KeyAlgorithm::Rsa2048, KeyAlgorithm::EcP256, KeyAlgorithm::EcP256k, KeyAlgorithm::EcP384, KeyAlgorithm::EcP521] {
+        for kind in [
+            KeyAlgorithm::Rsa2048,
+            KeyAlgorithm::EcP256,
+            KeyAlgorithm::EcP256k,
+            KeyAlgorithm::EcP384,
+            KeyAlgorithm::EcP521,
+        ] {
             let pkcs8 = generate_pkcs8(kind).unwrap();
             for hash in HashAlgorithm::ALL {
                 let key = SoftwareKey::from_pkcs8(kind, hash, &pkcs8).unwrap();
                 let sig = key.sign(b"message").unwrap();
-                verify_signature(key.public_key(), key.signature_algorithm(), b"message", &sig)
-                    .unwrap_or_else(|e| panic!("{kind:?}/{hash:?}: {e}"));
-                assert!(verify_signature(key.public_key(), key.signature_algorithm(), b"other", &sig).is_err());
+                verify_signature(
+                    key.public_key(),
+                    key.signature_algorithm(),
+                    b"message",
+                    &sig,
+                )
+                .unwrap_or_else(|e| panic!("{kind:?}/{hash:?}: {e}"));
+                assert!(verify_signature(
+                    key.public_key(),
+                    key.signature_algorithm(),
+                    b"other",
+                    &sig
+                )
+                .is_err());
                 assert_eq!(key_algorithm_of(key.public_key()).unwrap(), kind);
             }
         }

@@ -29,22 +29,34 @@ fn check_len(what: &str, value: &str, max: usize) -> Result<(), X509Error> {
         return Err(X509Error::InvalidName(format!("{what} must not be empty")));
     }
     if value.chars().count() > max {
-        return Err(X509Error::InvalidName(format!("{what} is longer than {max} characters")));
+        return Err(X509Error::InvalidName(format!(
+            "{what} is longer than {max} characters"
+        )));
     }
     if value.chars().any(char::is_control) {
-        return Err(X509Error::InvalidName(format!("{what} contains control characters")));
+        return Err(X509Error::InvalidName(format!(
+            "{what} contains control characters"
+        )));
     }
     Ok(())
 }
 
-fn utf8(oid: der::asn1::ObjectIdentifier, value: &str) -> Result<RelativeDistinguishedName, X509Error> {
+fn utf8(
+    oid: der::asn1::ObjectIdentifier,
+    value: &str,
+) -> Result<RelativeDistinguishedName, X509Error> {
     let v = Any::encode_from(&Utf8StringRef::new(value)?)?;
     rdn(oid, v)
 }
 
-fn rdn(oid: der::asn1::ObjectIdentifier, value: Any) -> Result<RelativeDistinguishedName, X509Error> {
+fn rdn(
+    oid: der::asn1::ObjectIdentifier,
+    value: Any,
+) -> Result<RelativeDistinguishedName, X509Error> {
     let atv = AttributeTypeAndValue { oid, value };
-    Ok(RelativeDistinguishedName(der::asn1::SetOfVec::try_from(vec![atv])?))
+    Ok(RelativeDistinguishedName(der::asn1::SetOfVec::try_from(
+        vec![atv],
+    )?))
 }
 
 impl SubjectParts {
@@ -65,7 +77,9 @@ impl SubjectParts {
         }
         if let Some(c) = &self.country_name {
             if c.len() != 2 || !c.bytes().all(|b| b.is_ascii_alphabetic()) {
-                return Err(X509Error::InvalidName("countryName must be two letters (ISO 3166)".into()));
+                return Err(X509Error::InvalidName(
+                    "countryName must be two letters (ISO 3166)".into(),
+                ));
             }
         }
         Ok(())
@@ -78,7 +92,10 @@ impl SubjectParts {
         let mut rdns = Vec::new();
         if let Some(c) = &self.country_name {
             let upper = c.to_ascii_uppercase();
-            rdns.push(rdn(oids::C, Any::encode_from(&PrintableStringRef::new(&upper)?)?)?);
+            rdns.push(rdn(
+                oids::C,
+                Any::encode_from(&PrintableStringRef::new(&upper)?)?,
+            )?);
         }
         if let Some(st) = &self.state_name {
             rdns.push(utf8(oids::ST, st)?);
@@ -137,7 +154,9 @@ pub fn attribute_string(value: &Any) -> Option<String> {
 fn escape(v: &str) -> String {
     let mut out = String::with_capacity(v.len());
     for (i, ch) in v.chars().enumerate() {
-        if matches!(ch, ',' | '+' | '"' | '\\' | '<' | '>' | ';') || (i == 0 && matches!(ch, '#' | ' ')) {
+        if matches!(ch, ',' | '+' | '"' | '\\' | '<' | '>' | ';')
+            || (i == 0 && matches!(ch, '#' | ' '))
+        {
             out.push('\\');
         }
         out.push(ch);
@@ -150,7 +169,8 @@ fn components(name: &Name) -> Vec<(String, String)> {
     for rdn in &name.0 {
         for atv in rdn.0.iter() {
             let key = short_name(&atv.oid).map_or_else(|| atv.oid.to_string(), str::to_owned);
-            let value = attribute_string(&atv.value).unwrap_or_else(|| "#".to_owned() + &super::hex_upper(atv.value.value()));
+            let value = attribute_string(&atv.value)
+                .unwrap_or_else(|| "#".to_owned() + &super::hex_upper(atv.value.value()));
             out.push((key, value));
         }
     }
@@ -205,8 +225,14 @@ mod tests {
     #[test]
     fn renders_like_graph() {
         let name = parts().to_name().unwrap();
-        assert_eq!(graph_subject_name(&name), "C=GB,ST=Hampshire,L=Fair Oak,O=m7kni,OU=home,CN=m7kni.io");
-        assert_eq!(graph_issuer_name(&name), "CN=m7kni.io, OU=home, O=m7kni, L=Fair Oak, S=Hampshire, C=GB");
+        assert_eq!(
+            graph_subject_name(&name),
+            "C=GB,ST=Hampshire,L=Fair Oak,O=m7kni,OU=home,CN=m7kni.io"
+        );
+        assert_eq!(
+            graph_issuer_name(&name),
+            "CN=m7kni.io, OU=home, O=m7kni, L=Fair Oak, S=Hampshire, C=GB"
+        );
         assert_eq!(common_name(&name).as_deref(), Some("m7kni.io"));
     }
 

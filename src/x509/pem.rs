@@ -18,7 +18,11 @@ pub fn decode_all(input: &[u8], labels: &[&str]) -> Result<Vec<Vec<u8>>, X509Err
     let Some(text) = text.filter(|t| t.contains("-----BEGIN ")) else {
         if let Some(t) = text {
             let compact: String = t.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-            if !compact.is_empty() && compact.bytes().all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b)) {
+            if !compact.is_empty()
+                && compact
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b))
+            {
                 if let Ok(der) = base64ct::Base64::decode_vec(&compact) {
                     return Ok(vec![der]);
                 }
@@ -47,7 +51,10 @@ pub fn decode_all(input: &[u8], labels: &[&str]) -> Result<Vec<Vec<u8>>, X509Err
         rest = &block[end + end_marker.len()..];
     }
     if out.is_empty() {
-        return Err(X509Error::Pem(format!("no PEM block labelled {}", labels.join(" or "))));
+        return Err(X509Error::Pem(format!(
+            "no PEM block labelled {}",
+            labels.join(" or ")
+        )));
     }
     Ok(out)
 }
@@ -56,7 +63,11 @@ pub fn decode_all(input: &[u8], labels: &[&str]) -> Result<Vec<Vec<u8>>, X509Err
 pub fn decode_one(input: &[u8], labels: &[&str]) -> Result<Vec<u8>, X509Error> {
     let mut all = decode_all(input, labels)?;
     if all.len() != 1 {
-        return Err(X509Error::Pem(format!("expected one {}, found {}", labels.first().unwrap_or(&"document"), all.len())));
+        return Err(X509Error::Pem(format!(
+            "expected one {}, found {}",
+            labels.first().unwrap_or(&"document"),
+            all.len()
+        )));
     }
     Ok(all.remove(0))
 }

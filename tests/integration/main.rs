@@ -1,1 +1,9 @@
+//! Integration tests: the real `cloudpki` binary driven as an operator would,
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! checked with tools we did not write (openssl, pkilint).
 
+mod chains;
+mod durability;
+mod external;
+mod lifecycle;
+mod support;
