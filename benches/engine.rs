@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 use cloudpki::config::{self, OpenOptions};
-use cloudpki::domain::{CaType, HashAlgorithm, KeyAlgorithm, NewCa, NewLeaf, Pki, RevocationReason};
+use cloudpki::domain::{
+    CaType, HashAlgorithm, KeyAlgorithm, NewCa, NewLeaf, Pki, RevocationReason,
+};
 use cloudpki::x509::names::SubjectParts;
 use cloudpki::x509::{csr, oids, SoftwareKey};
 
@@ -36,7 +38,10 @@ fn fixture(key: KeyAlgorithm) -> Fixture {
         ca_type,
         display_name: None,
         description: None,
-        subject: SubjectParts { common_name: cn.into(), ..Default::default() },
+        subject: SubjectParts {
+            common_name: cn.into(),
+            ..Default::default()
+        },
         issuer_id: issuer,
         key_size: key,
         hash: HashAlgorithm::Sha256,
@@ -44,22 +49,41 @@ fn fixture(key: KeyAlgorithm) -> Fixture {
         ekus: vec![],
         role_scope_tag_ids: vec![],
     };
-    let root = pki.create_ca(ca(CaType::RootCertificationAuthority, "Bench Root", None)).unwrap();
-    let issuing = pki
-        .create_ca(ca(CaType::IssuingCertificationAuthority, "Bench Issuing", Some(root.id)))
+    let root = pki
+        .create_ca(ca(CaType::RootCertificationAuthority, "Bench Root", None))
         .unwrap();
-    let (device_key, _) = SoftwareKey::generate(KeyAlgorithm::EcP256, HashAlgorithm::Sha256).unwrap();
-    let subject = SubjectParts { common_name: "bench-device".into(), ..Default::default() }.to_name().unwrap();
+    let issuing = pki
+        .create_ca(ca(
+            CaType::IssuingCertificationAuthority,
+            "Bench Issuing",
+            Some(root.id),
+        ))
+        .unwrap();
+    let (device_key, _) =
+        SoftwareKey::generate(KeyAlgorithm::EcP256, HashAlgorithm::Sha256).unwrap();
+    let subject = SubjectParts {
+        common_name: "bench-device".into(),
+        ..Default::default()
+    }
+    .to_name()
+    .unwrap();
     let request = NewLeaf {
         csr: csr::build_ca_request(&subject, &device_key, &[oids::KP_CLIENT_AUTH]).unwrap(),
         ..Default::default()
     };
-    Fixture { _dir: dir, pki, issuing: issuing.id, request }
+    Fixture {
+        _dir: dir,
+        pki,
+        issuing: issuing.id,
+        request,
+    }
 }
 
 fn issuance(c: &mut Criterion) {
     let mut g = c.benchmark_group("issue_leaf");
-    g.sample_size(20).measurement_time(Duration::from_secs(8)).throughput(Throughput::Elements(1));
+    g.sample_size(20)
+        .measurement_time(Duration::from_secs(8))
+        .throughput(Throughput::Elements(1));
     for key in [KeyAlgorithm::EcP256, KeyAlgorithm::Rsa2048] {
         let f = fixture(key);
         // One leaf per durable transaction: CSR check, signature, fsync.
@@ -69,12 +93,18 @@ fn issuance(c: &mut Criterion) {
     }
     g.finish();
     let mut g = c.benchmark_group("issue_leaf_bulk");
-    g.sample_size(10).measurement_time(Duration::from_secs(8)).throughput(Throughput::Elements(1000));
+    g.sample_size(10)
+        .measurement_time(Duration::from_secs(8))
+        .throughput(Throughput::Elements(1000));
     for key in [KeyAlgorithm::EcP256, KeyAlgorithm::Rsa2048] {
         let f = fixture(key);
         // 1000 leaves committed in one transaction: signing-bound.
         g.bench_function(BenchmarkId::new("batch_1000", key.name()), |b| {
-            b.iter(|| f.pki.issue_leaves_bulk(&f.issuing, &f.request, 1000, 1000, &mut |_| {}).unwrap())
+            b.iter(|| {
+                f.pki
+                    .issue_leaves_bulk(&f.issuing, &f.request, 1000, 1000, &mut |_| {})
+                    .unwrap()
+            })
         });
     }
     g.finish();
@@ -103,7 +133,10 @@ impl Pool {
 }
 
 fn revocation(c: &mut Criterion) {
-    let mut pool = Pool { f: fixture(KeyAlgorithm::EcP256), ids: Vec::new() };
+    let mut pool = Pool {
+        f: fixture(KeyAlgorithm::EcP256),
+        ids: Vec::new(),
+    };
     let mut g = c.benchmark_group("revoke_leaf");
     g.sample_size(20).measurement_time(Duration::from_secs(8));
     g.throughput(Throughput::Elements(1));
@@ -112,7 +145,10 @@ fn revocation(c: &mut Criterion) {
             let ids = pool.take(iters as usize);
             let start = Instant::now();
             for id in &ids {
-                pool.f.pki.revoke_leaf(id, None, RevocationReason::KeyCompromise).unwrap();
+                pool.f
+                    .pki
+                    .revoke_leaf(id, None, RevocationReason::KeyCompromise)
+                    .unwrap();
             }
             start.elapsed()
         })
@@ -124,7 +160,10 @@ fn revocation(c: &mut Criterion) {
             let ids = pool.take(iters as usize * BATCH);
             let start = Instant::now();
             for chunk in ids.chunks(BATCH) {
-                pool.f.pki.revoke_leaves(chunk, RevocationReason::KeyCompromise).unwrap();
+                pool.f
+                    .pki
+                    .revoke_leaves(chunk, RevocationReason::KeyCompromise)
+                    .unwrap();
             }
             start.elapsed()
         })

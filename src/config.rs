@@ -191,6 +191,7 @@ pub fn open_with_clock(opts: &OpenOptions, clock: Arc<dyn Clock>) -> Result<Pki,
         Settings {
             public_url,
             max_cas: opts.max_cas,
+            timings: crate::domain::engine::Timings::default(),
         },
     ))
 }

@@ -13,10 +13,14 @@
 //! - [`clock`]: the time source, injectable for tests.
 //! - [`cli`]: the `cloudpki` command line over the domain.
 
+pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod http;
+pub mod observability;
 pub mod secrets;
+pub mod snapshot;
 pub mod store;
 pub mod x509;

@@ -2,6 +2,7 @@
 //! Human tables by default, Graph-shaped JSON with `--json`.
 
 mod output;
+mod serve;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -75,6 +76,8 @@ pub enum Command {
     /// Leaf certificates.
     #[command(subcommand)]
     Cert(CertCommand),
+    /// Run the server: CRL, AIA and OCSP for every CA.
+    Serve(serve::ServeArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -303,6 +306,9 @@ impl Cli {
 
 /// Runs one command, writing results to `out`.
 pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
+    if let Command::Serve(args) = &cli.command {
+        return serve::run(&cli, args);
+    }
     let pki = config::open(&cli.open_options())?;
     let json = cli.json;
     let mut o = output::Output::new(out, json);
@@ -313,6 +319,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         }
         Command::Ca(cmd) => ca_command(&pki, cmd, &mut o),
         Command::Cert(cmd) => cert_command(&pki, cmd, &mut o),
+        Command::Serve(_) => Ok(()),
     }
 }
 

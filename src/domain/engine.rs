@@ -12,11 +12,12 @@ use time::{Duration, OffsetDateTime};
 use crate::clock::Clock;
 use crate::secrets::Kek;
 use crate::store::{
-    CaRow, ChangeKind, LeafFilter, LeafQuery, LeafRow, Store, StoreError, Tx, TxMode,
+    CaRow, ChangeKind, CrlRow, LeafFilter, LeafQuery, LeafRow, LeafStatusRow, Presigned, Store,
+    StoreError, Tx, TxMode,
 };
 use crate::x509::cert::{self, CertRequest, CertRole, ParsedCert, RevocationPointers};
 use crate::x509::names::{self, SubjectParts};
-use crate::x509::{csr, oids, pem, HashAlgorithm, KeyAlgorithm, Signer, SoftwareKey};
+use crate::x509::{crl, csr, ocsp, oids, pem, HashAlgorithm, KeyAlgorithm, Signer, SoftwareKey};
 
 use super::error::{PkiError, Result};
 use super::lifecycle::{self, Action, Effect, Facts};
@@ -29,13 +30,39 @@ const BACKDATE: Duration = Duration::minutes(10);
 const MIN_LEAF_STRENGTH: u16 = 112;
 const MAX_VALIDITY_YEARS: u32 = 50;
 
-/// Settings fixed when a data directory is initialised.
+/// Settings fixed when a data directory is initialised, and the
+/// revocation-data timings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     /// Base URL embedded in certificates (no trailing slash).
     pub public_url: String,
     /// Maximum number of live CAs (None: unlimited).
     pub max_cas: Option<u32>,
+    pub timings: Timings,
+}
+
+/// How long signed revocation data is valid and when it is renewed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timings {
+    /// OCSP nextUpdate - thisUpdate (default 4 days).
+    pub ocsp_validity: Duration,
+    /// Pre-signed OCSP answers older than this are re-signed (default 1 day).
+    pub ocsp_refresh_after: Duration,
+    /// CRL nextUpdate - thisUpdate (default 7 days, as Cloud PKI).
+    pub crl_validity: Duration,
+    /// A CRL older than this is re-published even without revocations (3.5 days).
+    pub crl_republish_after: Duration,
+}
+
+impl Default for Timings {
+    fn default() -> Self {
+        Timings {
+            ocsp_validity: Duration::days(4),
+            ocsp_refresh_after: Duration::days(1),
+            crl_validity: Duration::days(7),
+            crl_republish_after: Duration::hours(84),
+        }
+    }
 }
 
 impl Settings {
@@ -99,7 +126,12 @@ pub struct Pki {
     settings: Settings,
     /// Unsealed CA keys, so a burst of issuance does not unseal per request.
     signers: Mutex<HashMap<String, Arc<SoftwareKey>>>,
+    /// Called after every commit (the responder's snapshot follower wakes on it).
+    on_commit: Mutex<Option<CommitHook>>,
 }
+
+/// A callback run after each committed change.
+pub type CommitHook = Arc<dyn Fn() + Send + Sync>;
 
 impl std::fmt::Debug for Pki {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -191,7 +223,94 @@ impl Pki {
             clock,
             settings,
             signers: Mutex::new(HashMap::new()),
+            on_commit: Mutex::new(None),
         }
+    }
+
+    /// Registers the callback run after every commit.
+    pub fn set_commit_hook(&self, hook: CommitHook) {
+        *self.on_commit.lock().unwrap_or_else(|p| p.into_inner()) = Some(hook);
+    }
+
+    fn commit(&self, tx: Box<dyn Tx + '_>) -> Result<()> {
+        tx.commit()?;
+        let hook = self
+            .on_commit
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(h) = hook {
+            h();
+        }
+        Ok(())
+    }
+
+    /// Signs the SHA-1 and SHA-256 CertID answers for one certificate of `issuer`.
+    fn presign(
+        &self,
+        issuer: &ParsedCert,
+        key: &dyn Signer,
+        serial: &[u8],
+        status: ocsp::Status,
+        now: OffsetDateTime,
+    ) -> Result<Presigned> {
+        let t = &self.settings.timings;
+        let responder = ocsp::ResponderKey {
+            signer: key,
+            delegated_cert: None,
+        };
+        let one = |hash| -> Result<Vec<u8>> {
+            let answer = ocsp::SingleAnswer {
+                cert_id: ocsp::IssuerHashes::of(&issuer.cert, hash)?.cert_id(serial)?,
+                status,
+                this_update: now,
+                next_update: now + t.ocsp_validity,
+            };
+            Ok(ocsp::sign_response(&responder, &[answer], None, now)?)
+        };
+        Ok(Presigned {
+            sha1: one(ocsp::CertIdHash::Sha1)?,
+            sha256: one(ocsp::CertIdHash::Sha256)?,
+            this_update: ts(now),
+        })
+    }
+
+    /// The OCSP answers about an issuing CA's own certificate, signed by its root.
+    fn presign_ca_cert(
+        &self,
+        tx: &mut dyn Tx,
+        ca: &CaRow,
+        now: OffsetDateTime,
+    ) -> Result<Option<Presigned>> {
+        let (Some(parent_id), Some(cert)) = (&ca.issuer_id, &ca.cert) else {
+            return Ok(None);
+        };
+        let parent = self.load_ca(tx, parent_id, now)?;
+        let key = self.signer(tx, &parent)?;
+        let serial = ParsedCert::from_der(cert)?
+            .tbs()
+            .serial_number
+            .as_bytes()
+            .to_vec();
+        let status = match (ca.revoked_at, ca.revocation_reason) {
+            (Some(at), reason) => ocsp::Status::Revoked {
+                at: from_ts(at)?,
+                reason: reason.unwrap_or(0),
+            },
+            _ => ocsp::Status::Good,
+        };
+        Ok(Some(self.presign(
+            &parent.cert()?,
+            key.as_ref(),
+            &serial,
+            status,
+            now,
+        )?))
+    }
+
+    /// Sets the revocation-data timings (from the server configuration).
+    pub fn set_timings(&mut self, timings: Timings) {
+        self.settings.timings = timings;
     }
 
     pub fn settings(&self) -> &Settings {
@@ -290,6 +409,7 @@ impl Pki {
             revocation_reason: None,
             row_version,
             crl_number: 0,
+            ocsp: None,
         })
     }
 
@@ -524,9 +644,10 @@ impl Pki {
         let mut row = self.ca_row(&entity, 1)?;
         row.cert = cert_der;
         row.csr = csr_der;
+        row.ocsp = self.presign_ca_cert(tx.as_mut(), &row, now)?;
         tx.insert_ca(&row, Some(&sealed))?;
         tx.append_change(ts(now), ChangeKind::CaCreated, &id, None)?;
-        tx.commit()?;
+        self.commit(tx)?;
         self.signers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -600,7 +721,7 @@ impl Pki {
         }
         self.save_ca(tx.as_mut(), &mut ca, now)?;
         tx.append_change(ts(now), ChangeKind::CaUpdated, id, None)?;
-        tx.commit()?;
+        self.commit(tx)?;
         Ok(ca.entity)
     }
 
@@ -629,7 +750,7 @@ impl Pki {
         lifecycle::check(Action::Delete, facts)?;
         tx.delete_ca(id, ts(now))?;
         tx.append_change(ts(now), ChangeKind::CaDeleted, id, None)?;
-        tx.commit()?;
+        self.commit(tx)?;
         self.forget_signer(id);
         Ok(())
     }
@@ -669,7 +790,7 @@ impl Pki {
         }
         self.save_ca(tx.as_mut(), &mut ca, now)?;
         tx.append_change(ts(now), ChangeKind::CaUpdated, id, None)?;
-        tx.commit()?;
+        self.commit(tx)?;
         Ok(ca.entity)
     }
 
@@ -791,7 +912,7 @@ impl Pki {
         ca.row.chain = ordered.into_iter().map(|c| c.der).collect();
         self.save_ca(tx.as_mut(), &mut ca, now)?;
         tx.append_change(ts(now), ChangeKind::CaUpdated, id, None)?;
-        tx.commit()?;
+        self.commit(tx)?;
         Ok(ca.entity)
     }
 
@@ -933,6 +1054,8 @@ impl Pki {
                 revocation_reason: None,
                 doc: serde_json::to_string(&entity).map_err(corrupt)?,
                 der: der.clone(),
+                // A new certificate has its signed answer from the moment it exists.
+                ocsp: Some(self.presign(&ca_cert, signer, &req.serial, ocsp::Status::Good, now)?),
             };
             match tx.insert_leaf(&row) {
                 Ok(_) => {
@@ -960,7 +1083,7 @@ impl Pki {
         let prepared = self.prepare_leaf(&ca, request)?;
         let signer = self.signer(tx.as_mut(), &ca)?;
         let out = self.build_leaf(tx.as_mut(), &ca, &signer, &prepared, request, now)?;
-        tx.commit()?;
+        self.commit(tx)?;
         Ok(out)
     }
 
@@ -993,7 +1116,7 @@ impl Pki {
                         .0,
                 );
             }
-            tx.commit()?;
+            self.commit(tx)?;
             issued += n;
             on_batch(&done);
         }
@@ -1075,7 +1198,21 @@ impl Pki {
     ) -> Result<LeafCertificate> {
         let ca = self.load_ca(tx, &row.ca_id, now)?;
         lifecycle::check(Action::RevokeLeaf, ca.facts(tx, now, Action::RevokeLeaf)?)?;
-        if !tx.revoke_leaf(&row.id, ts(now), reason.code())? {
+        if row.revoked_at.is_some() {
+            return Err(PkiError::AlreadyRevoked(row.id.clone()));
+        }
+        let serial = crate::x509::cert::ParsedCert::from_der(&row.der)?
+            .tbs()
+            .serial_number
+            .as_bytes()
+            .to_vec();
+        let key = self.signer(tx, &ca)?;
+        let status = ocsp::Status::Revoked {
+            at: now,
+            reason: reason.code(),
+        };
+        let presigned = self.presign(&ca.cert()?, key.as_ref(), &serial, status, now)?;
+        if !tx.revoke_leaf(&row.id, ts(now), reason.code(), &presigned)? {
             return Err(PkiError::AlreadyRevoked(row.id.clone()));
         }
         tx.append_change(ts(now), ChangeKind::LeafRevoked, &row.ca_id, Some(&row.id))?;
@@ -1105,7 +1242,7 @@ impl Pki {
             });
         }
         let out = self.revoke_row(tx.as_mut(), &row, reason, now)?;
-        tx.commit()?;
+        self.commit(tx)?;
         Ok(out)
     }
 
@@ -1119,7 +1256,7 @@ impl Pki {
         let mut tx = self.store.begin(TxMode::Write)?;
         let row = self.leaf_row_by_serial(tx.as_mut(), ca_id, serial)?;
         let out = self.revoke_row(tx.as_mut(), &row, reason, now)?;
-        tx.commit()?;
+        self.commit(tx)?;
         Ok(out)
     }
 
@@ -1139,7 +1276,7 @@ impl Pki {
             })?;
             out.push(self.revoke_row(tx.as_mut(), &row, reason, now)?);
         }
-        tx.commit()?;
+        self.commit(tx)?;
         Ok(out)
     }
 
@@ -1174,7 +1311,7 @@ impl Pki {
             for row in &rows {
                 done.push(self.revoke_row(tx.as_mut(), row, reason, now)?);
             }
-            tx.commit()?;
+            self.commit(tx)?;
             total += done.len() as u64;
             on_batch(&done);
         }
@@ -1208,14 +1345,141 @@ impl Pki {
         }
         tx.update_leaf_doc(id, &serde_json::to_string(&e).map_err(corrupt)?)?;
         tx.append_change(ts(now), ChangeKind::LeafUpdated, &row.ca_id, Some(id))?;
-        tx.commit()?;
+        self.commit(tx)?;
         Ok(e)
+    }
+
+    // ------------------------------------------------- revocation data
+
+    /// The key that signs OCSP answers about `ca_id`'s certificates on demand
+    /// (nonces, unknown serials). Today the CA key itself.
+    pub fn ocsp_signer(&self, ca_id: &str) -> Result<Arc<SoftwareKey>> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin(TxMode::Read)?;
+        let ca = self.load_ca(tx.as_mut(), ca_id, now)?;
+        self.signer(tx.as_mut(), &ca)
+    }
+
+    /// Signs and stores a new CRL of `ca_id` listing `entries`. The CRL
+    /// number is bumped in the same transaction, so it never repeats or goes
+    /// back, across restarts and processes.
+    pub fn publish_crl(&self, ca_id: &str, entries: &crl::CrlEntries) -> Result<CrlRow> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin(TxMode::Write)?;
+        let ca = self.load_ca(tx.as_mut(), ca_id, now)?;
+        let key = self.signer(tx.as_mut(), &ca)?;
+        let cert = ca.cert()?;
+        let number = tx.next_crl_number(ca_id)?;
+        let next_update = now + self.settings.timings.crl_validity;
+        let dp = self.settings.crl_url(ca_id, ca.entity.version_number);
+        let der = crl::sign_crl(
+            &crl::CrlParams {
+                issuer: &cert.tbs().subject,
+                issuer_key_id: &cert::key_identifier(key.public_key()),
+                number: number as u64,
+                this_update: now,
+                next_update,
+                distribution_point: &dp,
+                only_ca_certs: ca.entity.cloud_certification_authority_type
+                    == CaType::RootCertificationAuthority,
+            },
+            entries,
+            key.as_ref(),
+        )?;
+        let row = CrlRow {
+            ca_id: ca_id.to_owned(),
+            number,
+            this_update: ts(now),
+            next_update: ts(next_update),
+            der,
+        };
+        tx.put_crl(&row)?;
+        tx.append_change(ts(now), ChangeKind::CrlPublished, ca_id, None)?;
+        self.commit(tx)?;
+        Ok(row)
+    }
+
+    /// Re-signs pre-signed OCSP answers older than the refresh age: up to
+    /// `limit` leaves, plus CA certificates' own answers. Returns how many
+    /// answers were refreshed. Each CA's batch is one change-log entry.
+    pub fn refresh_ocsp(&self, limit: u32) -> Result<usize> {
+        let now = self.clock.now();
+        let cutoff = ts(now - self.settings.timings.ocsp_refresh_after);
+        let mut tx = self.store.begin(TxMode::Write)?;
+        let due = tx.leaves_due_for_ocsp(cutoff, limit)?;
+        let mut by_ca: HashMap<String, Vec<LeafStatusRow>> = HashMap::new();
+        for row in due {
+            by_ca.entry(row.ca_id.clone()).or_default().push(row);
+        }
+        let mut refreshed = 0;
+        for (ca_id, rows) in by_ca {
+            let Some(ca_row) = tx.ca(&ca_id)? else {
+                continue;
+            };
+            let ca = LoadedCa {
+                entity: self.ca_entity(&ca_row, now)?,
+                row: ca_row,
+            };
+            let key = self.signer(tx.as_mut(), &ca)?;
+            let cert = ca.cert()?;
+            let seq = tx.append_change(ts(now), ChangeKind::OcspRefreshed, &ca_id, None)?;
+            for row in rows {
+                let serial = hex_bytes(&row.serial)?;
+                let status = match row.revoked_at {
+                    Some(at) => ocsp::Status::Revoked {
+                        at: from_ts(at)?,
+                        reason: row.revocation_reason.unwrap_or(0),
+                    },
+                    None => ocsp::Status::Good,
+                };
+                let p = self.presign(&cert, key.as_ref(), &serial, status, now)?;
+                tx.set_leaf_ocsp(&row.id, &p, seq)?;
+                refreshed += 1;
+            }
+        }
+        for ca_row in tx.cas()? {
+            let stale = ca_row
+                .ocsp
+                .as_ref()
+                .map_or(ca_row.issuer_id.is_some(), |o| o.this_update < cutoff);
+            if !stale || ca_row.cert.is_none() {
+                continue;
+            }
+            let Some(fresh) = self.presign_ca_cert(tx.as_mut(), &ca_row, now)? else {
+                continue;
+            };
+            let mut ca = LoadedCa {
+                entity: self.ca_entity(&ca_row, now)?,
+                row: ca_row,
+            };
+            ca.row.ocsp = Some(fresh);
+            let id = ca.row.id.clone();
+            self.save_ca(tx.as_mut(), &mut ca, now)?;
+            tx.append_change(ts(now), ChangeKind::CaUpdated, &id, None)?;
+            refreshed += 1;
+        }
+        if refreshed > 0 {
+            self.commit(tx)?;
+        }
+        Ok(refreshed)
     }
 
     /// Highest committed change sequence number.
     pub fn change_seq(&self) -> Result<i64> {
         Ok(self.store.begin(TxMode::Read)?.last_change_seq()?)
     }
+}
+
+/// Bytes of a canonical hex serial.
+pub fn hex_bytes(hex: &str) -> Result<Vec<u8>> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| {
+            hex.get(i..i + 2)
+                .and_then(|b| u8::from_str_radix(b, 16).ok())
+                .ok_or_else(|| corrupt(format!("serial {hex}")))
+        })
+        .collect()
 }
 
 fn leaf_filter(status: Option<LeafStatus>, now: OffsetDateTime) -> LeafFilter {

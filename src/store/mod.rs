@@ -60,6 +60,41 @@ pub struct CaRow {
     pub row_version: i64,
     /// Highest CRL number issued for this CA (0: none yet).
     pub crl_number: i64,
+    /// The issuer's pre-signed OCSP answers about this CA's certificate.
+    pub ocsp: Option<Presigned>,
+}
+
+/// Pre-signed OCSP responses for one certificate, one per CertID hash
+/// (SHA-1 for RFC 5019 clients, SHA-256 for RFC 9919 ones).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Presigned {
+    pub sha1: Vec<u8>,
+    pub sha256: Vec<u8>,
+    /// Unix seconds; the responses' thisUpdate.
+    pub this_update: i64,
+}
+
+/// What the responder needs of a leaf: status and pre-signed answers, no certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeafStatusRow {
+    pub seq: i64,
+    pub id: String,
+    pub ca_id: String,
+    pub serial: String,
+    pub not_after: i64,
+    pub revoked_at: Option<i64>,
+    pub revocation_reason: Option<u8>,
+    pub ocsp: Option<Presigned>,
+}
+
+/// The latest published CRL of a CA.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrlRow {
+    pub ca_id: String,
+    pub number: i64,
+    pub this_update: i64,
+    pub next_update: i64,
+    pub der: Vec<u8>,
 }
 
 /// A leaf certificate as stored.
@@ -77,6 +112,7 @@ pub struct LeafRow {
     pub revocation_reason: Option<u8>,
     pub doc: String,
     pub der: Vec<u8>,
+    pub ocsp: Option<Presigned>,
 }
 
 /// Which leaves a query selects.
@@ -112,6 +148,10 @@ pub enum ChangeKind {
     LeafIssued,
     LeafRevoked,
     LeafUpdated,
+    /// Pre-signed OCSP answers of a CA's leaves were refreshed; the rows
+    /// carry this change's sequence number in `ocsp_seq`.
+    OcspRefreshed,
+    CrlPublished,
 }
 
 impl ChangeKind {
@@ -123,6 +163,8 @@ impl ChangeKind {
             ChangeKind::LeafIssued => "leafIssued",
             ChangeKind::LeafRevoked => "leafRevoked",
             ChangeKind::LeafUpdated => "leafUpdated",
+            ChangeKind::OcspRefreshed => "ocspRefreshed",
+            ChangeKind::CrlPublished => "crlPublished",
         }
     }
 
@@ -134,6 +176,8 @@ impl ChangeKind {
             ChangeKind::LeafIssued,
             ChangeKind::LeafRevoked,
             ChangeKind::LeafUpdated,
+            ChangeKind::OcspRefreshed,
+            ChangeKind::CrlPublished,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -193,8 +237,27 @@ pub trait Tx {
     fn leaves_by_serial(&mut self, ca_id: Option<&str>, serial: &str) -> Result<Vec<LeafRow>>;
     fn leaves(&mut self, query: &LeafQuery) -> Result<Vec<LeafRow>>;
     fn count_leaves(&mut self, ca_id: Option<&str>, filter: LeafFilter) -> Result<u64>;
-    /// Revokes a leaf that is not yet revoked; returns false if it already was.
-    fn revoke_leaf(&mut self, id: &str, at: i64, reason: u8) -> Result<bool>;
+    /// Revokes a leaf that is not yet revoked, storing its new pre-signed
+    /// answers; returns false if it already was revoked.
+    fn revoke_leaf(&mut self, id: &str, at: i64, reason: u8, ocsp: &Presigned) -> Result<bool>;
+    /// Replaces a leaf's pre-signed answers, tagging them with change `seq`.
+    fn set_leaf_ocsp(&mut self, id: &str, ocsp: &Presigned, seq: i64) -> Result<()>;
+    /// Leaves whose answers were signed before `signed_before` (oldest first).
+    fn leaves_due_for_ocsp(&mut self, signed_before: i64, limit: u32)
+        -> Result<Vec<LeafStatusRow>>;
+    /// Leaves of a CA whose answers were refreshed by change `seq`.
+    fn leaves_signed_at_seq(&mut self, ca_id: &str, seq: i64) -> Result<Vec<LeafStatusRow>>;
+    /// A page of a CA's leaves, without certificates, in issuance order.
+    fn leaf_status_page(
+        &mut self,
+        ca_id: &str,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<LeafStatusRow>>;
+    fn leaf_status(&mut self, id: &str) -> Result<Option<LeafStatusRow>>;
+    fn crl(&mut self, ca_id: &str) -> Result<Option<CrlRow>>;
+    /// Stores a CRL unless one with a higher or equal number is stored.
+    fn put_crl(&mut self, crl: &CrlRow) -> Result<()>;
     fn update_leaf_doc(&mut self, id: &str, doc: &str) -> Result<()>;
 
     /// Appends to the change log; returns the new sequence number.

@@ -10,13 +10,14 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{
-    CaRow, Change, ChangeKind, LeafFilter, LeafQuery, LeafRow, Result, Store, StoreError, Tx,
-    TxMode,
+    CaRow, Change, ChangeKind, CrlRow, LeafFilter, LeafQuery, LeafRow, LeafStatusRow, Presigned,
+    Result, Store, StoreError, Tx, TxMode,
 };
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how
 /// many have run. Never edit a released migration: append a new one.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -61,7 +62,26 @@ CREATE TABLE changes (
     ca_id   TEXT NOT NULL,
     leaf_id TEXT
 );
-"#];
+"#,
+    r#"
+ALTER TABLE leaves ADD COLUMN ocsp_sha1 BLOB;
+ALTER TABLE leaves ADD COLUMN ocsp_sha256 BLOB;
+ALTER TABLE leaves ADD COLUMN ocsp_this_update INTEGER;
+ALTER TABLE leaves ADD COLUMN ocsp_seq INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX leaves_ocsp_due ON leaves (ocsp_this_update);
+CREATE INDEX leaves_ocsp_seq ON leaves (ocsp_seq);
+ALTER TABLE cas ADD COLUMN ocsp_sha1 BLOB;
+ALTER TABLE cas ADD COLUMN ocsp_sha256 BLOB;
+ALTER TABLE cas ADD COLUMN ocsp_this_update INTEGER;
+CREATE TABLE crls (
+    ca_id       TEXT PRIMARY KEY,
+    crl_number  INTEGER NOT NULL,
+    this_update INTEGER NOT NULL,
+    next_update INTEGER NOT NULL,
+    der         BLOB NOT NULL
+);
+"#,
+];
 
 /// How long a writer waits for another process's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -164,7 +184,22 @@ impl Drop for SqliteTx<'_> {
 }
 
 const CA_COLUMNS: &str =
-    "id, common_name, issuer_id, status, doc, cert, chain, csr, revoked_at, revocation_reason, row_version, crl_number";
+    "id, common_name, issuer_id, status, doc, cert, chain, csr, revoked_at, revocation_reason, \
+                          row_version, crl_number, ocsp_sha1, ocsp_sha256, ocsp_this_update";
+
+fn presigned(r: &Row<'_>, first: usize) -> rusqlite::Result<Option<Presigned>> {
+    let sha1: Option<Vec<u8>> = r.get(first)?;
+    let sha256: Option<Vec<u8>> = r.get(first + 1)?;
+    let this_update: Option<i64> = r.get(first + 2)?;
+    Ok(match (sha1, sha256, this_update) {
+        (Some(sha1), Some(sha256), Some(this_update)) => Some(Presigned {
+            sha1,
+            sha256,
+            this_update,
+        }),
+        _ => None,
+    })
+}
 
 fn ca_row(r: &Row<'_>) -> rusqlite::Result<CaRow> {
     let chain: Option<Vec<u8>> = r.get(6)?;
@@ -181,6 +216,7 @@ fn ca_row(r: &Row<'_>) -> rusqlite::Result<CaRow> {
         revocation_reason: r.get(9)?,
         row_version: r.get(10)?,
         crl_number: r.get(11)?,
+        ocsp: presigned(r, 12)?,
     })
 }
 
@@ -211,7 +247,22 @@ fn split_chain(mut blob: &[u8]) -> Vec<Vec<u8>> {
 }
 
 const LEAF_COLUMNS: &str =
-    "seq, id, ca_id, serial, not_after, revoked_at, revocation_reason, doc, der";
+    "seq, id, ca_id, serial, not_after, revoked_at, revocation_reason, doc, der, ocsp_sha1, ocsp_sha256, ocsp_this_update";
+const LEAF_STATUS_COLUMNS: &str =
+    "seq, id, ca_id, serial, not_after, revoked_at, revocation_reason, ocsp_sha1, ocsp_sha256, ocsp_this_update";
+
+fn leaf_status_row(r: &Row<'_>) -> rusqlite::Result<LeafStatusRow> {
+    Ok(LeafStatusRow {
+        seq: r.get(0)?,
+        id: r.get(1)?,
+        ca_id: r.get(2)?,
+        serial: r.get(3)?,
+        not_after: r.get(4)?,
+        revoked_at: r.get(5)?,
+        revocation_reason: r.get(6)?,
+        ocsp: presigned(r, 7)?,
+    })
+}
 
 fn leaf_row(r: &Row<'_>) -> rusqlite::Result<LeafRow> {
     Ok(LeafRow {
@@ -224,6 +275,7 @@ fn leaf_row(r: &Row<'_>) -> rusqlite::Result<LeafRow> {
         revocation_reason: r.get(6)?,
         doc: r.get(7)?,
         der: r.get(8)?,
+        ocsp: presigned(r, 9)?,
     })
 }
 
@@ -302,8 +354,9 @@ impl Tx for SqliteTx<'_> {
         )?;
         let res = self.conn.execute(
             "INSERT INTO cas (id, common_name, issuer_id, status, doc, cert, chain, csr, sealed_key,
-                              revoked_at, revocation_reason, row_version, crl_number, created_order)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                              revoked_at, revocation_reason, row_version, crl_number, created_order,
+                              ocsp_sha1, ocsp_sha256, ocsp_this_update)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             params![
                 row.id,
                 row.common_name,
@@ -318,7 +371,10 @@ impl Tx for SqliteTx<'_> {
                 row.revocation_reason,
                 row.row_version,
                 row.crl_number,
-                order
+                order,
+                row.ocsp.as_ref().map(|o| &o.sha1),
+                row.ocsp.as_ref().map(|o| &o.sha256),
+                row.ocsp.as_ref().map(|o| o.this_update)
             ],
         );
         match res {
@@ -333,7 +389,7 @@ impl Tx for SqliteTx<'_> {
     fn update_ca(&mut self, row: &CaRow) -> Result<()> {
         let n = self.conn.execute(
             "UPDATE cas SET status = ?, doc = ?, cert = ?, chain = ?, csr = ?, revoked_at = ?,
-                            revocation_reason = ?, row_version = ?
+                            revocation_reason = ?, row_version = ?, ocsp_sha1 = ?, ocsp_sha256 = ?, ocsp_this_update = ?
              WHERE id = ? AND deleted_at IS NULL AND row_version = ?",
             params![
                 row.status,
@@ -344,6 +400,9 @@ impl Tx for SqliteTx<'_> {
                 row.revoked_at,
                 row.revocation_reason,
                 row.row_version,
+                row.ocsp.as_ref().map(|o| &o.sha1),
+                row.ocsp.as_ref().map(|o| &o.sha256),
+                row.ocsp.as_ref().map(|o| o.this_update),
                 row.id,
                 row.row_version - 1
             ],
@@ -390,8 +449,9 @@ impl Tx for SqliteTx<'_> {
 
     fn insert_leaf(&mut self, row: &LeafRow) -> Result<i64> {
         let res = self.conn.prepare_cached(
-            "INSERT INTO leaves (id, ca_id, serial, not_after, revoked_at, revocation_reason, doc, der)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO leaves (id, ca_id, serial, not_after, revoked_at, revocation_reason, doc, der,
+                                 ocsp_sha1, ocsp_sha256, ocsp_this_update)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )?
         .execute(params![
             row.id,
@@ -401,7 +461,10 @@ impl Tx for SqliteTx<'_> {
             row.revoked_at,
             row.revocation_reason,
             row.doc,
-            row.der
+            row.der,
+            row.ocsp.as_ref().map(|o| &o.sha1),
+            row.ocsp.as_ref().map(|o| &o.sha256),
+            row.ocsp.as_ref().map(|o| o.this_update)
         ]);
         match res {
             Ok(_) => Ok(self.conn.last_insert_rowid()),
@@ -457,12 +520,104 @@ impl Tx for SqliteTx<'_> {
         Ok(n as u64)
     }
 
-    fn revoke_leaf(&mut self, id: &str, at: i64, reason: u8) -> Result<bool> {
+    fn revoke_leaf(&mut self, id: &str, at: i64, reason: u8, ocsp: &Presigned) -> Result<bool> {
         let n = self
             .conn
-            .prepare_cached("UPDATE leaves SET revoked_at = ?, revocation_reason = ? WHERE id = ? AND revoked_at IS NULL")?
-            .execute(params![at, reason, id])?;
+            .prepare_cached(
+                "UPDATE leaves SET revoked_at = ?, revocation_reason = ?, ocsp_sha1 = ?, ocsp_sha256 = ?,
+                                   ocsp_this_update = ?
+                 WHERE id = ? AND revoked_at IS NULL",
+            )?
+            .execute(params![at, reason, ocsp.sha1, ocsp.sha256, ocsp.this_update, id])?;
         Ok(n == 1)
+    }
+
+    fn set_leaf_ocsp(&mut self, id: &str, ocsp: &Presigned, seq: i64) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "UPDATE leaves SET ocsp_sha1 = ?, ocsp_sha256 = ?, ocsp_this_update = ?, ocsp_seq = ? WHERE id = ?",
+            )?
+            .execute(params![ocsp.sha1, ocsp.sha256, ocsp.this_update, seq, id])?;
+        Ok(())
+    }
+
+    fn leaves_due_for_ocsp(
+        &mut self,
+        signed_before: i64,
+        limit: u32,
+    ) -> Result<Vec<LeafStatusRow>> {
+        let sql = format!(
+            "SELECT {LEAF_STATUS_COLUMNS} FROM leaves
+             WHERE ocsp_this_update IS NULL OR ocsp_this_update < ? ORDER BY ocsp_this_update LIMIT ?"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt
+            .query_map(params![signed_before, limit], leaf_status_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn leaves_signed_at_seq(&mut self, ca_id: &str, seq: i64) -> Result<Vec<LeafStatusRow>> {
+        let sql =
+            format!("SELECT {LEAF_STATUS_COLUMNS} FROM leaves WHERE ocsp_seq = ? AND ca_id = ?");
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt
+            .query_map(params![seq, ca_id], leaf_status_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn leaf_status_page(
+        &mut self,
+        ca_id: &str,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<LeafStatusRow>> {
+        let sql = format!("SELECT {LEAF_STATUS_COLUMNS} FROM leaves WHERE ca_id = ? AND seq > ? ORDER BY seq LIMIT ?");
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt
+            .query_map(params![ca_id, after_seq, limit], leaf_status_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn leaf_status(&mut self, id: &str) -> Result<Option<LeafStatusRow>> {
+        let sql = format!("SELECT {LEAF_STATUS_COLUMNS} FROM leaves WHERE id = ?");
+        Ok(self
+            .conn
+            .prepare_cached(&sql)?
+            .query_row([id], leaf_status_row)
+            .optional()?)
+    }
+
+    fn crl(&mut self, ca_id: &str) -> Result<Option<CrlRow>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT ca_id, crl_number, this_update, next_update, der FROM crls WHERE ca_id = ?",
+                [ca_id],
+                |r| {
+                    Ok(CrlRow {
+                        ca_id: r.get(0)?,
+                        number: r.get(1)?,
+                        this_update: r.get(2)?,
+                        next_update: r.get(3)?,
+                        der: r.get(4)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    fn put_crl(&mut self, crl: &CrlRow) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO crls (ca_id, crl_number, this_update, next_update, der) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (ca_id) DO UPDATE SET crl_number = excluded.crl_number, this_update = excluded.this_update,
+                 next_update = excluded.next_update, der = excluded.der
+             WHERE excluded.crl_number > crls.crl_number",
+            params![crl.ca_id, crl.number, crl.this_update, crl.next_update, crl.der],
+        )?;
+        Ok(())
     }
 
     fn update_leaf_doc(&mut self, id: &str, doc: &str) -> Result<()> {
@@ -551,6 +706,7 @@ mod tests {
             revocation_reason: None,
             row_version: 1,
             crl_number: 0,
+            ocsp: None,
         }
     }
 
@@ -565,6 +721,7 @@ mod tests {
             revocation_reason: None,
             doc: "{}".into(),
             der: vec![0x30],
+            ocsp: None,
         }
     }
 
@@ -636,8 +793,14 @@ mod tests {
             tx.insert_leaf(&leaf("x", "i", "01", 100)),
             Err(StoreError::DuplicateSerial)
         ));
-        assert!(tx.revoke_leaf("l0", 50, 1).unwrap());
-        assert!(!tx.revoke_leaf("l0", 51, 1).unwrap());
+        let p = Presigned {
+            sha1: vec![1],
+            sha256: vec![2],
+            this_update: 50,
+        };
+        assert!(tx.revoke_leaf("l0", 50, 1, &p).unwrap());
+        assert!(!tx.revoke_leaf("l0", 51, 1, &p).unwrap());
+        assert_eq!(tx.leaf("l0").unwrap().unwrap().ocsp, Some(p));
         assert_eq!(
             tx.count_leaves(Some("i"), LeafFilter::Active { now: 50 })
                 .unwrap(),

@@ -5,9 +5,11 @@
 //! is written by hand.
 
 pub mod cert;
+pub mod crl;
 pub mod csr;
 pub mod keys;
 pub mod names;
+pub mod ocsp;
 pub mod oids;
 pub mod pem;
 

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the independent tools the tests check our output with. Idempotent:
+# does nothing when everything is present.
+set -euo pipefail
+
+apt_pkgs=()
+command -v openssl >/dev/null || apt_pkgs+=(openssl)
+command -v python3 >/dev/null || apt_pkgs+=(python3 python3-pip)
+if [ ${#apt_pkgs[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${apt_pkgs[@]}" >/dev/null
+fi
+
+# Pinned so a new release of a linter cannot turn CI red on its own.
+PY_PKGS=(pkilint==0.13.3 cryptography==48.0.0)
+if ! python3 - "${PY_PKGS[@]}" <<'PY' 2>/dev/null
+import sys
+from importlib.metadata import version
+for spec in sys.argv[1:]:
+    name, want = spec.split("==")
+    if version(name) != want:
+        sys.exit(1)
+PY
+then
+  python3 -m pip install --quiet --disable-pip-version-check "${PY_PKGS[@]}"
+fi

@@ -1,0 +1,130 @@
+//! `serve`: wires the engine, the snapshot maintainer and the HTTP listener.
+//!
+//! `run(config, shutdown)` takes its shutdown signal as a parameter, so tests
+//! start the whole server on `127.0.0.1:0` and stop it themselves.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use tokio::net::TcpListener;
+
+use crate::config::{self, ConfigError, OpenOptions};
+use crate::domain::engine::Timings;
+use crate::http::responder::{Responder, SigningLimits};
+use crate::http::{AppState, Limits};
+use crate::observability::Metrics;
+use crate::snapshot::maintainer::{MaintainError, Maintainer, Wake};
+use crate::snapshot::Snapshot;
+
+/// Everything `serve` needs.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub open: OpenOptions,
+    pub listen: SocketAddr,
+    pub timings: Timings,
+    pub limits: Limits,
+    pub signing: SigningLimits,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AppError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("loading the snapshot failed: {0}")]
+    Snapshot(#[from] MaintainError),
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("cannot start the snapshot thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// Runs the server until `shutdown` resolves. `on_listening` receives the
+/// bound address (useful with port 0).
+pub async fn run(
+    cfg: ServeConfig,
+    on_listening: impl FnOnce(SocketAddr, &str),
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), AppError> {
+    let mut pki = config::open(&cfg.open)?;
+    pki.set_timings(cfg.timings);
+    let pki = Arc::new(pki);
+    let metrics = Arc::new(Metrics::new()?);
+    let published = Arc::new(ArcSwap::from_pointee(Snapshot::empty()));
+    let wake = Arc::new(Wake::default());
+    {
+        let wake = wake.clone();
+        pki.set_commit_hook(Arc::new(move || wake.notify()));
+    }
+    let mut maintainer = Maintainer::new(
+        pki.clone(),
+        published.clone(),
+        metrics.clone(),
+        wake.clone(),
+    );
+    let maintainer = tokio::task::spawn_blocking(move || maintainer.load().map(|()| maintainer))
+        .await
+        .map_err(|e| AppError::Thread(std::io::Error::other(e)))??;
+    let stop = Arc::new(AtomicBool::new(false));
+    let thread = {
+        let stop = stop.clone();
+        std::thread::Builder::new()
+            .name("snapshot".into())
+            .spawn(move || maintainer.run(stop))
+            .map_err(AppError::Thread)?
+    };
+
+    let listener = TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|source| AppError::Bind {
+            addr: cfg.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| AppError::Bind {
+        addr: cfg.listen,
+        source,
+    })?;
+    on_listening(addr, &pki.settings().public_url);
+    let state = Arc::new(AppState {
+        responder: Responder::new(published, metrics, cfg.timings.ocsp_validity, cfg.signing),
+        limits: cfg.limits,
+    });
+    crate::http::serve(listener, state, shutdown).await;
+    stop.store(true, Ordering::Relaxed);
+    wake.notify();
+    let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

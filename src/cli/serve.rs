@@ -1,0 +1,152 @@
+//! `cloudpki serve` and its configuration file.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::{Cli, CliError, Result};
+use crate::app::{self, ServeConfig};
+use crate::config::{self, OpenOptions, DEFAULT_PORT};
+use crate::domain::engine::Timings;
+use crate::http::responder::SigningLimits;
+use crate::http::Limits;
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on (default 127.0.0.1:8180).
+    #[arg(long, env = "CLOUDPKI_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// TOML configuration file (see README); flags take precedence.
+    #[arg(long, env = "CLOUDPKI_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log as JSON lines.
+    #[arg(long)]
+    pub json_logs: bool,
+}
+
+/// The configuration file. Every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub public_url: Option<String>,
+    pub kek_file: Option<PathBuf>,
+    pub max_cas: Option<u32>,
+    pub json_logs: Option<bool>,
+    pub ocsp_validity_hours: Option<i64>,
+    pub ocsp_refresh_hours: Option<i64>,
+    pub crl_validity_hours: Option<i64>,
+    pub crl_republish_hours: Option<i64>,
+    pub max_connections: Option<usize>,
+    pub signing_concurrency: Option<usize>,
+    pub signing_queue: Option<usize>,
+}
+
+fn load_file(path: &Path) -> Result<FileConfig> {
+    let text = std::fs::read_to_string(path).map_err(|source| CliError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))
+}
+
+fn hours(h: Option<i64>, default: time::Duration, what: &str) -> Result<time::Duration> {
+    match h {
+        None => Ok(default),
+        Some(h) if h > 0 && h <= 24 * 366 => Ok(time::Duration::hours(h)),
+        Some(_) => Err(CliError::Usage(format!("{what} must be 1 to 8784 hours"))),
+    }
+}
+
+pub fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
+    let file = match &args.config {
+        Some(p) => load_file(p)?,
+        None => FileConfig::default(),
+    };
+    crate::observability::init_tracing(args.json_logs || file.json_logs.unwrap_or(false));
+    let d = Timings::default();
+    let timings = Timings {
+        ocsp_validity: hours(
+            file.ocsp_validity_hours,
+            d.ocsp_validity,
+            "ocsp_validity_hours",
+        )?,
+        ocsp_refresh_after: hours(
+            file.ocsp_refresh_hours,
+            d.ocsp_refresh_after,
+            "ocsp_refresh_hours",
+        )?,
+        crl_validity: hours(
+            file.crl_validity_hours,
+            d.crl_validity,
+            "crl_validity_hours",
+        )?,
+        crl_republish_after: hours(
+            file.crl_republish_hours,
+            d.crl_republish_after,
+            "crl_republish_hours",
+        )?,
+    };
+    if timings.ocsp_refresh_after >= timings.ocsp_validity
+        || timings.crl_republish_after >= timings.crl_validity
+    {
+        return Err(CliError::Usage(
+            "refresh/republish intervals must be shorter than the validity they renew".into(),
+        ));
+    }
+    let mut limits = Limits::default();
+    if let Some(n) = file.max_connections {
+        limits.max_connections = n.max(1);
+    }
+    let mut signing = SigningLimits::default();
+    if let Some(n) = file.signing_concurrency {
+        signing.concurrency = n.max(1);
+    }
+    if let Some(n) = file.signing_queue {
+        signing.queue = n;
+    }
+    let cfg = ServeConfig {
+        open: OpenOptions {
+            data_dir: cli
+                .data_dir
+                .clone()
+                .or(file.data_dir)
+                .unwrap_or_else(config::default_data_dir),
+            public_url: cli.public_url.clone().or(file.public_url),
+            kek_file: cli.kek_file.clone().or(file.kek_file),
+            kek_base64: std::env::var(config::KEK_ENV)
+                .ok()
+                .filter(|s| !s.is_empty()),
+            max_cas: cli.max_cas.or(file.max_cas),
+        },
+        listen: args
+            .listen
+            .or(file.listen)
+            .unwrap_or(SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT))),
+        timings,
+        limits,
+        signing,
+    };
+    let data_dir = cfg.open.data_dir.clone();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Usage(format!("cannot start the runtime: {e}")))?;
+    runtime
+        .block_on(app::run(
+            cfg,
+            |addr, public_url| {
+                println!("cloudpki listening on http://{addr}");
+                println!("  data directory: {}", data_dir.display());
+                println!("  public URL:     {public_url}");
+                println!("  OCSP:           {public_url}/ocsp");
+                println!("  CRLs:           {public_url}/crls/<caId>_v1/current.crl");
+                println!("  CA certificates: {public_url}/cacerts/<caId>_v1/cert.cer");
+                println!("  health:         http://{addr}/healthz, /readyz, /metrics");
+            },
+            app::shutdown_signal(),
+        ))
+        .map_err(|e| CliError::Usage(e.to_string()))
+}

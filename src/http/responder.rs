@@ -1,0 +1,461 @@
+//! The public revocation routes: CRL, AIA and OCSP, read from the snapshot.
+//!
+//! These are exactly the URLs certificates carry:
+//! - `GET /crls/{caId}_v{version}/current.crl`
+//! - `GET /cacerts/{caId}_v{version}/cert.cer` (also `cert.pem`, `chain.p7c`)
+//! - `POST /ocsp`, `GET /ocsp/{base64 request}`
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use base64ct::Encoding;
+use bytes::Bytes;
+use dashmap::DashMap;
+use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
+use http_body_util::Full;
+use tokio::sync::Semaphore;
+
+use crate::snapshot::{self, CaState, Document, OcspDecision, Outcome, Published, SerialKey};
+use crate::x509::ocsp::{self, CertIdHash, ErrorAnswer, Status};
+
+pub type Body = Full<Bytes>;
+
+/// How much on-demand OCSP signing may happen (nonces, unknown serials).
+#[derive(Debug, Clone, Copy)]
+pub struct SigningLimits {
+    /// Signatures in flight at once.
+    pub concurrency: usize,
+    /// Requests allowed to wait for a slot; past this, `tryLater`.
+    pub queue: usize,
+    /// How long an on-demand `unknown` answer is reused.
+    pub unknown_ttl: Duration,
+}
+
+impl Default for SigningLimits {
+    fn default() -> Self {
+        SigningLimits {
+            concurrency: 2,
+            queue: 64,
+            unknown_ttl: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Responder state shared by all connections.
+pub struct Responder {
+    pub published: Published,
+    pub metrics: Arc<crate::observability::Metrics>,
+    pub ocsp_validity: time::Duration,
+    limits: SigningLimits,
+    permits: Arc<Semaphore>,
+    waiting: AtomicUsize,
+    unknown_cache: DashMap<(Arc<str>, SerialKey, CertIdHash), (Bytes, Instant)>,
+}
+
+impl Responder {
+    pub fn new(
+        published: Published,
+        metrics: Arc<crate::observability::Metrics>,
+        ocsp_validity: time::Duration,
+        limits: SigningLimits,
+    ) -> Self {
+        Responder {
+            published,
+            metrics,
+            ocsp_validity,
+            permits: Arc::new(Semaphore::new(limits.concurrency.max(1))),
+            limits,
+            waiting: AtomicUsize::new(0),
+            unknown_cache: DashMap::new(),
+        }
+    }
+}
+
+fn http_date(unix: i64) -> String {
+    let t = SystemTime::UNIX_EPOCH + Duration::from_secs(unix.max(0) as u64);
+    httpdate::fmt_http_date(t)
+}
+
+fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+pub fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+fn set(h: &mut HeaderMap, name: header::HeaderName, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        h.insert(name, v);
+    }
+}
+
+/// True when the request's validators say the client's copy is current.
+fn not_modified(req: &HeaderMap, etag: &str, last_modified: i64) -> bool {
+    if let Some(inm) = req.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
+        return inm.split(',').any(|t| {
+            let t = t.trim();
+            t == "*" || t.trim_start_matches("W/") == etag
+        });
+    }
+    if let Some(ims) = req
+        .get(header::IF_MODIFIED_SINCE)
+        .and_then(|v| v.to_str().ok())
+    {
+        if let Ok(t) = httpdate::parse_http_date(ims) {
+            let secs = t
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            return secs >= last_modified;
+        }
+    }
+    false
+}
+
+/// A document with RFC 5019 §6 caching headers (and 304 on a conditional GET).
+fn cached(
+    req: &HeaderMap,
+    doc: &Document,
+    content_type: &'static str,
+    max_age_cap: Option<i64>,
+) -> Response<Body> {
+    let now = now_unix();
+    let mut max_age = (doc.next_update - now).max(0);
+    if let Some(cap) = max_age_cap {
+        max_age = max_age.min(cap);
+    }
+    let fresh = not_modified(req, &doc.etag, doc.this_update);
+    let mut r = Response::new(if fresh {
+        Full::default()
+    } else {
+        Full::new(doc.body.clone())
+    });
+    if fresh {
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+    }
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    set(
+        h,
+        header::CACHE_CONTROL,
+        &format!("max-age={max_age}, public, no-transform, must-revalidate"),
+    );
+    set(h, header::LAST_MODIFIED, &http_date(doc.this_update));
+    set(h, header::EXPIRES, &http_date(doc.next_update));
+    set(h, header::ETAG, &doc.etag);
+    r
+}
+
+fn bytes_response(body: Bytes, content_type: &'static str) -> Response<Body> {
+    let mut r = Response::new(Full::new(body));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+/// Splits `{caId}_v{version}` into its parts.
+fn ca_and_version(segment: &str) -> Option<(&str, i32)> {
+    let (id, v) = segment.rsplit_once("_v")?;
+    Some((id, v.parse().ok().filter(|v: &i32| *v > 0)?))
+}
+
+/// Serves `/crls/...` and `/cacerts/...`; None when the path is not one of them.
+pub fn serve_document(
+    r: &Responder,
+    path: &str,
+    headers: &HeaderMap,
+) -> Option<(&'static str, Response<Body>)> {
+    let snap = r.published.load();
+    if let Some(rest) = path.strip_prefix("/crls/") {
+        let (segment, file) = rest.split_once('/')?;
+        if file != "current.crl" {
+            return Some(("crl", plain(StatusCode::NOT_FOUND, "not found\n")));
+        }
+        let resp = match ca_and_version(segment)
+            .and_then(|(id, v)| snap.ca_version(id, v))
+            .and_then(|ca| ca.crl.clone())
+        {
+            // A CRL is re-signed on every revocation: let caches keep it one minute at most.
+            Some(crl) => cached(headers, &crl.doc, "application/pkix-crl", Some(60)),
+            None => plain(StatusCode::NOT_FOUND, "no such CRL\n"),
+        };
+        return Some(("crl", resp));
+    }
+    if let Some(rest) = path.strip_prefix("/cacerts/") {
+        let (segment, file) = rest.split_once('/')?;
+        let Some(ca) = ca_and_version(segment).and_then(|(id, v)| snap.ca_version(id, v)) else {
+            return Some((
+                "aia",
+                plain(StatusCode::NOT_FOUND, "no such CA certificate\n"),
+            ));
+        };
+        let resp = match file {
+            "cert.cer" => aia(headers, ca, ca.cert_der.clone(), "application/pkix-cert"),
+            "cert.pem" => aia(headers, ca, ca.cert_pem.clone(), "application/x-pem-file"),
+            "chain.p7c" => aia(headers, ca, ca.chain_p7c.clone(), "application/pkcs7-mime"),
+            _ => plain(StatusCode::NOT_FOUND, "not found\n"),
+        };
+        return Some(("aia", resp));
+    }
+    None
+}
+
+fn aia(
+    headers: &HeaderMap,
+    ca: &CaState,
+    body: Bytes,
+    content_type: &'static str,
+) -> Response<Body> {
+    // CA certificates never change under a given version: cache them a day.
+    let doc = Document {
+        etag: format!("\"{}-{}\"", ca.id, content_type.len()).into(),
+        body,
+        this_update: 0,
+        next_update: now_unix() + 86_400,
+    };
+    let mut resp = cached(headers, &doc, content_type, None);
+    resp.headers_mut().remove(header::LAST_MODIFIED);
+    resp
+}
+
+/// Decodes the request from `GET /ocsp/{...}` (RFC 6960 appendix A.1),
+/// tolerating what clients and proxies do to it: percent-encoding (`%2B`,
+/// `%2F`, `%3D`), `+` turned into a space, missing padding, URL-safe base64.
+pub fn decode_get_path(raw: &str) -> Option<Vec<u8>> {
+    if raw.is_empty() || raw.len() > 4096 {
+        return None;
+    }
+    let decoded = percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .ok()?;
+    let mut b64: String = decoded
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace() || *c == ' ')
+        .map(|c| match c {
+            ' ' => '+',
+            '-' => '+',
+            '_' => '/',
+            c => c,
+        })
+        .filter(|c| *c != '=')
+        .collect();
+    if b64.len() % 4 == 1 {
+        return None;
+    }
+    while b64.len() % 4 != 0 {
+        b64.push('=');
+    }
+    base64ct::Base64::decode_vec(&b64).ok()
+}
+
+fn ocsp_body(body: Bytes) -> Response<Body> {
+    bytes_response(body, "application/ocsp-response")
+}
+
+fn ocsp_uncacheable(body: Bytes, no_store: bool) -> Response<Body> {
+    let mut r = ocsp_body(body);
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(if no_store {
+            "no-store"
+        } else {
+            "max-age=0, no-cache"
+        }),
+    );
+    r
+}
+
+impl Responder {
+    fn outcome(&self, o: Outcome) {
+        self.metrics
+            .ocsp_outcomes
+            .with_label_values(&[o.name()])
+            .inc();
+    }
+
+    fn error(&self, answer: ErrorAnswer, outcome: Outcome) -> Response<Body> {
+        self.outcome(outcome);
+        ocsp_uncacheable(Bytes::from_static(answer.der()), false)
+    }
+
+    /// Answers one OCSP request (DER). `get` selects RFC 5019 caching headers.
+    pub async fn ocsp(&self, der: &[u8], get: bool, headers: &HeaderMap) -> Response<Body> {
+        let req = match ocsp::parse_request(der) {
+            Ok(r) => r,
+            Err(_) => return self.error(ErrorAnswer::MalformedRequest, Outcome::Malformed),
+        };
+        let snap = self.published.load();
+        if !snap.ready {
+            return self.error(ErrorAnswer::TryLater, Outcome::Unauthorized);
+        }
+        match snap.answer_ocsp(&req) {
+            OcspDecision::Error(answer, outcome) => self.error(answer, outcome),
+            OcspDecision::Ready {
+                body,
+                state,
+                outcome,
+            } => {
+                self.outcome(outcome);
+                if get {
+                    let doc = Document {
+                        etag: etag(&body),
+                        body,
+                        this_update: state.this_update,
+                        next_update: state.next_update,
+                    };
+                    cached(headers, &doc, "application/ocsp-response", None)
+                } else {
+                    ocsp_body(body)
+                }
+            }
+            OcspDecision::Sign {
+                ca,
+                answers,
+                nonce,
+                outcome,
+            } => {
+                // Cache key for a plain single `unknown` question.
+                let cache_key = match (&answers[..], &nonce) {
+                    ([a], None) if a.status == Status::Unknown => {
+                        let hash = CertIdHash::from_oid(&a.cert_id.hash_algorithm.oid);
+                        let serial = SerialKey::new(a.cert_id.serial_number.as_bytes());
+                        hash.zip(serial).map(|(h, s)| (ca.id.clone(), s, h))
+                    }
+                    _ => None,
+                };
+                if let Some(key) = &cache_key {
+                    if let Some(hit) = self.unknown_cache.get(key) {
+                        if hit.1 > Instant::now() {
+                            self.outcome(outcome);
+                            return ocsp_uncacheable(hit.0.clone(), false);
+                        }
+                    }
+                }
+                match self.sign_on_demand(ca, answers, nonce.clone()).await {
+                    Some(body) => {
+                        self.outcome(outcome);
+                        if let Some(key) = cache_key {
+                            // Bounded: a flood of random serials must not grow memory.
+                            if self.unknown_cache.len() >= 100_000 {
+                                self.unknown_cache.clear();
+                            }
+                            self.unknown_cache.insert(
+                                key,
+                                (body.clone(), Instant::now() + self.limits.unknown_ttl),
+                            );
+                        }
+                        ocsp_uncacheable(body, nonce.is_some())
+                    }
+                    None => {
+                        self.metrics.on_demand_rejected.inc();
+                        self.error(ErrorAnswer::TryLater, outcome)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Signs off the async runtime, within the concurrency and queue bounds;
+    /// None means "try later".
+    async fn sign_on_demand(
+        &self,
+        ca: Arc<CaState>,
+        answers: Vec<snapshot::PendingAnswer>,
+        nonce: Option<Vec<u8>>,
+    ) -> Option<Bytes> {
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.limits.queue {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        let permit = self.permits.clone().acquire_owned().await;
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        let permit = permit.ok()?;
+        let validity = self.ocsp_validity;
+        let signed = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let now = crate::clock::truncate(time::OffsetDateTime::now_utc());
+            snapshot::sign_pending(&ca, &answers, nonce.as_deref(), now, validity)
+        })
+        .await;
+        match signed {
+            Ok(Ok(der)) => {
+                self.metrics
+                    .signatures
+                    .with_label_values(&["ocsp_on_demand"])
+                    .inc();
+                Some(Bytes::from(der))
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "on-demand OCSP signing failed");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// Routes `/ocsp` requests.
+    pub async fn serve_ocsp(
+        &self,
+        method: &Method,
+        path: &str,
+        headers: &HeaderMap,
+        body: Option<Bytes>,
+    ) -> Response<Body> {
+        if *method == Method::POST {
+            if path != "/ocsp" && path != "/ocsp/" {
+                return plain(StatusCode::NOT_FOUND, "not found\n");
+            }
+            return self.ocsp(&body.unwrap_or_default(), false, headers).await;
+        }
+        let raw = path.strip_prefix("/ocsp/").unwrap_or("");
+        match decode_get_path(raw) {
+            Some(der) => self.ocsp(&der, true, headers).await,
+            None => self.error(ErrorAnswer::MalformedRequest, Outcome::Malformed),
+        }
+    }
+}
+
+fn etag(body: &[u8]) -> Arc<str> {
+    let tail = &body[body.len().saturating_sub(8)..];
+    format!("\"{}\"", crate::x509::hex_upper(tail)).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn get_paths_decode_leniently() {
+        let der = vec![0x30, 0x03, 0xfb, 0xff, 0x3e];
+        let std = base64ct::Base64::encode_string(&der);
+        assert!(std.contains('+') || std.contains('/'));
+        assert_eq!(decode_get_path(&std).unwrap(), der);
+        let pct = std
+            .replace('+', "%2B")
+            .replace('/', "%2F")
+            .replace('=', "%3D");
+        assert_eq!(decode_get_path(&pct).unwrap(), der);
+        assert_eq!(decode_get_path(&std.replace('+', " ")).unwrap(), der);
+        assert_eq!(decode_get_path(std.trim_end_matches('=')).unwrap(), der);
+        assert!(decode_get_path("").is_none());
+        assert!(decode_get_path("!!!").is_none());
+        assert!(decode_get_path("A").is_none());
+    }
+
+    #[test]
+    fn ca_segments_parse() {
+        assert_eq!(ca_and_version("abc-1_v2"), Some(("abc-1", 2)));
+        assert_eq!(ca_and_version("abc_v0"), None);
+        assert_eq!(ca_and_version("abc"), None);
+        assert_eq!(ca_and_version("a_vx"), None);
+    }
+}

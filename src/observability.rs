@@ -1,0 +1,153 @@
+//! Metrics (Prometheus) and logs (tracing).
+//!
+//! Every metric is registered here, in one registry owned by the server, so
+//! tests can run several servers in one process without collisions.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// All of cloudpki's metrics.
+pub struct Metrics {
+    pub registry: Registry,
+    pub requests: IntCounterVec,
+    pub request_seconds: HistogramVec,
+    pub ocsp_outcomes: IntCounterVec,
+    pub snapshot_generation: IntGauge,
+    pub snapshot_seq: IntGauge,
+    pub snapshot_age_seconds: prometheus::Gauge,
+    pub rebuild_seconds: Histogram,
+    pub crl_bytes: IntGaugeVec,
+    pub crl_entries: IntGaugeVec,
+    pub crl_build_seconds: Histogram,
+    pub signatures: IntCounterVec,
+    pub on_demand_rejected: IntCounter,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+fn fast_buckets() -> Vec<f64> {
+    vec![
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    ]
+}
+
+impl Metrics {
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new_custom(Some("cloudpki".into()), None)?;
+        let requests = IntCounterVec::new(
+            Opts::new("http_requests_total", "HTTP requests by route and status"),
+            &["route", "status"],
+        )?;
+        let request_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "HTTP request latency by route",
+            )
+            .buckets(fast_buckets()),
+            &["route"],
+        )?;
+        let ocsp_outcomes = IntCounterVec::new(
+            Opts::new("ocsp_responses_total", "OCSP answers by outcome"),
+            &["outcome"],
+        )?;
+        let snapshot_generation =
+            IntGauge::new("snapshot_generation", "Generation of the served snapshot")?;
+        let snapshot_seq = IntGauge::new(
+            "snapshot_change_seq",
+            "Change-log sequence number the snapshot includes",
+        )?;
+        let snapshot_age_seconds = prometheus::Gauge::new(
+            "snapshot_age_seconds",
+            "Seconds since the served snapshot was built",
+        )?;
+        let rebuild_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "snapshot_rebuild_duration_seconds",
+                "Time to apply changes and swap a snapshot",
+            )
+            .buckets(fast_buckets()),
+        )?;
+        let crl_bytes = IntGaugeVec::new(
+            Opts::new("crl_size_bytes", "Size of the served CRL"),
+            &["ca"],
+        )?;
+        let crl_entries = IntGaugeVec::new(
+            Opts::new("crl_entries", "Entries in the served CRL"),
+            &["ca"],
+        )?;
+        let crl_build_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "crl_build_duration_seconds",
+                "Time to sign and store one CRL",
+            )
+            .buckets(fast_buckets()),
+        )?;
+        let signatures = IntCounterVec::new(
+            Opts::new(
+                "signatures_total",
+                "Signatures made by the server, by purpose",
+            ),
+            &["purpose"],
+        )?;
+        let on_demand_rejected = IntCounter::new(
+            "ocsp_on_demand_rejected_total",
+            "On-demand OCSP signings refused (tryLater)",
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(request_seconds.clone()))?;
+        registry.register(Box::new(ocsp_outcomes.clone()))?;
+        registry.register(Box::new(snapshot_generation.clone()))?;
+        registry.register(Box::new(snapshot_seq.clone()))?;
+        registry.register(Box::new(snapshot_age_seconds.clone()))?;
+        registry.register(Box::new(rebuild_seconds.clone()))?;
+        registry.register(Box::new(crl_bytes.clone()))?;
+        registry.register(Box::new(crl_entries.clone()))?;
+        registry.register(Box::new(crl_build_seconds.clone()))?;
+        registry.register(Box::new(signatures.clone()))?;
+        registry.register(Box::new(on_demand_rejected.clone()))?;
+        Ok(Metrics {
+            registry,
+            requests,
+            request_seconds,
+            ocsp_outcomes,
+            snapshot_generation,
+            snapshot_seq,
+            snapshot_age_seconds,
+            rebuild_seconds,
+            crl_bytes,
+            crl_entries,
+            crl_build_seconds,
+            signatures,
+            on_demand_rejected,
+        })
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        // Encoding into a Vec cannot fail for the text format.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        out
+    }
+}
+
+/// Installs the global tracing subscriber (RUST_LOG filters; default info).
+pub fn init_tracing(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second init (tests) is harmless: keep the first subscriber.
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}

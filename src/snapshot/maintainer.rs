@@ -1,0 +1,555 @@
+//! Builds snapshots and keeps them current.
+//!
+//! One thread owns this work: it loads everything once, then follows the
+//! store's change log (woken at once by commits in this process, and every
+//! `poll` interval for commits made by other processes), applies each change
+//! to a copy of the snapshot, swaps it in, then re-signs the CRLs the batch
+//! touched and swaps again. Revocations that arrive while a CRL is being
+//! signed are folded into the next CRL: a storm coalesces instead of queueing.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use der::{Decode, Encode};
+use time::OffsetDateTime;
+
+use super::{CaState, CertState, CrlDocument, Document, Published, SerialKey, Snapshot};
+use crate::domain::engine::hex_bytes;
+use crate::domain::{Pki, PkiError};
+use crate::observability::Metrics;
+use crate::store::{CaRow, ChangeKind, LeafStatusRow, StoreError, TxMode};
+use crate::x509::crl::CrlEntries;
+use crate::x509::ocsp::{CertIdHash, IssuerHashes, Status};
+use crate::x509::{pem, X509Error};
+
+/// Wakes the maintainer.
+#[derive(Debug, Default)]
+pub struct Wake {
+    flag: Mutex<bool>,
+    cond: Condvar,
+}
+
+impl Wake {
+    pub fn notify(&self) {
+        *self.flag.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.cond.notify_one();
+    }
+
+    fn wait(&self, timeout: Duration) {
+        let guard = self.flag.lock().unwrap_or_else(|p| p.into_inner());
+        let (mut guard, _) = self
+            .cond
+            .wait_timeout_while(guard, timeout, |woken| !*woken)
+            .unwrap_or_else(|p| p.into_inner());
+        *guard = false;
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MaintainError {
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    X509(#[from] X509Error),
+}
+
+type Result<T> = std::result::Result<T, MaintainError>;
+
+/// Per-CA CRL bookkeeping: encoded entries and which serials they hold.
+#[derive(Default)]
+struct CrlState {
+    entries: CrlEntries,
+    serials: HashSet<Vec<u8>>,
+}
+
+impl CrlState {
+    fn add(&mut self, serial: &[u8], at: i64, reason: u8) -> Result<bool> {
+        if !self.serials.insert(serial.to_vec()) {
+            return Ok(false);
+        }
+        let at =
+            OffsetDateTime::from_unix_timestamp(at).map_err(|e| X509Error::Time(e.to_string()))?;
+        self.entries.push(serial, at, reason)?;
+        Ok(true)
+    }
+}
+
+pub struct Maintainer {
+    pki: Arc<Pki>,
+    published: Published,
+    metrics: Arc<Metrics>,
+    wake: Arc<Wake>,
+    crls: HashMap<String, CrlState>,
+    dirty: HashSet<String>,
+    snapshot: Snapshot,
+    /// How often to look for changes made by other processes.
+    pub poll: Duration,
+    last_refresh: Instant,
+}
+
+fn ts(t: OffsetDateTime) -> i64 {
+    t.unix_timestamp()
+}
+
+fn etag_of(body: &[u8]) -> Arc<str> {
+    // The signature ends every signed structure: its last bytes identify the body.
+    let tail = &body[body.len().saturating_sub(8)..];
+    format!("\"{}\"", crate::x509::hex_upper(tail)).into()
+}
+
+fn cert_state(
+    status: Status,
+    ocsp: &crate::store::Presigned,
+    validity: time::Duration,
+) -> CertState {
+    CertState {
+        status,
+        this_update: ocsp.this_update,
+        next_update: ocsp.this_update + validity.whole_seconds(),
+        sha1: Bytes::from(ocsp.sha1.clone()),
+        sha256: Bytes::from(ocsp.sha256.clone()),
+    }
+}
+
+fn leaf_status(row: &LeafStatusRow) -> Result<Status> {
+    Ok(match row.revoked_at {
+        Some(at) => Status::Revoked {
+            at: OffsetDateTime::from_unix_timestamp(at)
+                .map_err(|e| X509Error::Time(e.to_string()))?,
+            reason: row.revocation_reason.unwrap_or(0),
+        },
+        None => Status::Good,
+    })
+}
+
+impl Maintainer {
+    pub fn new(
+        pki: Arc<Pki>,
+        published: Published,
+        metrics: Arc<Metrics>,
+        wake: Arc<Wake>,
+    ) -> Self {
+        Maintainer {
+            pki,
+            published,
+            metrics,
+            wake,
+            crls: HashMap::new(),
+            dirty: HashSet::new(),
+            snapshot: Snapshot::empty(),
+            poll: Duration::from_millis(100),
+            // Refresh on the first round: answers missing or stale since the last run.
+            last_refresh: Instant::now()
+                .checked_sub(Duration::from_secs(3600))
+                .unwrap_or_else(Instant::now),
+        }
+    }
+
+    fn ca_state(&self, row: &CaRow, old: Option<&CaState>) -> Result<Option<CaState>> {
+        let Some(cert) = &row.cert else {
+            return Ok(None);
+        };
+        let entity = self.pki.ca_entity(row, self.pki.now())?;
+        let parsed = x509_cert::Certificate::from_der(cert).map_err(X509Error::from)?;
+        let mut chain = vec![parsed.clone()];
+        for c in self.pki.ca_chain(&row.id)? {
+            chain.push(x509_cert::Certificate::from_der(&c).map_err(X509Error::from)?);
+        }
+        let p7c = cms::content_info::ContentInfo::try_from(chain)
+            .and_then(|ci| ci.to_der())
+            .map_err(X509Error::from)?;
+        let hashes = CertIdHash::ALL
+            .iter()
+            .map(|h| IssuerHashes::of(&parsed, *h))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let responder: Option<Arc<dyn crate::x509::Signer>> = match self.pki.ocsp_signer(&row.id) {
+            Ok(k) => Some(k),
+            Err(e) => {
+                tracing::warn!(ca = %row.id, error = %e, "no OCSP signing key: on-demand answers unavailable");
+                None
+            }
+        };
+        Ok(Some(CaState {
+            id: row.id.as_str().into(),
+            version: entity.version_number,
+            status: entity.certification_authority_status,
+            cert_der: Bytes::from(cert.clone()),
+            cert_pem: Bytes::from(pem::encode("CERTIFICATE", cert)?),
+            chain_p7c: Bytes::from(p7c),
+            hashes,
+            crl: old.and_then(|o| o.crl.clone()),
+            certs: old.map(|o| o.certs.clone()).unwrap_or_default(),
+            responder,
+        }))
+    }
+
+    fn reindex(&mut self) {
+        let mut issuers = HashMap::new();
+        for (id, ca) in self.snapshot.cas.iter() {
+            for h in &ca.hashes {
+                issuers.insert(h.key_hash.clone(), id.clone());
+            }
+        }
+        self.snapshot.issuers = Arc::new(issuers);
+    }
+
+    fn upsert_cert(&mut self, ca_id: &str, serial: &[u8], state: CertState) {
+        let Some(ca) = self.snapshot.cas.get(ca_id) else {
+            return;
+        };
+        let Some(key) = SerialKey::new(serial) else {
+            return;
+        };
+        let mut ca = CaState::clone(ca);
+        ca.certs.insert(key, Arc::new(state));
+        self.snapshot.cas.insert(ca.id.clone(), Arc::new(ca));
+    }
+
+    fn apply_leaf(&mut self, row: &LeafStatusRow) -> Result<()> {
+        let serial = hex_bytes(&row.serial)?;
+        let status = leaf_status(row)?;
+        if let Some(at) = row.revoked_at {
+            let crl = self.crls.entry(row.ca_id.clone()).or_default();
+            if crl.add(&serial, at, row.revocation_reason.unwrap_or(0))? {
+                self.dirty.insert(row.ca_id.clone());
+            }
+        }
+        if let Some(ocsp) = &row.ocsp {
+            let validity = self.pki.settings().timings.ocsp_validity;
+            self.upsert_cert(&row.ca_id, &serial, cert_state(status, ocsp, validity));
+        }
+        Ok(())
+    }
+
+    /// An issuing CA's certificate as its parent sees it: OCSP answers and CRL entry.
+    fn apply_child(&mut self, row: &CaRow) -> Result<()> {
+        let (Some(parent), Some(cert)) = (&row.issuer_id, &row.cert) else {
+            return Ok(());
+        };
+        let parsed = x509_cert::Certificate::from_der(cert).map_err(X509Error::from)?;
+        let serial = parsed.tbs_certificate.serial_number.as_bytes().to_vec();
+        if let Some(at) = row.revoked_at {
+            let crl = self.crls.entry(parent.clone()).or_default();
+            if crl.add(&serial, at, row.revocation_reason.unwrap_or(0))? {
+                self.dirty.insert(parent.clone());
+            }
+        }
+        if let Some(ocsp) = &row.ocsp {
+            let status = match row.revoked_at {
+                Some(at) => Status::Revoked {
+                    at: OffsetDateTime::from_unix_timestamp(at)
+                        .map_err(|e| X509Error::Time(e.to_string()))?,
+                    reason: row.revocation_reason.unwrap_or(0),
+                },
+                None => Status::Good,
+            };
+            let validity = self.pki.settings().timings.ocsp_validity;
+            self.upsert_cert(parent, &serial, cert_state(status, ocsp, validity));
+        }
+        Ok(())
+    }
+
+    fn reload_ca(&mut self, id: &str) -> Result<()> {
+        let row = self.pki.store().begin(TxMode::Read)?.ca(id)?;
+        let Some(row) = row else {
+            self.remove_ca(id);
+            return Ok(());
+        };
+        let old = self.snapshot.cas.get(id).cloned();
+        if let Some(state) = self.ca_state(&row, old.as_deref())? {
+            let is_new = old.is_none();
+            self.snapshot.cas.insert(state.id.clone(), Arc::new(state));
+            if is_new {
+                self.reindex();
+                self.dirty.insert(id.to_owned());
+            }
+        }
+        self.apply_child(&row)
+    }
+
+    fn remove_ca(&mut self, id: &str) {
+        if self.snapshot.cas.remove(id).is_some() {
+            self.reindex();
+        }
+        self.snapshot.deleted.insert(id.into());
+        self.crls.remove(id);
+        self.dirty.remove(id);
+    }
+
+    /// Loads everything from the store.
+    pub fn load(&mut self) -> Result<()> {
+        let started = Instant::now();
+        let store = self.pki.store().clone();
+        let mut tx = store.begin(TxMode::Read)?;
+        // Read the sequence first: anything committed during the load is
+        // replayed afterwards (every apply is an idempotent upsert).
+        let seq = tx.last_change_seq()?;
+        let rows = tx.cas()?;
+        drop(tx);
+        self.snapshot = Snapshot::empty();
+        self.crls.clear();
+        for row in &rows {
+            if let Some(state) = self.ca_state(row, None)? {
+                self.snapshot.cas.insert(state.id.clone(), Arc::new(state));
+            }
+            self.crls.entry(row.id.clone()).or_default();
+        }
+        self.reindex();
+        for row in &rows {
+            let mut after = 0;
+            loop {
+                let page = store
+                    .begin(TxMode::Read)?
+                    .leaf_status_page(&row.id, after, 20_000)?;
+                let Some(last) = page.last() else { break };
+                after = last.seq;
+                self.load_page(&row.id, &page)?;
+            }
+            // Revoked children, deleted or not, stay on this CA's CRL and OCSP.
+            for child in store.begin(TxMode::Read)?.revoked_children(&row.id)? {
+                self.apply_child(&child)?;
+            }
+            for child in rows
+                .iter()
+                .filter(|c| c.issuer_id.as_deref() == Some(row.id.as_str()))
+            {
+                self.apply_child(child)?;
+            }
+        }
+        self.snapshot.change_seq = seq;
+        // Every CA gets a fresh CRL at start: entries may have changed while
+        // no server ran (CLI revocations), and numbers only move forward.
+        self.dirty = self.snapshot.cas.keys().map(|k| k.to_string()).collect();
+        self.publish_crls();
+        self.snapshot.ready = true;
+        self.swap(started);
+        tracing::info!(
+            cas = self.snapshot.cas.len(),
+            certificates = self
+                .snapshot
+                .cas
+                .values()
+                .map(|c| c.certs.len())
+                .sum::<usize>(),
+            seconds = started.elapsed().as_secs_f64(),
+            "snapshot loaded"
+        );
+        Ok(())
+    }
+
+    /// Bulk insert of one page of a CA's leaves (one CaState clone per page).
+    fn load_page(&mut self, ca_id: &str, page: &[LeafStatusRow]) -> Result<()> {
+        let validity = self.pki.settings().timings.ocsp_validity;
+        let Some(ca) = self.snapshot.cas.get(ca_id) else {
+            return Ok(());
+        };
+        let mut ca = CaState::clone(ca);
+        let crl = self.crls.entry(ca_id.to_owned()).or_default();
+        for row in page {
+            let serial = hex_bytes(&row.serial)?;
+            if let Some(at) = row.revoked_at {
+                crl.add(&serial, at, row.revocation_reason.unwrap_or(0))?;
+            }
+            if let (Some(ocsp), Some(key)) = (&row.ocsp, SerialKey::new(&serial)) {
+                ca.certs
+                    .insert(key, Arc::new(cert_state(leaf_status(row)?, ocsp, validity)));
+            }
+        }
+        self.snapshot.cas.insert(ca.id.clone(), Arc::new(ca));
+        Ok(())
+    }
+
+    /// Applies committed changes; returns how many.
+    fn follow(&mut self) -> Result<usize> {
+        let mut applied = 0;
+        loop {
+            let changes = self
+                .pki
+                .store()
+                .begin(TxMode::Read)?
+                .changes_since(self.snapshot.change_seq, 5_000)?;
+            if changes.is_empty() {
+                return Ok(applied);
+            }
+            for change in &changes {
+                match change.kind {
+                    ChangeKind::LeafIssued | ChangeKind::LeafRevoked => {
+                        let Some(id) = &change.leaf_id else { continue };
+                        let row = self.pki.store().begin(TxMode::Read)?.leaf_status(id)?;
+                        if let Some(row) = row {
+                            self.apply_leaf(&row)?;
+                        }
+                    }
+                    ChangeKind::LeafUpdated => {}
+                    ChangeKind::OcspRefreshed => {
+                        let rows = self
+                            .pki
+                            .store()
+                            .begin(TxMode::Read)?
+                            .leaves_signed_at_seq(&change.ca_id, change.seq)?;
+                        for row in &rows {
+                            self.apply_leaf(row)?;
+                        }
+                    }
+                    ChangeKind::CaCreated | ChangeKind::CaUpdated => {
+                        self.reload_ca(&change.ca_id)?
+                    }
+                    ChangeKind::CaDeleted => self.remove_ca(&change.ca_id),
+                    ChangeKind::CrlPublished => self.adopt_stored_crl(&change.ca_id)?,
+                }
+                self.snapshot.change_seq = change.seq;
+                applied += 1;
+            }
+        }
+    }
+
+    /// Serves a CRL another process published, if newer than ours.
+    fn adopt_stored_crl(&mut self, ca_id: &str) -> Result<()> {
+        let Some(ca) = self.snapshot.cas.get(ca_id) else {
+            return Ok(());
+        };
+        let current = ca.crl.as_ref().map_or(0, |c| c.number);
+        let Some(row) = self.pki.store().begin(TxMode::Read)?.crl(ca_id)? else {
+            return Ok(());
+        };
+        if row.number <= current {
+            return Ok(());
+        }
+        let entries = self.crls.get(ca_id).map_or(0, |c| c.entries.len());
+        self.set_crl(ca_id, row, entries);
+        Ok(())
+    }
+
+    fn set_crl(&mut self, ca_id: &str, row: crate::store::CrlRow, entries: usize) {
+        let Some(ca) = self.snapshot.cas.get(ca_id) else {
+            return;
+        };
+        let mut ca = CaState::clone(ca);
+        self.metrics
+            .crl_bytes
+            .with_label_values(&[ca_id])
+            .set(row.der.len() as i64);
+        self.metrics
+            .crl_entries
+            .with_label_values(&[ca_id])
+            .set(entries as i64);
+        ca.crl = Some(Arc::new(CrlDocument {
+            doc: Document {
+                etag: etag_of(&row.der),
+                body: Bytes::from(row.der),
+                this_update: row.this_update,
+                next_update: row.next_update,
+            },
+            number: row.number,
+            entries,
+        }));
+        self.snapshot.cas.insert(ca.id.clone(), Arc::new(ca));
+    }
+
+    /// Signs a new CRL for every dirty CA.
+    fn publish_crls(&mut self) -> usize {
+        let dirty: Vec<String> = self.dirty.drain().collect();
+        let mut n = 0;
+        for ca_id in dirty {
+            if !self.snapshot.cas.contains_key(ca_id.as_str()) {
+                continue;
+            }
+            let state = self.crls.entry(ca_id.clone()).or_default();
+            let started = Instant::now();
+            match self.pki.publish_crl(&ca_id, &state.entries) {
+                Ok(row) => {
+                    let entries = state.entries.len();
+                    self.metrics.signatures.with_label_values(&["crl"]).inc();
+                    self.metrics
+                        .crl_build_seconds
+                        .observe(started.elapsed().as_secs_f64());
+                    self.set_crl(&ca_id, row, entries);
+                    n += 1;
+                }
+                Err(e) => tracing::error!(ca = %ca_id, error = %e, "CRL publication failed"),
+            }
+        }
+        n
+    }
+
+    /// CAs whose CRL is due for its periodic re-publication.
+    fn mark_stale_crls(&mut self) {
+        let republish = self
+            .pki
+            .settings()
+            .timings
+            .crl_republish_after
+            .whole_seconds();
+        let now = ts(self.pki.now());
+        for (id, ca) in self.snapshot.cas.iter() {
+            if ca
+                .crl
+                .as_ref()
+                .is_none_or(|c| now - c.doc.this_update >= republish)
+            {
+                self.dirty.insert(id.to_string());
+            }
+        }
+    }
+
+    fn swap(&mut self, started: Instant) {
+        self.snapshot.generation += 1;
+        self.snapshot.built_at = SystemTime::now();
+        self.published.store(Arc::new(self.snapshot.clone()));
+        self.metrics
+            .snapshot_generation
+            .set(self.snapshot.generation as i64);
+        self.metrics.snapshot_seq.set(self.snapshot.change_seq);
+        self.metrics
+            .rebuild_seconds
+            .observe(started.elapsed().as_secs_f64());
+    }
+
+    /// One round: follow changes, publish OCSP at once, then CRLs.
+    pub fn step(&mut self) -> Result<()> {
+        let started = Instant::now();
+        let applied = self.follow()?;
+        if applied > 0 {
+            self.swap(started);
+        }
+        self.mark_stale_crls();
+        if !self.dirty.is_empty() {
+            let started = Instant::now();
+            if self.publish_crls() > 0 {
+                // Our own CrlPublished changes are already reflected.
+                let _ = self.follow();
+                self.swap(started);
+            }
+        }
+        if self.last_refresh.elapsed() >= Duration::from_secs(60) {
+            self.last_refresh = Instant::now();
+            loop {
+                match self.pki.refresh_ocsp(10_000) {
+                    Ok(n) if n >= 10_000 => continue,
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::error!(error = %e, "OCSP refresh failed");
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs until `stop` is set.
+    pub fn run(mut self, stop: Arc<AtomicBool>) {
+        while !stop.load(Ordering::Relaxed) {
+            if let Err(e) = self.step() {
+                tracing::error!(error = %e, "snapshot maintenance failed; retrying");
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            self.wake.wait(self.poll);
+        }
+    }
+}

@@ -1,0 +1,304 @@
+//! Immutable snapshots of everything relying parties can ask for.
+//!
+//! A [`Snapshot`] holds, per CA, the ready bytes of its certificate (DER,
+//! PEM, PKCS#7 chain), its current CRL, and the pre-signed OCSP answers of
+//! every certificate it issued. The responder reads the current snapshot
+//! through [`Published`] (an `ArcSwap`): no lock, no database, no signature
+//! for an ordinary request. The [`maintainer`] builds a new snapshot after
+//! each change and swaps it in.
+//!
+//! Per-CA certificate maps are persistent hash maps (`imbl`): a revocation
+//! copies a handful of tree nodes, not the CA's million entries, and the old
+//! snapshot stays valid for readers still holding it.
+
+pub mod maintainer;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+
+use crate::domain::CaStatus;
+use crate::x509::ocsp::{
+    self, CertIdHash, ErrorAnswer, IssuerHashes, ParsedRequest, SingleAnswer, Status,
+};
+use crate::x509::Signer;
+
+/// The current snapshot, swapped atomically.
+pub type Published = Arc<ArcSwap<Snapshot>>;
+
+/// A certificate serial as a fixed-size, cheaply cloned key. Serials longer
+/// than 20 octets cannot be ours (RFC 5280 §4.1.2.2 caps them at 20).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SerialKey {
+    len: u8,
+    bytes: [u8; 20],
+}
+
+impl SerialKey {
+    pub fn new(serial: &[u8]) -> Option<Self> {
+        if serial.is_empty() || serial.len() > 20 {
+            return None;
+        }
+        let mut bytes = [0u8; 20];
+        bytes[..serial.len()].copy_from_slice(serial);
+        Some(SerialKey {
+            len: serial.len() as u8,
+            bytes,
+        })
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
+}
+
+/// Status and pre-signed answers of one certificate.
+#[derive(Debug, Clone)]
+pub struct CertState {
+    pub status: Status,
+    /// Unix seconds.
+    pub this_update: i64,
+    pub next_update: i64,
+    pub sha1: Bytes,
+    pub sha256: Bytes,
+}
+
+/// A published document with its HTTP validators.
+#[derive(Debug, Clone)]
+pub struct Document {
+    pub body: Bytes,
+    /// Unix seconds.
+    pub this_update: i64,
+    pub next_update: i64,
+    pub etag: Arc<str>,
+}
+
+/// A CRL as served.
+#[derive(Debug, Clone)]
+pub struct CrlDocument {
+    pub doc: Document,
+    pub number: i64,
+    pub entries: usize,
+}
+
+/// Everything served for one CA.
+#[derive(Clone)]
+pub struct CaState {
+    pub id: Arc<str>,
+    pub version: i32,
+    pub status: CaStatus,
+    pub cert_der: Bytes,
+    pub cert_pem: Bytes,
+    pub chain_p7c: Bytes,
+    pub hashes: Vec<IssuerHashes>,
+    pub crl: Option<Arc<CrlDocument>>,
+    pub certs: imbl::HashMap<SerialKey, Arc<CertState>>,
+    /// Signs answers that cannot be pre-signed (nonces, unknown serials,
+    /// several CertIDs at once). None on a node holding no key.
+    pub responder: Option<Arc<dyn Signer>>,
+}
+
+impl std::fmt::Debug for CaState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CaState")
+            .field("id", &self.id)
+            .field("status", &self.status)
+            .field("certs", &self.certs.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// One immutable view of all CAs.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub generation: u64,
+    /// The change-log sequence number this snapshot includes.
+    pub change_seq: i64,
+    pub built_at: SystemTime,
+    pub cas: imbl::HashMap<Arc<str>, Arc<CaState>>,
+    /// issuerKeyHash -> CA id; hash lengths tell the algorithms apart.
+    pub issuers: Arc<HashMap<Vec<u8>, Arc<str>>>,
+    pub deleted: imbl::HashSet<Arc<str>>,
+    pub ready: bool,
+}
+
+impl Snapshot {
+    /// An empty, not-ready snapshot (before the first load).
+    pub fn empty() -> Self {
+        Snapshot {
+            generation: 0,
+            change_seq: 0,
+            built_at: SystemTime::now(),
+            cas: imbl::HashMap::new(),
+            issuers: Arc::new(HashMap::new()),
+            deleted: imbl::HashSet::new(),
+            ready: false,
+        }
+    }
+
+    /// The CA serving `{id}_v{version}`, if it exists in that version.
+    pub fn ca_version(&self, id: &str, version: i32) -> Option<&Arc<CaState>> {
+        self.cas.get(id).filter(|c| c.version == version)
+    }
+
+    /// Decides an OCSP request against this snapshot.
+    pub fn answer_ocsp(&self, req: &ParsedRequest) -> OcspDecision {
+        let mut ca: Option<&Arc<CaState>> = None;
+        let mut answers = Vec::with_capacity(req.questions.len());
+        let mut outcome = Outcome::Good;
+        for q in &req.questions {
+            let Some(hash) = q.hash else {
+                return OcspDecision::Error(ErrorAnswer::Unauthorized, Outcome::Unauthorized);
+            };
+            let found = self
+                .issuers
+                .get(q.cert_id.issuer_key_hash.as_bytes())
+                .and_then(|id| self.cas.get(id))
+                .filter(|c| {
+                    c.hashes.iter().any(|h| {
+                        h.hash == hash && h.name_hash == q.cert_id.issuer_name_hash.as_bytes()
+                    })
+                });
+            let Some(this_ca) = found else {
+                return OcspDecision::Error(ErrorAnswer::Unauthorized, Outcome::Unauthorized);
+            };
+            // One response has one signer: every CertID must name the same issuer.
+            if ca.is_some_and(|c| !Arc::ptr_eq(c, this_ca)) {
+                return OcspDecision::Error(ErrorAnswer::Unauthorized, Outcome::Unauthorized);
+            }
+            ca = Some(this_ca);
+            let state = SerialKey::new(q.cert_id.serial_number.as_bytes())
+                .and_then(|k| this_ca.certs.get(&k));
+            match state {
+                Some(s) => {
+                    if matches!(s.status, Status::Revoked { .. }) {
+                        outcome = Outcome::Revoked;
+                    }
+                    answers.push((q, hash, Some(s.clone())));
+                }
+                None => {
+                    if outcome == Outcome::Good {
+                        outcome = Outcome::Unknown;
+                    }
+                    answers.push((q, hash, None));
+                }
+            }
+        }
+        let Some(ca) = ca else {
+            return OcspDecision::Error(ErrorAnswer::MalformedRequest, Outcome::Malformed);
+        };
+        // The common case: one known certificate, SHA-1 or SHA-256, no nonce.
+        if let ([(_, hash, Some(state))], None) = (answers.as_slice(), &req.nonce) {
+            let body = match hash {
+                CertIdHash::Sha1 => Some(&state.sha1),
+                CertIdHash::Sha256 => Some(&state.sha256),
+                _ => None,
+            };
+            if let Some(body) = body {
+                return OcspDecision::Ready {
+                    body: body.clone(),
+                    state: state.clone(),
+                    outcome,
+                };
+            }
+        }
+        OcspDecision::Sign {
+            ca: ca.clone(),
+            answers: answers
+                .into_iter()
+                .map(|(q, _, s)| PendingAnswer {
+                    cert_id: q.cert_id.clone(),
+                    status: s.map_or(Status::Unknown, |s| s.status),
+                })
+                .collect(),
+            nonce: req.nonce.clone(),
+            outcome,
+        }
+    }
+}
+
+/// An answer that must be signed now.
+#[derive(Debug, Clone)]
+pub struct PendingAnswer {
+    pub cert_id: x509_ocsp::CertId,
+    pub status: Status,
+}
+
+/// What the OCSP outcome was, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Good,
+    Revoked,
+    Unknown,
+    Unauthorized,
+    Malformed,
+}
+
+impl Outcome {
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Good => "good",
+            Outcome::Revoked => "revoked",
+            Outcome::Unknown => "unknown",
+            Outcome::Unauthorized => "unauthorized",
+            Outcome::Malformed => "malformed",
+        }
+    }
+}
+
+/// The responder's decision for one request.
+#[derive(Debug)]
+pub enum OcspDecision {
+    /// Pre-signed bytes, served as they are.
+    Ready {
+        body: Bytes,
+        state: Arc<CertState>,
+        outcome: Outcome,
+    },
+    /// Must be signed on demand (nonce, unknown serial, several CertIDs, SHA-384/512).
+    Sign {
+        ca: Arc<CaState>,
+        answers: Vec<PendingAnswer>,
+        nonce: Option<Vec<u8>>,
+        outcome: Outcome,
+    },
+    /// An unsigned error answer.
+    Error(ErrorAnswer, Outcome),
+}
+
+/// Signs an on-demand answer (blocking: call off the async runtime).
+pub fn sign_pending(
+    ca: &CaState,
+    answers: &[PendingAnswer],
+    nonce: Option<&[u8]>,
+    now: time::OffsetDateTime,
+    validity: time::Duration,
+) -> Result<Vec<u8>, crate::x509::X509Error> {
+    let signer = ca
+        .responder
+        .as_deref()
+        .ok_or(crate::x509::X509Error::Crypto(
+            "no OCSP signing key on this node",
+        ))?;
+    let single: Vec<SingleAnswer> = answers
+        .iter()
+        .map(|a| SingleAnswer {
+            cert_id: a.cert_id.clone(),
+            status: a.status,
+            this_update: now,
+            next_update: now + validity,
+        })
+        .collect();
+    ocsp::sign_response(
+        &ocsp::ResponderKey {
+            signer,
+            delegated_cert: None,
+        },
+        &single,
+        nonce,
+        now,
+    )
+}
