@@ -11,9 +11,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 use cloudpki::config::{self, OpenOptions};
-use cloudpki::domain::{
-    CaType, HashAlgorithm, KeyAlgorithm, NewCa, NewLeaf, Pki, RevocationReason,
-};
+use cloudpki::domain::{CaType, HashAlgorithm, KeyAlgorithm, NewCa, NewLeaf, Pki, RevocationReason};
 use cloudpki::x509::names::SubjectParts;
 use cloudpki::x509::{csr, oids, SoftwareKey};
 
@@ -59,8 +57,7 @@ fn fixture(key: KeyAlgorithm) -> Fixture {
             Some(root.id),
         ))
         .unwrap();
-    let (device_key, _) =
-        SoftwareKey::generate(KeyAlgorithm::EcP256, HashAlgorithm::Sha256).unwrap();
+    let (device_key, _) = SoftwareKey::generate(KeyAlgorithm::EcP256, HashAlgorithm::Sha256).unwrap();
     let subject = SubjectParts {
         common_name: "bench-device".into(),
         ..Default::default()

@@ -13,11 +13,12 @@ use tokio::net::TcpListener;
 
 use crate::config::{self, ConfigError, OpenOptions};
 use crate::domain::engine::Timings;
+use crate::domain::Pki;
 use crate::http::responder::{Responder, SigningLimits};
 use crate::http::{AppState, Limits};
 use crate::observability::Metrics;
 use crate::snapshot::maintainer::{MaintainError, Maintainer, Wake};
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Published, Snapshot};
 
 /// Everything `serve` needs.
 #[derive(Debug, Clone)]
@@ -35,10 +36,7 @@ pub enum AppError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { addr: SocketAddr, source: std::io::Error },
     #[error("loading the snapshot failed: {0}")]
     Snapshot(#[from] MaintainError),
     #[error("metrics: {0}")]
@@ -47,11 +45,19 @@ pub enum AppError {
     Thread(std::io::Error),
 }
 
+/// What a running server exposes to its embedder (tests, benchmarks).
+#[derive(Clone)]
+pub struct Handles {
+    pub addr: SocketAddr,
+    pub pki: Arc<Pki>,
+    pub published: Published,
+}
+
 /// Runs the server until `shutdown` resolves. `on_listening` receives the
-/// bound address (useful with port 0).
+/// bound address (useful with port 0) and handles on the engine and snapshot.
 pub async fn run(
     cfg: ServeConfig,
-    on_listening: impl FnOnce(SocketAddr, &str),
+    on_listening: impl FnOnce(&Handles),
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), AppError> {
     let mut pki = config::open(&cfg.open)?;
@@ -64,12 +70,7 @@ pub async fn run(
         let wake = wake.clone();
         pki.set_commit_hook(Arc::new(move || wake.notify()));
     }
-    let mut maintainer = Maintainer::new(
-        pki.clone(),
-        published.clone(),
-        metrics.clone(),
-        wake.clone(),
-    );
+    let mut maintainer = Maintainer::new(pki.clone(), published.clone(), metrics.clone(), wake.clone());
     let maintainer = tokio::task::spawn_blocking(move || maintainer.load().map(|()| maintainer))
         .await
         .map_err(|e| AppError::Thread(std::io::Error::other(e)))??;
@@ -82,17 +83,19 @@ pub async fn run(
             .map_err(AppError::Thread)?
     };
 
-    let listener = TcpListener::bind(cfg.listen)
-        .await
-        .map_err(|source| AppError::Bind {
-            addr: cfg.listen,
-            source,
-        })?;
+    let listener = TcpListener::bind(cfg.listen).await.map_err(|source| AppError::Bind {
+        addr: cfg.listen,
+        source,
+    })?;
     let addr = listener.local_addr().map_err(|source| AppError::Bind {
         addr: cfg.listen,
         source,
     })?;
-    on_listening(addr, &pki.settings().public_url);
+    on_listening(&Handles {
+        addr,
+        pki: pki.clone(),
+        published: published.clone(),
+    });
     let state = Arc::new(AppState {
         responder: Responder::new(published, metrics, cfg.timings.ocsp_validity, cfg.signing),
         limits: cfg.limits,

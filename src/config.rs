@@ -32,15 +32,9 @@ pub fn default_public_url() -> String {
 #[non_exhaustive]
 pub enum ConfigError {
     #[error("cannot create data directory {path}: {source}")]
-    DataDir {
-        path: String,
-        source: std::io::Error,
-    },
+    DataDir { path: String, source: std::io::Error },
     #[error("cannot write {path}: {source}")]
-    Write {
-        path: String,
-        source: std::io::Error,
-    },
+    Write { path: String, source: std::io::Error },
     #[error(
         "this data directory was initialised with public URL {stored}; certificates embed it, so it cannot change to {requested}"
     )]
@@ -143,11 +137,9 @@ pub fn open_with_clock(opts: &OpenOptions, clock: Arc<dyn Clock>) -> Result<Pki,
         // Fresh data directory and no KEK supplied: make one so the server
         // runs with no setup. Production deployments supply their own.
         let kek = Kek::generate()?;
-        write_private(&kek_path, kek.to_base64().as_bytes()).map_err(|source| {
-            ConfigError::Write {
-                path: kek_path.display().to_string(),
-                source,
-            }
+        write_private(&kek_path, kek.to_base64().as_bytes()).map_err(|source| ConfigError::Write {
+            path: kek_path.display().to_string(),
+            source,
         })?;
         kek
     } else {
@@ -157,8 +149,7 @@ pub fn open_with_clock(opts: &OpenOptions, clock: Arc<dyn Clock>) -> Result<Pki,
         Some(sealed) => {
             let bytes = <base64ct::Base64 as base64ct::Encoding>::decode_vec(sealed)
                 .map_err(|_| ConfigError::WrongKek(SecretError::Malformed))?;
-            kek.open(KEK_CHECK_CONTEXT, &bytes)
-                .map_err(ConfigError::WrongKek)?;
+            kek.open(KEK_CHECK_CONTEXT, &bytes).map_err(ConfigError::WrongKek)?;
         }
         None => {
             let sealed = kek.seal(KEK_CHECK_CONTEXT, b"cloudpki")?;
@@ -170,10 +161,7 @@ pub fn open_with_clock(opts: &OpenOptions, clock: Arc<dyn Clock>) -> Result<Pki,
     }
     let public_url = match (tx.meta(META_PUBLIC_URL)?, requested) {
         (Some(stored), Some(req)) if stored != req => {
-            return Err(ConfigError::PublicUrlMismatch {
-                stored,
-                requested: req,
-            })
+            return Err(ConfigError::PublicUrlMismatch { stored, requested: req })
         }
         (Some(stored), _) => stored,
         (None, req) => {
@@ -215,21 +203,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut o = opts(dir.path());
         o.public_url = Some("http://pki.example:8180/".into());
-        assert_eq!(
-            open(&o).unwrap().settings().public_url,
-            "http://pki.example:8180"
-        );
+        assert_eq!(open(&o).unwrap().settings().public_url, "http://pki.example:8180");
         assert!(open(&o).is_ok());
         o.public_url = None;
-        assert_eq!(
-            open(&o).unwrap().settings().public_url,
-            "http://pki.example:8180"
-        );
+        assert_eq!(open(&o).unwrap().settings().public_url, "http://pki.example:8180");
         o.public_url = Some("http://other:1".into());
-        assert!(matches!(
-            open(&o),
-            Err(ConfigError::PublicUrlMismatch { .. })
-        ));
+        assert!(matches!(open(&o), Err(ConfigError::PublicUrlMismatch { .. })));
     }
 
     #[test]

@@ -4,8 +4,8 @@
 //! tests can run several servers in one process without collisions.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 /// All of cloudpki's metrics.
@@ -45,27 +45,21 @@ impl Metrics {
             &["route", "status"],
         )?;
         let request_seconds = HistogramVec::new(
-            HistogramOpts::new(
-                "http_request_duration_seconds",
-                "HTTP request latency by route",
-            )
-            .buckets(fast_buckets()),
+            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency by route")
+                .buckets(fast_buckets()),
             &["route"],
         )?;
         let ocsp_outcomes = IntCounterVec::new(
             Opts::new("ocsp_responses_total", "OCSP answers by outcome"),
             &["outcome"],
         )?;
-        let snapshot_generation =
-            IntGauge::new("snapshot_generation", "Generation of the served snapshot")?;
+        let snapshot_generation = IntGauge::new("snapshot_generation", "Generation of the served snapshot")?;
         let snapshot_seq = IntGauge::new(
             "snapshot_change_seq",
             "Change-log sequence number the snapshot includes",
         )?;
-        let snapshot_age_seconds = prometheus::Gauge::new(
-            "snapshot_age_seconds",
-            "Seconds since the served snapshot was built",
-        )?;
+        let snapshot_age_seconds =
+            prometheus::Gauge::new("snapshot_age_seconds", "Seconds since the served snapshot was built")?;
         let rebuild_seconds = Histogram::with_opts(
             HistogramOpts::new(
                 "snapshot_rebuild_duration_seconds",
@@ -73,26 +67,13 @@ impl Metrics {
             )
             .buckets(fast_buckets()),
         )?;
-        let crl_bytes = IntGaugeVec::new(
-            Opts::new("crl_size_bytes", "Size of the served CRL"),
-            &["ca"],
-        )?;
-        let crl_entries = IntGaugeVec::new(
-            Opts::new("crl_entries", "Entries in the served CRL"),
-            &["ca"],
-        )?;
+        let crl_bytes = IntGaugeVec::new(Opts::new("crl_size_bytes", "Size of the served CRL"), &["ca"])?;
+        let crl_entries = IntGaugeVec::new(Opts::new("crl_entries", "Entries in the served CRL"), &["ca"])?;
         let crl_build_seconds = Histogram::with_opts(
-            HistogramOpts::new(
-                "crl_build_duration_seconds",
-                "Time to sign and store one CRL",
-            )
-            .buckets(fast_buckets()),
+            HistogramOpts::new("crl_build_duration_seconds", "Time to sign and store one CRL").buckets(fast_buckets()),
         )?;
         let signatures = IntCounterVec::new(
-            Opts::new(
-                "signatures_total",
-                "Signatures made by the server, by purpose",
-            ),
+            Opts::new("signatures_total", "Signatures made by the server, by purpose"),
             &["purpose"],
         )?;
         let on_demand_rejected = IntCounter::new(

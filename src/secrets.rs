@@ -23,10 +23,7 @@ pub enum SecretError {
     #[error("the key-encryption key must be base64 of exactly 32 bytes")]
     BadKek,
     #[error("cannot read key-encryption key file {path}: {source}")]
-    KekFile {
-        path: String,
-        source: std::io::Error,
-    },
+    KekFile { path: String, source: std::io::Error },
     #[error("sealed key is malformed")]
     Malformed,
     #[error("cannot unseal: wrong key-encryption key, or the sealed key was altered")]
@@ -47,21 +44,15 @@ impl std::fmt::Debug for Kek {
 impl Kek {
     /// Parses base64 text (surrounding whitespace ignored).
     pub fn from_base64(text: &str) -> Result<Self, SecretError> {
-        let bytes =
-            Zeroizing::new(Base64::decode_vec(text.trim()).map_err(|_| SecretError::BadKek)?);
-        let arr: [u8; KEK_LEN] = bytes
-            .as_slice()
-            .try_into()
-            .map_err(|_| SecretError::BadKek)?;
+        let bytes = Zeroizing::new(Base64::decode_vec(text.trim()).map_err(|_| SecretError::BadKek)?);
+        let arr: [u8; KEK_LEN] = bytes.as_slice().try_into().map_err(|_| SecretError::BadKek)?;
         Ok(Kek(Zeroizing::new(arr)))
     }
 
     pub fn from_file(path: &Path) -> Result<Self, SecretError> {
-        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|source| {
-            SecretError::KekFile {
-                path: path.display().to_string(),
-                source,
-            }
+        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|source| SecretError::KekFile {
+            path: path.display().to_string(),
+            source,
         })?);
         Self::from_base64(&text)
     }
@@ -69,9 +60,7 @@ impl Kek {
     /// A fresh random KEK.
     pub fn generate() -> Result<Self, SecretError> {
         let mut k = Zeroizing::new([0u8; KEK_LEN]);
-        SystemRandom::new()
-            .fill(k.as_mut())
-            .map_err(|_| SecretError::Rng)?;
+        SystemRandom::new().fill(k.as_mut()).map_err(|_| SecretError::Rng)?;
         Ok(Kek(k))
     }
 
@@ -81,17 +70,14 @@ impl Kek {
     }
 
     fn key(&self) -> Result<LessSafeKey, SecretError> {
-        let unbound =
-            UnboundKey::new(&AES_256_GCM, self.0.as_ref()).map_err(|_| SecretError::BadKek)?;
+        let unbound = UnboundKey::new(&AES_256_GCM, self.0.as_ref()).map_err(|_| SecretError::BadKek)?;
         Ok(LessSafeKey::new(unbound))
     }
 
     /// Seals `plaintext`, binding it to `context` (the owner's id).
     pub fn seal(&self, context: &str, plaintext: &[u8]) -> Result<Vec<u8>, SecretError> {
         let mut nonce = [0u8; NONCE_LEN];
-        SystemRandom::new()
-            .fill(&mut nonce)
-            .map_err(|_| SecretError::Rng)?;
+        SystemRandom::new().fill(&mut nonce).map_err(|_| SecretError::Rng)?;
         let mut buf = plaintext.to_vec();
         self.key()?
             .seal_in_place_append_tag(
@@ -141,19 +127,10 @@ mod tests {
         let sealed = kek.seal("ca-1", b"secret key").unwrap();
         assert!(!sealed.windows(10).any(|w| w == b"secret key"));
         assert_eq!(kek.open("ca-1", &sealed).unwrap().as_slice(), b"secret key");
-        assert!(matches!(
-            kek.open("ca-2", &sealed),
-            Err(SecretError::Unseal)
-        ));
+        assert!(matches!(kek.open("ca-2", &sealed), Err(SecretError::Unseal)));
         let other = Kek::generate().unwrap();
-        assert!(matches!(
-            other.open("ca-1", &sealed),
-            Err(SecretError::Unseal)
-        ));
-        assert!(matches!(
-            kek.open("ca-1", &sealed[..5]),
-            Err(SecretError::Malformed)
-        ));
+        assert!(matches!(other.open("ca-1", &sealed), Err(SecretError::Unseal)));
+        assert!(matches!(kek.open("ca-1", &sealed[..5]), Err(SecretError::Malformed)));
     }
 
     #[test]

@@ -11,8 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{self, ConfigError, OpenOptions};
 use crate::domain::{
-    CaType, HashAlgorithm, KeyAlgorithm, LeafListQuery, LeafStatus, NewCa, NewLeaf, Pki, PkiError,
-    RevocationReason,
+    CaType, HashAlgorithm, KeyAlgorithm, LeafListQuery, LeafStatus, NewCa, NewLeaf, Pki, PkiError, RevocationReason,
 };
 use crate::x509::names::SubjectParts;
 use crate::x509::{pem, X509Error};
@@ -28,10 +27,7 @@ pub enum CliError {
     #[error(transparent)]
     X509(#[from] X509Error),
     #[error("{path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    Io { path: String, source: std::io::Error },
     #[error("{0}")]
     Usage(String),
     #[error("cannot write output: {0}")]
@@ -260,9 +256,7 @@ pub enum CertCommand {
 }
 
 fn parse_key_size(s: &str) -> std::result::Result<KeyAlgorithm, String> {
-    KeyAlgorithm::parse(s).ok_or_else(|| {
-        "expected rsa2048, rsa3072, rsa4096, eCP256, eCP256k, eCP384 or eCP521".into()
-    })
+    KeyAlgorithm::parse(s).ok_or_else(|| "expected rsa2048, rsa3072, rsa4096, eCP256, eCP256k, eCP384 or eCP521".into())
 }
 
 fn parse_hash(s: &str) -> std::result::Result<HashAlgorithm, String> {
@@ -290,15 +284,10 @@ fn read_file(path: &Path) -> Result<Vec<u8>> {
 impl Cli {
     fn open_options(&self) -> OpenOptions {
         OpenOptions {
-            data_dir: self
-                .data_dir
-                .clone()
-                .unwrap_or_else(config::default_data_dir),
+            data_dir: self.data_dir.clone().unwrap_or_else(config::default_data_dir),
             public_url: self.public_url.clone(),
             kek_file: self.kek_file.clone(),
-            kek_base64: std::env::var(config::KEK_ENV)
-                .ok()
-                .filter(|s| !s.is_empty()),
+            kek_base64: std::env::var(config::KEK_ENV).ok().filter(|s| !s.is_empty()),
             max_cas: self.max_cas,
         }
     }
@@ -331,11 +320,7 @@ fn ca_command(pki: &Pki, cmd: CaCommand, o: &mut output::Output<'_>) -> Result<(
                 CaKind::Issuing => CaType::IssuingCertificationAuthority,
                 CaKind::External => CaType::IssuingCertificationAuthorityWithExternalRoot,
             };
-            let default_years = if matches!(c.kind, CaKind::Root) {
-                10
-            } else {
-                4
-            };
+            let default_years = if matches!(c.kind, CaKind::Root) { 10 } else { 4 };
             let ca = pki.create_ca(NewCa {
                 ca_type,
                 display_name: c.display_name,
@@ -423,9 +408,7 @@ fn cert_command(pki: &Pki, cmd: CertCommand, o: &mut output::Output<'_>) -> Resu
         } => {
             let req = new_leaf(&csr, meta)?;
             let bar = o.progress(count, "issuing");
-            let n = pki.issue_leaves_bulk(&ca, &req, count, batch, &mut |done| {
-                bar.inc(done.len() as u64)
-            })?;
+            let n = pki.issue_leaves_bulk(&ca, &req, count, batch, &mut |done| bar.inc(done.len() as u64))?;
             bar.finish_and_clear();
             o.count("issued", n)
         }
@@ -455,22 +438,11 @@ fn cert_command(pki: &Pki, cmd: CertCommand, o: &mut output::Output<'_>) -> Resu
                 o.leaf(&leaf)
             }
         }
-        CertCommand::Revoke {
-            id,
-            serial,
-            ca,
-            reason,
-        } => {
+        CertCommand::Revoke { id, serial, ca, reason } => {
             let leaf = match (id, serial) {
                 (Some(id), None) => pki.revoke_leaf(&id, ca.as_deref(), reason)?,
-                (None, Some(serial)) => {
-                    pki.revoke_leaf_by_serial(ca.as_deref(), &serial, reason)?
-                }
-                _ => {
-                    return Err(CliError::Usage(
-                        "give a leaf id or --serial, not both".into(),
-                    ))
-                }
+                (None, Some(serial)) => pki.revoke_leaf_by_serial(ca.as_deref(), &serial, reason)?,
+                _ => return Err(CliError::Usage("give a leaf id or --serial, not both".into())),
             };
             o.leaf(&leaf)
         }

@@ -35,8 +35,7 @@ impl<'a> Output<'a> {
     }
 
     fn json_value<T: Serialize>(&mut self, v: &T) -> Result<()> {
-        let s = serde_json::to_string_pretty(v)
-            .map_err(|e| CliError::Output(std::io::Error::other(e)))?;
+        let s = serde_json::to_string_pretty(v).map_err(|e| CliError::Output(std::io::Error::other(e)))?;
         self.line(&s)
     }
 
@@ -48,10 +47,7 @@ impl<'a> Output<'a> {
         if self.json {
             return self.json_value(&serde_json::json!({"dataDir": dir, "publicUrl": url}));
         }
-        self.line(&format!(
-            "data directory: {}\npublic URL:     {url}",
-            dir.display()
-        ))
+        self.line(&format!("data directory: {}\npublic URL:     {url}", dir.display()))
     }
 
     pub fn ca(&mut self, ca: &CertificationAuthority) -> Result<()> {
@@ -66,12 +62,7 @@ impl<'a> Output<'a> {
             ("subjectName", ca.subject_name.clone()),
             ("issuer", opt(&ca.certification_authority_issuer_id).into()),
             ("keySize", ca.certificate_key_size.name().into()),
-            (
-                "hash",
-                ca.cloud_certification_authority_hashing_algorithm
-                    .name()
-                    .into(),
-            ),
+            ("hash", ca.cloud_certification_authority_hashing_algorithm.name().into()),
             ("validFrom", date(ca.validity_start_date_time)),
             ("validTo", date(ca.validity_end_date_time)),
             ("serialNumber", opt(&ca.serial_number).into()),
@@ -105,14 +96,7 @@ impl<'a> Output<'a> {
         }
         let mut t = Table::new();
         t.load_preset(UTF8_BORDERS_ONLY);
-        t.set_header(vec![
-            "id",
-            "commonName",
-            "type",
-            "status",
-            "keySize",
-            "validTo",
-        ]);
+        t.set_header(vec!["id", "commonName", "type", "status", "keySize", "validTo"]);
         for ca in cas {
             t.add_row(vec![
                 ca.id.clone(),
@@ -144,9 +128,7 @@ impl<'a> Output<'a> {
             ("revokedAt", date(l.revocation_date_time)),
             (
                 "reason",
-                l.revocation_reason
-                    .map(|r| r.name().to_owned())
-                    .unwrap_or_default(),
+                l.revocation_reason.map(|r| r.name().to_owned()).unwrap_or_default(),
             ),
             ("deviceName", opt(&l.device_name).into()),
             ("userPrincipalName", opt(&l.user_principal_name).into()),
@@ -165,13 +147,7 @@ impl<'a> Output<'a> {
         }
         let mut t = Table::new();
         t.load_preset(UTF8_BORDERS_ONLY);
-        t.set_header(vec![
-            "id",
-            "subjectName",
-            "serialNumber",
-            "status",
-            "validTo",
-        ]);
+        t.set_header(vec!["id", "subjectName", "serialNumber", "status", "validTo"]);
         for l in leaves {
             t.add_row(vec![
                 l.id.clone(),
@@ -222,9 +198,7 @@ impl<'a> Output<'a> {
                 ProgressDrawTarget::stderr()
             },
         );
-        if let Ok(style) =
-            ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} ({per_sec}, eta {eta})")
-        {
+        if let Ok(style) = ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} ({per_sec}, eta {eta})") {
             bar.set_style(style);
         }
         bar.set_message(what.to_owned());

@@ -68,30 +68,12 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
     crate::observability::init_tracing(args.json_logs || file.json_logs.unwrap_or(false));
     let d = Timings::default();
     let timings = Timings {
-        ocsp_validity: hours(
-            file.ocsp_validity_hours,
-            d.ocsp_validity,
-            "ocsp_validity_hours",
-        )?,
-        ocsp_refresh_after: hours(
-            file.ocsp_refresh_hours,
-            d.ocsp_refresh_after,
-            "ocsp_refresh_hours",
-        )?,
-        crl_validity: hours(
-            file.crl_validity_hours,
-            d.crl_validity,
-            "crl_validity_hours",
-        )?,
-        crl_republish_after: hours(
-            file.crl_republish_hours,
-            d.crl_republish_after,
-            "crl_republish_hours",
-        )?,
+        ocsp_validity: hours(file.ocsp_validity_hours, d.ocsp_validity, "ocsp_validity_hours")?,
+        ocsp_refresh_after: hours(file.ocsp_refresh_hours, d.ocsp_refresh_after, "ocsp_refresh_hours")?,
+        crl_validity: hours(file.crl_validity_hours, d.crl_validity, "crl_validity_hours")?,
+        crl_republish_after: hours(file.crl_republish_hours, d.crl_republish_after, "crl_republish_hours")?,
     };
-    if timings.ocsp_refresh_after >= timings.ocsp_validity
-        || timings.crl_republish_after >= timings.crl_validity
-    {
+    if timings.ocsp_refresh_after >= timings.ocsp_validity || timings.crl_republish_after >= timings.crl_validity {
         return Err(CliError::Usage(
             "refresh/republish intervals must be shorter than the validity they renew".into(),
         ));
@@ -116,9 +98,7 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
                 .unwrap_or_else(config::default_data_dir),
             public_url: cli.public_url.clone().or(file.public_url),
             kek_file: cli.kek_file.clone().or(file.kek_file),
-            kek_base64: std::env::var(config::KEK_ENV)
-                .ok()
-                .filter(|s| !s.is_empty()),
+            kek_base64: std::env::var(config::KEK_ENV).ok().filter(|s| !s.is_empty()),
             max_cas: cli.max_cas.or(file.max_cas),
         },
         listen: args
@@ -137,7 +117,8 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
     runtime
         .block_on(app::run(
             cfg,
-            |addr, public_url| {
+            |h| {
+                let (addr, public_url) = (h.addr, h.pki.settings().public_url.as_str());
                 println!("cloudpki listening on http://{addr}");
                 println!("  data directory: {}", data_dir.display());
                 println!("  public URL:     {public_url}");

@@ -12,8 +12,7 @@ use time::{Duration, OffsetDateTime};
 use crate::clock::Clock;
 use crate::secrets::Kek;
 use crate::store::{
-    CaRow, ChangeKind, CrlRow, LeafFilter, LeafQuery, LeafRow, LeafStatusRow, Presigned, Store,
-    StoreError, Tx, TxMode,
+    CaRow, ChangeKind, CrlRow, LeafFilter, LeafQuery, LeafRow, LeafStatusRow, Presigned, Store, StoreError, Tx, TxMode,
 };
 use crate::x509::cert::{self, CertRequest, CertRole, ParsedCert, RevocationPointers};
 use crate::x509::names::{self, SubjectParts};
@@ -146,8 +145,7 @@ fn ts(t: OffsetDateTime) -> i64 {
 }
 
 fn from_ts(s: i64) -> Result<OffsetDateTime> {
-    OffsetDateTime::from_unix_timestamp(s)
-        .map_err(|e| PkiError::Store(StoreError::Corrupt(e.to_string())))
+    OffsetDateTime::from_unix_timestamp(s).map_err(|e| PkiError::Store(StoreError::Corrupt(e.to_string())))
 }
 
 fn corrupt(e: impl std::fmt::Display) -> PkiError {
@@ -155,8 +153,7 @@ fn corrupt(e: impl std::fmt::Display) -> PkiError {
 }
 
 fn parse_oid(s: &str) -> Result<ObjectIdentifier> {
-    ObjectIdentifier::new(s.trim())
-        .map_err(|_| PkiError::Invalid(format!("{s:?} is not an object identifier")))
+    ObjectIdentifier::new(s.trim()).map_err(|_| PkiError::Invalid(format!("{s:?} is not an object identifier")))
 }
 
 fn add_years(t: OffsetDateTime, years: u32) -> Result<OffsetDateTime> {
@@ -234,11 +231,7 @@ impl Pki {
 
     fn commit(&self, tx: Box<dyn Tx + '_>) -> Result<()> {
         tx.commit()?;
-        let hook = self
-            .on_commit
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let hook = self.on_commit.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if let Some(h) = hook {
             h();
         }
@@ -276,22 +269,13 @@ impl Pki {
     }
 
     /// The OCSP answers about an issuing CA's own certificate, signed by its root.
-    fn presign_ca_cert(
-        &self,
-        tx: &mut dyn Tx,
-        ca: &CaRow,
-        now: OffsetDateTime,
-    ) -> Result<Option<Presigned>> {
+    fn presign_ca_cert(&self, tx: &mut dyn Tx, ca: &CaRow, now: OffsetDateTime) -> Result<Option<Presigned>> {
         let (Some(parent_id), Some(cert)) = (&ca.issuer_id, &ca.cert) else {
             return Ok(None);
         };
         let parent = self.load_ca(tx, parent_id, now)?;
         let key = self.signer(tx, &parent)?;
-        let serial = ParsedCert::from_der(cert)?
-            .tbs()
-            .serial_number
-            .as_bytes()
-            .to_vec();
+        let serial = ParsedCert::from_der(cert)?.tbs().serial_number.as_bytes().to_vec();
         let status = match (ca.revoked_at, ca.revocation_reason) {
             (Some(at), reason) => ocsp::Status::Revoked {
                 at: from_ts(at)?,
@@ -337,8 +321,7 @@ impl Pki {
     /// Decodes a stored CA into its Graph entity, deriving status and eTag.
     pub fn ca_entity(&self, row: &CaRow, now: OffsetDateTime) -> Result<CertificationAuthority> {
         let mut e: CertificationAuthority = serde_json::from_str(&row.doc).map_err(corrupt)?;
-        let stored = CaStatus::parse(&row.status)
-            .ok_or_else(|| corrupt(format!("CA status {}", row.status)))?;
+        let stored = CaStatus::parse(&row.status).ok_or_else(|| corrupt(format!("CA status {}", row.status)))?;
         let expired = e.validity_end_date_time.is_some_and(|end| end <= now);
         e.certification_authority_status = match stored {
             CaStatus::Active | CaStatus::Paused if expired => CaStatus::Expired,
@@ -366,12 +349,7 @@ impl Pki {
     /// The CA's signing key, unsealed once and cached.
     fn signer(&self, tx: &mut dyn Tx, ca: &LoadedCa) -> Result<Arc<SoftwareKey>> {
         let id = &ca.row.id;
-        if let Some(s) = self
-            .signers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(id)
-        {
+        if let Some(s) = self.signers.lock().unwrap_or_else(|p| p.into_inner()).get(id) {
             return Ok(s.clone());
         }
         let sealed = tx.sealed_key(id)?.ok_or_else(|| corrupt("CA has no key"))?;
@@ -389,10 +367,7 @@ impl Pki {
     }
 
     fn forget_signer(&self, id: &str) {
-        self.signers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id);
+        self.signers.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
     }
 
     fn ca_row(&self, entity: &CertificationAuthority, row_version: i64) -> Result<CaRow> {
@@ -440,11 +415,7 @@ impl Pki {
                 "validityPeriodInYears must be 1 to {MAX_VALIDITY_YEARS}"
             )));
         }
-        let mut ekus = req
-            .ekus
-            .iter()
-            .map(|s| parse_oid(s))
-            .collect::<Result<Vec<_>>>()?;
+        let mut ekus = req.ekus.iter().map(|s| parse_oid(s)).collect::<Result<Vec<_>>>()?;
         if ekus.contains(&oids::ANY_EKU) {
             return Err(PkiError::Invalid(
                 "the Any Purpose EKU (2.5.29.37.0) is not allowed".into(),
@@ -453,7 +424,9 @@ impl Pki {
         ekus.dedup();
         match (req.ca_type, &req.issuer_id) {
             (CaType::IssuingCertificationAuthority, None) => {
-                return Err(PkiError::Invalid("an issuing CA needs certificationAuthorityIssuerId (its root)".into()))
+                return Err(PkiError::Invalid(
+                    "an issuing CA needs certificationAuthorityIssuerId (its root)".into(),
+                ))
             }
             (CaType::RootCertificationAuthority | CaType::IssuingCertificationAuthorityWithExternalRoot, Some(_)) => {
                 return Err(PkiError::Invalid(
@@ -510,11 +483,7 @@ impl Pki {
             common_name: req.subject.common_name.clone(),
             organization_name: req.subject.organization_name.clone(),
             organization_unit: req.subject.organization_unit.clone(),
-            country_name: req
-                .subject
-                .country_name
-                .as_ref()
-                .map(|c| c.to_ascii_uppercase()),
+            country_name: req.subject.country_name.as_ref().map(|c| c.to_ascii_uppercase()),
             state_name: req.subject.state_name.clone(),
             locality_name: req.subject.locality_name.clone(),
             subject_name: names::graph_subject_name(&subject),
@@ -568,9 +537,7 @@ impl Pki {
                 if ekus.is_empty() {
                     ekus = root_ekus.clone();
                 } else if let Some(extra) = ekus.iter().find(|e| !root_ekus.contains(e)) {
-                    return Err(PkiError::Invalid(format!(
-                        "EKU {extra} is not defined on the root CA"
-                    )));
+                    return Err(PkiError::Invalid(format!("EKU {extra} is not defined on the root CA")));
                 }
                 let root_end = root
                     .entity
@@ -597,12 +564,8 @@ impl Pki {
                         key_usage: cert::ca_key_usage(),
                         ekus: ekus.clone(),
                         pointers: Some(RevocationPointers {
-                            crl_url: self
-                                .settings
-                                .crl_url(&root.row.id, root.entity.version_number),
-                            ca_issuers_url: self
-                                .settings
-                                .cert_url(&root.row.id, root.entity.version_number),
+                            crl_url: self.settings.crl_url(&root.row.id, root.entity.version_number),
+                            ca_issuers_url: self.settings.cert_url(&root.row.id, root.entity.version_number),
                             ocsp_url: Some(self.settings.ocsp_url()),
                         }),
                         subject_alt_name: None,
@@ -611,8 +574,7 @@ impl Pki {
                 )?;
                 entity.issuer_common_name = Some(root.entity.common_name.clone());
                 entity.root_certificate_common_name = Some(root.entity.common_name.clone());
-                entity.certification_authority_issuer_uri =
-                    root.entity.certificate_download_url.clone();
+                entity.certification_authority_issuer_uri = root.entity.certificate_download_url.clone();
                 (Some(der), None)
             }
             CaType::IssuingCertificationAuthorityWithExternalRoot => {
@@ -621,9 +583,8 @@ impl Pki {
                 }
                 let csr_der = csr::build_ca_request(&subject, &key, &ekus)?;
                 entity.certification_authority_status = CaStatus::SigningPending;
-                entity.certificate_signing_request = Some(
-                    <base64ct::Base64 as base64ct::Encoding>::encode_string(&csr_der),
-                );
+                entity.certificate_signing_request =
+                    Some(<base64ct::Base64 as base64ct::Encoding>::encode_string(&csr_der));
                 entity.validity_start_date_time = None;
                 entity.validity_end_date_time = None;
                 (None, Some(csr_der))
@@ -675,9 +636,8 @@ impl Pki {
             what: "certification authority",
             id: id.into(),
         })?;
-        row.cert.ok_or_else(|| {
-            PkiError::Invalid("the CA has no certificate yet: signing is pending".into())
-        })
+        row.cert
+            .ok_or_else(|| PkiError::Invalid("the CA has no certificate yet: signing is pending".into()))
     }
 
     /// The CSR of a CA awaiting its external signature (DER).
@@ -688,20 +648,12 @@ impl Pki {
             id: id.into(),
         })?;
         row.csr.ok_or_else(|| {
-            PkiError::Invalid(
-                "the CA has no certificate signing request (only a CA with an external root does)"
-                    .into(),
-            )
+            PkiError::Invalid("the CA has no certificate signing request (only a CA with an external root does)".into())
         })
     }
 
     /// Applies a status-changing action (pause, resume, revoke) to a CA.
-    fn transition(
-        &self,
-        id: &str,
-        action: Action,
-        reason: Option<RevocationReason>,
-    ) -> Result<CertificationAuthority> {
+    fn transition(&self, id: &str, action: Action, reason: Option<RevocationReason>) -> Result<CertificationAuthority> {
         let now = self.clock.now();
         let mut tx = self.store.begin(TxMode::Write)?;
         let mut ca = self.load_ca(tx.as_mut(), id, now)?;
@@ -712,12 +664,10 @@ impl Pki {
         }
         if action == Action::Revoke {
             ca.row.revoked_at = Some(ts(now));
-            ca.row.revocation_reason = Some(
-                reason
-                    .unwrap_or(RevocationReason::CessationOfOperation)
-                    .code(),
-            );
+            ca.row.revocation_reason = Some(reason.unwrap_or(RevocationReason::CessationOfOperation).code());
             ca.entity.revocation_date_time = Some(now);
+            // The root's answer about this CA's certificate becomes "revoked".
+            ca.row.ocsp = self.presign_ca_cert(tx.as_mut(), &ca.row, now)?;
         }
         self.save_ca(tx.as_mut(), &mut ca, now)?;
         tx.append_change(ts(now), ChangeKind::CaUpdated, id, None)?;
@@ -734,11 +684,7 @@ impl Pki {
     }
 
     /// Revokes an issuing CA's certificate (it then appears on its root's CRL).
-    pub fn revoke_ca(
-        &self,
-        id: &str,
-        reason: Option<RevocationReason>,
-    ) -> Result<CertificationAuthority> {
+    pub fn revoke_ca(&self, id: &str, reason: Option<RevocationReason>) -> Result<CertificationAuthority> {
         self.transition(id, Action::Revoke, reason)
     }
 
@@ -782,11 +728,7 @@ impl Pki {
             ca.entity.description = d;
         }
         if let Some(tags) = role_scope_tag_ids {
-            ca.entity.role_scope_tag_ids = if tags.is_empty() {
-                vec!["0".into()]
-            } else {
-                tags
-            };
+            ca.entity.role_scope_tag_ids = if tags.is_empty() { vec!["0".into()] } else { tags };
         }
         self.save_ca(tx.as_mut(), &mut ca, now)?;
         tx.append_change(ts(now), ChangeKind::CaUpdated, id, None)?;
@@ -797,21 +739,14 @@ impl Pki {
     /// Completes an external-root CA: `signed` must be a CA certificate for
     /// this CA's key, signed by the first certificate of `chain`, and the
     /// chain must verify up to a self-signed root.
-    pub fn upload_signed_certificate(
-        &self,
-        id: &str,
-        signed: &[u8],
-        chain: &[u8],
-    ) -> Result<CertificationAuthority> {
+    pub fn upload_signed_certificate(&self, id: &str, signed: &[u8], chain: &[u8]) -> Result<CertificationAuthority> {
         let cert_der = pem::decode_one(signed, &["CERTIFICATE"])?;
-        let leaf = ParsedCert::from_der(&cert_der)
-            .map_err(|e| PkiError::Rejected(format!("signed certificate: {e}")))?;
+        let leaf =
+            ParsedCert::from_der(&cert_der).map_err(|e| PkiError::Rejected(format!("signed certificate: {e}")))?;
         let mut chain_certs = Vec::new();
         for der in pem::decode_all(chain, &["CERTIFICATE"])? {
-            chain_certs.push(
-                ParsedCert::from_der(&der)
-                    .map_err(|e| PkiError::Rejected(format!("chain certificate: {e}")))?,
-            );
+            chain_certs
+                .push(ParsedCert::from_der(&der).map_err(|e| PkiError::Rejected(format!("chain certificate: {e}")))?);
         }
         let now = self.clock.now();
         let mut tx = self.store.begin(TxMode::Write)?;
@@ -823,18 +758,14 @@ impl Pki {
         let key = self.signer(tx.as_mut(), &ca)?;
 
         if leaf.tbs().subject_public_key_info != *key.public_key() {
-            return Err(PkiError::Rejected(
-                "the certificate is not for this CA's key".into(),
-            ));
+            return Err(PkiError::Rejected("the certificate is not for this CA's key".into()));
         }
         if !leaf.is_ca()? {
             return Err(PkiError::Rejected(
-                "the certificate is not a CA certificate (basicConstraints cA / keyCertSign)"
-                    .into(),
+                "the certificate is not a CA certificate (basicConstraints cA / keyCertSign)".into(),
             ));
         }
-        let in_validity =
-            |c: &ParsedCert| -> Result<bool> { Ok(c.not_before()? <= now && now < c.not_after()?) };
+        let in_validity = |c: &ParsedCert| -> Result<bool> { Ok(c.not_before()? <= now && now < c.not_after()?) };
         if !in_validity(&leaf)? {
             return Err(PkiError::Rejected(
                 "the certificate is not within its validity period".into(),
@@ -848,9 +779,7 @@ impl Pki {
                 .iter()
                 .find(|c| {
                     c.tbs().subject == current.tbs().issuer
-                        && current
-                            .verify_signed_by(&c.tbs().subject_public_key_info)
-                            .is_ok()
+                        && current.verify_signed_by(&c.tbs().subject_public_key_info).is_ok()
                 })
                 .cloned()
                 .ok_or_else(|| {
@@ -860,9 +789,7 @@ impl Pki {
                     ))
                 })?;
             if !issuer.is_ca()? {
-                return Err(PkiError::Rejected(
-                    "a chain certificate is not a CA certificate".into(),
-                ));
+                return Err(PkiError::Rejected("a chain certificate is not a CA certificate".into()));
             }
             if !in_validity(&issuer)? {
                 return Err(PkiError::Rejected(
@@ -875,9 +802,7 @@ impl Pki {
                 break;
             }
             if ordered.len() > 8 {
-                return Err(PkiError::Rejected(
-                    "the chain is longer than 8 certificates".into(),
-                ));
+                return Err(PkiError::Rejected("the chain is longer than 8 certificates".into()));
             }
             current = issuer;
         }
@@ -885,9 +810,7 @@ impl Pki {
         let anchor = &ordered[ordered.len() - 1];
         let cert_ekus = leaf.ekus()?;
         if cert_ekus.contains(&oids::ANY_EKU) {
-            return Err(PkiError::Rejected(
-                "the certificate carries the Any Purpose EKU".into(),
-            ));
+            return Err(PkiError::Rejected("the certificate carries the Any Purpose EKU".into()));
         }
         if !cert_ekus.is_empty() {
             ca.entity.extended_key_usages = cert_ekus
@@ -967,8 +890,7 @@ impl Pki {
         };
         let platform = match &request.device_platform {
             None => "Unknown",
-            Some(p) => device_platform(p)
-                .ok_or_else(|| PkiError::Invalid(format!("unknown devicePlatform {p:?}")))?,
+            Some(p) => device_platform(p).ok_or_else(|| PkiError::Invalid(format!("unknown devicePlatform {p:?}")))?,
         };
         Ok((csr, ekus, platform.to_owned()))
     }
@@ -1076,10 +998,7 @@ impl Pki {
         let now = self.clock.now();
         let mut tx = self.store.begin(TxMode::Write)?;
         let ca = self.load_ca(tx.as_mut(), ca_id, now)?;
-        lifecycle::check(
-            Action::IssueLeaf,
-            ca.facts(tx.as_mut(), now, Action::IssueLeaf)?,
-        )?;
+        lifecycle::check(Action::IssueLeaf, ca.facts(tx.as_mut(), now, Action::IssueLeaf)?)?;
         let prepared = self.prepare_leaf(&ca, request)?;
         let signer = self.signer(tx.as_mut(), &ca)?;
         let out = self.build_leaf(tx.as_mut(), &ca, &signer, &prepared, request, now)?;
@@ -1102,19 +1021,13 @@ impl Pki {
             let now = self.clock.now();
             let mut tx = self.store.begin(TxMode::Write)?;
             let ca = self.load_ca(tx.as_mut(), ca_id, now)?;
-            lifecycle::check(
-                Action::IssueLeaf,
-                ca.facts(tx.as_mut(), now, Action::IssueLeaf)?,
-            )?;
+            lifecycle::check(Action::IssueLeaf, ca.facts(tx.as_mut(), now, Action::IssueLeaf)?)?;
             let prepared = self.prepare_leaf(&ca, request)?;
             let signer = self.signer(tx.as_mut(), &ca)?;
             let n = batch.max(1).min(count - issued);
             let mut done = Vec::with_capacity(n as usize);
             for _ in 0..n {
-                done.push(
-                    self.build_leaf(tx.as_mut(), &ca, &signer, &prepared, request, now)?
-                        .0,
-                );
+                done.push(self.build_leaf(tx.as_mut(), &ca, &signer, &prepared, request, now)?.0);
             }
             self.commit(tx)?;
             issued += n;
@@ -1134,26 +1047,16 @@ impl Pki {
     }
 
     /// Finds a leaf by serial number (any case, with or without `00`).
-    pub fn find_leaf_by_serial(
-        &self,
-        ca_id: Option<&str>,
-        serial: &str,
-    ) -> Result<LeafCertificate> {
+    pub fn find_leaf_by_serial(&self, ca_id: Option<&str>, serial: &str) -> Result<LeafCertificate> {
         let now = self.clock.now();
         let mut tx = self.store.begin(TxMode::Read)?;
         let row = self.leaf_row_by_serial(tx.as_mut(), ca_id, serial)?;
         self.leaf_entity(&row, now)
     }
 
-    fn leaf_row_by_serial(
-        &self,
-        tx: &mut dyn Tx,
-        ca_id: Option<&str>,
-        serial: &str,
-    ) -> Result<LeafRow> {
-        let canonical = crate::x509::normalize_serial(serial).ok_or_else(|| {
-            PkiError::Invalid(format!("{serial:?} is not a hexadecimal serial number"))
-        })?;
+    fn leaf_row_by_serial(&self, tx: &mut dyn Tx, ca_id: Option<&str>, serial: &str) -> Result<LeafRow> {
+        let canonical = crate::x509::normalize_serial(serial)
+            .ok_or_else(|| PkiError::Invalid(format!("{serial:?} is not a hexadecimal serial number")))?;
         let mut rows = tx.leaves_by_serial(ca_id, &canonical)?;
         match rows.len() {
             0 => Err(PkiError::NotFound {
@@ -1178,9 +1081,7 @@ impl Pki {
             after_seq: q.after_seq,
             limit: q.limit,
         })?;
-        rows.iter()
-            .map(|r| Ok((r.seq, self.leaf_entity(r, now)?)))
-            .collect()
+        rows.iter().map(|r| Ok((r.seq, self.leaf_entity(r, now)?))).collect()
     }
 
     pub fn count_leaves(&self, ca_id: Option<&str>, status: Option<LeafStatus>) -> Result<u64> {
@@ -1223,12 +1124,7 @@ impl Pki {
     }
 
     /// Revokes one leaf by id. Revoking twice is an error, not a second entry.
-    pub fn revoke_leaf(
-        &self,
-        id: &str,
-        ca_id: Option<&str>,
-        reason: RevocationReason,
-    ) -> Result<LeafCertificate> {
+    pub fn revoke_leaf(&self, id: &str, ca_id: Option<&str>, reason: RevocationReason) -> Result<LeafCertificate> {
         let now = self.clock.now();
         let mut tx = self.store.begin(TxMode::Write)?;
         let row = tx.leaf(id)?.ok_or_else(|| PkiError::NotFound {
@@ -1261,11 +1157,7 @@ impl Pki {
     }
 
     /// Revokes the given leaves in one transaction: all or none.
-    pub fn revoke_leaves(
-        &self,
-        ids: &[String],
-        reason: RevocationReason,
-    ) -> Result<Vec<LeafCertificate>> {
+    pub fn revoke_leaves(&self, ids: &[String], reason: RevocationReason) -> Result<Vec<LeafCertificate>> {
         let now = self.clock.now();
         let mut tx = self.store.begin(TxMode::Write)?;
         let mut out = Vec::with_capacity(ids.len());
@@ -1294,10 +1186,7 @@ impl Pki {
             let now = self.clock.now();
             let mut tx = self.store.begin(TxMode::Write)?;
             let ca = self.load_ca(tx.as_mut(), ca_id, now)?;
-            lifecycle::check(
-                Action::RevokeLeaf,
-                ca.facts(tx.as_mut(), now, Action::RevokeLeaf)?,
-            )?;
+            lifecycle::check(Action::RevokeLeaf, ca.facts(tx.as_mut(), now, Action::RevokeLeaf)?)?;
             let rows = tx.leaves(&LeafQuery {
                 ca_id: Some(ca_id.to_owned()),
                 filter: LeafFilter::Active { now: ts(now) },
@@ -1380,8 +1269,7 @@ impl Pki {
                 this_update: now,
                 next_update,
                 distribution_point: &dp,
-                only_ca_certs: ca.entity.cloud_certification_authority_type
-                    == CaType::RootCertificationAuthority,
+                only_ca_certs: ca.entity.cloud_certification_authority_type == CaType::RootCertificationAuthority,
             },
             entries,
             key.as_ref(),

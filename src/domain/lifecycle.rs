@@ -93,9 +93,7 @@ pub enum Refusal {
     AlreadyRevoked,
     #[error("the CA has no certificate yet (signing pending); delete it instead")]
     NothingToRevoke,
-    #[error(
-        "{0} active leaf certificate(s) remain: revoke every active leaf before revoking the CA"
-    )]
+    #[error("{0} active leaf certificate(s) remain: revoke every active leaf before revoking the CA")]
     ActiveLeavesRemain(u64),
     #[error("the CA is {0}: revoke an issuing CA before deleting it")]
     RevokeBeforeDelete(&'static str),
@@ -154,9 +152,7 @@ pub fn check(action: Action, facts: Facts) -> Result<Effect, Refusal> {
                 Revoked => Err(Refusal::AlreadyRevoked),
                 SigningPending => Err(Refusal::NothingToRevoke),
                 Active => Err(Refusal::PauseBeforeRevoke(status.name())),
-                Paused | Expired if active_leaves > 0 => {
-                    Err(Refusal::ActiveLeavesRemain(active_leaves))
-                }
+                Paused | Expired if active_leaves > 0 => Err(Refusal::ActiveLeavesRemain(active_leaves)),
                 Paused | Expired => Ok(Effect::Become(Revoked)),
             }
         }
@@ -274,10 +270,7 @@ mod tests {
                         Some(effect) => {
                             assert_eq!(got, Ok(effect), "{t:?} {s:?} {a:?} should be allowed")
                         }
-                        None => assert!(
-                            got.is_err(),
-                            "{t:?} {s:?} {a:?} should be refused, got {got:?}"
-                        ),
+                        None => assert!(got.is_err(), "{t:?} {s:?} {a:?} should be refused, got {got:?}"),
                     }
                     checked += 1;
                 }
@@ -292,10 +285,7 @@ mod tests {
             active_leaves: 3,
             ..facts(ISS, Paused)
         };
-        assert_eq!(
-            check(Action::Revoke, f),
-            Err(Refusal::ActiveLeavesRemain(3))
-        );
+        assert_eq!(check(Action::Revoke, f), Err(Refusal::ActiveLeavesRemain(3)));
         assert!(check(Action::Revoke, f)
             .unwrap_err()
             .to_string()
@@ -308,10 +298,7 @@ mod tests {
             anchored_cas: 2,
             ..facts(ROOT, Active)
         };
-        assert_eq!(
-            check(Action::Delete, f),
-            Err(Refusal::IssuingCasAnchored(2))
-        );
+        assert_eq!(check(Action::Delete, f), Err(Refusal::IssuingCasAnchored(2)));
     }
 
     #[test]
@@ -336,9 +323,6 @@ mod tests {
             check(Action::IssueLeaf, facts(ROOT, Active)),
             Err(Refusal::RootIssuesNoLeaves)
         );
-        assert_eq!(
-            check(Action::Revoke, facts(ISS, Revoked)),
-            Err(Refusal::AlreadyRevoked)
-        );
+        assert_eq!(check(Action::Revoke, facts(ISS, Revoked)), Err(Refusal::AlreadyRevoked));
     }
 }

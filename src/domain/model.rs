@@ -30,9 +30,7 @@ impl CaType {
         match self {
             CaType::RootCertificationAuthority => "rootCertificationAuthority",
             CaType::IssuingCertificationAuthority => "issuingCertificationAuthority",
-            CaType::IssuingCertificationAuthorityWithExternalRoot => {
-                "issuingCertificationAuthorityWithExternalRoot"
-            }
+            CaType::IssuingCertificationAuthorityWithExternalRoot => "issuingCertificationAuthorityWithExternalRoot",
         }
     }
 
@@ -73,9 +71,7 @@ impl CaStatus {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|x| x.name().eq_ignore_ascii_case(s))
+        Self::ALL.into_iter().find(|x| x.name().eq_ignore_ascii_case(s))
     }
 }
 
@@ -173,9 +169,7 @@ impl RevocationReason {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|r| r.name().eq_ignore_ascii_case(s))
+        Self::ALL.into_iter().find(|r| r.name().eq_ignore_ascii_case(s))
     }
 }
 
@@ -197,9 +191,7 @@ pub const DEVICE_PLATFORMS: [&str; 12] = [
 
 /// Canonical spelling of a device platform name (case-insensitive match).
 pub fn device_platform(s: &str) -> Option<&'static str> {
-    DEVICE_PLATFORMS
-        .into_iter()
-        .find(|p| p.eq_ignore_ascii_case(s))
+    DEVICE_PLATFORMS.into_iter().find(|p| p.eq_ignore_ascii_case(s))
 }
 
 /// Graph's `extendedKeyUsage` complex type.
@@ -321,10 +313,7 @@ mod tests {
             serde_json::to_string(&CaStatus::SigningPending).unwrap(),
             "\"signingPending\""
         );
-        assert_eq!(
-            serde_json::to_string(&KeyAlgorithm::EcP256k).unwrap(),
-            "\"eCP256k\""
-        );
+        assert_eq!(serde_json::to_string(&KeyAlgorithm::EcP256k).unwrap(), "\"eCP256k\"");
         assert_eq!(
             serde_json::to_string(&CaType::IssuingCertificationAuthorityWithExternalRoot).unwrap(),
             "\"issuingCertificationAuthorityWithExternalRoot\""
@@ -335,16 +324,10 @@ mod tests {
         );
         for r in RevocationReason::ALL {
             assert_eq!(RevocationReason::from_code(r.code()), Some(r));
-            assert_eq!(
-                serde_json::to_string(&r).unwrap(),
-                format!("\"{}\"", r.name())
-            );
+            assert_eq!(serde_json::to_string(&r).unwrap(), format!("\"{}\"", r.name()));
         }
         for s in CaStatus::ALL {
-            assert_eq!(
-                serde_json::to_string(&s).unwrap(),
-                format!("\"{}\"", s.name())
-            );
+            assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{}\"", s.name()));
         }
     }
 }

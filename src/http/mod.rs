@@ -74,35 +74,20 @@ async fn read_body(req: Request<Incoming>, max: usize) -> Result<Bytes, Response
         .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
     {
         if len > max {
-            return Err(plain(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "request body too large\n",
-            ));
+            return Err(plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n"));
         }
     }
     match Limited::new(req.into_body(), max).collect().await {
         Ok(b) => Ok(b.to_bytes()),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            Err(plain(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "request body too large\n",
-            ))
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            Err(plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n"))
         }
-        Err(_) => Err(plain(
-            StatusCode::BAD_REQUEST,
-            "could not read request body\n",
-        )),
+        Err(_) => Err(plain(StatusCode::BAD_REQUEST, "could not read request body\n")),
     }
 }
 
 /// Handles one request.
-pub async fn handle(
-    state: Arc<AppState>,
-    req: Request<Incoming>,
-) -> Result<Response<Body>, std::convert::Infallible> {
+pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Result<Response<Body>, std::convert::Infallible> {
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
@@ -118,21 +103,14 @@ pub async fn handle(
         *response.body_mut() = Full::default();
     }
     let m = &r.metrics;
-    m.requests
-        .with_label_values(&[route, response.status().as_str()])
-        .inc();
+    m.requests.with_label_values(&[route, response.status().as_str()]).inc();
     m.request_seconds
         .with_label_values(&[route])
         .observe(started.elapsed().as_secs_f64());
     Ok(response)
 }
 
-async fn dispatch(
-    state: &AppState,
-    req: Request<Incoming>,
-    method: &Method,
-    path: &str,
-) -> Response<Body> {
+async fn dispatch(state: &AppState, req: Request<Incoming>, method: &Method, path: &str) -> Response<Body> {
     let r = &state.responder;
     let is_get = *method == Method::GET || *method == Method::HEAD;
     match path {
@@ -145,12 +123,7 @@ async fn dispatch(
             };
         }
         "/metrics" if is_get => {
-            let age = r
-                .published
-                .load()
-                .built_at
-                .elapsed()
-                .map_or(0.0, |d| d.as_secs_f64());
+            let age = r.published.load().built_at.elapsed().map_or(0.0, |d| d.as_secs_f64());
             r.metrics.snapshot_age_seconds.set(age);
             let mut resp = Response::new(Full::new(Bytes::from(r.metrics.render())));
             resp.headers_mut().insert(
@@ -164,10 +137,7 @@ async fn dispatch(
     if path == "/ocsp" || path.starts_with("/ocsp/") {
         return match *method {
             Method::POST => match read_body(req, state.limits.max_body).await {
-                Ok(body) => {
-                    r.serve_ocsp(method, path, &HeaderMap::new(), Some(body))
-                        .await
-                }
+                Ok(body) => r.serve_ocsp(method, path, &HeaderMap::new(), Some(body)).await,
                 Err(resp) => resp,
             },
             Method::GET | Method::HEAD => r.serve_ocsp(method, path, req.headers(), None).await,
@@ -189,18 +159,13 @@ use http::HeaderMap;
 
 fn method_not_allowed(allow: &'static str) -> Response<Body> {
     let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
-    r.headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    r.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
     r
 }
 
 /// Serves until `shutdown` resolves, then lets in-flight requests finish
 /// (up to the grace period).
-pub async fn serve(
-    listener: TcpListener,
-    state: Arc<AppState>,
-    shutdown: impl Future<Output = ()>,
-) {
+pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: impl Future<Output = ()>) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let connections = Arc::new(Semaphore::new(state.limits.max_connections));
     let mut builder = hyper::server::conn::http1::Builder::new();

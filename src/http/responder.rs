@@ -107,10 +107,7 @@ fn not_modified(req: &HeaderMap, etag: &str, last_modified: i64) -> bool {
             t == "*" || t.trim_start_matches("W/") == etag
         });
     }
-    if let Some(ims) = req
-        .get(header::IF_MODIFIED_SINCE)
-        .and_then(|v| v.to_str().ok())
-    {
+    if let Some(ims) = req.get(header::IF_MODIFIED_SINCE).and_then(|v| v.to_str().ok()) {
         if let Ok(t) = httpdate::parse_http_date(ims) {
             let secs = t
                 .duration_since(SystemTime::UNIX_EPOCH)
@@ -122,12 +119,7 @@ fn not_modified(req: &HeaderMap, etag: &str, last_modified: i64) -> bool {
 }
 
 /// A document with RFC 5019 §6 caching headers (and 304 on a conditional GET).
-fn cached(
-    req: &HeaderMap,
-    doc: &Document,
-    content_type: &'static str,
-    max_age_cap: Option<i64>,
-) -> Response<Body> {
+fn cached(req: &HeaderMap, doc: &Document, content_type: &'static str, max_age_cap: Option<i64>) -> Response<Body> {
     let now = now_unix();
     let mut max_age = (doc.next_update - now).max(0);
     if let Some(cap) = max_age_cap {
@@ -169,11 +161,7 @@ fn ca_and_version(segment: &str) -> Option<(&str, i32)> {
 }
 
 /// Serves `/crls/...` and `/cacerts/...`; None when the path is not one of them.
-pub fn serve_document(
-    r: &Responder,
-    path: &str,
-    headers: &HeaderMap,
-) -> Option<(&'static str, Response<Body>)> {
+pub fn serve_document(r: &Responder, path: &str, headers: &HeaderMap) -> Option<(&'static str, Response<Body>)> {
     let snap = r.published.load();
     if let Some(rest) = path.strip_prefix("/crls/") {
         let (segment, file) = rest.split_once('/')?;
@@ -193,10 +181,7 @@ pub fn serve_document(
     if let Some(rest) = path.strip_prefix("/cacerts/") {
         let (segment, file) = rest.split_once('/')?;
         let Some(ca) = ca_and_version(segment).and_then(|(id, v)| snap.ca_version(id, v)) else {
-            return Some((
-                "aia",
-                plain(StatusCode::NOT_FOUND, "no such CA certificate\n"),
-            ));
+            return Some(("aia", plain(StatusCode::NOT_FOUND, "no such CA certificate\n")));
         };
         let resp = match file {
             "cert.cer" => aia(headers, ca, ca.cert_der.clone(), "application/pkix-cert"),
@@ -209,12 +194,7 @@ pub fn serve_document(
     None
 }
 
-fn aia(
-    headers: &HeaderMap,
-    ca: &CaState,
-    body: Bytes,
-    content_type: &'static str,
-) -> Response<Body> {
+fn aia(headers: &HeaderMap, ca: &CaState, body: Bytes, content_type: &'static str) -> Response<Body> {
     // CA certificates never change under a given version: cache them a day.
     let doc = Document {
         etag: format!("\"{}-{}\"", ca.id, content_type.len()).into(),
@@ -234,9 +214,7 @@ pub fn decode_get_path(raw: &str) -> Option<Vec<u8>> {
     if raw.is_empty() || raw.len() > 4096 {
         return None;
     }
-    let decoded = percent_encoding::percent_decode_str(raw)
-        .decode_utf8()
-        .ok()?;
+    let decoded = percent_encoding::percent_decode_str(raw).decode_utf8().ok()?;
     let mut b64: String = decoded
         .chars()
         .filter(|c| !c.is_ascii_whitespace() || *c == ' ')
@@ -265,21 +243,14 @@ fn ocsp_uncacheable(body: Bytes, no_store: bool) -> Response<Body> {
     let mut r = ocsp_body(body);
     r.headers_mut().insert(
         header::CACHE_CONTROL,
-        HeaderValue::from_static(if no_store {
-            "no-store"
-        } else {
-            "max-age=0, no-cache"
-        }),
+        HeaderValue::from_static(if no_store { "no-store" } else { "max-age=0, no-cache" }),
     );
     r
 }
 
 impl Responder {
     fn outcome(&self, o: Outcome) {
-        self.metrics
-            .ocsp_outcomes
-            .with_label_values(&[o.name()])
-            .inc();
+        self.metrics.ocsp_outcomes.with_label_values(&[o.name()]).inc();
     }
 
     fn error(&self, answer: ErrorAnswer, outcome: Outcome) -> Response<Body> {
@@ -299,11 +270,7 @@ impl Responder {
         }
         match snap.answer_ocsp(&req) {
             OcspDecision::Error(answer, outcome) => self.error(answer, outcome),
-            OcspDecision::Ready {
-                body,
-                state,
-                outcome,
-            } => {
+            OcspDecision::Ready { body, state, outcome } => {
                 self.outcome(outcome);
                 if get {
                     let doc = Document {
@@ -348,10 +315,8 @@ impl Responder {
                             if self.unknown_cache.len() >= 100_000 {
                                 self.unknown_cache.clear();
                             }
-                            self.unknown_cache.insert(
-                                key,
-                                (body.clone(), Instant::now() + self.limits.unknown_ttl),
-                            );
+                            self.unknown_cache
+                                .insert(key, (body.clone(), Instant::now() + self.limits.unknown_ttl));
                         }
                         ocsp_uncacheable(body, nonce.is_some())
                     }
@@ -388,10 +353,7 @@ impl Responder {
         .await;
         match signed {
             Ok(Ok(der)) => {
-                self.metrics
-                    .signatures
-                    .with_label_values(&["ocsp_on_demand"])
-                    .inc();
+                self.metrics.signatures.with_label_values(&["ocsp_on_demand"]).inc();
                 Some(Bytes::from(der))
             }
             Ok(Err(e)) => {
@@ -439,10 +401,7 @@ mod tests {
         let std = base64ct::Base64::encode_string(&der);
         assert!(std.contains('+') || std.contains('/'));
         assert_eq!(decode_get_path(&std).unwrap(), der);
-        let pct = std
-            .replace('+', "%2B")
-            .replace('/', "%2F")
-            .replace('=', "%3D");
+        let pct = std.replace('+', "%2B").replace('/', "%2F").replace('=', "%3D");
         assert_eq!(decode_get_path(&pct).unwrap(), der);
         assert_eq!(decode_get_path(&std.replace('+', " ")).unwrap(), der);
         assert_eq!(decode_get_path(std.trim_end_matches('=')).unwrap(), der);

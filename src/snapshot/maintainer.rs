@@ -72,8 +72,7 @@ impl CrlState {
         if !self.serials.insert(serial.to_vec()) {
             return Ok(false);
         }
-        let at =
-            OffsetDateTime::from_unix_timestamp(at).map_err(|e| X509Error::Time(e.to_string()))?;
+        let at = OffsetDateTime::from_unix_timestamp(at).map_err(|e| X509Error::Time(e.to_string()))?;
         self.entries.push(serial, at, reason)?;
         Ok(true)
     }
@@ -102,11 +101,7 @@ fn etag_of(body: &[u8]) -> Arc<str> {
     format!("\"{}\"", crate::x509::hex_upper(tail)).into()
 }
 
-fn cert_state(
-    status: Status,
-    ocsp: &crate::store::Presigned,
-    validity: time::Duration,
-) -> CertState {
+fn cert_state(status: Status, ocsp: &crate::store::Presigned, validity: time::Duration) -> CertState {
     CertState {
         status,
         this_update: ocsp.this_update,
@@ -119,8 +114,7 @@ fn cert_state(
 fn leaf_status(row: &LeafStatusRow) -> Result<Status> {
     Ok(match row.revoked_at {
         Some(at) => Status::Revoked {
-            at: OffsetDateTime::from_unix_timestamp(at)
-                .map_err(|e| X509Error::Time(e.to_string()))?,
+            at: OffsetDateTime::from_unix_timestamp(at).map_err(|e| X509Error::Time(e.to_string()))?,
             reason: row.revocation_reason.unwrap_or(0),
         },
         None => Status::Good,
@@ -128,12 +122,7 @@ fn leaf_status(row: &LeafStatusRow) -> Result<Status> {
 }
 
 impl Maintainer {
-    pub fn new(
-        pki: Arc<Pki>,
-        published: Published,
-        metrics: Arc<Metrics>,
-        wake: Arc<Wake>,
-    ) -> Self {
+    pub fn new(pki: Arc<Pki>, published: Published, metrics: Arc<Metrics>, wake: Arc<Wake>) -> Self {
         Maintainer {
             pki,
             published,
@@ -242,8 +231,7 @@ impl Maintainer {
         if let Some(ocsp) = &row.ocsp {
             let status = match row.revoked_at {
                 Some(at) => Status::Revoked {
-                    at: OffsetDateTime::from_unix_timestamp(at)
-                        .map_err(|e| X509Error::Time(e.to_string()))?,
+                    at: OffsetDateTime::from_unix_timestamp(at).map_err(|e| X509Error::Time(e.to_string()))?,
                     reason: row.revocation_reason.unwrap_or(0),
                 },
                 None => Status::Good,
@@ -303,9 +291,7 @@ impl Maintainer {
         for row in &rows {
             let mut after = 0;
             loop {
-                let page = store
-                    .begin(TxMode::Read)?
-                    .leaf_status_page(&row.id, after, 20_000)?;
+                let page = store.begin(TxMode::Read)?.leaf_status_page(&row.id, after, 20_000)?;
                 let Some(last) = page.last() else { break };
                 after = last.seq;
                 self.load_page(&row.id, &page)?;
@@ -314,10 +300,7 @@ impl Maintainer {
             for child in store.begin(TxMode::Read)?.revoked_children(&row.id)? {
                 self.apply_child(&child)?;
             }
-            for child in rows
-                .iter()
-                .filter(|c| c.issuer_id.as_deref() == Some(row.id.as_str()))
-            {
+            for child in rows.iter().filter(|c| c.issuer_id.as_deref() == Some(row.id.as_str())) {
                 self.apply_child(child)?;
             }
         }
@@ -330,12 +313,7 @@ impl Maintainer {
         self.swap(started);
         tracing::info!(
             cas = self.snapshot.cas.len(),
-            certificates = self
-                .snapshot
-                .cas
-                .values()
-                .map(|c| c.certs.len())
-                .sum::<usize>(),
+            certificates = self.snapshot.cas.values().map(|c| c.certs.len()).sum::<usize>(),
             seconds = started.elapsed().as_secs_f64(),
             "snapshot loaded"
         );
@@ -396,9 +374,7 @@ impl Maintainer {
                             self.apply_leaf(row)?;
                         }
                     }
-                    ChangeKind::CaCreated | ChangeKind::CaUpdated => {
-                        self.reload_ca(&change.ca_id)?
-                    }
+                    ChangeKind::CaCreated | ChangeKind::CaUpdated => self.reload_ca(&change.ca_id)?,
                     ChangeKind::CaDeleted => self.remove_ca(&change.ca_id),
                     ChangeKind::CrlPublished => self.adopt_stored_crl(&change.ca_id)?,
                 }
@@ -434,10 +410,7 @@ impl Maintainer {
             .crl_bytes
             .with_label_values(&[ca_id])
             .set(row.der.len() as i64);
-        self.metrics
-            .crl_entries
-            .with_label_values(&[ca_id])
-            .set(entries as i64);
+        self.metrics.crl_entries.with_label_values(&[ca_id]).set(entries as i64);
         ca.crl = Some(Arc::new(CrlDocument {
             doc: Document {
                 etag: etag_of(&row.der),
@@ -465,9 +438,7 @@ impl Maintainer {
                 Ok(row) => {
                     let entries = state.entries.len();
                     self.metrics.signatures.with_label_values(&["crl"]).inc();
-                    self.metrics
-                        .crl_build_seconds
-                        .observe(started.elapsed().as_secs_f64());
+                    self.metrics.crl_build_seconds.observe(started.elapsed().as_secs_f64());
                     self.set_crl(&ca_id, row, entries);
                     n += 1;
                 }
@@ -479,19 +450,10 @@ impl Maintainer {
 
     /// CAs whose CRL is due for its periodic re-publication.
     fn mark_stale_crls(&mut self) {
-        let republish = self
-            .pki
-            .settings()
-            .timings
-            .crl_republish_after
-            .whole_seconds();
+        let republish = self.pki.settings().timings.crl_republish_after.whole_seconds();
         let now = ts(self.pki.now());
         for (id, ca) in self.snapshot.cas.iter() {
-            if ca
-                .crl
-                .as_ref()
-                .is_none_or(|c| now - c.doc.this_update >= republish)
-            {
+            if ca.crl.as_ref().is_none_or(|c| now - c.doc.this_update >= republish) {
                 self.dirty.insert(id.to_string());
             }
         }
@@ -501,13 +463,9 @@ impl Maintainer {
         self.snapshot.generation += 1;
         self.snapshot.built_at = SystemTime::now();
         self.published.store(Arc::new(self.snapshot.clone()));
-        self.metrics
-            .snapshot_generation
-            .set(self.snapshot.generation as i64);
+        self.metrics.snapshot_generation.set(self.snapshot.generation as i64);
         self.metrics.snapshot_seq.set(self.snapshot.change_seq);
-        self.metrics
-            .rebuild_seconds
-            .observe(started.elapsed().as_secs_f64());
+        self.metrics.rebuild_seconds.observe(started.elapsed().as_secs_f64());
     }
 
     /// One round: follow changes, publish OCSP at once, then CRLs.

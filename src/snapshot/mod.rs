@@ -21,9 +21,7 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 
 use crate::domain::CaStatus;
-use crate::x509::ocsp::{
-    self, CertIdHash, ErrorAnswer, IssuerHashes, ParsedRequest, SingleAnswer, Status,
-};
+use crate::x509::ocsp::{self, CertIdHash, ErrorAnswer, IssuerHashes, ParsedRequest, SingleAnswer, Status};
 use crate::x509::Signer;
 
 /// The current snapshot, swapped atomically.
@@ -158,9 +156,9 @@ impl Snapshot {
                 .get(q.cert_id.issuer_key_hash.as_bytes())
                 .and_then(|id| self.cas.get(id))
                 .filter(|c| {
-                    c.hashes.iter().any(|h| {
-                        h.hash == hash && h.name_hash == q.cert_id.issuer_name_hash.as_bytes()
-                    })
+                    c.hashes
+                        .iter()
+                        .any(|h| h.hash == hash && h.name_hash == q.cert_id.issuer_name_hash.as_bytes())
                 });
             let Some(this_ca) = found else {
                 return OcspDecision::Error(ErrorAnswer::Unauthorized, Outcome::Unauthorized);
@@ -170,8 +168,7 @@ impl Snapshot {
                 return OcspDecision::Error(ErrorAnswer::Unauthorized, Outcome::Unauthorized);
             }
             ca = Some(this_ca);
-            let state = SerialKey::new(q.cert_id.serial_number.as_bytes())
-                .and_then(|k| this_ca.certs.get(&k));
+            let state = SerialKey::new(q.cert_id.serial_number.as_bytes()).and_then(|k| this_ca.certs.get(&k));
             match state {
                 Some(s) => {
                     if matches!(s.status, Status::Revoked { .. }) {
@@ -280,9 +277,7 @@ pub fn sign_pending(
     let signer = ca
         .responder
         .as_deref()
-        .ok_or(crate::x509::X509Error::Crypto(
-            "no OCSP signing key on this node",
-        ))?;
+        .ok_or(crate::x509::X509Error::Crypto("no OCSP signing key on this node"))?;
     let single: Vec<SingleAnswer> = answers
         .iter()
         .map(|a| SingleAnswer {

@@ -243,17 +243,11 @@ pub trait Tx {
     /// Replaces a leaf's pre-signed answers, tagging them with change `seq`.
     fn set_leaf_ocsp(&mut self, id: &str, ocsp: &Presigned, seq: i64) -> Result<()>;
     /// Leaves whose answers were signed before `signed_before` (oldest first).
-    fn leaves_due_for_ocsp(&mut self, signed_before: i64, limit: u32)
-        -> Result<Vec<LeafStatusRow>>;
+    fn leaves_due_for_ocsp(&mut self, signed_before: i64, limit: u32) -> Result<Vec<LeafStatusRow>>;
     /// Leaves of a CA whose answers were refreshed by change `seq`.
     fn leaves_signed_at_seq(&mut self, ca_id: &str, seq: i64) -> Result<Vec<LeafStatusRow>>;
     /// A page of a CA's leaves, without certificates, in issuance order.
-    fn leaf_status_page(
-        &mut self,
-        ca_id: &str,
-        after_seq: i64,
-        limit: u32,
-    ) -> Result<Vec<LeafStatusRow>>;
+    fn leaf_status_page(&mut self, ca_id: &str, after_seq: i64, limit: u32) -> Result<Vec<LeafStatusRow>>;
     fn leaf_status(&mut self, id: &str) -> Result<Option<LeafStatusRow>>;
     fn crl(&mut self, ca_id: &str) -> Result<Option<CrlRow>>;
     /// Stores a CRL unless one with a higher or equal number is stored.
@@ -261,13 +255,7 @@ pub trait Tx {
     fn update_leaf_doc(&mut self, id: &str, doc: &str) -> Result<()>;
 
     /// Appends to the change log; returns the new sequence number.
-    fn append_change(
-        &mut self,
-        at: i64,
-        kind: ChangeKind,
-        ca_id: &str,
-        leaf_id: Option<&str>,
-    ) -> Result<i64>;
+    fn append_change(&mut self, at: i64, kind: ChangeKind, ca_id: &str, leaf_id: Option<&str>) -> Result<i64>;
     /// Highest sequence number committed (0 when empty).
     fn last_change_seq(&mut self) -> Result<i64>;
     fn changes_since(&mut self, seq: i64, limit: u32) -> Result<Vec<Change>>;

@@ -10,8 +10,8 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{
-    CaRow, Change, ChangeKind, CrlRow, LeafFilter, LeafQuery, LeafRow, LeafStatusRow, Presigned,
-    Result, Store, StoreError, Tx, TxMode,
+    CaRow, Change, ChangeKind, CrlRow, LeafFilter, LeafQuery, LeafRow, LeafStatusRow, Presigned, Result, Store,
+    StoreError, Tx, TxMode,
 };
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how
@@ -115,9 +115,7 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        let store = SqliteStore {
-            conn: Mutex::new(conn),
-        };
+        let store = SqliteStore { conn: Mutex::new(conn) };
         store.migrate()?;
         Ok(store)
     }
@@ -183,8 +181,7 @@ impl Drop for SqliteTx<'_> {
     }
 }
 
-const CA_COLUMNS: &str =
-    "id, common_name, issuer_id, status, doc, cert, chain, csr, revoked_at, revocation_reason, \
+const CA_COLUMNS: &str = "id, common_name, issuer_id, status, doc, cert, chain, csr, revoked_at, revocation_reason, \
                           row_version, crl_number, ocsp_sha1, ocsp_sha256, ocsp_this_update";
 
 fn presigned(r: &Row<'_>, first: usize) -> rusqlite::Result<Option<Presigned>> {
@@ -317,12 +314,9 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn cas(&mut self) -> Result<Vec<CaRow>> {
-        let sql =
-            format!("SELECT {CA_COLUMNS} FROM cas WHERE deleted_at IS NULL ORDER BY created_order");
+        let sql = format!("SELECT {CA_COLUMNS} FROM cas WHERE deleted_at IS NULL ORDER BY created_order");
         let mut stmt = self.conn.prepare_cached(&sql)?;
-        let rows = stmt
-            .query_map([], ca_row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let rows = stmt.query_map([], ca_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
 
@@ -347,11 +341,9 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn insert_ca(&mut self, row: &CaRow, sealed_key: Option<&[u8]>) -> Result<()> {
-        let order: i64 = self.conn.query_row(
-            "SELECT coalesce(max(created_order), 0) + 1 FROM cas",
-            [],
-            |r| r.get(0),
-        )?;
+        let order: i64 = self
+            .conn
+            .query_row("SELECT coalesce(max(created_order), 0) + 1 FROM cas", [], |r| r.get(0))?;
         let res = self.conn.execute(
             "INSERT INTO cas (id, common_name, issuer_id, status, doc, cert, chain, csr, sealed_key,
                               revoked_at, revocation_reason, row_version, crl_number, created_order,
@@ -379,9 +371,7 @@ impl Tx for SqliteTx<'_> {
         );
         match res {
             Ok(_) => Ok(()),
-            Err(e) if is_unique_violation(&e) => {
-                Err(StoreError::DuplicateCommonName(row.common_name.clone()))
-            }
+            Err(e) if is_unique_violation(&e) => Err(StoreError::DuplicateCommonName(row.common_name.clone())),
             Err(e) => Err(e.into()),
         }
     }
@@ -414,8 +404,7 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn delete_ca(&mut self, id: &str, at: i64) -> Result<()> {
-        self.conn
-            .execute("DELETE FROM leaves WHERE ca_id = ?", [id])?;
+        self.conn.execute("DELETE FROM leaves WHERE ca_id = ?", [id])?;
         let n = self.conn.execute(
             "UPDATE cas SET deleted_at = ?, sealed_key = NULL, csr = NULL, row_version = row_version + 1
              WHERE id = ? AND deleted_at IS NULL",
@@ -448,24 +437,26 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn insert_leaf(&mut self, row: &LeafRow) -> Result<i64> {
-        let res = self.conn.prepare_cached(
-            "INSERT INTO leaves (id, ca_id, serial, not_after, revoked_at, revocation_reason, doc, der,
+        let res = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO leaves (id, ca_id, serial, not_after, revoked_at, revocation_reason, doc, der,
                                  ocsp_sha1, ocsp_sha256, ocsp_this_update)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )?
-        .execute(params![
-            row.id,
-            row.ca_id,
-            row.serial,
-            row.not_after,
-            row.revoked_at,
-            row.revocation_reason,
-            row.doc,
-            row.der,
-            row.ocsp.as_ref().map(|o| &o.sha1),
-            row.ocsp.as_ref().map(|o| &o.sha256),
-            row.ocsp.as_ref().map(|o| o.this_update)
-        ]);
+            )?
+            .execute(params![
+                row.id,
+                row.ca_id,
+                row.serial,
+                row.not_after,
+                row.revoked_at,
+                row.revocation_reason,
+                row.doc,
+                row.der,
+                row.ocsp.as_ref().map(|o| &o.sha1),
+                row.ocsp.as_ref().map(|o| &o.sha256),
+                row.ocsp.as_ref().map(|o| o.this_update)
+            ]);
         match res {
             Ok(_) => Ok(self.conn.last_insert_rowid()),
             Err(e) if is_unique_violation(&e) => Err(StoreError::DuplicateSerial),
@@ -475,17 +466,12 @@ impl Tx for SqliteTx<'_> {
 
     fn leaf(&mut self, id: &str) -> Result<Option<LeafRow>> {
         let sql = format!("SELECT {LEAF_COLUMNS} FROM leaves WHERE id = ?");
-        Ok(self
-            .conn
-            .prepare_cached(&sql)?
-            .query_row([id], leaf_row)
-            .optional()?)
+        Ok(self.conn.prepare_cached(&sql)?.query_row([id], leaf_row).optional()?)
     }
 
     fn leaves_by_serial(&mut self, ca_id: Option<&str>, serial: &str) -> Result<Vec<LeafRow>> {
-        let sql = format!(
-            "SELECT {LEAF_COLUMNS} FROM leaves WHERE serial = ?1 AND (?2 IS NULL OR ca_id = ?2) ORDER BY seq"
-        );
+        let sql =
+            format!("SELECT {LEAF_COLUMNS} FROM leaves WHERE serial = ?1 AND (?2 IS NULL OR ca_id = ?2) ORDER BY seq");
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let rows = stmt
             .query_map(params![serial, ca_id], leaf_row)?
@@ -541,11 +527,7 @@ impl Tx for SqliteTx<'_> {
         Ok(())
     }
 
-    fn leaves_due_for_ocsp(
-        &mut self,
-        signed_before: i64,
-        limit: u32,
-    ) -> Result<Vec<LeafStatusRow>> {
+    fn leaves_due_for_ocsp(&mut self, signed_before: i64, limit: u32) -> Result<Vec<LeafStatusRow>> {
         let sql = format!(
             "SELECT {LEAF_STATUS_COLUMNS} FROM leaves
              WHERE ocsp_this_update IS NULL OR ocsp_this_update < ? ORDER BY ocsp_this_update LIMIT ?"
@@ -558,8 +540,7 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn leaves_signed_at_seq(&mut self, ca_id: &str, seq: i64) -> Result<Vec<LeafStatusRow>> {
-        let sql =
-            format!("SELECT {LEAF_STATUS_COLUMNS} FROM leaves WHERE ocsp_seq = ? AND ca_id = ?");
+        let sql = format!("SELECT {LEAF_STATUS_COLUMNS} FROM leaves WHERE ocsp_seq = ? AND ca_id = ?");
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let rows = stmt
             .query_map(params![seq, ca_id], leaf_status_row)?
@@ -567,12 +548,7 @@ impl Tx for SqliteTx<'_> {
         Ok(rows)
     }
 
-    fn leaf_status_page(
-        &mut self,
-        ca_id: &str,
-        after_seq: i64,
-        limit: u32,
-    ) -> Result<Vec<LeafStatusRow>> {
+    fn leaf_status_page(&mut self, ca_id: &str, after_seq: i64, limit: u32) -> Result<Vec<LeafStatusRow>> {
         let sql = format!("SELECT {LEAF_STATUS_COLUMNS} FROM leaves WHERE ca_id = ? AND seq > ? ORDER BY seq LIMIT ?");
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let rows = stmt
@@ -621,22 +597,14 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn update_leaf_doc(&mut self, id: &str, doc: &str) -> Result<()> {
-        let n = self
-            .conn
-            .execute("UPDATE leaves SET doc = ? WHERE id = ?", [doc, id])?;
+        let n = self.conn.execute("UPDATE leaves SET doc = ? WHERE id = ?", [doc, id])?;
         if n != 1 {
             return Err(StoreError::Conflict);
         }
         Ok(())
     }
 
-    fn append_change(
-        &mut self,
-        at: i64,
-        kind: ChangeKind,
-        ca_id: &str,
-        leaf_id: Option<&str>,
-    ) -> Result<i64> {
+    fn append_change(&mut self, at: i64, kind: ChangeKind, ca_id: &str, leaf_id: Option<&str>) -> Result<i64> {
         self.conn
             .prepare_cached("INSERT INTO changes (at, kind, ca_id, leaf_id) VALUES (?, ?, ?, ?)")?
             .execute(params![at, kind.as_str(), ca_id, leaf_id])?;
@@ -646,15 +614,13 @@ impl Tx for SqliteTx<'_> {
     fn last_change_seq(&mut self) -> Result<i64> {
         Ok(self
             .conn
-            .query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| {
-                r.get(0)
-            })?)
+            .query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| r.get(0))?)
     }
 
     fn changes_since(&mut self, seq: i64, limit: u32) -> Result<Vec<Change>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT seq, at, kind, ca_id, leaf_id FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
-        )?;
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT seq, at, kind, ca_id, leaf_id FROM changes WHERE seq > ? ORDER BY seq LIMIT ?")?;
         let rows = stmt
             .query_map(params![seq, limit], |r| {
                 Ok((
@@ -668,8 +634,8 @@ impl Tx for SqliteTx<'_> {
             .collect::<rusqlite::Result<Vec<_>>>()?;
         rows.into_iter()
             .map(|(seq, at, kind, ca_id, leaf_id)| {
-                let kind = ChangeKind::parse(&kind)
-                    .ok_or_else(|| StoreError::Corrupt(format!("change kind {kind}")))?;
+                let kind =
+                    ChangeKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("change kind {kind}")))?;
                 Ok(Change {
                     seq,
                     at,
@@ -754,8 +720,7 @@ mod tests {
         let s = SqliteStore::in_memory().unwrap();
         let mut tx = s.begin(TxMode::Write).unwrap();
         tx.insert_ca(&ca("r", "Root", None), Some(b"k")).unwrap();
-        tx.insert_ca(&ca("i", "Issuing", Some("r")), Some(b"k"))
-            .unwrap();
+        tx.insert_ca(&ca("i", "Issuing", Some("r")), Some(b"k")).unwrap();
         let mut row = tx.ca("i").unwrap().unwrap();
         row.row_version = 5; // stale
         assert!(matches!(tx.update_ca(&row), Err(StoreError::Conflict)));
@@ -801,16 +766,8 @@ mod tests {
         assert!(tx.revoke_leaf("l0", 50, 1, &p).unwrap());
         assert!(!tx.revoke_leaf("l0", 51, 1, &p).unwrap());
         assert_eq!(tx.leaf("l0").unwrap().unwrap().ocsp, Some(p));
-        assert_eq!(
-            tx.count_leaves(Some("i"), LeafFilter::Active { now: 50 })
-                .unwrap(),
-            7
-        );
-        assert_eq!(
-            tx.count_leaves(Some("i"), LeafFilter::Expired { now: 50 })
-                .unwrap(),
-            2
-        );
+        assert_eq!(tx.count_leaves(Some("i"), LeafFilter::Active { now: 50 }).unwrap(), 7);
+        assert_eq!(tx.count_leaves(Some("i"), LeafFilter::Expired { now: 50 }).unwrap(), 2);
         assert_eq!(tx.count_leaves(None, LeafFilter::Revoked).unwrap(), 1);
         let page1 = tx
             .leaves(&LeafQuery {
@@ -830,13 +787,8 @@ mod tests {
             .unwrap();
         assert_eq!(page1.len() + page2.len(), 10);
         assert_eq!(tx.leaves_by_serial(Some("i"), "05").unwrap()[0].id, "l5");
-        let seq = tx
-            .append_change(1, ChangeKind::LeafRevoked, "i", Some("l0"))
-            .unwrap();
+        let seq = tx.append_change(1, ChangeKind::LeafRevoked, "i", Some("l0")).unwrap();
         assert_eq!(tx.last_change_seq().unwrap(), seq);
-        assert_eq!(
-            tx.changes_since(0, 10).unwrap()[0].kind,
-            ChangeKind::LeafRevoked
-        );
+        assert_eq!(tx.changes_since(0, 10).unwrap()[0].kind, ChangeKind::LeafRevoked);
     }
 }

@@ -9,8 +9,8 @@ use x509_cert::certificate::{Certificate, TbsCertificate, Version};
 use x509_cert::ext::pkix::crl::dp::DistributionPoint;
 use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
 use x509_cert::ext::pkix::{
-    AccessDescription, AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, BasicConstraints,
-    CrlDistributionPoints, ExtendedKeyUsage, KeyUsage, KeyUsages, SubjectKeyIdentifier,
+    AccessDescription, AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, BasicConstraints, CrlDistributionPoints,
+    ExtendedKeyUsage, KeyUsage, KeyUsages, SubjectKeyIdentifier,
 };
 use x509_cert::ext::{AsExtension, Extension};
 use x509_cert::name::Name;
@@ -58,8 +58,7 @@ pub struct CertRequest {
 
 /// RFC 5280 §4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050.
 pub fn x509_time(t: OffsetDateTime) -> Result<Time, X509Error> {
-    let secs =
-        u64::try_from(t.unix_timestamp()).map_err(|_| X509Error::Time("before 1970".into()))?;
+    let secs = u64::try_from(t.unix_timestamp()).map_err(|_| X509Error::Time("before 1970".into()))?;
     let d = std::time::Duration::from_secs(secs);
     if t.year() < 2050 {
         Ok(Time::UtcTime(UtcTime::from_unix_duration(d)?))
@@ -292,9 +291,7 @@ impl ParsedCert {
             .0
             .iter()
             .find_map(|ad| match (&ad.access_location, ad.access_method) {
-                (GeneralName::UniformResourceIdentifier(u), m) if m == oids::AD_CA_ISSUERS => {
-                    Some(u.to_string())
-                }
+                (GeneralName::UniformResourceIdentifier(u), m) if m == oids::AD_CA_ISSUERS => Some(u.to_string()),
                 _ => None,
             }))
     }
@@ -311,9 +308,7 @@ impl ParsedCert {
     /// where keyUsage is present, keyCertSign.
     pub fn is_ca(&self) -> Result<bool, X509Error> {
         let bc = self.basic_constraints()?.is_some_and(|bc| bc.ca);
-        let ku_ok = self
-            .key_usage()?
-            .is_none_or(|ku| ku.0.contains(KeyUsages::KeyCertSign));
+        let ku_ok = self.key_usage()?.is_none_or(|ku| ku.0.contains(KeyUsages::KeyCertSign));
         Ok(bc && ku_ok)
     }
 

@@ -54,12 +54,7 @@ impl CrlEntries {
     }
 
     /// Appends one revoked certificate.
-    pub fn push(
-        &mut self,
-        serial: &[u8],
-        revoked_at: OffsetDateTime,
-        reason: u8,
-    ) -> Result<(), X509Error> {
+    pub fn push(&mut self, serial: &[u8], revoked_at: OffsetDateTime, reason: u8) -> Result<(), X509Error> {
         let empty = Name::default();
         let crl_entry_extensions = match crl_reason(reason) {
             Some(r) => Some(vec![r.to_extension(&empty, &[])?]),
@@ -136,11 +131,7 @@ pub struct CrlParams<'a> {
 }
 
 /// Builds and signs a CRL; returns its DER.
-pub fn sign_crl(
-    params: &CrlParams<'_>,
-    entries: &CrlEntries,
-    signer: &dyn Signer,
-) -> Result<Vec<u8>, X509Error> {
+pub fn sign_crl(params: &CrlParams<'_>, entries: &CrlEntries, signer: &dyn Signer) -> Result<Vec<u8>, X509Error> {
     let subject = params.issuer;
     let idp = IssuingDistributionPoint {
         distribution_point: Some(DistributionPointName::FullName(vec![

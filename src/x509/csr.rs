@@ -5,9 +5,7 @@ use der::asn1::{BitString, OctetString, SetOfVec};
 use der::{Any, Decode, Encode};
 use spki::SubjectPublicKeyInfoOwned;
 use x509_cert::attr::Attribute;
-use x509_cert::ext::pkix::{
-    BasicConstraints, ExtendedKeyUsage, SubjectAltName, SubjectKeyIdentifier,
-};
+use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, SubjectAltName, SubjectKeyIdentifier};
 use x509_cert::ext::{AsExtension, Extension};
 use x509_cert::name::Name;
 use x509_cert::request::{CertReq, CertReqInfo, ExtensionReq, Version};
@@ -88,8 +86,7 @@ pub fn build_ca_request(
         }
         .to_extension(subject, &[])?,
         ca_key_usage().to_extension(subject, &[])?,
-        SubjectKeyIdentifier(OctetString::new(key_identifier(signer.public_key()))?)
-            .to_extension(subject, &[])?,
+        SubjectKeyIdentifier(OctetString::new(key_identifier(signer.public_key()))?).to_extension(subject, &[])?,
     ];
     if !ekus.is_empty() {
         let mut e = ExtendedKeyUsage(ekus.to_vec()).to_extension(subject, &[])?;

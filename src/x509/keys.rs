@@ -64,9 +64,7 @@ impl KeyAlgorithm {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|k| k.name().eq_ignore_ascii_case(s))
+        Self::ALL.into_iter().find(|k| k.name().eq_ignore_ascii_case(s))
     }
 
     pub fn is_rsa(self) -> bool {
@@ -98,11 +96,7 @@ pub enum HashAlgorithm {
 }
 
 impl HashAlgorithm {
-    pub const ALL: [HashAlgorithm; 3] = [
-        HashAlgorithm::Sha256,
-        HashAlgorithm::Sha384,
-        HashAlgorithm::Sha512,
-    ];
+    pub const ALL: [HashAlgorithm; 3] = [HashAlgorithm::Sha256, HashAlgorithm::Sha384, HashAlgorithm::Sha512];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -113,9 +107,7 @@ impl HashAlgorithm {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|h| h.name().eq_ignore_ascii_case(s))
+        Self::ALL.into_iter().find(|h| h.name().eq_ignore_ascii_case(s))
     }
 
     pub(crate) fn digest_alg(self) -> &'static aws_lc_rs::digest::Algorithm {
@@ -172,10 +164,7 @@ fn crypto(what: &'static str) -> impl Fn(aws_lc_rs::error::Unspecified) -> X509E
     move |_| X509Error::Crypto(what)
 }
 
-fn native_ecdsa(
-    kind: KeyAlgorithm,
-    hash: HashAlgorithm,
-) -> Option<&'static sig::EcdsaSigningAlgorithm> {
+fn native_ecdsa(kind: KeyAlgorithm, hash: HashAlgorithm) -> Option<&'static sig::EcdsaSigningAlgorithm> {
     use HashAlgorithm::*;
     use KeyAlgorithm::*;
     Some(match (kind, hash) {
@@ -217,10 +206,7 @@ pub fn generate_pkcs8(kind: KeyAlgorithm) -> Result<Zeroizing<Vec<u8>>, X509Erro
         _ => {
             let alg = curve_alg(kind).ok_or(X509Error::Crypto("unknown curve"))?;
             let kp = EcdsaKeyPair::generate(alg).map_err(crypto("EC key generation"))?;
-            kp.to_pkcs8v1()
-                .map_err(crypto("EC key export"))?
-                .as_ref()
-                .to_vec()
+            kp.to_pkcs8v1().map_err(crypto("EC key export"))?.as_ref().to_vec()
         }
     };
     Ok(Zeroizing::new(der))
@@ -254,33 +240,22 @@ pub fn signature_algorithm(kind: KeyAlgorithm, hash: HashAlgorithm) -> Algorithm
             HashAlgorithm::Sha512 => oids::ECDSA_SHA512,
         };
         // RFC 5758 §3.2: the parameters MUST be absent for ECDSA.
-        AlgorithmIdentifierOwned {
-            oid,
-            parameters: None,
-        }
+        AlgorithmIdentifierOwned { oid, parameters: None }
     }
 }
 
 impl SoftwareKey {
     /// Generates a fresh key; returns it with its PKCS#8 encoding for sealing.
-    pub fn generate(
-        kind: KeyAlgorithm,
-        hash: HashAlgorithm,
-    ) -> Result<(Self, Zeroizing<Vec<u8>>), X509Error> {
+    pub fn generate(kind: KeyAlgorithm, hash: HashAlgorithm) -> Result<(Self, Zeroizing<Vec<u8>>), X509Error> {
         let pkcs8 = generate_pkcs8(kind)?;
         let key = Self::from_pkcs8(kind, hash, &pkcs8)?;
         Ok((key, pkcs8))
     }
 
     /// Loads a PKCS#8 key of the given kind, to sign with the given hash.
-    pub fn from_pkcs8(
-        kind: KeyAlgorithm,
-        hash: HashAlgorithm,
-        pkcs8: &[u8],
-    ) -> Result<Self, X509Error> {
+    pub fn from_pkcs8(kind: KeyAlgorithm, hash: HashAlgorithm, pkcs8: &[u8]) -> Result<Self, X509Error> {
         let (inner, spki_der) = if kind.is_rsa() {
-            let kp =
-                RsaKeyPair::from_pkcs8(pkcs8).map_err(|_| X509Error::Crypto("RSA key import"))?;
+            let kp = RsaKeyPair::from_pkcs8(pkcs8).map_err(|_| X509Error::Crypto("RSA key import"))?;
             let spki = kp
                 .public_key()
                 .as_der()
@@ -299,8 +274,7 @@ impl SoftwareKey {
         } else {
             let curve = curve_alg(kind).ok_or(X509Error::Crypto("unknown curve"))?;
             // Parse once with aws-lc-rs: it validates the key and gives the SPKI.
-            let parsed = EcdsaKeyPair::from_pkcs8(curve, pkcs8)
-                .map_err(|_| X509Error::Crypto("EC key import"))?;
+            let parsed = EcdsaKeyPair::from_pkcs8(curve, pkcs8).map_err(|_| X509Error::Crypto("EC key import"))?;
             let spki = parsed
                 .public_key()
                 .as_der()
@@ -308,10 +282,9 @@ impl SoftwareKey {
                 .as_ref()
                 .to_vec();
             let inner = match native_ecdsa(kind, hash) {
-                Some(alg) => Inner::Ecdsa(
-                    EcdsaKeyPair::from_pkcs8(alg, pkcs8)
-                        .map_err(|_| X509Error::Crypto("EC key import"))?,
-                ),
+                Some(alg) => {
+                    Inner::Ecdsa(EcdsaKeyPair::from_pkcs8(alg, pkcs8).map_err(|_| X509Error::Crypto("EC key import"))?)
+                }
                 None => prehash_key(kind, pkcs8)?,
             };
             (inner, spki)
@@ -340,15 +313,9 @@ fn prehash_key(kind: KeyAlgorithm, pkcs8: &[u8]) -> Result<Inner, X509Error> {
     use p256::pkcs8::DecodePrivateKey;
     let bad = |_| X509Error::Crypto("EC key import");
     Ok(match kind {
-        KeyAlgorithm::EcP256 => {
-            Inner::P256Prehash(p256::ecdsa::SigningKey::from_pkcs8_der(pkcs8).map_err(bad)?)
-        }
-        KeyAlgorithm::EcP384 => {
-            Inner::P384Prehash(p384::ecdsa::SigningKey::from_pkcs8_der(pkcs8).map_err(bad)?)
-        }
-        KeyAlgorithm::EcP256k => {
-            Inner::K256Prehash(k256::ecdsa::SigningKey::from_pkcs8_der(pkcs8).map_err(bad)?)
-        }
+        KeyAlgorithm::EcP256 => Inner::P256Prehash(p256::ecdsa::SigningKey::from_pkcs8_der(pkcs8).map_err(bad)?),
+        KeyAlgorithm::EcP384 => Inner::P384Prehash(p384::ecdsa::SigningKey::from_pkcs8_der(pkcs8).map_err(bad)?),
+        KeyAlgorithm::EcP256k => Inner::K256Prehash(k256::ecdsa::SigningKey::from_pkcs8_der(pkcs8).map_err(bad)?),
         _ => return Err(X509Error::Crypto("no signer for this curve and hash")),
     })
 }
@@ -379,18 +346,15 @@ impl Signer for SoftwareKey {
                 .as_ref()
                 .to_vec()),
             Inner::P256Prehash(k) => {
-                let s: p256::ecdsa::Signature =
-                    k.sign_prehash(digest().as_ref()).map_err(failed)?;
+                let s: p256::ecdsa::Signature = k.sign_prehash(digest().as_ref()).map_err(failed)?;
                 Ok(s.to_der().as_bytes().to_vec())
             }
             Inner::P384Prehash(k) => {
-                let s: p384::ecdsa::Signature =
-                    k.sign_prehash(digest().as_ref()).map_err(failed)?;
+                let s: p384::ecdsa::Signature = k.sign_prehash(digest().as_ref()).map_err(failed)?;
                 Ok(s.to_der().as_bytes().to_vec())
             }
             Inner::K256Prehash(k) => {
-                let s: k256::ecdsa::Signature =
-                    k.sign_prehash(digest().as_ref()).map_err(failed)?;
+                let s: k256::ecdsa::Signature = k.sign_prehash(digest().as_ref()).map_err(failed)?;
                 Ok(s.to_der().as_bytes().to_vec())
             }
         }
@@ -405,9 +369,7 @@ pub fn key_algorithm_of(spki: &SubjectPublicKeyInfoOwned) -> Result<KeyAlgorithm
             2048 => Ok(KeyAlgorithm::Rsa2048),
             3072 => Ok(KeyAlgorithm::Rsa3072),
             4096 => Ok(KeyAlgorithm::Rsa4096),
-            _ => Err(X509Error::WeakKey(format!(
-                "RSA-{bits} is not a supported key size"
-            ))),
+            _ => Err(X509Error::WeakKey(format!("RSA-{bits} is not a supported key size"))),
         };
     }
     if spki.algorithm.oid == oids::EC_PUBLIC_KEY {
@@ -417,9 +379,7 @@ pub fn key_algorithm_of(spki: &SubjectPublicKeyInfoOwned) -> Result<KeyAlgorithm
             c if c == oids::SECP384R1 => Ok(KeyAlgorithm::EcP384),
             c if c == oids::SECP521R1 => Ok(KeyAlgorithm::EcP521),
             c if c == oids::SECP256K1 => Ok(KeyAlgorithm::EcP256k),
-            c => Err(X509Error::UnsupportedAlgorithm(format!(
-                "elliptic curve {c}"
-            ))),
+            c => Err(X509Error::UnsupportedAlgorithm(format!("elliptic curve {c}"))),
         };
     }
     Err(X509Error::UnsupportedAlgorithm(format!(
@@ -489,18 +449,9 @@ pub fn verify_signature(
         o if o == oids::SHA256_WITH_RSA || o == oids::ECDSA_SHA256 => HashAlgorithm::Sha256,
         o if o == oids::SHA384_WITH_RSA || o == oids::ECDSA_SHA384 => HashAlgorithm::Sha384,
         o if o == oids::SHA512_WITH_RSA || o == oids::ECDSA_SHA512 => HashAlgorithm::Sha512,
-        o => {
-            return Err(X509Error::UnsupportedAlgorithm(format!(
-                "signature algorithm {o}"
-            )))
-        }
+        o => return Err(X509Error::UnsupportedAlgorithm(format!("signature algorithm {o}"))),
     };
-    let is_rsa_sig = [
-        oids::SHA256_WITH_RSA,
-        oids::SHA384_WITH_RSA,
-        oids::SHA512_WITH_RSA,
-    ]
-    .contains(&algorithm.oid);
+    let is_rsa_sig = [oids::SHA256_WITH_RSA, oids::SHA384_WITH_RSA, oids::SHA512_WITH_RSA].contains(&algorithm.oid);
     let key_bytes = spki
         .subject_public_key
         .as_bytes()
@@ -536,12 +487,9 @@ pub fn verify_signature(
         (EcP256k, _) => {
             use k256::ecdsa::signature::hazmat::PrehashVerifier;
             let vk = k256::ecdsa::VerifyingKey::from_sec1_bytes(key_bytes).map_err(|_| bad)?;
-            let s =
-                k256::ecdsa::Signature::from_der(signature).map_err(|_| X509Error::BadSignature)?;
+            let s = k256::ecdsa::Signature::from_der(signature).map_err(|_| X509Error::BadSignature)?;
             let d = aws_lc_rs::digest::digest(hash.digest_alg(), message);
-            return vk
-                .verify_prehash(d.as_ref(), &s)
-                .map_err(|_| X509Error::BadSignature);
+            return vk.verify_prehash(d.as_ref(), &s).map_err(|_| X509Error::BadSignature);
         }
         _ => return Err(bad),
     };
@@ -599,20 +547,9 @@ mod tests {
             for hash in HashAlgorithm::ALL {
                 let key = SoftwareKey::from_pkcs8(kind, hash, &pkcs8).unwrap();
                 let sig = key.sign(b"message").unwrap();
-                verify_signature(
-                    key.public_key(),
-                    key.signature_algorithm(),
-                    b"message",
-                    &sig,
-                )
-                .unwrap_or_else(|e| panic!("{kind:?}/{hash:?}: {e}"));
-                assert!(verify_signature(
-                    key.public_key(),
-                    key.signature_algorithm(),
-                    b"other",
-                    &sig
-                )
-                .is_err());
+                verify_signature(key.public_key(), key.signature_algorithm(), b"message", &sig)
+                    .unwrap_or_else(|e| panic!("{kind:?}/{hash:?}: {e}"));
+                assert!(verify_signature(key.public_key(), key.signature_algorithm(), b"other", &sig).is_err());
                 assert_eq!(key_algorithm_of(key.public_key()).unwrap(), kind);
             }
         }

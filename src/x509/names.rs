@@ -34,29 +34,19 @@ fn check_len(what: &str, value: &str, max: usize) -> Result<(), X509Error> {
         )));
     }
     if value.chars().any(char::is_control) {
-        return Err(X509Error::InvalidName(format!(
-            "{what} contains control characters"
-        )));
+        return Err(X509Error::InvalidName(format!("{what} contains control characters")));
     }
     Ok(())
 }
 
-fn utf8(
-    oid: der::asn1::ObjectIdentifier,
-    value: &str,
-) -> Result<RelativeDistinguishedName, X509Error> {
+fn utf8(oid: der::asn1::ObjectIdentifier, value: &str) -> Result<RelativeDistinguishedName, X509Error> {
     let v = Any::encode_from(&Utf8StringRef::new(value)?)?;
     rdn(oid, v)
 }
 
-fn rdn(
-    oid: der::asn1::ObjectIdentifier,
-    value: Any,
-) -> Result<RelativeDistinguishedName, X509Error> {
+fn rdn(oid: der::asn1::ObjectIdentifier, value: Any) -> Result<RelativeDistinguishedName, X509Error> {
     let atv = AttributeTypeAndValue { oid, value };
-    Ok(RelativeDistinguishedName(der::asn1::SetOfVec::try_from(
-        vec![atv],
-    )?))
+    Ok(RelativeDistinguishedName(der::asn1::SetOfVec::try_from(vec![atv])?))
 }
 
 impl SubjectParts {
@@ -92,10 +82,7 @@ impl SubjectParts {
         let mut rdns = Vec::new();
         if let Some(c) = &self.country_name {
             let upper = c.to_ascii_uppercase();
-            rdns.push(rdn(
-                oids::C,
-                Any::encode_from(&PrintableStringRef::new(&upper)?)?,
-            )?);
+            rdns.push(rdn(oids::C, Any::encode_from(&PrintableStringRef::new(&upper)?)?)?);
         }
         if let Some(st) = &self.state_name {
             rdns.push(utf8(oids::ST, st)?);
@@ -154,9 +141,7 @@ pub fn attribute_string(value: &Any) -> Option<String> {
 fn escape(v: &str) -> String {
     let mut out = String::with_capacity(v.len());
     for (i, ch) in v.chars().enumerate() {
-        if matches!(ch, ',' | '+' | '"' | '\\' | '<' | '>' | ';')
-            || (i == 0 && matches!(ch, '#' | ' '))
-        {
+        if matches!(ch, ',' | '+' | '"' | '\\' | '<' | '>' | ';') || (i == 0 && matches!(ch, '#' | ' ')) {
             out.push('\\');
         }
         out.push(ch);
@@ -169,8 +154,8 @@ fn components(name: &Name) -> Vec<(String, String)> {
     for rdn in &name.0 {
         for atv in rdn.0.iter() {
             let key = short_name(&atv.oid).map_or_else(|| atv.oid.to_string(), str::to_owned);
-            let value = attribute_string(&atv.value)
-                .unwrap_or_else(|| "#".to_owned() + &super::hex_upper(atv.value.value()));
+            let value =
+                attribute_string(&atv.value).unwrap_or_else(|| "#".to_owned() + &super::hex_upper(atv.value.value()));
             out.push((key, value));
         }
     }

@@ -14,8 +14,8 @@ use x509_cert::ext::pkix::crl::CrlReason;
 use x509_cert::ext::Extension;
 use x509_cert::serial_number::SerialNumber;
 use x509_ocsp::{
-    BasicOcspResponse, CertId, CertStatus, OcspGeneralizedTime, OcspRequest, OcspResponse,
-    ResponderId, ResponseData, RevokedInfo, SingleResponse, Version,
+    BasicOcspResponse, CertId, CertStatus, OcspGeneralizedTime, OcspRequest, OcspResponse, ResponderId, ResponseData,
+    RevokedInfo, SingleResponse, Version,
 };
 
 use super::keys::Signer;
@@ -147,8 +147,7 @@ pub struct SingleAnswer {
 }
 
 fn gtime(t: OffsetDateTime) -> Result<OcspGeneralizedTime, X509Error> {
-    let secs =
-        u64::try_from(t.unix_timestamp()).map_err(|_| X509Error::Time("before 1970".into()))?;
+    let secs = u64::try_from(t.unix_timestamp()).map_err(|_| X509Error::Time("before 1970".into()))?;
     Ok(OcspGeneralizedTime(GeneralizedTime::from_unix_duration(
         std::time::Duration::from_secs(secs),
     )?))
@@ -334,30 +333,15 @@ mod tests {
 
     #[test]
     fn error_answers_are_rfc6960() {
-        assert_eq!(
-            ErrorAnswer::MalformedRequest.der(),
-            &[0x30, 0x03, 0x0a, 0x01, 0x01]
-        );
-        assert_eq!(
-            ErrorAnswer::InternalError.der(),
-            &[0x30, 0x03, 0x0a, 0x01, 0x02]
-        );
+        assert_eq!(ErrorAnswer::MalformedRequest.der(), &[0x30, 0x03, 0x0a, 0x01, 0x01]);
+        assert_eq!(ErrorAnswer::InternalError.der(), &[0x30, 0x03, 0x0a, 0x01, 0x02]);
         assert_eq!(ErrorAnswer::TryLater.der(), &[0x30, 0x03, 0x0a, 0x01, 0x03]);
-        assert_eq!(
-            ErrorAnswer::Unauthorized.der(),
-            &[0x30, 0x03, 0x0a, 0x01, 0x06]
-        );
+        assert_eq!(ErrorAnswer::Unauthorized.der(), &[0x30, 0x03, 0x0a, 0x01, 0x06]);
     }
 
     #[test]
     fn garbage_is_malformed_never_a_panic() {
-        for input in [
-            &b""[..],
-            b"\x30\x00",
-            b"\x30\x03\x30\x01\x00",
-            &[0x30; 64],
-            &[0xff; 3],
-        ] {
+        for input in [&b""[..], b"\x30\x00", b"\x30\x03\x30\x01\x00", &[0x30; 64], &[0xff; 3]] {
             assert!(parse_request(input).is_err());
         }
         assert_eq!(

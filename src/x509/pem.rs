@@ -44,17 +44,13 @@ pub fn decode_all(input: &[u8], labels: &[&str]) -> Result<Vec<Vec<u8>>, X509Err
             .ok_or_else(|| X509Error::Pem(format!("missing END line for {label}")))?;
         let pem_block = &block[..end + end_marker.len()];
         if labels.contains(&label) {
-            let (_, der) = der::pem::decode_vec(pem_block.as_bytes())
-                .map_err(|e| X509Error::Pem(e.to_string()))?;
+            let (_, der) = der::pem::decode_vec(pem_block.as_bytes()).map_err(|e| X509Error::Pem(e.to_string()))?;
             out.push(der);
         }
         rest = &block[end + end_marker.len()..];
     }
     if out.is_empty() {
-        return Err(X509Error::Pem(format!(
-            "no PEM block labelled {}",
-            labels.join(" or ")
-        )));
+        return Err(X509Error::Pem(format!("no PEM block labelled {}", labels.join(" or "))));
     }
     Ok(out)
 }

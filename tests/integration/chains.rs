@@ -50,11 +50,7 @@ fn chain_for(key_size: &str) {
         } else {
             &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"]
         };
-        let csr = env.openssl_csr(
-            &format!("leaf-{tag}"),
-            leaf_key,
-            &format!("/CN=device-{tag}"),
-        );
+        let csr = env.openssl_csr(&format!("leaf-{tag}"), leaf_key, &format!("/CN=device-{tag}"));
         let leaf = env.save(
             &[
                 "cert",
@@ -70,10 +66,7 @@ fn chain_for(key_size: &str) {
             &format!("leaf-{tag}.pem"),
         );
         let root_pem = env.save(&["ca", "cert", &id(&root)], &format!("root-{tag}.pem"));
-        let issuing_pem = env.save(
-            &["ca", "cert", &id(&issuing)],
-            &format!("issuing-{tag}.pem"),
-        );
+        let issuing_pem = env.save(&["ca", "cert", &id(&issuing)], &format!("issuing-{tag}.pem"));
         openssl_verify(&root_pem, &issuing_pem, &leaf);
 
         // The signature algorithm really is the configured hash.
@@ -101,18 +94,9 @@ fn chain_for(key_size: &str) {
             root_text.contains("CA:TRUE, pathlen:1"),
             "{tag}: root basic constraints"
         );
-        assert!(
-            !root_text.contains("CRL Distribution"),
-            "{tag}: a root carries no CDP"
-        );
+        assert!(!root_text.contains("CRL Distribution"), "{tag}: a root carries no CDP");
         // 25 years reaches past 2049: GeneralizedTime, which openssl prints the same way.
-        let issuing_text = openssl(&[
-            "x509",
-            "-in",
-            issuing_pem.to_str().unwrap(),
-            "-noout",
-            "-text",
-        ]);
+        let issuing_text = openssl(&["x509", "-in", issuing_pem.to_str().unwrap(), "-noout", "-text"]);
         assert!(
             issuing_text.contains("CA:TRUE, pathlen:0"),
             "{tag}: issuing basic constraints"

@@ -29,11 +29,7 @@ fn acknowledged_revocations_survive_kill_9() {
         "--key-size",
         "eCP256",
     ]));
-    let csr = env.openssl_csr(
-        "fleet",
-        &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
-        "/CN=fleet",
-    );
+    let csr = env.openssl_csr("fleet", &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"], "/CN=fleet");
     const TOTAL: usize = 3000;
     let issued = env.json(&[
         "cert",
@@ -80,17 +76,12 @@ fn acknowledged_revocations_survive_kill_9() {
     }
     child.kill().unwrap(); // SIGKILL on Unix
     let status = child.wait().unwrap();
-    assert!(
-        !status.success(),
-        "the revocation run must have been killed mid-way"
-    );
+    assert!(!status.success(), "the revocation run must have been killed mid-way");
 
     // Reopen the store directly: every acknowledged serial is revoked, and each
     // revoked leaf is whole (time and reason) with exactly one change-log entry.
     let db = Connection::open(env.data_dir().join("cloudpki.db")).unwrap();
-    let check: String = db
-        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-        .unwrap();
+    let check: String = db.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
     assert_eq!(check, "ok");
     for serial in &acknowledged {
         let (at, reason): (Option<i64>, Option<i64>) = db
@@ -100,18 +91,13 @@ fn acknowledged_revocations_survive_kill_9() {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .unwrap();
-        assert!(
-            at.is_some(),
-            "acknowledged serial {serial} lost its revocation"
-        );
+        assert!(at.is_some(), "acknowledged serial {serial} lost its revocation");
         assert_eq!(reason, Some(1));
     }
     let revoked: i64 = db
-        .query_row(
-            "SELECT count(*) FROM leaves WHERE revoked_at IS NOT NULL",
-            [],
-            |r| r.get(0),
-        )
+        .query_row("SELECT count(*) FROM leaves WHERE revoked_at IS NOT NULL", [], |r| {
+            r.get(0)
+        })
         .unwrap();
     let half: i64 = db
         .query_row(
@@ -121,17 +107,12 @@ fn acknowledged_revocations_survive_kill_9() {
         )
         .unwrap();
     let logged: i64 = db
-        .query_row(
-            "SELECT count(*) FROM changes WHERE kind = 'leafRevoked'",
-            [],
-            |r| r.get(0),
-        )
+        .query_row("SELECT count(*) FROM changes WHERE kind = 'leafRevoked'", [], |r| {
+            r.get(0)
+        })
         .unwrap();
     assert_eq!(half, 0, "half-written revocations");
-    assert_eq!(
-        logged, revoked,
-        "every revocation has exactly one change-log entry"
-    );
+    assert_eq!(logged, revoked, "every revocation has exactly one change-log entry");
     assert!(revoked as usize >= acknowledged.len());
     assert!((revoked as usize) < TOTAL, "the kill should land mid-run");
     assert_eq!(revoked % 5, 0, "batches commit whole or not at all");

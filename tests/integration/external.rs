@@ -12,16 +12,8 @@ struct ExternalRoot {
 }
 
 fn external_root(env: &Env, name: &str) -> ExternalRoot {
-    let key = env
-        .path(&format!("{name}.key"))
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let cert = env
-        .path(&format!("{name}.pem"))
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let key = env.path(&format!("{name}.key")).to_str().unwrap().to_owned();
+    let cert = env.path(&format!("{name}.pem")).to_str().unwrap().to_owned();
     openssl(&[
         "req",
         "-x509",
@@ -92,32 +84,14 @@ fn external_root_end_to_end() {
     let ca_id = id(&ca);
 
     // Nothing issues while signing is pending.
-    let leaf_csr = env.openssl_csr(
-        "dev",
-        &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
-        "/CN=dev",
-    );
+    let leaf_csr = env.openssl_csr("dev", &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"], "/CN=dev");
     assert!(env
-        .fails(&[
-            "cert",
-            "issue",
-            "--ca",
-            &ca_id,
-            "--csr",
-            leaf_csr.to_str().unwrap()
-        ])
+        .fails(&["cert", "issue", "--ca", &ca_id, "--csr", leaf_csr.to_str().unwrap()])
         .contains("signingPending"));
 
     // The CSR is a valid PKCS#10 request for a CA.
     let csr = env.save(&["ca", "csr", &ca_id], "byoca.csr");
-    let text = openssl(&[
-        "req",
-        "-in",
-        csr.to_str().unwrap(),
-        "-noout",
-        "-verify",
-        "-text",
-    ]);
+    let text = openssl(&["req", "-in", csr.to_str().unwrap(), "-noout", "-verify", "-text"]);
     assert!(
         text.contains("CN = Contoso BYOCA") || text.contains("CN=Contoso BYOCA"),
         "{text}"
@@ -130,34 +104,16 @@ fn external_root_end_to_end() {
 
     // Refused: a certificate for another key.
     let other_csr = env.openssl_csr("other", &["rsa:2048"], "/CN=Contoso BYOCA");
-    let wrong_key = sign(
-        &env,
-        &root,
-        other_csr.to_str().unwrap(),
-        "v3_sub",
-        "wrong-key.pem",
-    );
-    let err = env.fails(&[
-        "ca", "upload", &ca_id, "--cert", &wrong_key, "--chain", &root.cert,
-    ]);
+    let wrong_key = sign(&env, &root, other_csr.to_str().unwrap(), "v3_sub", "wrong-key.pem");
+    let err = env.fails(&["ca", "upload", &ca_id, "--cert", &wrong_key, "--chain", &root.cert]);
     assert!(err.contains("not for this CA's key"), "{err}");
     // Refused: not a CA certificate.
     let not_ca = sign(&env, &root, csr, "v3_leafish", "not-ca.pem");
-    let err = env.fails(&[
-        "ca", "upload", &ca_id, "--cert", &not_ca, "--chain", &root.cert,
-    ]);
+    let err = env.fails(&["ca", "upload", &ca_id, "--cert", &not_ca, "--chain", &root.cert]);
     assert!(err.contains("not a CA certificate"), "{err}");
     // Refused: a chain that did not sign it.
     let signed = sign(&env, &root, csr, "v3_sub", "signed.pem");
-    let err = env.fails(&[
-        "ca",
-        "upload",
-        &ca_id,
-        "--cert",
-        &signed,
-        "--chain",
-        &other_root.cert,
-    ]);
+    let err = env.fails(&["ca", "upload", &ca_id, "--cert", &signed, "--chain", &other_root.cert]);
     assert!(err.contains("no certificate in the chain signed"), "{err}");
     assert_eq!(
         env.json(&["ca", "show", &ca_id])["certificationAuthorityStatus"],
@@ -165,9 +121,7 @@ fn external_root_end_to_end() {
     );
 
     // Accepted: the right certificate and chain.
-    let ca = env.json(&[
-        "ca", "upload", &ca_id, "--cert", &signed, "--chain", &root.cert,
-    ]);
+    let ca = env.json(&["ca", "upload", &ca_id, "--cert", &signed, "--chain", &root.cert]);
     assert_eq!(ca["certificationAuthorityStatus"], "active");
     assert_eq!(ca["issuerCommonName"], "ADCS Root");
     assert_eq!(ca["rootCertificateCommonName"], "ADCS Root");

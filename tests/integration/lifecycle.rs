@@ -75,19 +75,8 @@ fn full_lifecycle_with_refusals() {
         env.json(&["ca", "pause", &p.issuing])["certificationAuthorityStatus"],
         "paused"
     );
-    let csr = env.openssl_csr(
-        "blocked",
-        &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
-        "/CN=blocked",
-    );
-    let err = env.fails(&[
-        "cert",
-        "issue",
-        "--ca",
-        &p.issuing,
-        "--csr",
-        csr.to_str().unwrap(),
-    ]);
+    let csr = env.openssl_csr("blocked", &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"], "/CN=blocked");
+    let err = env.fails(&["cert", "issue", "--ca", &p.issuing, "--csr", csr.to_str().unwrap()]);
     assert!(err.contains("the CA is paused"), "{err}");
     assert!(env
         .fails(&["ca", "pause", &p.issuing])
@@ -109,10 +98,7 @@ fn full_lifecycle_with_refusals() {
     let err = env.fails(&["cert", "revoke", &id(&leaf)]);
     assert!(err.contains("already revoked"), "{err}");
     // By serial: lowercase with a leading 00 finds the same leaf.
-    let serial = format!(
-        "00{}",
-        second["serialNumber"].as_str().unwrap().to_lowercase()
-    );
+    let serial = format!("00{}", second["serialNumber"].as_str().unwrap().to_lowercase());
     let by_serial = env.json(&["cert", "revoke", "--serial", &serial]);
     assert_eq!(by_serial["id"], second["id"]);
     assert!(env
@@ -132,9 +118,7 @@ fn full_lifecycle_with_refusals() {
     assert!(env
         .fails(&["ca", "resume", &p.issuing])
         .contains("only a paused CA can be resumed"));
-    assert!(env
-        .fails(&["ca", "revoke", &p.issuing])
-        .contains("already revoked"));
+    assert!(env.fails(&["ca", "revoke", &p.issuing]).contains("already revoked"));
     // Leaves of a revoked CA stay listed (and the CA keeps its certificate for AIA).
     let listed = env.json(&["cert", "list", "--ca", &p.issuing]);
     assert_eq!(listed["value"].as_array().unwrap().len(), 2);
@@ -143,21 +127,14 @@ fn full_lifecycle_with_refusals() {
     env.json(&["ca", "delete", &p.issuing]);
     assert!(env.fails(&["ca", "show", &p.issuing]).contains("not found"));
     env.json(&["ca", "delete", &p.root]);
-    assert_eq!(
-        env.json(&["ca", "list"])["value"].as_array().unwrap().len(),
-        0
-    );
+    assert_eq!(env.json(&["ca", "list"])["value"].as_array().unwrap().len(), 0);
 }
 
 #[test]
 fn revoke_all_then_revoke_ca() {
     let p = pki();
     let env = &p.env;
-    let csr = env.openssl_csr(
-        "bulk",
-        &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
-        "/CN=bulk",
-    );
+    let csr = env.openssl_csr("bulk", &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"], "/CN=bulk");
     let issued = env.json(&[
         "cert",
         "issue-bulk",
@@ -172,15 +149,7 @@ fn revoke_all_then_revoke_ca() {
     ]);
     assert_eq!(issued["issued"], 25);
     env.json(&["ca", "pause", &p.issuing]);
-    let out = env.run(&[
-        "--json",
-        "cert",
-        "revoke-all",
-        "--ca",
-        &p.issuing,
-        "--batch",
-        "10",
-    ]);
+    let out = env.run(&["--json", "cert", "revoke-all", "--ca", &p.issuing, "--batch", "10"]);
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     let acks: usize = text
@@ -202,14 +171,7 @@ fn requests_and_parameters_are_checked() {
     let p = pki();
     let env = &p.env;
     // Duplicate commonName (case-insensitive).
-    let err = env.fails(&[
-        "ca",
-        "create",
-        "--type",
-        "root",
-        "--common-name",
-        "contoso root",
-    ]);
+    let err = env.fails(&["ca", "create", "--type", "root", "--common-name", "contoso root"]);
     assert!(err.contains("already exists"), "{err}");
     // Any Purpose is refused; an issuing CA may only use its root's EKUs.
     assert!(env
@@ -267,14 +229,7 @@ fn requests_and_parameters_are_checked() {
     // A root issues no leaves.
     let csr = env.openssl_csr("x", &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"], "/CN=x");
     assert!(env
-        .fails(&[
-            "cert",
-            "issue",
-            "--ca",
-            &p.root,
-            "--csr",
-            csr.to_str().unwrap()
-        ])
+        .fails(&["cert", "issue", "--ca", &p.root, "--csr", csr.to_str().unwrap()])
         .contains("root CA issues only issuing CAs"));
 
     // A CSR whose signature does not verify.
@@ -297,26 +252,12 @@ fn requests_and_parameters_are_checked() {
     let pos = bytes.windows(8).position(|w| w == b"tamperme").unwrap(); // the subject CN
     bytes[pos] = b'd';
     std::fs::write(&der, &bytes).unwrap();
-    let err = env.fails(&[
-        "cert",
-        "issue",
-        "--ca",
-        &p.issuing,
-        "--csr",
-        der.to_str().unwrap(),
-    ]);
+    let err = env.fails(&["cert", "issue", "--ca", &p.issuing, "--csr", der.to_str().unwrap()]);
     assert!(err.contains("signature does not verify"), "{err}");
 
     // A weak key: RSA-1024.
     let weak = env.openssl_csr("weak", &["rsa:1024"], "/CN=weak");
-    let err = env.fails(&[
-        "cert",
-        "issue",
-        "--ca",
-        &p.issuing,
-        "--csr",
-        weak.to_str().unwrap(),
-    ]);
+    let err = env.fails(&["cert", "issue", "--ca", &p.issuing, "--csr", weak.to_str().unwrap()]);
     assert!(err.contains("bits of security"), "{err}");
 
     // A requested EKU the CA does not have (code signing).
@@ -338,14 +279,7 @@ fn requests_and_parameters_are_checked() {
         "-out",
         eku_csr.to_str().unwrap(),
     ]);
-    let err = env.fails(&[
-        "cert",
-        "issue",
-        "--ca",
-        &p.issuing,
-        "--csr",
-        eku_csr.to_str().unwrap(),
-    ]);
+    let err = env.fails(&["cert", "issue", "--ca", &p.issuing, "--csr", eku_csr.to_str().unwrap()]);
     assert!(
         err.contains("does not have the requested EKU 1.3.6.1.5.5.7.3.3"),
         "{err}"
@@ -382,17 +316,11 @@ fn requests_and_parameters_are_checked() {
         "--device-platform",
         "windows10andlater",
     ]);
-    assert_eq!(
-        leaf["extendedKeyUsages"],
-        serde_json::json!(["1.3.6.1.5.5.7.3.2"])
-    );
+    assert_eq!(leaf["extendedKeyUsages"], serde_json::json!(["1.3.6.1.5.5.7.3.2"]));
     assert_eq!(leaf["devicePlatform"], "Windows10AndLater");
     let pem = env.save(&["cert", "show", &id(&leaf), "--pem"], "client.pem");
     let text = openssl(&["x509", "-in", pem.to_str().unwrap(), "-noout", "-text"]);
-    assert!(
-        text.contains("DNS:client.example"),
-        "SAN copied from the CSR: {text}"
-    );
+    assert!(text.contains("DNS:client.example"), "SAN copied from the CSR: {text}");
 }
 
 #[test]
@@ -405,10 +333,7 @@ fn public_url_is_fixed_and_ca_limit_applies() {
     let root = env.create_ca(&["--type", "root", "--common-name", "R"]);
     assert_eq!(
         root["certificateRevocationListUrl"],
-        format!(
-            "http://pki.contoso.test:8180/crls/{}_v1/current.crl",
-            id(&root)
-        )
+        format!("http://pki.contoso.test:8180/crls/{}_v1/current.crl", id(&root))
     );
     let err = env.fails(&[
         "--max-cas",
@@ -440,24 +365,18 @@ fn keys_are_sealed_at_rest_and_never_shown() {
     let db = std::fs::read(env.data_dir().join("cloudpki.db")).unwrap();
     let wal = std::fs::read(env.data_dir().join("cloudpki.db-wal")).unwrap_or_default();
     let pkcs8_rsa_prefix = [
-        0x02, 0x01, 0x00, 0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01,
-        0x01,
+        0x02, 0x01, 0x00, 0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01,
     ];
     for blob in [&db, &wal] {
         assert!(
-            !blob
-                .windows(pkcs8_rsa_prefix.len())
-                .any(|w| w == pkcs8_rsa_prefix),
+            !blob.windows(pkcs8_rsa_prefix.len()).any(|w| w == pkcs8_rsa_prefix),
             "plaintext PKCS#8 found"
         );
     }
     // A wrong key-encryption key is refused with a clear error.
     let out = env
         .command()
-        .env(
-            "CLOUDPKI_KEK",
-            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
-        )
+        .env("CLOUDPKI_KEK", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
         .args(["ca", "list"])
         .output()
         .unwrap();

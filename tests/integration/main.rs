@@ -6,4 +6,5 @@ mod chains;
 mod durability;
 mod external;
 mod lifecycle;
+mod responder;
 mod support;

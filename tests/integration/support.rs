@@ -48,12 +48,7 @@ impl Env {
 
     /// Runs the CLI with `--json`, expecting success; returns the parsed JSON.
     pub fn json(&self, args: &[&str]) -> Value {
-        let out = self
-            .command()
-            .arg("--json")
-            .args(args)
-            .output()
-            .expect("run cloudpki");
+        let out = self.command().arg("--json").args(args).output().expect("run cloudpki");
         assert!(
             out.status.success(),
             "cloudpki {args:?} failed: {}",
@@ -103,10 +98,7 @@ impl Env {
         let csr = self.path(&format!("{name}.csr"));
         let mut args = vec!["req", "-new", "-nodes", "-newkey"];
         args.extend_from_slice(key_args);
-        let (k, c) = (
-            key.to_str().unwrap().to_owned(),
-            csr.to_str().unwrap().to_owned(),
-        );
+        let (k, c) = (key.to_str().unwrap().to_owned(), csr.to_str().unwrap().to_owned());
         args.extend_from_slice(&["-keyout", &k, "-subj", subject, "-out", &c]);
         openssl(&args);
         csr
@@ -162,4 +154,177 @@ pub fn pkilint(kind: &str, files: &[PathBuf]) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A cloudpki server running in this process on a loopback port whose
+/// number is also the data directory's public URL, so the URLs inside
+/// certificates point at it.
+pub struct TestServer {
+    pub url: String,
+    pub handles: cloudpki::app::Handles,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+impl Env {
+    /// Initialises the data directory for a server on a free port and starts it.
+    pub fn server(&self) -> TestServer {
+        let port = free_port();
+        let url = format!("http://127.0.0.1:{port}");
+        let out = self.run(&["--public-url", &url, "init"]);
+        assert!(out.status.success(), "init: {}", String::from_utf8_lossy(&out.stderr));
+        self.start_server(port)
+    }
+
+    /// Starts a server on the existing data directory.
+    pub fn start_server(&self, port: u16) -> TestServer {
+        let cfg = cloudpki::app::ServeConfig {
+            open: cloudpki::config::OpenOptions {
+                data_dir: self.data_dir(),
+                public_url: None,
+                kek_file: None,
+                kek_base64: None,
+                max_cas: None,
+            },
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            timings: Default::default(),
+            limits: Default::default(),
+            signing: Default::default(),
+        };
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            let result = rt.block_on(cloudpki::app::run(
+                cfg,
+                |h| {
+                    let _ = ready_tx.send(h.clone());
+                },
+                async {
+                    let _ = stop_rx.await;
+                },
+            ));
+            if let Err(e) = result {
+                panic!("server failed: {e}");
+            }
+        });
+        let handles = ready_rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("server started");
+        TestServer {
+            url: format!("http://127.0.0.1:{port}"),
+            handles,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl TestServer {
+    /// Stops the server and waits for it.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// An HTTP exchange done with curl (a client we did not write).
+pub struct Http {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Http {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .rev()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Sends a request with curl; `body` is posted when given.
+pub fn curl(method: &str, url: &str, body: Option<&[u8]>, headers: &[(&str, &str)]) -> Http {
+    let dir = tempfile::tempdir().unwrap();
+    let head = dir.path().join("head");
+    let out = dir.path().join("out");
+    let mut c = Command::new("curl");
+    c.args(["-s", "-g", "--path-as-is", "-X", method, "-D"])
+        .arg(&head)
+        .arg("-o")
+        .arg(&out);
+    for (k, v) in headers {
+        c.arg("-H").arg(format!("{k}: {v}"));
+    }
+    if let Some(b) = body {
+        let f = dir.path().join("body");
+        std::fs::write(&f, b).unwrap();
+        c.arg("--data-binary").arg(format!("@{}", f.display()));
+    }
+    c.arg(url);
+    let res = c.output().expect("curl is installed");
+    assert!(
+        res.status.success(),
+        "curl {url}: {}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let head = std::fs::read_to_string(&head).unwrap();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        })
+        .collect();
+    Http {
+        status,
+        headers,
+        body: std::fs::read(&out).unwrap_or_default(),
+    }
+}
+
+/// Runs openssl, returning (success, stdout + stderr).
+pub fn openssl_any(args: &[&str]) -> (bool, String) {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl is installed");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
 }

@@ -1,0 +1,707 @@
+//! The revocation responder over real HTTP, checked with clients we did not
+//! write: openssl (ocsp, crl, verify), curl, pkilint, the `ocsp` crate.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use base64ct::Encoding;
+
+use crate::support::{curl, id, openssl, openssl_any, pkilint, Env, TestServer};
+
+/// A served PKI: root, issuing CA, a good and a revoked leaf.
+struct Served {
+    env: Env,
+    server: TestServer,
+    root: String,
+    issuing: String,
+    root_pem: PathBuf,
+    issuing_pem: PathBuf,
+    good: PathBuf,
+    revoked: PathBuf,
+}
+
+fn served(key_size: &str) -> Served {
+    let env = Env::new();
+    let server = env.server();
+    let root = id(&env.create_ca(&[
+        "--type",
+        "root",
+        "--common-name",
+        "Responder Root",
+        "--key-size",
+        key_size,
+    ]));
+    let issuing = id(&env.create_ca(&[
+        "--type",
+        "issuing",
+        "--issuer",
+        &root,
+        "--common-name",
+        "Responder Issuing",
+        "--key-size",
+        key_size,
+    ]));
+    let mut leaves = Vec::new();
+    for name in ["good", "revoked"] {
+        let csr = env.openssl_csr(
+            name,
+            &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+            &format!("/CN={name}"),
+        );
+        leaves.push(env.save(
+            &[
+                "cert",
+                "issue",
+                "--ca",
+                &issuing,
+                "--csr",
+                csr.to_str().unwrap(),
+                "--pem",
+            ],
+            &format!("{name}.pem"),
+        ));
+    }
+    let serial = openssl(&["x509", "-in", leaves[1].to_str().unwrap(), "-noout", "-serial"]);
+    let serial = serial.trim().trim_start_matches("serial=").to_owned();
+    env.json(&["cert", "revoke", "--serial", &serial, "--reason", "keyCompromise"]);
+    let root_pem = env.save(&["ca", "cert", &root], "root.pem");
+    let issuing_pem = env.save(&["ca", "cert", &issuing], "issuing.pem");
+    let s = Served {
+        env,
+        server,
+        root,
+        issuing,
+        root_pem,
+        issuing_pem,
+        good: leaves[0].clone(),
+        revoked: leaves[1].clone(),
+    };
+    // The CLI is another process: wait for the server to follow its commits.
+    wait_for(&s, &s.revoked, "revoked");
+    s
+}
+
+fn p(path: &std::path::Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// `openssl ocsp` against the server; returns its output.
+fn ask(s: &Served, cert_args: &[&str], extra: &[&str]) -> String {
+    let url = format!("{}/ocsp", s.server.url);
+    let mut args = vec!["ocsp", "-issuer", p(&s.issuing_pem)];
+    args.extend_from_slice(extra); // digest flags must come before -cert / -serial
+    args.extend_from_slice(cert_args);
+    args.extend_from_slice(&["-url", &url, "-CAfile", p(&s.root_pem)]);
+    let (_, out) = openssl_any(&args);
+    out
+}
+
+fn wait_for(s: &Served, cert: &std::path::Path, status: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let out = ask(s, &["-cert", p(cert)], &["-no_nonce"]);
+        if out.contains(&format!(": {status}")) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "status never became {status}: {out}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn ocsp_post_with_openssl_every_status_hash_and_nonce() {
+    for key_size in ["eCP256", "rsa2048"] {
+        let s = served(key_size);
+        let unknown_serial = "0x0123456789ABCDEF0123456789ABCDEF";
+        for digest in [&["-sha1"][..], &["-sha256"][..]] {
+            for nonce in ["-nonce", "-no_nonce"] {
+                let mut extra = digest.to_vec();
+                extra.push(nonce);
+                let out = ask(&s, &["-cert", p(&s.good)], &extra);
+                assert!(
+                    out.contains("Response verify OK") && out.contains(": good"),
+                    "{key_size} {extra:?}: {out}"
+                );
+                let out = ask(&s, &["-cert", p(&s.revoked)], &extra);
+                assert!(
+                    out.contains("Response verify OK") && out.contains(": revoked"),
+                    "{key_size} {extra:?}: {out}"
+                );
+                assert!(out.contains("Reason: keyCompromise"), "{out}");
+                let out = ask(&s, &["-serial", unknown_serial], &extra);
+                assert!(
+                    out.contains("Response verify OK") && out.contains(": unknown"),
+                    "{key_size} {extra:?}: {out}"
+                );
+                if nonce == "-nonce" {
+                    // openssl checks the echo itself and says so on a mismatch.
+                    assert!(!out.contains("WARNING: no nonce in response"), "{out}");
+                }
+            }
+        }
+        // Several CertIDs in one request.
+        let out = ask(
+            &s,
+            &["-cert", p(&s.good), "-cert", p(&s.revoked), "-serial", unknown_serial],
+            &["-no_nonce"],
+        );
+        assert!(out.contains("Response verify OK"), "{out}");
+        assert!(
+            out.contains("good.pem: good") && out.contains("revoked.pem: revoked") && out.contains(": unknown"),
+            "{out}"
+        );
+    }
+}
+
+/// Builds a DER request with openssl (no network).
+fn request_der(s: &Served, cert: &std::path::Path, extra: &[&str], name: &str) -> Vec<u8> {
+    let out = s.env.path(name);
+    let mut args = vec!["ocsp", "-issuer", p(&s.issuing_pem)];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["-cert", p(cert), "-reqout", p(&out)]);
+    openssl(&args);
+    std::fs::read(out).unwrap()
+}
+
+#[test]
+fn ocsp_get_rfc5019_caching_and_conditional_requests() {
+    let s = served("eCP256");
+    for (digest, encode) in [("-sha1", "std"), ("-sha256", "percent"), ("-sha1", "unpadded")] {
+        let der = request_der(&s, &s.good, &[digest, "-no_nonce"], "get.req");
+        let b64 = base64ct::Base64::encode_string(&der);
+        let path = match encode {
+            "std" => b64.clone(),
+            "percent" => b64.replace('+', "%2B").replace('/', "%2F").replace('=', "%3D"),
+            _ => b64.trim_end_matches('=').to_owned(),
+        };
+        let r = curl("GET", &format!("{}/ocsp/{path}", s.server.url), None, &[]);
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("content-type"), Some("application/ocsp-response"));
+        let cc = r.header("cache-control").unwrap();
+        assert!(
+            cc.starts_with("max-age=") && cc.contains("public, no-transform, must-revalidate"),
+            "{cc}"
+        );
+        let max_age: i64 = cc
+            .trim_start_matches("max-age=")
+            .split(',')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            max_age > 3 * 86_400 && max_age <= 4 * 86_400,
+            "max-age follows nextUpdate: {max_age}"
+        );
+        let etag = r.header("etag").unwrap().to_owned();
+        let last_modified = r.header("last-modified").unwrap().to_owned();
+        assert!(r.header("expires").is_some());
+        let resp = s.env.path("get.resp");
+        std::fs::write(&resp, &r.body).unwrap();
+        let (_, out) = openssl_any(&[
+            "ocsp",
+            "-respin",
+            p(&resp),
+            "-issuer",
+            p(&s.issuing_pem),
+            digest,
+            "-cert",
+            p(&s.good),
+            "-CAfile",
+            p(&s.root_pem),
+        ]);
+        assert!(
+            out.contains("Response verify OK") && out.contains(": good"),
+            "{encode}: {out}"
+        );
+        // Conditional GETs answer 304 with no body.
+        let r = curl(
+            "GET",
+            &format!("{}/ocsp/{path}", s.server.url),
+            None,
+            &[("If-None-Match", &etag)],
+        );
+        assert_eq!(r.status, 304);
+        assert!(r.body.is_empty());
+        let r = curl(
+            "GET",
+            &format!("{}/ocsp/{path}", s.server.url),
+            None,
+            &[("If-Modified-Since", &last_modified)],
+        );
+        assert_eq!(r.status, 304);
+    }
+    // A nonce over GET is signed on demand and not cacheable.
+    let der = request_der(&s, &s.revoked, &["-nonce"], "nonce.req");
+    let r = curl(
+        "GET",
+        &format!("{}/ocsp/{}", s.server.url, base64ct::Base64::encode_string(&der)),
+        None,
+        &[],
+    );
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let resp = s.env.path("nonce.resp");
+    std::fs::write(&resp, &r.body).unwrap();
+    let (_, out) = openssl_any(&[
+        "ocsp",
+        "-respin",
+        p(&resp),
+        "-issuer",
+        p(&s.issuing_pem),
+        "-cert",
+        p(&s.revoked),
+        "-CAfile",
+        p(&s.root_pem),
+        "-resp_text",
+    ]);
+    assert!(out.contains("OCSP Nonce") && out.contains(": revoked"), "{out}");
+}
+
+#[test]
+fn crls_verify_and_lint_and_ocsp_responses_lint() {
+    let s = served("eCP384");
+    let issuing_crl = s.env.path("issuing.crl");
+    let r = curl(
+        "GET",
+        &format!("{}/crls/{}_v1/current.crl", s.server.url, s.issuing),
+        None,
+        &[],
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/pkix-crl"));
+    assert!(r.header("etag").is_some() && r.header("last-modified").is_some());
+    std::fs::write(&issuing_crl, &r.body).unwrap();
+    let (ok, out) = openssl_any(&[
+        "crl",
+        "-inform",
+        "DER",
+        "-in",
+        p(&issuing_crl),
+        "-CAfile",
+        p(&s.issuing_pem),
+        "-noout",
+        "-text",
+    ]);
+    assert!(ok && out.contains("verify OK"), "{out}");
+    assert!(
+        out.contains("X509v3 CRL Number") && out.contains("Issuing Distribution Point: critical"),
+        "{out}"
+    );
+    assert!(out.contains("Key Compromise"), "{out}");
+    assert!(
+        out.contains(&format!("URI:{}/crls/{}_v1/current.crl", s.server.url, s.issuing)),
+        "IDP = CDP: {out}"
+    );
+    // openssl verify -crl_check with the served CRL.
+    let crl_pem = s.env.path("issuing.crl.pem");
+    openssl(&["crl", "-inform", "DER", "-in", p(&issuing_crl), "-out", p(&crl_pem)]);
+    let verify = |leaf: &PathBuf| {
+        openssl_any(&[
+            "verify",
+            "-crl_check",
+            "-CAfile",
+            p(&s.root_pem),
+            "-untrusted",
+            p(&s.issuing_pem),
+            "-CRLfile",
+            p(&crl_pem),
+            p(leaf),
+        ])
+    };
+    let (ok, out) = verify(&s.good);
+    assert!(ok && out.contains(": OK"), "{out}");
+    let (ok, out) = verify(&s.revoked);
+    assert!(!ok && out.contains("certificate revoked"), "{out}");
+
+    let root_crl = s.env.path("root.crl");
+    std::fs::write(
+        &root_crl,
+        curl(
+            "GET",
+            &format!("{}/crls/{}_v1/current.crl", s.server.url, s.root),
+            None,
+            &[],
+        )
+        .body,
+    )
+    .unwrap();
+    pkilint("crl", &[issuing_crl, root_crl]);
+
+    // Every kind of OCSP answer lints clean.
+    let mut responses = Vec::new();
+    for (name, cert, extra) in [
+        ("good.resp", &s.good, &["-no_nonce"][..]),
+        ("revoked.resp", &s.revoked, &["-sha256", "-no_nonce"][..]),
+        ("nonce.resp", &s.good, &["-nonce"][..]),
+    ] {
+        let der = request_der(&s, cert, extra, "lint.req");
+        let r = curl(
+            "POST",
+            &format!("{}/ocsp", s.server.url),
+            Some(&der),
+            &[("Content-Type", "application/ocsp-request")],
+        );
+        let path = s.env.path(name);
+        std::fs::write(&path, &r.body).unwrap();
+        responses.push(path);
+    }
+    pkilint("ocsp", &responses);
+}
+
+#[test]
+fn aia_downloads() {
+    let s = served("eCP256");
+    for (file, ctype) in [
+        ("cert.cer", "application/pkix-cert"),
+        ("cert.pem", "application/x-pem-file"),
+        ("chain.p7c", "application/pkcs7-mime"),
+    ] {
+        let r = curl(
+            "GET",
+            &format!("{}/cacerts/{}_v1/{file}", s.server.url, s.issuing),
+            None,
+            &[],
+        );
+        assert_eq!(r.status, 200, "{file}");
+        assert_eq!(r.header("content-type"), Some(ctype));
+        let path = s.env.path(file);
+        std::fs::write(&path, &r.body).unwrap();
+        let text = match file {
+            "cert.cer" => openssl(&["x509", "-inform", "DER", "-in", p(&path), "-noout", "-subject"]),
+            "cert.pem" => openssl(&["x509", "-in", p(&path), "-noout", "-subject"]),
+            _ => openssl(&["pkcs7", "-inform", "DER", "-in", p(&path), "-print_certs", "-noout"]),
+        };
+        assert!(text.contains("Responder Issuing"), "{file}: {text}");
+        if file == "chain.p7c" {
+            assert!(text.contains("Responder Root"), "the chain holds the root too: {text}");
+        }
+    }
+    // The leaf's AIA URL is exactly what we serve.
+    let text = openssl(&["x509", "-in", p(&s.good), "-noout", "-text"]);
+    assert!(
+        text.contains(&format!(
+            "CA Issuers - URI:{}/cacerts/{}_v1/cert.cer",
+            s.server.url, s.issuing
+        )),
+        "{text}"
+    );
+}
+
+#[test]
+fn lifecycle_pause_revoke_delete_as_relying_parties_see_it() {
+    let s = served("eCP256");
+    let env = &s.env;
+    let crl_url = |ca: &str| format!("{}/crls/{ca}_v1/current.crl", s.server.url);
+    // Paused: everything keeps answering.
+    env.json(&["ca", "pause", &s.issuing]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(ask(&s, &["-cert", p(&s.good)], &["-no_nonce"]).contains(": good"));
+    assert_eq!(curl("GET", &crl_url(&s.issuing), None, &[]).status, 200);
+    // Revoke the last active leaf, then the CA: the root's CRL and OCSP list it.
+    let out = env.run(&["--json", "cert", "revoke-all", "--ca", &s.issuing]);
+    assert!(out.status.success());
+    env.json(&["ca", "revoke", &s.issuing, "--reason", "cACompromise"]);
+    let issuing_serial = openssl(&["x509", "-in", p(&s.issuing_pem), "-noout", "-serial"]);
+    let issuing_serial = issuing_serial.trim().trim_start_matches("serial=").to_owned();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let root_crl = env.path("root.crl");
+    loop {
+        std::fs::write(&root_crl, curl("GET", &crl_url(&s.root), None, &[]).body).unwrap();
+        let text = openssl(&["crl", "-inform", "DER", "-in", p(&root_crl), "-noout", "-text"]);
+        if text.contains(&issuing_serial) {
+            assert!(text.contains("CA Compromise"), "{text}");
+            assert!(text.contains("Only CA Certificates"), "{text}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "root CRL never listed the revoked issuing CA: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let url = format!("{}/ocsp", s.server.url);
+    let (_, out) = openssl_any(&[
+        "ocsp",
+        "-issuer",
+        p(&s.root_pem),
+        "-cert",
+        p(&s.issuing_pem),
+        "-url",
+        &url,
+        "-CAfile",
+        p(&s.root_pem),
+        "-no_nonce",
+    ]);
+    assert!(
+        out.contains("issuing.pem: revoked"),
+        "root OCSP on the issuing CA: {out}"
+    );
+    // Revoked CAs keep answering for their leaves.
+    assert!(ask(&s, &["-cert", p(&s.good)], &["-no_nonce"]).contains(": revoked"));
+    assert_eq!(
+        curl(
+            "GET",
+            &format!("{}/cacerts/{}_v1/cert.cer", s.server.url, s.issuing),
+            None,
+            &[]
+        )
+        .status,
+        200
+    );
+    // Deleted: 404 for CRL and AIA, unauthorized for OCSP; the root still lists it.
+    env.json(&["ca", "delete", &s.issuing]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while curl("GET", &crl_url(&s.issuing), None, &[]).status != 404 {
+        assert!(Instant::now() < deadline, "deleted CA's CRL still served");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        curl(
+            "GET",
+            &format!("{}/cacerts/{}_v1/cert.cer", s.server.url, s.issuing),
+            None,
+            &[]
+        )
+        .status,
+        404
+    );
+    let out = ask(&s, &["-cert", p(&s.good)], &["-no_nonce"]);
+    assert!(out.contains("unauthorized"), "{out}");
+    std::fs::write(&root_crl, curl("GET", &crl_url(&s.root), None, &[]).body).unwrap();
+    assert!(openssl(&["crl", "-inform", "DER", "-in", p(&root_crl), "-noout", "-text"]).contains(&issuing_serial));
+    // A CA version that does not exist.
+    assert_eq!(
+        curl(
+            "GET",
+            &format!("{}/crls/{}_v2/current.crl", s.server.url, s.root),
+            None,
+            &[]
+        )
+        .status,
+        404
+    );
+}
+
+#[test]
+fn bad_input_gets_protocol_answers() {
+    let s = served("eCP256");
+    let url = &s.server.url;
+    const MALFORMED: &[u8] = &[0x30, 0x03, 0x0a, 0x01, 0x01];
+    const UNAUTHORIZED: &[u8] = &[0x30, 0x03, 0x0a, 0x01, 0x06];
+    let r = curl(
+        "POST",
+        &format!("{url}/ocsp"),
+        Some(b"not der at all"),
+        &[("Content-Type", "application/ocsp-request")],
+    );
+    assert_eq!((r.status, r.body.as_slice()), (200, MALFORMED));
+    let r = curl("GET", &format!("{url}/ocsp/%%%%"), None, &[]);
+    assert_eq!(r.body, MALFORMED);
+    let r = curl("GET", &format!("{url}/ocsp/MAMCAQA="), None, &[]);
+    assert_eq!(r.body, MALFORMED);
+    // A request about an issuer we do not serve.
+    let other = Env::new();
+    let foreign = id(&other.create_ca(&["--type", "root", "--common-name", "Foreign", "--key-size", "eCP256"]));
+    let foreign_pem = other.save(&["ca", "cert", &foreign], "foreign.pem");
+    let req = s.env.path("foreign.req");
+    openssl(&[
+        "ocsp",
+        "-issuer",
+        p(&foreign_pem),
+        "-serial",
+        "0x01",
+        "-reqout",
+        p(&req),
+    ]);
+    let r = curl("POST", &format!("{url}/ocsp"), Some(&std::fs::read(&req).unwrap()), &[]);
+    assert_eq!(r.body, UNAUTHORIZED);
+    // Limits.
+    let big = vec![0x30u8; 64 * 1024];
+    assert_eq!(curl("POST", &format!("{url}/ocsp"), Some(&big), &[]).status, 413);
+    assert_eq!(
+        curl("GET", &format!("{url}/ocsp/{}", "A".repeat(6000)), None, &[]).status,
+        414
+    );
+    assert_eq!(curl("PUT", &format!("{url}/ocsp"), Some(b"x"), &[]).status, 405);
+    assert_eq!(
+        curl("POST", &format!("{url}/crls/x_v1/current.crl"), Some(b"x"), &[]).status,
+        405
+    );
+    assert_eq!(curl("GET", &format!("{url}/nothing"), None, &[]).status, 404);
+    assert_eq!(
+        curl("GET", &format!("{url}/crls/not-a-ca_v1/current.crl"), None, &[]).status,
+        404
+    );
+    // Health and metrics.
+    assert_eq!(curl("GET", &format!("{url}/healthz"), None, &[]).status, 200);
+    assert_eq!(curl("GET", &format!("{url}/readyz"), None, &[]).status, 200);
+    let metrics = String::from_utf8(curl("GET", &format!("{url}/metrics"), None, &[]).body).unwrap();
+    for needle in [
+        "cloudpki_ocsp_responses_total{outcome=\"malformed\"}",
+        "cloudpki_ocsp_responses_total{outcome=\"unauthorized\"}",
+        "cloudpki_ocsp_responses_total{outcome=\"revoked\"}",
+        "cloudpki_http_requests_total{route=\"ocsp_post\",status=\"413\"}",
+        "cloudpki_snapshot_generation",
+        "cloudpki_snapshot_age_seconds",
+        "cloudpki_crl_size_bytes",
+        "cloudpki_signatures_total{purpose=\"crl\"}",
+        "cloudpki_http_request_duration_seconds_bucket",
+    ] {
+        assert!(metrics.contains(needle), "metrics lack {needle}");
+    }
+}
+
+#[test]
+fn the_ocsp_crate_reads_the_requests_we_answer() {
+    // ocsp-rs 0.4 decodes requests only (it has no response decoder, and it
+    // knows SHA-1 CertIDs only): it must see the CertIDs our parser sees.
+    let s = served("eCP256");
+    for extra in [&["-sha1", "-nonce"][..], &["-sha1", "-no_nonce"][..]] {
+        let der = request_der(&s, &s.good, extra, "diff.req");
+        let theirs = ocsp::request::OcspRequest::parse(&der).expect("ocsp-rs parses the request");
+        let ours = cloudpki::x509::ocsp::parse_request(&der).unwrap();
+        assert_eq!(theirs.tbs_request.request_list.len(), ours.questions.len());
+        let (t, o) = (&theirs.tbs_request.request_list[0].certid, &ours.questions[0].cert_id);
+        assert_eq!(&t.issuer_name_hash[..], o.issuer_name_hash.as_bytes());
+        assert_eq!(&t.issuer_key_hash[..], o.issuer_key_hash.as_bytes());
+        assert_eq!(&t.serial_num[..], o.serial_number.as_bytes());
+        assert_eq!(ours.nonce.is_some(), extra.contains(&"-nonce"));
+    }
+}
+
+#[test]
+fn revocations_become_visible_fast() {
+    let env = Env::new();
+    let server = env.server();
+    let root = id(&env.create_ca(&["--type", "root", "--common-name", "Fast Root", "--key-size", "eCP256"]));
+    let issuing = id(&env.create_ca(&[
+        "--type",
+        "issuing",
+        "--issuer",
+        &root,
+        "--common-name",
+        "Fast Issuing",
+        "--key-size",
+        "eCP256",
+    ]));
+    let csr = env.openssl_csr("fleet", &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"], "/CN=fleet");
+    env.json(&[
+        "cert",
+        "issue-bulk",
+        "--ca",
+        &issuing,
+        "--csr",
+        csr.to_str().unwrap(),
+        "--count",
+        "2000",
+    ]);
+    let pki = server.handles.pki.clone();
+    let published = server.handles.published.clone();
+    // Wait until the server has followed the CLI's issuance.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while published.load().cas.get(issuing.as_str()).map_or(0, |c| c.certs.len()) < 2000 {
+        assert!(Instant::now() < deadline, "issuance never reached the snapshot");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let leaves = pki
+        .list_leaves(&cloudpki::domain::LeafListQuery {
+            ca_id: Some(issuing.clone()),
+            status: None,
+            after_seq: 0,
+            limit: 100,
+        })
+        .unwrap();
+    // In-process revocations: OCSP and CRL visibility after commit.
+    let mut ocsp_delays = Vec::new();
+    let mut crl_delays = Vec::new();
+    for (_, leaf) in &leaves {
+        let serial = cloudpki::domain::engine::hex_bytes(&leaf.serial_number).unwrap();
+        let key = cloudpki::snapshot::SerialKey::new(&serial).unwrap();
+        let crl_before = published
+            .load()
+            .cas
+            .get(issuing.as_str())
+            .unwrap()
+            .crl
+            .as_ref()
+            .unwrap()
+            .entries;
+        pki.revoke_leaf(&leaf.id, None, cloudpki::domain::RevocationReason::Superseded)
+            .unwrap();
+        let committed = Instant::now();
+        let mut ocsp_seen = None;
+        loop {
+            let snap = published.load();
+            let ca = snap.cas.get(issuing.as_str()).unwrap();
+            if ocsp_seen.is_none()
+                && matches!(
+                    ca.certs.get(&key).unwrap().status,
+                    cloudpki::x509::ocsp::Status::Revoked { .. }
+                )
+            {
+                ocsp_seen = Some(committed.elapsed());
+            }
+            if ocsp_seen.is_some() && ca.crl.as_ref().unwrap().entries > crl_before {
+                crl_delays.push(committed.elapsed());
+                break;
+            }
+            assert!(
+                committed.elapsed() < Duration::from_secs(2),
+                "revocation not visible after 2 s"
+            );
+            std::thread::yield_now();
+        }
+        ocsp_delays.push(ocsp_seen.unwrap());
+    }
+    ocsp_delays.sort();
+    crl_delays.sort();
+    let p = |v: &[Duration], q: f64| v[((v.len() as f64 * q).ceil() as usize).saturating_sub(1)];
+    println!(
+        "revocation -> visible (debug build, {} revocations): OCSP p50 {:?} p99 {:?}; CRL p50 {:?} p99 {:?}",
+        ocsp_delays.len(),
+        p(&ocsp_delays, 0.5),
+        p(&ocsp_delays, 0.99),
+        p(&crl_delays, 0.5),
+        p(&crl_delays, 0.99)
+    );
+    // The 10 ms target is measured on release builds (load-tests/); a debug
+    // build on a shared CI core gets a looser bound that still proves the
+    // commit hook, not the 100 ms poll, drives visibility.
+    assert!(p(&ocsp_delays, 0.5) < Duration::from_millis(50));
+
+    // A CLI revocation (another process) reaches the server within 1 s.
+    let others = pki
+        .list_leaves(&cloudpki::domain::LeafListQuery {
+            ca_id: Some(issuing.clone()),
+            status: Some(cloudpki::domain::LeafStatus::Active),
+            after_seq: 0,
+            limit: 1,
+        })
+        .unwrap();
+    let target = &others[0].1;
+    let serial = cloudpki::domain::engine::hex_bytes(&target.serial_number).unwrap();
+    let key = cloudpki::snapshot::SerialKey::new(&serial).unwrap();
+    let out = env.run(&["cert", "revoke", &target.id]);
+    assert!(out.status.success());
+    let acked = Instant::now();
+    while !matches!(
+        published
+            .load()
+            .cas
+            .get(issuing.as_str())
+            .unwrap()
+            .certs
+            .get(&key)
+            .unwrap()
+            .status,
+        cloudpki::x509::ocsp::Status::Revoked { .. }
+    ) {
+        assert!(
+            acked.elapsed() < Duration::from_secs(1),
+            "a CLI revocation took over 1 s to reach the server"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    println!("CLI revocation -> visible in {:?}", acked.elapsed());
+    server.stop();
+}
