@@ -60,7 +60,7 @@ open(out, "w").write(f"{t1 - t0:.1f} s for {n} leaves ({n / (t1 - t0):.0f}/s)\n"
 EOF
 log "issued: $(cat "$tmp/issue-bulk.time")"
 
-log "listing leaves${LIST_LIMIT:+ (limit $LIST_LIMIT)}"
+log "listing leaves (limit: ${LIST_LIMIT/#0/none})"
 limit=(); [ "$LIST_LIMIT" != 0 ] && limit=(--limit "$LIST_LIMIT")
 pki cert list --ca "$ISSUING_ID" "${limit[@]}" >"$tmp/leaves.json"
 

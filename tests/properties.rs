@@ -1,0 +1,2 @@
+//! Property tests for every parser of untrusted input (filled in next).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
