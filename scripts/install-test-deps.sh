@@ -5,6 +5,7 @@ set -euo pipefail
 
 apt_pkgs=()
 command -v openssl >/dev/null || apt_pkgs+=(openssl)
+command -v curl >/dev/null || apt_pkgs+=(curl)
 command -v python3 >/dev/null || apt_pkgs+=(python3 python3-pip)
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
@@ -13,7 +14,7 @@ if [ ${#apt_pkgs[@]} -gt 0 ]; then
 fi
 
 # Pinned so a new release of a linter cannot turn CI red on its own.
-PY_PKGS=(pkilint==0.13.3 cryptography==48.0.0)
+PY_PKGS=(pkilint==0.13.3 cryptography==48.0.0 pyhanko-certvalidator==0.33.0)
 if ! python3 - "${PY_PKGS[@]}" <<'PY' 2>/dev/null
 import sys
 from importlib.metadata import version

@@ -705,3 +705,35 @@ fn revocations_become_visible_fast() {
     println!("CLI revocation -> visible in {:?}", acked.elapsed());
     server.stop();
 }
+
+#[test]
+fn python_cryptography_and_pyhanko_accept_the_served_pki() {
+    // tests/tools/check_responder.py: `cryptography` parses and verifies every
+    // CRL, AIA download and OCSP answer (POST and GET, SHA-1/SHA-256, nonce),
+    // and pyhanko-certvalidator validates both leaves with revocation fetched
+    // over HTTP (OCSP only, CRL only, both).
+    for key_size in ["eCP256", "rsa2048"] {
+        let s = served(key_size);
+        let out = std::process::Command::new("python3")
+            .arg(crate::support::repo().join("tests/tools/check_responder.py"))
+            .args([
+                "--root",
+                p(&s.root_pem),
+                "--issuing",
+                p(&s.issuing_pem),
+                "--good",
+                p(&s.good),
+                "--revoked",
+                p(&s.revoked),
+            ])
+            .output()
+            .expect("python3");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{key_size}: check_responder failed:\n{text}");
+        assert!(text.contains("0 failed"), "{text}");
+    }
+}
