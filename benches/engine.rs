@@ -30,6 +30,7 @@ fn fixture(key: KeyAlgorithm) -> Fixture {
         kek_file: None,
         kek_base64: None,
         max_cas: None,
+        ocsp_signing: None,
     })
     .unwrap();
     let ca = |ca_type, cn: &str, issuer: Option<String>| NewCa {

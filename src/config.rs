@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::clock::{Clock, SystemClock};
+use crate::domain::engine::OcspSigning;
 use crate::domain::{Pki, Settings};
 use crate::secrets::{Kek, SecretError};
 use crate::store::{SqliteStore, Store, StoreError, TxMode};
@@ -21,6 +22,7 @@ use crate::store::{SqliteStore, Store, StoreError, TxMode};
 pub const DEFAULT_PORT: u16 = 8180;
 const META_PUBLIC_URL: &str = "public_url";
 const META_KEK_CHECK: &str = "kek_check";
+const META_OCSP_SIGNER: &str = "ocsp_signer";
 const KEK_CHECK_CONTEXT: &str = "cloudpki kek check";
 pub const KEK_ENV: &str = "CLOUDPKI_KEK";
 
@@ -60,6 +62,8 @@ pub struct OpenOptions {
     /// Base64 KEK (normally from `CLOUDPKI_KEK`).
     pub kek_base64: Option<String>,
     pub max_cas: Option<u32>,
+    /// Who signs OCSP answers; recorded in the data directory when given.
+    pub ocsp_signing: Option<OcspSigning>,
 }
 
 /// The per-user default data directory (`$XDG_DATA_HOME/cloudpki` or
@@ -159,6 +163,21 @@ pub fn open_with_clock(opts: &OpenOptions, clock: Arc<dyn Clock>) -> Result<Pki,
             )?;
         }
     }
+    // Changing the OCSP signer is safe at any time: answers are re-signed
+    // within a day by the new one, and old ones stay valid until nextUpdate.
+    let ocsp_signing = match (
+        tx.meta(META_OCSP_SIGNER)?.as_deref().and_then(OcspSigning::parse),
+        opts.ocsp_signing,
+    ) {
+        (stored, Some(req)) => {
+            if stored != Some(req) {
+                tx.set_meta(META_OCSP_SIGNER, req.name())?;
+            }
+            req
+        }
+        (Some(stored), None) => stored,
+        (None, None) => OcspSigning::default(),
+    };
     let public_url = match (tx.meta(META_PUBLIC_URL)?, requested) {
         (Some(stored), Some(req)) if stored != req => {
             return Err(ConfigError::PublicUrlMismatch { stored, requested: req })
@@ -180,6 +199,7 @@ pub fn open_with_clock(opts: &OpenOptions, clock: Arc<dyn Clock>) -> Result<Pki,
             public_url,
             max_cas: opts.max_cas,
             timings: crate::domain::engine::Timings::default(),
+            ocsp_signing,
         },
     ))
 }
@@ -195,6 +215,7 @@ mod tests {
             kek_file: None,
             kek_base64: None,
             max_cas: None,
+            ocsp_signing: None,
         }
     }
 

@@ -65,7 +65,12 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create the data directory and fix its public URL.
-    Init,
+    Init {
+        /// Who signs OCSP answers: "ca" (the CA key, default) or "delegated"
+        /// (an OCSP signing certificate per CA, issued and rotated automatically).
+        #[arg(long, value_parser = parse_ocsp_signer)]
+        ocsp_signer: Option<crate::domain::engine::OcspSigning>,
+    },
     /// Certification authorities.
     #[command(subcommand)]
     Ca(CaCommand),
@@ -255,6 +260,10 @@ pub enum CertCommand {
     },
 }
 
+fn parse_ocsp_signer(s: &str) -> std::result::Result<crate::domain::engine::OcspSigning, String> {
+    crate::domain::engine::OcspSigning::parse(s).ok_or_else(|| "expected ca or delegated".into())
+}
+
 fn parse_key_size(s: &str) -> std::result::Result<KeyAlgorithm, String> {
     KeyAlgorithm::parse(s).ok_or_else(|| "expected rsa2048, rsa3072, rsa4096, eCP256, eCP256k, eCP384 or eCP521".into())
 }
@@ -289,6 +298,10 @@ impl Cli {
             kek_file: self.kek_file.clone(),
             kek_base64: std::env::var(config::KEK_ENV).ok().filter(|s| !s.is_empty()),
             max_cas: self.max_cas,
+            ocsp_signing: match &self.command {
+                Command::Init { ocsp_signer } => *ocsp_signer,
+                _ => None,
+            },
         }
     }
 }
@@ -302,7 +315,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
     let json = cli.json;
     let mut o = output::Output::new(out, json);
     match cli.command {
-        Command::Init => {
+        Command::Init { .. } => {
             let opts = cli.open_options();
             o.init(&opts.data_dir, &pki.settings().public_url)
         }

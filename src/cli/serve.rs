@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::{Cli, CliError, Result};
 use crate::app::{self, ServeConfig};
 use crate::config::{self, OpenOptions, DEFAULT_PORT};
-use crate::domain::engine::Timings;
+use crate::domain::engine::{OcspSigning, Timings};
 use crate::http::responder::SigningLimits;
 use crate::http::Limits;
 
@@ -42,6 +42,8 @@ pub struct FileConfig {
     pub max_connections: Option<usize>,
     pub signing_concurrency: Option<usize>,
     pub signing_queue: Option<usize>,
+    /// "ca" (default) or "delegated".
+    pub ocsp_signer: Option<String>,
 }
 
 fn load_file(path: &Path) -> Result<FileConfig> {
@@ -100,6 +102,13 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
             kek_file: cli.kek_file.clone().or(file.kek_file),
             kek_base64: std::env::var(config::KEK_ENV).ok().filter(|s| !s.is_empty()),
             max_cas: cli.max_cas.or(file.max_cas),
+            ocsp_signing: match &file.ocsp_signer {
+                None => None,
+                Some(s) => Some(
+                    OcspSigning::parse(s)
+                        .ok_or_else(|| CliError::Usage("ocsp_signer must be \"ca\" or \"delegated\"".into()))?,
+                ),
+            },
         },
         listen: args
             .listen

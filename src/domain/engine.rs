@@ -12,7 +12,8 @@ use time::{Duration, OffsetDateTime};
 use crate::clock::Clock;
 use crate::secrets::Kek;
 use crate::store::{
-    CaRow, ChangeKind, CrlRow, LeafFilter, LeafQuery, LeafRow, LeafStatusRow, Presigned, Store, StoreError, Tx, TxMode,
+    CaRow, ChangeKind, CrlRow, DelegateRow, LeafFilter, LeafQuery, LeafRow, LeafStatusRow, Presigned, Store,
+    StoreError, Tx, TxMode,
 };
 use crate::x509::cert::{self, CertRequest, CertRole, ParsedCert, RevocationPointers};
 use crate::x509::names::{self, SubjectParts};
@@ -38,6 +39,68 @@ pub struct Settings {
     /// Maximum number of live CAs (None: unlimited).
     pub max_cas: Option<u32>,
     pub timings: Timings,
+    /// Who signs OCSP answers.
+    pub ocsp_signing: OcspSigning,
+}
+
+/// Who signs OCSP answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OcspSigning {
+    /// The CA key: the smallest answers (no certificate inside), no extra
+    /// certificate to manage. The default.
+    #[default]
+    CaKey,
+    /// A delegated OCSP signing certificate per CA (id-kp-OCSPSigning,
+    /// id-pkix-ocsp-nocheck), issued by the CA and rotated before it expires,
+    /// so a node answering on demand never needs the CA key.
+    Delegated,
+}
+
+impl OcspSigning {
+    pub fn name(self) -> &'static str {
+        match self {
+            OcspSigning::CaKey => "ca",
+            OcspSigning::Delegated => "delegated",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "ca" => Some(OcspSigning::CaKey),
+            "delegated" => Some(OcspSigning::Delegated),
+            _ => None,
+        }
+    }
+}
+
+/// A delegated OCSP certificate lives this long (capped at its CA's end)...
+const DELEGATE_VALIDITY: Duration = Duration::days(30);
+/// ...and is replaced when less than this remains: answers it signed (valid
+/// 4 days, re-signed daily) then always verify.
+const DELEGATE_ROTATE_BEFORE: Duration = Duration::days(10);
+
+/// The key that signs OCSP answers for one CA, with its certificate when delegated.
+pub struct OcspResponder {
+    pub key: Arc<SoftwareKey>,
+    pub cert: Option<Arc<x509_cert::Certificate>>,
+    pub not_after: Option<OffsetDateTime>,
+}
+
+impl std::fmt::Debug for OcspResponder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OcspResponder")
+            .field("delegated", &self.cert.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl OcspResponder {
+    pub fn as_key(&self) -> ocsp::ResponderKey<'_> {
+        ocsp::ResponderKey {
+            signer: self.key.as_ref(),
+            delegated_cert: self.cert.as_deref(),
+        }
+    }
 }
 
 /// How long signed revocation data is valid and when it is renewed.
@@ -125,6 +188,8 @@ pub struct Pki {
     settings: Settings,
     /// Unsealed CA keys, so a burst of issuance does not unseal per request.
     signers: Mutex<HashMap<String, Arc<SoftwareKey>>>,
+    /// Delegated OCSP responders, by CA id.
+    delegates: Mutex<HashMap<String, Arc<OcspResponder>>>,
     /// Called after every commit (the responder's snapshot follower wakes on it).
     on_commit: Mutex<Option<CommitHook>>,
 }
@@ -162,6 +227,14 @@ fn add_years(t: OffsetDateTime, years: u32) -> Result<OffsetDateTime> {
     t.replace_year(y)
         .or_else(|_| t.replace_day(28).and_then(|t| t.replace_year(y)))
         .map_err(|e| PkiError::Invalid(e.to_string()))
+}
+
+/// What signs a batch of leaves: the CA (parsed once), its key, its OCSP responder.
+struct IssuingKeys<'a> {
+    ca: &'a LoadedCa,
+    ca_cert: ParsedCert,
+    signer: Arc<SoftwareKey>,
+    responder: Arc<OcspResponder>,
 }
 
 /// A CA row decoded into its entity plus the facts the engine needs.
@@ -220,6 +293,7 @@ impl Pki {
             clock,
             settings,
             signers: Mutex::new(HashMap::new()),
+            delegates: Mutex::new(HashMap::new()),
             on_commit: Mutex::new(None),
         }
     }
@@ -242,16 +316,13 @@ impl Pki {
     fn presign(
         &self,
         issuer: &ParsedCert,
-        key: &dyn Signer,
+        key: &OcspResponder,
         serial: &[u8],
         status: ocsp::Status,
         now: OffsetDateTime,
     ) -> Result<Presigned> {
         let t = &self.settings.timings;
-        let responder = ocsp::ResponderKey {
-            signer: key,
-            delegated_cert: None,
-        };
+        let responder = key.as_key();
         let one = |hash| -> Result<Vec<u8>> {
             let answer = ocsp::SingleAnswer {
                 cert_id: ocsp::IssuerHashes::of(&issuer.cert, hash)?.cert_id(serial)?,
@@ -274,7 +345,7 @@ impl Pki {
             return Ok(None);
         };
         let parent = self.load_ca(tx, parent_id, now)?;
-        let key = self.signer(tx, &parent)?;
+        let key = self.responder(tx, &parent, now)?;
         let serial = ParsedCert::from_der(cert)?.tbs().serial_number.as_bytes().to_vec();
         let status = match (ca.revoked_at, ca.revocation_reason) {
             (Some(at), reason) => ocsp::Status::Revoked {
@@ -898,14 +969,19 @@ impl Pki {
     fn build_leaf(
         &self,
         tx: &mut dyn Tx,
-        ca: &LoadedCa,
-        signer: &SoftwareKey,
+        keys: &IssuingKeys<'_>,
         prepared: &(csr::VerifiedCsr, Vec<ObjectIdentifier>, String),
         request: &NewLeaf,
         now: OffsetDateTime,
     ) -> Result<(LeafCertificate, Vec<u8>)> {
+        let IssuingKeys {
+            ca,
+            ca_cert,
+            signer,
+            responder,
+        } = keys;
+        let (ca, ca_cert, signer, responder) = (*ca, ca_cert, signer.as_ref(), responder.as_ref());
         let (csr, ekus, platform) = prepared;
-        let ca_cert = ca.cert()?;
         let ca_end = ca
             .entity
             .validity_end_date_time
@@ -977,7 +1053,7 @@ impl Pki {
                 doc: serde_json::to_string(&entity).map_err(corrupt)?,
                 der: der.clone(),
                 // A new certificate has its signed answer from the moment it exists.
-                ocsp: Some(self.presign(&ca_cert, signer, &req.serial, ocsp::Status::Good, now)?),
+                ocsp: Some(self.presign(ca_cert, responder, &req.serial, ocsp::Status::Good, now)?),
             };
             match tx.insert_leaf(&row) {
                 Ok(_) => {
@@ -1001,7 +1077,14 @@ impl Pki {
         lifecycle::check(Action::IssueLeaf, ca.facts(tx.as_mut(), now, Action::IssueLeaf)?)?;
         let prepared = self.prepare_leaf(&ca, request)?;
         let signer = self.signer(tx.as_mut(), &ca)?;
-        let out = self.build_leaf(tx.as_mut(), &ca, &signer, &prepared, request, now)?;
+        let responder = self.responder(tx.as_mut(), &ca, now)?;
+        let keys = IssuingKeys {
+            ca: &ca,
+            ca_cert: ca.cert()?,
+            signer,
+            responder,
+        };
+        let out = self.build_leaf(tx.as_mut(), &keys, &prepared, request, now)?;
         self.commit(tx)?;
         Ok(out)
     }
@@ -1024,10 +1107,17 @@ impl Pki {
             lifecycle::check(Action::IssueLeaf, ca.facts(tx.as_mut(), now, Action::IssueLeaf)?)?;
             let prepared = self.prepare_leaf(&ca, request)?;
             let signer = self.signer(tx.as_mut(), &ca)?;
+            let responder = self.responder(tx.as_mut(), &ca, now)?;
+            let keys = IssuingKeys {
+                ca: &ca,
+                ca_cert: ca.cert()?,
+                signer,
+                responder,
+            };
             let n = batch.max(1).min(count - issued);
             let mut done = Vec::with_capacity(n as usize);
             for _ in 0..n {
-                done.push(self.build_leaf(tx.as_mut(), &ca, &signer, &prepared, request, now)?.0);
+                done.push(self.build_leaf(tx.as_mut(), &keys, &prepared, request, now)?.0);
             }
             self.commit(tx)?;
             issued += n;
@@ -1107,7 +1197,7 @@ impl Pki {
             .serial_number
             .as_bytes()
             .to_vec();
-        let key = self.signer(tx, &ca)?;
+        let key = self.responder(tx, &ca, now)?;
         let status = ocsp::Status::Revoked {
             at: now,
             reason: reason.code(),
@@ -1240,13 +1330,126 @@ impl Pki {
 
     // ------------------------------------------------- revocation data
 
-    /// The key that signs OCSP answers about `ca_id`'s certificates on demand
-    /// (nonces, unknown serials). Today the CA key itself.
-    pub fn ocsp_signer(&self, ca_id: &str) -> Result<Arc<SoftwareKey>> {
+    /// The key (and, when delegated, certificate) that signs OCSP answers
+    /// about `ca_id`'s certificates, for answers made on demand (nonces,
+    /// unknown serials). Issues or rotates the delegated certificate if due.
+    pub fn ocsp_responder(&self, ca_id: &str) -> Result<Arc<OcspResponder>> {
         let now = self.clock.now();
-        let mut tx = self.store.begin(TxMode::Read)?;
+        let mut tx = self.store.begin(TxMode::Write)?;
         let ca = self.load_ca(tx.as_mut(), ca_id, now)?;
-        self.signer(tx.as_mut(), &ca)
+        let r = self.responder(tx.as_mut(), &ca, now)?;
+        self.commit(tx)?;
+        Ok(r)
+    }
+
+    /// The OCSP responder key of a CA: the CA key itself, or a delegated
+    /// OCSP signing certificate the CA issues and rotates (per the data
+    /// directory's `ocsp_signer` setting).
+    fn responder(&self, tx: &mut dyn Tx, ca: &LoadedCa, now: OffsetDateTime) -> Result<Arc<OcspResponder>> {
+        if self.settings.ocsp_signing == OcspSigning::CaKey {
+            return Ok(Arc::new(OcspResponder {
+                key: self.signer(tx, ca)?,
+                cert: None,
+                not_after: None,
+            }));
+        }
+        let id = &ca.row.id;
+        let rotate_before = now + DELEGATE_ROTATE_BEFORE;
+        let cached = self
+            .delegates
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned();
+        if let Some(r) = cached.filter(|r| r.not_after.is_some_and(|t| t > rotate_before)) {
+            return Ok(r);
+        }
+        let sealed_context = format!("ocsp:{id}");
+        let stored = tx.ocsp_delegate(id)?;
+        let fresh = match stored {
+            Some(DelegateRow {
+                cert,
+                sealed_key: sealed,
+                not_after,
+            }) if from_ts(not_after)? > rotate_before => {
+                let pkcs8 = self.kek.open(&sealed_context, &sealed)?;
+                let key = SoftwareKey::from_pkcs8(
+                    ca.entity.certificate_key_size,
+                    ca.entity.cloud_certification_authority_hashing_algorithm,
+                    &pkcs8,
+                )?;
+                let cert = ParsedCert::from_der(&cert)?;
+                OcspResponder {
+                    key: Arc::new(key),
+                    cert: Some(Arc::new(cert.cert)),
+                    not_after: Some(from_ts(not_after)?),
+                }
+            }
+            _ => {
+                let ca_key = self.signer(tx, ca)?;
+                let ca_cert = ca.cert()?;
+                let ca_end = ca
+                    .entity
+                    .validity_end_date_time
+                    .ok_or_else(|| corrupt("CA without validity"))?;
+                let not_after = (now + DELEGATE_VALIDITY).min(ca_end);
+                if not_after <= now + self.settings.timings.ocsp_validity {
+                    // Too close to the CA's end for a useful delegate: sign with the CA key.
+                    return Ok(Arc::new(OcspResponder {
+                        key: ca_key,
+                        cert: None,
+                        not_after: None,
+                    }));
+                }
+                let (key, pkcs8) = SoftwareKey::generate(
+                    ca.entity.certificate_key_size,
+                    ca.entity.cloud_certification_authority_hashing_algorithm,
+                )?;
+                let mut subject = ca_cert.tbs().subject.clone();
+                let cn = format!("{} OCSP Responder", ca.entity.common_name);
+                subject.0.retain(|rdn| !rdn.0.iter().any(|a| a.oid == oids::CN));
+                subject.0.extend(
+                    SubjectParts {
+                        common_name: cn,
+                        ..Default::default()
+                    }
+                    .to_name()?
+                    .0,
+                );
+                let der = cert::issue(
+                    &CertRequest {
+                        serial: cert::random_serial()?,
+                        subject,
+                        issuer: ca_cert.tbs().subject.clone(),
+                        issuer_key_id: cert::key_identifier(ca_key.public_key()),
+                        public_key: key.public_key().clone(),
+                        not_before: now - BACKDATE,
+                        not_after,
+                        role: CertRole::OcspResponder,
+                        key_usage: x509_cert::ext::pkix::KeyUsage(
+                            x509_cert::ext::pkix::KeyUsages::DigitalSignature.into(),
+                        ),
+                        ekus: vec![oids::KP_OCSP_SIGNING],
+                        pointers: None,
+                        subject_alt_name: None,
+                    },
+                    ca_key.as_ref(),
+                )?;
+                tx.put_ocsp_delegate(id, &der, &self.kek.seal(&sealed_context, &pkcs8)?, ts(not_after))?;
+                let cert = ParsedCert::from_der(&der)?;
+                OcspResponder {
+                    key: Arc::new(key),
+                    cert: Some(Arc::new(cert.cert)),
+                    not_after: Some(not_after),
+                }
+            }
+        };
+        let fresh = Arc::new(fresh);
+        self.delegates
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone(), fresh.clone());
+        Ok(fresh)
     }
 
     /// Signs and stores a new CRL of `ca_id` listing `entries`. The CRL
@@ -1308,7 +1511,7 @@ impl Pki {
                 entity: self.ca_entity(&ca_row, now)?,
                 row: ca_row,
             };
-            let key = self.signer(tx.as_mut(), &ca)?;
+            let key = self.responder(tx.as_mut(), &ca, now)?;
             let cert = ca.cert()?;
             let seq = tx.append_change(ts(now), ChangeKind::OcspRefreshed, &ca_id, None)?;
             for row in rows {
@@ -1386,4 +1589,92 @@ pub fn spki_der_of(cert_der: &[u8]) -> Result<Vec<u8>> {
         .subject_public_key_info
         .to_der()
         .map_err(crate::x509::X509Error::from)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::FixedClock;
+    use crate::config::{open_with_clock, OpenOptions};
+
+    fn new_ca(ca_type: CaType, cn: &str, issuer: Option<String>) -> NewCa {
+        NewCa {
+            ca_type,
+            display_name: None,
+            description: None,
+            subject: SubjectParts {
+                common_name: cn.into(),
+                ..Default::default()
+            },
+            issuer_id: issuer,
+            key_size: KeyAlgorithm::EcP256,
+            hash: HashAlgorithm::Sha256,
+            validity_years: 5,
+            ekus: vec![],
+            role_scope_tag_ids: vec![],
+        }
+    }
+
+    #[test]
+    fn delegated_ocsp_certificate_rotates_before_expiry() {
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = crate::clock::truncate(OffsetDateTime::now_utc());
+        let open = |t: OffsetDateTime| {
+            let opts = OpenOptions {
+                data_dir: dir.path().to_path_buf(),
+                public_url: None,
+                kek_file: None,
+                kek_base64: None,
+                max_cas: None,
+                ocsp_signing: Some(OcspSigning::Delegated),
+            };
+            open_with_clock(&opts, Arc::new(FixedClock(t))).unwrap()
+        };
+        let pki = open(t0);
+        let root = pki
+            .create_ca(new_ca(CaType::RootCertificationAuthority, "Root", None))
+            .unwrap();
+        let issuing = pki
+            .create_ca(new_ca(CaType::IssuingCertificationAuthority, "Issuing", Some(root.id)))
+            .unwrap();
+        let serial = |r: &OcspResponder| r.cert.as_ref().unwrap().tbs_certificate.serial_number.clone();
+        let first = pki.ocsp_responder(&issuing.id).unwrap();
+        assert_eq!(first.not_after, Some(t0 + DELEGATE_VALIDITY));
+        let eku = ParsedCert::from_der(&first.cert.as_ref().unwrap().to_der().unwrap())
+            .unwrap()
+            .ekus()
+            .unwrap();
+        assert_eq!(eku, vec![oids::KP_OCSP_SIGNING]);
+        // Still fresh 19 days later: the same certificate, from the store.
+        let later = open(t0 + Duration::days(19)).ocsp_responder(&issuing.id).unwrap();
+        assert_eq!(serial(&later), serial(&first));
+        // Within 10 days of its end: a new one.
+        let rotated = open(t0 + Duration::days(21)).ocsp_responder(&issuing.id).unwrap();
+        assert_ne!(serial(&rotated), serial(&first));
+        assert_eq!(rotated.not_after, Some(t0 + Duration::days(21) + DELEGATE_VALIDITY));
+    }
+
+    #[test]
+    fn ca_key_mode_uses_the_ca_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = OpenOptions {
+            data_dir: dir.path().to_path_buf(),
+            public_url: None,
+            kek_file: None,
+            kek_base64: None,
+            max_cas: None,
+            ocsp_signing: None,
+        };
+        let pki = crate::config::open(&opts).unwrap();
+        let root = pki
+            .create_ca(new_ca(CaType::RootCertificationAuthority, "Root", None))
+            .unwrap();
+        let r = pki.ocsp_responder(&root.id).unwrap();
+        assert!(r.cert.is_none());
+        let der = pki.ca_certificate(&root.id).unwrap();
+        assert_eq!(
+            ParsedCert::from_der(&der).unwrap().tbs().subject_public_key_info,
+            *r.key.public_key()
+        );
+    }
 }

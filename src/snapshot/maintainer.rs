@@ -156,7 +156,7 @@ impl Maintainer {
             .iter()
             .map(|h| IssuerHashes::of(&parsed, *h))
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        let responder: Option<Arc<dyn crate::x509::Signer>> = match self.pki.ocsp_signer(&row.id) {
+        let responder = match self.pki.ocsp_responder(&row.id) {
             Ok(k) => Some(k),
             Err(e) => {
                 tracing::warn!(ca = %row.id, error = %e, "no OCSP signing key: on-demand answers unavailable");

@@ -20,9 +20,9 @@ use std::time::SystemTime;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 
+use crate::domain::engine::OcspResponder;
 use crate::domain::CaStatus;
 use crate::x509::ocsp::{self, CertIdHash, ErrorAnswer, IssuerHashes, ParsedRequest, SingleAnswer, Status};
-use crate::x509::Signer;
 
 /// The current snapshot, swapped atomically.
 pub type Published = Arc<ArcSwap<Snapshot>>;
@@ -96,7 +96,7 @@ pub struct CaState {
     pub certs: imbl::HashMap<SerialKey, Arc<CertState>>,
     /// Signs answers that cannot be pre-signed (nonces, unknown serials,
     /// several CertIDs at once). None on a node holding no key.
-    pub responder: Option<Arc<dyn Signer>>,
+    pub responder: Option<Arc<OcspResponder>>,
 }
 
 impl std::fmt::Debug for CaState {
@@ -287,13 +287,5 @@ pub fn sign_pending(
             next_update: now + validity,
         })
         .collect();
-    ocsp::sign_response(
-        &ocsp::ResponderKey {
-            signer,
-            delegated_cert: None,
-        },
-        &single,
-        nonce,
-        now,
-    )
+    ocsp::sign_response(&signer.as_key(), &single, nonce, now)
 }

@@ -87,6 +87,15 @@ pub struct LeafStatusRow {
     pub ocsp: Option<Presigned>,
 }
 
+/// A CA's delegated OCSP signing certificate and its sealed key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DelegateRow {
+    pub cert: Vec<u8>,
+    pub sealed_key: Vec<u8>,
+    /// Unix seconds.
+    pub not_after: i64,
+}
+
 /// The latest published CRL of a CA.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CrlRow {
@@ -250,6 +259,9 @@ pub trait Tx {
     fn leaf_status_page(&mut self, ca_id: &str, after_seq: i64, limit: u32) -> Result<Vec<LeafStatusRow>>;
     fn leaf_status(&mut self, id: &str) -> Result<Option<LeafStatusRow>>;
     fn crl(&mut self, ca_id: &str) -> Result<Option<CrlRow>>;
+    /// The CA's current delegated OCSP signer: (certificate, sealed key, notAfter).
+    fn ocsp_delegate(&mut self, ca_id: &str) -> Result<Option<DelegateRow>>;
+    fn put_ocsp_delegate(&mut self, ca_id: &str, cert: &[u8], sealed_key: &[u8], not_after: i64) -> Result<()>;
     /// Stores a CRL unless one with a higher or equal number is stored.
     fn put_crl(&mut self, crl: &CrlRow) -> Result<()>;
     fn update_leaf_doc(&mut self, id: &str, doc: &str) -> Result<()>;

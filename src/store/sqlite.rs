@@ -10,8 +10,8 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{
-    CaRow, Change, ChangeKind, CrlRow, LeafFilter, LeafQuery, LeafRow, LeafStatusRow, Presigned, Result, Store,
-    StoreError, Tx, TxMode,
+    CaRow, Change, ChangeKind, CrlRow, DelegateRow, LeafFilter, LeafQuery, LeafRow, LeafStatusRow, Presigned, Result,
+    Store, StoreError, Tx, TxMode,
 };
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how
@@ -79,6 +79,14 @@ CREATE TABLE crls (
     this_update INTEGER NOT NULL,
     next_update INTEGER NOT NULL,
     der         BLOB NOT NULL
+);
+"#,
+    r#"
+CREATE TABLE ocsp_delegates (
+    ca_id      TEXT PRIMARY KEY,
+    cert       BLOB NOT NULL,
+    sealed_key BLOB NOT NULL,
+    not_after  INTEGER NOT NULL
 );
 "#,
 ];
@@ -405,6 +413,7 @@ impl Tx for SqliteTx<'_> {
 
     fn delete_ca(&mut self, id: &str, at: i64) -> Result<()> {
         self.conn.execute("DELETE FROM leaves WHERE ca_id = ?", [id])?;
+        self.conn.execute("DELETE FROM ocsp_delegates WHERE ca_id = ?", [id])?;
         let n = self.conn.execute(
             "UPDATE cas SET deleted_at = ?, sealed_key = NULL, csr = NULL, row_version = row_version + 1
              WHERE id = ? AND deleted_at IS NULL",
@@ -583,6 +592,33 @@ impl Tx for SqliteTx<'_> {
                 },
             )
             .optional()?)
+    }
+
+    fn ocsp_delegate(&mut self, ca_id: &str) -> Result<Option<DelegateRow>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT cert, sealed_key, not_after FROM ocsp_delegates WHERE ca_id = ?",
+                [ca_id],
+                |r| {
+                    Ok(DelegateRow {
+                        cert: r.get(0)?,
+                        sealed_key: r.get(1)?,
+                        not_after: r.get(2)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    fn put_ocsp_delegate(&mut self, ca_id: &str, cert: &[u8], sealed_key: &[u8], not_after: i64) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO ocsp_delegates (ca_id, cert, sealed_key, not_after) VALUES (?, ?, ?, ?)
+             ON CONFLICT (ca_id) DO UPDATE SET cert = excluded.cert, sealed_key = excluded.sealed_key,
+                 not_after = excluded.not_after",
+            params![ca_id, cert, sealed_key, not_after],
+        )?;
+        Ok(())
     }
 
     fn put_crl(&mut self, crl: &CrlRow) -> Result<()> {

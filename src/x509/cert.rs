@@ -35,6 +35,9 @@ pub enum CertRole {
     Ca { path_len: Option<u8> },
     /// An end-entity certificate.
     EndEntity,
+    /// A delegated OCSP responder: end entity plus id-pkix-ocsp-nocheck
+    /// (RFC 6960 §4.2.2.2.1), so relying parties do not ask about it.
+    OcspResponder,
 }
 
 /// Everything that goes into one certificate.
@@ -160,6 +163,13 @@ fn extensions(req: &CertRequest) -> Result<Vec<Extension>, X509Error> {
             });
         }
         exts.push(ext(subject, &AuthorityInfoAccessSyntax(access))?);
+    }
+    if req.role == CertRole::OcspResponder {
+        exts.push(Extension {
+            extn_id: oids::OCSP_NOCHECK,
+            critical: false,
+            extn_value: OctetString::new(der::asn1::Null.to_der()?)?,
+        });
     }
     if let Some(san) = &req.subject_alt_name {
         let mut san = san.clone();

@@ -21,8 +21,12 @@ struct Served {
 }
 
 fn served(key_size: &str) -> Served {
+    served_with(key_size, &[])
+}
+
+fn served_with(key_size: &str, init_args: &[&str]) -> Served {
     let env = Env::new();
-    let server = env.server();
+    let server = env.server_with(init_args);
     let root = id(&env.create_ca(&[
         "--type",
         "root",
@@ -76,8 +80,23 @@ fn served(key_size: &str) -> Served {
         good: leaves[0].clone(),
         revoked: leaves[1].clone(),
     };
-    // The CLI is another process: wait for the server to follow its commits.
+    // The CLI is another process: wait for the server to follow its commits
+    // (OCSP first, then the re-signed CRL).
     wait_for(&s, &s.revoked, "revoked");
+    let crl_url = format!("{}/crls/{}_v1/current.crl", s.server.url, s.issuing);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let crl = s.env.path("wait.crl");
+    loop {
+        std::fs::write(&crl, curl("GET", &crl_url, None, &[]).body).unwrap();
+        if openssl_any(&["crl", "-inform", "DER", "-in", p(&crl), "-noout", "-text"])
+            .1
+            .contains(&serial)
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the CRL never listed the revoked leaf");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     s
 }
 
@@ -735,5 +754,37 @@ fn python_cryptography_and_pyhanko_accept_the_served_pki() {
         );
         assert!(out.status.success(), "{key_size}: check_responder failed:\n{text}");
         assert!(text.contains("0 failed"), "{text}");
+    }
+}
+
+#[test]
+fn delegated_ocsp_signing_certificates() {
+    for key_size in ["eCP256", "rsa2048"] {
+        let s = served_with(key_size, &["--ocsp-signer", "delegated"]);
+        for extra in [&["-sha1", "-nonce"][..], &["-sha256", "-no_nonce"][..]] {
+            let out = ask(&s, &["-cert", p(&s.good)], extra);
+            assert!(
+                out.contains("Response verify OK") && out.contains(": good"),
+                "{key_size} {extra:?}: {out}"
+            );
+            let out = ask(&s, &["-cert", p(&s.revoked)], extra);
+            assert!(out.contains("Response verify OK") && out.contains(": revoked"), "{out}");
+            let out = ask(&s, &["-serial", "0x0123456789ABCDEF"], extra);
+            assert!(out.contains("Response verify OK") && out.contains(": unknown"), "{out}");
+        }
+        let der = request_der(&s, &s.good, &["-no_nonce"], "delegated.req");
+        let resp = s.env.path("delegated.resp");
+        std::fs::write(
+            &resp,
+            curl("POST", &format!("{}/ocsp", s.server.url), Some(&der), &[]).body,
+        )
+        .unwrap();
+        let (_, text) = openssl_any(&["ocsp", "-respin", p(&resp), "-resp_text", "-noverify"]);
+        assert!(
+            text.contains("OCSP Signing") && text.contains("OCSP No Check"),
+            "the delegate is included: {text}"
+        );
+        assert!(text.contains("Responder Issuing OCSP Responder"), "{text}");
+        pkilint("ocsp", &[resp]);
     }
 }

@@ -174,9 +174,16 @@ fn free_port() -> u16 {
 impl Env {
     /// Initialises the data directory for a server on a free port and starts it.
     pub fn server(&self) -> TestServer {
+        self.server_with(&[])
+    }
+
+    /// Like [`Env::server`], with extra `init` arguments.
+    pub fn server_with(&self, init_args: &[&str]) -> TestServer {
         let port = free_port();
         let url = format!("http://127.0.0.1:{port}");
-        let out = self.run(&["--public-url", &url, "init"]);
+        let mut args = vec!["--public-url", &url, "init"];
+        args.extend_from_slice(init_args);
+        let out = self.run(&args);
         assert!(out.status.success(), "init: {}", String::from_utf8_lossy(&out.stderr));
         self.start_server(port)
     }
@@ -190,6 +197,7 @@ impl Env {
                 kek_file: None,
                 kek_base64: None,
                 max_cas: None,
+                ocsp_signing: None,
             },
             listen: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
             timings: Default::default(),
