@@ -7,4 +7,5 @@ mod durability;
 mod external;
 mod lifecycle;
 mod responder;
+mod server;
 mod support;

@@ -166,7 +166,7 @@ pub struct TestServer {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr").port()
 }
@@ -190,6 +190,11 @@ impl Env {
 
     /// Starts a server on the existing data directory.
     pub fn start_server(&self, port: u16) -> TestServer {
+        self.start_server_with(port, Default::default())
+    }
+
+    /// Starts a server with the given HTTP limits.
+    pub fn start_server_with(&self, port: u16, limits: cloudpki::http::Limits) -> TestServer {
         let cfg = cloudpki::app::ServeConfig {
             open: cloudpki::config::OpenOptions {
                 data_dir: self.data_dir(),
@@ -201,7 +206,7 @@ impl Env {
             },
             listen: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
             timings: Default::default(),
-            limits: Default::default(),
+            limits,
             signing: Default::default(),
         };
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

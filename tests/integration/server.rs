@@ -1,0 +1,124 @@
+//! The server as an operator runs it: graceful shutdown with requests in
+//! flight, SIGTERM, slow clients.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use crate::support::{free_port, Env};
+
+#[test]
+fn shutdown_finishes_requests_in_flight() {
+    let env = Env::new();
+    let port = free_port();
+    assert!(env
+        .run(&["--public-url", &format!("http://127.0.0.1:{port}"), "init"])
+        .status
+        .success());
+    let server = env.start_server(port);
+    // A request whose body is still arriving when shutdown starts.
+    let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let body = b"not an OCSP request, but a complete body";
+    write!(
+        conn,
+        "POST /ocsp HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    conn.write_all(&body[..10]).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let stopping = std::thread::spawn(move || server.stop());
+    std::thread::sleep(Duration::from_millis(300));
+    // New connections are refused once the listener is closed...
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "listener still accepting during shutdown"
+    );
+    // ...but the request in flight completes.
+    conn.write_all(&body[10..]).unwrap();
+    let mut response = Vec::new();
+    let _ = conn.read_to_end(&mut response);
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(
+        response.ends_with(&[0x30, 0x03, 0x0a, 0x01, 0x01]),
+        "malformedRequest answer: {text}"
+    );
+    stopping.join().unwrap();
+}
+
+#[test]
+fn sigterm_stops_the_binary_cleanly() {
+    let env = Env::new();
+    let port = free_port();
+    let mut child = env
+        .command()
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let ok = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "exit status {:?}", out.status);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("listening on http://127.0.0.1:{port}")),
+        "{stdout}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("shutting down"));
+}
+
+#[test]
+fn slow_headers_are_cut_off() {
+    let env = Env::new();
+    let port = free_port();
+    assert!(env
+        .run(&["--public-url", &format!("http://127.0.0.1:{port}"), "init"])
+        .status
+        .success());
+    let limits = cloudpki::http::Limits {
+        header_timeout: Duration::from_millis(500),
+        ..Default::default()
+    };
+    let server = env.start_server_with(port, limits);
+    let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").unwrap(); // never finished
+    let started = Instant::now();
+    let mut buf = Vec::new();
+    let _ = conn.read_to_end(&mut buf);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "a slow client held the connection for {:?}",
+        started.elapsed()
+    );
+    let text = String::from_utf8_lossy(&buf);
+    assert!(text.is_empty() || text.starts_with("HTTP/1.1 408"), "{text}");
+    // An idle keep-alive connection is closed as well.
+    let mut idle = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut first = [0u8; 512];
+    let n = idle.read(&mut first).unwrap();
+    assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    let _ = idle.read_to_end(&mut rest);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "an idle connection stayed open {:?}",
+        started.elapsed()
+    );
+    server.stop();
+}
