@@ -52,7 +52,7 @@ fn shutdown_finishes_requests_in_flight() {
 fn sigterm_stops_the_binary_cleanly() {
     let env = Env::new();
     let port = free_port();
-    let mut child = env
+    let child = env
         .command()
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .stdout(std::process::Stdio::piped())
