@@ -3,6 +3,8 @@
 //! Every metric is registered here, in one registry owned by the server, so
 //! tests can run several servers in one process without collisions.
 
+use std::collections::HashMap;
+
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
     TextEncoder,
@@ -23,7 +25,17 @@ pub struct Metrics {
     pub crl_build_seconds: Histogram,
     pub signatures: IntCounterVec,
     pub on_demand_rejected: IntCounter,
+    /// Pre-resolved children of `requests` / `request_seconds` / `ocsp_outcomes`:
+    /// the hot path then never hashes label values or takes the vectors' locks.
+    hot_requests: HashMap<(&'static str, u16), IntCounter>,
+    hot_seconds: HashMap<&'static str, Histogram>,
+    hot_outcomes: HashMap<&'static str, IntCounter>,
 }
+
+/// Routes as labelled in metrics.
+pub const ROUTES: [&str; 7] = ["ocsp_get", "ocsp_post", "crl", "aia", "health", "metrics", "other"];
+const STATUSES: [u16; 10] = [200, 304, 400, 404, 405, 408, 413, 414, 500, 503];
+const OUTCOMES: [&str; 5] = ["good", "revoked", "unknown", "unauthorized", "malformed"];
 
 impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -92,7 +104,23 @@ impl Metrics {
         registry.register(Box::new(crl_build_seconds.clone()))?;
         registry.register(Box::new(signatures.clone()))?;
         registry.register(Box::new(on_demand_rejected.clone()))?;
+        let mut hot_requests = HashMap::new();
+        let mut hot_seconds = HashMap::new();
+        for route in ROUTES {
+            for status in STATUSES {
+                let code = status.to_string();
+                hot_requests.insert((route, status), requests.with_label_values(&[route, code.as_str()]));
+            }
+            hot_seconds.insert(route, request_seconds.with_label_values(&[route]));
+        }
+        let hot_outcomes = OUTCOMES
+            .iter()
+            .map(|o| (*o, ocsp_outcomes.with_label_values(&[o])))
+            .collect();
         Ok(Metrics {
+            hot_requests,
+            hot_seconds,
+            hot_outcomes,
             registry,
             requests,
             request_seconds,
@@ -107,6 +135,26 @@ impl Metrics {
             signatures,
             on_demand_rejected,
         })
+    }
+
+    /// Counts one HTTP request and its latency.
+    pub fn observe_request(&self, route: &'static str, status: u16, seconds: f64) {
+        match self.hot_requests.get(&(route, status)) {
+            Some(c) => c.inc(),
+            None => self.requests.with_label_values(&[route, &status.to_string()]).inc(),
+        }
+        match self.hot_seconds.get(route) {
+            Some(h) => h.observe(seconds),
+            None => self.request_seconds.with_label_values(&[route]).observe(seconds),
+        }
+    }
+
+    /// Counts one OCSP outcome.
+    pub fn observe_outcome(&self, outcome: &'static str) {
+        match self.hot_outcomes.get(outcome) {
+            Some(c) => c.inc(),
+            None => self.ocsp_outcomes.with_label_values(&[outcome]).inc(),
+        }
     }
 
     /// The text exposition format.

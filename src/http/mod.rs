@@ -93,7 +93,8 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Result<Resp
     let path = req.uri().path().to_owned();
     let route = route_of(&method, &path);
     let r = &state.responder;
-    let response = if req.uri().to_string().len() > state.limits.max_uri_len {
+    let uri_len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    let response = if uri_len > state.limits.max_uri_len {
         plain(StatusCode::URI_TOO_LONG, "URI too long\n")
     } else {
         dispatch(&state, req, &method, &path).await
@@ -102,11 +103,8 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Result<Resp
     if method == Method::HEAD {
         *response.body_mut() = Full::default();
     }
-    let m = &r.metrics;
-    m.requests.with_label_values(&[route, response.status().as_str()]).inc();
-    m.request_seconds
-        .with_label_values(&[route])
-        .observe(started.elapsed().as_secs_f64());
+    r.metrics
+        .observe_request(route, response.status().as_u16(), started.elapsed().as_secs_f64());
     Ok(response)
 }
 

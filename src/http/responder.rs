@@ -250,7 +250,7 @@ fn ocsp_uncacheable(body: Bytes, no_store: bool) -> Response<Body> {
 
 impl Responder {
     fn outcome(&self, o: Outcome) {
-        self.metrics.ocsp_outcomes.with_label_values(&[o.name()]).inc();
+        self.metrics.observe_outcome(o.name());
     }
 
     fn error(&self, answer: ErrorAnswer, outcome: Outcome) -> Response<Body> {
