@@ -72,6 +72,42 @@ impl Responder {
     }
 }
 
+thread_local! {
+    // Rendered header values, per worker thread (no lock): answers signed in
+    // one batch share their dates, and max-age values repeat every second.
+    static DATES: std::cell::RefCell<std::collections::HashMap<i64, HeaderValue>> = Default::default();
+    static MAX_AGES: std::cell::RefCell<std::collections::HashMap<i64, HeaderValue>> = Default::default();
+}
+
+fn memo(
+    cache: &'static std::thread::LocalKey<std::cell::RefCell<std::collections::HashMap<i64, HeaderValue>>>,
+    key: i64,
+    render: impl FnOnce() -> String,
+) -> HeaderValue {
+    cache.with(|c| {
+        let mut c = c.borrow_mut();
+        if let Some(v) = c.get(&key) {
+            return v.clone();
+        }
+        if c.len() >= 4096 {
+            c.clear();
+        }
+        let v = HeaderValue::from_str(&render()).unwrap_or_else(|_| HeaderValue::from_static(""));
+        c.insert(key, v.clone());
+        v
+    })
+}
+
+fn date_header(unix: i64) -> HeaderValue {
+    memo(&DATES, unix, || http_date(unix))
+}
+
+fn cache_control(max_age: i64) -> HeaderValue {
+    memo(&MAX_AGES, max_age, || {
+        format!("max-age={max_age}, public, no-transform, must-revalidate")
+    })
+}
+
 fn http_date(unix: i64) -> String {
     let t = SystemTime::UNIX_EPOCH + Duration::from_secs(unix.max(0) as u64);
     httpdate::fmt_http_date(t)
@@ -136,13 +172,9 @@ fn cached(req: &HeaderMap, doc: &Document, content_type: &'static str, max_age_c
     }
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    set(
-        h,
-        header::CACHE_CONTROL,
-        &format!("max-age={max_age}, public, no-transform, must-revalidate"),
-    );
-    set(h, header::LAST_MODIFIED, &http_date(doc.this_update));
-    set(h, header::EXPIRES, &http_date(doc.next_update));
+    h.insert(header::CACHE_CONTROL, cache_control(max_age));
+    h.insert(header::LAST_MODIFIED, date_header(doc.this_update));
+    h.insert(header::EXPIRES, date_header(doc.next_update));
     set(h, header::ETAG, &doc.etag);
     r
 }
