@@ -41,6 +41,8 @@ pub enum AppError {
     Snapshot(#[from] MaintainError),
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    #[error("API authentication: {0}")]
+    Auth(String),
     #[error("cannot start the snapshot thread: {0}")]
     Thread(std::io::Error),
 }
@@ -96,8 +98,17 @@ pub async fn run(
         pki: pki.clone(),
         published: published.clone(),
     });
+    let tokens = crate::auth::TokenIssuer::load_or_create(&pki).map_err(|e| AppError::Auth(e.to_string()))?;
+    if let Some(token) = first_admin_token(&pki, &tokens)? {
+        println!("administrator token (shown once; principal \"admin\", Intune Administrator, valid 30 days):");
+        println!("{token}");
+    }
     let state = Arc::new(AppState {
         responder: Responder::new(published, metrics, cfg.timings.ocsp_validity, cfg.signing),
+        api: Some(crate::api::Api {
+            pki: pki.clone(),
+            tokens,
+        }),
         limits: cfg.limits,
     });
     crate::http::serve(listener, state, shutdown).await;
@@ -106,6 +117,29 @@ pub async fn run(
     let _ = tokio::task::spawn_blocking(move || thread.join()).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// On the first `serve` of a data directory: assigns Intune Administrator to
+/// principal `admin` and returns a token for it, once.
+fn first_admin_token(pki: &Pki, tokens: &crate::auth::TokenIssuer) -> Result<Option<String>, AppError> {
+    const META: &str = "admin_token_issued";
+    let auth = |e: &dyn std::fmt::Display| AppError::Auth(e.to_string());
+    let mut tx = pki.store().begin(crate::store::TxMode::Write).map_err(|e| auth(&e))?;
+    if tx.meta(META).map_err(|e| auth(&e))?.is_some() {
+        return Ok(None);
+    }
+    tx.set_meta(META, "1").map_err(|e| auth(&e))?;
+    tx.commit().map_err(|e| auth(&e))?;
+    crate::auth::assign(pki, "admin", crate::auth::INTUNE_ADMINISTRATOR, &[]).map_err(|e| auth(&e))?;
+    let token = tokens
+        .issue(
+            "admin",
+            &["DeviceManagementCloudCA.ReadWrite.All".to_owned()],
+            &[],
+            30 * 86_400,
+        )
+        .map_err(|e| auth(&e))?;
+    Ok(Some(token))
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

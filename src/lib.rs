@@ -13,7 +13,9 @@
 //! - [`clock`]: the time source, injectable for tests.
 //! - [`cli`]: the `cloudpki` command line over the domain.
 
+pub mod api;
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -33,8 +33,19 @@ pub struct Metrics {
 }
 
 /// Routes as labelled in metrics.
-pub const ROUTES: [&str; 7] = ["ocsp_get", "ocsp_post", "crl", "aia", "health", "metrics", "other"];
-const STATUSES: [u16; 10] = [200, 304, 400, 404, 405, 408, 413, 414, 500, 503];
+pub const ROUTES: [&str; 8] = [
+    "ocsp_get",
+    "ocsp_post",
+    "crl",
+    "aia",
+    "health",
+    "metrics",
+    "api",
+    "other",
+];
+const STATUSES: [u16; 16] = [
+    200, 201, 204, 304, 400, 401, 403, 404, 405, 408, 409, 412, 413, 414, 500, 503,
+];
 const OUTCOMES: [&str; 5] = ["good", "revoked", "unknown", "unauthorized", "malformed"];
 
 impl std::fmt::Debug for Metrics {

@@ -79,6 +79,53 @@ pub enum Command {
     Cert(CertCommand),
     /// Run the server: CRL, AIA and OCSP for every CA.
     Serve(serve::ServeArgs),
+    /// Bearer tokens for the management API.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Intune roles (Cloud PKI permissions) and their assignments to principals.
+    #[command(subcommand)]
+    Role(RoleCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Print a signed token for a principal.
+    Create {
+        #[arg(long)]
+        principal: String,
+        /// Delegated Graph permission (repeatable), e.g. DeviceManagementCloudCA.ReadWrite.All.
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// Application Graph permission (repeatable), sent in `roles`.
+        #[arg(long = "app-role")]
+        app_roles: Vec<String>,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RoleCommand {
+    /// Create or replace a custom role.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// "Read CAs", "Create certificate authorities", "Disable and reenable CAs",
+        /// "Revoke issued leaf certificates" (repeatable).
+        #[arg(long = "permission")]
+        permissions: Vec<String>,
+    },
+    /// Assign a role ("Intune Administrator" or a custom one) on scope tags.
+    Assign {
+        #[arg(long)]
+        principal: String,
+        #[arg(long)]
+        role: String,
+        #[arg(long = "scope-tag")]
+        scope_tags: Vec<String>,
+    },
+    List,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -322,6 +369,47 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         Command::Ca(cmd) => ca_command(&pki, cmd, &mut o),
         Command::Cert(cmd) => cert_command(&pki, cmd, &mut o),
         Command::Serve(_) => Ok(()),
+        Command::Token(TokenCommand::Create {
+            principal,
+            scopes,
+            app_roles,
+            ttl,
+        }) => {
+            if ttl <= 0 || ttl > 366 * 86_400 {
+                return Err(CliError::Usage("--ttl must be 1 second to 366 days".into()));
+            }
+            let issuer = crate::auth::TokenIssuer::load_or_create(&pki).map_err(|e| CliError::Usage(e.to_string()))?;
+            let token = issuer
+                .issue(&principal, &scopes, &app_roles, ttl)
+                .map_err(|e| CliError::Usage(e.to_string()))?;
+            o.raw(&format!("{token}\n"))
+        }
+        Command::Role(RoleCommand::Create { name, permissions }) => {
+            let perms = crate::auth::put_role(&pki, &name, &permissions).map_err(|e| CliError::Usage(e.to_string()))?;
+            o.raw(&format!(
+                "role {name}: {}\n",
+                perms.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ")
+            ))
+        }
+        Command::Role(RoleCommand::Assign {
+            principal,
+            role,
+            scope_tags,
+        }) => {
+            crate::auth::assign(&pki, &principal, &role, &scope_tags).map_err(|e| CliError::Usage(e.to_string()))?;
+            o.raw(&format!("assigned {role} to {principal}\n"))
+        }
+        Command::Role(RoleCommand::List) => {
+            let (roles, assignments) = crate::auth::list(&pki).map_err(|e| CliError::Usage(e.to_string()))?;
+            let mut text = String::new();
+            for (name, perms) in roles {
+                text.push_str(&format!("role {name}: {perms}\n"));
+            }
+            for (principal, role, tags) in assignments {
+                text.push_str(&format!("assignment {principal} -> {role} on {tags}\n"));
+            }
+            o.raw(&text)
+        }
     }
 }
 

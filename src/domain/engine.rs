@@ -363,6 +363,15 @@ impl Pki {
         )?))
     }
 
+    /// Seals a secret with the KEK, bound to `context` (token issuer keys).
+    pub fn seal(&self, context: &str, plaintext: &[u8]) -> Result<Vec<u8>> {
+        Ok(self.kek.seal(context, plaintext)?)
+    }
+
+    pub fn unseal(&self, context: &str, sealed: &[u8]) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+        Ok(self.kek.open(context, sealed)?)
+    }
+
     /// Sets the revocation-data timings (from the server configuration).
     pub fn set_timings(&mut self, timings: Timings) {
         self.settings.timings = timings;

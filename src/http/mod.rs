@@ -47,6 +47,7 @@ impl Default for Limits {
 /// What every connection shares.
 pub struct AppState {
     pub responder: Responder,
+    pub api: Option<crate::api::Api>,
     pub limits: Limits,
 }
 
@@ -54,6 +55,7 @@ fn route_of(method: &Method, path: &str) -> &'static str {
     match path {
         "/healthz" | "/readyz" => "health",
         "/metrics" => "metrics",
+        p if p.starts_with("/beta/") => "api",
         p if p.starts_with("/ocsp") => {
             if *method == Method::POST {
                 "ocsp_post"
@@ -131,6 +133,26 @@ async fn dispatch(state: &AppState, req: Request<Incoming>, method: &Method, pat
             return resp;
         }
         _ => {}
+    }
+    if let (Some(api), true) = (&state.api, path.starts_with("/beta/")) {
+        let query = req.uri().query().map(str::to_owned);
+        let headers = req.headers().clone();
+        let body = match read_body(req, crate::api::MAX_BODY).await {
+            Ok(b) => b,
+            Err(resp) if resp.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                return crate::api::error::ApiError::payload_too_large().into_response("", "");
+            }
+            Err(resp) => return resp,
+        };
+        return api
+            .handle(crate::api::ApiRequest {
+                method,
+                path,
+                query: query.as_deref(),
+                headers: &headers,
+                body,
+            })
+            .await;
     }
     if path == "/ocsp" || path.starts_with("/ocsp/") {
         return match *method {

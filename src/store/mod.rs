@@ -259,6 +259,12 @@ pub trait Tx {
     fn leaf_status_page(&mut self, ca_id: &str, after_seq: i64, limit: u32) -> Result<Vec<LeafStatusRow>>;
     fn leaf_status(&mut self, id: &str) -> Result<Option<LeafStatusRow>>;
     fn crl(&mut self, ca_id: &str) -> Result<Option<CrlRow>>;
+    /// Custom roles: (name, JSON array of permission names).
+    fn roles(&mut self) -> Result<Vec<(String, String)>>;
+    fn put_role(&mut self, name: &str, permissions: &str) -> Result<()>;
+    /// Role assignments: (principal, role, JSON array of scope tags), for one principal or all.
+    fn assignments(&mut self, principal: Option<&str>) -> Result<Vec<(String, String, String)>>;
+    fn put_assignment(&mut self, principal: &str, role: &str, scope_tags: &str) -> Result<()>;
     /// The CA's current delegated OCSP signer: (certificate, sealed key, notAfter).
     fn ocsp_delegate(&mut self, ca_id: &str) -> Result<Option<DelegateRow>>;
     fn put_ocsp_delegate(&mut self, ca_id: &str, cert: &[u8], sealed_key: &[u8], not_after: i64) -> Result<()>;

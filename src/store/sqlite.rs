@@ -89,6 +89,18 @@ CREATE TABLE ocsp_delegates (
     not_after  INTEGER NOT NULL
 );
 "#,
+    r#"
+CREATE TABLE roles (
+    name        TEXT PRIMARY KEY,
+    permissions TEXT NOT NULL
+);
+CREATE TABLE role_assignments (
+    principal  TEXT NOT NULL,
+    role       TEXT NOT NULL,
+    scope_tags TEXT NOT NULL,
+    PRIMARY KEY (principal, role)
+);
+"#,
 ];
 
 /// How long a writer waits for another process's write lock before failing.
@@ -617,6 +629,45 @@ impl Tx for SqliteTx<'_> {
              ON CONFLICT (ca_id) DO UPDATE SET cert = excluded.cert, sealed_key = excluded.sealed_key,
                  not_after = excluded.not_after",
             params![ca_id, cert, sealed_key, not_after],
+        )?;
+        Ok(())
+    }
+
+    fn roles(&mut self) -> Result<Vec<(String, String)>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT name, permissions FROM roles ORDER BY name")?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn put_role(&mut self, name: &str, permissions: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO roles (name, permissions) VALUES (?, ?)
+             ON CONFLICT (name) DO UPDATE SET permissions = excluded.permissions",
+            [name, permissions],
+        )?;
+        Ok(())
+    }
+
+    fn assignments(&mut self, principal: Option<&str>) -> Result<Vec<(String, String, String)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT principal, role, scope_tags FROM role_assignments WHERE ?1 IS NULL OR principal = ?1
+             ORDER BY principal, role",
+        )?;
+        let rows = stmt
+            .query_map([principal], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn put_assignment(&mut self, principal: &str, role: &str, scope_tags: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO role_assignments (principal, role, scope_tags) VALUES (?, ?, ?)
+             ON CONFLICT (principal, role) DO UPDATE SET scope_tags = excluded.scope_tags",
+            [principal, role, scope_tags],
         )?;
         Ok(())
     }

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! checked with tools we did not write (openssl, pkilint).
 
+mod api;
 mod chains;
 mod durability;
 mod external;

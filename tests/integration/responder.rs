@@ -252,23 +252,63 @@ fn ocsp_get_rfc5019_caching_and_conditional_requests() {
     }
     // Revoked and unknown over GET too.
     let der = request_der(&s, &s.revoked, &["-sha256", "-no_nonce"], "revoked.req");
-    let r = curl("GET", &format!("{}/ocsp/{}", s.server.url, base64ct::Base64::encode_string(&der)), None, &[]);
+    let r = curl(
+        "GET",
+        &format!("{}/ocsp/{}", s.server.url, base64ct::Base64::encode_string(&der)),
+        None,
+        &[],
+    );
     assert!(r.header("cache-control").unwrap().contains("public"));
     let resp = s.env.path("revoked.resp");
     std::fs::write(&resp, &r.body).unwrap();
     let (_, out) = openssl_any(&[
-        "ocsp", "-respin", p(&resp), "-issuer", p(&s.issuing_pem), "-sha256", "-cert", p(&s.revoked), "-CAfile", p(&s.root_pem),
+        "ocsp",
+        "-respin",
+        p(&resp),
+        "-issuer",
+        p(&s.issuing_pem),
+        "-sha256",
+        "-cert",
+        p(&s.revoked),
+        "-CAfile",
+        p(&s.root_pem),
     ]);
     assert!(out.contains("Response verify OK") && out.contains(": revoked"), "{out}");
     let unknown_req = s.env.path("unknown.req");
-    openssl(&["ocsp", "-issuer", p(&s.issuing_pem), "-serial", "0x0BADC0FFEE", "-no_nonce", "-reqout", p(&unknown_req)]);
+    openssl(&[
+        "ocsp",
+        "-issuer",
+        p(&s.issuing_pem),
+        "-serial",
+        "0x0BADC0FFEE",
+        "-no_nonce",
+        "-reqout",
+        p(&unknown_req),
+    ]);
     let der = std::fs::read(&unknown_req).unwrap();
-    let r = curl("GET", &format!("{}/ocsp/{}", s.server.url, base64ct::Base64::encode_string(&der)), None, &[]);
-    assert_eq!(r.header("cache-control"), Some("max-age=0, no-cache"), "unknown answers are not cached publicly");
+    let r = curl(
+        "GET",
+        &format!("{}/ocsp/{}", s.server.url, base64ct::Base64::encode_string(&der)),
+        None,
+        &[],
+    );
+    assert_eq!(
+        r.header("cache-control"),
+        Some("max-age=0, no-cache"),
+        "unknown answers are not cached publicly"
+    );
     let resp = s.env.path("unknown.resp");
     std::fs::write(&resp, &r.body).unwrap();
     let (_, out) = openssl_any(&[
-        "ocsp", "-respin", p(&resp), "-issuer", p(&s.issuing_pem), "-serial", "0x0BADC0FFEE", "-CAfile", p(&s.root_pem),
+        "ocsp",
+        "-respin",
+        p(&resp),
+        "-issuer",
+        p(&s.issuing_pem),
+        "-serial",
+        "0x0BADC0FFEE",
+        "-CAfile",
+        p(&s.root_pem),
     ]);
     assert!(out.contains("Response verify OK") && out.contains(": unknown"), "{out}");
 

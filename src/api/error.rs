@@ -1,0 +1,115 @@
+//! Graph error bodies: the one place that decides what a caller is told.
+//!
+//! `{"error": {"code", "message", "innerError": {"date", "request-id", "client-request-id"}}}`
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+use http_body_util::Full;
+use serde_json::json;
+
+use crate::domain::PkiError;
+use crate::http::responder::Body;
+use crate::store::StoreError;
+
+/// An API failure with its HTTP status and Graph error code.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+    pub fn bad_request(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "BadRequest", m)
+    }
+    pub fn unauthorized(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "InvalidAuthenticationToken", m)
+    }
+    pub fn forbidden(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "Forbidden", m)
+    }
+    pub fn not_found(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "ResourceNotFound", m)
+    }
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            "this method is not allowed on this resource",
+        )
+    }
+    pub fn unsupported_media_type() -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UnsupportedMediaType",
+            "send Content-Type: application/json",
+        )
+    }
+    pub fn payload_too_large() -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestEntityTooLarge",
+            "the request body is too large",
+        )
+    }
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        // The detail goes to the log, not to the caller.
+        tracing::error!(error = %detail, "internal API error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalServerError",
+            "an internal error occurred",
+        )
+    }
+
+    pub fn into_response(self, request_id: &str, client_request_id: &str) -> Response<Body> {
+        let date = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        let body = json!({"error": {
+            "code": self.code,
+            "message": self.message,
+            "innerError": {"date": date, "request-id": request_id, "client-request-id": client_request_id},
+        }});
+        let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+        *r.status_mut() = self.status;
+        r.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if self.status == StatusCode::UNAUTHORIZED {
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        r
+    }
+}
+
+impl From<PkiError> for ApiError {
+    fn from(e: PkiError) -> Self {
+        let msg = e.to_string();
+        match e {
+            PkiError::NotFound { .. } => Self::not_found(msg),
+            PkiError::Lifecycle(_)
+            | PkiError::DuplicateCommonName(_)
+            | PkiError::AlreadyRevoked(_)
+            | PkiError::CaLimitReached(_) => Self::new(StatusCode::CONFLICT, "Conflict", msg),
+            PkiError::Invalid(_) | PkiError::Rejected(_) | PkiError::AmbiguousSerial(_) | PkiError::X509(_) => {
+                Self::bad_request(msg)
+            }
+            PkiError::PreconditionFailed => Self::new(StatusCode::PRECONDITION_FAILED, "PreconditionFailed", msg),
+            PkiError::Store(StoreError::Backend(ref m)) if m.contains("database is locked") => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                "the store is busy; retry",
+            ),
+            other => Self::internal(other),
+        }
+    }
+}

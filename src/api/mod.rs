@@ -1,0 +1,716 @@
+//! The management API, shaped like Microsoft Graph beta:
+//! `/beta/deviceManagement/cloudCertificationAuthority…`.
+//!
+//! Each request is authenticated (bearer JWT), checked against the Graph
+//! permission (`scp`/`roles`) and the principal's Intune role assignments
+//! (permissions and scope tags), then handed to the domain on a blocking
+//! thread. Errors are Graph error bodies, decided in one place ([`error`]).
+
+pub mod error;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
+use http_body_util::Full;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::auth::{Access, CloudPkiPermission as P, TokenIssuer};
+use crate::domain::{
+    CaStatus, CaType, CertificationAuthority, LeafListQuery, LeafStatus, NewCa, NewLeaf, Pki, PkiError,
+    RevocationReason,
+};
+use crate::http::responder::Body;
+use crate::x509::names::SubjectParts;
+use error::ApiError;
+
+pub const BASE: &str = "/beta/deviceManagement";
+const CA: &str = "cloudCertificationAuthority";
+const LEAF: &str = "cloudCertificationAuthorityLeafCertificate";
+/// Largest JSON body accepted.
+pub const MAX_BODY: usize = 1024 * 1024;
+/// Leaves per page when the client does not ask for fewer.
+const PAGE_SIZE: u32 = 100;
+
+/// What the API needs.
+pub struct Api {
+    pub pki: Arc<Pki>,
+    pub tokens: TokenIssuer,
+}
+
+/// One parsed request.
+pub struct ApiRequest<'a> {
+    pub method: &'a Method,
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub headers: &'a HeaderMap,
+    pub body: Bytes,
+}
+
+fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(serde_json::to_vec(value).unwrap_or_default())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; odata.metadata=minimal"),
+    );
+    r
+}
+
+fn entity<T: serde::Serialize>(v: &T) -> Result<Value, ApiError> {
+    serde_json::to_value(v).map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// Query options we understand; anything else is refused (400), not ignored.
+#[derive(Debug, Default)]
+struct Query {
+    top: Option<u32>,
+    skiptoken: Option<i64>,
+    filter_status: Option<String>,
+}
+
+fn parse_query(q: Option<&str>) -> Result<Query, ApiError> {
+    let mut out = Query::default();
+    for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let k = percent_encoding::percent_decode_str(k).decode_utf8_lossy().to_string();
+        let v = percent_encoding::percent_decode_str(&v.replace('+', " "))
+            .decode_utf8_lossy()
+            .to_string();
+        match k.as_str() {
+            "$top" => {
+                let n: u32 = v
+                    .parse()
+                    .map_err(|_| ApiError::bad_request("$top must be a positive integer"))?;
+                if n == 0 || n > 999 {
+                    return Err(ApiError::bad_request("$top must be 1 to 999"));
+                }
+                out.top = Some(n);
+            }
+            "$skiptoken" => {
+                out.skiptoken = Some(v.parse().map_err(|_| ApiError::bad_request("invalid $skiptoken"))?);
+            }
+            "$filter" => {
+                // Supported: `<statusProperty> eq '<value>'`.
+                let parts: Vec<&str> = v.split_whitespace().collect();
+                match parts.as_slice() {
+                    [prop, "eq", value] if *prop == "certificateStatus" || *prop == "certificationAuthorityStatus" => {
+                        out.filter_status = Some(value.trim_matches('\'').to_owned());
+                    }
+                    _ => {
+                        return Err(ApiError::bad_request(
+                            "unsupported $filter: use certificateStatus eq '…' or certificationAuthorityStatus eq '…'",
+                        ))
+                    }
+                }
+            }
+            other => return Err(ApiError::bad_request(format!("unsupported query option {other}"))),
+        }
+    }
+    Ok(out)
+}
+
+/// The Graph create body: read-only properties in it are ignored.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateCaBody {
+    display_name: Option<String>,
+    description: Option<String>,
+    cloud_certification_authority_type: Option<CaType>,
+    certification_authority_issuer_id: Option<String>,
+    validity_period_in_years: Option<i64>,
+    common_name: Option<String>,
+    organization_name: Option<String>,
+    organization_unit: Option<String>,
+    country_name: Option<String>,
+    state_name: Option<String>,
+    locality_name: Option<String>,
+    certificate_key_size: Option<crate::x509::KeyAlgorithm>,
+    cloud_certification_authority_hashing_algorithm: Option<crate::x509::HashAlgorithm>,
+    #[serde(default)]
+    extended_key_usages: Vec<EkuBody>,
+    #[serde(default)]
+    role_scope_tag_ids: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EkuBody {
+    object_identifier: String,
+}
+
+fn body<T: serde::de::DeserializeOwned>(req: &ApiRequest<'_>) -> Result<T, ApiError> {
+    let ctype = req
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !req.body.is_empty() && !ctype.to_ascii_lowercase().starts_with("application/json") {
+        return Err(ApiError::unsupported_media_type());
+    }
+    let raw: &[u8] = if req.body.is_empty() { b"{}" } else { &req.body };
+    serde_json::from_slice(raw).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+}
+
+fn empty_ok() -> Response<Body> {
+    let mut r = Response::new(Full::default());
+    *r.status_mut() = StatusCode::NO_CONTENT;
+    r
+}
+
+impl Api {
+    fn context(&self, what: &str) -> String {
+        format!("{}/beta/$metadata#{what}", self.pki.settings().public_url)
+    }
+
+    /// Runs a domain call off the async runtime.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Pki) -> Result<T, PkiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let pki = self.pki.clone();
+        tokio::task::spawn_blocking(move || f(&pki))
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?
+            .map_err(ApiError::from)
+    }
+
+    async fn authenticate(&self, headers: &HeaderMap) -> Result<Access, ApiError> {
+        let token = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .ok_or_else(|| ApiError::unauthorized("an Authorization: Bearer token is required"))?;
+        let claims = self
+            .tokens
+            .verify(token.trim())
+            .map_err(|e| ApiError::unauthorized(e.to_string()))?;
+        let pki = self.pki.clone();
+        tokio::task::spawn_blocking(move || Access::resolve(&pki, claims))
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?
+            .map_err(|e| ApiError::internal(e.to_string()))
+    }
+
+    /// Handles one API request; errors become Graph error bodies.
+    pub async fn handle(&self, req: ApiRequest<'_>) -> Response<Body> {
+        let request_id = uuid::Uuid::new_v4().to_string();
+        let client_request_id = req
+            .headers
+            .get("client-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .unwrap_or_else(|| request_id.clone());
+        let mut resp = match self.route(&req).await {
+            Ok(r) => r,
+            Err(e) => e.into_response(&request_id, &client_request_id),
+        };
+        let h = resp.headers_mut();
+        if let Ok(v) = HeaderValue::from_str(&request_id) {
+            h.insert("request-id", v);
+        }
+        if let Ok(v) = HeaderValue::from_str(&client_request_id) {
+            h.insert("client-request-id", v);
+        }
+        resp
+    }
+
+    async fn route(&self, req: &ApiRequest<'_>) -> Result<Response<Body>, ApiError> {
+        let rest = req.path.strip_prefix(BASE).unwrap_or("");
+        let segs: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+        // Know the route before authenticating, so unknown paths are 404 for everyone.
+        let known = matches!(
+            segs.as_slice(),
+            [CA] | [CA, _] | [CA, _, _] | [CA, _, LEAF, _] | [LEAF, _]
+        );
+        if !known {
+            return Err(ApiError::not_found("no such resource"));
+        }
+        let access = self.authenticate(req.headers).await?;
+        let read_only = *req.method == Method::GET
+            || (*req.method == Method::POST
+                && matches!(segs.as_slice(), [CA, _, a] if a.starts_with("search") || a.starts_with("getAll")));
+        if !access.claims.can_read() || (!read_only && !access.claims.can_write()) {
+            return Err(ApiError::forbidden(if read_only {
+                "the token lacks DeviceManagementCloudCA.Read.All (or ReadWrite)"
+            } else {
+                "the token lacks DeviceManagementCloudCA.ReadWrite.All"
+            }));
+        }
+        let m = req.method;
+        match segs.as_slice() {
+            [CA] if *m == Method::GET => self.list_cas(req, &access).await,
+            [CA] if *m == Method::POST => self.create_ca(req, &access).await,
+            [CA, id] if *m == Method::GET => {
+                let ca = self.visible_ca(&access, id, &[P::ReadCas]).await?;
+                Ok(json_response(StatusCode::OK, &entity(&ca)?))
+            }
+            [CA, id] if *m == Method::PATCH => self.patch_ca(req, &access, id).await,
+            [CA, id] if *m == Method::DELETE => {
+                self.visible_ca(&access, id, &[P::ReadCas, P::DisableReenableCas, P::RevokeLeaves])
+                    .await?;
+                let id = id.to_string();
+                self.blocking(move |p| p.delete_ca(&id)).await?;
+                Ok(empty_ok())
+            }
+            [CA, id, LEAF] if *m == Method::GET => self.list_leaves(req, &access, id).await,
+            [CA, id, LEAF, "$count"] if *m == Method::GET => {
+                self.visible_ca(&access, id, &[P::ReadCas]).await?;
+                let q = parse_query(req.query)?;
+                let status = status_filter(&q)?;
+                let id = id.to_string();
+                let n = self.blocking(move |p| p.count_leaves(Some(&id), status)).await?;
+                let mut r = Response::new(Full::new(Bytes::from(n.to_string())));
+                r.headers_mut()
+                    .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+                Ok(r)
+            }
+            [CA, id, LEAF, leaf] if *m == Method::GET => self.get_leaf(&access, Some(id), leaf).await,
+            [LEAF, leaf] if *m == Method::GET => self.get_leaf(&access, None, leaf).await,
+            [CA, id, LEAF, leaf] if *m == Method::PATCH => self.patch_leaf(req, &access, Some(id), leaf).await,
+            [LEAF, leaf] if *m == Method::PATCH => self.patch_leaf(req, &access, None, leaf).await,
+            [CA, id, action] if *m == Method::POST => self.action(req, &access, id, action).await,
+            _ => Err(ApiError::method_not_allowed()),
+        }
+    }
+
+    /// Loads a CA the caller may see and holds `perms` for; 404 when hidden by scope tags.
+    async fn visible_ca(&self, access: &Access, id: &str, perms: &[P]) -> Result<CertificationAuthority, ApiError> {
+        if !access.has(perms) {
+            return Err(ApiError::forbidden(format!(
+                "requires the Cloud PKI permission(s): {}",
+                perms.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ")
+            )));
+        }
+        let id = id.to_owned();
+        let ca = self.blocking(move |p| p.get_ca(&id)).await?;
+        if !access.sees(&ca.role_scope_tag_ids) {
+            return Err(ApiError::forbidden(
+                "the CA's scope tags are outside the caller's role assignments",
+            ));
+        }
+        Ok(ca)
+    }
+
+    async fn list_cas(&self, req: &ApiRequest<'_>, access: &Access) -> Result<Response<Body>, ApiError> {
+        if !access.has(&[P::ReadCas]) {
+            return Err(ApiError::forbidden("requires the Cloud PKI permission: Read CAs"));
+        }
+        let q = parse_query(req.query)?;
+        let want = match &q.filter_status {
+            None => None,
+            Some(s) => Some(CaStatus::parse(s).ok_or_else(|| ApiError::bad_request(format!("unknown status {s}")))?),
+        };
+        let cas = self.blocking(|p| p.list_cas()).await?;
+        let value: Vec<Value> = cas
+            .iter()
+            .filter(|c| access.sees(&c.role_scope_tag_ids))
+            .filter(|c| want.is_none_or(|w| c.certification_authority_status == w))
+            .take(q.top.unwrap_or(u32::MAX) as usize)
+            .map(entity)
+            .collect::<Result<_, _>>()?;
+        Ok(json_response(
+            StatusCode::OK,
+            &json!({"@odata.context": self.context("deviceManagement/cloudCertificationAuthority"), "value": value}),
+        ))
+    }
+
+    async fn create_ca(&self, req: &ApiRequest<'_>, access: &Access) -> Result<Response<Body>, ApiError> {
+        if !access.has(&[P::CreateCas]) {
+            return Err(ApiError::forbidden(
+                "requires the Cloud PKI permission: Create certificate authorities",
+            ));
+        }
+        let b: CreateCaBody = body(req)?;
+        let tags = if b.role_scope_tag_ids.is_empty() {
+            vec!["0".to_owned()]
+        } else {
+            b.role_scope_tag_ids.clone()
+        };
+        if !access.sees(&tags) || !(access.administrator || tags.iter().all(|t| access.scope_tags.contains(t))) {
+            return Err(ApiError::forbidden(
+                "roleScopeTagIds must be within the caller's scope tags",
+            ));
+        }
+        let ca_type = b
+            .cloud_certification_authority_type
+            .ok_or_else(|| ApiError::bad_request("cloudCertificationAuthorityType is required"))?;
+        let common_name = b
+            .common_name
+            .ok_or_else(|| ApiError::bad_request("commonName is required"))?;
+        let years = b
+            .validity_period_in_years
+            .unwrap_or(if ca_type == CaType::RootCertificationAuthority {
+                10
+            } else {
+                4
+            });
+        let new = NewCa {
+            ca_type,
+            display_name: b.display_name,
+            description: b.description,
+            subject: SubjectParts {
+                common_name,
+                organization_name: b.organization_name.filter(|s| !s.is_empty()),
+                organization_unit: b.organization_unit.filter(|s| !s.is_empty()),
+                country_name: b.country_name.filter(|s| !s.is_empty()),
+                state_name: b.state_name.filter(|s| !s.is_empty()),
+                locality_name: b.locality_name.filter(|s| !s.is_empty()),
+            },
+            issuer_id: b.certification_authority_issuer_id.filter(|s| !s.is_empty()),
+            key_size: b.certificate_key_size.unwrap_or(crate::x509::KeyAlgorithm::Rsa2048),
+            hash: b
+                .cloud_certification_authority_hashing_algorithm
+                .unwrap_or(crate::x509::HashAlgorithm::Sha256),
+            validity_years: u32::try_from(years)
+                .map_err(|_| ApiError::bad_request("validityPeriodInYears must be positive"))?,
+            ekus: b.extended_key_usages.into_iter().map(|e| e.object_identifier).collect(),
+            role_scope_tag_ids: tags,
+        };
+        let ca = self.blocking(move |p| p.create_ca(new)).await?;
+        Ok(json_response(StatusCode::CREATED, &entity(&ca)?))
+    }
+
+    async fn patch_ca(&self, req: &ApiRequest<'_>, access: &Access, id: &str) -> Result<Response<Body>, ApiError> {
+        self.visible_ca(access, id, &[P::ReadCas, P::CreateCas]).await?;
+        let v: Value = body(req)?;
+        let obj = v
+            .as_object()
+            .ok_or_else(|| ApiError::bad_request("the body must be a JSON object"))?;
+        let display_name = match obj.get("displayName") {
+            None => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => return Err(ApiError::bad_request("displayName must be a string")),
+        };
+        let description = match obj.get("description") {
+            None => None,
+            Some(Value::Null) => Some(None),
+            Some(Value::String(s)) => Some(Some(s.clone())),
+            Some(_) => return Err(ApiError::bad_request("description must be a string or null")),
+        };
+        let tags = match obj.get("roleScopeTagIds") {
+            None => None,
+            Some(v) => Some(
+                serde_json::from_value::<Vec<String>>(v.clone())
+                    .map_err(|_| ApiError::bad_request("roleScopeTagIds must be an array of strings"))?,
+            ),
+        };
+        if let Some(t) = &tags {
+            if !(access.administrator || t.iter().all(|x| access.scope_tags.contains(x))) {
+                return Err(ApiError::forbidden(
+                    "roleScopeTagIds must be within the caller's scope tags",
+                ));
+            }
+        }
+        let if_match = req
+            .headers
+            .get(header::IF_MATCH)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let id = id.to_owned();
+        let ca = self
+            .blocking(move |p| p.update_ca(&id, if_match.as_deref(), display_name, description, tags))
+            .await?;
+        Ok(json_response(StatusCode::OK, &entity(&ca)?))
+    }
+
+    async fn list_leaves(&self, req: &ApiRequest<'_>, access: &Access, id: &str) -> Result<Response<Body>, ApiError> {
+        self.visible_ca(access, id, &[P::ReadCas]).await?;
+        let q = parse_query(req.query)?;
+        let status = status_filter(&q)?;
+        let limit = q.top.unwrap_or(PAGE_SIZE);
+        let after = q.skiptoken.unwrap_or(0);
+        let ca_id = id.to_owned();
+        let page = self
+            .blocking(move |p| {
+                p.list_leaves(&LeafListQuery {
+                    ca_id: Some(ca_id),
+                    status,
+                    after_seq: after,
+                    limit: limit + 1,
+                })
+            })
+            .await?;
+        let more = page.len() > limit as usize;
+        let page = &page[..page.len().min(limit as usize)];
+        let mut out = json!({
+            "@odata.context": self.context(&format!("deviceManagement/cloudCertificationAuthority('{id}')/{LEAF}")),
+            "value": page.iter().map(|(_, l)| entity(l)).collect::<Result<Vec<_>, _>>()?,
+        });
+        if let (true, Some((seq, _))) = (more, page.last()) {
+            // Keyset paging on issuance order: stable under concurrent inserts.
+            let mut next = format!(
+                "{}{BASE}/{CA}/{id}/{LEAF}?$top={limit}&$skiptoken={seq}",
+                self.pki.settings().public_url
+            );
+            if let Some(s) = &q.filter_status {
+                next.push_str(&format!("&$filter=certificateStatus%20eq%20'{s}'"));
+            }
+            out["@odata.nextLink"] = Value::String(next);
+        }
+        Ok(json_response(StatusCode::OK, &out))
+    }
+
+    async fn get_leaf(&self, access: &Access, ca: Option<&str>, leaf: &str) -> Result<Response<Body>, ApiError> {
+        let leaf_id = leaf.to_owned();
+        let (l, _) = self.blocking(move |p| p.get_leaf(&leaf_id)).await?;
+        if ca.is_some_and(|c| c != l.issuer_id) {
+            return Err(ApiError::not_found("no such leaf certificate under this CA"));
+        }
+        self.visible_ca(access, &l.issuer_id, &[P::ReadCas]).await?;
+        Ok(json_response(StatusCode::OK, &entity(&l)?))
+    }
+
+    async fn patch_leaf(
+        &self,
+        req: &ApiRequest<'_>,
+        access: &Access,
+        ca: Option<&str>,
+        leaf: &str,
+    ) -> Result<Response<Body>, ApiError> {
+        let leaf_id = leaf.to_owned();
+        let (l, _) = self.blocking(move |p| p.get_leaf(&leaf_id)).await?;
+        if ca.is_some_and(|c| c != l.issuer_id) {
+            return Err(ApiError::not_found("no such leaf certificate under this CA"));
+        }
+        self.visible_ca(access, &l.issuer_id, &[P::ReadCas, P::RevokeLeaves])
+            .await?;
+        let b: LeafMetaBody = body(req)?;
+        let patch = NewLeaf {
+            device_name: b.device_name,
+            user_principal_name: b.user_principal_name,
+            device_id: b.device_id,
+            user_id: b.user_id,
+            device_platform: b.device_platform,
+            ..Default::default()
+        };
+        let id = leaf.to_owned();
+        let l = self.blocking(move |p| p.update_leaf(&id, &patch)).await?;
+        Ok(json_response(StatusCode::OK, &entity(&l)?))
+    }
+
+    async fn action(
+        &self,
+        req: &ApiRequest<'_>,
+        access: &Access,
+        id: &str,
+        action: &str,
+    ) -> Result<Response<Body>, ApiError> {
+        let ca_id = id.to_owned();
+        let value = match action {
+            "changeCloudCertificationAuthorityStatus" => {
+                self.visible_ca(access, id, &[P::ReadCas, P::DisableReenableCas])
+                    .await?;
+                let b: StatusBody = body(req)?;
+                let target = b.certification_authority_status.as_deref().unwrap_or("");
+                let ca = match CaStatus::parse(target) {
+                    Some(CaStatus::Paused) => self.blocking(move |p| p.pause_ca(&ca_id)).await?,
+                    Some(CaStatus::Active) => self.blocking(move |p| p.resume_ca(&ca_id)).await?,
+                    _ => {
+                        return Err(ApiError::bad_request(
+                            "certificationAuthorityStatus must be paused or active (revoke has its own action)",
+                        ))
+                    }
+                };
+                entity(&ca)?
+            }
+            "revokeCloudCertificationAuthorityCertificate" => {
+                self.visible_ca(access, id, &[P::ReadCas, P::DisableReenableCas, P::RevokeLeaves])
+                    .await?;
+                let _: VersionBody = body(req)?;
+                entity(&self.blocking(move |p| p.revoke_ca(&ca_id, None)).await?)?
+            }
+            "uploadExternallySignedCertificationAuthorityCertificate" => {
+                self.visible_ca(access, id, &[P::ReadCas, P::CreateCas]).await?;
+                let b: UploadBody = body(req)?;
+                let chain: String = b
+                    .trust_chain_certificates
+                    .iter()
+                    .map(|c| format!("{}\n", c.certificate))
+                    .collect();
+                let signed = b.signed_certificate.unwrap_or_default();
+                entity(
+                    &self
+                        .blocking(move |p| p.upload_signed_certificate(&ca_id, signed.as_bytes(), chain.as_bytes()))
+                        .await?,
+                )?
+            }
+            "revokeLeafCertificate" => {
+                self.visible_ca(access, id, &[P::ReadCas, P::RevokeLeaves]).await?;
+                let b: RevokeLeafBody = body(req)?;
+                let leaf = b
+                    .leaf_certificate_id
+                    .ok_or_else(|| ApiError::bad_request("leafCertificateId is required"))?;
+                entity(
+                    &self
+                        .blocking(move |p| p.revoke_leaf(&leaf, Some(&ca_id), RevocationReason::Unspecified))
+                        .await?,
+                )?
+            }
+            "revokeLeafCertificateBySerialNumber" => {
+                self.visible_ca(access, id, &[P::ReadCas, P::RevokeLeaves]).await?;
+                let b: SerialBody = body(req)?;
+                let serial = b
+                    .certificate_serial_number
+                    .ok_or_else(|| ApiError::bad_request("certificateSerialNumber is required"))?;
+                entity(
+                    &self
+                        .blocking(move |p| {
+                            p.revoke_leaf_by_serial(Some(&ca_id), &serial, RevocationReason::Unspecified)
+                        })
+                        .await?,
+                )?
+            }
+            "searchCloudCertificationAuthorityLeafCertificateBySerialNumber" => {
+                self.visible_ca(access, id, &[P::ReadCas]).await?;
+                let b: SerialBody = body(req)?;
+                let serial = b
+                    .certificate_serial_number
+                    .ok_or_else(|| ApiError::bad_request("certificateSerialNumber is required"))?;
+                entity(
+                    &self
+                        .blocking(move |p| p.find_leaf_by_serial(Some(&ca_id), &serial))
+                        .await?,
+                )?
+            }
+            "getAllCloudCertificationAuthorityLeafCertificates" => {
+                self.visible_ca(access, id, &[P::ReadCas]).await?;
+                let leaves = self
+                    .blocking(move |p| {
+                        let mut all = Vec::new();
+                        let mut after = 0;
+                        loop {
+                            let page = p.list_leaves(&LeafListQuery {
+                                ca_id: Some(ca_id.clone()),
+                                status: None,
+                                after_seq: after,
+                                limit: 1000,
+                            })?;
+                            let Some((last, _)) = page.last() else { break };
+                            after = *last;
+                            all.extend(page.into_iter().map(|(_, l)| l));
+                        }
+                        Ok(all)
+                    })
+                    .await?;
+                return Ok(json_response(StatusCode::OK, &json!({ "value": leaves })));
+            }
+            "issueLeafCertificate" => {
+                self.visible_ca(access, id, &[P::ReadCas, P::CreateCas]).await?;
+                let b: IssueBody = body(req)?;
+                let csr_text = b.certificate_signing_request.ok_or_else(|| {
+                    ApiError::bad_request("certificateSigningRequest is required (PEM or base64 DER)")
+                })?;
+                let csr = crate::x509::pem::decode_one(
+                    csr_text.as_bytes(),
+                    &["CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST"],
+                )
+                .map_err(|e| ApiError::bad_request(format!("certificateSigningRequest: {e}")))?;
+                let req = NewLeaf {
+                    csr,
+                    device_name: b.meta.device_name,
+                    user_principal_name: b.meta.user_principal_name,
+                    device_id: b.meta.device_id,
+                    user_id: b.meta.user_id,
+                    device_platform: b.meta.device_platform,
+                    validity_days: b.validity_in_days,
+                };
+                let (leaf, der) = self.blocking(move |p| p.issue_leaf(&ca_id, &req)).await?;
+                let mut v = entity(&leaf)?;
+                v["certificate"] = Value::String(<base64ct::Base64 as base64ct::Encoding>::encode_string(&der));
+                return Ok(json_response(StatusCode::CREATED, &json!({ "value": v })));
+            }
+            "revokeAllLeafCertificates" => {
+                self.visible_ca(access, id, &[P::ReadCas, P::RevokeLeaves]).await?;
+                let b: ReasonBody = body(req)?;
+                let reason = match b.reason.as_deref() {
+                    None => RevocationReason::CessationOfOperation,
+                    Some(r) => RevocationReason::parse(r)
+                        .ok_or_else(|| ApiError::bad_request(format!("unknown reason {r}")))?,
+                };
+                let n = self
+                    .blocking(move |p| p.revoke_all_leaves(&ca_id, reason, 500, &mut |_| {}))
+                    .await?;
+                return Ok(json_response(StatusCode::OK, &json!({ "value": n })));
+            }
+            _ => return Err(ApiError::not_found(format!("no action {action}"))),
+        };
+        Ok(json_response(StatusCode::OK, &json!({ "value": value })))
+    }
+}
+
+fn status_filter(q: &Query) -> Result<Option<LeafStatus>, ApiError> {
+    match &q.filter_status {
+        None => Ok(None),
+        Some(s) => LeafStatus::parse(s)
+            .map(Some)
+            .ok_or_else(|| ApiError::bad_request(format!("unknown certificateStatus {s}"))),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusBody {
+    certification_authority_status: Option<String>,
+    #[allow(dead_code)]
+    certification_authority_version: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct VersionBody {
+    #[allow(dead_code)]
+    certification_authority_version: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TrustChainCertificate {
+    certificate: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UploadBody {
+    signed_certificate: Option<String>,
+    #[serde(default)]
+    trust_chain_certificates: Vec<TrustChainCertificate>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RevokeLeafBody {
+    leaf_certificate_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SerialBody {
+    certificate_serial_number: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReasonBody {
+    reason: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LeafMetaBody {
+    device_name: Option<String>,
+    user_principal_name: Option<String>,
+    device_id: Option<String>,
+    user_id: Option<String>,
+    device_platform: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct IssueBody {
+    certificate_signing_request: Option<String>,
+    validity_in_days: Option<u32>,
+    #[serde(flatten)]
+    meta: LeafMetaBody,
+}

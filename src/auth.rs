@@ -1,0 +1,365 @@
+//! Bearer tokens and Intune-style role-based access control.
+//!
+//! Tokens are JWTs. cloudpki is its own issuer (ES256; the signing key is
+//! generated on first use and sealed with the KEK like CA keys); `cloudpki
+//! token create` mints them. A token carries Graph permissions in `scp`
+//! (delegated, space-separated) or `roles` (application), and names a
+//! principal in `sub`. On top of the Graph permission, the principal's Intune
+//! role assignments decide which Cloud PKI operations it may perform and on
+//! which CAs (scope tags).
+
+use std::collections::BTreeSet;
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::Pki;
+use crate::store::TxMode;
+use crate::x509::{pem, HashAlgorithm, KeyAlgorithm, Signer, SoftwareKey};
+
+const META_TOKEN_KEY: &str = "token_signing_key";
+const TOKEN_KEY_CONTEXT: &str = "token-issuer";
+pub const AUDIENCE: &str = "cloudpki";
+
+/// Graph permissions (scopes or app roles) that open the API.
+pub const READ_PERMISSIONS: [&str; 4] = [
+    "DeviceManagementConfiguration.Read.All",
+    "DeviceManagementConfiguration.ReadWrite.All",
+    "DeviceManagementCloudCA.Read.All",
+    "DeviceManagementCloudCA.ReadWrite.All",
+];
+pub const WRITE_PERMISSIONS: [&str; 2] = [
+    "DeviceManagementConfiguration.ReadWrite.All",
+    "DeviceManagementCloudCA.ReadWrite.All",
+];
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    #[error("no bearer token")]
+    Missing,
+    #[error("invalid token: {0}")]
+    Invalid(String),
+    #[error("token issuer key: {0}")]
+    Key(String),
+}
+
+/// The claims cloudpki reads.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    pub aud: String,
+    pub sub: String,
+    pub exp: i64,
+    pub nbf: i64,
+    pub iat: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scp: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+}
+
+impl Claims {
+    /// Graph permissions granted, from `scp` and `roles`.
+    pub fn permissions(&self) -> BTreeSet<&str> {
+        let mut out: BTreeSet<&str> = self.roles.iter().map(String::as_str).collect();
+        if let Some(scp) = &self.scp {
+            out.extend(scp.split_whitespace());
+        }
+        out
+    }
+
+    pub fn can_read(&self) -> bool {
+        let p = self.permissions();
+        READ_PERMISSIONS.iter().any(|r| p.contains(r))
+    }
+
+    pub fn can_write(&self) -> bool {
+        let p = self.permissions();
+        WRITE_PERMISSIONS.iter().any(|r| p.contains(r))
+    }
+}
+
+/// cloudpki's own token issuer.
+pub struct TokenIssuer {
+    issuer: String,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+}
+
+impl std::fmt::Debug for TokenIssuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenIssuer")
+            .field("issuer", &self.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenIssuer {
+    /// Loads the issuer key from the store, creating it on first use.
+    pub fn load_or_create(pki: &Pki) -> Result<Self, AuthError> {
+        let key_err = |e: &dyn std::fmt::Display| AuthError::Key(e.to_string());
+        let mut tx = pki.store().begin(TxMode::Write).map_err(|e| key_err(&e))?;
+        let pkcs8 = match tx.meta(META_TOKEN_KEY).map_err(|e| key_err(&e))? {
+            Some(sealed_b64) => {
+                let sealed =
+                    <base64ct::Base64 as base64ct::Encoding>::decode_vec(&sealed_b64).map_err(|e| key_err(&e))?;
+                pki.unseal(TOKEN_KEY_CONTEXT, &sealed).map_err(|e| key_err(&e))?
+            }
+            None => {
+                let pkcs8 = crate::x509::keys::generate_pkcs8(KeyAlgorithm::EcP256).map_err(|e| key_err(&e))?;
+                let sealed = pki.seal(TOKEN_KEY_CONTEXT, &pkcs8).map_err(|e| key_err(&e))?;
+                tx.set_meta(
+                    META_TOKEN_KEY,
+                    &<base64ct::Base64 as base64ct::Encoding>::encode_string(&sealed),
+                )
+                .map_err(|e| key_err(&e))?;
+                pkcs8
+            }
+        };
+        tx.commit().map_err(|e| key_err(&e))?;
+        let key =
+            SoftwareKey::from_pkcs8(KeyAlgorithm::EcP256, HashAlgorithm::Sha256, &pkcs8).map_err(|e| key_err(&e))?;
+        let spki = der::Encode::to_der(key.public_key()).map_err(|e| key_err(&e))?;
+        let public_pem = pem::encode("PUBLIC KEY", &spki).map_err(|e| key_err(&e))?;
+        Ok(TokenIssuer {
+            issuer: format!("{}/token", pki.settings().public_url),
+            encoding: EncodingKey::from_ec_der(&pkcs8),
+            decoding: DecodingKey::from_ec_pem(public_pem.as_bytes()).map_err(|e| key_err(&e))?,
+        })
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// Mints a token for `principal` valid `ttl` seconds.
+    pub fn issue(&self, principal: &str, scopes: &[String], roles: &[String], ttl: i64) -> Result<String, AuthError> {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let claims = Claims {
+            iss: self.issuer.clone(),
+            aud: AUDIENCE.into(),
+            sub: principal.into(),
+            exp: now + ttl,
+            nbf: now - 60,
+            iat: now,
+            scp: if scopes.is_empty() {
+                None
+            } else {
+                Some(scopes.join(" "))
+            },
+            roles: roles.to_vec(),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::ES256), &claims, &self.encoding)
+            .map_err(|e| AuthError::Invalid(e.to_string()))
+    }
+
+    /// Verifies signature, `exp`/`nbf`, issuer and audience.
+    pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        let mut v = Validation::new(Algorithm::ES256);
+        v.set_issuer(&[&self.issuer]);
+        v.set_audience(&[AUDIENCE]);
+        v.validate_nbf = true;
+        v.leeway = 30;
+        v.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &v)
+            .map(|d| d.claims)
+            .map_err(|e| AuthError::Invalid(e.to_string()))
+    }
+}
+
+/// The Cloud PKI permissions of Intune custom roles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum CloudPkiPermission {
+    #[serde(rename = "Read CAs")]
+    ReadCas,
+    #[serde(rename = "Create certificate authorities")]
+    CreateCas,
+    #[serde(rename = "Disable and reenable CAs")]
+    DisableReenableCas,
+    #[serde(rename = "Revoke issued leaf certificates")]
+    RevokeLeaves,
+}
+
+impl CloudPkiPermission {
+    pub const ALL: [CloudPkiPermission; 4] = [
+        CloudPkiPermission::ReadCas,
+        CloudPkiPermission::CreateCas,
+        CloudPkiPermission::DisableReenableCas,
+        CloudPkiPermission::RevokeLeaves,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            CloudPkiPermission::ReadCas => "Read CAs",
+            CloudPkiPermission::CreateCas => "Create certificate authorities",
+            CloudPkiPermission::DisableReenableCas => "Disable and reenable CAs",
+            CloudPkiPermission::RevokeLeaves => "Revoke issued leaf certificates",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.name().eq_ignore_ascii_case(s.trim()))
+    }
+}
+
+/// The built-in Entra role that holds every Cloud PKI permission on every scope tag.
+pub const INTUNE_ADMINISTRATOR: &str = "Intune Administrator";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permissions_come_from_scp_and_roles() {
+        let c = Claims {
+            iss: "i".into(),
+            aud: AUDIENCE.into(),
+            sub: "s".into(),
+            exp: 0,
+            nbf: 0,
+            iat: 0,
+            scp: Some("User.Read DeviceManagementCloudCA.Read.All".into()),
+            roles: vec![],
+        };
+        assert!(c.can_read());
+        assert!(!c.can_write());
+        let app = Claims {
+            scp: None,
+            roles: vec!["DeviceManagementConfiguration.ReadWrite.All".into()],
+            ..c.clone()
+        };
+        assert!(app.can_read() && app.can_write());
+    }
+
+    #[test]
+    fn permission_names_round_trip() {
+        for p in CloudPkiPermission::ALL {
+            assert_eq!(CloudPkiPermission::parse(p.name()), Some(p));
+            assert_eq!(serde_json::to_string(&p).unwrap(), format!("\"{}\"", p.name()));
+        }
+    }
+}
+
+/// What a verified caller may do.
+#[derive(Debug, Clone)]
+pub struct Access {
+    pub claims: Claims,
+    /// Holds the Intune Administrator role: every permission, every scope tag.
+    pub administrator: bool,
+    pub permissions: BTreeSet<CloudPkiPermission>,
+    pub scope_tags: BTreeSet<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RbacError {
+    #[error("unknown role {0:?}")]
+    UnknownRole(String),
+    #[error("unknown permission {0:?}; expected one of: Read CAs, Create certificate authorities, Disable and reenable CAs, Revoke issued leaf certificates")]
+    UnknownPermission(String),
+    #[error("the role name {0:?} is reserved")]
+    Reserved(String),
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("stored role data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+fn tags_json(tags: &[String]) -> String {
+    let tags: Vec<&str> = if tags.is_empty() {
+        vec!["0"]
+    } else {
+        tags.iter().map(String::as_str).collect()
+    };
+    serde_json::to_string(&tags).unwrap_or_else(|_| "[\"0\"]".into())
+}
+
+/// Creates or replaces a custom role.
+pub fn put_role(pki: &Pki, name: &str, permissions: &[String]) -> Result<Vec<CloudPkiPermission>, RbacError> {
+    if name.eq_ignore_ascii_case(INTUNE_ADMINISTRATOR) {
+        return Err(RbacError::Reserved(name.into()));
+    }
+    let perms = permissions
+        .iter()
+        .map(|p| CloudPkiPermission::parse(p).ok_or_else(|| RbacError::UnknownPermission(p.clone())))
+        .collect::<Result<BTreeSet<_>, _>>()?;
+    let perms: Vec<_> = perms.into_iter().collect();
+    let mut tx = pki.store().begin(TxMode::Write)?;
+    tx.put_role(
+        name,
+        &serde_json::to_string(&perms).map_err(|e| RbacError::Corrupt(e.to_string()))?,
+    )?;
+    tx.commit()?;
+    Ok(perms)
+}
+
+/// Assigns a role (built-in Intune Administrator or a custom role) to a principal on scope tags.
+pub fn assign(pki: &Pki, principal: &str, role: &str, scope_tags: &[String]) -> Result<(), RbacError> {
+    let mut tx = pki.store().begin(TxMode::Write)?;
+    let role = if role.eq_ignore_ascii_case(INTUNE_ADMINISTRATOR) {
+        INTUNE_ADMINISTRATOR.to_owned()
+    } else {
+        tx.roles()?
+            .into_iter()
+            .find(|(n, _)| n == role)
+            .map(|(n, _)| n)
+            .ok_or_else(|| RbacError::UnknownRole(role.into()))?
+    };
+    tx.put_assignment(principal, &role, &tags_json(scope_tags))?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Custom roles as stored: (name, JSON permissions).
+pub type RoleRows = Vec<(String, String)>;
+/// Assignments as stored: (principal, role, JSON scope tags).
+pub type AssignmentRows = Vec<(String, String, String)>;
+
+/// Roles and assignments, for listing.
+pub fn list(pki: &Pki) -> Result<(RoleRows, AssignmentRows), RbacError> {
+    let mut tx = pki.store().begin(TxMode::Read)?;
+    Ok((tx.roles()?, tx.assignments(None)?))
+}
+
+impl Access {
+    /// Resolves a verified token's principal against its role assignments.
+    pub fn resolve(pki: &Pki, claims: Claims) -> Result<Access, RbacError> {
+        let mut tx = pki.store().begin(TxMode::Read)?;
+        let roles = tx.roles()?;
+        let mut access = Access {
+            claims,
+            administrator: false,
+            permissions: BTreeSet::new(),
+            scope_tags: BTreeSet::new(),
+        };
+        for (_, role, tags) in tx.assignments(Some(&access.claims.sub))? {
+            if role == INTUNE_ADMINISTRATOR {
+                access.administrator = true;
+                continue;
+            }
+            let Some((_, perms)) = roles.iter().find(|(n, _)| *n == role) else {
+                continue;
+            };
+            let perms: Vec<CloudPkiPermission> =
+                serde_json::from_str(perms).map_err(|e| RbacError::Corrupt(e.to_string()))?;
+            access.permissions.extend(perms);
+            let tags: Vec<String> = serde_json::from_str(&tags).map_err(|e| RbacError::Corrupt(e.to_string()))?;
+            access.scope_tags.extend(tags);
+        }
+        if access.administrator {
+            access.permissions.extend(CloudPkiPermission::ALL);
+        }
+        Ok(access)
+    }
+
+    /// Holds every one of `perms`.
+    pub fn has(&self, perms: &[CloudPkiPermission]) -> bool {
+        perms.iter().all(|p| self.permissions.contains(p))
+    }
+
+    /// May act on an entity carrying these scope tags.
+    pub fn sees(&self, tags: &[String]) -> bool {
+        self.administrator || tags.iter().any(|t| self.scope_tags.contains(t))
+    }
+}
