@@ -17,6 +17,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::auth::{Access, CloudPkiPermission as P, TokenIssuer};
+use crate::domain::audit;
 use crate::domain::{
     CaStatus, CaType, CertificationAuthority, LeafListQuery, LeafStatus, NewCa, NewLeaf, Pki, PkiError,
     RevocationReason,
@@ -28,6 +29,8 @@ use error::ApiError;
 pub const BASE: &str = "/beta/deviceManagement";
 const CA: &str = "cloudCertificationAuthority";
 const LEAF: &str = "cloudCertificationAuthorityLeafCertificate";
+const CA_T: &str = "CloudCertificationAuthority";
+const LEAF_T: &str = "CloudCertificationAuthorityLeafCertificate";
 /// Largest JSON body accepted.
 pub const MAX_BODY: usize = 1024 * 1024;
 /// Leaves per page when the client does not ask for fewer.
@@ -68,6 +71,7 @@ struct Query {
     top: Option<u32>,
     skiptoken: Option<i64>,
     filter_status: Option<String>,
+    filter_activity: Option<String>,
 }
 
 fn parse_query(q: Option<&str>) -> Result<Query, ApiError> {
@@ -90,6 +94,13 @@ fn parse_query(q: Option<&str>) -> Result<Query, ApiError> {
             }
             "$skiptoken" => {
                 out.skiptoken = Some(v.parse().map_err(|_| ApiError::bad_request("invalid $skiptoken"))?);
+            }
+            "$filter" if v.trim_start().starts_with("activityType eq ") => {
+                let value = v.trim_start().trim_start_matches("activityType eq ").trim();
+                if value.len() < 2 || !value.starts_with('\'') || !value.ends_with('\'') {
+                    return Err(ApiError::bad_request("activityType must be a quoted string"));
+                }
+                out.filter_activity = Some(value[1..value.len() - 1].replace("''", "'"));
             }
             "$filter" => {
                 // Supported: `<statusProperty> eq '<value>'`.
@@ -164,16 +175,45 @@ impl Api {
         format!("{}/beta/$metadata#{what}", self.pki.settings().public_url)
     }
 
-    /// Runs a domain call off the async runtime.
+    /// Runs a domain call off the async runtime, as the caller.
     async fn blocking<T: Send + 'static>(
         &self,
+        access: &Access,
         f: impl FnOnce(&Pki) -> Result<T, PkiError> + Send + 'static,
     ) -> Result<T, ApiError> {
         let pki = self.pki.clone();
-        tokio::task::spawn_blocking(move || f(&pki))
+        let actor = access.claims.sub.clone();
+        tokio::task::spawn_blocking(move || audit::with_actor(&actor, || f(&pki)))
             .await
             .map_err(|e| ApiError::internal(e.to_string()))?
             .map_err(ApiError::from)
+    }
+
+    /// A state change: like [`Api::blocking`], and a refusal is audited too.
+    async fn mutate<T: Send + 'static>(
+        &self,
+        access: &Access,
+        activity: &'static str,
+        target: (&'static str, &str),
+        f: impl FnOnce(&Pki) -> Result<T, PkiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let pki = self.pki.clone();
+        let actor = access.claims.sub.clone();
+        let (target_type, target_id) = (target.0, target.1.to_owned());
+        tokio::task::spawn_blocking(move || {
+            audit::with_actor(&actor, || {
+                let out = f(&pki);
+                if let Err(e) = &out {
+                    if let Err(log) = pki.record_failure(activity, target_type, &target_id, &e.to_string()) {
+                        tracing::error!(error = %log, "could not audit a failed change");
+                    }
+                }
+                out
+            })
+        })
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(ApiError::from)
     }
 
     async fn authenticate(&self, headers: &HeaderMap) -> Result<Access, ApiError> {
@@ -222,7 +262,7 @@ impl Api {
         // Know the route before authenticating, so unknown paths are 404 for everyone.
         let known = matches!(
             segs.as_slice(),
-            [CA] | [CA, _] | [CA, _, _] | [CA, _, LEAF, _] | [LEAF, _]
+            [CA] | [CA, _] | [CA, _, _] | [CA, _, LEAF, _] | [LEAF, _] | ["auditEvents"]
         );
         if !known {
             return Err(ApiError::not_found("no such resource"));
@@ -240,6 +280,7 @@ impl Api {
         }
         let m = req.method;
         match segs.as_slice() {
+            ["auditEvents"] if *m == Method::GET => self.audit_events(req, &access).await,
             [CA] if *m == Method::GET => self.list_cas(req, &access).await,
             [CA] if *m == Method::POST => self.create_ca(req, &access).await,
             [CA, id] if *m == Method::GET => {
@@ -251,7 +292,10 @@ impl Api {
                 self.visible_ca(&access, id, &[P::ReadCas, P::DisableReenableCas, P::RevokeLeaves])
                     .await?;
                 let id = id.to_string();
-                self.blocking(move |p| p.delete_ca(&id)).await?;
+                self.mutate(&access, audit::DELETE_CA, (CA_T, &id.clone()), move |p| {
+                    p.delete_ca(&id)
+                })
+                .await?;
                 Ok(empty_ok())
             }
             [CA, id, LEAF] if *m == Method::GET => self.list_leaves(req, &access, id).await,
@@ -260,7 +304,9 @@ impl Api {
                 let q = parse_query(req.query)?;
                 let status = status_filter(&q)?;
                 let id = id.to_string();
-                let n = self.blocking(move |p| p.count_leaves(Some(&id), status)).await?;
+                let n = self
+                    .blocking(&access, move |p| p.count_leaves(Some(&id), status))
+                    .await?;
                 let mut r = Response::new(Full::new(Bytes::from(n.to_string())));
                 r.headers_mut()
                     .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
@@ -284,13 +330,77 @@ impl Api {
             )));
         }
         let id = id.to_owned();
-        let ca = self.blocking(move |p| p.get_ca(&id)).await?;
+        let ca = self.blocking(access, move |p| p.get_ca(&id)).await?;
         if !access.sees(&ca.role_scope_tag_ids) {
             return Err(ApiError::forbidden(
                 "the CA's scope tags are outside the caller's role assignments",
             ));
         }
         Ok(ca)
+    }
+
+    async fn audit_events(&self, req: &ApiRequest<'_>, access: &Access) -> Result<Response<Body>, ApiError> {
+        if !access.has(&[P::ReadCas]) {
+            return Err(ApiError::forbidden("requires the Cloud PKI permission: Read CAs"));
+        }
+        let q = parse_query(req.query)?;
+        if q.filter_status.is_some() {
+            return Err(ApiError::bad_request(
+                "auditEvents supports $filter=activityType eq '…' only",
+            ));
+        }
+        let limit = q.top.unwrap_or(PAGE_SIZE);
+        let (activity, after) = (q.filter_activity.clone(), q.skiptoken.unwrap_or(0));
+        let rows = self
+            .blocking(access, move |p| p.audit_events(activity.as_deref(), after, limit + 1))
+            .await?;
+        let more = rows.len() > limit as usize;
+        let rows = &rows[..rows.len().min(limit as usize)];
+        let value: Vec<Value> = rows
+            .iter()
+            .map(|e| {
+                let at = time::OffsetDateTime::from_unix_timestamp(e.at)
+                    .ok()
+                    .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok());
+                let operation = match e.activity.split(' ').next().unwrap_or("") {
+                    "Create" => "Create",
+                    "Patch" => "Patch",
+                    "Delete" => "Delete",
+                    _ => "Action",
+                };
+                json!({
+                    "@odata.type": "#microsoft.graph.auditEvent",
+                    "id": e.seq.to_string(),
+                    "displayName": e.activity,
+                    "componentName": "CloudPKI",
+                    "category": "CloudPKI",
+                    "activityType": e.activity,
+                    "activityOperationType": operation,
+                    "activityDateTime": at,
+                    "activityResult": e.result,
+                    "actor": {"@odata.type": "microsoft.graph.auditActor", "userPrincipalName": e.actor, "type": "user"},
+                    "resources": [{"@odata.type": "microsoft.graph.auditResource", "resourceId": e.target_id, "type": e.target_type, "displayName": e.target_id}],
+                    "activity": e.detail,
+                })
+            })
+            .collect();
+        let mut out = json!({"@odata.context": self.context("deviceManagement/auditEvents"), "value": value});
+        if let (true, Some(last)) = (more, rows.last()) {
+            let mut next = format!(
+                "{}{BASE}/auditEvents?$top={limit}&$skiptoken={}",
+                self.pki.settings().public_url,
+                last.seq
+            );
+            if let Some(a) = &q.filter_activity {
+                let quoted = format!("activityType eq '{}'", a.replace('\'', "''"));
+                next.push_str("&$filter=");
+                next.push_str(
+                    &percent_encoding::utf8_percent_encode(&quoted, percent_encoding::NON_ALPHANUMERIC).to_string(),
+                );
+            }
+            out["@odata.nextLink"] = Value::String(next);
+        }
+        Ok(json_response(StatusCode::OK, &out))
     }
 
     async fn list_cas(&self, req: &ApiRequest<'_>, access: &Access) -> Result<Response<Body>, ApiError> {
@@ -302,7 +412,7 @@ impl Api {
             None => None,
             Some(s) => Some(CaStatus::parse(s).ok_or_else(|| ApiError::bad_request(format!("unknown status {s}")))?),
         };
-        let cas = self.blocking(|p| p.list_cas()).await?;
+        let cas = self.blocking(access, |p| p.list_cas()).await?;
         let value: Vec<Value> = cas
             .iter()
             .filter(|c| access.sees(&c.role_scope_tag_ids))
@@ -368,7 +478,9 @@ impl Api {
             ekus: b.extended_key_usages.into_iter().map(|e| e.object_identifier).collect(),
             role_scope_tag_ids: tags,
         };
-        let ca = self.blocking(move |p| p.create_ca(new)).await?;
+        let ca = self
+            .mutate(access, audit::CREATE_CA, (CA_T, ""), move |p| p.create_ca(new))
+            .await?;
         Ok(json_response(StatusCode::CREATED, &entity(&ca)?))
     }
 
@@ -409,8 +521,11 @@ impl Api {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let id = id.to_owned();
+        let target = id.clone();
         let ca = self
-            .blocking(move |p| p.update_ca(&id, if_match.as_deref(), display_name, description, tags))
+            .mutate(access, audit::PATCH_CA, (CA_T, &target), move |p| {
+                p.update_ca(&id, if_match.as_deref(), display_name, description, tags)
+            })
             .await?;
         Ok(json_response(StatusCode::OK, &entity(&ca)?))
     }
@@ -423,7 +538,7 @@ impl Api {
         let after = q.skiptoken.unwrap_or(0);
         let ca_id = id.to_owned();
         let page = self
-            .blocking(move |p| {
+            .blocking(access, move |p| {
                 p.list_leaves(&LeafListQuery {
                     ca_id: Some(ca_id),
                     status,
@@ -454,7 +569,7 @@ impl Api {
 
     async fn get_leaf(&self, access: &Access, ca: Option<&str>, leaf: &str) -> Result<Response<Body>, ApiError> {
         let leaf_id = leaf.to_owned();
-        let (l, _) = self.blocking(move |p| p.get_leaf(&leaf_id)).await?;
+        let (l, _) = self.blocking(access, move |p| p.get_leaf(&leaf_id)).await?;
         if ca.is_some_and(|c| c != l.issuer_id) {
             return Err(ApiError::not_found("no such leaf certificate under this CA"));
         }
@@ -470,7 +585,7 @@ impl Api {
         leaf: &str,
     ) -> Result<Response<Body>, ApiError> {
         let leaf_id = leaf.to_owned();
-        let (l, _) = self.blocking(move |p| p.get_leaf(&leaf_id)).await?;
+        let (l, _) = self.blocking(access, move |p| p.get_leaf(&leaf_id)).await?;
         if ca.is_some_and(|c| c != l.issuer_id) {
             return Err(ApiError::not_found("no such leaf certificate under this CA"));
         }
@@ -486,7 +601,12 @@ impl Api {
             ..Default::default()
         };
         let id = leaf.to_owned();
-        let l = self.blocking(move |p| p.update_leaf(&id, &patch)).await?;
+        let target = id.clone();
+        let l = self
+            .mutate(access, audit::PATCH_LEAF, (LEAF_T, &target), move |p| {
+                p.update_leaf(&id, &patch)
+            })
+            .await?;
         Ok(json_response(StatusCode::OK, &entity(&l)?))
     }
 
@@ -505,8 +625,14 @@ impl Api {
                 let b: StatusBody = body(req)?;
                 let target = b.certification_authority_status.as_deref().unwrap_or("");
                 let ca = match CaStatus::parse(target) {
-                    Some(CaStatus::Paused) => self.blocking(move |p| p.pause_ca(&ca_id)).await?,
-                    Some(CaStatus::Active) => self.blocking(move |p| p.resume_ca(&ca_id)).await?,
+                    Some(CaStatus::Paused) => {
+                        self.mutate(access, audit::CHANGE_STATUS, (CA_T, id), move |p| p.pause_ca(&ca_id))
+                            .await?
+                    }
+                    Some(CaStatus::Active) => {
+                        self.mutate(access, audit::CHANGE_STATUS, (CA_T, id), move |p| p.resume_ca(&ca_id))
+                            .await?
+                    }
                     _ => {
                         return Err(ApiError::bad_request(
                             "certificationAuthorityStatus must be paused or active (revoke has its own action)",
@@ -519,7 +645,11 @@ impl Api {
                 self.visible_ca(access, id, &[P::ReadCas, P::DisableReenableCas, P::RevokeLeaves])
                     .await?;
                 let _: VersionBody = body(req)?;
-                entity(&self.blocking(move |p| p.revoke_ca(&ca_id, None)).await?)?
+                entity(
+                    &self
+                        .mutate(access, audit::REVOKE_CA, (CA_T, id), move |p| p.revoke_ca(&ca_id, None))
+                        .await?,
+                )?
             }
             "uploadExternallySignedCertificationAuthorityCertificate" => {
                 self.visible_ca(access, id, &[P::ReadCas, P::CreateCas]).await?;
@@ -532,7 +662,9 @@ impl Api {
                 let signed = b.signed_certificate.unwrap_or_default();
                 entity(
                     &self
-                        .blocking(move |p| p.upload_signed_certificate(&ca_id, signed.as_bytes(), chain.as_bytes()))
+                        .mutate(access, audit::UPLOAD, (CA_T, id), move |p| {
+                            p.upload_signed_certificate(&ca_id, signed.as_bytes(), chain.as_bytes())
+                        })
                         .await?,
                 )?
             }
@@ -544,7 +676,9 @@ impl Api {
                     .ok_or_else(|| ApiError::bad_request("leafCertificateId is required"))?;
                 entity(
                     &self
-                        .blocking(move |p| p.revoke_leaf(&leaf, Some(&ca_id), RevocationReason::Unspecified))
+                        .mutate(access, audit::REVOKE_LEAF, (CA_T, id), move |p| {
+                            p.revoke_leaf(&leaf, Some(&ca_id), RevocationReason::Unspecified)
+                        })
                         .await?,
                 )?
             }
@@ -556,7 +690,7 @@ impl Api {
                     .ok_or_else(|| ApiError::bad_request("certificateSerialNumber is required"))?;
                 entity(
                     &self
-                        .blocking(move |p| {
+                        .mutate(access, audit::REVOKE_LEAF, (CA_T, id), move |p| {
                             p.revoke_leaf_by_serial(Some(&ca_id), &serial, RevocationReason::Unspecified)
                         })
                         .await?,
@@ -570,14 +704,14 @@ impl Api {
                     .ok_or_else(|| ApiError::bad_request("certificateSerialNumber is required"))?;
                 entity(
                     &self
-                        .blocking(move |p| p.find_leaf_by_serial(Some(&ca_id), &serial))
+                        .blocking(access, move |p| p.find_leaf_by_serial(Some(&ca_id), &serial))
                         .await?,
                 )?
             }
             "getAllCloudCertificationAuthorityLeafCertificates" => {
                 self.visible_ca(access, id, &[P::ReadCas]).await?;
                 let leaves = self
-                    .blocking(move |p| {
+                    .blocking(access, move |p| {
                         let mut all = Vec::new();
                         let mut after = 0;
                         loop {
@@ -616,7 +750,11 @@ impl Api {
                     device_platform: b.meta.device_platform,
                     validity_days: b.validity_in_days,
                 };
-                let (leaf, der) = self.blocking(move |p| p.issue_leaf(&ca_id, &req)).await?;
+                let (leaf, der) = self
+                    .mutate(access, audit::ISSUE_LEAF, (CA_T, id), move |p| {
+                        p.issue_leaf(&ca_id, &req)
+                    })
+                    .await?;
                 let mut v = entity(&leaf)?;
                 v["certificate"] = Value::String(<base64ct::Base64 as base64ct::Encoding>::encode_string(&der));
                 return Ok(json_response(StatusCode::CREATED, &json!({ "value": v })));
@@ -630,7 +768,9 @@ impl Api {
                         .ok_or_else(|| ApiError::bad_request(format!("unknown reason {r}")))?,
                 };
                 let n = self
-                    .blocking(move |p| p.revoke_all_leaves(&ca_id, reason, 500, &mut |_| {}))
+                    .mutate(access, audit::REVOKE_LEAF, (CA_T, id), move |p| {
+                        p.revoke_all_leaves(&ca_id, reason, 500, &mut |_| {})
+                    })
                     .await?;
                 return Ok(json_response(StatusCode::OK, &json!({ "value": n })));
             }

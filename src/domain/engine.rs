@@ -12,13 +12,14 @@ use time::{Duration, OffsetDateTime};
 use crate::clock::Clock;
 use crate::secrets::Kek;
 use crate::store::{
-    CaRow, ChangeKind, CrlRow, DelegateRow, LeafFilter, LeafQuery, LeafRow, LeafStatusRow, Presigned, Store,
+    AuditRow, CaRow, ChangeKind, CrlRow, DelegateRow, LeafFilter, LeafQuery, LeafRow, LeafStatusRow, Presigned, Store,
     StoreError, Tx, TxMode,
 };
 use crate::x509::cert::{self, CertRequest, CertRole, ParsedCert, RevocationPointers};
 use crate::x509::names::{self, SubjectParts};
 use crate::x509::{crl, csr, ocsp, oids, pem, HashAlgorithm, KeyAlgorithm, Signer, SoftwareKey};
 
+use super::audit;
 use super::error::{PkiError, Result};
 use super::lifecycle::{self, Action, Effect, Facts};
 use super::model::*;
@@ -363,6 +364,60 @@ impl Pki {
         )?))
     }
 
+    /// Appends a change and its audit event in the caller's transaction: the
+    /// audit trail can never disagree with what was committed.
+    fn record(
+        &self,
+        tx: &mut dyn Tx,
+        now: OffsetDateTime,
+        kind: ChangeKind,
+        ca_id: &str,
+        leaf_id: Option<&str>,
+        activity: &str,
+    ) -> Result<()> {
+        tx.append_change(ts(now), kind, ca_id, leaf_id)?;
+        let (target_type, target_id) = match leaf_id {
+            Some(l) => ("CloudCertificationAuthorityLeafCertificate", l),
+            None => ("CloudCertificationAuthority", ca_id),
+        };
+        tx.append_audit(&AuditRow {
+            seq: 0,
+            at: ts(now),
+            actor: audit::current_actor(),
+            activity: activity.to_owned(),
+            target_type: target_type.to_owned(),
+            target_id: target_id.to_owned(),
+            result: "success".to_owned(),
+            detail: String::new(),
+        })?;
+        Ok(())
+    }
+
+    /// Records a refused or failed change (its own transaction: the change itself rolled back).
+    pub fn record_failure(&self, activity: &str, target_type: &str, target_id: &str, detail: &str) -> Result<()> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin(TxMode::Write)?;
+        tx.append_audit(&AuditRow {
+            seq: 0,
+            at: ts(now),
+            actor: audit::current_actor(),
+            activity: activity.to_owned(),
+            target_type: target_type.to_owned(),
+            target_id: target_id.to_owned(),
+            result: "failure".to_owned(),
+            detail: detail.to_owned(),
+        })?;
+        Ok(tx.commit()?)
+    }
+
+    /// A page of audit events, oldest first, optionally of one activity type.
+    pub fn audit_events(&self, activity: Option<&str>, after_seq: i64, limit: u32) -> Result<Vec<AuditRow>> {
+        Ok(self
+            .store
+            .begin(TxMode::Read)?
+            .audit_events(activity, after_seq, limit)?)
+    }
+
     /// Seals a secret with the KEK, bound to `context` (token issuer keys).
     pub fn seal(&self, context: &str, plaintext: &[u8]) -> Result<Vec<u8>> {
         Ok(self.kek.seal(context, plaintext)?)
@@ -687,7 +742,7 @@ impl Pki {
         row.csr = csr_der;
         row.ocsp = self.presign_ca_cert(tx.as_mut(), &row, now)?;
         tx.insert_ca(&row, Some(&sealed))?;
-        tx.append_change(ts(now), ChangeKind::CaCreated, &id, None)?;
+        self.record(tx.as_mut(), now, ChangeKind::CaCreated, &id, None, audit::CREATE_CA)?;
         self.commit(tx)?;
         self.signers
             .lock()
@@ -750,7 +805,18 @@ impl Pki {
             ca.row.ocsp = self.presign_ca_cert(tx.as_mut(), &ca.row, now)?;
         }
         self.save_ca(tx.as_mut(), &mut ca, now)?;
-        tx.append_change(ts(now), ChangeKind::CaUpdated, id, None)?;
+        self.record(
+            tx.as_mut(),
+            now,
+            ChangeKind::CaUpdated,
+            id,
+            None,
+            if action == Action::Revoke {
+                audit::REVOKE_CA
+            } else {
+                audit::CHANGE_STATUS
+            },
+        )?;
         self.commit(tx)?;
         Ok(ca.entity)
     }
@@ -775,7 +841,7 @@ impl Pki {
         let facts = ca.facts(tx.as_mut(), now, Action::Delete)?;
         lifecycle::check(Action::Delete, facts)?;
         tx.delete_ca(id, ts(now))?;
-        tx.append_change(ts(now), ChangeKind::CaDeleted, id, None)?;
+        self.record(tx.as_mut(), now, ChangeKind::CaDeleted, id, None, audit::DELETE_CA)?;
         self.commit(tx)?;
         self.forget_signer(id);
         Ok(())
@@ -811,7 +877,7 @@ impl Pki {
             ca.entity.role_scope_tag_ids = if tags.is_empty() { vec!["0".into()] } else { tags };
         }
         self.save_ca(tx.as_mut(), &mut ca, now)?;
-        tx.append_change(ts(now), ChangeKind::CaUpdated, id, None)?;
+        self.record(tx.as_mut(), now, ChangeKind::CaUpdated, id, None, audit::PATCH_CA)?;
         self.commit(tx)?;
         Ok(ca.entity)
     }
@@ -914,7 +980,7 @@ impl Pki {
         ca.row.cert = Some(cert_der);
         ca.row.chain = ordered.into_iter().map(|c| c.der).collect();
         self.save_ca(tx.as_mut(), &mut ca, now)?;
-        tx.append_change(ts(now), ChangeKind::CaUpdated, id, None)?;
+        self.record(tx.as_mut(), now, ChangeKind::CaUpdated, id, None, audit::UPLOAD)?;
         self.commit(tx)?;
         Ok(ca.entity)
     }
@@ -1066,7 +1132,14 @@ impl Pki {
             };
             match tx.insert_leaf(&row) {
                 Ok(_) => {
-                    tx.append_change(ts(now), ChangeKind::LeafIssued, &ca.row.id, Some(&id))?;
+                    self.record(
+                        tx,
+                        now,
+                        ChangeKind::LeafIssued,
+                        &ca.row.id,
+                        Some(&id),
+                        audit::ISSUE_LEAF,
+                    )?;
                     return Ok((entity, der));
                 }
                 Err(StoreError::DuplicateSerial) => continue,
@@ -1215,7 +1288,14 @@ impl Pki {
         if !tx.revoke_leaf(&row.id, ts(now), reason.code(), &presigned)? {
             return Err(PkiError::AlreadyRevoked(row.id.clone()));
         }
-        tx.append_change(ts(now), ChangeKind::LeafRevoked, &row.ca_id, Some(&row.id))?;
+        self.record(
+            tx,
+            now,
+            ChangeKind::LeafRevoked,
+            &row.ca_id,
+            Some(&row.id),
+            audit::REVOKE_LEAF,
+        )?;
         let mut revoked = row.clone();
         revoked.revoked_at = Some(ts(now));
         revoked.revocation_reason = Some(reason.code());
@@ -1332,7 +1412,14 @@ impl Pki {
                 .into();
         }
         tx.update_leaf_doc(id, &serde_json::to_string(&e).map_err(corrupt)?)?;
-        tx.append_change(ts(now), ChangeKind::LeafUpdated, &row.ca_id, Some(id))?;
+        self.record(
+            tx.as_mut(),
+            now,
+            ChangeKind::LeafUpdated,
+            &row.ca_id,
+            Some(id),
+            audit::PATCH_LEAF,
+        )?;
         self.commit(tx)?;
         Ok(e)
     }

@@ -6,6 +6,7 @@
 //! through [`crate::x509`], and commits through [`crate::store`] in one
 //! transaction, appending to the change log that readers follow.
 
+pub mod audit;
 pub mod engine;
 pub mod error;
 pub mod lifecycle;

@@ -96,6 +96,21 @@ pub struct DelegateRow {
     pub not_after: i64,
 }
 
+/// One audit event (append-only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRow {
+    pub seq: i64,
+    /// Unix seconds.
+    pub at: i64,
+    pub actor: String,
+    pub activity: String,
+    pub target_type: String,
+    pub target_id: String,
+    /// "success" or "failure".
+    pub result: String,
+    pub detail: String,
+}
+
 /// The latest published CRL of a CA.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CrlRow {
@@ -265,6 +280,9 @@ pub trait Tx {
     /// Role assignments: (principal, role, JSON array of scope tags), for one principal or all.
     fn assignments(&mut self, principal: Option<&str>) -> Result<Vec<(String, String, String)>>;
     fn put_assignment(&mut self, principal: &str, role: &str, scope_tags: &str) -> Result<()>;
+    /// Appends an audit event; there is no way to change or delete one.
+    fn append_audit(&mut self, event: &AuditRow) -> Result<i64>;
+    fn audit_events(&mut self, activity: Option<&str>, after_seq: i64, limit: u32) -> Result<Vec<AuditRow>>;
     /// The CA's current delegated OCSP signer: (certificate, sealed key, notAfter).
     fn ocsp_delegate(&mut self, ca_id: &str) -> Result<Option<DelegateRow>>;
     fn put_ocsp_delegate(&mut self, ca_id: &str, cert: &[u8], sealed_key: &[u8], not_after: i64) -> Result<()>;

@@ -10,8 +10,8 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{
-    CaRow, Change, ChangeKind, CrlRow, DelegateRow, LeafFilter, LeafQuery, LeafRow, LeafStatusRow, Presigned, Result,
-    Store, StoreError, Tx, TxMode,
+    AuditRow, CaRow, Change, ChangeKind, CrlRow, DelegateRow, LeafFilter, LeafQuery, LeafRow, LeafStatusRow, Presigned,
+    Result, Store, StoreError, Tx, TxMode,
 };
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how
@@ -100,6 +100,23 @@ CREATE TABLE role_assignments (
     scope_tags TEXT NOT NULL,
     PRIMARY KEY (principal, role)
 );
+"#,
+    r#"
+CREATE TABLE audit_events (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    at          INTEGER NOT NULL,
+    actor       TEXT NOT NULL,
+    activity    TEXT NOT NULL,
+    target_type TEXT NOT NULL,
+    target_id   TEXT NOT NULL,
+    result      TEXT NOT NULL,
+    detail      TEXT NOT NULL
+);
+CREATE INDEX audit_by_activity ON audit_events (activity, seq);
+CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events
+    BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END;
+CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
+    BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END;
 "#,
 ];
 
@@ -670,6 +687,46 @@ impl Tx for SqliteTx<'_> {
             [principal, role, scope_tags],
         )?;
         Ok(())
+    }
+
+    fn append_audit(&mut self, e: &AuditRow) -> Result<i64> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO audit_events (at, actor, activity, target_type, target_id, result, detail)
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )?
+            .execute(params![
+                e.at,
+                e.actor,
+                e.activity,
+                e.target_type,
+                e.target_id,
+                e.result,
+                e.detail
+            ])?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    fn audit_events(&mut self, activity: Option<&str>, after_seq: i64, limit: u32) -> Result<Vec<AuditRow>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq, at, actor, activity, target_type, target_id, result, detail FROM audit_events
+             WHERE (?1 IS NULL OR activity = ?1) AND seq > ?2 ORDER BY seq LIMIT ?3",
+        )?;
+        let rows = stmt
+            .query_map(params![activity, after_seq, limit], |r| {
+                Ok(AuditRow {
+                    seq: r.get(0)?,
+                    at: r.get(1)?,
+                    actor: r.get(2)?,
+                    activity: r.get(3)?,
+                    target_type: r.get(4)?,
+                    target_id: r.get(5)?,
+                    result: r.get(6)?,
+                    detail: r.get(7)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
     }
 
     fn put_crl(&mut self, crl: &CrlRow) -> Result<()> {

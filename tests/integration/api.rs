@@ -285,6 +285,46 @@ fn the_main_flows_over_the_api() {
     assert_eq!((gone.status, error_code(&gone).as_str()), (404, "ResourceNotFound"));
     assert_eq!(gone.header("client-request-id"), Some("test-client-id"));
     assert!(gone.header("request-id").is_some());
+
+    // Every change is in the audit log, with its actor; refusals too.
+    let events = |activity: &str| -> Vec<Value> {
+        let q = format!("activityType eq '{activity}'")
+            .replace(' ', "%20")
+            .replace('\'', "%27");
+        a.ok("GET", &format!("/auditEvents?$filter={q}"), None)["value"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let revoke_ca = events("RevokeCloudCertificationAuthorityCertificateAsync CloudCertificationAuthority");
+    let results: Vec<&str> = revoke_ca
+        .iter()
+        .map(|e| e["activityResult"].as_str().unwrap())
+        .collect();
+    assert_eq!(results, ["failure", "failure", "success"], "{revoke_ca:?}");
+    assert_eq!(revoke_ca[2]["actor"]["userPrincipalName"], "alice");
+    assert_eq!(revoke_ca[2]["resources"][0]["resourceId"], issuing.as_str());
+    assert!(revoke_ca[0]["activity"].as_str().unwrap().contains("pause the CA"));
+    for (activity, n) in [
+        ("Create CloudCertificationAuthority", 2),
+        ("Delete CloudCertificationAuthority", 3),
+        ("Patch CloudCertificationAuthority", 2),
+        (
+            "ChangeCloudCertificationAuthorityStatusAsync CloudCertificationAuthority",
+            1,
+        ),
+        ("RevokeLeafCertAsync CloudCertificationAuthorityLeafCertificate", 2),
+        ("IssueLeafCertificate CloudCertificationAuthorityLeafCertificate", 1),
+    ] {
+        assert_eq!(events(activity).len(), n, "{activity}");
+    }
+    let all = a.ok("GET", "/auditEvents?$top=5", None);
+    assert_eq!(all["value"].as_array().unwrap().len(), 5);
+    assert!(all["@odata.nextLink"].as_str().unwrap().contains("$skiptoken="));
+    // Append-only, even for someone with the database file.
+    let db = rusqlite::Connection::open(a.env.data_dir().join("cloudpki.db")).unwrap();
+    assert!(db.execute("UPDATE audit_events SET actor = 'mallory'", []).is_err());
+    assert!(db.execute("DELETE FROM audit_events", []).is_err());
 }
 
 #[test]
