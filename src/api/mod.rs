@@ -7,6 +7,7 @@
 //! thread. Errors are Graph error bodies, decided in one place ([`error`]).
 
 pub mod error;
+pub mod odata;
 
 use std::sync::Arc;
 
@@ -19,8 +20,7 @@ use serde_json::{json, Value};
 use crate::auth::{Access, CloudPkiPermission as P, TokenIssuer};
 use crate::domain::audit;
 use crate::domain::{
-    CaStatus, CaType, CertificationAuthority, LeafListQuery, LeafStatus, NewCa, NewLeaf, Pki, PkiError,
-    RevocationReason,
+    CaStatus, CaType, CertificationAuthority, LeafListQuery, NewCa, NewLeaf, Pki, PkiError, RevocationReason,
 };
 use crate::http::responder::Body;
 use crate::x509::names::SubjectParts;
@@ -69,8 +69,12 @@ fn entity<T: serde::Serialize>(v: &T) -> Result<Value, ApiError> {
 #[derive(Debug, Default)]
 struct Query {
     top: Option<u32>,
+    skip: Option<usize>,
     skiptoken: Option<i64>,
-    filter_status: Option<String>,
+    count: bool,
+    filter: Option<String>,
+    orderby: Option<String>,
+    select: Option<String>,
     filter_activity: Option<String>,
 }
 
@@ -92,8 +96,19 @@ fn parse_query(q: Option<&str>) -> Result<Query, ApiError> {
                 }
                 out.top = Some(n);
             }
-            "$skiptoken" => {
-                out.skiptoken = Some(v.parse().map_err(|_| ApiError::bad_request("invalid $skiptoken"))?);
+            "$skip" => {
+                out.skip = Some(
+                    v.parse()
+                        .map_err(|_| ApiError::bad_request("$skip must be a non-negative integer"))?,
+                )
+            }
+            "$skiptoken" => out.skiptoken = Some(v.parse().map_err(|_| ApiError::bad_request("invalid $skiptoken"))?),
+            "$count" => {
+                out.count = match v.as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(ApiError::bad_request("$count must be true or false")),
+                }
             }
             "$filter" if v.trim_start().starts_with("activityType eq ") => {
                 let value = v.trim_start().trim_start_matches("activityType eq ").trim();
@@ -102,24 +117,119 @@ fn parse_query(q: Option<&str>) -> Result<Query, ApiError> {
                 }
                 out.filter_activity = Some(value[1..value.len() - 1].replace("''", "'"));
             }
-            "$filter" => {
-                // Supported: `<statusProperty> eq '<value>'`.
-                let parts: Vec<&str> = v.split_whitespace().collect();
-                match parts.as_slice() {
-                    [prop, "eq", value] if *prop == "certificateStatus" || *prop == "certificationAuthorityStatus" => {
-                        out.filter_status = Some(value.trim_matches('\'').to_owned());
-                    }
-                    _ => {
-                        return Err(ApiError::bad_request(
-                            "unsupported $filter: use certificateStatus eq '…' or certificationAuthorityStatus eq '…'",
-                        ))
-                    }
-                }
-            }
+            "$filter" => out.filter = Some(v),
+            "$orderby" => out.orderby = Some(v),
+            "$select" => out.select = Some(v),
             other => return Err(ApiError::bad_request(format!("unsupported query option {other}"))),
         }
     }
     Ok(out)
+}
+
+/// What a collection allows in its query options (Graph's documented sets).
+struct Collection {
+    filter: &'static [&'static str],
+    orderby: &'static [&'static str],
+    select: &'static [&'static str],
+}
+
+const CA_COLLECTION: Collection = Collection {
+    filter: &["certificationAuthorityStatus", "cloudCertificationAuthorityType"],
+    orderby: &[
+        "displayName",
+        "certificationAuthorityStatus",
+        "certificationAuthorityIssuerId",
+        "cloudCertificationAuthorityType",
+        "validityStartDateTime",
+        "validityEndDateTime",
+        "subjectName",
+    ],
+    select: &[
+        "id",
+        "displayName",
+        "certificationAuthorityIssuerId",
+        "thumbprint",
+        "serialNumber",
+        "subjectName",
+        "commonName",
+    ],
+};
+
+const LEAF_COLLECTION: Collection = Collection {
+    filter: &["certificateStatus"],
+    orderby: &[
+        "subjectName",
+        "certificateStatus",
+        "validityStartDateTime",
+        "validityEndDateTime",
+    ],
+    select: &[
+        "id",
+        "subjectName",
+        "thumbprint",
+        "serialNumber",
+        "deviceName",
+        "userPrincipalName",
+        "deviceId",
+        "userId",
+        "devicePlatform",
+    ],
+};
+
+/// The parsed options of one collection request.
+struct Options {
+    filter: Option<odata::Filter>,
+    orderby: Option<odata::OrderBy>,
+    select: Option<Vec<String>>,
+}
+
+impl Options {
+    fn parse(q: &Query, c: &Collection) -> Result<Self, ApiError> {
+        if q.filter_activity.is_some() {
+            return Err(ApiError::bad_request("activityType filters apply to auditEvents only"));
+        }
+        Ok(Options {
+            filter: q
+                .filter
+                .as_deref()
+                .map(|f| odata::parse_filter(f, c.filter))
+                .transpose()?,
+            orderby: q
+                .orderby
+                .as_deref()
+                .map(|o| odata::parse_orderby(o, c.orderby))
+                .transpose()?,
+            select: q
+                .select
+                .as_deref()
+                .map(|s| odata::parse_select(s, c.select))
+                .transpose()?,
+        })
+    }
+
+    fn keeps(&self, v: &Value) -> bool {
+        self.filter.as_ref().is_none_or(|f| f.matches(v))
+    }
+
+    fn shape(&self, v: Value) -> Value {
+        match &self.select {
+            Some(props) => odata::select(v, props),
+            None => v,
+        }
+    }
+}
+
+/// Applies ordering, counting, `$skip`/`$top` to a fully loaded, filtered collection.
+fn window(mut items: Vec<Value>, q: &Query, o: &Options, default_top: Option<u32>) -> (Vec<Value>, usize, bool) {
+    if let Some(order) = &o.orderby {
+        order.sort(&mut items);
+    }
+    let total = items.len();
+    let skip = q.skip.unwrap_or(0).min(total);
+    let top = q.top.or(default_top).map_or(usize::MAX, |t| t as usize);
+    let more = total - skip > top;
+    let page: Vec<Value> = items.into_iter().skip(skip).take(top).map(|v| o.shape(v)).collect();
+    (page, total, more)
 }
 
 /// The Graph create body: read-only properties in it are ignored.
@@ -302,11 +412,13 @@ impl Api {
             [CA, id, LEAF, "$count"] if *m == Method::GET => {
                 self.visible_ca(&access, id, &[P::ReadCas]).await?;
                 let q = parse_query(req.query)?;
-                let status = status_filter(&q)?;
-                let id = id.to_string();
-                let n = self
-                    .blocking(&access, move |p| p.count_leaves(Some(&id), status))
-                    .await?;
+                let o = Options::parse(&q, &LEAF_COLLECTION)?;
+                let n = if o.filter.is_none() {
+                    let id = id.to_string();
+                    self.blocking(&access, move |p| p.count_leaves(Some(&id), None)).await?
+                } else {
+                    self.all_leaves(&access, id, &o).await?.len() as u64
+                };
                 let mut r = Response::new(Full::new(Bytes::from(n.to_string())));
                 r.headers_mut()
                     .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
@@ -344,9 +456,9 @@ impl Api {
             return Err(ApiError::forbidden("requires the Cloud PKI permission: Read CAs"));
         }
         let q = parse_query(req.query)?;
-        if q.filter_status.is_some() {
+        if q.filter.is_some() || q.orderby.is_some() || q.select.is_some() || q.skip.is_some() {
             return Err(ApiError::bad_request(
-                "auditEvents supports $filter=activityType eq '…' only",
+                "auditEvents supports $filter=activityType eq '…', $top and paging only",
             ));
         }
         let limit = q.top.unwrap_or(PAGE_SIZE);
@@ -408,22 +520,42 @@ impl Api {
             return Err(ApiError::forbidden("requires the Cloud PKI permission: Read CAs"));
         }
         let q = parse_query(req.query)?;
-        let want = match &q.filter_status {
-            None => None,
-            Some(s) => Some(CaStatus::parse(s).ok_or_else(|| ApiError::bad_request(format!("unknown status {s}")))?),
-        };
+        let o = Options::parse(&q, &CA_COLLECTION)?;
         let cas = self.blocking(access, |p| p.list_cas()).await?;
-        let value: Vec<Value> = cas
-            .iter()
-            .filter(|c| access.sees(&c.role_scope_tag_ids))
-            .filter(|c| want.is_none_or(|w| c.certification_authority_status == w))
-            .take(q.top.unwrap_or(u32::MAX) as usize)
-            .map(entity)
-            .collect::<Result<_, _>>()?;
-        Ok(json_response(
-            StatusCode::OK,
-            &json!({"@odata.context": self.context("deviceManagement/cloudCertificationAuthority"), "value": value}),
-        ))
+        let mut items = Vec::new();
+        for c in cas.iter().filter(|c| access.sees(&c.role_scope_tag_ids)) {
+            let v = entity(c)?;
+            if o.keeps(&v) {
+                items.push(v);
+            }
+        }
+        let (page, total, more) = window(items, &q, &o, None);
+        let mut out =
+            json!({"@odata.context": self.context("deviceManagement/cloudCertificationAuthority"), "value": page});
+        if q.count {
+            out["@odata.count"] = json!(total);
+        }
+        if more {
+            out["@odata.nextLink"] =
+                Value::String(self.next_by_skip(&format!("{BASE}/{CA}"), req.query, &q, page.len()));
+        }
+        Ok(json_response(StatusCode::OK, &out))
+    }
+
+    /// The next page of an offset-paged collection: same options, `$skip` advanced.
+    fn next_by_skip(&self, path: &str, raw: Option<&str>, q: &Query, page_len: usize) -> String {
+        let kept: Vec<&str> = raw
+            .unwrap_or("")
+            .split('&')
+            .filter(|p| !p.is_empty() && !p.starts_with("$skip="))
+            .collect();
+        let mut url = format!("{}{path}?", self.pki.settings().public_url);
+        for p in kept {
+            url.push_str(p);
+            url.push('&');
+        }
+        url.push_str(&format!("$skip={}", q.skip.unwrap_or(0) + page_len));
+        url
     }
 
     async fn create_ca(&self, req: &ApiRequest<'_>, access: &Access) -> Result<Response<Body>, ApiError> {
@@ -533,38 +665,106 @@ impl Api {
     async fn list_leaves(&self, req: &ApiRequest<'_>, access: &Access, id: &str) -> Result<Response<Body>, ApiError> {
         self.visible_ca(access, id, &[P::ReadCas]).await?;
         let q = parse_query(req.query)?;
-        let status = status_filter(&q)?;
-        let limit = q.top.unwrap_or(PAGE_SIZE);
-        let after = q.skiptoken.unwrap_or(0);
-        let ca_id = id.to_owned();
-        let page = self
-            .blocking(access, move |p| {
-                p.list_leaves(&LeafListQuery {
-                    ca_id: Some(ca_id),
-                    status,
-                    after_seq: after,
-                    limit: limit + 1,
+        let o = Options::parse(&q, &LEAF_COLLECTION)?;
+        let context = self.context(&format!("deviceManagement/cloudCertificationAuthority('{id}')/{LEAF}"));
+        if o.orderby.is_some() || q.skip.is_some() || q.count {
+            // Ordering and counting need the whole collection: offset paging.
+            let items = self.all_leaves(access, id, &o).await?;
+            let (page, total, more) = window(items, &q, &o, Some(PAGE_SIZE));
+            let mut out = json!({"@odata.context": context, "value": page});
+            if q.count {
+                out["@odata.count"] = json!(total);
+            }
+            if more {
+                let next = self.next_by_skip(&format!("{BASE}/{CA}/{id}/{LEAF}"), req.query, &q, page.len());
+                out["@odata.nextLink"] = Value::String(next);
+            }
+            return Ok(json_response(StatusCode::OK, &out));
+        }
+        // Keyset paging on issuance order: stable under concurrent inserts.
+        let limit = q.top.unwrap_or(PAGE_SIZE) as usize;
+        let mut after = q.skiptoken.unwrap_or(0);
+        let mut page = Vec::new();
+        let mut more = false;
+        'scan: loop {
+            let ca_id = id.to_owned();
+            let batch = self
+                .blocking(access, move |p| {
+                    p.list_leaves(&LeafListQuery {
+                        ca_id: Some(ca_id),
+                        status: None,
+                        after_seq: after,
+                        limit: 1000,
+                    })
                 })
-            })
-            .await?;
-        let more = page.len() > limit as usize;
-        let page = &page[..page.len().min(limit as usize)];
-        let mut out = json!({
-            "@odata.context": self.context(&format!("deviceManagement/cloudCertificationAuthority('{id}')/{LEAF}")),
-            "value": page.iter().map(|(_, l)| entity(l)).collect::<Result<Vec<_>, _>>()?,
-        });
-        if let (true, Some((seq, _))) = (more, page.last()) {
-            // Keyset paging on issuance order: stable under concurrent inserts.
+                .await?;
+            if batch.is_empty() {
+                break;
+            }
+            for (seq, leaf) in batch {
+                let v = entity(&leaf)?;
+                if !o.keeps(&v) {
+                    after = seq;
+                    continue;
+                }
+                if page.len() == limit {
+                    more = true;
+                    break 'scan;
+                }
+                page.push(o.shape(v));
+                after = seq;
+            }
+        }
+        let mut out = json!({"@odata.context": context, "value": page});
+        if more {
+            let kept: Vec<&str> = req
+                .query
+                .unwrap_or("")
+                .split('&')
+                .filter(|p| !p.is_empty() && !p.starts_with("$skiptoken=") && !p.starts_with("$top="))
+                .collect();
             let mut next = format!(
-                "{}{BASE}/{CA}/{id}/{LEAF}?$top={limit}&$skiptoken={seq}",
+                "{}{BASE}/{CA}/{id}/{LEAF}?$top={limit}&$skiptoken={after}",
                 self.pki.settings().public_url
             );
-            if let Some(s) = &q.filter_status {
-                next.push_str(&format!("&$filter=certificateStatus%20eq%20'{s}'"));
+            for p in kept {
+                next.push('&');
+                next.push_str(p);
             }
             out["@odata.nextLink"] = Value::String(next);
         }
         Ok(json_response(StatusCode::OK, &out))
+    }
+
+    /// Every leaf of a CA that passes the filter, as JSON.
+    async fn all_leaves(&self, access: &Access, id: &str, o: &Options) -> Result<Vec<Value>, ApiError> {
+        let ca_id = id.to_owned();
+        let leaves = self
+            .blocking(access, move |p| {
+                let mut all = Vec::new();
+                let mut after = 0;
+                loop {
+                    let page = p.list_leaves(&LeafListQuery {
+                        ca_id: Some(ca_id.clone()),
+                        status: None,
+                        after_seq: after,
+                        limit: 5000,
+                    })?;
+                    let Some((last, _)) = page.last() else { break };
+                    after = *last;
+                    all.extend(page.into_iter().map(|(_, l)| l));
+                }
+                Ok(all)
+            })
+            .await?;
+        let mut out = Vec::with_capacity(leaves.len());
+        for l in &leaves {
+            let v = entity(l)?;
+            if o.keeps(&v) {
+                out.push(v);
+            }
+        }
+        Ok(out)
     }
 
     async fn get_leaf(&self, access: &Access, ca: Option<&str>, leaf: &str) -> Result<Response<Body>, ApiError> {
@@ -777,15 +977,6 @@ impl Api {
             _ => return Err(ApiError::not_found(format!("no action {action}"))),
         };
         Ok(json_response(StatusCode::OK, &json!({ "value": value })))
-    }
-}
-
-fn status_filter(q: &Query) -> Result<Option<LeafStatus>, ApiError> {
-    match &q.filter_status {
-        None => Ok(None),
-        Some(s) => LeafStatus::parse(s)
-            .map(Some)
-            .ok_or_else(|| ApiError::bad_request(format!("unknown certificateStatus {s}"))),
     }
 }
 

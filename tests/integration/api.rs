@@ -632,3 +632,87 @@ fn a_revocation_through_the_api_reaches_ocsp_and_crl() {
         assert!(revoked_at.elapsed() < Duration::from_secs(1), "not on the CRL: {text}");
     }
 }
+
+#[test]
+fn odata_query_options() {
+    let a = api();
+    let (root_a, issuing_a) = a.hierarchy(&[]);
+    let (_, issuing_b) = a.hierarchy(&[]);
+    a.ok(
+        "POST",
+        &format!("/cloudCertificationAuthority/{issuing_b}/changeCloudCertificationAuthorityStatus"),
+        Some(json!({"certificationAuthorityStatus": "paused"})),
+    );
+    let q = |query: &str| -> Value { a.ok("GET", &format!("/cloudCertificationAuthority?{query}"), None) };
+    let ids = |v: &Value| -> Vec<String> {
+        v["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let paused = q("$filter=certificationAuthorityStatus%20eq%20'paused'");
+    assert_eq!(ids(&paused), [issuing_b.clone()]);
+    let v = q("$filter=certificationAuthorityStatus%20ne%20'paused'%20and%20(cloudCertificationAuthorityType%20eq%20'rootCertificationAuthority'%20or%20cloudCertificationAuthorityType%20eq%20'issuingCertificationAuthority')&$count=true");
+    assert_eq!(v["@odata.count"], 3);
+    let v = q("$orderby=displayName%20desc,validityStartDateTime&$select=displayName,thumbprint&$top=2");
+    let first = &v["value"][0];
+    assert_eq!(first["displayName"], "Root");
+    assert!(first.get("thumbprint").is_some() && first.get("commonName").is_none() && first.get("id").is_some());
+    assert!(v["@odata.nextLink"].as_str().unwrap().contains("$skip=2"));
+    let rest: Value = serde_json::from_slice(
+        &curl(
+            "GET",
+            v["@odata.nextLink"].as_str().unwrap(),
+            None,
+            &[("Authorization", &format!("Bearer {}", a.admin))],
+        )
+        .body,
+    )
+    .unwrap();
+    assert_eq!(rest["value"].as_array().unwrap().len(), 2);
+    assert!(ids(&q("$skip=1&$top=1")).len() == 1);
+    for bad in [
+        "$filter=displayName%20eq%20'x'",
+        "$orderby=thumbprint",
+        "$select=keyPlatform",
+        "$filter=certificationAuthorityStatus%20gt%20'x'",
+        "$search=x",
+    ] {
+        assert_eq!(
+            a.call(&a.admin, "GET", &format!("/cloudCertificationAuthority?{bad}"), None)
+                .status,
+            400,
+            "{bad}"
+        );
+    }
+    let _ = root_a;
+    // Leaves: status filter, count, order.
+    for name in ["l1", "l2", "l3"] {
+        a.ok(
+            "POST",
+            &format!("/cloudCertificationAuthority/{issuing_a}/issueLeafCertificate"),
+            Some(json!({"certificateSigningRequest": a.csr(name)})),
+        );
+    }
+    let leaves = a.ok("GET", &format!("/cloudCertificationAuthority/{issuing_a}/cloudCertificationAuthorityLeafCertificate?$orderby=subjectName%20desc"), None);
+    let names: Vec<&str> = leaves["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["subjectName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["CN=l3", "CN=l2", "CN=l1"]);
+    let first_id = leaves["value"][2]["id"].as_str().unwrap().to_owned();
+    a.ok(
+        "POST",
+        &format!("/cloudCertificationAuthority/{issuing_a}/revokeLeafCertificate"),
+        Some(json!({"leafCertificateId": first_id})),
+    );
+    let active = a.ok("GET", &format!("/cloudCertificationAuthority/{issuing_a}/cloudCertificationAuthorityLeafCertificate?$filter=certificateStatus%20eq%20'active'&$select=serialNumber"), None);
+    assert_eq!(active["value"].as_array().unwrap().len(), 2);
+    assert!(active["value"][0].get("deviceName").is_none());
+    let count = a.call(&a.admin, "GET", &format!("/cloudCertificationAuthority/{issuing_a}/cloudCertificationAuthorityLeafCertificate/$count?$filter=certificateStatus%20eq%20'revoked'"), None);
+    assert_eq!(String::from_utf8(count.body).unwrap(), "1");
+}
