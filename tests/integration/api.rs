@@ -653,7 +653,7 @@ fn odata_query_options() {
             .collect()
     };
     let paused = q("$filter=certificationAuthorityStatus%20eq%20'paused'");
-    assert_eq!(ids(&paused), [issuing_b.clone()]);
+    assert_eq!(ids(&paused), vec![issuing_b.clone()]);
     let v = q("$filter=certificationAuthorityStatus%20ne%20'paused'%20and%20(cloudCertificationAuthorityType%20eq%20'rootCertificationAuthority'%20or%20cloudCertificationAuthorityType%20eq%20'issuingCertificationAuthority')&$count=true");
     assert_eq!(v["@odata.count"], 3);
     let v = q("$orderby=displayName%20desc,validityStartDateTime&$select=displayName,thumbprint&$top=2");
