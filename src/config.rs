@@ -128,7 +128,24 @@ pub fn open_with_clock(opts: &OpenOptions, clock: Arc<dyn Clock>) -> Result<Pki,
     let store = Arc::new(SqliteStore::open(&opts.data_dir.join("cloudpki.db"))?);
     let requested = opts.public_url.as_deref().map(normalize_url).transpose()?;
 
-    let mut tx = store.begin(TxMode::Write)?;
+    // Most opens change nothing: look first without the write lock.
+    let initialised = {
+        let mut tx = store.begin(TxMode::Read)?;
+        tx.meta(META_KEK_CHECK)?.is_some()
+            && tx.meta(META_PUBLIC_URL)?.is_some()
+            && requested
+                .as_deref()
+                .is_none_or(|r| tx.meta(META_PUBLIC_URL).ok().flatten().as_deref() == Some(r))
+            && opts.ocsp_signing.is_none_or(|o| {
+                tx.meta(META_OCSP_SIGNER)
+                    .ok()
+                    .flatten()
+                    .as_deref()
+                    .and_then(OcspSigning::parse)
+                    == Some(o)
+            })
+    };
+    let mut tx = store.begin(if initialised { TxMode::Read } else { TxMode::Write })?;
     let kek_check = tx.meta(META_KEK_CHECK)?;
     let kek_path = opts.data_dir.join("kek");
     let kek = if let Some(text) = &opts.kek_base64 {
