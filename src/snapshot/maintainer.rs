@@ -101,13 +101,13 @@ fn etag_of(body: &[u8]) -> Arc<str> {
     format!("\"{}\"", crate::x509::hex_upper(tail)).into()
 }
 
-fn cert_state(status: Status, ocsp: &crate::store::Presigned, validity: time::Duration) -> CertState {
+fn cert_state(status: Status, ocsp: crate::store::Presigned, validity: time::Duration) -> CertState {
     CertState {
         status,
         this_update: ocsp.this_update,
         next_update: ocsp.this_update + validity.whole_seconds(),
-        sha1: Bytes::from(ocsp.sha1.clone()),
-        sha256: Bytes::from(ocsp.sha256.clone()),
+        sha1: Bytes::from(ocsp.sha1),
+        sha256: Bytes::from(ocsp.sha256),
     }
 }
 
@@ -210,7 +210,7 @@ impl Maintainer {
         }
         if let Some(ocsp) = &row.ocsp {
             let validity = self.pki.settings().timings.ocsp_validity;
-            self.upsert_cert(&row.ca_id, &serial, cert_state(status, ocsp, validity));
+            self.upsert_cert(&row.ca_id, &serial, cert_state(status, ocsp.clone(), validity));
         }
         Ok(())
     }
@@ -237,7 +237,7 @@ impl Maintainer {
                 None => Status::Good,
             };
             let validity = self.pki.settings().timings.ocsp_validity;
-            self.upsert_cert(parent, &serial, cert_state(status, ocsp, validity));
+            self.upsert_cert(parent, &serial, cert_state(status, ocsp.clone(), validity));
         }
         Ok(())
     }
@@ -294,7 +294,7 @@ impl Maintainer {
                 let page = store.begin(TxMode::Read)?.leaf_status_page(&row.id, after, 20_000)?;
                 let Some(last) = page.last() else { break };
                 after = last.seq;
-                self.load_page(&row.id, &page)?;
+                self.load_page(&row.id, page)?;
             }
             // Revoked children, deleted or not, stay on this CA's CRL and OCSP.
             for child in store.begin(TxMode::Read)?.revoked_children(&row.id)? {
@@ -321,21 +321,23 @@ impl Maintainer {
     }
 
     /// Bulk insert of one page of a CA's leaves (one CaState clone per page).
-    fn load_page(&mut self, ca_id: &str, page: &[LeafStatusRow]) -> Result<()> {
+    fn load_page(&mut self, ca_id: &str, page: Vec<LeafStatusRow>) -> Result<()> {
         let validity = self.pki.settings().timings.ocsp_validity;
-        let Some(ca) = self.snapshot.cas.get(ca_id) else {
+        // Take the CA state out so its map is uniquely owned: inserts then
+        // happen in place instead of copying the shared tree page after page.
+        let Some(ca) = self.snapshot.cas.remove(ca_id) else {
             return Ok(());
         };
-        let mut ca = CaState::clone(ca);
+        let mut ca = Arc::try_unwrap(ca).unwrap_or_else(|shared| CaState::clone(&shared));
         let crl = self.crls.entry(ca_id.to_owned()).or_default();
         for row in page {
             let serial = hex_bytes(&row.serial)?;
             if let Some(at) = row.revoked_at {
                 crl.add(&serial, at, row.revocation_reason.unwrap_or(0))?;
             }
-            if let (Some(ocsp), Some(key)) = (&row.ocsp, SerialKey::new(&serial)) {
-                ca.certs
-                    .insert(key, Arc::new(cert_state(leaf_status(row)?, ocsp, validity)));
+            let status = leaf_status(&row)?;
+            if let (Some(ocsp), Some(key)) = (row.ocsp, SerialKey::new(&serial)) {
+                ca.certs.insert(key, Arc::new(cert_state(status, ocsp, validity)));
             }
         }
         self.snapshot.cas.insert(ca.id.clone(), Arc::new(ca));
