@@ -74,6 +74,9 @@ impl OcspSigning {
     }
 }
 
+/// CRL numbers reserved per disk write.
+const CRL_NUMBER_BLOCK: i64 = 1000;
+
 /// A delegated OCSP certificate lives this long (capped at its CA's end)...
 const DELEGATE_VALIDITY: Duration = Duration::days(30);
 /// ...and is replaced when less than this remains: answers it signed (valid
@@ -189,6 +192,8 @@ pub struct Pki {
     settings: Settings,
     /// Unsealed CA keys, so a burst of issuance does not unseal per request.
     signers: Mutex<HashMap<String, Arc<SoftwareKey>>>,
+    /// Reserved CRL numbers per CA: (next, last reserved).
+    crl_numbers: Mutex<HashMap<String, (i64, i64)>>,
     /// Delegated OCSP responders, by CA id.
     delegates: Mutex<HashMap<String, Arc<OcspResponder>>>,
     /// Called after every commit (the responder's snapshot follower wakes on it).
@@ -219,7 +224,20 @@ fn corrupt(e: impl std::fmt::Display) -> PkiError {
 }
 
 fn parse_oid(s: &str) -> Result<ObjectIdentifier> {
-    ObjectIdentifier::new(s.trim()).map_err(|_| PkiError::Invalid(format!("{s:?} is not an object identifier")))
+    let s = s.trim();
+    let invalid = || PkiError::Invalid(format!("{s:?} is not an object identifier"));
+    // const-oid 0.9 accepts arcs it cannot encode (>= 2^28) and then panics or
+    // rewrites them: bound every arc first, then insist on a lossless round trip.
+    if s.split('.')
+        .any(|arc| arc.parse::<u32>().map_or(true, |a| a >= 1 << 28))
+    {
+        return Err(invalid());
+    }
+    let oid = ObjectIdentifier::new(s).map_err(|_| invalid())?;
+    if ObjectIdentifier::from_bytes(oid.as_bytes()).is_err() || oid.to_string() != s {
+        return Err(invalid());
+    }
+    Ok(oid)
 }
 
 fn add_years(t: OffsetDateTime, years: u32) -> Result<OffsetDateTime> {
@@ -295,6 +313,7 @@ impl Pki {
             settings,
             signers: Mutex::new(HashMap::new()),
             delegates: Mutex::new(HashMap::new()),
+            crl_numbers: Mutex::new(HashMap::new()),
             on_commit: Mutex::new(None),
         }
     }
@@ -1548,16 +1567,38 @@ impl Pki {
         Ok(fresh)
     }
 
-    /// Signs and stores a new CRL of `ca_id` listing `entries`. The CRL
-    /// number is bumped in the same transaction, so it never repeats or goes
-    /// back, across restarts and processes.
-    pub fn publish_crl(&self, ca_id: &str, entries: &crl::CrlEntries) -> Result<CrlRow> {
-        let now = self.clock.now();
+    /// Hands out the next CRL number of a CA. Numbers are reserved durably
+    /// in blocks, so signing a CRL waits for no disk write; a restart skips
+    /// the rest of a block (RFC 5280 requires increasing numbers, not
+    /// consecutive ones).
+    fn next_crl_number(&self, ca_id: &str) -> Result<i64> {
+        let mut blocks = self.crl_numbers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((next, high)) = blocks.get_mut(ca_id) {
+            if *next <= *high {
+                *next += 1;
+                return Ok(*next - 1);
+            }
+        }
         let mut tx = self.store.begin(TxMode::Write)?;
-        let ca = self.load_ca(tx.as_mut(), ca_id, now)?;
-        let key = self.signer(tx.as_mut(), &ca)?;
+        let high = tx.reserve_crl_numbers(ca_id, CRL_NUMBER_BLOCK)?;
+        tx.commit()?;
+        let first = high - CRL_NUMBER_BLOCK + 1;
+        blocks.insert(ca_id.to_owned(), (first + 1, high));
+        Ok(first)
+    }
+
+    /// Signs a new CRL of `ca_id` listing `entries`, without storing it: the
+    /// caller serves it at once and stores it with [`Pki::store_crl`].
+    pub fn sign_crl(&self, ca_id: &str, entries: &crl::CrlEntries) -> Result<CrlRow> {
+        let now = self.clock.now();
+        let (ca, key) = {
+            let mut tx = self.store.begin(TxMode::Read)?;
+            let ca = self.load_ca(tx.as_mut(), ca_id, now)?;
+            let key = self.signer(tx.as_mut(), &ca)?;
+            (ca, key)
+        };
         let cert = ca.cert()?;
-        let number = tx.next_crl_number(ca_id)?;
+        let number = self.next_crl_number(ca_id)?;
         let next_update = now + self.settings.timings.crl_validity;
         let dp = self.settings.crl_url(ca_id, ca.entity.version_number);
         let der = crl::sign_crl(
@@ -1573,16 +1614,28 @@ impl Pki {
             entries,
             key.as_ref(),
         )?;
-        let row = CrlRow {
+        Ok(CrlRow {
             ca_id: ca_id.to_owned(),
             number,
             this_update: ts(now),
             next_update: ts(next_update),
             der,
-        };
-        tx.put_crl(&row)?;
-        tx.append_change(ts(now), ChangeKind::CrlPublished, ca_id, None)?;
-        self.commit(tx)?;
+        })
+    }
+
+    /// Stores a signed CRL (for other responders and restarts) and logs the change.
+    pub fn store_crl(&self, row: &CrlRow) -> Result<()> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin(TxMode::Write)?;
+        tx.put_crl(row)?;
+        tx.append_change(ts(now), ChangeKind::CrlPublished, &row.ca_id, None)?;
+        self.commit(tx)
+    }
+
+    /// Signs and stores a CRL in one call.
+    pub fn publish_crl(&self, ca_id: &str, entries: &crl::CrlEntries) -> Result<CrlRow> {
+        let row = self.sign_crl(ca_id, entries)?;
+        self.store_crl(&row)?;
         Ok(row)
     }
 
@@ -1709,6 +1762,22 @@ mod tests {
             ekus: vec![],
             role_scope_tag_ids: vec![],
         }
+    }
+
+    #[test]
+    fn oids_beyond_what_the_encoder_handles_are_refused() {
+        for bad in [
+            "1.3.6.1.4.1.4294967295",
+            "1.3.6.1.4.1.268435456",
+            "1.3.6.1.4.1.300000000",
+            "1.3",
+            "x",
+            "1..2",
+            "",
+        ] {
+            assert!(parse_oid(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_oid(" 1.3.6.1.5.5.7.3.2 ").unwrap(), oids::KP_CLIENT_AUTH);
     }
 
     #[test]

@@ -89,6 +89,32 @@ pub struct Maintainer {
     /// How often to look for changes made by other processes.
     pub poll: Duration,
     last_refresh: Instant,
+    storer: Option<std::sync::mpsc::Sender<crate::store::CrlRow>>,
+}
+
+/// Stores CRLs in the background; of several waiting for one CA, only the newest.
+fn spawn_storer(pki: Arc<Pki>) -> std::sync::mpsc::Sender<crate::store::CrlRow> {
+    let (tx, rx) = std::sync::mpsc::channel::<crate::store::CrlRow>();
+    let spawned = std::thread::Builder::new().name("crl-store".into()).spawn(move || {
+        while let Ok(first) = rx.recv() {
+            let mut latest: HashMap<String, crate::store::CrlRow> = HashMap::new();
+            for row in std::iter::once(first).chain(rx.try_iter()) {
+                let newer = latest.get(&row.ca_id).is_none_or(|r| r.number < row.number);
+                if newer {
+                    latest.insert(row.ca_id.clone(), row);
+                }
+            }
+            for row in latest.into_values() {
+                if let Err(e) = pki.store_crl(&row) {
+                    tracing::error!(ca = %row.ca_id, error = %e, "storing a CRL failed");
+                }
+            }
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the CRL storer thread; storing inline");
+    }
+    tx
 }
 
 fn ts(t: OffsetDateTime) -> i64 {
@@ -133,6 +159,7 @@ impl Maintainer {
             snapshot: Snapshot::empty(),
             poll: Duration::from_millis(100),
             // Refresh on the first round: answers missing or stale since the last run.
+            storer: None,
             last_refresh: Instant::now()
                 .checked_sub(Duration::from_secs(3600))
                 .unwrap_or_else(Instant::now),
@@ -308,7 +335,8 @@ impl Maintainer {
         // Every CA gets a fresh CRL at start: entries may have changed while
         // no server ran (CLI revocations), and numbers only move forward.
         self.dirty = self.snapshot.cas.keys().map(|k| k.to_string()).collect();
-        self.publish_crls();
+        let signed = self.publish_crls();
+        self.store_crls(signed);
         self.snapshot.ready = true;
         self.swap(started);
         tracing::info!(
@@ -392,6 +420,11 @@ impl Maintainer {
             return Ok(());
         };
         let current = ca.crl.as_ref().map_or(0, |c| c.number);
+        // Usually our own publication: compare numbers before reading the bytes.
+        let stored = self.pki.store().begin(TxMode::Read)?.crl_number(ca_id)?;
+        if stored.is_none_or(|n| n <= current) {
+            return Ok(());
+        }
         let Some(row) = self.pki.store().begin(TxMode::Read)?.crl(ca_id)? else {
             return Ok(());
         };
@@ -426,28 +459,46 @@ impl Maintainer {
         self.snapshot.cas.insert(ca.id.clone(), Arc::new(ca));
     }
 
-    /// Signs a new CRL for every dirty CA.
-    fn publish_crls(&mut self) -> usize {
+    /// Signs a new CRL for every dirty CA and serves it; returns the CRLs
+    /// still to be stored (after the swap, off the visibility path).
+    fn publish_crls(&mut self) -> Vec<crate::store::CrlRow> {
         let dirty: Vec<String> = self.dirty.drain().collect();
-        let mut n = 0;
+        let mut signed = Vec::new();
         for ca_id in dirty {
             if !self.snapshot.cas.contains_key(ca_id.as_str()) {
                 continue;
             }
             let state = self.crls.entry(ca_id.clone()).or_default();
             let started = Instant::now();
-            match self.pki.publish_crl(&ca_id, &state.entries) {
+            match self.pki.sign_crl(&ca_id, &state.entries) {
                 Ok(row) => {
                     let entries = state.entries.len();
                     self.metrics.signatures.with_label_values(&["crl"]).inc();
                     self.metrics.crl_build_seconds.observe(started.elapsed().as_secs_f64());
-                    self.set_crl(&ca_id, row, entries);
-                    n += 1;
+                    self.set_crl(&ca_id, row.clone(), entries);
+                    signed.push(row);
                 }
                 Err(e) => tracing::error!(ca = %ca_id, error = %e, "CRL publication failed"),
             }
         }
-        n
+        signed
+    }
+
+    /// Hands signed CRLs to the storer thread, so the next round of changes
+    /// is not held up by this write's fsync.
+    fn store_crls(&mut self, rows: Vec<crate::store::CrlRow>) {
+        if rows.is_empty() {
+            return;
+        }
+        let sender = self.storer.get_or_insert_with(|| spawn_storer(self.pki.clone()));
+        for row in rows {
+            if let Err(unsent) = sender.send(row) {
+                // The storer is gone (it only exits when we drop the sender): store here.
+                if let Err(e) = self.pki.store_crl(&unsent.0) {
+                    tracing::error!(ca = %unsent.0.ca_id, error = %e, "storing a CRL failed");
+                }
+            }
+        }
     }
 
     /// CAs whose CRL is due for its periodic re-publication.
@@ -480,10 +531,10 @@ impl Maintainer {
         self.mark_stale_crls();
         if !self.dirty.is_empty() {
             let started = Instant::now();
-            if self.publish_crls() > 0 {
-                // Our own CrlPublished changes are already reflected.
-                let _ = self.follow();
+            let signed = self.publish_crls();
+            if !signed.is_empty() {
                 self.swap(started);
+                self.store_crls(signed);
             }
         }
         if self.last_refresh.elapsed() >= Duration::from_secs(60) {

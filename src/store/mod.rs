@@ -252,8 +252,11 @@ pub trait Tx {
     /// row stays as a tombstone so the parent's CRL keeps listing it.
     fn delete_ca(&mut self, id: &str, at: i64) -> Result<()>;
     fn sealed_key(&mut self, id: &str) -> Result<Option<Vec<u8>>>;
-    /// Bumps and returns the CA's CRL number (monotonic across restarts).
-    fn next_crl_number(&mut self, id: &str) -> Result<i64>;
+    /// Reserves `count` CRL numbers for a CA; returns the highest reserved
+    /// (numbers only grow, across restarts and processes).
+    fn reserve_crl_numbers(&mut self, id: &str, count: i64) -> Result<i64>;
+    /// The number of the stored CRL, without its bytes.
+    fn crl_number(&mut self, ca_id: &str) -> Result<Option<i64>>;
 
     fn insert_leaf(&mut self, row: &LeafRow) -> Result<i64>;
     fn leaf(&mut self, id: &str) -> Result<Option<LeafRow>>;

@@ -137,7 +137,13 @@ fn busy_retry(attempt: i32) -> bool {
 }
 
 pub struct SqliteStore {
+    /// The one connection that writes (SQLite admits one writer anyway).
     conn: Mutex<Connection>,
+    /// Idle read connections: in WAL mode readers never wait for the writer,
+    /// so the responder's snapshot follower is not held up by an fsync.
+    readers: Mutex<Vec<Connection>>,
+    /// None for an in-memory database, which cannot be shared by connections.
+    path: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -150,15 +156,25 @@ impl SqliteStore {
     /// Opens (creating if needed) the database file and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Self> {
         let conn = Connection::open(path)?;
-        Self::setup(conn)
+        Self::setup(conn, Some(path.to_path_buf()))
     }
 
     /// A private in-memory database, for tests.
     pub fn in_memory() -> Result<Self> {
-        Self::setup(Connection::open_in_memory()?)
+        Self::setup(Connection::open_in_memory()?, None)
     }
 
-    fn setup(conn: Connection) -> Result<Self> {
+    fn reader(&self, path: &Path) -> Result<Connection> {
+        if let Some(c) = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop() {
+            return Ok(c);
+        }
+        let c = Connection::open(path)?;
+        c.busy_handler(Some(busy_retry))?;
+        c.pragma_update(None, "foreign_keys", "ON")?;
+        Ok(c)
+    }
+
+    fn setup(conn: Connection, path: Option<std::path::PathBuf>) -> Result<Self> {
         // Short, even retries instead of SQLite's default back-off (which
         // sleeps up to 100 ms per retry and lets some writers starve).
         conn.busy_handler(Some(busy_retry))?;
@@ -167,7 +183,11 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        let store = SqliteStore { conn: Mutex::new(conn) };
+        let store = SqliteStore {
+            conn: Mutex::new(conn),
+            readers: Mutex::new(Vec::new()),
+            path,
+        };
         store.migrate()?;
         Ok(store)
     }
@@ -214,7 +234,10 @@ impl SqliteStore {
 
 impl Store for SqliteStore {
     fn begin(&self, mode: TxMode) -> Result<Box<dyn Tx + '_>> {
-        let conn = self.lock()?;
+        let conn = match (mode, &self.path) {
+            (TxMode::Read, Some(path)) => ConnRef::Pooled(Some(self.reader(path)?), &self.readers),
+            _ => ConnRef::Locked(self.lock()?),
+        };
         // IMMEDIATE takes the write lock up front, so a read-check-write
         // sequence inside the transaction cannot be interleaved by another
         // process and no deadlock-upgrade failure can happen mid-way.
@@ -226,8 +249,38 @@ impl Store for SqliteStore {
     }
 }
 
+/// The connection a transaction runs on: the writer (locked) or a pooled reader.
+enum ConnRef<'a> {
+    Locked(MutexGuard<'a, Connection>),
+    Pooled(Option<Connection>, &'a Mutex<Vec<Connection>>),
+}
+
+impl std::ops::Deref for ConnRef<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        match self {
+            ConnRef::Locked(g) => g,
+            // Some until drop: the connection leaves only in Drop.
+            ConnRef::Pooled(c, _) => c
+                .as_ref()
+                .unwrap_or_else(|| unreachable!("pooled connection taken before drop")),
+        }
+    }
+}
+
+impl Drop for ConnRef<'_> {
+    fn drop(&mut self) {
+        if let ConnRef::Pooled(c, pool) = self {
+            if let Some(c) = c.take() {
+                pool.lock().unwrap_or_else(|p| p.into_inner()).push(c);
+            }
+        }
+    }
+}
+
 struct SqliteTx<'a> {
-    conn: MutexGuard<'a, Connection>,
+    conn: ConnRef<'a>,
     open: bool,
 }
 
@@ -487,12 +540,19 @@ impl Tx for SqliteTx<'_> {
             .flatten())
     }
 
-    fn next_crl_number(&mut self, id: &str) -> Result<i64> {
+    fn reserve_crl_numbers(&mut self, id: &str, count: i64) -> Result<i64> {
         Ok(self.conn.query_row(
-            "UPDATE cas SET crl_number = crl_number + 1 WHERE id = ? RETURNING crl_number",
-            [id],
+            "UPDATE cas SET crl_number = crl_number + ? WHERE id = ? RETURNING crl_number",
+            params![count, id],
             |r| r.get(0),
         )?)
+    }
+
+    fn crl_number(&mut self, ca_id: &str) -> Result<Option<i64>> {
+        Ok(self
+            .conn
+            .query_row("SELECT crl_number FROM crls WHERE ca_id = ?", [ca_id], |r| r.get(0))
+            .optional()?)
     }
 
     fn insert_leaf(&mut self, row: &LeafRow) -> Result<i64> {
@@ -905,8 +965,8 @@ mod tests {
         // The tombstone still feeds the root's CRL, and its name is free again.
         assert_eq!(tx.revoked_children("r").unwrap().len(), 1);
         tx.insert_ca(&ca("j", "Issuing", Some("r")), None).unwrap();
-        assert_eq!(tx.next_crl_number("r").unwrap(), 1);
-        assert_eq!(tx.next_crl_number("r").unwrap(), 2);
+        assert_eq!(tx.reserve_crl_numbers("r", 1).unwrap(), 1);
+        assert_eq!(tx.reserve_crl_numbers("r", 1000).unwrap(), 1001);
     }
 
     #[test]

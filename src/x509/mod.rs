@@ -73,13 +73,18 @@ pub fn normalize_serial(input: &str) -> Option<String> {
         cleaned
     };
     // Strip redundant leading zero bytes, keeping one where the next byte's
-    // high bit is set (that 00 is part of the DER encoding).
+    // high bit is set (that 00 is part of the DER encoding)...
     while s.len() >= 4 && s.starts_with("00") {
         let next = u8::from_str_radix(&s[2..4], 16).ok()?;
         if next >= 0x80 {
             break;
         }
         s.drain(..2);
+    }
+    // ...and add it when the user left it out: serials are positive, so
+    // `E41047` and `00E41047` name the same certificate.
+    if u8::from_str_radix(&s[..2], 16).ok()? >= 0x80 {
+        s.insert_str(0, "00");
     }
     Some(s)
 }
@@ -91,7 +96,7 @@ mod tests {
     #[test]
     fn serials_normalize() {
         assert_eq!(normalize_serial("00e41047").as_deref(), Some("00E41047"));
-        assert_eq!(normalize_serial("E41047").as_deref(), Some("E41047"));
+        assert_eq!(normalize_serial("E41047").as_deref(), Some("00E41047"));
         assert_eq!(normalize_serial("0041AB").as_deref(), Some("41AB"));
         assert_eq!(normalize_serial("41:ab").as_deref(), Some("41AB"));
         assert_eq!(normalize_serial("1ab").as_deref(), Some("01AB"));

@@ -213,6 +213,14 @@ fn requests_and_parameters_are_checked() {
         "11",
     ]);
     assert!(err.contains("cannot outlive its root"), "{err}");
+    // OIDs the encoder cannot represent: a clear refusal, never a panic (found by fuzzing).
+    for eku in ["1.3.6.1.4.1.4294967295", "1.3.6.1.4.1.268435456"] {
+        let err = env.fails(&["ca", "create", "--type", "root", "--common-name", "R4", "--eku", eku]);
+        assert!(
+            err.contains("is not an object identifier") && !err.contains("panicked"),
+            "{err}"
+        );
+    }
     // Country must be two letters.
     assert!(env
         .fails(&[

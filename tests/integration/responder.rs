@@ -850,3 +850,110 @@ fn delegated_ocsp_signing_certificates() {
         pkilint("ocsp", &[resp]);
     }
 }
+
+/// The 10 ms target at scale (release build, ~2 minutes):
+/// `cargo test --release --test integration visibility_at_100k -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn visibility_at_100k_certificates() {
+    let env = Env::new();
+    let server = env.server();
+    let root = id(&env.create_ca(&["--type", "root", "--common-name", "Scale Root", "--key-size", "eCP256"]));
+    let issuing = id(&env.create_ca(&[
+        "--type",
+        "issuing",
+        "--issuer",
+        &root,
+        "--common-name",
+        "Scale Issuing",
+        "--key-size",
+        "eCP256",
+    ]));
+    let csr = env.openssl_csr("scale", &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"], "/CN=scale");
+    env.json(&[
+        "cert",
+        "issue-bulk",
+        "--ca",
+        &issuing,
+        "--csr",
+        csr.to_str().unwrap(),
+        "--count",
+        "100000",
+        "--batch",
+        "5000",
+    ]);
+    let pki = server.handles.pki.clone();
+    let published = server.handles.published.clone();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while published.load().cas.get(issuing.as_str()).map_or(0, |c| c.certs.len()) < 100_000 {
+        assert!(Instant::now() < deadline, "issuance never reached the snapshot");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Revoke 20 % first so the CRL is realistic (20k entries), then measure 300.
+    let leaves = pki
+        .list_leaves(&cloudpki::domain::LeafListQuery {
+            ca_id: Some(issuing.clone()),
+            status: None,
+            after_seq: 0,
+            limit: 20_300,
+        })
+        .unwrap();
+    let ids: Vec<String> = leaves[..20_000].iter().map(|(_, l)| l.id.clone()).collect();
+    for chunk in ids.chunks(1000) {
+        pki.revoke_leaves(chunk, cloudpki::domain::RevocationReason::Superseded)
+            .unwrap();
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let mut ocsp = Vec::new();
+    let mut crl = Vec::new();
+    for (_, leaf) in &leaves[20_000..] {
+        let serial = cloudpki::domain::engine::hex_bytes(&leaf.serial_number).unwrap();
+        let key = cloudpki::snapshot::SerialKey::new(&serial).unwrap();
+        let before = published
+            .load()
+            .cas
+            .get(issuing.as_str())
+            .unwrap()
+            .crl
+            .as_ref()
+            .unwrap()
+            .entries;
+        pki.revoke_leaf(&leaf.id, None, cloudpki::domain::RevocationReason::KeyCompromise)
+            .unwrap();
+        let t = Instant::now();
+        let mut seen = None;
+        loop {
+            let snap = published.load();
+            let ca = snap.cas.get(issuing.as_str()).unwrap();
+            if seen.is_none()
+                && matches!(
+                    ca.certs.get(&key).unwrap().status,
+                    cloudpki::x509::ocsp::Status::Revoked { .. }
+                )
+            {
+                seen = Some(t.elapsed());
+            }
+            if seen.is_some() && ca.crl.as_ref().unwrap().entries > before {
+                crl.push(t.elapsed());
+                break;
+            }
+            std::thread::yield_now();
+        }
+        ocsp.push(seen.unwrap());
+    }
+    ocsp.sort();
+    crl.sort();
+    let q = |v: &[Duration], q: f64| v[((v.len() as f64 * q).ceil() as usize).saturating_sub(1)];
+    println!(
+        "100k certificates, 20k-entry CRL, {} revocations: OCSP p50 {:?} p99 {:?} max {:?}; CRL p50 {:?} p99 {:?} max {:?}",
+        ocsp.len(),
+        q(&ocsp, 0.5),
+        q(&ocsp, 0.99),
+        ocsp.last().unwrap(),
+        q(&crl, 0.5),
+        q(&crl, 0.99),
+        crl.last().unwrap()
+    );
+    assert!(q(&ocsp, 0.99) < Duration::from_millis(10));
+    assert!(q(&crl, 0.99) < Duration::from_millis(10));
+}
