@@ -124,6 +124,16 @@ pub fn open(opts: &OpenOptions) -> Result<Pki, ConfigError> {
 }
 
 pub fn open_with_clock(opts: &OpenOptions, clock: Arc<dyn Clock>) -> Result<Pki, ConfigError> {
+    // aws-lc seeds its entropy source on first use (~45 ms of jitter
+    // sampling): do it now, not inside the first write transaction, where it
+    // would hold the database's write lock against every other process.
+    {
+        use aws_lc_rs::rand::SecureRandom;
+        let mut warm = [0u8; 16];
+        aws_lc_rs::rand::SystemRandom::new()
+            .fill(&mut warm)
+            .map_err(|_| ConfigError::Secret(SecretError::Rng))?;
+    }
     create_dir(&opts.data_dir)?;
     let store = Arc::new(SqliteStore::open(&opts.data_dir.join("cloudpki.db"))?);
     let requested = opts.public_url.as_deref().map(normalize_url).transpose()?;
