@@ -739,24 +739,7 @@ impl Api {
     /// Every leaf of a CA that passes the filter, as JSON.
     async fn all_leaves(&self, access: &Access, id: &str, o: &Options) -> Result<Vec<Value>, ApiError> {
         let ca_id = id.to_owned();
-        let leaves = self
-            .blocking(access, move |p| {
-                let mut all = Vec::new();
-                let mut after = 0;
-                loop {
-                    let page = p.list_leaves(&LeafListQuery {
-                        ca_id: Some(ca_id.clone()),
-                        status: None,
-                        after_seq: after,
-                        limit: 5000,
-                    })?;
-                    let Some((last, _)) = page.last() else { break };
-                    after = *last;
-                    all.extend(page.into_iter().map(|(_, l)| l));
-                }
-                Ok(all)
-            })
-            .await?;
+        let leaves = self.blocking(access, move |p| p.all_leaves(&ca_id)).await?;
         let mut out = Vec::with_capacity(leaves.len());
         for l in &leaves {
             let v = entity(l)?;
@@ -910,24 +893,7 @@ impl Api {
             }
             "getAllCloudCertificationAuthorityLeafCertificates" => {
                 self.visible_ca(access, id, &[P::ReadCas]).await?;
-                let leaves = self
-                    .blocking(access, move |p| {
-                        let mut all = Vec::new();
-                        let mut after = 0;
-                        loop {
-                            let page = p.list_leaves(&LeafListQuery {
-                                ca_id: Some(ca_id.clone()),
-                                status: None,
-                                after_seq: after,
-                                limit: 1000,
-                            })?;
-                            let Some((last, _)) = page.last() else { break };
-                            after = *last;
-                            all.extend(page.into_iter().map(|(_, l)| l));
-                        }
-                        Ok(all)
-                    })
-                    .await?;
+                let leaves = self.blocking(access, move |p| p.all_leaves(&ca_id)).await?;
                 return Ok(json_response(StatusCode::OK, &json!({ "value": leaves })));
             }
             "issueLeafCertificate" => {
