@@ -306,7 +306,7 @@ impl Responder {
                 self.outcome(outcome);
                 if get {
                     let doc = Document {
-                        etag: etag(&body),
+                        etag: snapshot::etag_of(&body),
                         body,
                         this_update: state.this_update,
                         next_update: state.next_update,
@@ -416,11 +416,6 @@ impl Responder {
             None => self.error(ErrorAnswer::MalformedRequest, Outcome::Malformed),
         }
     }
-}
-
-fn etag(body: &[u8]) -> Arc<str> {
-    let tail = &body[body.len().saturating_sub(8)..];
-    format!("\"{}\"", crate::x509::hex_upper(tail)).into()
 }
 
 #[cfg(test)]

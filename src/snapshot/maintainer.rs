@@ -121,12 +121,6 @@ fn ts(t: OffsetDateTime) -> i64 {
     t.unix_timestamp()
 }
 
-fn etag_of(body: &[u8]) -> Arc<str> {
-    // The signature ends every signed structure: its last bytes identify the body.
-    let tail = &body[body.len().saturating_sub(8)..];
-    format!("\"{}\"", crate::x509::hex_upper(tail)).into()
-}
-
 fn cert_state(status: Status, ocsp: crate::store::Presigned, validity: time::Duration) -> CertState {
     CertState {
         status,
@@ -448,7 +442,7 @@ impl Maintainer {
         self.metrics.crl_entries.with_label_values(&[ca_id]).set(entries as i64);
         ca.crl = Some(Arc::new(CrlDocument {
             doc: Document {
-                etag: etag_of(&row.der),
+                etag: super::etag_of(&row.der),
                 body: Bytes::from(row.der),
                 this_update: row.this_update,
                 next_update: row.next_update,

@@ -64,6 +64,13 @@ pub struct CertState {
     pub sha256: Bytes,
 }
 
+/// The ETag of a signed document. The signature ends every signed
+/// structure, so its last bytes identify the body.
+pub fn etag_of(body: &[u8]) -> Arc<str> {
+    let tail = &body[body.len().saturating_sub(8)..];
+    format!("\"{}\"", crate::x509::hex_upper(tail)).into()
+}
+
 /// A published document with its HTTP validators.
 #[derive(Debug, Clone)]
 pub struct Document {
