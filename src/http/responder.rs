@@ -246,25 +246,25 @@ pub fn decode_get_path(raw: &str) -> Option<Vec<u8>> {
     if raw.is_empty() || raw.len() > 4096 {
         return None;
     }
-    let decoded = percent_encoding::percent_decode_str(raw).decode_utf8().ok()?;
-    let mut b64: String = decoded
-        .chars()
-        .filter(|c| !c.is_ascii_whitespace() || *c == ' ')
-        .map(|c| match c {
-            ' ' => '+',
-            '-' => '+',
-            '_' => '/',
-            c => c,
-        })
-        .filter(|c| *c != '=')
-        .collect();
+    let decoded: std::borrow::Cow<'_, [u8]> = percent_encoding::percent_decode(raw.as_bytes()).into();
+    // One pass over bytes: undo `+`-as-space and the URL-safe alphabet, drop
+    // padding and line breaks (padding is re-added below).
+    let mut b64 = Vec::with_capacity(decoded.len() + 3);
+    for &c in decoded.iter() {
+        match c {
+            b' ' | b'-' => b64.push(b'+'),
+            b'_' => b64.push(b'/'),
+            b'=' | b'\r' | b'\n' | b'\t' => {}
+            c => b64.push(c),
+        }
+    }
     if b64.len() % 4 == 1 {
         return None;
     }
     while b64.len() % 4 != 0 {
-        b64.push('=');
+        b64.push(b'=');
     }
-    base64ct::Base64::decode_vec(&b64).ok()
+    base64ct::Base64::decode_vec(std::str::from_utf8(&b64).ok()?).ok()
 }
 
 fn ocsp_body(body: Bytes) -> Response<Body> {
