@@ -124,19 +124,23 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
         .build()
         .map_err(|e| CliError::Usage(format!("cannot start the runtime: {e}")))?;
     runtime
-        .block_on(app::run(
-            cfg,
-            |h| {
-                let (addr, public_url) = (h.addr, h.pki.settings().public_url.as_str());
-                println!("cloudpki listening on http://{addr}");
-                println!("  data directory: {}", data_dir.display());
-                println!("  public URL:     {public_url}");
-                println!("  OCSP:           {public_url}/ocsp");
-                println!("  CRLs:           {public_url}/crls/<caId>_v1/current.crl");
-                println!("  CA certificates: {public_url}/cacerts/<caId>_v1/cert.cer");
-                println!("  health:         http://{addr}/healthz, /readyz, /metrics");
-            },
-            app::shutdown_signal(),
-        ))
+        .block_on(async {
+            let shutdown = app::shutdown_signal();
+            app::run(
+                cfg,
+                |h| {
+                    let (addr, public_url) = (h.addr, h.pki.settings().public_url.as_str());
+                    println!("cloudpki listening on http://{addr}");
+                    println!("  data directory: {}", data_dir.display());
+                    println!("  public URL:     {public_url}");
+                    println!("  OCSP:           {public_url}/ocsp");
+                    println!("  CRLs:           {public_url}/crls/<caId>_v1/current.crl");
+                    println!("  CA certificates: {public_url}/cacerts/<caId>_v1/cert.cer");
+                    println!("  health:         http://{addr}/healthz, /readyz, /metrics");
+                },
+                shutdown,
+            )
+            .await
+        })
         .map_err(|e| CliError::Usage(e.to_string()))
 }
