@@ -693,47 +693,8 @@ fn revocations_become_visible_fast() {
         })
         .unwrap();
     // In-process revocations: OCSP and CRL visibility after commit.
-    let mut ocsp_delays = Vec::new();
-    let mut crl_delays = Vec::new();
-    for (_, leaf) in &leaves {
-        let serial = cloudpki::domain::engine::hex_bytes(&leaf.serial_number).unwrap();
-        let key = cloudpki::snapshot::SerialKey::new(&serial).unwrap();
-        let crl_before = published
-            .load()
-            .cas
-            .get(issuing.as_str())
-            .unwrap()
-            .crl
-            .as_ref()
-            .unwrap()
-            .entries;
-        pki.revoke_leaf(&leaf.id, None, cloudpki::domain::RevocationReason::Superseded)
-            .unwrap();
-        let committed = Instant::now();
-        let mut ocsp_seen = None;
-        loop {
-            let snap = published.load();
-            let ca = snap.cas.get(issuing.as_str()).unwrap();
-            if ocsp_seen.is_none()
-                && matches!(
-                    ca.certs.get(&key).unwrap().status,
-                    cloudpki::x509::ocsp::Status::Revoked { .. }
-                )
-            {
-                ocsp_seen = Some(committed.elapsed());
-            }
-            if ocsp_seen.is_some() && ca.crl.as_ref().unwrap().entries > crl_before {
-                crl_delays.push(committed.elapsed());
-                break;
-            }
-            assert!(
-                committed.elapsed() < Duration::from_secs(2),
-                "revocation not visible after 2 s"
-            );
-            std::thread::yield_now();
-        }
-        ocsp_delays.push(ocsp_seen.unwrap());
-    }
+    let leaf_refs: Vec<_> = leaves.iter().map(|(_, l)| l).collect();
+    let (mut ocsp_delays, mut crl_delays) = measure_visibility(&server.handles, &issuing, &leaf_refs);
     ocsp_delays.sort();
     crl_delays.sort();
     let p = |v: &[Duration], q: f64| v[((v.len() as f64 * q).ceil() as usize).saturating_sub(1)];
@@ -904,43 +865,8 @@ fn visibility_at_100k_certificates() {
             .unwrap();
     }
     std::thread::sleep(Duration::from_secs(2));
-    let mut ocsp = Vec::new();
-    let mut crl = Vec::new();
-    for (_, leaf) in &leaves[20_000..] {
-        let serial = cloudpki::domain::engine::hex_bytes(&leaf.serial_number).unwrap();
-        let key = cloudpki::snapshot::SerialKey::new(&serial).unwrap();
-        let before = published
-            .load()
-            .cas
-            .get(issuing.as_str())
-            .unwrap()
-            .crl
-            .as_ref()
-            .unwrap()
-            .entries;
-        pki.revoke_leaf(&leaf.id, None, cloudpki::domain::RevocationReason::KeyCompromise)
-            .unwrap();
-        let t = Instant::now();
-        let mut seen = None;
-        loop {
-            let snap = published.load();
-            let ca = snap.cas.get(issuing.as_str()).unwrap();
-            if seen.is_none()
-                && matches!(
-                    ca.certs.get(&key).unwrap().status,
-                    cloudpki::x509::ocsp::Status::Revoked { .. }
-                )
-            {
-                seen = Some(t.elapsed());
-            }
-            if seen.is_some() && ca.crl.as_ref().unwrap().entries > before {
-                crl.push(t.elapsed());
-                break;
-            }
-            std::thread::yield_now();
-        }
-        ocsp.push(seen.unwrap());
-    }
+    let leaf_refs: Vec<_> = leaves[20_000..].iter().map(|(_, l)| l).collect();
+    let (mut ocsp, mut crl) = measure_visibility(&server.handles, &issuing, &leaf_refs);
     ocsp.sort();
     crl.sort();
     let q = |v: &[Duration], q: f64| v[((v.len() as f64 * q).ceil() as usize).saturating_sub(1)];
@@ -956,4 +882,57 @@ fn visibility_at_100k_certificates() {
     );
     assert!(q(&ocsp, 0.99) < Duration::from_millis(10));
     assert!(q(&crl, 0.99) < Duration::from_millis(10));
+}
+
+/// Revokes each leaf in the server's process and measures, from commit, when
+/// the snapshot answers `revoked` by OCSP and when the CRL has grown.
+fn measure_visibility(
+    handles: &cloudpki::app::Handles,
+    issuing: &str,
+    leaves: &[&cloudpki::domain::LeafCertificate],
+) -> (Vec<Duration>, Vec<Duration>) {
+    let (mut ocsp, mut crl) = (Vec::new(), Vec::new());
+    for leaf in leaves {
+        let serial = cloudpki::domain::engine::hex_bytes(&leaf.serial_number).unwrap();
+        let key = cloudpki::snapshot::SerialKey::new(&serial).unwrap();
+        let before = handles
+            .published
+            .load()
+            .cas
+            .get(issuing)
+            .unwrap()
+            .crl
+            .as_ref()
+            .unwrap()
+            .entries;
+        handles
+            .pki
+            .revoke_leaf(&leaf.id, None, cloudpki::domain::RevocationReason::KeyCompromise)
+            .unwrap();
+        let committed = Instant::now();
+        let mut seen = None;
+        loop {
+            let snap = handles.published.load();
+            let ca = snap.cas.get(issuing).unwrap();
+            if seen.is_none()
+                && matches!(
+                    ca.certs.get(&key).unwrap().status,
+                    cloudpki::x509::ocsp::Status::Revoked { .. }
+                )
+            {
+                seen = Some(committed.elapsed());
+            }
+            if seen.is_some() && ca.crl.as_ref().unwrap().entries > before {
+                crl.push(committed.elapsed());
+                break;
+            }
+            assert!(
+                committed.elapsed() < Duration::from_secs(2),
+                "revocation not visible after 2 s"
+            );
+            std::thread::yield_now();
+        }
+        ocsp.push(seen.unwrap());
+    }
+    (ocsp, crl)
 }
