@@ -80,11 +80,140 @@ impl Claims {
     }
 }
 
-/// cloudpki's own token issuer.
+/// cloudpki's own token issuer, and the external OIDC issuers it also trusts.
 pub struct TokenIssuer {
     issuer: String,
     encoding: EncodingKey,
     decoding: DecodingKey,
+    external: Vec<ExternalIssuer>,
+}
+
+/// An external OIDC issuer (Entra ID, Keycloak…) as configured.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcIssuerConfig {
+    /// The `iss` its tokens carry, exactly.
+    pub issuer: String,
+    /// The `aud` cloudpki requires (the app registration's id or URI).
+    pub audience: String,
+    /// A JWKS document (`{"keys": [...]}`) saved from the issuer's jwks_uri.
+    pub jwks_file: std::path::PathBuf,
+    /// The claim naming the principal; `sub` by default (Entra: `oid` or `upn`).
+    #[serde(default)]
+    pub principal_claim: Option<String>,
+}
+
+/// Asymmetric algorithms accepted from external issuers; never HMAC, never `none`.
+const EXTERNAL_ALGORITHMS: [Algorithm; 8] = [
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+];
+
+/// A trusted external issuer: its keys, audience and principal claim.
+#[derive(Debug)]
+pub struct ExternalIssuer {
+    issuer: String,
+    audience: String,
+    keys: jsonwebtoken::jwk::JwkSet,
+    principal_claim: String,
+}
+
+/// The claims read from an external token (Keycloak names scopes `scope`).
+#[derive(Debug, Deserialize)]
+struct ExternalClaims {
+    exp: i64,
+    #[serde(default)]
+    nbf: Option<i64>,
+    #[serde(default)]
+    iat: Option<i64>,
+    #[serde(default)]
+    scp: Option<String>,
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default)]
+    roles: Vec<String>,
+    #[serde(flatten)]
+    rest: serde_json::Map<String, serde_json::Value>,
+}
+
+impl ExternalIssuer {
+    /// Reads the JWKS file named by `cfg`.
+    pub fn load(cfg: &OidcIssuerConfig) -> Result<Self, AuthError> {
+        let text = std::fs::read_to_string(&cfg.jwks_file)
+            .map_err(|e| AuthError::Key(format!("{}: {e}", cfg.jwks_file.display())))?;
+        Self::from_jwks(cfg, &text)
+    }
+
+    pub fn from_jwks(cfg: &OidcIssuerConfig, jwks: &str) -> Result<Self, AuthError> {
+        let keys: jsonwebtoken::jwk::JwkSet =
+            serde_json::from_str(jwks).map_err(|e| AuthError::Key(format!("JWKS for {}: {e}", cfg.issuer)))?;
+        if keys.keys.is_empty() {
+            return Err(AuthError::Key(format!("the JWKS for {} has no keys", cfg.issuer)));
+        }
+        Ok(ExternalIssuer {
+            issuer: cfg.issuer.clone(),
+            audience: cfg.audience.clone(),
+            keys,
+            principal_claim: cfg.principal_claim.clone().unwrap_or_else(|| "sub".into()),
+        })
+    }
+
+    fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        let invalid = |m: String| AuthError::Invalid(m);
+        let header = jsonwebtoken::decode_header(token).map_err(|e| invalid(e.to_string()))?;
+        if !EXTERNAL_ALGORITHMS.contains(&header.alg) {
+            return Err(invalid(format!("algorithm {:?} is not accepted", header.alg)));
+        }
+        let jwk = match &header.kid {
+            Some(kid) => self.keys.find(kid),
+            None if self.keys.keys.len() == 1 => self.keys.keys.first(),
+            None => None,
+        }
+        .ok_or_else(|| invalid(format!("no key of {} matches the token's kid", self.issuer)))?;
+        if let Some(alg) = jwk.common.key_algorithm {
+            if Algorithm::try_from(alg).ok() != Some(header.alg) {
+                return Err(invalid("the token's algorithm differs from its key's".into()));
+            }
+        }
+        let key = DecodingKey::from_jwk(jwk).map_err(|e| invalid(e.to_string()))?;
+        let mut v = Validation::new(header.alg);
+        v.set_issuer(&[&self.issuer]);
+        v.set_audience(&[&self.audience]);
+        v.validate_nbf = true;
+        v.leeway = 60;
+        v.set_required_spec_claims(&["exp", "iss", "aud"]);
+        let c = jsonwebtoken::decode::<ExternalClaims>(token, &key, &v)
+            .map_err(|e| invalid(e.to_string()))?
+            .claims;
+        let sub = c
+            .rest
+            .get(&self.principal_claim)
+            .and_then(serde_json::Value::as_str)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| invalid(format!("the token has no {} claim", self.principal_claim)))?;
+        Ok(Claims {
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            sub: sub.to_owned(),
+            exp: c.exp,
+            nbf: c.nbf.or(c.iat).unwrap_or(0),
+            iat: c.iat.unwrap_or(0),
+            scp: c.scp.or(c.scope),
+            roles: c.roles,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct IssuerOnly {
+    #[serde(default)]
+    iss: String,
 }
 
 impl std::fmt::Debug for TokenIssuer {
@@ -126,7 +255,14 @@ impl TokenIssuer {
             issuer: format!("{}/token", pki.settings().public_url),
             encoding: EncodingKey::from_ec_der(&pkcs8),
             decoding: DecodingKey::from_ec_pem(public_pem.as_bytes()).map_err(|e| key_err(&e))?,
+            external: Vec::new(),
         })
+    }
+
+    /// Also trusts these external issuers.
+    pub fn with_external(mut self, external: Vec<ExternalIssuer>) -> Self {
+        self.external = external;
+        self
     }
 
     pub fn issuer(&self) -> &str {
@@ -154,8 +290,25 @@ impl TokenIssuer {
             .map_err(|e| AuthError::Invalid(e.to_string()))
     }
 
-    /// Verifies signature, `exp`/`nbf`, issuer and audience.
+    /// Verifies signature, `exp`/`nbf`, issuer and audience, with the key of
+    /// the issuer the token names (ours or a configured external one).
     pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        // The unverified `iss` only picks the key; the chosen issuer's checks decide.
+        let iss = jsonwebtoken::dangerous::insecure_decode_claims::<IssuerOnly>(token)
+            .map_err(|e| AuthError::Invalid(e.to_string()))?
+            .iss;
+        if iss == self.issuer {
+            return self.verify_own(token);
+        }
+        match self.external.iter().find(|e| e.issuer == iss) {
+            Some(e) => e.verify(token),
+            None => Err(AuthError::Invalid(format!(
+                "tokens from issuer {iss:?} are not trusted"
+            ))),
+        }
+    }
+
+    fn verify_own(&self, token: &str) -> Result<Claims, AuthError> {
         let mut v = Validation::new(Algorithm::ES256);
         v.set_issuer(&[&self.issuer]);
         v.set_audience(&[AUDIENCE]);
