@@ -14,7 +14,7 @@ if [ ${#apt_pkgs[@]} -gt 0 ]; then
 fi
 
 # Pinned so a new release of a linter cannot turn CI red on its own.
-PY_PKGS=(pkilint==0.13.3 cryptography==48.0.0 pyhanko-certvalidator==0.33.0)
+PY_PKGS=(pkilint==0.13.3 cryptography==48.0.0 pyhanko-certvalidator==0.33.0 schemathesis==4.32.5)
 if ! python3 - "${PY_PKGS[@]}" <<'PY' 2>/dev/null
 import sys
 from importlib.metadata import version

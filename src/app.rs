@@ -15,7 +15,7 @@ use crate::config::{self, ConfigError, OpenOptions};
 use crate::domain::engine::Timings;
 use crate::domain::Pki;
 use crate::http::responder::{Responder, SigningLimits};
-use crate::http::{AppState, Limits};
+use crate::http::{AppState, Limits, Surface};
 use crate::observability::Metrics;
 use crate::snapshot::maintainer::{MaintainError, Maintainer, Wake};
 use crate::snapshot::{Published, Snapshot};
@@ -28,7 +28,32 @@ pub struct ServeConfig {
     pub timings: Timings,
     pub limits: Limits,
     pub signing: SigningLimits,
+    /// A second listener for `/metrics` (and health); `/metrics` then leaves the main one.
+    pub admin_listen: Option<SocketAddr>,
+    /// External OIDC issuers whose tokens the API accepts.
+    pub oidc: Vec<crate::auth::OidcIssuerConfig>,
+    /// API requests per second per principal; 0: unlimited.
+    pub api_rate_limit: u32,
 }
+
+impl ServeConfig {
+    /// Defaults around an open configuration (tests, embedders).
+    pub fn new(open: OpenOptions, listen: SocketAddr) -> Self {
+        ServeConfig {
+            open,
+            listen,
+            timings: Timings::default(),
+            limits: Limits::default(),
+            signing: SigningLimits::default(),
+            admin_listen: None,
+            oidc: Vec::new(),
+            api_rate_limit: DEFAULT_API_RATE_LIMIT,
+        }
+    }
+}
+
+/// Per principal; Graph's Intune limits are of this order.
+pub const DEFAULT_API_RATE_LIMIT: u32 = 100;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -51,6 +76,8 @@ pub enum AppError {
 #[derive(Clone)]
 pub struct Handles {
     pub addr: SocketAddr,
+    /// The admin listener's address, when there is one.
+    pub admin_addr: Option<SocketAddr>,
     pub pki: Arc<Pki>,
     pub published: Published,
 }
@@ -93,25 +120,73 @@ pub async fn run(
         addr: cfg.listen,
         source,
     })?;
+    let admin = match cfg.admin_listen {
+        Some(a) => {
+            let l = TcpListener::bind(a)
+                .await
+                .map_err(|source| AppError::Bind { addr: a, source })?;
+            let bound = l.local_addr().map_err(|source| AppError::Bind { addr: a, source })?;
+            Some((l, bound))
+        }
+        None => None,
+    };
     on_listening(&Handles {
         addr,
+        admin_addr: admin.as_ref().map(|(_, a)| *a),
         pki: pki.clone(),
         published: published.clone(),
     });
-    let tokens = crate::auth::TokenIssuer::load_or_create(&pki).map_err(|e| AppError::Auth(e.to_string()))?;
+    let external = cfg
+        .oidc
+        .iter()
+        .map(crate::auth::ExternalIssuer::load)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| AppError::Auth(e.to_string()))?;
+    let tokens = crate::auth::TokenIssuer::load_or_create(&pki)
+        .map_err(|e| AppError::Auth(e.to_string()))?
+        .with_external(external);
     if let Some(token) = first_admin_token(&pki, &tokens)? {
         println!("administrator token (shown once; principal \"admin\", Intune Administrator, valid 30 days):");
         println!("{token}");
     }
     let state = Arc::new(AppState {
-        responder: Responder::new(published, metrics, cfg.timings.ocsp_validity, cfg.signing),
-        api: Some(crate::api::Api {
-            pki: pki.clone(),
-            tokens,
-        }),
+        responder: Responder::new(
+            published.clone(),
+            metrics.clone(),
+            cfg.timings.ocsp_validity,
+            cfg.signing,
+        ),
+        api: Some(crate::api::Api::new(pki.clone(), tokens, cfg.api_rate_limit)),
         limits: cfg.limits,
+        surface: if admin.is_some() { Surface::Public } else { Surface::All },
     });
-    crate::http::serve(listener, state, shutdown).await;
+    // One shutdown signal, fanned out to every listener.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let admin_task = admin.map(|(l, _)| {
+        let state = Arc::new(AppState {
+            responder: Responder::new(published, metrics, cfg.timings.ocsp_validity, cfg.signing),
+            api: None,
+            limits: cfg.limits,
+            surface: Surface::Admin,
+        });
+        tokio::spawn(crate::http::serve(l, state, stopped(stop_rx.clone())))
+    });
+    let main = crate::http::serve(listener, state, stopped(stop_rx));
+    tokio::pin!(main);
+    tokio::select! {
+        () = &mut main => {}
+        () = shutdown => {
+            let _ = stop_tx.send(true);
+            main.await;
+        }
+    }
+    let _ = stop_tx.send(true);
+    if let Some(t) = admin_task {
+        let _ = t.await;
+    }
     stop.store(true, Ordering::Relaxed);
     wake.notify();
     let _ = tokio::task::spawn_blocking(move || thread.join()).await;

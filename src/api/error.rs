@@ -17,6 +17,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds, for 429.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -25,6 +27,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
     }
     pub fn bad_request(m: impl Into<String>) -> Self {
@@ -60,6 +63,16 @@ impl ApiError {
             "the request body is too large",
         )
     }
+    pub fn too_many_requests(retry_after: u64) -> Self {
+        ApiError {
+            retry_after: Some(retry_after),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequests",
+                "too many requests from this principal; retry after the number of seconds in Retry-After",
+            )
+        }
+    }
     pub fn internal(detail: impl std::fmt::Display) -> Self {
         // The detail goes to the log, not to the caller.
         tracing::error!(error = %detail, "internal API error");
@@ -83,6 +96,9 @@ impl ApiError {
         *r.status_mut() = self.status;
         r.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(secs) = self.retry_after {
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             r.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

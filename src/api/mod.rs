@@ -8,6 +8,8 @@
 
 pub mod error;
 pub mod odata;
+pub mod openapi;
+pub mod routes;
 
 use std::sync::Arc;
 
@@ -25,6 +27,7 @@ use crate::domain::{
 use crate::http::responder::Body;
 use crate::x509::names::SubjectParts;
 use error::ApiError;
+use routes::{Match, Op};
 
 pub const BASE: &str = "/beta/deviceManagement";
 const CA: &str = "cloudCertificationAuthority";
@@ -38,8 +41,36 @@ const PAGE_SIZE: u32 = 100;
 
 /// What the API needs.
 pub struct Api {
-    pub pki: Arc<Pki>,
-    pub tokens: TokenIssuer,
+    pki: Arc<Pki>,
+    tokens: TokenIssuer,
+    throttle: Option<Throttle>,
+    /// `/openapi.json`, built once.
+    openapi: Bytes,
+}
+
+/// Per-principal token buckets: a caller over its share gets 429 and
+/// Retry-After, as Graph throttles, instead of slowing everyone down.
+struct Throttle {
+    per_second: f64,
+    burst: f64,
+    buckets: dashmap::DashMap<String, (f64, std::time::Instant)>,
+}
+
+impl Throttle {
+    /// Takes one request from `who`'s bucket, or says how many seconds until one is free.
+    fn admit(&self, who: &str) -> Result<(), u64> {
+        let now = std::time::Instant::now();
+        let mut entry = self.buckets.entry(who.to_owned()).or_insert((self.burst, now));
+        let (tokens, last) = *entry;
+        let tokens = (tokens + now.duration_since(last).as_secs_f64() * self.per_second).min(self.burst);
+        if tokens >= 1.0 {
+            *entry = (tokens - 1.0, now);
+            Ok(())
+        } else {
+            *entry = (tokens, now);
+            Err(((1.0 - tokens) / self.per_second).ceil().max(1.0) as u64)
+        }
+    }
 }
 
 /// One parsed request.
@@ -233,14 +264,16 @@ fn window(mut items: Vec<Value>, q: &Query, o: &Options, default_top: Option<u32
 }
 
 /// The Graph create body: read-only properties in it are ignored.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct CreateCaBody {
     display_name: Option<String>,
     description: Option<String>,
+    #[schemars(required)]
     cloud_certification_authority_type: Option<CaType>,
     certification_authority_issuer_id: Option<String>,
     validity_period_in_years: Option<i64>,
+    #[schemars(required)]
     common_name: Option<String>,
     organization_name: Option<String>,
     organization_unit: Option<String>,
@@ -255,10 +288,18 @@ struct CreateCaBody {
     role_scope_tag_ids: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct EkuBody {
     object_identifier: String,
+}
+
+/// Graph's documentation fills examples with placeholders ("Country Name value").
+/// Sent as is, such a placeholder is taken as absent in the fields where no
+/// valid value ends that way (country codes, OIDs, the platform enumeration);
+/// any other invalid value is still refused.
+fn graph_placeholder(value: &str) -> bool {
+    value.ends_with(" value")
 }
 
 fn body<T: serde::de::DeserializeOwned>(req: &ApiRequest<'_>) -> Result<T, ApiError> {
@@ -281,6 +322,29 @@ fn empty_ok() -> Response<Body> {
 }
 
 impl Api {
+    /// `rate_limit`: requests per second per principal (bursts of twice that); 0 turns throttling off.
+    pub fn new(pki: Arc<Pki>, tokens: TokenIssuer, rate_limit: u32) -> Self {
+        let doc = openapi::document(&pki.settings().public_url);
+        Api {
+            openapi: Bytes::from(serde_json::to_vec_pretty(&doc).unwrap_or_default()),
+            pki,
+            tokens,
+            throttle: (rate_limit > 0).then(|| Throttle {
+                per_second: f64::from(rate_limit),
+                burst: f64::from(rate_limit) * 2.0,
+                buckets: dashmap::DashMap::new(),
+            }),
+        }
+    }
+
+    /// The OpenAPI document (public, like Graph's $metadata).
+    pub fn openapi(&self) -> Response<Body> {
+        let mut r = Response::new(Full::new(self.openapi.clone()));
+        r.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        r
+    }
+
     fn context(&self, what: &str) -> String {
         format!("{}/beta/$metadata#{what}", self.pki.settings().public_url)
     }
@@ -368,68 +432,64 @@ impl Api {
 
     async fn route(&self, req: &ApiRequest<'_>) -> Result<Response<Body>, ApiError> {
         let rest = req.path.strip_prefix(BASE).unwrap_or("");
-        let segs: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
         // Know the route before authenticating, so unknown paths are 404 for everyone.
-        let known = matches!(
-            segs.as_slice(),
-            [CA] | [CA, _] | [CA, _, _] | [CA, _, LEAF, _] | [LEAF, _] | ["auditEvents"]
-        );
-        if !known {
-            return Err(ApiError::not_found("no such resource"));
-        }
+        let (route, params) = match routes::resolve(req.method.as_str(), rest) {
+            Match::Found(route, params) => (route, params),
+            Match::WrongMethod => return Err(ApiError::method_not_allowed()),
+            Match::NotFound => return Err(ApiError::not_found("no such resource")),
+        };
         let access = self.authenticate(req.headers).await?;
-        let read_only = *req.method == Method::GET
-            || (*req.method == Method::POST
-                && matches!(segs.as_slice(), [CA, _, a] if a.starts_with("search") || a.starts_with("getAll")));
-        if !access.claims.can_read() || (!read_only && !access.claims.can_write()) {
-            return Err(ApiError::forbidden(if read_only {
-                "the token lacks DeviceManagementCloudCA.Read.All (or ReadWrite)"
-            } else {
+        if let Some(t) = &self.throttle {
+            t.admit(&access.claims.sub).map_err(ApiError::too_many_requests)?;
+        }
+        if !access.claims.can_read() || (route.writes && !access.claims.can_write()) {
+            return Err(ApiError::forbidden(if route.writes {
                 "the token lacks DeviceManagementCloudCA.ReadWrite.All"
+            } else {
+                "the token lacks DeviceManagementCloudCA.Read.All (or ReadWrite)"
             }));
         }
-        let m = req.method;
-        match segs.as_slice() {
-            ["auditEvents"] if *m == Method::GET => self.audit_events(req, &access).await,
-            [CA] if *m == Method::GET => self.list_cas(req, &access).await,
-            [CA] if *m == Method::POST => self.create_ca(req, &access).await,
-            [CA, id] if *m == Method::GET => {
-                let ca = self.visible_ca(&access, id, &[P::ReadCas]).await?;
+        // Parameters in path order: `{id}` then `{leafId}`, or `{leafId}` alone.
+        let first = params.first().copied().unwrap_or("");
+        let second = params.get(1).copied().unwrap_or("");
+        match route.op {
+            Op::AuditEvents => self.audit_events(req, &access).await,
+            Op::ListCas => self.list_cas(req, &access).await,
+            Op::CreateCa => self.create_ca(req, &access).await,
+            Op::GetCa => {
+                let ca = self.visible_ca(&access, first, &[P::ReadCas]).await?;
                 Ok(json_response(StatusCode::OK, &entity(&ca)?))
             }
-            [CA, id] if *m == Method::PATCH => self.patch_ca(req, &access, id).await,
-            [CA, id] if *m == Method::DELETE => {
-                self.visible_ca(&access, id, &[P::ReadCas, P::DisableReenableCas, P::RevokeLeaves])
+            Op::PatchCa => self.patch_ca(req, &access, first).await,
+            Op::DeleteCa => {
+                self.visible_ca(&access, first, &[P::ReadCas, P::DisableReenableCas, P::RevokeLeaves])
                     .await?;
-                let id = id.to_string();
-                self.mutate(&access, audit::DELETE_CA, (CA_T, &id.clone()), move |p| {
-                    p.delete_ca(&id)
-                })
-                .await?;
+                let id = first.to_string();
+                self.mutate(&access, audit::DELETE_CA, (CA_T, first), move |p| p.delete_ca(&id))
+                    .await?;
                 Ok(empty_ok())
             }
-            [CA, id, LEAF] if *m == Method::GET => self.list_leaves(req, &access, id).await,
-            [CA, id, LEAF, "$count"] if *m == Method::GET => {
-                self.visible_ca(&access, id, &[P::ReadCas]).await?;
+            Op::ListLeaves => self.list_leaves(req, &access, first).await,
+            Op::CountLeaves => {
+                self.visible_ca(&access, first, &[P::ReadCas]).await?;
                 let q = parse_query(req.query)?;
                 let o = Options::parse(&q, &LEAF_COLLECTION)?;
                 let n = if o.filter.is_none() {
-                    let id = id.to_string();
+                    let id = first.to_string();
                     self.blocking(&access, move |p| p.count_leaves(Some(&id), None)).await?
                 } else {
-                    self.all_leaves(&access, id, &o).await?.len() as u64
+                    self.all_leaves(&access, first, &o).await?.len() as u64
                 };
                 let mut r = Response::new(Full::new(Bytes::from(n.to_string())));
                 r.headers_mut()
                     .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
                 Ok(r)
             }
-            [CA, id, LEAF, leaf] if *m == Method::GET => self.get_leaf(&access, Some(id), leaf).await,
-            [LEAF, leaf] if *m == Method::GET => self.get_leaf(&access, None, leaf).await,
-            [CA, id, LEAF, leaf] if *m == Method::PATCH => self.patch_leaf(req, &access, Some(id), leaf).await,
-            [LEAF, leaf] if *m == Method::PATCH => self.patch_leaf(req, &access, None, leaf).await,
-            [CA, id, action] if *m == Method::POST => self.action(req, &access, id, action).await,
-            _ => Err(ApiError::method_not_allowed()),
+            Op::GetCaLeaf => self.get_leaf(&access, Some(first), second).await,
+            Op::GetLeaf => self.get_leaf(&access, None, first).await,
+            Op::PatchCaLeaf => self.patch_leaf(req, &access, Some(first), second).await,
+            Op::PatchLeaf => self.patch_leaf(req, &access, None, first).await,
+            action => self.action(req, &access, first, action).await,
         }
     }
 
@@ -596,18 +656,26 @@ impl Api {
                 common_name,
                 organization_name: b.organization_name.filter(|s| !s.is_empty()),
                 organization_unit: b.organization_unit.filter(|s| !s.is_empty()),
-                country_name: b.country_name.filter(|s| !s.is_empty()),
+                country_name: b.country_name.filter(|s| !s.is_empty() && !graph_placeholder(s)),
                 state_name: b.state_name.filter(|s| !s.is_empty()),
                 locality_name: b.locality_name.filter(|s| !s.is_empty()),
             },
-            issuer_id: b.certification_authority_issuer_id.filter(|s| !s.is_empty()),
+            // A root has no issuer: the property is read-only there (the seed's example sets it).
+            issuer_id: b
+                .certification_authority_issuer_id
+                .filter(|s| !s.is_empty() && ca_type != CaType::RootCertificationAuthority),
             key_size: b.certificate_key_size.unwrap_or(crate::x509::KeyAlgorithm::Rsa2048),
             hash: b
                 .cloud_certification_authority_hashing_algorithm
                 .unwrap_or(crate::x509::HashAlgorithm::Sha256),
             validity_years: u32::try_from(years)
                 .map_err(|_| ApiError::bad_request("validityPeriodInYears must be positive"))?,
-            ekus: b.extended_key_usages.into_iter().map(|e| e.object_identifier).collect(),
+            ekus: b
+                .extended_key_usages
+                .into_iter()
+                .map(|e| e.object_identifier)
+                .filter(|oid| !graph_placeholder(oid))
+                .collect(),
             role_scope_tag_ids: tags,
         };
         let ca = self
@@ -618,28 +686,8 @@ impl Api {
 
     async fn patch_ca(&self, req: &ApiRequest<'_>, access: &Access, id: &str) -> Result<Response<Body>, ApiError> {
         self.visible_ca(access, id, &[P::ReadCas, P::CreateCas]).await?;
-        let v: Value = body(req)?;
-        let obj = v
-            .as_object()
-            .ok_or_else(|| ApiError::bad_request("the body must be a JSON object"))?;
-        let display_name = match obj.get("displayName") {
-            None => None,
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(_) => return Err(ApiError::bad_request("displayName must be a string")),
-        };
-        let description = match obj.get("description") {
-            None => None,
-            Some(Value::Null) => Some(None),
-            Some(Value::String(s)) => Some(Some(s.clone())),
-            Some(_) => return Err(ApiError::bad_request("description must be a string or null")),
-        };
-        let tags = match obj.get("roleScopeTagIds") {
-            None => None,
-            Some(v) => Some(
-                serde_json::from_value::<Vec<String>>(v.clone())
-                    .map_err(|_| ApiError::bad_request("roleScopeTagIds must be an array of strings"))?,
-            ),
-        };
+        let b: PatchCaBody = body(req)?;
+        let (display_name, description, tags) = (b.display_name, b.description, b.role_scope_tag_ids);
         if let Some(t) = &tags {
             if !(access.administrator || t.iter().all(|x| access.scope_tags.contains(x))) {
                 return Err(ApiError::forbidden(
@@ -780,7 +828,7 @@ impl Api {
             user_principal_name: b.user_principal_name,
             device_id: b.device_id,
             user_id: b.user_id,
-            device_platform: b.device_platform,
+            device_platform: b.device_platform.filter(|p| !graph_placeholder(p)),
             ..Default::default()
         };
         let id = leaf.to_owned();
@@ -798,11 +846,11 @@ impl Api {
         req: &ApiRequest<'_>,
         access: &Access,
         id: &str,
-        action: &str,
+        action: Op,
     ) -> Result<Response<Body>, ApiError> {
         let ca_id = id.to_owned();
         let value = match action {
-            "changeCloudCertificationAuthorityStatus" => {
+            Op::ChangeStatus => {
                 self.visible_ca(access, id, &[P::ReadCas, P::DisableReenableCas])
                     .await?;
                 let b: StatusBody = body(req)?;
@@ -824,7 +872,7 @@ impl Api {
                 };
                 entity(&ca)?
             }
-            "revokeCloudCertificationAuthorityCertificate" => {
+            Op::RevokeCa => {
                 self.visible_ca(access, id, &[P::ReadCas, P::DisableReenableCas, P::RevokeLeaves])
                     .await?;
                 let _: VersionBody = body(req)?;
@@ -834,7 +882,7 @@ impl Api {
                         .await?,
                 )?
             }
-            "uploadExternallySignedCertificationAuthorityCertificate" => {
+            Op::UploadSigned => {
                 self.visible_ca(access, id, &[P::ReadCas, P::CreateCas]).await?;
                 let b: UploadBody = body(req)?;
                 let chain: String = b
@@ -851,7 +899,7 @@ impl Api {
                         .await?,
                 )?
             }
-            "revokeLeafCertificate" => {
+            Op::RevokeLeaf => {
                 self.visible_ca(access, id, &[P::ReadCas, P::RevokeLeaves]).await?;
                 let b: RevokeLeafBody = body(req)?;
                 let leaf = b
@@ -865,7 +913,7 @@ impl Api {
                         .await?,
                 )?
             }
-            "revokeLeafCertificateBySerialNumber" => {
+            Op::RevokeLeafBySerial => {
                 self.visible_ca(access, id, &[P::ReadCas, P::RevokeLeaves]).await?;
                 let b: SerialBody = body(req)?;
                 let serial = b
@@ -879,7 +927,7 @@ impl Api {
                         .await?,
                 )?
             }
-            "searchCloudCertificationAuthorityLeafCertificateBySerialNumber" => {
+            Op::SearchBySerial => {
                 self.visible_ca(access, id, &[P::ReadCas]).await?;
                 let b: SerialBody = body(req)?;
                 let serial = b
@@ -891,12 +939,12 @@ impl Api {
                         .await?,
                 )?
             }
-            "getAllCloudCertificationAuthorityLeafCertificates" => {
+            Op::GetAllLeaves => {
                 self.visible_ca(access, id, &[P::ReadCas]).await?;
                 let leaves = self.blocking(access, move |p| p.all_leaves(&ca_id)).await?;
                 return Ok(json_response(StatusCode::OK, &json!({ "value": leaves })));
             }
-            "issueLeafCertificate" => {
+            Op::IssueLeaf => {
                 self.visible_ca(access, id, &[P::ReadCas, P::CreateCas]).await?;
                 let b: IssueBody = body(req)?;
                 let csr_text = b.certificate_signing_request.ok_or_else(|| {
@@ -925,7 +973,7 @@ impl Api {
                 v["certificate"] = Value::String(<base64ct::Base64 as base64ct::Encoding>::encode_string(&der));
                 return Ok(json_response(StatusCode::CREATED, &json!({ "value": v })));
             }
-            "revokeAllLeafCertificates" => {
+            Op::RevokeAllLeaves => {
                 self.visible_ca(access, id, &[P::ReadCas, P::RevokeLeaves]).await?;
                 let b: ReasonBody = body(req)?;
                 let reason = match b.reason.as_deref() {
@@ -940,34 +988,54 @@ impl Api {
                     .await?;
                 return Ok(json_response(StatusCode::OK, &json!({ "value": n })));
             }
-            _ => return Err(ApiError::not_found(format!("no action {action}"))),
+            other => return Err(ApiError::internal(format!("{other:?} is not an action"))),
         };
         Ok(json_response(StatusCode::OK, &json!({ "value": value })))
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// What PATCH may change; other (read-only) properties are ignored.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+struct PatchCaBody {
+    display_name: Option<String>,
+    /// Absent: unchanged; null: cleared.
+    #[serde(default, deserialize_with = "present")]
+    #[schemars(with = "Option<String>")]
+    description: Option<Option<String>>,
+    role_scope_tag_ids: Option<Vec<String>>,
+}
+
+/// Tells a present `null` (Some(None)) from an absent field (None, by `default`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct StatusBody {
+    #[schemars(required)]
     certification_authority_status: Option<String>,
     #[allow(dead_code)]
     certification_authority_version: Option<i64>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct VersionBody {
     #[allow(dead_code)]
     certification_authority_version: Option<i64>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct TrustChainCertificate {
+    #[allow(dead_code)]
+    display_name: Option<String>,
     certificate: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct UploadBody {
     signed_certificate: Option<String>,
@@ -975,25 +1043,27 @@ struct UploadBody {
     trust_chain_certificates: Vec<TrustChainCertificate>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct RevokeLeafBody {
+    #[schemars(required)]
     leaf_certificate_id: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct SerialBody {
+    #[schemars(required)]
     certificate_serial_number: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct ReasonBody {
     reason: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct LeafMetaBody {
     device_name: Option<String>,
@@ -1003,9 +1073,10 @@ struct LeafMetaBody {
     device_platform: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct IssueBody {
+    #[schemars(required)]
     certificate_signing_request: Option<String>,
     validity_in_days: Option<u32>,
     #[serde(flatten)]

@@ -23,6 +23,9 @@ pub struct ServeArgs {
     /// Log as JSON lines.
     #[arg(long)]
     pub json_logs: bool,
+    /// Serve /metrics on this second address only (health checks answer on both).
+    #[arg(long, env = "CLOUDPKI_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
 }
 
 /// The configuration file. Every key is optional.
@@ -44,6 +47,12 @@ pub struct FileConfig {
     pub signing_queue: Option<usize>,
     /// "ca" (default) or "delegated".
     pub ocsp_signer: Option<String>,
+    pub admin_listen: Option<SocketAddr>,
+    /// API requests per second per principal (0: unlimited).
+    pub api_rate_limit: Option<u32>,
+    /// `[[oidc_issuers]]`: external token issuers trusted by their JWKS file.
+    #[serde(default)]
+    pub oidc_issuers: Vec<crate::auth::OidcIssuerConfig>,
 }
 
 fn load_file(path: &Path) -> Result<FileConfig> {
@@ -117,6 +126,9 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
         timings,
         limits,
         signing,
+        admin_listen: args.admin_listen.or(file.admin_listen),
+        oidc: file.oidc_issuers,
+        api_rate_limit: file.api_rate_limit.unwrap_or(app::DEFAULT_API_RATE_LIMIT),
     };
     let data_dir = cfg.open.data_dir.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -136,7 +148,14 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
                     println!("  OCSP:           {public_url}/ocsp");
                     println!("  CRLs:           {public_url}/crls/<caId>_v1/current.crl");
                     println!("  CA certificates: {public_url}/cacerts/<caId>_v1/cert.cer");
-                    println!("  health:         http://{addr}/healthz, /readyz, /metrics");
+                    match h.admin_addr {
+                        Some(admin) => {
+                            println!("  health:         http://{addr}/healthz, /readyz");
+                            println!("  metrics:        http://{admin}/metrics");
+                        }
+                        None => println!("  health:         http://{addr}/healthz, /readyz, /metrics"),
+                    }
+                    println!("  API:            {public_url}/beta/deviceManagement, {public_url}/openapi.json");
                 },
                 shutdown,
             )

@@ -11,7 +11,7 @@ pub const CA_ODATA_TYPE: &str = "#microsoft.graph.cloudCertificationAuthority";
 pub const LEAF_ODATA_TYPE: &str = "#microsoft.graph.cloudCertificationAuthorityLeafCertificate";
 
 /// `cloudCertificationAuthorityType`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum CaType {
     RootCertificationAuthority,
@@ -41,7 +41,7 @@ impl CaType {
 
 /// `cloudCertificationAuthorityStatus`. `expired` is never stored: it is
 /// derived from the clock when a CA's certificate has passed its notAfter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum CaStatus {
     Active,
@@ -76,7 +76,7 @@ impl CaStatus {
 }
 
 /// `cloudCertificationAuthorityKeyPlatformType`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum KeyPlatform {
     Software,
@@ -84,7 +84,7 @@ pub enum KeyPlatform {
 }
 
 /// `cloudCertificationAuthorityLeafCertificateStatus`; `expired` derived from the clock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum LeafStatus {
     Active,
@@ -110,7 +110,7 @@ impl LeafStatus {
 
 /// RFC 5280 §5.3.1 CRLReason, minus `certificateHold` and `removeFromCRL`:
 /// revocation in Cloud PKI is irreversible, so a hold is never issued.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum RevocationReason {
     Unspecified,
@@ -195,7 +195,7 @@ pub fn device_platform(s: &str) -> Option<&'static str> {
 }
 
 /// Graph's `extendedKeyUsage` complex type.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExtendedKeyUsage {
     pub name: String,
@@ -203,7 +203,7 @@ pub struct ExtendedKeyUsage {
 }
 
 /// The `cloudCertificationAuthority` entity.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CertificationAuthority {
     #[serde(rename = "@odata.type")]
@@ -219,17 +219,21 @@ pub struct CertificationAuthority {
     pub certification_authority_status: CaStatus,
     pub e_tag: Option<String>,
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schemars(with = "Option<String>", extend("format" = "date-time"))]
     pub last_modified_date_time: Option<OffsetDateTime>,
     pub role_scope_tag_ids: Vec<String>,
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schemars(with = "Option<String>", extend("format" = "date-time"))]
     pub created_date_time: Option<OffsetDateTime>,
     pub certification_authority_issuer_id: Option<String>,
     pub issuer_common_name: Option<String>,
     pub cloud_certification_authority_type: CaType,
     pub validity_period_in_years: i32,
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schemars(with = "Option<String>", extend("format" = "date-time"))]
     pub validity_start_date_time: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schemars(with = "Option<String>", extend("format" = "date-time"))]
     pub validity_end_date_time: Option<OffsetDateTime>,
     pub common_name: String,
     pub organization_name: Option<String>,
@@ -249,11 +253,12 @@ pub struct CertificationAuthority {
     pub key_platform: KeyPlatform,
     /// Extension: when the CA certificate was revoked (null unless revoked).
     #[serde(with = "time::serde::rfc3339::option", default)]
+    #[schemars(with = "Option<String>", extend("format" = "date-time"))]
     pub revocation_date_time: Option<OffsetDateTime>,
 }
 
 /// The `cloudCertificationAuthorityLeafCertificate` entity.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LeafCertificate {
     #[serde(rename = "@odata.type")]
@@ -264,8 +269,10 @@ pub struct LeafCertificate {
     pub issuer_name: String,
     pub certificate_status: LeafStatus,
     #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String", extend("format" = "date-time"))]
     pub validity_start_date_time: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String", extend("format" = "date-time"))]
     pub validity_end_date_time: OffsetDateTime,
     pub crl_distribution_point_url: Option<String>,
     pub certification_authority_issuer_uri: Option<String>,
@@ -273,6 +280,7 @@ pub struct LeafCertificate {
     pub thumbprint: String,
     pub serial_number: String,
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schemars(with = "Option<String>", extend("format" = "date-time"))]
     pub revocation_date_time: Option<OffsetDateTime>,
     /// Extension: the RFC 5280 reason given at revocation.
     #[serde(skip_serializing_if = "Option::is_none", default)]

@@ -44,18 +44,30 @@ impl Default for Limits {
     }
 }
 
+/// Which routes a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    /// Everything: responder, API, health and metrics (one listener).
+    All,
+    /// Everything but `/metrics` (the metrics live on the admin listener).
+    Public,
+    /// The admin listener: health and metrics only.
+    Admin,
+}
+
 /// What every connection shares.
 pub struct AppState {
     pub responder: Responder,
     pub api: Option<crate::api::Api>,
     pub limits: Limits,
+    pub surface: Surface,
 }
 
 fn route_of(method: &Method, path: &str) -> &'static str {
     match path {
         "/healthz" | "/readyz" => "health",
         "/metrics" => "metrics",
-        p if p.starts_with("/beta/") => "api",
+        p if p.starts_with("/beta/") || p == "/openapi.json" => "api",
         p if p.starts_with("/ocsp") => {
             if *method == Method::POST {
                 "ocsp_post"
@@ -122,7 +134,7 @@ async fn dispatch(state: &AppState, req: Request<Incoming>, method: &Method, pat
                 plain(StatusCode::SERVICE_UNAVAILABLE, "loading\n")
             };
         }
-        "/metrics" if is_get => {
+        "/metrics" if is_get && state.surface != Surface::Public => {
             let age = r.published.load().built_at.elapsed().map_or(0.0, |d| d.as_secs_f64());
             r.metrics.snapshot_age_seconds.set(age);
             let mut resp = Response::new(Full::new(Bytes::from(r.metrics.render())));
@@ -131,6 +143,12 @@ async fn dispatch(state: &AppState, req: Request<Incoming>, method: &Method, pat
                 HeaderValue::from_static("text/plain; version=0.0.4"),
             );
             return resp;
+        }
+        _ if state.surface == Surface::Admin => return plain(StatusCode::NOT_FOUND, "not found\n"),
+        "/openapi.json" if is_get => {
+            if let Some(api) = &state.api {
+                return api.openapi();
+            }
         }
         _ => {}
     }

@@ -21,7 +21,7 @@ use super::oids;
 use super::X509Error;
 
 /// The CA key kinds Graph's `cloudCertificationAuthorityCertificateKeySize` names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum KeyAlgorithm {
     #[serde(rename = "rsa2048")]
     Rsa2048,
@@ -87,7 +87,7 @@ impl KeyAlgorithm {
 }
 
 /// Graph's `cloudCertificationAuthorityHashingAlgorithm`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum HashAlgorithm {
     Sha256,

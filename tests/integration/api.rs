@@ -7,17 +7,17 @@ use serde_json::{json, Value};
 
 use crate::support::{curl, openssl, Env, Http, TestServer};
 
-const BASE: &str = "/beta/deviceManagement";
-const RW: &str = "DeviceManagementCloudCA.ReadWrite.All";
-const RO: &str = "DeviceManagementCloudCA.Read.All";
+pub const BASE: &str = "/beta/deviceManagement";
+pub const RW: &str = "DeviceManagementCloudCA.ReadWrite.All";
+pub const RO: &str = "DeviceManagementCloudCA.Read.All";
 
-struct Api {
-    env: Env,
-    server: TestServer,
-    admin: String,
+pub struct Api {
+    pub env: Env,
+    pub server: TestServer,
+    pub admin: String,
 }
 
-fn api() -> Api {
+pub fn api() -> Api {
     let env = Env::new();
     let server = env.server();
     let out = env.run(&[
@@ -33,7 +33,7 @@ fn api() -> Api {
     Api { env, server, admin }
 }
 
-fn token(env: &Env, principal: &str, scopes: &[&str]) -> String {
+pub fn token(env: &Env, principal: &str, scopes: &[&str]) -> String {
     let mut args = vec!["token", "create", "--principal", principal];
     for s in scopes {
         args.extend_from_slice(&["--scope", s]);
@@ -44,7 +44,7 @@ fn token(env: &Env, principal: &str, scopes: &[&str]) -> String {
 }
 
 impl Api {
-    fn call(&self, token: &str, method: &str, path: &str, body: Option<Value>) -> Http {
+    pub fn call(&self, token: &str, method: &str, path: &str, body: Option<Value>) -> Http {
         let auth = format!("Bearer {token}");
         let mut headers = vec![
             ("Authorization", auth.as_str()),
@@ -62,7 +62,7 @@ impl Api {
         )
     }
 
-    fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+    pub fn ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
         let r = self.call(&self.admin, method, path, body);
         assert!(
             (200..300).contains(&r.status),
@@ -77,7 +77,7 @@ impl Api {
         }
     }
 
-    fn csr(&self, name: &str) -> String {
+    pub fn csr(&self, name: &str) -> String {
         let csr = self.env.openssl_csr(
             name,
             &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
@@ -86,7 +86,7 @@ impl Api {
         std::fs::read_to_string(csr).unwrap()
     }
 
-    fn hierarchy(&self, tags: &[&str]) -> (String, String) {
+    pub fn hierarchy(&self, tags: &[&str]) -> (String, String) {
         let n = uuid_like();
         let root = self.ok(
             "POST",
@@ -123,7 +123,7 @@ fn uuid_like() -> String {
     )
 }
 
-fn error_code(r: &Http) -> String {
+pub fn error_code(r: &Http) -> String {
     let v: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
     assert!(
         v["error"]["innerError"]["request-id"].is_string(),
@@ -514,57 +514,81 @@ fn permission_matrix_and_scope_tags() {
     assert_eq!(a.call(&nobody, "GET", "/cloudCertificationAuthority", None).status, 403);
 }
 
+/// Follows `@odata.nextLink` from `first` to the end; returns ids in order and the page count.
+fn page_all(a: &Api, first: String) -> (Vec<String>, usize) {
+    let mut next = Some(first);
+    let (mut ids, mut pages) = (Vec::new(), 0);
+    while let Some(url) = next {
+        let r = curl("GET", &url, None, &[("Authorization", &format!("Bearer {}", a.admin))]);
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let v: Value = serde_json::from_slice(&r.body).unwrap();
+        ids.extend(
+            v["value"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l["id"].as_str().unwrap().to_owned()),
+        );
+        next = v["@odata.nextLink"].as_str().map(str::to_owned);
+        pages += 1;
+    }
+    (ids, pages)
+}
+
 #[test]
-fn paging_through_leaves_with_concurrent_inserts() {
+fn paging_through_100k_leaves_with_concurrent_inserts() {
+    const BULK: usize = 100_000;
+    const DURING: usize = 10;
+    const EACH: usize = 100;
     let a = api();
     let (_, issuing) = a.hierarchy(&[]);
     let csr = a
         .env
         .openssl_csr("bulk", &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"], "/CN=bulk");
-    a.env.json(&[
-        "cert",
-        "issue-bulk",
-        "--ca",
-        &issuing,
-        "--csr",
-        csr.to_str().unwrap(),
-        "--count",
-        "1050",
-    ]);
-    let mut next = Some(format!(
-        "{}{BASE}/cloudCertificationAuthority/{issuing}/cloudCertificationAuthorityLeafCertificate?$top=200",
+    let csr = csr.to_str().unwrap().to_owned();
+    let bulk = BULK.to_string();
+    a.env
+        .json(&["cert", "issue-bulk", "--ca", &issuing, "--csr", &csr, "--count", &bulk]);
+    let first = format!(
+        "{}{BASE}/cloudCertificationAuthority/{issuing}/cloudCertificationAuthorityLeafCertificate?$top=999",
         a.server.url
-    ));
-    let mut seen = std::collections::HashSet::new();
-    let mut pages = 0;
-    while let Some(url) = next {
-        let r = curl("GET", &url, None, &[("Authorization", &format!("Bearer {}", a.admin))]);
-        assert_eq!(r.status, 200);
-        let v: Value = serde_json::from_slice(&r.body).unwrap();
-        for l in v["value"].as_array().unwrap() {
-            assert!(
-                seen.insert(l["id"].as_str().unwrap().to_owned()),
-                "duplicate across pages"
-            );
-        }
-        if pages == 1 {
-            // Inserts while paging land after the cursor: no gap, no duplicate.
-            a.env.json(&[
-                "cert",
-                "issue-bulk",
-                "--ca",
-                &issuing,
-                "--csr",
-                csr.to_str().unwrap(),
-                "--count",
-                "30",
-            ]);
-        }
-        next = v["@odata.nextLink"].as_str().map(str::to_owned);
-        pages += 1;
-    }
-    assert_eq!(seen.len(), 1080);
-    assert_eq!(pages, 6);
+    );
+    // Another writer inserts while the first pass pages.
+    let inserter = {
+        let (dir, issuing, csr) = (a.env.data_dir(), issuing.clone(), csr.clone());
+        std::thread::spawn(move || {
+            for _ in 0..DURING {
+                let out = std::process::Command::new(env!("CARGO_BIN_EXE_cloudpki"))
+                    .arg("--data-dir")
+                    .arg(&dir)
+                    .args(["cert", "issue-bulk", "--ca", &issuing, "--csr", &csr, "--count"])
+                    .arg(EACH.to_string())
+                    .env_remove("CLOUDPKI_KEK")
+                    .output()
+                    .unwrap();
+                assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        })
+    };
+    let (during, pages) = page_all(&a, first.clone());
+    inserter.join().unwrap();
+    let (after, _) = page_all(&a, first);
+
+    let unique: std::collections::HashSet<&String> = during.iter().collect();
+    assert_eq!(unique.len(), during.len(), "no duplicate across pages");
+    assert!(during.len() >= BULK, "every leaf present when paging began is seen");
+    assert!(pages >= BULK / 999, "{pages} pages");
+    // No gap: the pass under inserts is a prefix of the quiet pass, in the same order.
+    assert_eq!(after.len(), BULK + DURING * EACH);
+    assert_eq!(&after[..during.len()], &during[..]);
+    let count = a.call(
+        &a.admin,
+        "GET",
+        &format!("/cloudCertificationAuthority/{issuing}/cloudCertificationAuthorityLeafCertificate/$count"),
+        None,
+    );
+    assert_eq!(String::from_utf8_lossy(&count.body), after.len().to_string());
 }
 
 #[test]

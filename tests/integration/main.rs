@@ -3,6 +3,7 @@
 //! checked with tools we did not write (openssl, pkilint).
 
 mod api;
+mod api_conformance;
 mod chains;
 mod durability;
 mod external;

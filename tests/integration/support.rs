@@ -179,13 +179,27 @@ impl Env {
 
     /// Like [`Env::server`], with extra `init` arguments.
     pub fn server_with(&self, init_args: &[&str]) -> TestServer {
+        let port = self.init(init_args);
+        self.start_server(port)
+    }
+
+    /// Like [`Env::server`], with the serve configuration adjusted by `adjust`.
+    pub fn server_adjusted(&self, adjust: impl FnOnce(&mut cloudpki::app::ServeConfig)) -> TestServer {
+        let port = self.init(&[]);
+        let mut cfg = self.serve_config(port);
+        adjust(&mut cfg);
+        self.start_server_cfg(cfg)
+    }
+
+    /// Initialises the data directory for a server on a free port; returns the port.
+    fn init(&self, init_args: &[&str]) -> u16 {
         let port = free_port();
         let url = format!("http://127.0.0.1:{port}");
         let mut args = vec!["--public-url", &url, "init"];
         args.extend_from_slice(init_args);
         let out = self.run(&args);
         assert!(out.status.success(), "init: {}", String::from_utf8_lossy(&out.stderr));
-        self.start_server(port)
+        port
     }
 
     /// Starts a server on the existing data directory.
@@ -193,10 +207,10 @@ impl Env {
         self.start_server_with(port, Default::default())
     }
 
-    /// Starts a server with the given HTTP limits.
-    pub fn start_server_with(&self, port: u16, limits: cloudpki::http::Limits) -> TestServer {
-        let cfg = cloudpki::app::ServeConfig {
-            open: cloudpki::config::OpenOptions {
+    /// The configuration `start_server` uses, to adjust before `start_server_cfg`.
+    pub fn serve_config(&self, port: u16) -> cloudpki::app::ServeConfig {
+        cloudpki::app::ServeConfig::new(
+            cloudpki::config::OpenOptions {
                 data_dir: self.data_dir(),
                 public_url: None,
                 kek_file: None,
@@ -204,11 +218,20 @@ impl Env {
                 max_cas: None,
                 ocsp_signing: None,
             },
-            listen: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-            timings: Default::default(),
-            limits,
-            signing: Default::default(),
-        };
+            std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        )
+    }
+
+    /// Starts a server with the given HTTP limits.
+    pub fn start_server_with(&self, port: u16, limits: cloudpki::http::Limits) -> TestServer {
+        let mut cfg = self.serve_config(port);
+        cfg.limits = limits;
+        self.start_server_cfg(cfg)
+    }
+
+    /// Starts a server with a full configuration.
+    pub fn start_server_cfg(&self, cfg: cloudpki::app::ServeConfig) -> TestServer {
+        let port = cfg.listen.port();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
