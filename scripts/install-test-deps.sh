@@ -7,6 +7,14 @@ apt_pkgs=()
 command -v openssl >/dev/null || apt_pkgs+=(openssl)
 command -v curl >/dev/null || apt_pkgs+=(curl)
 command -v python3 >/dev/null || apt_pkgs+=(python3 python3-pip)
+# PostgreSQL server binaries for the PostgreSQL store's tests, which run a
+# throwaway cluster of their own (scripts/pg-throwaway.sh).
+if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+  apt_pkgs+=(postgresql)
+  # Only the binaries are wanted: no system-wide "main" cluster started.
+  mkdir -p /etc/postgresql-common/createcluster.d
+  echo 'create_main_cluster = false' >/etc/postgresql-common/createcluster.d/cloudpki-tests.conf
+fi
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq

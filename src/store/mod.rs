@@ -10,8 +10,12 @@
 //! sequence number only grows: readers (the responder's snapshot builder,
 //! other processes) follow it to learn what changed.
 
+#[cfg(test)]
+mod conformance;
+pub mod postgres;
 pub mod sqlite;
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 /// Errors from a storage backend.
@@ -30,6 +34,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error("database schema version {found} is newer than this build supports ({supported})")]
     SchemaTooNew { found: i64, supported: i64 },
+    /// The database cannot be reached; nothing was written.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -229,6 +236,24 @@ pub enum TxMode {
 pub trait Store: Send + Sync {
     /// Starts a transaction. Dropping it without [`Tx::commit`] rolls back.
     fn begin(&self, mode: TxMode) -> Result<Box<dyn Tx + '_>>;
+
+    /// Whether this process leads the periodic signing work (CRL publication,
+    /// OCSP refresh), so that with several signers each is done once. Cheap
+    /// enough to ask every maintainer round. A single-node store always leads.
+    fn try_lead(&self) -> Result<bool> {
+        Ok(true)
+    }
+
+    /// Calls `on_change` when another process commits, where the backend can
+    /// push that (PostgreSQL's LISTEN/NOTIFY); None where it cannot, and the
+    /// follower relies on polling.
+    fn watch(
+        &self,
+        _on_change: std::sync::Arc<dyn Fn() + Send + Sync>,
+        _stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) -> Option<std::io::Result<std::thread::JoinHandle<()>>> {
+        None
+    }
 }
 
 /// One transaction. All reads inside see one consistent state.

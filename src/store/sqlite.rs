@@ -328,8 +328,9 @@ fn ca_row(r: &Row<'_>) -> rusqlite::Result<CaRow> {
     })
 }
 
-/// Chains are stored as length-prefixed DER blobs (4-byte big-endian length).
-fn join_chain(chain: &[Vec<u8>]) -> Option<Vec<u8>> {
+/// Chains are stored as length-prefixed DER blobs (4-byte big-endian length),
+/// by both backends.
+pub(super) fn join_chain(chain: &[Vec<u8>]) -> Option<Vec<u8>> {
     if chain.is_empty() {
         return None;
     }
@@ -341,7 +342,7 @@ fn join_chain(chain: &[Vec<u8>]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-fn split_chain(mut blob: &[u8]) -> Vec<Vec<u8>> {
+pub(super) fn split_chain(mut blob: &[u8]) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     while blob.len() >= 4 {
         let len = u32::from_be_bytes([blob[0], blob[1], blob[2], blob[3]]) as usize;
@@ -883,141 +884,5 @@ impl Tx for SqliteTx<'_> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ca(id: &str, cn: &str, issuer: Option<&str>) -> CaRow {
-        CaRow {
-            id: id.into(),
-            common_name: cn.into(),
-            issuer_id: issuer.map(Into::into),
-            status: "active".into(),
-            doc: "{}".into(),
-            cert: Some(vec![1, 2, 3]),
-            chain: vec![vec![4], vec![5, 6]],
-            csr: None,
-            revoked_at: None,
-            revocation_reason: None,
-            row_version: 1,
-            crl_number: 0,
-            ocsp: None,
-        }
-    }
-
-    fn leaf(id: &str, ca: &str, serial: &str, not_after: i64) -> LeafRow {
-        LeafRow {
-            seq: 0,
-            id: id.into(),
-            ca_id: ca.into(),
-            serial: serial.into(),
-            not_after,
-            revoked_at: None,
-            revocation_reason: None,
-            doc: "{}".into(),
-            der: vec![0x30],
-            ocsp: None,
-        }
-    }
-
-    #[test]
-    fn ca_roundtrip_and_unique_common_name() {
-        let s = SqliteStore::in_memory().unwrap();
-        let mut tx = s.begin(TxMode::Write).unwrap();
-        tx.insert_ca(&ca("a", "Root", None), Some(b"k")).unwrap();
-        assert!(matches!(
-            tx.insert_ca(&ca("b", "root", None), None),
-            Err(StoreError::DuplicateCommonName(_))
-        ));
-        assert_eq!(tx.ca("a").unwrap().unwrap(), ca("a", "Root", None));
-        assert_eq!(tx.sealed_key("a").unwrap().as_deref(), Some(&b"k"[..]));
-        tx.commit().unwrap();
-    }
-
-    #[test]
-    fn rollback_on_drop() {
-        let s = SqliteStore::in_memory().unwrap();
-        {
-            let mut tx = s.begin(TxMode::Write).unwrap();
-            tx.insert_ca(&ca("a", "Root", None), None).unwrap();
-        }
-        assert!(s.begin(TxMode::Read).unwrap().ca("a").unwrap().is_none());
-    }
-
-    #[test]
-    fn optimistic_update_and_tombstones() {
-        let s = SqliteStore::in_memory().unwrap();
-        let mut tx = s.begin(TxMode::Write).unwrap();
-        tx.insert_ca(&ca("r", "Root", None), Some(b"k")).unwrap();
-        tx.insert_ca(&ca("i", "Issuing", Some("r")), Some(b"k")).unwrap();
-        let mut row = tx.ca("i").unwrap().unwrap();
-        row.row_version = 5; // stale
-        assert!(matches!(tx.update_ca(&row), Err(StoreError::Conflict)));
-        row.row_version = 2;
-        row.revoked_at = Some(10);
-        row.revocation_reason = Some(5);
-        tx.update_ca(&row).unwrap();
-        assert_eq!(tx.live_children("r").unwrap(), 1);
-        tx.delete_ca("i", 11).unwrap();
-        assert_eq!(tx.live_children("r").unwrap(), 0);
-        assert!(tx.ca("i").unwrap().is_none());
-        assert!(tx.sealed_key("i").unwrap().is_none());
-        // The tombstone still feeds the root's CRL, and its name is free again.
-        assert_eq!(tx.revoked_children("r").unwrap().len(), 1);
-        tx.insert_ca(&ca("j", "Issuing", Some("r")), None).unwrap();
-        assert_eq!(tx.reserve_crl_numbers("r", 1).unwrap(), 1);
-        assert_eq!(tx.reserve_crl_numbers("r", 1000).unwrap(), 1001);
-    }
-
-    #[test]
-    fn leaves_filter_page_and_revoke_once() {
-        let s = SqliteStore::in_memory().unwrap();
-        let mut tx = s.begin(TxMode::Write).unwrap();
-        tx.insert_ca(&ca("i", "Issuing", None), None).unwrap();
-        for n in 0..10 {
-            tx.insert_leaf(&leaf(
-                &format!("l{n}"),
-                "i",
-                &format!("{n:02X}"),
-                if n < 8 { 100 } else { 10 },
-            ))
-            .unwrap();
-        }
-        assert!(matches!(
-            tx.insert_leaf(&leaf("x", "i", "01", 100)),
-            Err(StoreError::DuplicateSerial)
-        ));
-        let p = Presigned {
-            sha1: vec![1],
-            sha256: vec![2],
-            this_update: 50,
-        };
-        assert!(tx.revoke_leaf("l0", 50, 1, &p).unwrap());
-        assert!(!tx.revoke_leaf("l0", 51, 1, &p).unwrap());
-        assert_eq!(tx.leaf("l0").unwrap().unwrap().ocsp, Some(p));
-        assert_eq!(tx.count_leaves(Some("i"), LeafFilter::Active { now: 50 }).unwrap(), 7);
-        assert_eq!(tx.count_leaves(Some("i"), LeafFilter::Expired { now: 50 }).unwrap(), 2);
-        assert_eq!(tx.count_leaves(None, LeafFilter::Revoked).unwrap(), 1);
-        let page1 = tx
-            .leaves(&LeafQuery {
-                ca_id: Some("i".into()),
-                filter: LeafFilter::All,
-                after_seq: 0,
-                limit: 4,
-            })
-            .unwrap();
-        let page2 = tx
-            .leaves(&LeafQuery {
-                ca_id: Some("i".into()),
-                filter: LeafFilter::All,
-                after_seq: page1[3].seq,
-                limit: 100,
-            })
-            .unwrap();
-        assert_eq!(page1.len() + page2.len(), 10);
-        assert_eq!(tx.leaves_by_serial(Some("i"), "05").unwrap()[0].id, "l5");
-        let seq = tx.append_change(1, ChangeKind::LeafRevoked, "i", Some("l0")).unwrap();
-        assert_eq!(tx.last_change_seq().unwrap(), seq);
-        assert_eq!(tx.changes_since(0, 10).unwrap()[0].kind, ChangeKind::LeafRevoked);
-    }
-}
+// The tests of this backend are the shared conformance suite in
+// `super::conformance`, which runs them against PostgreSQL too.

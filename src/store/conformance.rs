@@ -1,0 +1,973 @@
+//! The storage conformance suite: every backend must pass the same tests,
+//! so the domain can rely on one behaviour whichever store it is given.
+//!
+//! Each test is a function over a [`Harness`]; `suite!` instantiates all of
+//! them once per backend (`store::conformance::sqlite::*`,
+//! `store::conformance::postgres::*`). PostgreSQL tests run on a fresh
+//! database each, on the server `CLOUDPKI_TEST_POSTGRES` names or, when it
+//! is unset, on a throwaway cluster started once per test process (see
+//! [`pg::server_url`]).
+
+use std::path::PathBuf;
+
+use super::{
+    AuditRow, CaRow, ChangeKind, CrlRow, DelegateRow, LeafFilter, LeafQuery, LeafRow, LeafStatusRow, PgStore,
+    Presigned, SqliteStore, Store, StoreError, TxMode,
+};
+
+/// A backend under test.
+pub(crate) trait Harness {
+    fn store(&self) -> &dyn Store;
+    /// Another store on the same database, as another process opens it.
+    fn reopen(&self) -> Box<dyn Store>;
+    /// Runs SQL behind the store's back; `Err` carries the database's message.
+    fn raw(&self, sql: &str) -> std::result::Result<(), String>;
+}
+
+struct SqliteHarness {
+    // Field order is drop order: the store closes before the directory goes.
+    store: SqliteStore,
+    path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl SqliteHarness {
+    /// A database file, as in production (an in-memory store has no
+    /// separate readers and cannot be opened twice).
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cloudpki.db");
+        SqliteHarness {
+            store: SqliteStore::open(&path).unwrap(),
+            path,
+            _dir: dir,
+        }
+    }
+}
+
+impl Harness for SqliteHarness {
+    fn store(&self) -> &dyn Store {
+        &self.store
+    }
+
+    fn reopen(&self) -> Box<dyn Store> {
+        Box::new(SqliteStore::open(&self.path).unwrap())
+    }
+
+    fn raw(&self, sql: &str) -> std::result::Result<(), String> {
+        let conn = rusqlite::Connection::open(&self.path).map_err(|e| e.to_string())?;
+        conn.execute_batch(sql).map_err(|e| e.to_string())
+    }
+}
+
+struct PgHarness {
+    store: PgStore,
+    db: pg::TempDb,
+}
+
+impl PgHarness {
+    fn new() -> Self {
+        let db = pg::TempDb::new();
+        PgHarness {
+            store: PgStore::connect(&db.url).unwrap(),
+            db,
+        }
+    }
+}
+
+impl Harness for PgHarness {
+    fn store(&self) -> &dyn Store {
+        &self.store
+    }
+
+    fn reopen(&self) -> Box<dyn Store> {
+        Box::new(PgStore::connect(&self.db.url).unwrap())
+    }
+
+    fn raw(&self, sql: &str) -> std::result::Result<(), String> {
+        self.db.client().batch_execute(sql).map_err(|e| pg::message(&e))
+    }
+}
+
+/// The PostgreSQL server the tests use, and throwaway databases on it.
+pub(crate) mod pg {
+    use std::process::Command;
+    use std::sync::OnceLock;
+
+    use ::postgres::{Client, NoTls};
+
+    const PORT: &str = "55432";
+
+    static SERVER: OnceLock<Result<String, String>> = OnceLock::new();
+
+    /// The URL of the test server's `postgres` database: `CLOUDPKI_TEST_POSTGRES`,
+    /// or a cluster in `target/pg-test` started once per test process
+    /// (left running for the next run; `scripts/pg-throwaway.sh stop
+    /// target/pg-test` stops it). Panics, failing the test, when there is
+    /// no PostgreSQL: these tests are never skipped silently.
+    pub(crate) fn server_url() -> String {
+        match SERVER.get_or_init(start) {
+            Ok(url) => url.clone(),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn start() -> Result<String, String> {
+        if let Ok(url) = std::env::var("CLOUDPKI_TEST_POSTGRES") {
+            if !url.is_empty() {
+                return Ok(url);
+            }
+        }
+        let root = env!("CARGO_MANIFEST_DIR");
+        let script = format!("{root}/scripts/pg-throwaway.sh");
+        let dir = format!("{root}/target/pg-test");
+        let out = Command::new("bash")
+            .args([script.as_str(), "start", dir.as_str(), PORT])
+            .output()
+            .map_err(|e| format!("cannot run {script}: {e}"))?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        match stdout.lines().rev().find(|l| !l.trim().is_empty()) {
+            Some(url) if out.status.success() => Ok(url.trim().to_owned()),
+            _ => Err(format!(
+                "the PostgreSQL tests need a server: CLOUDPKI_TEST_POSTGRES is unset and \
+                 `scripts/pg-throwaway.sh start target/pg-test {PORT}` failed ({}):\n{}\n\
+                 Install PostgreSQL (scripts/install-test-deps.sh) or set CLOUDPKI_TEST_POSTGRES \
+                 to a server URL (postgres://user@host:port/postgres).",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            )),
+        }
+    }
+
+    /// The database error's own message, which tokio-postgres's Display omits.
+    pub(crate) fn message(e: &::postgres::Error) -> String {
+        match (e.as_db_error(), std::error::Error::source(e)) {
+            (Some(db), _) => format!("{e}: {}", db.message()),
+            (None, Some(cause)) => format!("{e}: {cause}"),
+            (None, None) => e.to_string(),
+        }
+    }
+
+    /// `url` with its database name replaced.
+    fn with_dbname(url: &str, name: &str) -> String {
+        let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+        let host_start = base.find("://").map_or(0, |i| i + 3);
+        let base = match base[host_start..].find('/') {
+            Some(i) => &base[..host_start + i],
+            None => base,
+        };
+        match query {
+            Some(q) => format!("{base}/{name}?{q}"),
+            None => format!("{base}/{name}"),
+        }
+    }
+
+    /// A database of its own for one test, dropped (with any connection
+    /// left to it) when the value is.
+    pub(crate) struct TempDb {
+        pub(crate) url: String,
+        admin: String,
+        name: String,
+    }
+
+    impl TempDb {
+        pub(crate) fn new() -> TempDb {
+            let admin = server_url();
+            let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+            let mut c = Client::connect(&admin, NoTls)
+                .unwrap_or_else(|e| panic!("cannot connect to the test PostgreSQL at {admin}: {}", message(&e)));
+            c.batch_execute(&format!("CREATE DATABASE {name}"))
+                .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {}", message(&e)));
+            TempDb {
+                url: with_dbname(&admin, &name),
+                admin,
+                name,
+            }
+        }
+
+        /// A plain connection to the database, behind any store's back.
+        pub(crate) fn client(&self) -> Client {
+            Client::connect(&self.url, NoTls).unwrap()
+        }
+    }
+
+    impl Drop for TempDb {
+        fn drop(&mut self) {
+            if let Ok(mut c) = Client::connect(&self.admin, NoTls) {
+                let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+            }
+        }
+    }
+
+    #[test]
+    fn with_dbname_replaces_only_the_database() {
+        assert_eq!(with_dbname("postgres://u@h:1/postgres", "t"), "postgres://u@h:1/t");
+        assert_eq!(
+            with_dbname("postgres://u:p@h/db?sslmode=disable", "t"),
+            "postgres://u:p@h/t?sslmode=disable"
+        );
+        assert_eq!(with_dbname("postgresql://h:5", "t"), "postgresql://h:5/t");
+    }
+}
+
+pub(crate) fn ca(id: &str, cn: &str, issuer: Option<&str>) -> CaRow {
+    CaRow {
+        id: id.into(),
+        common_name: cn.into(),
+        issuer_id: issuer.map(Into::into),
+        status: "active".into(),
+        doc: "{}".into(),
+        cert: Some(vec![1, 2, 3]),
+        chain: vec![vec![4], vec![5, 6]],
+        csr: None,
+        revoked_at: None,
+        revocation_reason: None,
+        row_version: 1,
+        crl_number: 0,
+        ocsp: None,
+    }
+}
+
+pub(crate) fn leaf(id: &str, ca: &str, serial: &str, not_after: i64) -> LeafRow {
+    LeafRow {
+        seq: 0,
+        id: id.into(),
+        ca_id: ca.into(),
+        serial: serial.into(),
+        not_after,
+        revoked_at: None,
+        revocation_reason: None,
+        doc: "{}".into(),
+        der: vec![0x30],
+        ocsp: None,
+    }
+}
+
+fn presigned(n: u8, this_update: i64) -> Presigned {
+    Presigned {
+        sha1: vec![n],
+        sha256: vec![n, n],
+        this_update,
+    }
+}
+
+fn audit(at: i64, activity: &str) -> AuditRow {
+    AuditRow {
+        seq: 0,
+        at,
+        actor: "alice".into(),
+        activity: activity.into(),
+        target_type: "ca".into(),
+        target_id: format!("t{at}"),
+        result: "success".into(),
+        detail: "{}".into(),
+    }
+}
+
+fn ids<T>(rows: &[T], id: impl Fn(&T) -> &str) -> Vec<String> {
+    rows.iter().map(|r| id(r).to_owned()).collect()
+}
+
+fn leaf_ids(rows: &[LeafRow]) -> Vec<String> {
+    ids(rows, |r| &r.id)
+}
+
+fn status_ids(rows: &[LeafStatusRow]) -> Vec<String> {
+    ids(rows, |r| &r.id)
+}
+
+fn ca_ids(rows: &[CaRow]) -> Vec<String> {
+    ids(rows, |r| &r.id)
+}
+
+fn meta_roundtrip(h: &dyn Harness) {
+    let mut tx = h.store().begin(TxMode::Write).unwrap();
+    assert_eq!(tx.meta("k").unwrap(), None);
+    tx.set_meta("k", "v1").unwrap();
+    tx.set_meta("other", "x").unwrap();
+    tx.set_meta("k", "v2").unwrap();
+    assert_eq!(tx.meta("k").unwrap().as_deref(), Some("v2"));
+    tx.commit().unwrap();
+    let other = h.reopen();
+    let mut tx = other.begin(TxMode::Read).unwrap();
+    assert_eq!(tx.meta("k").unwrap().as_deref(), Some("v2"));
+    assert_eq!(tx.meta("other").unwrap().as_deref(), Some("x"));
+    assert_eq!(tx.meta("missing").unwrap(), None);
+}
+
+fn ca_roundtrip_and_unique_common_name(h: &dyn Harness) {
+    let s = h.store();
+    let mut tx = s.begin(TxMode::Write).unwrap();
+    let mut root = ca("a", "Root", None);
+    root.csr = Some(vec![9]);
+    root.revoked_at = Some(7);
+    root.revocation_reason = Some(4);
+    root.crl_number = 3;
+    root.ocsp = Some(presigned(1, 5));
+    tx.insert_ca(&root, Some(b"k")).unwrap();
+    for cn in ["root", "ROOT", "Root"] {
+        assert!(
+            matches!(tx.insert_ca(&ca("b", cn, None), None), Err(StoreError::DuplicateCommonName(ref n)) if n == cn),
+            "{cn}"
+        );
+    }
+    // lower() folds ASCII only, on both backends: É and é differ.
+    tx.insert_ca(&ca("e1", "École", None), None).unwrap();
+    tx.insert_ca(&ca("e2", "éCOLE", None), None).unwrap();
+    assert!(matches!(
+        tx.insert_ca(&ca("e3", "ÉCOLE", None), None),
+        Err(StoreError::DuplicateCommonName(_))
+    ));
+    // The transaction goes on after a refused insert.
+    assert_eq!(tx.ca("a").unwrap().unwrap(), root);
+    let mut plain = ca("c", "Plain", Some("a"));
+    plain.chain = Vec::new();
+    plain.cert = None;
+    tx.insert_ca(&plain, None).unwrap();
+    assert_eq!(tx.ca("c").unwrap().unwrap(), plain);
+    assert_eq!(tx.sealed_key("a").unwrap().as_deref(), Some(&b"k"[..]));
+    assert_eq!(tx.sealed_key("c").unwrap(), None);
+    assert_eq!(tx.sealed_key("missing").unwrap(), None);
+    assert_eq!(tx.ca("missing").unwrap(), None);
+    tx.commit().unwrap();
+
+    let other = h.reopen();
+    let mut tx = other.begin(TxMode::Write).unwrap();
+    assert_eq!(tx.ca("a").unwrap().unwrap(), root);
+    assert!(matches!(
+        tx.insert_ca(&ca("z", "rOOT", None), None),
+        Err(StoreError::DuplicateCommonName(_))
+    ));
+    drop(tx);
+    // A duplicate id is a plain database error, not a name conflict.
+    let mut tx = other.begin(TxMode::Write).unwrap();
+    assert!(matches!(
+        tx.insert_ca(&ca("a", "Other", None), None),
+        Err(StoreError::Backend(_))
+    ));
+}
+
+fn rollback_on_drop(h: &dyn Harness) {
+    let s = h.store();
+    {
+        let mut tx = s.begin(TxMode::Write).unwrap();
+        tx.set_meta("k", "v").unwrap();
+        tx.insert_ca(&ca("a", "Root", None), Some(b"k")).unwrap();
+        tx.insert_leaf(&leaf("l", "a", "01", 100)).unwrap();
+        tx.append_change(1, ChangeKind::CaCreated, "a", None).unwrap();
+        tx.append_audit(&audit(1, "createCa")).unwrap();
+    }
+    drop(s.begin(TxMode::Read).unwrap());
+    // The next writer is not kept waiting by the dropped one.
+    let mut tx = s.begin(TxMode::Write).unwrap();
+    assert_eq!(tx.meta("k").unwrap(), None);
+    assert!(tx.ca("a").unwrap().is_none());
+    assert!(tx.leaf("l").unwrap().is_none());
+    assert_eq!(tx.last_change_seq().unwrap(), 0);
+    assert!(tx.audit_events(None, 0, 10).unwrap().is_empty());
+    tx.insert_ca(&ca("a", "Root", None), None).unwrap();
+    tx.commit().unwrap();
+    assert!(h.reopen().begin(TxMode::Read).unwrap().ca("a").unwrap().is_some());
+}
+
+fn optimistic_update_and_tombstones(h: &dyn Harness) {
+    let s = h.store();
+    let mut tx = s.begin(TxMode::Write).unwrap();
+    tx.insert_ca(&ca("r", "Root", None), Some(b"k")).unwrap();
+    let mut issuing = ca("i", "Issuing", Some("r"));
+    issuing.csr = Some(vec![7]);
+    tx.insert_ca(&issuing, Some(b"k")).unwrap();
+    tx.insert_leaf(&leaf("l1", "i", "01", 100)).unwrap();
+    tx.put_ocsp_delegate("i", &[1], &[2], 10).unwrap();
+    let mut row = tx.ca("i").unwrap().unwrap();
+    row.row_version = 5; // stale
+    assert!(matches!(tx.update_ca(&row), Err(StoreError::Conflict)));
+    row.row_version = 1; // not incremented
+    assert!(matches!(tx.update_ca(&row), Err(StoreError::Conflict)));
+    row.row_version = 2;
+    row.status = "revoked".into();
+    row.revoked_at = Some(10);
+    row.revocation_reason = Some(5);
+    row.ocsp = Some(presigned(3, 10));
+    row.chain = vec![vec![8]];
+    tx.update_ca(&row).unwrap();
+    assert_eq!(tx.ca("i").unwrap().unwrap(), row);
+    assert!(matches!(tx.update_ca(&row), Err(StoreError::Conflict)));
+    assert_eq!(tx.live_children("r").unwrap(), 1);
+
+    tx.delete_ca("i", 11).unwrap();
+    assert_eq!(tx.live_children("r").unwrap(), 0);
+    assert!(tx.ca("i").unwrap().is_none());
+    assert!(tx.sealed_key("i").unwrap().is_none());
+    assert!(tx.leaf("l1").unwrap().is_none());
+    assert!(tx.ocsp_delegate("i").unwrap().is_none());
+    assert_eq!(tx.count_leaves(Some("i"), LeafFilter::All).unwrap(), 0);
+    // The tombstone still feeds the root's CRL, and its name is free again.
+    let tombstones = tx.revoked_children("r").unwrap();
+    assert_eq!(ca_ids(&tombstones), ["i"]);
+    assert_eq!(tombstones[0].row_version, 3);
+    assert_eq!(tombstones[0].csr, None);
+    assert_eq!(tombstones[0].revoked_at, Some(10));
+    row.row_version = 4;
+    assert!(matches!(tx.update_ca(&row), Err(StoreError::Conflict)));
+    assert!(matches!(tx.delete_ca("i", 12), Err(StoreError::Conflict)));
+    assert!(matches!(tx.delete_ca("missing", 12), Err(StoreError::Conflict)));
+    tx.insert_ca(&ca("j", "Issuing", Some("r")), None).unwrap();
+    assert!(matches!(
+        tx.insert_ca(&ca("k", "issuing", Some("r")), None),
+        Err(StoreError::DuplicateCommonName(_))
+    ));
+    tx.commit().unwrap();
+    let tombstones = h.reopen().begin(TxMode::Read).unwrap().revoked_children("r").unwrap();
+    assert_eq!(ca_ids(&tombstones), ["i"]);
+}
+
+fn cas_order_and_children(h: &dyn Harness) {
+    let mut tx = h.store().begin(TxMode::Write).unwrap();
+    tx.insert_ca(&ca("r", "R", None), None).unwrap();
+    tx.insert_ca(&ca("a", "A", Some("r")), None).unwrap();
+    tx.insert_ca(&ca("b", "B", Some("r")), None).unwrap();
+    tx.insert_ca(&ca("c", "C", Some("a")), None).unwrap();
+    assert_eq!(ca_ids(&tx.cas().unwrap()), ["r", "a", "b", "c"]);
+    assert_eq!(tx.live_children("r").unwrap(), 2);
+    assert_eq!(tx.live_children("a").unwrap(), 1);
+    assert_eq!(tx.live_children("c").unwrap(), 0);
+    assert_eq!(tx.live_children("nobody").unwrap(), 0);
+    assert!(tx.revoked_children("r").unwrap().is_empty());
+
+    let revoke = |row: &mut CaRow| {
+        row.row_version += 1;
+        row.revoked_at = Some(5);
+        row.revocation_reason = Some(1);
+    };
+    let mut b = tx.ca("b").unwrap().unwrap();
+    revoke(&mut b);
+    tx.update_ca(&b).unwrap();
+    assert_eq!(ca_ids(&tx.revoked_children("r").unwrap()), ["b"]);
+    tx.delete_ca("b", 6).unwrap();
+    assert_eq!(ca_ids(&tx.cas().unwrap()), ["r", "a", "c"]);
+    assert_eq!(tx.live_children("r").unwrap(), 1);
+    tx.insert_ca(&ca("d", "D", Some("r")), None).unwrap();
+    assert_eq!(ca_ids(&tx.cas().unwrap()), ["r", "a", "c", "d"]);
+    let mut a = tx.ca("a").unwrap().unwrap();
+    revoke(&mut a);
+    tx.update_ca(&a).unwrap();
+    // Creation order, deleted or not.
+    assert_eq!(ca_ids(&tx.revoked_children("r").unwrap()), ["a", "b"]);
+    assert!(tx.revoked_children("a").unwrap().is_empty());
+    tx.commit().unwrap();
+}
+
+fn reserve_crl_numbers_monotonic(h: &dyn Harness) {
+    let s = h.store();
+    let mut tx = s.begin(TxMode::Write).unwrap();
+    tx.insert_ca(&ca("r", "Root", None), None).unwrap();
+    assert_eq!(tx.reserve_crl_numbers("r", 1).unwrap(), 1);
+    assert_eq!(tx.reserve_crl_numbers("r", 1000).unwrap(), 1001);
+    tx.commit().unwrap();
+
+    let mut tx = s.begin(TxMode::Write).unwrap();
+    assert_eq!(tx.reserve_crl_numbers("r", 5).unwrap(), 1006);
+    let mut row = tx.ca("r").unwrap().unwrap();
+    assert_eq!(row.crl_number, 1006);
+    // update_ca does not write the CRL number: only reservations move it.
+    row.crl_number = 0;
+    row.row_version += 1;
+    tx.update_ca(&row).unwrap();
+    assert_eq!(tx.ca("r").unwrap().unwrap().crl_number, 1006);
+    tx.commit().unwrap();
+
+    {
+        // A rolled-back reservation is not kept...
+        let mut tx = s.begin(TxMode::Write).unwrap();
+        assert_eq!(tx.reserve_crl_numbers("r", 100).unwrap(), 1106);
+    }
+    // ...and another process continues from the committed number.
+    let other = h.reopen();
+    let mut tx = other.begin(TxMode::Write).unwrap();
+    assert_eq!(tx.reserve_crl_numbers("r", 1).unwrap(), 1007);
+    tx.commit().unwrap();
+
+    let mut tx = s.begin(TxMode::Write).unwrap();
+    assert!(tx.reserve_crl_numbers("missing", 1).is_err());
+}
+
+fn leaves_filter_page_and_revoke_once(h: &dyn Harness) {
+    let s = h.store();
+    let mut tx = s.begin(TxMode::Write).unwrap();
+    tx.insert_ca(&ca("i", "Issuing", None), None).unwrap();
+    tx.insert_ca(&ca("j", "Other", None), None).unwrap();
+    let mut last = 0;
+    for n in 0..10 {
+        let seq = tx
+            .insert_leaf(&leaf(
+                &format!("l{n}"),
+                "i",
+                &format!("{n:02X}"),
+                if n < 8 { 100 } else { 10 },
+            ))
+            .unwrap();
+        assert!(seq > last);
+        last = seq;
+        if n == 4 {
+            tx.insert_leaf(&leaf("m5", "j", "05", 100)).unwrap();
+        }
+    }
+    assert!(matches!(
+        tx.insert_leaf(&leaf("x", "i", "01", 100)),
+        Err(StoreError::DuplicateSerial)
+    ));
+    // Any unique violation reads as a duplicate serial, the id's too.
+    assert!(matches!(
+        tx.insert_leaf(&leaf("l1", "j", "77", 100)),
+        Err(StoreError::DuplicateSerial)
+    ));
+    // The transaction goes on (the engine retries with another serial).
+    let mut with_answers = leaf("l10", "i", "0A", 100);
+    with_answers.ocsp = Some(presigned(4, 40));
+    with_answers.seq = tx.insert_leaf(&with_answers).unwrap();
+    assert_eq!(tx.leaf("l10").unwrap().unwrap(), with_answers);
+    let l3 = tx.leaf("l3").unwrap().unwrap();
+    assert_eq!(LeafRow { seq: 0, ..l3.clone() }, leaf("l3", "i", "03", 100));
+    assert!(tx.leaf("nope").unwrap().is_none());
+
+    let p = presigned(1, 50);
+    assert!(tx.revoke_leaf("l0", 50, 1, &p).unwrap());
+    assert!(!tx.revoke_leaf("l0", 51, 2, &presigned(2, 51)).unwrap());
+    assert!(!tx.revoke_leaf("nope", 51, 2, &p).unwrap());
+    let l0 = tx.leaf("l0").unwrap().unwrap();
+    assert_eq!(
+        (l0.revoked_at, l0.revocation_reason, l0.ocsp),
+        (Some(50), Some(1), Some(p))
+    );
+
+    // l0 revoked; l1..l7 and l10 active at 50; l8, l9 expired; m5 on j.
+    assert_eq!(tx.count_leaves(Some("i"), LeafFilter::Active { now: 50 }).unwrap(), 8);
+    assert_eq!(tx.count_leaves(Some("i"), LeafFilter::Expired { now: 50 }).unwrap(), 2);
+    assert_eq!(tx.count_leaves(Some("i"), LeafFilter::Revoked).unwrap(), 1);
+    assert_eq!(tx.count_leaves(Some("i"), LeafFilter::All).unwrap(), 11);
+    assert_eq!(tx.count_leaves(None, LeafFilter::All).unwrap(), 12);
+    assert_eq!(tx.count_leaves(None, LeafFilter::Active { now: 50 }).unwrap(), 9);
+    assert_eq!(tx.count_leaves(None, LeafFilter::Expired { now: 100 }).unwrap(), 11);
+    assert_eq!(tx.count_leaves(None, LeafFilter::Revoked).unwrap(), 1);
+    assert_eq!(tx.count_leaves(Some("nobody"), LeafFilter::All).unwrap(), 0);
+
+    let mut page = |ca_id: Option<&str>, filter: LeafFilter, limit: u32| {
+        let mut out = Vec::new();
+        let mut after_seq = 0;
+        loop {
+            let rows = tx
+                .leaves(&LeafQuery {
+                    ca_id: ca_id.map(Into::into),
+                    filter,
+                    after_seq,
+                    limit,
+                })
+                .unwrap();
+            assert!(rows.len() <= limit as usize);
+            let Some(last) = rows.last() else { break };
+            after_seq = last.seq;
+            out.extend(leaf_ids(&rows));
+        }
+        out
+    };
+    let all_i: Vec<String> = (0..11).map(|n| format!("l{n}")).collect();
+    assert_eq!(page(Some("i"), LeafFilter::All, 4), all_i);
+    assert_eq!(
+        page(Some("i"), LeafFilter::Active { now: 50 }, 3),
+        ["l1", "l2", "l3", "l4", "l5", "l6", "l7", "l10"]
+    );
+    assert_eq!(page(Some("i"), LeafFilter::Expired { now: 50 }, 1), ["l8", "l9"]);
+    assert_eq!(page(None, LeafFilter::Revoked, 10), ["l0"]);
+    assert_eq!(
+        page(None, LeafFilter::All, 5),
+        ["l0", "l1", "l2", "l3", "l4", "m5", "l5", "l6", "l7", "l8", "l9", "l10"]
+    );
+    assert_eq!(
+        page(Some("j"), LeafFilter::Active { now: 100 }, 5),
+        Vec::<String>::new()
+    );
+
+    assert_eq!(leaf_ids(&tx.leaves_by_serial(Some("i"), "05").unwrap()), ["l5"]);
+    assert_eq!(leaf_ids(&tx.leaves_by_serial(None, "05").unwrap()), ["m5", "l5"]);
+    assert!(tx.leaves_by_serial(Some("j"), "01").unwrap().is_empty());
+    assert!(tx.leaves_by_serial(None, "FF").unwrap().is_empty());
+
+    tx.update_leaf_doc("l3", r#"{"x":1}"#).unwrap();
+    assert_eq!(tx.leaf("l3").unwrap().unwrap().doc, r#"{"x":1}"#);
+    assert!(matches!(tx.update_leaf_doc("nope", "{}"), Err(StoreError::Conflict)));
+    tx.commit().unwrap();
+    assert_eq!(
+        h.reopen().begin(TxMode::Read).unwrap().leaf("l3").unwrap().unwrap().doc,
+        r#"{"x":1}"#
+    );
+
+    // A leaf of an unknown CA is refused (foreign key).
+    let mut tx = s.begin(TxMode::Write).unwrap();
+    assert!(tx.insert_leaf(&leaf("orphan", "nobody", "01", 100)).is_err());
+}
+
+fn set_leaf_ocsp_and_leaves_signed_at_seq(h: &dyn Harness) {
+    let mut tx = h.store().begin(TxMode::Write).unwrap();
+    tx.insert_ca(&ca("i", "I", None), None).unwrap();
+    tx.insert_ca(&ca("j", "J", None), None).unwrap();
+    for (id, ca_id, serial) in [("a", "i", "01"), ("b", "i", "02"), ("c", "i", "03"), ("d", "j", "01")] {
+        tx.insert_leaf(&leaf(id, ca_id, serial, 100)).unwrap();
+    }
+    let seq = tx.append_change(1, ChangeKind::OcspRefreshed, "i", None).unwrap();
+    let p = presigned(1, 20);
+    tx.set_leaf_ocsp("c", &p, seq).unwrap();
+    tx.set_leaf_ocsp("a", &p, seq).unwrap();
+    tx.set_leaf_ocsp("d", &p, seq).unwrap();
+    tx.set_leaf_ocsp("missing", &p, seq).unwrap();
+    let mut signed = status_ids(&tx.leaves_signed_at_seq("i", seq).unwrap());
+    signed.sort();
+    assert_eq!(signed, ["a", "c"]);
+    assert_eq!(status_ids(&tx.leaves_signed_at_seq("j", seq).unwrap()), ["d"]);
+    assert!(tx.leaves_signed_at_seq("i", seq + 1).unwrap().is_empty());
+    assert_eq!(tx.leaf_status("a").unwrap().unwrap().ocsp, Some(p.clone()));
+    assert_eq!(tx.leaf("a").unwrap().unwrap().ocsp, Some(p));
+    assert_eq!(tx.leaf_status("b").unwrap().unwrap().ocsp, None);
+
+    let seq2 = tx.append_change(2, ChangeKind::OcspRefreshed, "i", None).unwrap();
+    tx.set_leaf_ocsp("a", &presigned(2, 30), seq2).unwrap();
+    assert_eq!(status_ids(&tx.leaves_signed_at_seq("i", seq).unwrap()), ["c"]);
+    assert_eq!(status_ids(&tx.leaves_signed_at_seq("i", seq2).unwrap()), ["a"]);
+    tx.commit().unwrap();
+}
+
+fn leaves_due_for_ocsp_ordering(h: &dyn Harness) {
+    let mut tx = h.store().begin(TxMode::Write).unwrap();
+    tx.insert_ca(&ca("i", "I", None), None).unwrap();
+    for (n, (id, signed)) in [
+        ("t30", Some(30)),
+        ("never", None),
+        ("t10", Some(10)),
+        ("t50", Some(50)),
+        ("t20", Some(20)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut row = leaf(id, "i", &format!("{n:02X}"), 100);
+        row.ocsp = signed.map(|t| presigned(1, t));
+        tx.insert_leaf(&row).unwrap();
+    }
+    // Revoked leaves are re-signed too.
+    tx.insert_leaf(&leaf("r", "i", "FF", 100)).unwrap();
+    assert!(tx.revoke_leaf("r", 15, 1, &presigned(2, 15)).unwrap());
+
+    // Never signed first, then oldest first; `signed_before` is exclusive.
+    assert_eq!(
+        status_ids(&tx.leaves_due_for_ocsp(40, 10).unwrap()),
+        ["never", "t10", "r", "t20", "t30"]
+    );
+    assert_eq!(status_ids(&tx.leaves_due_for_ocsp(40, 2).unwrap()), ["never", "t10"]);
+    assert_eq!(status_ids(&tx.leaves_due_for_ocsp(10, 10).unwrap()), ["never"]);
+    let due = tx.leaves_due_for_ocsp(16, 10).unwrap();
+    assert_eq!(due[2].revoked_at, Some(15));
+    assert_eq!(due[2].revocation_reason, Some(1));
+    assert_eq!(due[2].ocsp, Some(presigned(2, 15)));
+    tx.commit().unwrap();
+}
+
+fn leaf_status_page_and_status(h: &dyn Harness) {
+    let mut tx = h.store().begin(TxMode::Write).unwrap();
+    tx.insert_ca(&ca("i", "I", None), None).unwrap();
+    tx.insert_ca(&ca("j", "J", None), None).unwrap();
+    let mut seqs = std::collections::HashMap::new();
+    for (n, (id, ca_id)) in [
+        ("l0", "i"),
+        ("m0", "j"),
+        ("l1", "i"),
+        ("l2", "i"),
+        ("m1", "j"),
+        ("l3", "i"),
+        ("l4", "i"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        seqs.insert(
+            id,
+            tx.insert_leaf(&leaf(id, ca_id, &format!("{n:02X}"), 100 + n as i64))
+                .unwrap(),
+        );
+    }
+    assert_eq!(status_ids(&tx.leaf_status_page("i", 0, 2).unwrap()), ["l0", "l1"]);
+    assert_eq!(
+        status_ids(&tx.leaf_status_page("i", seqs["l1"], 2).unwrap()),
+        ["l2", "l3"]
+    );
+    assert_eq!(status_ids(&tx.leaf_status_page("i", seqs["l3"], 10).unwrap()), ["l4"]);
+    assert!(tx.leaf_status_page("i", seqs["l4"], 10).unwrap().is_empty());
+    assert_eq!(status_ids(&tx.leaf_status_page("j", 0, 10).unwrap()), ["m0", "m1"]);
+    assert!(tx.leaf_status_page("nobody", 0, 10).unwrap().is_empty());
+
+    let p = presigned(3, 60);
+    assert!(tx.revoke_leaf("l2", 60, 4, &p).unwrap());
+    let full = tx.leaf("l2").unwrap().unwrap();
+    assert_eq!(
+        tx.leaf_status("l2").unwrap().unwrap(),
+        LeafStatusRow {
+            seq: seqs["l2"],
+            id: "l2".into(),
+            ca_id: "i".into(),
+            serial: full.serial,
+            not_after: 103,
+            revoked_at: Some(60),
+            revocation_reason: Some(4),
+            ocsp: Some(p),
+        }
+    );
+    assert!(tx.leaf_status("missing").unwrap().is_none());
+    tx.commit().unwrap();
+}
+
+fn crl_put_only_if_higher(h: &dyn Harness) {
+    let mut tx = h.store().begin(TxMode::Write).unwrap();
+    tx.insert_ca(&ca("i", "I", None), None).unwrap();
+    assert!(tx.crl("i").unwrap().is_none());
+    assert_eq!(tx.crl_number("i").unwrap(), None);
+    let crl = |number: i64, der: u8| CrlRow {
+        ca_id: "i".into(),
+        number,
+        this_update: number * 10,
+        next_update: number * 10 + 5,
+        der: vec![der],
+    };
+    tx.put_crl(&crl(5, 1)).unwrap();
+    assert_eq!(tx.crl("i").unwrap().unwrap(), crl(5, 1));
+    tx.put_crl(&crl(3, 2)).unwrap(); // lower: ignored
+    tx.put_crl(&crl(5, 3)).unwrap(); // equal: ignored
+    assert_eq!(tx.crl("i").unwrap().unwrap(), crl(5, 1));
+    tx.put_crl(&crl(6, 4)).unwrap();
+    assert_eq!(tx.crl("i").unwrap().unwrap(), crl(6, 4));
+    assert_eq!(tx.crl_number("i").unwrap(), Some(6));
+    tx.commit().unwrap();
+    let other = h.reopen();
+    let mut tx = other.begin(TxMode::Write).unwrap();
+    tx.put_crl(&crl(4, 5)).unwrap();
+    assert_eq!(tx.crl("i").unwrap().unwrap(), crl(6, 4));
+    assert!(tx.crl("nobody").unwrap().is_none());
+}
+
+fn roles_and_assignments(h: &dyn Harness) {
+    let mut tx = h.store().begin(TxMode::Write).unwrap();
+    assert!(tx.roles().unwrap().is_empty());
+    assert!(tx.assignments(None).unwrap().is_empty());
+    tx.put_role("b", r#"["x"]"#).unwrap();
+    tx.put_role("a", "[]").unwrap();
+    tx.put_role("a", r#"["y"]"#).unwrap();
+    let own = |a: &str, b: &str| (a.to_owned(), b.to_owned());
+    assert_eq!(tx.roles().unwrap(), [own("a", r#"["y"]"#), own("b", r#"["x"]"#)]);
+    tx.put_assignment("p2", "r1", "[]").unwrap();
+    tx.put_assignment("p1", "r2", r#"["t"]"#).unwrap();
+    tx.put_assignment("p1", "r1", "[]").unwrap();
+    tx.put_assignment("p1", "r1", r#"["u"]"#).unwrap();
+    let own3 = |a: &str, b: &str, c: &str| (a.to_owned(), b.to_owned(), c.to_owned());
+    let all = vec![
+        own3("p1", "r1", r#"["u"]"#),
+        own3("p1", "r2", r#"["t"]"#),
+        own3("p2", "r1", "[]"),
+    ];
+    assert_eq!(tx.assignments(None).unwrap(), all);
+    assert_eq!(tx.assignments(Some("p1")).unwrap(), all[..2]);
+    assert!(tx.assignments(Some("nobody")).unwrap().is_empty());
+    tx.commit().unwrap();
+    let other = h.reopen();
+    let mut tx = other.begin(TxMode::Read).unwrap();
+    assert_eq!(tx.assignments(None).unwrap(), all);
+    assert_eq!(tx.roles().unwrap().len(), 2);
+}
+
+fn audit_append_only(h: &dyn Harness) {
+    let mut tx = h.store().begin(TxMode::Write).unwrap();
+    let mut events = vec![audit(1, "createCa"), audit(2, "revokeLeaf"), audit(3, "createCa")];
+    for e in &mut events {
+        e.seq = tx.append_audit(e).unwrap();
+    }
+    assert!(events[0].seq < events[1].seq && events[1].seq < events[2].seq);
+    assert_eq!(tx.audit_events(None, 0, 10).unwrap(), events);
+    assert_eq!(tx.audit_events(None, 0, 2).unwrap(), events[..2]);
+    assert_eq!(tx.audit_events(None, events[1].seq, 10).unwrap(), events[2..]);
+    assert_eq!(
+        tx.audit_events(Some("createCa"), 0, 10).unwrap(),
+        [events[0].clone(), events[2].clone()]
+    );
+    assert_eq!(
+        tx.audit_events(Some("createCa"), events[0].seq, 10).unwrap(),
+        events[2..]
+    );
+    assert!(tx.audit_events(Some("nothing"), 0, 10).unwrap().is_empty());
+    tx.commit().unwrap();
+
+    for sql in [
+        "UPDATE audit_events SET actor = 'mallory'".to_owned(),
+        format!("UPDATE audit_events SET detail = 'x' WHERE seq = {}", events[1].seq),
+        "DELETE FROM audit_events".to_owned(),
+        format!("DELETE FROM audit_events WHERE seq = {}", events[0].seq),
+    ] {
+        let err = h.raw(&sql).expect_err(&sql);
+        assert!(err.contains("append-only"), "{sql}: {err}");
+    }
+    let other = h.reopen();
+    assert_eq!(
+        other.begin(TxMode::Read).unwrap().audit_events(None, 0, 10).unwrap(),
+        events
+    );
+}
+
+fn ocsp_delegates(h: &dyn Harness) {
+    let mut tx = h.store().begin(TxMode::Write).unwrap();
+    tx.insert_ca(&ca("i", "I", None), None).unwrap();
+    assert!(tx.ocsp_delegate("i").unwrap().is_none());
+    tx.put_ocsp_delegate("i", &[1], &[2], 10).unwrap();
+    let delegate = |cert: u8, key: u8, not_after: i64| DelegateRow {
+        cert: vec![cert],
+        sealed_key: vec![key],
+        not_after,
+    };
+    assert_eq!(tx.ocsp_delegate("i").unwrap(), Some(delegate(1, 2, 10)));
+    tx.put_ocsp_delegate("i", &[3], &[4], 20).unwrap();
+    assert_eq!(tx.ocsp_delegate("i").unwrap(), Some(delegate(3, 4, 20)));
+    assert!(tx.ocsp_delegate("nobody").unwrap().is_none());
+    tx.commit().unwrap();
+    let mut tx = h.store().begin(TxMode::Write).unwrap();
+    assert_eq!(tx.ocsp_delegate("i").unwrap(), Some(delegate(3, 4, 20)));
+    tx.delete_ca("i", 30).unwrap();
+    assert!(tx.ocsp_delegate("i").unwrap().is_none());
+    tx.commit().unwrap();
+}
+
+fn change_log_seq_monotonic_and_changes_since(h: &dyn Harness) {
+    let s = h.store();
+    let mut tx = s.begin(TxMode::Read).unwrap();
+    assert_eq!(tx.last_change_seq().unwrap(), 0);
+    assert!(tx.changes_since(0, 10).unwrap().is_empty());
+    drop(tx);
+
+    let kinds = [
+        ChangeKind::CaCreated,
+        ChangeKind::CaUpdated,
+        ChangeKind::CaDeleted,
+        ChangeKind::LeafIssued,
+        ChangeKind::LeafRevoked,
+        ChangeKind::LeafUpdated,
+        ChangeKind::OcspRefreshed,
+        ChangeKind::CrlPublished,
+    ];
+    let mut tx = s.begin(TxMode::Write).unwrap();
+    let mut seqs = Vec::new();
+    for (n, kind) in kinds.into_iter().enumerate() {
+        let leaf_id = matches!(
+            kind,
+            ChangeKind::LeafIssued | ChangeKind::LeafRevoked | ChangeKind::LeafUpdated
+        )
+        .then(|| format!("l{n}"));
+        let seq = tx.append_change(100 + n as i64, kind, "i", leaf_id.as_deref()).unwrap();
+        assert!(seqs.last().is_none_or(|&last| seq > last));
+        seqs.push(seq);
+    }
+    assert_eq!(tx.last_change_seq().unwrap(), seqs[7]);
+    tx.commit().unwrap();
+
+    let changes = s.begin(TxMode::Read).unwrap().changes_since(0, 100).unwrap();
+    assert_eq!(changes.len(), kinds.len());
+    for (n, c) in changes.iter().enumerate() {
+        assert_eq!(
+            (c.seq, c.at, c.kind, c.ca_id.as_str()),
+            (seqs[n], 100 + n as i64, kinds[n], "i")
+        );
+        assert_eq!(c.leaf_id.is_some(), (3..6).contains(&n));
+    }
+    assert_eq!(changes[4].leaf_id.as_deref(), Some("l4"));
+
+    {
+        let mut tx = s.begin(TxMode::Write).unwrap();
+        tx.append_change(1, ChangeKind::CaUpdated, "i", None).unwrap();
+    }
+    let other = h.reopen();
+    let mut tx = other.begin(TxMode::Write).unwrap();
+    let next = tx.append_change(200, ChangeKind::CaUpdated, "j", None).unwrap();
+    assert!(next > seqs[7], "sequence numbers only grow");
+    tx.commit().unwrap();
+
+    let mut tx = s.begin(TxMode::Read).unwrap();
+    assert_eq!(tx.last_change_seq().unwrap(), next);
+    let page: Vec<i64> = tx.changes_since(seqs[2], 3).unwrap().iter().map(|c| c.seq).collect();
+    assert_eq!(page, seqs[3..6]);
+    let tail = tx.changes_since(seqs[7], 10).unwrap();
+    assert_eq!(tail.len(), 1, "the rolled-back change is not in the log");
+    assert_eq!((tail[0].seq, tail[0].ca_id.as_str()), (next, "j"));
+    assert!(tx.changes_since(next, 10).unwrap().is_empty());
+}
+
+fn read_tx_sees_one_state(h: &dyn Harness) {
+    let s = h.store();
+    let mut tx = s.begin(TxMode::Write).unwrap();
+    tx.insert_ca(&ca("a", "A", None), None).unwrap();
+    let first = tx.append_change(1, ChangeKind::CaCreated, "a", None).unwrap();
+    tx.commit().unwrap();
+
+    let mut reader = s.begin(TxMode::Read).unwrap();
+    assert_eq!(reader.last_change_seq().unwrap(), first);
+    // Writers commit, in this process and another, while the reader is open.
+    let other = h.reopen();
+    for (store, id) in [(s, "b"), (&*other, "c")] {
+        let mut tx = store.begin(TxMode::Write).unwrap();
+        tx.insert_ca(&ca(id, &id.to_uppercase(), None), None).unwrap();
+        tx.append_change(2, ChangeKind::CaCreated, id, None).unwrap();
+        tx.commit().unwrap();
+    }
+    assert_eq!(reader.last_change_seq().unwrap(), first);
+    assert!(reader.changes_since(first, 10).unwrap().is_empty());
+    assert!(reader.ca("b").unwrap().is_none());
+    assert_eq!(ca_ids(&reader.cas().unwrap()), ["a"]);
+    drop(reader);
+
+    let mut reader = s.begin(TxMode::Read).unwrap();
+    assert_eq!(ca_ids(&reader.cas().unwrap()), ["a", "b", "c"]);
+    assert_eq!(reader.changes_since(first, 10).unwrap().len(), 2);
+}
+
+/// Instantiates every conformance test for both backends.
+macro_rules! suite {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name(&super::SqliteHarness::new());
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name(&super::PgHarness::new());
+                }
+            )*
+        }
+    };
+}
+
+suite!(
+    meta_roundtrip,
+    ca_roundtrip_and_unique_common_name,
+    rollback_on_drop,
+    optimistic_update_and_tombstones,
+    cas_order_and_children,
+    reserve_crl_numbers_monotonic,
+    leaves_filter_page_and_revoke_once,
+    set_leaf_ocsp_and_leaves_signed_at_seq,
+    leaves_due_for_ocsp_ordering,
+    leaf_status_page_and_status,
+    crl_put_only_if_higher,
+    roles_and_assignments,
+    audit_append_only,
+    ocsp_delegates,
+    change_log_seq_monotonic_and_changes_since,
+    read_tx_sees_one_state,
+);
