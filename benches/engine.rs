@@ -31,6 +31,8 @@ fn fixture(key: KeyAlgorithm) -> Fixture {
         kek_base64: None,
         max_cas: None,
         ocsp_signing: None,
+        database: None,
+        keyless: false,
     })
     .unwrap();
     let ca = |ca_type, cn: &str, issuer: Option<String>| NewCa {
@@ -44,7 +46,12 @@ fn fixture(key: KeyAlgorithm) -> Fixture {
         issuer_id: issuer,
         key_size: key,
         hash: HashAlgorithm::Sha256,
-        validity_years: 5,
+        // The issuing CA must end before its root; created a moment later, it would not.
+        validity_years: if ca_type == CaType::RootCertificationAuthority {
+            10
+        } else {
+            5
+        },
         ekus: vec![],
         role_scope_tag_ids: vec![],
     };

@@ -20,9 +20,23 @@ use crate::observability::Metrics;
 use crate::snapshot::maintainer::{MaintainError, Maintainer, Wake};
 use crate::snapshot::{Published, Snapshot};
 
+/// What one `serve` process does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// API, signing and the public responder routes: one node.
+    #[default]
+    All,
+    /// API and signing (CRLs, OCSP refresh); holds the KEK; no public responder routes.
+    Signer,
+    /// The public responder routes only, from what signers stored; holds no key.
+    Responder,
+}
+
 /// Everything `serve` needs.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
+    pub role: Role,
     pub open: OpenOptions,
     pub listen: SocketAddr,
     pub timings: Timings,
@@ -40,6 +54,7 @@ impl ServeConfig {
     /// Defaults around an open configuration (tests, embedders).
     pub fn new(open: OpenOptions, listen: SocketAddr) -> Self {
         ServeConfig {
+            role: Role::All,
             open,
             listen,
             timings: Timings::default(),
@@ -89,7 +104,15 @@ pub async fn run(
     on_listening: impl FnOnce(&Handles),
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), AppError> {
-    let mut pki = config::open(&cfg.open)?;
+    let mut cfg = cfg;
+    // A responder opens no key, whatever the caller's options say.
+    cfg.open.keyless = cfg.role == Role::Responder;
+    // Store access blocks (the PostgreSQL client runs a runtime of its own):
+    // keep it off the async workers.
+    let open = cfg.open.clone();
+    let mut pki = tokio::task::spawn_blocking(move || config::open(&open))
+        .await
+        .map_err(|e| AppError::Thread(std::io::Error::other(e)))??;
     pki.set_timings(cfg.timings);
     let pki = Arc::new(pki);
     let metrics = Arc::new(Metrics::new()?);
@@ -99,11 +122,27 @@ pub async fn run(
         let wake = wake.clone();
         pki.set_commit_hook(Arc::new(move || wake.notify()));
     }
-    let mut maintainer = Maintainer::new(pki.clone(), published.clone(), metrics.clone(), wake.clone());
+    let sync = Arc::new(crate::snapshot::SyncState::default());
+    let mut maintainer = Maintainer::new(
+        pki.clone(),
+        published.clone(),
+        sync.clone(),
+        metrics.clone(),
+        wake.clone(),
+    );
     let maintainer = tokio::task::spawn_blocking(move || maintainer.load().map(|()| maintainer))
         .await
         .map_err(|e| AppError::Thread(std::io::Error::other(e)))??;
     let stop = Arc::new(AtomicBool::new(false));
+    // Other processes' commits: pushed where the store can (PostgreSQL), and
+    // the maintainer's poll catches anything a lost notification missed.
+    let watcher = {
+        let wake = wake.clone();
+        match pki.store().watch(Arc::new(move || wake.notify()), stop.clone()) {
+            Some(handle) => Some(handle.map_err(AppError::Thread)?),
+            None => None,
+        }
+    };
     let thread = {
         let stop = stop.clone();
         std::thread::Builder::new()
@@ -142,23 +181,37 @@ pub async fn run(
         .map(crate::auth::ExternalIssuer::load)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| AppError::Auth(e.to_string()))?;
-    let tokens = crate::auth::TokenIssuer::load_or_create(&pki)
-        .map_err(|e| AppError::Auth(e.to_string()))?
-        .with_external(external);
-    if let Some(token) = first_admin_token(&pki, &tokens)? {
-        println!("administrator token (shown once; principal \"admin\", Intune Administrator, valid 30 days):");
-        println!("{token}");
-    }
+    // The API lives on nodes that hold keys; responders answer relying parties only.
+    let api = if cfg.role == Role::Responder {
+        None
+    } else {
+        let setup = pki.clone();
+        let (tokens, first) = tokio::task::spawn_blocking(move || {
+            let tokens = crate::auth::TokenIssuer::load_or_create(&setup).map_err(|e| AppError::Auth(e.to_string()))?;
+            let first = first_admin_token(&setup, &tokens)?;
+            Ok::<_, AppError>((tokens, first))
+        })
+        .await
+        .map_err(|e| AppError::Thread(std::io::Error::other(e)))??;
+        let tokens = tokens.with_external(external);
+        if let Some(token) = first {
+            println!("administrator token (shown once; principal \"admin\", Intune Administrator, valid 30 days):");
+            println!("{token}");
+        }
+        Some(crate::api::Api::new(pki.clone(), tokens, cfg.api_rate_limit))
+    };
     let state = Arc::new(AppState {
         responder: Responder::new(
             published.clone(),
+            sync.clone(),
             metrics.clone(),
             cfg.timings.ocsp_validity,
             cfg.signing,
         ),
-        api: Some(crate::api::Api::new(pki.clone(), tokens, cfg.api_rate_limit)),
+        api,
         limits: cfg.limits,
         surface: if admin.is_some() { Surface::Public } else { Surface::All },
+        responder_routes: cfg.role != Role::Signer,
     });
     // One shutdown signal, fanned out to every listener.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -167,10 +220,11 @@ pub async fn run(
     };
     let admin_task = admin.map(|(l, _)| {
         let state = Arc::new(AppState {
-            responder: Responder::new(published, metrics, cfg.timings.ocsp_validity, cfg.signing),
+            responder: Responder::new(published, sync, metrics, cfg.timings.ocsp_validity, cfg.signing),
             api: None,
             limits: cfg.limits,
             surface: Surface::Admin,
+            responder_routes: false,
         });
         tokio::spawn(crate::http::serve(l, state, stopped(stop_rx.clone())))
     });
@@ -189,7 +243,13 @@ pub async fn run(
     }
     stop.store(true, Ordering::Relaxed);
     wake.notify();
-    let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    let _ = tokio::task::spawn_blocking(move || {
+        let _ = thread.join();
+        if let Some(w) = watcher {
+            let _ = w.join();
+        }
+    })
+    .await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -51,6 +51,10 @@ pub enum ConfigError {
     Secret(#[from] SecretError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("the database is not initialised: start a signer (or run `cloudpki init`) against it first; responders initialise nothing")]
+    NotInitialised,
+    #[error("a shared database needs an explicit key-encryption key ({KEK_ENV} or --kek-file): generating one per node would seal keys nobody else can open")]
+    SharedDatabaseNeedsKek,
 }
 
 /// Where the data lives and how to open it.
@@ -64,6 +68,12 @@ pub struct OpenOptions {
     pub max_cas: Option<u32>,
     /// Who signs OCSP answers; recorded in the data directory when given.
     pub ocsp_signing: Option<OcspSigning>,
+    /// `postgres://…`: the state lives in this shared PostgreSQL database
+    /// (several nodes, one PKI); None: SQLite in the data directory.
+    pub database: Option<String>,
+    /// Open no key at all and initialise nothing (responder nodes): the KEK is
+    /// neither read nor generated, and the store must already be initialised.
+    pub keyless: bool,
 }
 
 /// The per-user default data directory (`$XDG_DATA_HOME/cloudpki` or
@@ -134,9 +144,17 @@ pub fn open_with_clock(opts: &OpenOptions, clock: Arc<dyn Clock>) -> Result<Pki,
             .fill(&mut warm)
             .map_err(|_| ConfigError::Secret(SecretError::Rng))?;
     }
-    create_dir(&opts.data_dir)?;
-    let store = Arc::new(SqliteStore::open(&opts.data_dir.join("cloudpki.db"))?);
+    let store: Arc<dyn Store> = match &opts.database {
+        Some(url) => Arc::new(crate::store::PgStore::connect(url)?),
+        None => {
+            create_dir(&opts.data_dir)?;
+            Arc::new(SqliteStore::open(&opts.data_dir.join("cloudpki.db"))?)
+        }
+    };
     let requested = opts.public_url.as_deref().map(normalize_url).transpose()?;
+    if opts.keyless {
+        return open_keyless(store, requested, clock, opts.max_cas);
+    }
 
     // Most opens change nothing: look first without the write lock.
     let initialised = {
@@ -164,6 +182,8 @@ pub fn open_with_clock(opts: &OpenOptions, clock: Arc<dyn Clock>) -> Result<Pki,
         Kek::from_file(file)?
     } else if kek_path.exists() {
         Kek::from_file(&kek_path)?
+    } else if opts.database.is_some() {
+        return Err(ConfigError::SharedDatabaseNeedsKek);
     } else if kek_check.is_none() {
         // Fresh data directory and no KEK supplied: make one so the server
         // runs with no setup. Production deployments supply their own.
@@ -217,14 +237,49 @@ pub fn open_with_clock(opts: &OpenOptions, clock: Arc<dyn Clock>) -> Result<Pki,
         }
     };
     tx.commit()?;
-    let store: Arc<dyn Store> = store;
     Ok(Pki::new(
         store,
-        kek,
+        Some(kek),
         clock,
         Settings {
             public_url,
             max_cas: opts.max_cas,
+            timings: crate::domain::engine::Timings::default(),
+            ocsp_signing,
+        },
+    ))
+}
+
+/// A responder's view: settings read from the store, no key, no write.
+fn open_keyless(
+    store: Arc<dyn Store>,
+    requested: Option<String>,
+    clock: Arc<dyn Clock>,
+    max_cas: Option<u32>,
+) -> Result<Pki, ConfigError> {
+    let mut tx = store.begin(TxMode::Read)?;
+    let (Some(public_url), Some(_)) = (tx.meta(META_PUBLIC_URL)?, tx.meta(META_KEK_CHECK)?) else {
+        return Err(ConfigError::NotInitialised);
+    };
+    if let Some(req) = requested.filter(|r| *r != public_url) {
+        return Err(ConfigError::PublicUrlMismatch {
+            stored: public_url,
+            requested: req,
+        });
+    }
+    let ocsp_signing = tx
+        .meta(META_OCSP_SIGNER)?
+        .as_deref()
+        .and_then(OcspSigning::parse)
+        .unwrap_or_default();
+    drop(tx);
+    Ok(Pki::new(
+        store,
+        None,
+        clock,
+        Settings {
+            public_url,
+            max_cas,
             timings: crate::domain::engine::Timings::default(),
             ocsp_signing,
         },
@@ -243,6 +298,8 @@ mod tests {
             kek_base64: None,
             max_cas: None,
             ocsp_signing: None,
+            database: None,
+            keyless: false,
         }
     }
 

@@ -19,6 +19,7 @@ pub struct Metrics {
     pub snapshot_generation: IntGauge,
     pub snapshot_seq: IntGauge,
     pub snapshot_age_seconds: prometheus::Gauge,
+    pub store_degraded: IntGauge,
     pub rebuild_seconds: Histogram,
     pub crl_bytes: IntGaugeVec,
     pub crl_entries: IntGaugeVec,
@@ -81,8 +82,14 @@ impl Metrics {
             "snapshot_change_seq",
             "Change-log sequence number the snapshot includes",
         )?;
-        let snapshot_age_seconds =
-            prometheus::Gauge::new("snapshot_age_seconds", "Seconds since the served snapshot was built")?;
+        let snapshot_age_seconds = prometheus::Gauge::new(
+            "snapshot_age_seconds",
+            "Seconds since the served snapshot was last known current with the store",
+        )?;
+        let store_degraded = IntGauge::new(
+            "store_degraded",
+            "1 while the store cannot be reached and the last snapshot is served",
+        )?;
         let rebuild_seconds = Histogram::with_opts(
             HistogramOpts::new(
                 "snapshot_rebuild_duration_seconds",
@@ -109,6 +116,7 @@ impl Metrics {
         registry.register(Box::new(snapshot_generation.clone()))?;
         registry.register(Box::new(snapshot_seq.clone()))?;
         registry.register(Box::new(snapshot_age_seconds.clone()))?;
+        registry.register(Box::new(store_degraded.clone()))?;
         registry.register(Box::new(rebuild_seconds.clone()))?;
         registry.register(Box::new(crl_bytes.clone()))?;
         registry.register(Box::new(crl_entries.clone()))?;
@@ -139,6 +147,7 @@ impl Metrics {
             snapshot_generation,
             snapshot_seq,
             snapshot_age_seconds,
+            store_degraded,
             rebuild_seconds,
             crl_bytes,
             crl_entries,

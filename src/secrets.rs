@@ -30,6 +30,8 @@ pub enum SecretError {
     Unseal,
     #[error("random number generator failed")]
     Rng,
+    #[error("this node holds no key-encryption key (responder role): it cannot open or seal keys")]
+    NoKek,
 }
 
 /// The key-encryption key. Never printed, zeroed on drop.

@@ -73,6 +73,17 @@ impl ApiError {
             )
         }
     }
+    /// The database cannot be reached: nothing was changed; retry later.
+    pub fn unavailable() -> Self {
+        ApiError {
+            retry_after: Some(5),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                "the database is unreachable; nothing was changed, retry later",
+            )
+        }
+    }
     pub fn internal(detail: impl std::fmt::Display) -> Self {
         // The detail goes to the log, not to the caller.
         tracing::error!(error = %detail, "internal API error");
@@ -125,6 +136,7 @@ impl From<PkiError> for ApiError {
                 "ServiceUnavailable",
                 "the store is busy; retry",
             ),
+            PkiError::Store(StoreError::Unavailable(_)) => Self::unavailable(),
             other => Self::internal(other),
         }
     }

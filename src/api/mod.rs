@@ -404,7 +404,10 @@ impl Api {
         tokio::task::spawn_blocking(move || Access::resolve(&pki, claims))
             .await
             .map_err(|e| ApiError::internal(e.to_string()))?
-            .map_err(|e| ApiError::internal(e.to_string()))
+            .map_err(|e| match e {
+                crate::auth::RbacError::Store(crate::store::StoreError::Unavailable(_)) => ApiError::unavailable(),
+                other => ApiError::internal(other.to_string()),
+            })
     }
 
     /// Handles one API request; errors become Graph error bodies.

@@ -55,6 +55,10 @@ pub struct Cli {
     /// Maximum number of CAs (default: unlimited).
     #[arg(long, global = true, env = "CLOUDPKI_MAX_CAS")]
     pub max_cas: Option<u32>,
+    /// Shared PostgreSQL database (`postgres://user:pass@host/db`) instead of
+    /// SQLite in the data directory: several nodes serving one PKI.
+    #[arg(long, global = true, env = "CLOUDPKI_DATABASE")]
+    pub database: Option<String>,
     /// Machine-readable JSON output.
     #[arg(long, global = true)]
     pub json: bool,
@@ -349,6 +353,8 @@ impl Cli {
                 Command::Init { ocsp_signer } => *ocsp_signer,
                 _ => None,
             },
+            database: self.database.clone(),
+            keyless: false,
         }
     }
 }

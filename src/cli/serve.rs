@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::{Cli, CliError, Result};
-use crate::app::{self, ServeConfig};
+use crate::app::{self, Role, ServeConfig};
 use crate::config::{self, OpenOptions, DEFAULT_PORT};
 use crate::domain::engine::{OcspSigning, Timings};
 use crate::http::responder::SigningLimits;
@@ -26,6 +26,10 @@ pub struct ServeArgs {
     /// Serve /metrics on this second address only (health checks answer on both).
     #[arg(long, env = "CLOUDPKI_ADMIN_LISTEN")]
     pub admin_listen: Option<SocketAddr>,
+    /// all: everything in one process; signer: API and signing (holds the
+    /// KEK); responder: OCSP/CRL/AIA from what signers stored, with no key.
+    #[arg(long, env = "CLOUDPKI_ROLE", value_enum)]
+    pub role: Option<Role>,
 }
 
 /// The configuration file. Every key is optional.
@@ -48,6 +52,10 @@ pub struct FileConfig {
     /// "ca" (default) or "delegated".
     pub ocsp_signer: Option<String>,
     pub admin_listen: Option<SocketAddr>,
+    /// "all" (default), "signer" or "responder".
+    pub role: Option<Role>,
+    /// `postgres://…` (see --database).
+    pub database: Option<String>,
     /// API requests per second per principal (0: unlimited).
     pub api_rate_limit: Option<u32>,
     /// `[[oidc_issuers]]`: external token issuers trusted by their JWKS file.
@@ -100,7 +108,9 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
     if let Some(n) = file.signing_queue {
         signing.queue = n;
     }
+    let role = args.role.or(file.role).unwrap_or_default();
     let cfg = ServeConfig {
+        role,
         open: OpenOptions {
             data_dir: cli
                 .data_dir
@@ -118,6 +128,8 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
                         .ok_or_else(|| CliError::Usage("ocsp_signer must be \"ca\" or \"delegated\"".into()))?,
                 ),
             },
+            database: cli.database.clone().or(file.database),
+            keyless: role == Role::Responder,
         },
         listen: args
             .listen

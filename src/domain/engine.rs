@@ -187,7 +187,8 @@ pub struct LeafListQuery {
 /// The PKI engine.
 pub struct Pki {
     store: Arc<dyn Store>,
-    kek: Kek,
+    /// None on responder nodes: they serve pre-signed answers and hold no key.
+    kek: Option<Kek>,
     clock: Arc<dyn Clock>,
     settings: Settings,
     /// Unsealed CA keys, so a burst of issuance does not unseal per request.
@@ -305,7 +306,7 @@ impl LoadedCa {
 }
 
 impl Pki {
-    pub fn new(store: Arc<dyn Store>, kek: Kek, clock: Arc<dyn Clock>, settings: Settings) -> Self {
+    pub fn new(store: Arc<dyn Store>, kek: Option<Kek>, clock: Arc<dyn Clock>, settings: Settings) -> Self {
         Pki {
             store,
             kek,
@@ -316,6 +317,15 @@ impl Pki {
             crl_numbers: Mutex::new(HashMap::new()),
             on_commit: Mutex::new(None),
         }
+    }
+
+    fn kek(&self) -> std::result::Result<&Kek, crate::secrets::SecretError> {
+        self.kek.as_ref().ok_or(crate::secrets::SecretError::NoKek)
+    }
+
+    /// Whether this node can open keys (and so sign): false on responders.
+    pub fn holds_keys(&self) -> bool {
+        self.kek.is_some()
     }
 
     /// Registers the callback run after every commit.
@@ -439,11 +449,11 @@ impl Pki {
 
     /// Seals a secret with the KEK, bound to `context` (token issuer keys).
     pub fn seal(&self, context: &str, plaintext: &[u8]) -> Result<Vec<u8>> {
-        Ok(self.kek.seal(context, plaintext)?)
+        Ok(self.kek()?.seal(context, plaintext)?)
     }
 
     pub fn unseal(&self, context: &str, sealed: &[u8]) -> Result<zeroize::Zeroizing<Vec<u8>>> {
-        Ok(self.kek.open(context, sealed)?)
+        Ok(self.kek()?.open(context, sealed)?)
     }
 
     /// Sets the revocation-data timings (from the server configuration).
@@ -507,7 +517,7 @@ impl Pki {
             return Ok(s.clone());
         }
         let sealed = tx.sealed_key(id)?.ok_or_else(|| corrupt("CA has no key"))?;
-        let pkcs8 = self.kek.open(id, &sealed)?;
+        let pkcs8 = self.kek()?.open(id, &sealed)?;
         let key = Arc::new(SoftwareKey::from_pkcs8(
             ca.entity.certificate_key_size,
             ca.entity.cloud_certification_authority_hashing_algorithm,
@@ -593,7 +603,7 @@ impl Pki {
         // before taking the write lock.
         let (key, pkcs8) = SoftwareKey::generate(req.key_size, req.hash)?;
         let id = uuid::Uuid::new_v4().to_string();
-        let sealed = self.kek.seal(&id, &pkcs8)?;
+        let sealed = self.kek()?.seal(&id, &pkcs8)?;
         let now = self.clock.now();
         let subject = req.subject.to_name()?;
 
@@ -1505,7 +1515,7 @@ impl Pki {
                 sealed_key: sealed,
                 not_after,
             }) if from_ts(not_after)? > rotate_before => {
-                let pkcs8 = self.kek.open(&sealed_context, &sealed)?;
+                let pkcs8 = self.kek()?.open(&sealed_context, &sealed)?;
                 let key = SoftwareKey::from_pkcs8(
                     ca.entity.certificate_key_size,
                     ca.entity.cloud_certification_authority_hashing_algorithm,
@@ -1568,7 +1578,7 @@ impl Pki {
                     },
                     ca_key.as_ref(),
                 )?;
-                tx.put_ocsp_delegate(id, &der, &self.kek.seal(&sealed_context, &pkcs8)?, ts(not_after))?;
+                tx.put_ocsp_delegate(id, &der, &self.kek()?.seal(&sealed_context, &pkcs8)?, ts(not_after))?;
                 let cert = ParsedCert::from_der(&der)?;
                 OcspResponder {
                     key: Arc::new(key),
@@ -1776,7 +1786,12 @@ mod tests {
             issuer_id: issuer,
             key_size: KeyAlgorithm::EcP256,
             hash: HashAlgorithm::Sha256,
-            validity_years: 5,
+            // An issuing CA must end before its root, even when created a second later.
+            validity_years: if ca_type == CaType::RootCertificationAuthority {
+                10
+            } else {
+                5
+            },
             ekus: vec![],
             role_scope_tag_ids: vec![],
         }
@@ -1810,6 +1825,8 @@ mod tests {
                 kek_base64: None,
                 max_cas: None,
                 ocsp_signing: Some(OcspSigning::Delegated),
+                database: None,
+                keyless: false,
             };
             open_with_clock(&opts, Arc::new(FixedClock(t))).unwrap()
         };
@@ -1847,6 +1864,8 @@ mod tests {
             kek_base64: None,
             max_cas: None,
             ocsp_signing: None,
+            database: None,
+            keyless: false,
         };
         let pki = crate::config::open(&opts).unwrap();
         let root = pki

@@ -61,6 +61,8 @@ pub struct AppState {
     pub api: Option<crate::api::Api>,
     pub limits: Limits,
     pub surface: Surface,
+    /// Serves /ocsp, /crls, /cacerts (false on signer-only nodes).
+    pub responder_routes: bool,
 }
 
 fn route_of(method: &Method, path: &str) -> &'static str {
@@ -128,15 +130,21 @@ async fn dispatch(state: &AppState, req: Request<Incoming>, method: &Method, pat
     match path {
         "/healthz" if is_get => return plain(StatusCode::OK, "ok\n"),
         "/readyz" if is_get => {
-            return if r.published.load().ready {
-                plain(StatusCode::OK, "ready\n")
-            } else {
+            return if !r.published.load().ready {
                 plain(StatusCode::SERVICE_UNAVAILABLE, "loading\n")
+            } else if r.sync.degraded() {
+                // Still serving the last snapshot; the body tells probes why.
+                plain(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "degraded: the database is unreachable; serving the last snapshot\n",
+                )
+            } else {
+                plain(StatusCode::OK, "ready\n")
             };
         }
         "/metrics" if is_get && state.surface != Surface::Public => {
-            let age = r.published.load().built_at.elapsed().map_or(0.0, |d| d.as_secs_f64());
-            r.metrics.snapshot_age_seconds.set(age);
+            r.metrics.snapshot_age_seconds.set(r.sync.age_seconds());
+            r.metrics.store_degraded.set(i64::from(r.sync.degraded()));
             let mut resp = Response::new(Full::new(Bytes::from(r.metrics.render())));
             resp.headers_mut().insert(
                 header::CONTENT_TYPE,
@@ -171,6 +179,9 @@ async fn dispatch(state: &AppState, req: Request<Incoming>, method: &Method, pat
                 body,
             })
             .await;
+    }
+    if !state.responder_routes {
+        return plain(StatusCode::NOT_FOUND, "not found\n");
     }
     if path == "/ocsp" || path.starts_with("/ocsp/") {
         return match *method {

@@ -45,6 +45,7 @@ impl Default for SigningLimits {
 /// Responder state shared by all connections.
 pub struct Responder {
     pub published: Published,
+    pub sync: Arc<crate::snapshot::SyncState>,
     pub metrics: Arc<crate::observability::Metrics>,
     pub ocsp_validity: time::Duration,
     limits: SigningLimits,
@@ -56,12 +57,14 @@ pub struct Responder {
 impl Responder {
     pub fn new(
         published: Published,
+        sync: Arc<crate::snapshot::SyncState>,
         metrics: Arc<crate::observability::Metrics>,
         ocsp_validity: time::Duration,
         limits: SigningLimits,
     ) -> Self {
         Responder {
             published,
+            sync,
             metrics,
             ocsp_validity,
             permits: Arc::new(Semaphore::new(limits.concurrency.max(1))),

@@ -78,9 +78,17 @@ impl CrlState {
     }
 }
 
+/// How often due OCSP answers are looked for, and how many are re-signed
+/// per round (20k a minute: 1M due answers are refreshed in under an hour,
+/// while they stay valid for days).
+const REFRESH_EVERY: Duration = Duration::from_secs(60);
+const REFRESH_PER_ROUND: u32 = 20_000;
+const REFRESH_BATCH: u32 = 500;
+
 pub struct Maintainer {
     pki: Arc<Pki>,
     published: Published,
+    sync: Arc<super::SyncState>,
     metrics: Arc<Metrics>,
     wake: Arc<Wake>,
     crls: HashMap<String, CrlState>,
@@ -90,6 +98,8 @@ pub struct Maintainer {
     pub poll: Duration,
     last_refresh: Instant,
     storer: Option<std::sync::mpsc::Sender<crate::store::CrlRow>>,
+    /// Whether this node led the signing work in the last round.
+    leading: bool,
 }
 
 /// Stores CRLs in the background; of several waiting for one CA, only the newest.
@@ -142,10 +152,17 @@ fn leaf_status(row: &LeafStatusRow) -> Result<Status> {
 }
 
 impl Maintainer {
-    pub fn new(pki: Arc<Pki>, published: Published, metrics: Arc<Metrics>, wake: Arc<Wake>) -> Self {
+    pub fn new(
+        pki: Arc<Pki>,
+        published: Published,
+        sync: Arc<super::SyncState>,
+        metrics: Arc<Metrics>,
+        wake: Arc<Wake>,
+    ) -> Self {
         Maintainer {
             pki,
             published,
+            sync,
             metrics,
             wake,
             crls: HashMap::new(),
@@ -154,6 +171,7 @@ impl Maintainer {
             poll: Duration::from_millis(100),
             // Refresh on the first round: answers missing or stale since the last run.
             storer: None,
+            leading: false,
             last_refresh: Instant::now()
                 .checked_sub(Duration::from_secs(3600))
                 .unwrap_or_else(Instant::now),
@@ -177,7 +195,9 @@ impl Maintainer {
             .iter()
             .map(|h| IssuerHashes::of(&parsed, *h))
             .collect::<std::result::Result<Vec<_>, _>>()?;
+        // A keyless node signs nothing: it serves what signers stored.
         let responder = match self.pki.ocsp_responder(&row.id) {
+            _ if !self.pki.holds_keys() => None,
             Ok(k) => Some(k),
             Err(e) => {
                 tracing::warn!(ca = %row.id, error = %e, "no OCSP signing key: on-demand answers unavailable");
@@ -328,10 +348,18 @@ impl Maintainer {
         self.snapshot.change_seq = seq;
         // Every CA gets a fresh CRL at start: entries may have changed while
         // no server ran (CLI revocations), and numbers only move forward.
-        self.dirty = self.snapshot.cas.keys().map(|k| k.to_string()).collect();
-        let signed = self.publish_crls();
-        self.store_crls(signed);
+        if self.signs()? {
+            self.dirty = self.snapshot.cas.keys().map(|k| k.to_string()).collect();
+            let signed = self.publish_crls();
+            self.store_crls(signed);
+        } else {
+            let ids: Vec<String> = self.snapshot.cas.keys().map(|k| k.to_string()).collect();
+            for id in ids {
+                self.adopt_stored_crl(&id)?;
+            }
+        }
         self.snapshot.ready = true;
+        self.sync.synced();
         self.swap(started);
         tracing::info!(
             cas = self.snapshot.cas.len(),
@@ -515,12 +543,30 @@ impl Maintainer {
         self.metrics.rebuild_seconds.observe(started.elapsed().as_secs_f64());
     }
 
+    /// Whether this node signs CRLs and refreshes OCSP answers: it holds the
+    /// keys and, where several signers share a store, holds the lead.
+    fn signs(&mut self) -> Result<bool> {
+        if !self.pki.holds_keys() {
+            return Ok(false);
+        }
+        let leads = self.pki.store().try_lead()?;
+        if leads != self.leading {
+            self.leading = leads;
+            tracing::info!(leading = leads, "signing lead changed");
+        }
+        Ok(leads)
+    }
+
     /// One round: follow changes, publish OCSP at once, then CRLs.
     pub fn step(&mut self) -> Result<()> {
         let started = Instant::now();
         let applied = self.follow()?;
         if applied > 0 {
             self.swap(started);
+        }
+        self.sync.synced();
+        if !self.signs()? {
+            return Ok(());
         }
         self.mark_stale_crls();
         if !self.dirty.is_empty() {
@@ -531,12 +577,21 @@ impl Maintainer {
                 self.store_crls(signed);
             }
         }
-        if self.last_refresh.elapsed() >= Duration::from_secs(60) {
+        if self.last_refresh.elapsed() >= REFRESH_EVERY {
             self.last_refresh = Instant::now();
-            loop {
-                match self.pki.refresh_ocsp(10_000) {
-                    Ok(n) if n >= 10_000 => continue,
-                    Ok(_) => break,
+            // Small transactions, so API writes interleave with re-signing;
+            // a bounded number per round, so a million answers falling due
+            // together are spread over the hours before they expire (they
+            // fall due at ocsp_refresh_hours and stay valid for days).
+            let mut done = 0;
+            while done < REFRESH_PER_ROUND {
+                match self.pki.refresh_ocsp(REFRESH_BATCH) {
+                    Ok(n) => {
+                        done += n as u32;
+                        if n < REFRESH_BATCH as usize {
+                            break;
+                        }
+                    }
                     Err(e) => {
                         tracing::error!(error = %e, "OCSP refresh failed");
                         break;
@@ -551,7 +606,8 @@ impl Maintainer {
     pub fn run(mut self, stop: Arc<AtomicBool>) {
         while !stop.load(Ordering::Relaxed) {
             if let Err(e) = self.step() {
-                tracing::error!(error = %e, "snapshot maintenance failed; retrying");
+                self.sync.failed();
+                tracing::error!(error = %e, "snapshot maintenance failed; serving the last snapshot, retrying");
                 std::thread::sleep(Duration::from_millis(500));
             }
             self.wake.wait(self.poll);

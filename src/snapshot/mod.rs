@@ -27,6 +27,50 @@ use crate::x509::ocsp::{self, CertIdHash, ErrorAnswer, IssuerHashes, ParsedReque
 /// The current snapshot, swapped atomically.
 pub type Published = Arc<ArcSwap<Snapshot>>;
 
+/// How current the published snapshot is with the store. The maintainer
+/// writes it after each round; `/readyz` and `/metrics` read it. When the
+/// store cannot be reached the last snapshot keeps being served (its answers
+/// stay valid until their nextUpdate) and this says so.
+#[derive(Debug, Default)]
+pub struct SyncState {
+    degraded: std::sync::atomic::AtomicBool,
+    /// Unix milliseconds of the last round that reached the store.
+    synced_ms: std::sync::atomic::AtomicU64,
+}
+
+impl SyncState {
+    fn now_ms() -> u64 {
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+    }
+
+    /// A round reached the store: the snapshot is current.
+    pub fn synced(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.synced_ms.store(Self::now_ms(), Relaxed);
+        self.degraded.store(false, Relaxed);
+    }
+
+    /// A round failed to reach the store.
+    pub fn failed(&self) {
+        self.degraded.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn degraded(&self) -> bool {
+        self.degraded.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Seconds since the snapshot was last known current (0 before the first round).
+    pub fn age_seconds(&self) -> f64 {
+        let at = self.synced_ms.load(std::sync::atomic::Ordering::Relaxed);
+        if at == 0 {
+            return 0.0;
+        }
+        Self::now_ms().saturating_sub(at) as f64 / 1000.0
+    }
+}
+
 /// A certificate serial as a fixed-size, cheaply cloned key. Serials longer
 /// than 20 octets cannot be ours (RFC 5280 §4.1.2.2 caps them at 20).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -195,7 +239,10 @@ impl Snapshot {
             return OcspDecision::Error(ErrorAnswer::MalformedRequest, Outcome::Malformed);
         };
         // The common case: one known certificate, SHA-1 or SHA-256, no nonce.
-        if let ([(_, hash, Some(state))], None) = (answers.as_slice(), &req.nonce) {
+        // A node without a signing key answers a nonce request from the same
+        // pre-signed set, without the nonce (RFC 8954 §2.1 allows ignoring it).
+        let presigned_will_do = req.nonce.is_none() || ca.responder.is_none();
+        if let ([(_, hash, Some(state))], true) = (answers.as_slice(), presigned_will_do) {
             let body = match hash {
                 CertIdHash::Sha1 => Some(&state.sha1),
                 CertIdHash::Sha256 => Some(&state.sha256),
@@ -208,6 +255,10 @@ impl Snapshot {
                     outcome,
                 };
             }
+        }
+        if ca.responder.is_none() {
+            // Nothing pre-signed fits and this node cannot sign (RFC 5019 §2.2.3).
+            return OcspDecision::Error(ErrorAnswer::Unauthorized, Outcome::Unauthorized);
         }
         OcspDecision::Sign {
             ca: ca.clone(),

@@ -7,6 +7,7 @@ mod api_conformance;
 mod chains;
 mod durability;
 mod external;
+mod fleet;
 mod lifecycle;
 mod responder;
 mod server;

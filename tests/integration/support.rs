@@ -217,6 +217,8 @@ impl Env {
                 kek_base64: None,
                 max_cas: None,
                 ocsp_signing: None,
+                database: None,
+                keyless: false,
             },
             std::net::SocketAddr::from(([127, 0, 0, 1], port)),
         )

@@ -1,0 +1,716 @@
+//! A fleet on loopback: PostgreSQL, one signer, two responders, each a real
+//! `cloudpki serve` process. Revocations through the signer's API must reach
+//! both responders (OCSP and CRL); PostgreSQL is stopped and restarted and a
+//! responder is killed with SIGKILL mid-test; nothing may be lost.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use der::Decode;
+use serde_json::{json, Value};
+
+use crate::support::{curl, free_port, openssl, openssl_any, repo, BIN};
+
+/// A throwaway PostgreSQL cluster of this test's own, so it can be stopped.
+struct Postgres {
+    dir: PathBuf,
+    port: u16,
+    url: String,
+}
+
+/// Runs scripts/pg-throwaway.sh; returns its stdout.
+fn pg_script(args: &[&str]) -> String {
+    let out = Command::new("bash")
+        .arg(repo().join("scripts/pg-throwaway.sh"))
+        .args(args)
+        .output()
+        .expect("bash");
+    assert!(
+        out.status.success(),
+        "PostgreSQL is required for the fleet test (scripts/install-test-deps.sh installs it): {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+impl Postgres {
+    fn start(dir: &Path, port: u16) -> Postgres {
+        let out = pg_script(&["start", dir.to_str().unwrap(), &port.to_string()]);
+        let url = out.lines().last().unwrap_or_default().trim().to_owned();
+        assert!(url.starts_with("postgres://"), "{url}");
+        Postgres {
+            dir: dir.to_path_buf(),
+            port,
+            url,
+        }
+    }
+
+    fn stop(&self) {
+        pg_script(&["stop", self.dir.to_str().unwrap()]);
+    }
+
+    fn restart(&self) {
+        pg_script(&["start", self.dir.to_str().unwrap(), &self.port.to_string()]);
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(repo().join("scripts/pg-throwaway.sh"))
+            .arg("stop")
+            .arg(&self.dir)
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+        let _ = std::fs::remove_file(self.dir.with_extension("lock"));
+    }
+}
+
+/// One `cloudpki serve` process.
+struct Node {
+    child: Child,
+    url: String,
+    args: Vec<String>,
+    envs: Vec<(String, String)>,
+    stdout: Arc<Mutex<String>>,
+    stderr: PathBuf,
+}
+
+impl Node {
+    fn spawn(args: Vec<String>, envs: Vec<(String, String)>, port: u16, stderr: PathBuf) -> Node {
+        let mut c = Command::new(BIN);
+        c.args(&args)
+            .env_remove("CLOUDPKI_KEK")
+            .env_remove("CLOUDPKI_DATABASE")
+            .env_remove("CLOUDPKI_PUBLIC_URL")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr).unwrap());
+        for (k, v) in &envs {
+            c.env(k, v);
+        }
+        let mut child = c.spawn().unwrap();
+        let stdout = Arc::new(Mutex::new(String::new()));
+        {
+            let out = child.stdout.take().unwrap();
+            let sink = stdout.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(out).lines().map_while(Result::ok) {
+                    let mut s = sink.lock().unwrap();
+                    s.push_str(&line);
+                    s.push('\n');
+                }
+            });
+        }
+        let node = Node {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            args,
+            envs,
+            stdout,
+            stderr,
+        };
+        node.wait_status("/healthz", 200, Duration::from_secs(60));
+        node
+    }
+
+    fn restart(&mut self) {
+        let port: u16 = self.url.rsplit(':').next().unwrap().parse().unwrap();
+        let fresh = Node::spawn(self.args.clone(), self.envs.clone(), port, self.stderr.clone());
+        let old = std::mem::replace(self, fresh);
+        drop(old);
+    }
+
+    fn log(&self) -> String {
+        format!(
+            "{}\n{}",
+            self.stdout.lock().unwrap(),
+            std::fs::read_to_string(&self.stderr).unwrap_or_default()
+        )
+    }
+
+    fn wait_status(&self, path: &str, status: u16, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some((s, body)) = http(&self.url, "GET", path, &[], b"") {
+                if s == status {
+                    return String::from_utf8_lossy(&body).into_owned();
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}{path} never answered {status}:\n{}",
+                self.url,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn metric(&self, name: &str) -> i64 {
+        let (_, body) = http(&self.url, "GET", "/metrics", &[], b"").unwrap();
+        String::from_utf8_lossy(&body)
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(-1.0) as i64
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal HTTP/1.1 exchange (one request per connection): fast enough to
+/// poll every few milliseconds. None when the node does not answer.
+fn http(base: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Option<(u16, Vec<u8>)> {
+    let addr = base.strip_prefix("http://")?;
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).ok()?;
+    s.write_all(body).ok()?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).ok()?;
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&raw[..split]);
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    let mut payload = raw[split + 4..].to_vec();
+    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        payload = dechunk(&payload);
+    }
+    Some((status, payload))
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
+        let n = usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&b[eol + 2..eol + 2 + n]);
+        b = &b[eol + 2 + n + 2..];
+    }
+    out
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Seen {
+    Good,
+    Revoked,
+    Other,
+}
+
+/// Asks a node's OCSP endpoint; decodes the answer with x509-ocsp.
+fn ocsp_status(node: &Node, request: &[u8]) -> Option<Seen> {
+    let (status, body) = http(
+        &node.url,
+        "POST",
+        "/ocsp",
+        &[("Content-Type", "application/ocsp-request")],
+        request,
+    )?;
+    if status != 200 {
+        return None;
+    }
+    let resp = x509_ocsp::OcspResponse::from_der(&body).ok()?;
+    let bytes = resp.response_bytes?;
+    let basic = x509_ocsp::BasicOcspResponse::from_der(bytes.response.as_bytes()).ok()?;
+    Some(match basic.tbs_response_data.responses.first()?.cert_status {
+        x509_ocsp::CertStatus::Good(_) => Seen::Good,
+        x509_ocsp::CertStatus::Revoked(_) => Seen::Revoked,
+        _ => Seen::Other,
+    })
+}
+
+/// Serials (uppercase hex, no leading zeros) on a node's CRL for `ca`.
+fn crl_serials(node: &Node, ca: &str) -> Option<Vec<String>> {
+    let (status, body) = http(&node.url, "GET", &format!("/crls/{ca}_v1/current.crl"), &[], b"")?;
+    if status != 200 {
+        return None;
+    }
+    let crl = x509_cert::crl::CertificateList::from_der(&body).ok()?;
+    Some(
+        crl.tbs_cert_list
+            .revoked_certificates
+            .unwrap_or_default()
+            .iter()
+            .map(|r| norm(&hex(r.serial_number.as_bytes())))
+            .collect(),
+    )
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02X}")).collect()
+}
+
+fn norm(serial: &str) -> String {
+    let s = serial.trim_start_matches('0').to_ascii_uppercase();
+    if s.is_empty() {
+        "0".into()
+    } else {
+        s
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+struct Leaf {
+    id: String,
+    serial: String,
+    request: Vec<u8>,
+}
+
+struct Fleet {
+    dir: tempfile::TempDir,
+    pg: Postgres,
+    signer: Node,
+    responders: Vec<Node>,
+    token: String,
+}
+
+impl Fleet {
+    fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let auth = format!("Bearer {}", self.token);
+        let bytes = body.map(|b| b.to_string().into_bytes());
+        let r = curl(
+            method,
+            &format!("{}/beta/deviceManagement{path}", self.signer.url),
+            bytes.as_deref(),
+            &[("Authorization", &auth), ("Content-Type", "application/json")],
+        );
+        (r.status, serde_json::from_slice(&r.body).unwrap_or(Value::Null))
+    }
+
+    fn api_ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let (status, v) = self.api(method, path, body);
+        assert!((200..300).contains(&status), "{method} {path}: {status} {v}");
+        v
+    }
+
+    /// Revokes through the signer's API; returns when the API acknowledged.
+    fn revoke(&self, issuing: &str, leaf: &Leaf) -> Instant {
+        let v = self.api_ok(
+            "POST",
+            &format!("/cloudCertificationAuthority/{issuing}/revokeLeafCertificate"),
+            Some(json!({"leafCertificateId": leaf.id})),
+        );
+        assert_eq!(v["value"]["certificateStatus"], "revoked");
+        Instant::now()
+    }
+
+    fn wait_ocsp(&self, node: &Node, leaf: &Leaf, want: Seen, limit: Duration) -> Instant {
+        let deadline = Instant::now() + limit;
+        loop {
+            if ocsp_status(node, &leaf.request).as_ref() == Some(&want) {
+                return Instant::now();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} never answered {want:?} for {}:\n{}",
+                node.url,
+                leaf.serial,
+                node.log()
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    fn wait_crl(&self, node: &Node, ca: &str, serial: &str, limit: Duration) -> Instant {
+        let deadline = Instant::now() + limit;
+        loop {
+            if crl_serials(node, ca).is_some_and(|s| s.iter().any(|x| *x == norm(serial))) {
+                return Instant::now();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} CRL never listed {serial}:\n{}",
+                node.url,
+                node.log()
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+fn start_fleet() -> Fleet {
+    let dir = tempfile::tempdir().unwrap();
+    // Under target/, which the postgres account can reach (a private /tmp
+    // directory it could not); removed when the test ends.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let pg_dir = repo().join(format!("target/pg-fleet-{}-{nanos}", std::process::id()));
+    let pg = Postgres::start(&pg_dir, free_port());
+    let kek = openssl(&["rand", "-base64", "32"]).trim().to_owned();
+    let signer_port = free_port();
+    let data = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let out = Command::new(BIN)
+        .args(["--data-dir", &data("signer"), "--database", &pg.url])
+        .args(["--public-url", "http://pki.fleet.test", "init"])
+        .env("CLOUDPKI_KEK", &kek)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "init: {}", String::from_utf8_lossy(&out.stderr));
+    let signer = Node::spawn(
+        vec![
+            "--data-dir".into(),
+            data("signer"),
+            "--database".into(),
+            pg.url.clone(),
+            "serve".into(),
+            "--role".into(),
+            "signer".into(),
+            "--listen".into(),
+            format!("127.0.0.1:{signer_port}"),
+        ],
+        vec![("CLOUDPKI_KEK".into(), kek)],
+        signer_port,
+        dir.path().join("signer.log"),
+    );
+    // The first serve prints the administrator token once.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let token = loop {
+        let out = signer.stdout.lock().unwrap().clone();
+        if let Some(t) = out.lines().skip_while(|l| !l.starts_with("administrator token")).nth(1) {
+            break t.trim().to_owned();
+        }
+        assert!(Instant::now() < deadline, "no admin token: {}", signer.log());
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let responders = (0..2)
+        .map(|i| {
+            let port = free_port();
+            let name = format!("responder-{i}");
+            Node::spawn(
+                vec![
+                    "--data-dir".into(),
+                    data(&name),
+                    "--database".into(),
+                    pg.url.clone(),
+                    "serve".into(),
+                    "--role".into(),
+                    "responder".into(),
+                    "--listen".into(),
+                    format!("127.0.0.1:{port}"),
+                ],
+                Vec::new(),
+                port,
+                dir.path().join(format!("{name}.log")),
+            )
+        })
+        .collect();
+    Fleet {
+        dir,
+        pg,
+        signer,
+        responders,
+        token,
+    }
+}
+
+#[test]
+fn fleet_on_postgres_signer_and_keyless_responders() {
+    let mut f = start_fleet();
+    for r in &f.responders {
+        r.wait_status("/readyz", 200, Duration::from_secs(30));
+    }
+    // The signer serves no responder routes; responders no API.
+    assert_eq!(
+        http(&f.signer.url, "GET", "/crls/x_v1/current.crl", &[], b"")
+            .unwrap()
+            .0,
+        404
+    );
+    assert_eq!(
+        http(
+            &f.responders[0].url,
+            "GET",
+            "/beta/deviceManagement/cloudCertificationAuthority",
+            &[],
+            b""
+        )
+        .unwrap()
+        .0,
+        404
+    );
+
+    let root = f.api_ok(
+        "POST",
+        "/cloudCertificationAuthority",
+        Some(
+            json!({"displayName": "Fleet Root", "cloudCertificationAuthorityType": "rootCertificationAuthority",
+            "commonName": "Fleet Root", "certificateKeySize": "eCP256", "validityPeriodInYears": 10}),
+        ),
+    );
+    let root_id = root["id"].as_str().unwrap().to_owned();
+    let issuing = f.api_ok(
+        "POST",
+        "/cloudCertificationAuthority",
+        Some(
+            json!({"displayName": "Fleet Issuing", "cloudCertificationAuthorityType": "issuingCertificationAuthority",
+            "certificationAuthorityIssuerId": root_id, "commonName": "Fleet Issuing",
+            "certificateKeySize": "eCP256", "validityPeriodInYears": 4}),
+        ),
+    );
+    let issuing_id = issuing["id"].as_str().unwrap().to_owned();
+
+    // AIA from a responder: the CA certificates, served without any key.
+    let work = f.dir.path().to_path_buf();
+    let fetch_pem = |node: &Node, id: &str, name: &str| {
+        let path = work.join(name);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some((200, body)) = http(&node.url, "GET", &format!("/cacerts/{id}_v1/cert.pem"), &[], b"") {
+                std::fs::write(&path, body).unwrap();
+                return path;
+            }
+            assert!(Instant::now() < deadline, "no AIA for {id}: {}", node.log());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    let root_pem = fetch_pem(&f.responders[0], &root_id, "root.pem");
+    let issuing_pem = fetch_pem(&f.responders[1], &issuing_id, "issuing.pem");
+    let verify = openssl(&[
+        "verify",
+        "-CAfile",
+        root_pem.to_str().unwrap(),
+        issuing_pem.to_str().unwrap(),
+    ]);
+    assert!(verify.contains("OK"), "{verify}");
+
+    // Leaves through the API, and their OCSP requests built by openssl.
+    let mut leaves = Vec::new();
+    for i in 0..30 {
+        let key = work.join(format!("leaf{i}.key"));
+        let csr = openssl(&[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            key.to_str().unwrap(),
+            "-subj",
+            &format!("/CN=fleet-device-{i}"),
+        ]);
+        let v = f.api_ok(
+            "POST",
+            &format!("/cloudCertificationAuthority/{issuing_id}/issueLeafCertificate"),
+            Some(json!({"certificateSigningRequest": csr, "deviceName": format!("fleet-device-{i}")})),
+        );
+        let der =
+            <base64ct::Base64 as base64ct::Encoding>::decode_vec(v["value"]["certificate"].as_str().unwrap()).unwrap();
+        let cert = work.join(format!("leaf{i}.der"));
+        std::fs::write(&cert, &der).unwrap();
+        let pem = work.join(format!("leaf{i}.pem"));
+        openssl(&[
+            "x509",
+            "-inform",
+            "DER",
+            "-in",
+            cert.to_str().unwrap(),
+            "-out",
+            pem.to_str().unwrap(),
+        ]);
+        let req = work.join(format!("leaf{i}.req"));
+        openssl(&[
+            "ocsp",
+            "-issuer",
+            issuing_pem.to_str().unwrap(),
+            "-cert",
+            pem.to_str().unwrap(),
+            "-no_nonce",
+            "-reqout",
+            req.to_str().unwrap(),
+        ]);
+        leaves.push(Leaf {
+            id: v["value"]["id"].as_str().unwrap().to_owned(),
+            serial: v["value"]["serialNumber"].as_str().unwrap().to_owned(),
+            request: std::fs::read(&req).unwrap(),
+        });
+    }
+    for r in &f.responders {
+        for l in &leaves {
+            f.wait_ocsp(r, l, Seen::Good, Duration::from_secs(5));
+        }
+    }
+    // A nonce request to a keyless responder: answered from the pre-signed set
+    // (no nonce echoed), and openssl accepts the signature.
+    let (_, out) = openssl_any(&[
+        "ocsp",
+        "-issuer",
+        issuing_pem.to_str().unwrap(),
+        "-cert",
+        work.join("leaf0.pem").to_str().unwrap(),
+        "-url",
+        &format!("{}/ocsp", f.responders[0].url),
+        "-CAfile",
+        root_pem.to_str().unwrap(),
+    ]);
+    assert!(out.contains(": good") && out.contains("Response verify OK"), "{out}");
+
+    // Propagation: revoke through the signer, time until each responder says so.
+    let (mut ocsp_times, mut crl_times) = (Vec::new(), Vec::new());
+    for leaf in &leaves[..20] {
+        let acked = f.revoke(&issuing_id, leaf);
+        for r in &f.responders {
+            ocsp_times.push(f.wait_ocsp(r, leaf, Seen::Revoked, Duration::from_secs(5)) - acked);
+        }
+        for r in &f.responders {
+            crl_times.push(f.wait_crl(r, &issuing_id, &leaf.serial, Duration::from_secs(5)) - acked);
+        }
+    }
+    ocsp_times.sort();
+    crl_times.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "fleet propagation over {} answers (2 responders): OCSP p50 {:.1} ms p99 {:.1} ms max {:.1} ms; CRL p50 {:.1} ms p99 {:.1} ms max {:.1} ms",
+        ocsp_times.len(),
+        ms(percentile(&ocsp_times, 0.5)),
+        ms(percentile(&ocsp_times, 0.99)),
+        ms(*ocsp_times.last().unwrap()),
+        ms(percentile(&crl_times, 0.5)),
+        ms(percentile(&crl_times, 0.99)),
+        ms(*crl_times.last().unwrap()),
+    );
+    assert!(
+        percentile(&ocsp_times, 0.99) < Duration::from_secs(1),
+        "OCSP p99 over 1 s"
+    );
+    assert!(
+        percentile(&crl_times, 0.99) < Duration::from_secs(1),
+        "CRL p99 over 1 s"
+    );
+
+    // The CRL a keyless responder serves verifies under the issuing CA.
+    let (_, crl) = http(
+        &f.responders[1].url,
+        "GET",
+        &format!("/crls/{issuing_id}_v1/current.crl"),
+        &[],
+        b"",
+    )
+    .unwrap();
+    let crl_path = work.join("issuing.crl");
+    std::fs::write(&crl_path, &crl).unwrap();
+    let (ok, text) = openssl_any(&[
+        "crl",
+        "-inform",
+        "DER",
+        "-in",
+        crl_path.to_str().unwrap(),
+        "-CAfile",
+        issuing_pem.to_str().unwrap(),
+        "-noout",
+    ]);
+    assert!(ok && text.contains("verify OK"), "{text}");
+
+    // PostgreSQL goes away: responders keep answering from their snapshot and
+    // say they are degraded; API writes fail with 503 and change nothing.
+    f.pg.stop();
+    for r in &f.responders {
+        let body = r.wait_status("/readyz", 503, Duration::from_secs(10));
+        assert!(body.contains("degraded"), "{body}");
+        assert_eq!(ocsp_status(r, &leaves[0].request), Some(Seen::Revoked));
+        assert_eq!(ocsp_status(r, &leaves[25].request), Some(Seen::Good));
+        assert!(r.metric("cloudpki_store_degraded") == 1);
+    }
+    let (status, body) = f.api(
+        "POST",
+        &format!("/cloudCertificationAuthority/{issuing_id}/revokeLeafCertificate"),
+        Some(json!({"leafCertificateId": leaves[20].id})),
+    );
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "ServiceUnavailable");
+    f.pg.restart();
+    for r in &f.responders {
+        r.wait_status("/readyz", 200, Duration::from_secs(30));
+    }
+    assert_eq!(
+        ocsp_status(&f.responders[0], &leaves[20].request),
+        Some(Seen::Good),
+        "the refused write left nothing"
+    );
+    for leaf in &leaves[20..24] {
+        f.revoke(&issuing_id, leaf);
+        for r in &f.responders {
+            f.wait_ocsp(r, leaf, Seen::Revoked, Duration::from_secs(5));
+        }
+    }
+
+    // A responder killed with SIGKILL misses changes, restarts and catches up.
+    f.responders[1].child.kill().unwrap();
+    f.responders[1].child.wait().unwrap();
+    for leaf in &leaves[24..27] {
+        f.revoke(&issuing_id, leaf);
+        f.wait_ocsp(&f.responders[0], leaf, Seen::Revoked, Duration::from_secs(5));
+    }
+    f.responders[1].restart();
+    f.responders[1].wait_status("/readyz", 200, Duration::from_secs(30));
+
+    // Nothing lost, nothing extra: every responder agrees with the API, leaf by leaf,
+    // and has followed the change log to its end.
+    for r in &f.responders {
+        for (i, leaf) in leaves.iter().enumerate() {
+            let want = if i < 27 { Seen::Revoked } else { Seen::Good };
+            f.wait_ocsp(r, leaf, want, Duration::from_secs(5));
+        }
+        let on_crl = crl_serials(r, &issuing_id).unwrap();
+        let mut want: Vec<String> = leaves[..27].iter().map(|l| norm(&l.serial)).collect();
+        let mut got = on_crl.clone();
+        want.sort();
+        got.sort();
+        assert_eq!(got, want, "{}: CRL entries", r.url);
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let seqs: Vec<i64> = f
+            .responders
+            .iter()
+            .map(|r| r.metric("cloudpki_snapshot_change_seq"))
+            .chain([f.signer.metric("cloudpki_snapshot_change_seq")])
+            .collect();
+        if seqs.iter().all(|s| *s == seqs[0] && *s > 0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "change sequences differ: {seqs:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Responders never held key material: no KEK in their environment or data directory.
+    for i in 0..2 {
+        let d = f.dir.path().join(format!("responder-{i}"));
+        let files: Vec<String> = std::fs::read_dir(&d)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(!files.iter().any(|n| n.contains("kek")), "{files:?}");
+        assert!(f.responders[i].envs.iter().all(|(k, _)| !k.contains("KEK")));
+    }
+}
