@@ -1421,6 +1421,24 @@ mod tests {
     }
 
     #[test]
+    fn one_signer_leads_and_another_takes_over_when_it_dies() {
+        let db = TempDb::new();
+        let a = PgStore::connect(&db.url).unwrap();
+        let b = PgStore::connect(&db.url).unwrap();
+        assert!(a.try_lead().unwrap());
+        assert!(!b.try_lead().unwrap(), "two leaders at once");
+        assert!(a.try_lead().unwrap(), "the lead is kept while the session lives");
+        assert!(!b.try_lead().unwrap());
+        // The leader's process ends: its session, and so its lock, goes with it.
+        drop(a);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !b.try_lead().unwrap() {
+            assert!(Instant::now() < deadline, "the lead was not taken over");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    #[test]
     fn dropped_tx_leaves_nothing_and_releases_the_write_lock() {
         let db = TempDb::new();
         let a = PgStore::connect(&db.url).unwrap();
