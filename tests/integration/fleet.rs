@@ -162,6 +162,32 @@ impl Node {
     }
 }
 
+/// Anything with a base URL to ask.
+trait HasUrl {
+    fn url(&self) -> &str;
+}
+
+impl HasUrl for Node {
+    fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+/// A base URL alone (for threads that must not own a process).
+struct Probe(String);
+
+impl HasUrl for Probe {
+    fn url(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Node {
+    fn probe(url: &str) -> Probe {
+        Probe(url.to_owned())
+    }
+}
+
 impl Drop for Node {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -218,9 +244,9 @@ enum Seen {
 }
 
 /// Asks a node's OCSP endpoint; decodes the answer with x509-ocsp.
-fn ocsp_status(node: &Node, request: &[u8]) -> Option<Seen> {
+fn ocsp_status(node: &impl HasUrl, request: &[u8]) -> Option<Seen> {
     let (status, body) = http(
-        &node.url,
+        node.url(),
         "POST",
         "/ocsp",
         &[("Content-Type", "application/ocsp-request")],
@@ -661,7 +687,33 @@ fn fleet_on_postgres_signer_and_keyless_responders() {
         }
     }
 
-    // A responder killed with SIGKILL misses changes, restarts and catches up.
+    // A responder killed with SIGKILL under load misses changes, restarts and
+    // catches up; the other keeps answering every request correctly meanwhile.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let loaders: Vec<_> = f
+        .responders
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let (url, stop) = (r.url.clone(), stop.clone());
+            let (good, revoked) = (leaves[29].request.clone(), leaves[0].request.clone());
+            std::thread::spawn(move || {
+                let (mut ok, mut failed) = (0u64, 0u64);
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    for (req, want) in [(&good, Seen::Good), (&revoked, Seen::Revoked)] {
+                        let node = Node::probe(&url);
+                        match ocsp_status(&node, req) {
+                            Some(s) if s == want => ok += 1,
+                            Some(s) => panic!("responder {i} answered {s:?}, not {want:?}"),
+                            None => failed += 1,
+                        }
+                    }
+                }
+                (ok, failed)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
     f.responders[1].child.kill().unwrap();
     f.responders[1].child.wait().unwrap();
     for leaf in &leaves[24..27] {
@@ -670,6 +722,21 @@ fn fleet_on_postgres_signer_and_keyless_responders() {
     }
     f.responders[1].restart();
     f.responders[1].wait_status("/readyz", 200, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let counts: Vec<(u64, u64)> = loaders.into_iter().map(|h| h.join().unwrap()).collect();
+    println!(
+        "OCSP answers during the kill: responder 0 {:?}, responder 1 (killed) {:?} (ok, no answer)",
+        counts[0], counts[1]
+    );
+    assert!(
+        counts[0].0 > 100 && counts[0].1 == 0,
+        "the surviving responder missed requests: {counts:?}"
+    );
+    assert!(
+        counts[1].0 > 0 && counts[1].1 > 0,
+        "the killed responder was down, then answered again: {counts:?}"
+    );
 
     // Nothing lost, nothing extra: every responder agrees with the API, leaf by leaf,
     // and has followed the change log to its end.
