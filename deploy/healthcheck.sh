@@ -17,13 +17,14 @@
 # nextUpdate, at least ~3 days with the default timings). If readiness failed
 # on "degraded", a PostgreSQL outage would take every responder out of its
 # load balancer at once, turning a database outage into a revocation-service
-# outage. Alert on "degraded" instead (deploy/README.md). The "degraded" body
-# belongs to the PostgreSQL fleet work in progress; today's binary answers
-# 200 "ready" or 503 "loading".
+# outage. Alert on "degraded" instead (deploy/README.md). cloudpki answers
+# /readyz with 200 "ready", 503 "loading" (before the first snapshot), or 503
+# "degraded: the database is unreachable; serving the last snapshot"; any
+# body starting with "degraded" counts.
 #
 # Address: CLOUDPKI_HEALTHCHECK_ADDR (host:port) if set, else 127.0.0.1 and the
 # port of CLOUDPKI_LISTEN (default 8180). /healthz and /readyz are served on
-# the main listener and, once --admin-listen lands, on the admin one too.
+# the main listener and on the admin one (--admin-listen) alike.
 set -u
 
 mode=${1:-ready}
@@ -69,6 +70,6 @@ exec 3<&-
 echo "$path: $code $body"
 case $code in
     200) exit 0 ;;
-    503) [ "$mode" = ready ] && [ "$body" = degraded ] && exit 0 ;;
+    503) [ "$mode" = ready ] && case $body in degraded*) exit 0 ;; esac ;;
 esac
 exit 1
