@@ -199,19 +199,19 @@ impl ChangeKind {
         }
     }
 
+    pub const ALL: [ChangeKind; 8] = [
+        ChangeKind::CaCreated,
+        ChangeKind::CaUpdated,
+        ChangeKind::CaDeleted,
+        ChangeKind::LeafIssued,
+        ChangeKind::LeafRevoked,
+        ChangeKind::LeafUpdated,
+        ChangeKind::OcspRefreshed,
+        ChangeKind::CrlPublished,
+    ];
+
     pub fn parse(s: &str) -> Option<Self> {
-        [
-            ChangeKind::CaCreated,
-            ChangeKind::CaUpdated,
-            ChangeKind::CaDeleted,
-            ChangeKind::LeafIssued,
-            ChangeKind::LeafRevoked,
-            ChangeKind::LeafUpdated,
-            ChangeKind::OcspRefreshed,
-            ChangeKind::CrlPublished,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
     }
 }
 
