@@ -9,10 +9,13 @@
 # good, that the revocation storm revokes), REVOKED (how many of SAMPLE are revoked here, so
 # validation sees both answers), PORT (fixed into the certificates' URLs: the server port),
 # BATCH (issue-bulk leaves per transaction), LIST_LIMIT (only list this many leaves to pick the
-# sample from; 0 = all. A list of 1M leaves as JSON is ~0.5 GB, so scale-1m.sh limits it).
+# sample from; 0 = all. A list of 1M leaves as JSON is ~0.5 GB, so scale-1m.sh limits it),
+# PUBLIC_URL (default http://127.0.0.1:$PORT), DATABASE (postgres://…: create the PKI in that
+# initialised PostgreSQL database instead of a SQLite data/ dir; needs CLOUDPKI_KEK; fleet.sh).
 #
 # Output in $FIX:
-#   data/                    the cloudpki data directory (SQLite + sealed keys)
+#   data/                    the cloudpki data directory (SQLite + sealed keys; with DATABASE: nothing
+#                            durable, the PKI lives in PostgreSQL)
 #   ids.env                  ROOT_ID, ISSUING_ID, PORT, N
 #   ca.pem / root.pem        issuing CA / root certificate
 #   leaf.csr / leaf.key      the one CSR every leaf was issued from
@@ -26,6 +29,7 @@ BIN=${CLOUDPKI:-$ROOT/target/release/cloudpki}
 FIX=${FIX:-$HERE/.data/fixture}
 N=${N:-10000}; SAMPLE=${SAMPLE:-1000}; STORM=${STORM:-600}; REVOKED=${REVOKED:-50}
 PORT=${PORT:-18190}; BATCH=${BATCH:-5000}; LIST_LIMIT=${LIST_LIMIT:-0}; SEED=${SEED:-42}
+PUBLIC_URL=${PUBLIC_URL:-http://127.0.0.1:$PORT}; DATABASE=${DATABASE:-}
 
 log() { printf '[%(%H:%M:%S)T] gen-fixture: %s\n' -1 "$*" >&2; }
 [ -x "$BIN" ] || { log "no binary at $BIN: run 'cargo build --release' first"; exit 2; }
@@ -37,10 +41,11 @@ tmp="$FIX.tmp.$$"
 trap 'rm -rf "$tmp"' EXIT
 rm -rf "$tmp"; mkdir -p "$tmp"
 D=$tmp/data
-pki() { "$BIN" --data-dir "$D" --json "$@"; }
+STORE=(--data-dir "$D"); [ -n "$DATABASE" ] && STORE+=(--database "$DATABASE")
+pki() { "$BIN" "${STORE[@]}" --json "$@"; }
 
-log "CAs (P-256), public URL http://127.0.0.1:$PORT"
-ROOT_ID=$("$BIN" --data-dir "$D" --public-url "http://127.0.0.1:$PORT" --json \
+log "CAs (P-256), public URL $PUBLIC_URL${DATABASE:+, in PostgreSQL}"
+ROOT_ID=$("$BIN" "${STORE[@]}" --public-url "$PUBLIC_URL" --json \
   ca create --type root --common-name "LoadTest Root" --key-size eCP256 | jget id)
 ISSUING_ID=$(pki ca create --type issuing --issuer "$ROOT_ID" --common-name "LoadTest Issuing" --key-size eCP256 | jget id)
 pki ca cert "$ISSUING_ID" >"$tmp/ca.pem"

@@ -118,10 +118,16 @@ L += [f"* Validation on 1M (1000 sampled serials by GET and POST, SHA-256, nonce
       f"* WARN/ERROR log lines: {logw}", ""]
 print("\n".join(L))
 EOF
-# Replace the section in RESULTS.md (from its marker to the end), or append it.
+# Replace the section in RESULTS.md (from its marker to the end, keeping the hand-written fleet
+# section that follows it: <!-- fleet --> to the end), or append it.
+fleet=""
+if [ -f "$RESULTS" ]; then fleet=$(sed -n '/^<!-- fleet -->/,$p' "$RESULTS"); fi
 if [ -f "$RESULTS" ] && grep -q '^<!-- scale-1m -->' "$RESULTS"; then
   sed -i '/^<!-- scale-1m -->/,$d' "$RESULTS"
+elif [ -n "$fleet" ]; then
+  sed -i '/^<!-- fleet -->/,$d' "$RESULTS"
 fi
 cat "$OUT/section.md" >>"$RESULTS"
+[ -z "$fleet" ] || printf '%s\n' "$fleet" >>"$RESULTS"
 log "wrote the 1M section of $RESULTS"
 cat "$OUT/section.md"

@@ -9,6 +9,7 @@
 //   POST_CANNED=1  the target answers every POST with one canned body (nginx static baseline)
 //   SUMMARY   where handleSummary writes the JSON summary
 import { Counter } from 'k6/metrics';
+import crypto from 'k6/crypto';
 
 export const BASE = __ENV.BASE;
 export const FIX = __ENV.FIX;
@@ -26,7 +27,7 @@ export function options() {
   return {
     scenarios: { load },
     discardResponseBodies: !CHECK,
-    summaryTrendStats: ['avg', 'med', 'p(90)', 'p(99)', 'max'],
+    summaryTrendStats: ['avg', 'med', 'p(90)', 'p(95)', 'p(99)', 'max'],
   };
 }
 
@@ -42,11 +43,17 @@ export function bin(path) {
   return open(path, 'b');
 }
 
+// Same bytes: equal length and equal SHA-256, computed natively by k6/crypto (a JavaScript loop
+// over the bytes cost k6 two thirds of its throughput: 2.0k vs 6.3k req/s on one core here).
+const digests = new Map();   // expected body -> its hex SHA-256 (per VU)
 function same(a, b) {
   if (!a || a.byteLength !== b.byteLength) return false;
-  const x = new Uint8Array(a), y = new Uint8Array(b);
-  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
-  return true;
+  let d = digests.get(b);
+  if (d === undefined) {
+    d = crypto.sha256(b, 'hex');
+    digests.set(b, d);
+  }
+  return crypto.sha256(a, 'hex') === d;
 }
 
 // Counts a wrong answer (status, content type or bytes); prints the first few.

@@ -28,7 +28,7 @@ def add(results, raw, kv):
         w = json.loads(re.search(r"WRKJSON (\{.*\})", open(raw + ".txt").read()).group(1))
         dur = w["duration_us"] / 1e6
         rec.update(requests=w["requests"], p50_ms=w["p50_us"] / 1e3, p90_ms=w["p90_us"] / 1e3,
-                   p99_ms=w["p99_us"] / 1e3, max_ms=w["max_us"] / 1e3,
+                   p95_ms=w["p95_us"] / 1e3 if "p95_us" in w else None, p99_ms=w["p99_us"] / 1e3, max_ms=w["max_us"] / 1e3,
                    errors=w["err_connect"] + w["err_read"] + w["err_write"] + w["err_timeout"] + w["non2xx3xx"],
                    wrong=0, dropped=0)
     else:
@@ -39,7 +39,7 @@ def add(results, raw, kv):
 
         def val(name, key="count"):
             return mt.get(name, {}).get("values", {}).get(key, 0)
-        rec.update(requests=val("http_reqs"), p50_ms=h["med"], p90_ms=h["p(90)"], p99_ms=h["p(99)"],
+        rec.update(requests=val("http_reqs"), p50_ms=h["med"], p90_ms=h["p(90)"], p95_ms=h.get("p(95)"), p99_ms=h["p(99)"],
                    max_ms=h["max"], errors=val("http_req_failed", "passes"), wrong=val("wrong_answers"),
                    dropped=val("dropped_iterations"), try_later=val("try_later"))
     rec["measured_s"] = dur

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""validate.py cloudpki BASE_URL FIXDIR [--storm-revoked FILE]
+"""validate.py cloudpki BASE_URL FIXDIR [--storm-revoked FILE] [--keyless]
    validate.py static   BASE_URL FIXDIR STATICDIR
 
 cloudpki: checks real answers, request by request (run before and after the load):
@@ -10,6 +10,9 @@ cloudpki: checks real answers, request by request (run before and after the load
   thisUpdate <= now < nextUpdate; GET and POST bodies identical.
   SHA-256 CertIDs (pre-signed too), nonce requests (signed on demand: nonce echoed, or tryLater),
   an unknown serial (`unknown`), both CRLs (signature, revoked serials listed) and the AIA cert.
+--keyless: the target is a key-less responder (`serve --role responder`, or a cache in front of
+  responders), which signs nothing: a nonce is ignored (the answer must be the pre-signed one, valid
+  as above and without a nonce) and the unknown serial gets `unauthorized` (ARCHITECTURE.md).
 static: the nginx copy serves byte-identical bodies for every GET, the canned POST, CRLs, AIA.
 Prints one JSON line (summary + first errors); exit 1 when a check fails.
 """
@@ -23,6 +26,7 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 TRY_LATER = bytes.fromhex("3003 0a01 03")
+UNAUTHORIZED = bytes.fromhex("3003 0a01 06")
 
 
 class Client:
@@ -118,7 +122,7 @@ class Checker:
             self.err(f"{what}: {type(e).__name__}: {e}")
 
 
-def check_cloudpki(base, fix, storm_revoked=None):
+def check_cloudpki(base, fix, storm_revoked=None, keyless=False):
     c, get = Checker(fix), Client(base)
     ids = dict(l.strip().split("=", 1) for l in open(f"{fix}/ids.env") if "=" in l)
     suffixes = open(f"{fix}/reqs/get.txt").read().split()
@@ -142,9 +146,28 @@ def check_cloudpki(base, fix, storm_revoked=None):
     for n, f in enumerate(open(f"{fix}/reqs/nonce.list").read().split()):
         der = open(f, "rb").read()
         want = "revoked" if expect[n][1] == "R" else "good"
-        c.ocsp_answer(f"nonce POST #{n}", *get("POST", "/ocsp", der), der, want, nonce=True)
+        if keyless:
+            code, ctype, body = get("POST", "/ocsp", der)
+            c.ocsp_answer(f"nonce POST #{n} (key-less: nonce ignored)", code, ctype, body, der, want)
+            try:
+                if code == 200 and body != TRY_LATER:
+                    ocsp.load_der_ocsp_response(body).extensions.get_extension_for_class(x509.OCSPNonce)
+                    c.err(f"nonce POST #{n}: a key-less responder echoed a nonce (it cannot sign)")
+            except x509.ExtensionNotFound:
+                c.count("nonce_ignored")
+        else:
+            c.ocsp_answer(f"nonce POST #{n}", *get("POST", "/ocsp", der), der, want, nonce=True)
     der = open(f"{fix}/reqs/unknown.der", "rb").read()
-    c.ocsp_answer("unknown serial", *get("POST", "/ocsp", der), der, "unknown")
+    if keyless:
+        code, ctype, body = get("POST", "/ocsp", der)
+        c.count("checked")
+        if code == 200 and ctype == "application/ocsp-response" and body == UNAUTHORIZED:
+            c.count("unauthorized")
+            c.count("passed")
+        else:
+            c.err(f"unknown serial (key-less): HTTP {code} {ctype!r} {body[:20].hex()}, expected unauthorized")
+    else:
+        c.ocsp_answer("unknown serial", *get("POST", "/ocsp", der), der, "unknown")
     if storm_revoked:
         for line in open(storm_revoked).read().splitlines():
             serial, _id, suffix = line.split("\t")[:3]
@@ -206,7 +229,7 @@ def main():
     a = sys.argv[1:]
     if a[0] == "cloudpki":
         storm = a[a.index("--storm-revoked") + 1] if "--storm-revoked" in a else None
-        c = check_cloudpki(a[1].rstrip("/"), a[2], storm)
+        c = check_cloudpki(a[1].rstrip("/"), a[2], storm, keyless="--keyless" in a)
     else:
         c = check_static(a[1].rstrip("/"), a[2], a[3])
     ok = not c.errors

@@ -69,7 +69,7 @@ end
 function done(s, lat, _)
   local e = s.errors
   io.write(string.format('WRKJSON {"requests":%d,"duration_us":%d,"bytes":%d,"err_connect":%d,"err_read":%d,' ..
-    '"err_write":%d,"err_timeout":%d,"non2xx3xx":%d,"p50_us":%d,"p90_us":%d,"p99_us":%d,"max_us":%d}\n',
+    '"err_write":%d,"err_timeout":%d,"non2xx3xx":%d,"p50_us":%d,"p90_us":%d,"p95_us":%d,"p99_us":%d,"max_us":%d}\n',
     s.requests, s.duration, s.bytes, e.connect, e.read, e.write, e.timeout, e.status,
-    lat:percentile(50), lat:percentile(90), lat:percentile(99), lat.max))
+    lat:percentile(50), lat:percentile(90), lat:percentile(95), lat:percentile(99), lat.max))
 end
