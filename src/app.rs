@@ -48,6 +48,8 @@ pub struct ServeConfig {
     pub oidc: Vec<crate::auth::OidcIssuerConfig>,
     /// API requests per second per principal; 0: unlimited.
     pub api_rate_limit: u32,
+    /// Cap on OCSP GET max-age (seconds); None: until nextUpdate.
+    pub ocsp_max_age: Option<i64>,
 }
 
 impl ServeConfig {
@@ -63,6 +65,7 @@ impl ServeConfig {
             admin_listen: None,
             oidc: Vec::new(),
             api_rate_limit: DEFAULT_API_RATE_LIMIT,
+            ocsp_max_age: None,
         }
     }
 }
@@ -200,14 +203,16 @@ pub async fn run(
         }
         Some(crate::api::Api::new(pki.clone(), tokens, cfg.api_rate_limit))
     };
+    let mut responder = Responder::new(
+        published.clone(),
+        sync.clone(),
+        metrics.clone(),
+        cfg.timings.ocsp_validity,
+        cfg.signing,
+    );
+    responder.ocsp_max_age = cfg.ocsp_max_age;
     let state = Arc::new(AppState {
-        responder: Responder::new(
-            published.clone(),
-            sync.clone(),
-            metrics.clone(),
-            cfg.timings.ocsp_validity,
-            cfg.signing,
-        ),
+        responder,
         api,
         limits: cfg.limits,
         surface: if admin.is_some() { Surface::Public } else { Surface::All },

@@ -58,6 +58,8 @@ pub struct FileConfig {
     pub database: Option<String>,
     /// API requests per second per principal (0: unlimited).
     pub api_rate_limit: Option<u32>,
+    /// Cap on the max-age of OCSP GET answers, for caches and CDNs in front.
+    pub ocsp_max_age_seconds: Option<i64>,
     /// `[[oidc_issuers]]`: external token issuers trusted by their JWKS file.
     #[serde(default)]
     pub oidc_issuers: Vec<crate::auth::OidcIssuerConfig>,
@@ -141,8 +143,14 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
         admin_listen: args.admin_listen.or(file.admin_listen),
         oidc: file.oidc_issuers,
         api_rate_limit: file.api_rate_limit.unwrap_or(app::DEFAULT_API_RATE_LIMIT),
+        ocsp_max_age: match file.ocsp_max_age_seconds {
+            None => None,
+            Some(n) if n >= 0 => Some(n),
+            Some(_) => return Err(CliError::Usage("ocsp_max_age_seconds must not be negative".into())),
+        },
     };
     let data_dir = cfg.open.data_dir.clone();
+    let database = cfg.open.database.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -154,12 +162,17 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
                 cfg,
                 |h| {
                     let (addr, public_url) = (h.addr, h.pki.settings().public_url.as_str());
-                    println!("cloudpki listening on http://{addr}");
-                    println!("  data directory: {}", data_dir.display());
+                    println!("cloudpki listening on http://{addr} (role {role:?})");
+                    match &database {
+                        Some(_) => println!("  database:       PostgreSQL"),
+                        None => println!("  data directory: {}", data_dir.display()),
+                    }
                     println!("  public URL:     {public_url}");
-                    println!("  OCSP:           {public_url}/ocsp");
-                    println!("  CRLs:           {public_url}/crls/<caId>_v1/current.crl");
-                    println!("  CA certificates: {public_url}/cacerts/<caId>_v1/cert.cer");
+                    if role != Role::Signer {
+                        println!("  OCSP:           {public_url}/ocsp");
+                        println!("  CRLs:           {public_url}/crls/<caId>_v1/current.crl");
+                        println!("  CA certificates: {public_url}/cacerts/<caId>_v1/cert.cer");
+                    }
                     match h.admin_addr {
                         Some(admin) => {
                             println!("  health:         http://{addr}/healthz, /readyz");
@@ -167,7 +180,9 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
                         }
                         None => println!("  health:         http://{addr}/healthz, /readyz, /metrics"),
                     }
-                    println!("  API:            {public_url}/beta/deviceManagement, {public_url}/openapi.json");
+                    if role != Role::Responder {
+                        println!("  API:            {public_url}/beta/deviceManagement, {public_url}/openapi.json");
+                    }
                 },
                 shutdown,
             )

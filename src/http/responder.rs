@@ -44,6 +44,10 @@ impl Default for SigningLimits {
 
 /// Responder state shared by all connections.
 pub struct Responder {
+    /// Caps the max-age of OCSP GET answers (seconds): how long a cache in
+    /// front may keep serving an answer after its certificate was revoked.
+    /// None: until nextUpdate, as RFC 5019 allows.
+    pub ocsp_max_age: Option<i64>,
     pub published: Published,
     pub sync: Arc<crate::snapshot::SyncState>,
     pub metrics: Arc<crate::observability::Metrics>,
@@ -63,6 +67,7 @@ impl Responder {
         limits: SigningLimits,
     ) -> Self {
         Responder {
+            ocsp_max_age: None,
             published,
             sync,
             metrics,
@@ -314,7 +319,7 @@ impl Responder {
                         this_update: state.this_update,
                         next_update: state.next_update,
                     };
-                    cached(headers, &doc, "application/ocsp-response", None)
+                    cached(headers, &doc, "application/ocsp-response", self.ocsp_max_age)
                 } else {
                     ocsp_body(body)
                 }

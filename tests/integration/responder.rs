@@ -936,3 +936,23 @@ fn measure_visibility(
     }
     (ocsp, crl)
 }
+
+#[test]
+fn ocsp_get_max_age_can_be_capped_for_caches_in_front() {
+    let s = served("eCP256");
+    let der = request_der(&s, &s.good, &["-sha1", "-no_nonce"], "cap.req");
+    let path = base64ct::Base64::encode_string(&der);
+    let mut cfg = s.env.serve_config(crate::support::free_port());
+    cfg.ocsp_max_age = Some(600);
+    let capped = s.env.start_server_cfg(cfg);
+    let r = curl("GET", &format!("{}/ocsp/{path}", capped.url), None, &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("cache-control"),
+        Some("max-age=600, public, no-transform, must-revalidate")
+    );
+    // Same pre-signed bytes; only how long caches may keep them changes.
+    let uncapped = curl("GET", &format!("{}/ocsp/{path}", s.server.url), None, &[]);
+    assert_eq!(r.body, uncapped.body);
+    assert_ne!(uncapped.header("cache-control"), r.header("cache-control"));
+}
