@@ -162,7 +162,10 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
                 cfg,
                 |h| {
                     let (addr, public_url) = (h.addr, h.pki.settings().public_url.as_str());
-                    println!("cloudpki listening on http://{addr} (role {role:?})");
+                    println!(
+                        "cloudpki listening on http://{addr} (role {})",
+                        format!("{role:?}").to_lowercase()
+                    );
                     match &database {
                         Some(_) => println!("  database:       PostgreSQL"),
                         None => println!("  data directory: {}", data_dir.display()),
