@@ -192,31 +192,7 @@ validate cache-before cloudpki "$CACHE" "$FIX" --keyless   # through the cache: 
 NPG=""
 if [ "$BASELINE" = 1 ]; then
   mkdir -p "$TMP/nginx-static"
-  cat >"$TMP/nginx-static/nginx.conf" <<EOF
-daemon off;
-pid $TMP/nginx-static/nginx.pid;
-error_log $TMP/nginx-static/error.log warn;
-worker_processes $NGINX_WORKERS;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $TMP/nginx-static/body; proxy_temp_path $TMP/nginx-static/proxy;
-  fastcgi_temp_path $TMP/nginx-static/fcgi; uwsgi_temp_path $TMP/nginx-static/uwsgi; scgi_temp_path $TMP/nginx-static/scgi;
-  sendfile on; tcp_nopush on; tcp_nodelay on;
-  keepalive_requests 1000000; keepalive_timeout 60s;
-  open_file_cache max=4096 inactive=60s;
-  types {}
-  server {   # as run.sh: one file per GET, one canned answer for every POST
-    listen 127.0.0.1:$STATIC_PORT;
-    root $STATIC;
-    location /ocsp/   { default_type application/ocsp-response; }
-    location = /ocsp  { error_page 405 =200 /ocsp-post.der; return 405; }
-    location = /ocsp-post.der { internal; default_type application/ocsp-response; }
-    location /crls/    { default_type application/pkix-crl; }
-    location /cacerts/ { default_type application/pkix-cert; }
-  }
-}
-EOF
+  static_nginx_conf "$TMP/nginx-static" "$STATIC_PORT" "$STATIC" "$NGINX_WORKERS" >"$TMP/nginx-static/nginx.conf"
   log "nginx static baseline on $NSTATIC"
   START_NS=$(date +%s%N)
   start_pg "$OUT/nginx-static.log" nginx -p "$TMP/nginx-static" -e "$TMP/nginx-static/error.log" -c "$TMP/nginx-static/nginx.conf"

@@ -109,35 +109,7 @@ echo "$VALIDATE_BEFORE" >&2
 
 # --- 3. nginx with the same bytes ------------------------------------------------------------
 mkdir -p "$TMP/nginx"
-cat >"$TMP/nginx/nginx.conf" <<EOF
-daemon off;
-pid $TMP/nginx/nginx.pid;
-error_log $TMP/nginx/error.log warn;
-worker_processes $NGINX_WORKERS;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $TMP/nginx/body; proxy_temp_path $TMP/nginx/proxy;
-  fastcgi_temp_path $TMP/nginx/fcgi; uwsgi_temp_path $TMP/nginx/uwsgi; scgi_temp_path $TMP/nginx/scgi;
-  sendfile on; tcp_nopush on; tcp_nodelay on;
-  keepalive_requests 1000000; keepalive_timeout 60s;
-  open_file_cache max=4096 inactive=60s;   # 1000+ small files: keep their descriptors open
-  types {}
-  server {
-    listen 127.0.0.1:$NGINX_PORT;
-    root $STATIC;
-    # GET /ocsp/<urlencoded base64>: nginx decodes the URI, so %2F becomes a sub-directory of
-    # static/ocsp/ (fetch_static.py lays the files out that way): one real file per request.
-    location /ocsp/   { default_type application/ocsp-response; }
-    # POST /ocsp: a static file answers POST with 405; error_page turns that into the canned
-    # answer (the peers' trick), so POST costs nginx one internal redirect.
-    location = /ocsp  { error_page 405 =200 /ocsp-post.der; return 405; }
-    location = /ocsp-post.der { internal; default_type application/ocsp-response; }
-    location /crls/    { default_type application/pkix-crl; }
-    location /cacerts/ { default_type application/pkix-cert; }
-  }
-}
-EOF
+static_nginx_conf "$TMP/nginx" "$NGINX_PORT" "$STATIC" "$NGINX_WORKERS" >"$TMP/nginx/nginx.conf"
 log "starting nginx on $NBASE ($NGINX_WORKERS worker(s))"
 START_NS=$(date +%s%N)
 start_pg "$OUT/nginx.log" nginx -p "$TMP/nginx" -e "$TMP/nginx/error.log" -c "$TMP/nginx/nginx.conf"

@@ -120,3 +120,39 @@ run_load() {
   python3 "$HERE/lib/report.py" add "$OUT/results.jsonl" "$raw" tool="$tool" server_ticks=$((t1 - t0)) \
     all_busy_ticks=$((c1[0] - c0[0])) hz="$(getconf CLK_TCK)" "$@"
 }
+
+# The nginx static baseline's configuration (run.sh and fleet.sh): the same
+# bytes as files, one file per GET, a canned answer for every POST.
+#   static_nginx_conf DIR PORT STATIC_ROOT WORKERS > DIR/nginx.conf
+static_nginx_conf() {
+  local dir=$1 port=$2 static=$3 workers=$4
+  cat <<EOF
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+worker_processes $workers;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $dir/body; proxy_temp_path $dir/proxy;
+  fastcgi_temp_path $dir/fcgi; uwsgi_temp_path $dir/uwsgi; scgi_temp_path $dir/scgi;
+  sendfile on; tcp_nopush on; tcp_nodelay on;
+  keepalive_requests 1000000; keepalive_timeout 60s;
+  open_file_cache max=4096 inactive=60s;   # 1000+ small files: keep their descriptors open
+  types {}
+  server {
+    listen 127.0.0.1:$port;
+    root $static;
+    # GET /ocsp/<urlencoded base64>: nginx decodes the URI, so %2F becomes a sub-directory of
+    # static/ocsp/ (fetch_static.py lays the files out that way): one real file per request.
+    location /ocsp/   { default_type application/ocsp-response; }
+    # POST /ocsp: a static file answers POST with 405; error_page turns that into the canned
+    # answer (the peers' trick), so POST costs nginx one internal redirect.
+    location = /ocsp  { error_page 405 =200 /ocsp-post.der; return 405; }
+    location = /ocsp-post.der { internal; default_type application/ocsp-response; }
+    location /crls/    { default_type application/pkix-crl; }
+    location /cacerts/ { default_type application/pkix-cert; }
+  }
+}
+EOF
+}
