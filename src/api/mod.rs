@@ -918,10 +918,7 @@ impl Api {
             }
             Op::RevokeLeafBySerial => {
                 self.visible_ca(access, id, &[P::ReadCas, P::RevokeLeaves]).await?;
-                let b: SerialBody = body(req)?;
-                let serial = b
-                    .certificate_serial_number
-                    .ok_or_else(|| ApiError::bad_request("certificateSerialNumber is required"))?;
+                let serial = body::<SerialBody>(req)?.serial()?;
                 entity(
                     &self
                         .mutate(access, audit::REVOKE_LEAF, (CA_T, id), move |p| {
@@ -932,10 +929,7 @@ impl Api {
             }
             Op::SearchBySerial => {
                 self.visible_ca(access, id, &[P::ReadCas]).await?;
-                let b: SerialBody = body(req)?;
-                let serial = b
-                    .certificate_serial_number
-                    .ok_or_else(|| ApiError::bad_request("certificateSerialNumber is required"))?;
+                let serial = body::<SerialBody>(req)?.serial()?;
                 entity(
                     &self
                         .blocking(access, move |p| p.find_leaf_by_serial(Some(&ca_id), &serial))
@@ -1058,6 +1052,13 @@ struct RevokeLeafBody {
 struct SerialBody {
     #[schemars(required)]
     certificate_serial_number: Option<String>,
+}
+
+impl SerialBody {
+    fn serial(self) -> Result<String, ApiError> {
+        self.certificate_serial_number
+            .ok_or_else(|| ApiError::bad_request("certificateSerialNumber is required"))
+    }
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]

@@ -234,8 +234,9 @@ fn collection(item: &Value) -> Value {
 pub fn document(public_url: &str) -> Value {
     let mut responses = generator(true);
     let mut requests = generator(false);
-    let ca = responses.subschema_for::<CertificationAuthority>();
-    let leaf = responses.subschema_for::<LeafCertificate>();
+    // The entities carry Graph's names (`#[schemars(rename)]`): CA_SCHEMA, LEAF_SCHEMA.
+    responses.subschema_for::<CertificationAuthority>();
+    responses.subschema_for::<LeafCertificate>();
     let mut paths = Map::new();
     for route in ROUTES {
         let item = paths
@@ -244,19 +245,6 @@ pub fn document(public_url: &str) -> Value {
         item[route.method.to_ascii_lowercase()] = operation(route, &mut requests);
     }
     let mut schemas = responses.take_definitions(true);
-    // Graph's entity names, not the Rust ones.
-    let rename = |schemas: &mut Map<String, Value>, from: &Schema, to: &str| {
-        let key = from
-            .get("$ref")
-            .and_then(Value::as_str)
-            .and_then(|r| r.rsplit('/').next())
-            .map(str::to_owned);
-        if let Some(v) = key.and_then(|k| schemas.remove(&k)) {
-            schemas.insert(to.to_owned(), v);
-        }
-    };
-    rename(&mut schemas, &ca, CA_SCHEMA);
-    rename(&mut schemas, &leaf, LEAF_SCHEMA);
     for (k, v) in requests.take_definitions(true) {
         schemas.entry(k).or_insert(v);
     }
@@ -269,7 +257,7 @@ pub fn document(public_url: &str) -> Value {
     );
     schemas.insert("auditEventCollection".into(), collection(&audit_event()));
     schemas.insert("graphError".into(), graph_error());
-    let mut doc = json!({
+    json!({
         "openapi": "3.1.0",
         "info": {
             "title": "cloudpki management API",
@@ -288,35 +276,7 @@ pub fn document(public_url: &str) -> Value {
                 "client-request-id": {"schema": {"type": "string"}, "description": "the caller's id, echoed"}
             }
         }
-    });
-    // schemars names $refs by its definitions path; point renamed ones at the Graph names.
-    fix_refs(&mut doc, &ca, CA_SCHEMA);
-    fix_refs(&mut doc, &leaf, LEAF_SCHEMA);
-    doc
-}
-
-fn fix_refs(v: &mut Value, from: &Schema, to: &str) {
-    let Some(old) = from.get("$ref").and_then(Value::as_str) else {
-        return;
-    };
-    let new = format!("#/components/schemas/{to}");
-    if old == new {
-        return;
-    }
-    let old = old.to_owned();
-    fn walk(v: &mut Value, old: &str, new: &str) {
-        match v {
-            Value::Object(m) => {
-                if m.get("$ref").and_then(Value::as_str) == Some(old) {
-                    m.insert("$ref".into(), Value::String(new.into()));
-                }
-                m.values_mut().for_each(|x| walk(x, old, new));
-            }
-            Value::Array(a) => a.iter_mut().for_each(|x| walk(x, old, new)),
-            _ => {}
-        }
-    }
-    walk(v, &old, &new);
+    })
 }
 
 fn audit_event() -> Value {

@@ -305,6 +305,27 @@ impl LoadedCa {
     }
 }
 
+/// An audit event by the current actor (the store assigns `seq`).
+fn audit_row(
+    now: OffsetDateTime,
+    activity: &str,
+    target_type: &str,
+    target_id: &str,
+    result: &str,
+    detail: &str,
+) -> AuditRow {
+    AuditRow {
+        seq: 0,
+        at: ts(now),
+        actor: audit::current_actor(),
+        activity: activity.to_owned(),
+        target_type: target_type.to_owned(),
+        target_id: target_id.to_owned(),
+        result: result.to_owned(),
+        detail: detail.to_owned(),
+    }
+}
+
 impl Pki {
     pub fn new(store: Arc<dyn Store>, kek: Option<Kek>, clock: Arc<dyn Clock>, settings: Settings) -> Self {
         Pki {
@@ -409,16 +430,7 @@ impl Pki {
             Some(l) => ("CloudCertificationAuthorityLeafCertificate", l),
             None => ("CloudCertificationAuthority", ca_id),
         };
-        tx.append_audit(&AuditRow {
-            seq: 0,
-            at: ts(now),
-            actor: audit::current_actor(),
-            activity: activity.to_owned(),
-            target_type: target_type.to_owned(),
-            target_id: target_id.to_owned(),
-            result: "success".to_owned(),
-            detail: String::new(),
-        })?;
+        tx.append_audit(&audit_row(now, activity, target_type, target_id, "success", ""))?;
         Ok(())
     }
 
@@ -426,16 +438,7 @@ impl Pki {
     pub fn record_failure(&self, activity: &str, target_type: &str, target_id: &str, detail: &str) -> Result<()> {
         let now = self.clock.now();
         let mut tx = self.store.begin(TxMode::Write)?;
-        tx.append_audit(&AuditRow {
-            seq: 0,
-            at: ts(now),
-            actor: audit::current_actor(),
-            activity: activity.to_owned(),
-            target_type: target_type.to_owned(),
-            target_id: target_id.to_owned(),
-            result: "failure".to_owned(),
-            detail: detail.to_owned(),
-        })?;
+        tx.append_audit(&audit_row(now, activity, target_type, target_id, "failure", detail))?;
         Ok(tx.commit()?)
     }
 

@@ -205,6 +205,7 @@ pub struct ExtendedKeyUsage {
 /// The `cloudCertificationAuthority` entity.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(rename = "cloudCertificationAuthority")]
 pub struct CertificationAuthority {
     #[serde(rename = "@odata.type")]
     pub odata_type: String,
@@ -260,6 +261,7 @@ pub struct CertificationAuthority {
 /// The `cloudCertificationAuthorityLeafCertificate` entity.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(rename = "cloudCertificationAuthorityLeafCertificate")]
 pub struct LeafCertificate {
     #[serde(rename = "@odata.type")]
     pub odata_type: String,
