@@ -136,7 +136,8 @@ start_pg "$OUT/signer.log" "${SERVER_ENV[@]}" CLOUDPKI_KEK="$KEK" "$BIN" --data-
   --database "$DB" serve --role signer --listen "127.0.0.1:$SIGNER_PORT"
 SPG=$PG
 SIGNER_MS=$(wait_ready "$SIGNER/readyz" "$SPG" 60)
-TOKEN=$(grep -a -A1 '^administrator token' "$OUT/signer.log" | tail -1 | tr -d '[:space:]')
+# Not a terminal: the first administrator token goes to a private file in the data directory.
+TOKEN=$(tr -d '[:space:]' < "$TMP/signer/admin-token" 2>/dev/null || true)
 [ -n "$TOKEN" ] || { log "the signer printed no administrator token"; exit 1; }
 declare -A RPG RMS
 for r in 1 2; do

@@ -189,17 +189,17 @@ pub async fn run(
         None
     } else {
         let setup = pki.clone();
+        let data_dir = cfg.open.data_dir.clone();
         let (tokens, first) = tokio::task::spawn_blocking(move || {
             let tokens = crate::auth::TokenIssuer::load_or_create(&setup).map_err(|e| AppError::Auth(e.to_string()))?;
-            let first = first_admin_token(&setup, &tokens)?;
+            let first = first_admin_token(&setup, &tokens, &data_dir)?;
             Ok::<_, AppError>((tokens, first))
         })
         .await
         .map_err(|e| AppError::Thread(std::io::Error::other(e)))??;
         let tokens = tokens.with_external(external);
-        if let Some(token) = first {
-            println!("administrator token (shown once; principal \"admin\", Intune Administrator, valid 30 days):");
-            println!("{token}");
+        if let Some(first) = first {
+            first.announce();
         }
         Some(crate::api::Api::new(pki.clone(), tokens, cfg.api_rate_limit))
     };
@@ -259,27 +259,79 @@ pub async fn run(
     Ok(())
 }
 
-/// On the first `serve` of a data directory: assigns Intune Administrator to
-/// principal `admin` and returns a token for it, once.
-fn first_admin_token(pki: &Pki, tokens: &crate::auth::TokenIssuer) -> Result<Option<String>, AppError> {
+/// How long the first administrator token lives: long enough to set up
+/// roles and mint proper tokens, short enough that a leaked log line or
+/// file is soon worthless (it can also be revoked by id).
+pub const FIRST_ADMIN_TOKEN_TTL: i64 = 24 * 3600;
+
+/// The file the first administrator token is written to when stdout is not a terminal.
+pub const FIRST_ADMIN_TOKEN_FILE: &str = "admin-token";
+
+/// On the first `serve` of a store: assigns Intune Administrator to principal
+/// `admin` and mints a token for it. The marker, the assignment and the
+/// token's record commit in one transaction, so a failure leaves either all
+/// of them (and the token delivered) or none (and the next start tries again).
+fn first_admin_token(
+    pki: &Pki,
+    tokens: &crate::auth::TokenIssuer,
+    data_dir: &std::path::Path,
+) -> Result<Option<FirstToken>, AppError> {
     const META: &str = "admin_token_issued";
     let auth = |e: &dyn std::fmt::Display| AppError::Auth(e.to_string());
     let mut tx = pki.store().begin(crate::store::TxMode::Write).map_err(|e| auth(&e))?;
     if tx.meta(META).map_err(|e| auth(&e))?.is_some() {
         return Ok(None);
     }
-    tx.set_meta(META, "1").map_err(|e| auth(&e))?;
-    tx.commit().map_err(|e| auth(&e))?;
-    crate::auth::assign(pki, "admin", crate::auth::INTUNE_ADMINISTRATOR, &[]).map_err(|e| auth(&e))?;
-    let token = tokens
+    let (token, row) = tokens
         .issue(
             "admin",
             &["DeviceManagementCloudCA.ReadWrite.All".to_owned()],
             &[],
-            30 * 86_400,
+            FIRST_ADMIN_TOKEN_TTL,
         )
         .map_err(|e| auth(&e))?;
-    Ok(Some(token))
+    tx.set_meta(META, "1").map_err(|e| auth(&e))?;
+    tx.put_assignment("admin", crate::auth::INTUNE_ADMINISTRATOR, "[\"0\"]")
+        .map_err(|e| auth(&e))?;
+    tx.put_token(&row).map_err(|e| auth(&e))?;
+    // Delivered before the commit: a token file that exists without its
+    // commit is replaced on the next start, never the other way round.
+    let delivery = if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        FirstToken::Terminal(token)
+    } else {
+        let path = data_dir.join(FIRST_ADMIN_TOKEN_FILE);
+        let _ = std::fs::create_dir_all(data_dir);
+        let _ = std::fs::remove_file(&path);
+        crate::config::write_private(&path, format!("{token}\n").as_bytes())
+            .map_err(|e| auth(&format!("cannot write {}: {e}", path.display())))?;
+        FirstToken::File(path)
+    };
+    tx.commit().map_err(|e| auth(&e))?;
+    Ok(Some(delivery))
+}
+
+/// Where the first administrator token went.
+enum FirstToken {
+    Terminal(String),
+    File(std::path::PathBuf),
+}
+
+impl FirstToken {
+    fn announce(&self) {
+        let hours = FIRST_ADMIN_TOKEN_TTL / 3600;
+        match self {
+            FirstToken::Terminal(token) => {
+                println!(
+                    "administrator token (shown once; principal \"admin\", Intune Administrator, valid {hours} hours; `cloudpki token revoke` withdraws it):"
+                );
+                println!("{token}");
+            }
+            FirstToken::File(path) => println!(
+                "administrator token (principal \"admin\", Intune Administrator, valid {hours} hours) written to {} (mode 0600; stdout is not a terminal)",
+                path.display()
+            ),
+        }
+    }
 }
 
 /// Resolves on SIGTERM or Ctrl-C. The handlers are installed when this is

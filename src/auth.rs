@@ -14,7 +14,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::Pki;
-use crate::store::TxMode;
+use crate::store::{TokenRow, TxMode};
 use crate::x509::{pem, HashAlgorithm, KeyAlgorithm, Signer, SoftwareKey};
 
 const META_TOKEN_KEY: &str = "token_signing_key";
@@ -38,10 +38,33 @@ pub const WRITE_PERMISSIONS: [&str; 2] = [
 pub enum AuthError {
     #[error("no bearer token")]
     Missing,
+    /// Why a token was refused, for logs; clients get [`AuthError::public_message`].
     #[error("invalid token: {0}")]
     Invalid(String),
+    #[error("the token has expired")]
+    Expired,
     #[error("token issuer key: {0}")]
     Key(String),
+}
+
+impl AuthError {
+    /// What a client is told: never the JWT library's internals.
+    pub fn public_message(&self) -> &'static str {
+        match self {
+            AuthError::Missing => "an Authorization: Bearer token is required",
+            AuthError::Expired => "the bearer token has expired",
+            AuthError::Invalid(_) | AuthError::Key(_) => {
+                "the bearer token is not valid (signature, issuer, audience, lifetime or claims)"
+            }
+        }
+    }
+
+    fn from_jwt(e: jsonwebtoken::errors::Error) -> Self {
+        match e.kind() {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
+            _ => AuthError::Invalid(e.to_string()),
+        }
+    }
 }
 
 /// The claims cloudpki reads.
@@ -53,6 +76,9 @@ pub struct Claims {
     pub exp: i64,
     pub nbf: i64,
     pub iat: i64,
+    /// The token's id, by which it can be revoked before it expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scp: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -189,7 +215,7 @@ impl ExternalIssuer {
         v.leeway = 60;
         v.set_required_spec_claims(&["exp", "iss", "aud"]);
         let c = jsonwebtoken::decode::<ExternalClaims>(token, &key, &v)
-            .map_err(|e| invalid(e.to_string()))?
+            .map_err(AuthError::from_jwt)?
             .claims;
         let sub = c
             .rest
@@ -204,6 +230,11 @@ impl ExternalIssuer {
             exp: c.exp,
             nbf: c.nbf.or(c.iat).unwrap_or(0),
             iat: c.iat.unwrap_or(0),
+            // Entra ID names its token id `uti`.
+            jti: ["jti", "uti"]
+                .iter()
+                .find_map(|k| c.rest.get(*k).and_then(serde_json::Value::as_str))
+                .map(str::to_owned),
             scp: c.scp.or(c.scope),
             roles: c.roles,
         })
@@ -269,9 +300,17 @@ impl TokenIssuer {
         &self.issuer
     }
 
-    /// Mints a token for `principal` valid `ttl` seconds.
-    pub fn issue(&self, principal: &str, scopes: &[String], roles: &[String], ttl: i64) -> Result<String, AuthError> {
+    /// Mints a token for `principal` valid `ttl` seconds, with a fresh id;
+    /// the caller records the returned row (see [`mint`]) before handing it out.
+    pub fn issue(
+        &self,
+        principal: &str,
+        scopes: &[String],
+        roles: &[String],
+        ttl: i64,
+    ) -> Result<(String, TokenRow), AuthError> {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let jti = uuid::Uuid::new_v4().to_string();
         let claims = Claims {
             iss: self.issuer.clone(),
             aud: AUDIENCE.into(),
@@ -279,6 +318,7 @@ impl TokenIssuer {
             exp: now + ttl,
             nbf: now - 60,
             iat: now,
+            jti: Some(jti.clone()),
             scp: if scopes.is_empty() {
                 None
             } else {
@@ -286,8 +326,22 @@ impl TokenIssuer {
             },
             roles: roles.to_vec(),
         };
-        jsonwebtoken::encode(&Header::new(Algorithm::ES256), &claims, &self.encoding)
-            .map_err(|e| AuthError::Invalid(e.to_string()))
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::ES256), &claims, &self.encoding)
+            .map_err(|e| AuthError::Invalid(e.to_string()))?;
+        let mut permissions: Vec<&str> = scopes.iter().chain(roles).map(String::as_str).collect();
+        permissions.dedup();
+        Ok((
+            token,
+            TokenRow {
+                jti,
+                principal: principal.into(),
+                issued_at: now,
+                expires_at: now + ttl,
+                permissions: permissions.join(" "),
+                revoked_at: None,
+                revoked_by: None,
+            },
+        ))
     }
 
     /// Verifies signature, `exp`/`nbf`, issuer and audience, with the key of
@@ -295,7 +349,7 @@ impl TokenIssuer {
     pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
         // The unverified `iss` only picks the key; the chosen issuer's checks decide.
         let iss = jsonwebtoken::dangerous::insecure_decode_claims::<IssuerOnly>(token)
-            .map_err(|e| AuthError::Invalid(e.to_string()))?
+            .map_err(AuthError::from_jwt)?
             .iss;
         if iss == self.issuer {
             return self.verify_own(token);
@@ -315,9 +369,15 @@ impl TokenIssuer {
         v.validate_nbf = true;
         v.leeway = 30;
         v.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &v)
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &v)
             .map(|d| d.claims)
-            .map_err(|e| AuthError::Invalid(e.to_string()))
+            .map_err(AuthError::from_jwt)?;
+        // Every token we mint has an id (the deny list needs one); tokens
+        // minted before ids existed cannot be revoked, so they are refused.
+        if claims.jti.as_deref().is_none_or(str::is_empty) {
+            return Err(AuthError::Invalid("token without jti".into()));
+        }
+        Ok(claims)
     }
 }
 
@@ -372,6 +432,7 @@ mod tests {
             exp: 0,
             nbf: 0,
             iat: 0,
+            jti: None,
             scp: Some("User.Read DeviceManagementCloudCA.Read.All".into()),
             roles: vec![],
         };
@@ -394,14 +455,25 @@ mod tests {
     }
 }
 
+/// One role assignment as it applies: the permissions of its role, on its scope tags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub permissions: BTreeSet<CloudPkiPermission>,
+    pub scope_tags: BTreeSet<String>,
+}
+
 /// What a verified caller may do.
+///
+/// Intune's model is per assignment: a permission applies only on the scope
+/// tags of the assignment that grants it. So the grants are kept apart and
+/// every (permission, resource) pair is decided from the grants that hold
+/// that permission; permissions and tags are never pooled.
 #[derive(Debug, Clone)]
 pub struct Access {
     pub claims: Claims,
     /// Holds the Intune Administrator role: every permission, every scope tag.
     pub administrator: bool,
-    pub permissions: BTreeSet<CloudPkiPermission>,
-    pub scope_tags: BTreeSet<String>,
+    pub grants: Vec<Grant>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -417,6 +489,12 @@ pub enum RbacError {
     Store(#[from] crate::store::StoreError),
     #[error("stored role data is corrupt: {0}")]
     Corrupt(String),
+    #[error("the token was revoked")]
+    TokenRevoked,
+    #[error("a token id is 1 to 256 characters")]
+    BadTokenId,
+    #[error("{0}")]
+    Token(#[from] AuthError),
 }
 
 fn tags_json(tags: &[String]) -> String {
@@ -464,6 +542,43 @@ pub fn assign(pki: &Pki, principal: &str, role: &str, scope_tags: &[String]) -> 
     Ok(())
 }
 
+/// Mints a token and records it (so it can be listed and revoked) in one step.
+pub fn mint(
+    pki: &Pki,
+    issuer: &TokenIssuer,
+    principal: &str,
+    scopes: &[String],
+    roles: &[String],
+    ttl: i64,
+) -> Result<(String, TokenRow), RbacError> {
+    let (token, row) = issuer.issue(principal, scopes, roles, ttl)?;
+    let mut tx = pki.store().begin(TxMode::Write)?;
+    tx.put_token(&row)?;
+    tx.commit()?;
+    Ok((token, row))
+}
+
+/// Tokens not yet expired (and ids revoked without a known expiry).
+pub fn list_tokens(pki: &Pki) -> Result<Vec<TokenRow>, RbacError> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    Ok(pki.store().begin(TxMode::Read)?.tokens(now)?)
+}
+
+/// Puts a token id on the deny list: every node refuses it from its next
+/// request on (the list is read from the store on each request). False when
+/// it already was revoked.
+pub fn revoke_token(pki: &Pki, jti: &str, by: &str) -> Result<bool, RbacError> {
+    let jti = jti.trim();
+    if jti.is_empty() || jti.len() > 256 {
+        return Err(RbacError::BadTokenId);
+    }
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let mut tx = pki.store().begin(TxMode::Write)?;
+    let fresh = tx.revoke_token(jti, now, by)?;
+    tx.commit()?;
+    Ok(fresh)
+}
+
 /// Custom roles as stored: (name, JSON permissions).
 pub type RoleRows = Vec<(String, String)>;
 /// Assignments as stored: (principal, role, JSON scope tags).
@@ -476,15 +591,20 @@ pub fn list(pki: &Pki) -> Result<(RoleRows, AssignmentRows), RbacError> {
 }
 
 impl Access {
-    /// Resolves a verified token's principal against its role assignments.
+    /// Resolves a verified token's principal against its role assignments,
+    /// refusing a token whose id is on the deny list.
     pub fn resolve(pki: &Pki, claims: Claims) -> Result<Access, RbacError> {
         let mut tx = pki.store().begin(TxMode::Read)?;
+        if let Some(jti) = &claims.jti {
+            if tx.token_revoked(jti)? {
+                return Err(RbacError::TokenRevoked);
+            }
+        }
         let roles = tx.roles()?;
         let mut access = Access {
             claims,
             administrator: false,
-            permissions: BTreeSet::new(),
-            scope_tags: BTreeSet::new(),
+            grants: Vec::new(),
         };
         for (_, role, tags) in tx.assignments(Some(&access.claims.sub))? {
             if role == INTUNE_ADMINISTRATOR {
@@ -494,25 +614,113 @@ impl Access {
             let Some((_, perms)) = roles.iter().find(|(n, _)| *n == role) else {
                 continue;
             };
-            let perms: Vec<CloudPkiPermission> =
+            let permissions: BTreeSet<CloudPkiPermission> =
                 serde_json::from_str(perms).map_err(|e| RbacError::Corrupt(e.to_string()))?;
-            access.permissions.extend(perms);
-            let tags: Vec<String> = serde_json::from_str(&tags).map_err(|e| RbacError::Corrupt(e.to_string()))?;
-            access.scope_tags.extend(tags);
-        }
-        if access.administrator {
-            access.permissions.extend(CloudPkiPermission::ALL);
+            let scope_tags: BTreeSet<String> =
+                serde_json::from_str(&tags).map_err(|e| RbacError::Corrupt(e.to_string()))?;
+            access.grants.push(Grant {
+                permissions,
+                scope_tags,
+            });
         }
         Ok(access)
     }
 
-    /// Holds every one of `perms`.
-    pub fn has(&self, perms: &[CloudPkiPermission]) -> bool {
-        perms.iter().all(|p| self.permissions.contains(p))
+    /// Holds `perm` on at least one scope tag (says nothing about a given resource).
+    pub fn holds(&self, perm: CloudPkiPermission) -> bool {
+        self.administrator || self.grants.iter().any(|g| g.permissions.contains(&perm))
     }
 
-    /// May act on an entity carrying these scope tags.
+    /// May exercise `perm` on a resource carrying `tags`: some assignment
+    /// grants `perm` on one of them.
+    pub fn allows(&self, perm: CloudPkiPermission, tags: &[String]) -> bool {
+        self.administrator
+            || self
+                .grants
+                .iter()
+                .any(|g| g.permissions.contains(&perm) && tags.iter().any(|t| g.scope_tags.contains(t)))
+    }
+
+    /// May exercise every one of `perms` on a resource carrying `tags`
+    /// (each decided on its own grants).
+    pub fn allows_all(&self, perms: &[CloudPkiPermission], tags: &[String]) -> bool {
+        perms.iter().all(|p| self.allows(*p, tags))
+    }
+
+    /// May give a resource exactly these tags: every one of them is a tag on
+    /// which an assignment grants `perm` (you hand out only the tags you hold).
+    pub fn may_assign(&self, perm: CloudPkiPermission, tags: &[String]) -> bool {
+        self.administrator
+            || tags.iter().all(|t| {
+                self.grants
+                    .iter()
+                    .any(|g| g.permissions.contains(&perm) && g.scope_tags.contains(t))
+            })
+    }
+
+    /// May see a resource (or an audit event) carrying `tags`: "Read CAs" on one of them.
     pub fn sees(&self, tags: &[String]) -> bool {
-        self.administrator || tags.iter().any(|t| self.scope_tags.contains(t))
+        self.allows(CloudPkiPermission::ReadCas, tags)
+    }
+}
+
+#[cfg(test)]
+mod access_tests {
+    use super::CloudPkiPermission as P;
+    use super::*;
+
+    fn access(grants: &[(&[P], &[&str])]) -> Access {
+        Access {
+            claims: Claims {
+                iss: "i".into(),
+                aud: AUDIENCE.into(),
+                sub: "s".into(),
+                exp: 0,
+                nbf: 0,
+                iat: 0,
+                jti: None,
+                scp: None,
+                roles: vec![],
+            },
+            administrator: false,
+            grants: grants
+                .iter()
+                .map(|(p, t)| Grant {
+                    permissions: p.iter().copied().collect(),
+                    scope_tags: t.iter().map(|s| (*s).to_owned()).collect(),
+                })
+                .collect(),
+        }
+    }
+
+    fn tags(t: &[&str]) -> Vec<String> {
+        t.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn role_assignments_are_not_merged_across_scope_tags() {
+        // Read on 7, revoke on 0: revoking on a tag-7 CA is not allowed.
+        let a = access(&[(&[P::ReadCas], &["7"]), (&[P::RevokeLeaves], &["0"])]);
+        assert!(a.sees(&tags(&["7"])));
+        assert!(!a.allows(P::RevokeLeaves, &tags(&["7"])));
+        assert!(!a.allows_all(&[P::ReadCas, P::RevokeLeaves], &tags(&["7"])));
+        assert!(!a.sees(&tags(&["0"])), "revoke on 0 does not open reading on 0");
+        assert!(a.allows(P::RevokeLeaves, &tags(&["0"])));
+        // A CA carrying both tags: each permission is found on its own assignment.
+        assert!(a.allows_all(&[P::ReadCas, P::RevokeLeaves], &tags(&["0", "7"])));
+        assert!(a.holds(P::RevokeLeaves) && !a.holds(P::CreateCas));
+    }
+
+    #[test]
+    fn assigning_tags_needs_the_permission_on_each_tag() {
+        let a = access(&[(&[P::ReadCas, P::CreateCas], &["1"]), (&[P::ReadCas], &["2"])]);
+        assert!(a.may_assign(P::CreateCas, &tags(&["1"])));
+        assert!(!a.may_assign(P::CreateCas, &tags(&["1", "2"])), "no Create on tag 2");
+        assert!(!a.may_assign(P::CreateCas, &tags(&["3"])));
+        let admin = Access {
+            administrator: true,
+            ..access(&[])
+        };
+        assert!(admin.may_assign(P::CreateCas, &tags(&["99"])) && admin.allows(P::RevokeLeaves, &tags(&["x"])));
     }
 }

@@ -63,6 +63,14 @@ impl ApiError {
             "the request body is too large",
         )
     }
+    /// The body did not arrive in time (stalled or trickling).
+    pub fn request_timeout() -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "RequestTimeout",
+            "the request body did not arrive in time",
+        )
+    }
     pub fn too_many_requests(retry_after: u64) -> Self {
         ApiError {
             retry_after: Some(retry_after),

@@ -19,7 +19,7 @@ use http_body_util::Full;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::auth::{Access, CloudPkiPermission as P, TokenIssuer};
+use crate::auth::{Access, AuthError, CloudPkiPermission as P, RbacError, TokenIssuer};
 use crate::domain::audit;
 use crate::domain::{
     CaStatus, CaType, CertificationAuthority, LeafListQuery, NewCa, NewLeaf, Pki, PkiError, RevocationReason,
@@ -80,6 +80,120 @@ pub struct ApiRequest<'a> {
     pub query: Option<&'a str>,
     pub headers: &'a HeaderMap,
     pub body: Bytes,
+}
+
+/// Our id for a request and the client's, stamped on every answer.
+#[derive(Debug, Clone)]
+pub struct RequestIds {
+    pub request_id: String,
+    pub client_request_id: String,
+}
+
+impl RequestIds {
+    fn stamp(&self, mut resp: Response<Body>) -> Response<Body> {
+        let h = resp.headers_mut();
+        if let Ok(v) = HeaderValue::from_str(&self.request_id) {
+            h.insert("request-id", v);
+        }
+        if let Ok(v) = HeaderValue::from_str(&self.client_request_id) {
+            h.insert("client-request-id", v);
+        }
+        resp
+    }
+}
+
+/// A request that passed routing, authentication and the Graph permission
+/// check; its body has not been read yet.
+#[derive(Debug)]
+pub struct Prepared {
+    route: &'static routes::Route,
+    params: Vec<String>,
+    access: Access,
+}
+
+impl Prepared {
+    /// Whether the operation reads a request body (only then is it read).
+    pub fn reads_body(&self) -> bool {
+        matches!(self.route.method, "POST" | "PATCH")
+    }
+}
+
+/// The token of an `Authorization: Bearer …` header; the scheme is
+/// case-insensitive (RFC 9110 §11.1).
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim_start();
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// What a caller is told about a CA hidden from it by scope tags: exactly
+/// what it is told about one that does not exist.
+fn hidden_ca(id: &str) -> ApiError {
+    ApiError::from(PkiError::NotFound {
+        what: "certification authority",
+        id: id.to_owned(),
+    })
+}
+
+fn rbac_error(e: RbacError) -> ApiError {
+    match e {
+        RbacError::BadTokenId => ApiError::bad_request(e.to_string()),
+        RbacError::Store(crate::store::StoreError::Unavailable(_)) => ApiError::unavailable(),
+        other => ApiError::internal(other),
+    }
+}
+
+/// An API token as listed (never the token itself).
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "cloudPkiApiToken")]
+pub(crate) struct ApiToken {
+    /// The token's `jti`.
+    id: String,
+    principal: String,
+    issued_date_time: Option<String>,
+    expiration_date_time: Option<String>,
+    /// Graph permissions it carries, space-separated.
+    permissions: String,
+    revoked_date_time: Option<String>,
+    revoked_by: Option<String>,
+}
+
+fn rfc3339(unix: i64) -> Option<String> {
+    (unix != 0)
+        .then(|| time::OffsetDateTime::from_unix_timestamp(unix).ok())
+        .flatten()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+}
+
+impl From<&crate::store::TokenRow> for ApiToken {
+    fn from(t: &crate::store::TokenRow) -> Self {
+        ApiToken {
+            id: t.jti.clone(),
+            principal: t.principal.clone(),
+            issued_date_time: rfc3339(t.issued_at),
+            expiration_date_time: rfc3339(t.expires_at),
+            permissions: t.permissions.clone(),
+            revoked_date_time: t.revoked_at.and_then(rfc3339),
+            revoked_by: t.revoked_by.clone(),
+        }
+    }
+}
+
+/// Longest displayName accepted (Intune's console limit is far lower; this
+/// bounds what a caller can make us store and echo).
+pub const MAX_DISPLAY_NAME: usize = 256;
+/// Longest description accepted.
+pub const MAX_DESCRIPTION: usize = 1024;
+
+fn check_length(property: &str, value: Option<&str>, max: usize) -> Result<(), ApiError> {
+    match value {
+        Some(v) if v.chars().count() > max => Err(ApiError::bad_request(format!(
+            "{property} is longer than {max} characters"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
@@ -364,21 +478,26 @@ impl Api {
     }
 
     /// A state change: like [`Api::blocking`], and a refusal is audited too.
+    /// `scope` names the CA concerned (its scope tags decide who reads the
+    /// event) and the tags to record when it does not exist (yet).
     async fn mutate<T: Send + 'static>(
         &self,
         access: &Access,
         activity: &'static str,
         target: (&'static str, &str),
+        scope: (&str, &[String]),
         f: impl FnOnce(&Pki) -> Result<T, PkiError> + Send + 'static,
     ) -> Result<T, ApiError> {
         let pki = self.pki.clone();
         let actor = access.claims.sub.clone();
         let (target_type, target_id) = (target.0, target.1.to_owned());
+        let (ca_id, tags) = (scope.0.to_owned(), scope.1.to_vec());
         tokio::task::spawn_blocking(move || {
             audit::with_actor(&actor, || {
                 let out = f(&pki);
                 if let Err(e) = &out {
-                    if let Err(log) = pki.record_failure(activity, target_type, &target_id, &e.to_string()) {
+                    let target = (target_type, target_id.as_str());
+                    if let Err(log) = pki.record_failure(activity, target, &ca_id, &tags, &e.to_string()) {
                         tracing::error!(error = %log, "could not audit a failed change");
                     }
                 }
@@ -391,57 +510,62 @@ impl Api {
     }
 
     async fn authenticate(&self, headers: &HeaderMap) -> Result<Access, ApiError> {
-        let token = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .ok_or_else(|| ApiError::unauthorized("an Authorization: Bearer token is required"))?;
-        let claims = self
-            .tokens
-            .verify(token.trim())
-            .map_err(|e| ApiError::unauthorized(e.to_string()))?;
+        let token = bearer_token(headers).ok_or_else(|| ApiError::unauthorized(AuthError::Missing.public_message()))?;
+        let claims = self.tokens.verify(token).map_err(|e| {
+            // The reason goes to the log; the caller gets a fixed sentence.
+            tracing::debug!(error = %e, "bearer token refused");
+            ApiError::unauthorized(e.public_message())
+        })?;
         let pki = self.pki.clone();
         tokio::task::spawn_blocking(move || Access::resolve(&pki, claims))
             .await
             .map_err(|e| ApiError::internal(e.to_string()))?
             .map_err(|e| match e {
-                crate::auth::RbacError::Store(crate::store::StoreError::Unavailable(_)) => ApiError::unavailable(),
+                RbacError::TokenRevoked => ApiError::unauthorized("the bearer token was revoked"),
+                RbacError::Store(crate::store::StoreError::Unavailable(_)) => ApiError::unavailable(),
                 other => ApiError::internal(other.to_string()),
             })
     }
 
-    /// Handles one API request; errors become Graph error bodies.
-    pub async fn handle(&self, req: ApiRequest<'_>) -> Response<Body> {
+    /// The request's ids: ours, and the client's (echoed) or ours again.
+    pub fn request_ids(headers: &HeaderMap) -> RequestIds {
         let request_id = uuid::Uuid::new_v4().to_string();
-        let client_request_id = req
-            .headers
+        let client_request_id = headers
             .get("client-request-id")
             .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && v.len() <= 128)
             .map(str::to_owned)
             .unwrap_or_else(|| request_id.clone());
-        let mut resp = match self.route(&req).await {
-            Ok(r) => r,
-            Err(e) => e.into_response(&request_id, &client_request_id),
-        };
-        let h = resp.headers_mut();
-        if let Ok(v) = HeaderValue::from_str(&request_id) {
-            h.insert("request-id", v);
+        RequestIds {
+            request_id,
+            client_request_id,
         }
-        if let Ok(v) = HeaderValue::from_str(&client_request_id) {
-            h.insert("client-request-id", v);
-        }
-        resp
     }
 
-    async fn route(&self, req: &ApiRequest<'_>) -> Result<Response<Body>, ApiError> {
-        let rest = req.path.strip_prefix(BASE).unwrap_or("");
+    /// Everything that can be decided before the body is read: the route,
+    /// the caller's identity, throttling and the Graph permission. An
+    /// unauthenticated client never gets a body read (or buffered).
+    pub async fn prepare(
+        &self,
+        method: &Method,
+        path: &str,
+        headers: &HeaderMap,
+        ids: &RequestIds,
+    ) -> Result<Prepared, Response<Body>> {
+        self.prepare_inner(method, path, headers)
+            .await
+            .map_err(|e| Self::error_response(e, ids))
+    }
+
+    async fn prepare_inner(&self, method: &Method, path: &str, headers: &HeaderMap) -> Result<Prepared, ApiError> {
+        let rest = path.strip_prefix(BASE).unwrap_or("");
         // Know the route before authenticating, so unknown paths are 404 for everyone.
-        let (route, params) = match routes::resolve(req.method.as_str(), rest) {
-            Match::Found(route, params) => (route, params),
+        let (route, params) = match routes::resolve(method.as_str(), rest) {
+            Match::Found(route, params) => (route, params.into_iter().map(str::to_owned).collect::<Vec<_>>()),
             Match::WrongMethod => return Err(ApiError::method_not_allowed()),
             Match::NotFound => return Err(ApiError::not_found("no such resource")),
         };
-        let access = self.authenticate(req.headers).await?;
+        let access = self.authenticate(headers).await?;
         if let Some(t) = &self.throttle {
             t.admit(&access.claims.sub).map_err(ApiError::too_many_requests)?;
         }
@@ -452,70 +576,145 @@ impl Api {
                 "the token lacks DeviceManagementCloudCA.Read.All (or ReadWrite)"
             }));
         }
+        Ok(Prepared { route, params, access })
+    }
+
+    /// Runs a prepared request with its body; errors become Graph error bodies.
+    pub async fn execute(&self, prepared: &Prepared, req: ApiRequest<'_>, ids: &RequestIds) -> Response<Body> {
+        match self.route(prepared, &req).await {
+            Ok(r) => ids.stamp(r),
+            Err(e) => Self::error_response(e, ids),
+        }
+    }
+
+    /// A Graph error for this request (also for failures found outside the
+    /// API, such as reading the body).
+    pub fn error_response(e: ApiError, ids: &RequestIds) -> Response<Body> {
+        ids.stamp(e.into_response(&ids.request_id, &ids.client_request_id))
+    }
+
+    async fn route(&self, prepared: &Prepared, req: &ApiRequest<'_>) -> Result<Response<Body>, ApiError> {
+        let access = &prepared.access;
         // Parameters in path order: `{id}` then `{leafId}`, or `{leafId}` alone.
-        let first = params.first().copied().unwrap_or("");
-        let second = params.get(1).copied().unwrap_or("");
-        match route.op {
-            Op::AuditEvents => self.audit_events(req, &access).await,
-            Op::ListCas => self.list_cas(req, &access).await,
-            Op::CreateCa => self.create_ca(req, &access).await,
+        let first = prepared.params.first().map_or("", String::as_str);
+        let second = prepared.params.get(1).map_or("", String::as_str);
+        match prepared.route.op {
+            Op::AuditEvents => self.audit_events(req, access).await,
+            Op::ListTokens => self.list_tokens(access).await,
+            Op::RevokeToken => self.revoke_token(access, first).await,
+            Op::ListCas => self.list_cas(req, access).await,
+            Op::CreateCa => self.create_ca(req, access).await,
             Op::GetCa => {
-                let ca = self.visible_ca(&access, first, &[P::ReadCas]).await?;
+                let ca = self.visible_ca(access, first, &[P::ReadCas]).await?;
                 Ok(json_response(StatusCode::OK, &entity(&ca)?))
             }
-            Op::PatchCa => self.patch_ca(req, &access, first).await,
+            Op::PatchCa => self.patch_ca(req, access, first).await,
             Op::DeleteCa => {
-                self.visible_ca(&access, first, &[P::ReadCas, P::DisableReenableCas, P::RevokeLeaves])
+                let ca = self
+                    .visible_ca(access, first, &[P::ReadCas, P::DisableReenableCas, P::RevokeLeaves])
                     .await?;
                 let id = first.to_string();
-                self.mutate(&access, audit::DELETE_CA, (CA_T, first), move |p| p.delete_ca(&id))
-                    .await?;
+                self.mutate(
+                    access,
+                    audit::DELETE_CA,
+                    (CA_T, first),
+                    (first, &ca.role_scope_tag_ids),
+                    move |p| p.delete_ca(&id),
+                )
+                .await?;
                 Ok(empty_ok())
             }
-            Op::ListLeaves => self.list_leaves(req, &access, first).await,
+            Op::ListLeaves => self.list_leaves(req, access, first).await,
             Op::CountLeaves => {
-                self.visible_ca(&access, first, &[P::ReadCas]).await?;
+                self.visible_ca(access, first, &[P::ReadCas]).await?;
                 let q = parse_query(req.query)?;
                 let o = Options::parse(&q, &LEAF_COLLECTION)?;
                 let n = if o.filter.is_none() {
                     let id = first.to_string();
-                    self.blocking(&access, move |p| p.count_leaves(Some(&id), None)).await?
+                    self.blocking(access, move |p| p.count_leaves(Some(&id), None)).await?
                 } else {
-                    self.all_leaves(&access, first, &o).await?.len() as u64
+                    self.all_leaves(access, first, &o).await?.len() as u64
                 };
                 let mut r = Response::new(Full::new(Bytes::from(n.to_string())));
                 r.headers_mut()
                     .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
                 Ok(r)
             }
-            Op::GetCaLeaf => self.get_leaf(&access, Some(first), second).await,
-            Op::GetLeaf => self.get_leaf(&access, None, first).await,
-            Op::PatchCaLeaf => self.patch_leaf(req, &access, Some(first), second).await,
-            Op::PatchLeaf => self.patch_leaf(req, &access, None, first).await,
-            action => self.action(req, &access, first, action).await,
+            Op::GetCaLeaf => self.get_leaf(access, Some(first), second).await,
+            Op::GetLeaf => self.get_leaf(access, None, first).await,
+            Op::PatchCaLeaf => self.patch_leaf(req, access, Some(first), second).await,
+            Op::PatchLeaf => self.patch_leaf(req, access, None, first).await,
+            action => self.action(req, access, first, action).await,
         }
     }
 
-    /// Loads a CA the caller may see and holds `perms` for; 404 when hidden by scope tags.
+    /// Loads a CA the caller may see and act on with `perms`.
+    ///
+    /// A CA the caller cannot read ("Read CAs" on none of its scope tags)
+    /// answers 404 like a CA that does not exist (a 403 would confirm it
+    /// exists); a visible CA lacking another permission answers 403.
     async fn visible_ca(&self, access: &Access, id: &str, perms: &[P]) -> Result<CertificationAuthority, ApiError> {
-        if !access.has(perms) {
-            return Err(ApiError::forbidden(format!(
-                "requires the Cloud PKI permission(s): {}",
+        let lacking = |perms: &[P]| {
+            ApiError::forbidden(format!(
+                "requires the Cloud PKI permission(s) {} on a scope tag of this CA",
                 perms.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ")
-            )));
+            ))
+        };
+        // Held on no tag at all: refuse before loading anything.
+        if !perms.iter().all(|p| access.holds(*p)) {
+            return Err(lacking(perms));
         }
         let id = id.to_owned();
         let ca = self.blocking(access, move |p| p.get_ca(&id)).await?;
         if !access.sees(&ca.role_scope_tag_ids) {
-            return Err(ApiError::forbidden(
-                "the CA's scope tags are outside the caller's role assignments",
-            ));
+            return Err(hidden_ca(&ca.id));
+        }
+        if !access.allows_all(perms, &ca.role_scope_tag_ids) {
+            return Err(lacking(perms));
         }
         Ok(ca)
     }
 
+    /// Only the Intune Administrator manages API tokens.
+    fn token_admin(access: &Access) -> Result<(), ApiError> {
+        if access.administrator {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(
+                "managing API tokens requires the Intune Administrator role",
+            ))
+        }
+    }
+
+    async fn list_tokens(&self, access: &Access) -> Result<Response<Body>, ApiError> {
+        Self::token_admin(access)?;
+        let pki = self.pki.clone();
+        let rows = tokio::task::spawn_blocking(move || crate::auth::list_tokens(&pki))
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?
+            .map_err(rbac_error)?;
+        let value: Vec<ApiToken> = rows.iter().map(ApiToken::from).collect();
+        Ok(json_response(
+            StatusCode::OK,
+            &json!({
+                "@odata.context": self.context("deviceManagement/cloudPkiApiTokens"),
+                "value": value,
+            }),
+        ))
+    }
+
+    async fn revoke_token(&self, access: &Access, jti: &str) -> Result<Response<Body>, ApiError> {
+        Self::token_admin(access)?;
+        let (pki, jti, by) = (self.pki.clone(), jti.to_owned(), access.claims.sub.clone());
+        tokio::task::spawn_blocking(move || crate::auth::revoke_token(&pki, &jti, &by))
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?
+            .map_err(rbac_error)?;
+        Ok(empty_ok())
+    }
+
     async fn audit_events(&self, req: &ApiRequest<'_>, access: &Access) -> Result<Response<Body>, ApiError> {
-        if !access.has(&[P::ReadCas]) {
+        if !access.holds(P::ReadCas) {
             return Err(ApiError::forbidden("requires the Cloud PKI permission: Read CAs"));
         }
         let q = parse_query(req.query)?;
@@ -524,13 +723,35 @@ impl Api {
                 "auditEvents supports $filter=activityType eq '…', $top and paging only",
             ));
         }
-        let limit = q.top.unwrap_or(PAGE_SIZE);
-        let (activity, after) = (q.filter_activity.clone(), q.skiptoken.unwrap_or(0));
-        let rows = self
-            .blocking(access, move |p| p.audit_events(activity.as_deref(), after, limit + 1))
-            .await?;
-        let more = rows.len() > limit as usize;
-        let rows = &rows[..rows.len().min(limit as usize)];
+        let limit = q.top.unwrap_or(PAGE_SIZE) as usize;
+        // Events are read by scope: those about CAs whose tags the caller
+        // cannot read are skipped (administrators read them all).
+        let mut after = q.skiptoken.unwrap_or(0);
+        let mut rows = Vec::new();
+        let mut more = false;
+        'scan: loop {
+            let activity = q.filter_activity.clone();
+            let batch = self
+                .blocking(access, move |p| p.audit_events(activity.as_deref(), after, 1000))
+                .await?;
+            if batch.is_empty() {
+                break;
+            }
+            for e in batch {
+                let tags: Vec<String> = serde_json::from_str(&e.scope_tags).unwrap_or_default();
+                if !access.sees(&tags) {
+                    after = e.seq;
+                    continue;
+                }
+                if rows.len() == limit {
+                    more = true;
+                    break 'scan;
+                }
+                after = e.seq;
+                rows.push(e);
+            }
+        }
+        let rows = &rows[..];
         let value: Vec<Value> = rows
             .iter()
             .map(|e| {
@@ -579,7 +800,7 @@ impl Api {
     }
 
     async fn list_cas(&self, req: &ApiRequest<'_>, access: &Access) -> Result<Response<Body>, ApiError> {
-        if !access.has(&[P::ReadCas]) {
+        if !access.holds(P::ReadCas) {
             return Err(ApiError::forbidden("requires the Cloud PKI permission: Read CAs"));
         }
         let q = parse_query(req.query)?;
@@ -622,21 +843,31 @@ impl Api {
     }
 
     async fn create_ca(&self, req: &ApiRequest<'_>, access: &Access) -> Result<Response<Body>, ApiError> {
-        if !access.has(&[P::CreateCas]) {
+        if !access.holds(P::CreateCas) {
             return Err(ApiError::forbidden(
                 "requires the Cloud PKI permission: Create certificate authorities",
             ));
         }
         let b: CreateCaBody = body(req)?;
+        check_length("displayName", b.display_name.as_deref(), MAX_DISPLAY_NAME)?;
+        check_length("description", b.description.as_deref(), MAX_DESCRIPTION)?;
         let tags = if b.role_scope_tag_ids.is_empty() {
             vec!["0".to_owned()]
         } else {
             b.role_scope_tag_ids.clone()
         };
-        if !access.sees(&tags) || !(access.administrator || tags.iter().all(|t| access.scope_tags.contains(t))) {
+        if !access.may_assign(P::CreateCas, &tags) {
             return Err(ApiError::forbidden(
-                "roleScopeTagIds must be within the caller's scope tags",
+                "roleScopeTagIds must be scope tags on which the caller may create certificate authorities",
             ));
+        }
+        // Anchoring to a root signs with the root's key: the caller must see
+        // the root (else 404, as for any invisible CA) and hold "Create
+        // certificate authorities" on one of its scope tags (else 403).
+        if let Some(issuer) = b.certification_authority_issuer_id.as_deref().filter(|s| {
+            !s.is_empty() && b.cloud_certification_authority_type != Some(CaType::RootCertificationAuthority)
+        }) {
+            self.visible_ca(access, issuer, &[P::ReadCas, P::CreateCas]).await?;
         }
         let ca_type = b
             .cloud_certification_authority_type
@@ -679,10 +910,13 @@ impl Api {
                 .map(|e| e.object_identifier)
                 .filter(|oid| !graph_placeholder(oid))
                 .collect(),
-            role_scope_tag_ids: tags,
+            role_scope_tag_ids: tags.clone(),
         };
+        let requested = tags;
         let ca = self
-            .mutate(access, audit::CREATE_CA, (CA_T, ""), move |p| p.create_ca(new))
+            .mutate(access, audit::CREATE_CA, (CA_T, ""), ("", &requested), move |p| {
+                p.create_ca(new)
+            })
             .await?;
         Ok(json_response(StatusCode::CREATED, &entity(&ca)?))
     }
@@ -690,11 +924,23 @@ impl Api {
     async fn patch_ca(&self, req: &ApiRequest<'_>, access: &Access, id: &str) -> Result<Response<Body>, ApiError> {
         self.visible_ca(access, id, &[P::ReadCas, P::CreateCas]).await?;
         let b: PatchCaBody = body(req)?;
+        check_length("displayName", b.display_name.as_deref(), MAX_DISPLAY_NAME)?;
+        check_length(
+            "description",
+            b.description.as_ref().and_then(|d| d.as_deref()),
+            MAX_DESCRIPTION,
+        )?;
         let (display_name, description, tags) = (b.display_name, b.description, b.role_scope_tag_ids);
         if let Some(t) = &tags {
-            if !(access.administrator || t.iter().all(|x| access.scope_tags.contains(x))) {
+            // An empty list would fall back to tag 0, which the caller may not hold.
+            if t.is_empty() {
+                return Err(ApiError::bad_request(
+                    "roleScopeTagIds must name at least one scope tag (omit it to leave the tags unchanged)",
+                ));
+            }
+            if !access.may_assign(P::CreateCas, t) {
                 return Err(ApiError::forbidden(
-                    "roleScopeTagIds must be within the caller's scope tags",
+                    "roleScopeTagIds must be scope tags on which the caller may create certificate authorities",
                 ));
             }
         }
@@ -706,7 +952,7 @@ impl Api {
         let id = id.to_owned();
         let target = id.clone();
         let ca = self
-            .mutate(access, audit::PATCH_CA, (CA_T, &target), move |p| {
+            .mutate(access, audit::PATCH_CA, (CA_T, &target), (&target, &[]), move |p| {
                 p.update_ca(&id, if_match.as_deref(), display_name, description, tags)
             })
             .await?;
@@ -837,9 +1083,13 @@ impl Api {
         let id = leaf.to_owned();
         let target = id.clone();
         let l = self
-            .mutate(access, audit::PATCH_LEAF, (LEAF_T, &target), move |p| {
-                p.update_leaf(&id, &patch)
-            })
+            .mutate(
+                access,
+                audit::PATCH_LEAF,
+                (LEAF_T, &target),
+                (&l.issuer_id, &[]),
+                move |p| p.update_leaf(&id, &patch),
+            )
             .await?;
         Ok(json_response(StatusCode::OK, &entity(&l)?))
     }
@@ -860,12 +1110,16 @@ impl Api {
                 let target = b.certification_authority_status.as_deref().unwrap_or("");
                 let ca = match CaStatus::parse(target) {
                     Some(CaStatus::Paused) => {
-                        self.mutate(access, audit::CHANGE_STATUS, (CA_T, id), move |p| p.pause_ca(&ca_id))
-                            .await?
+                        self.mutate(access, audit::CHANGE_STATUS, (CA_T, id), (id, &[]), move |p| {
+                            p.pause_ca(&ca_id)
+                        })
+                        .await?
                     }
                     Some(CaStatus::Active) => {
-                        self.mutate(access, audit::CHANGE_STATUS, (CA_T, id), move |p| p.resume_ca(&ca_id))
-                            .await?
+                        self.mutate(access, audit::CHANGE_STATUS, (CA_T, id), (id, &[]), move |p| {
+                            p.resume_ca(&ca_id)
+                        })
+                        .await?
                     }
                     _ => {
                         return Err(ApiError::bad_request(
@@ -881,7 +1135,9 @@ impl Api {
                 let _: VersionBody = body(req)?;
                 entity(
                     &self
-                        .mutate(access, audit::REVOKE_CA, (CA_T, id), move |p| p.revoke_ca(&ca_id, None))
+                        .mutate(access, audit::REVOKE_CA, (CA_T, id), (id, &[]), move |p| {
+                            p.revoke_ca(&ca_id, None)
+                        })
                         .await?,
                 )?
             }
@@ -896,7 +1152,7 @@ impl Api {
                 let signed = b.signed_certificate.unwrap_or_default();
                 entity(
                     &self
-                        .mutate(access, audit::UPLOAD, (CA_T, id), move |p| {
+                        .mutate(access, audit::UPLOAD, (CA_T, id), (id, &[]), move |p| {
                             p.upload_signed_certificate(&ca_id, signed.as_bytes(), chain.as_bytes())
                         })
                         .await?,
@@ -910,7 +1166,7 @@ impl Api {
                     .ok_or_else(|| ApiError::bad_request("leafCertificateId is required"))?;
                 entity(
                     &self
-                        .mutate(access, audit::REVOKE_LEAF, (CA_T, id), move |p| {
+                        .mutate(access, audit::REVOKE_LEAF, (CA_T, id), (id, &[]), move |p| {
                             p.revoke_leaf(&leaf, Some(&ca_id), RevocationReason::Unspecified)
                         })
                         .await?,
@@ -921,7 +1177,7 @@ impl Api {
                 let serial = body::<SerialBody>(req)?.serial()?;
                 entity(
                     &self
-                        .mutate(access, audit::REVOKE_LEAF, (CA_T, id), move |p| {
+                        .mutate(access, audit::REVOKE_LEAF, (CA_T, id), (id, &[]), move |p| {
                             p.revoke_leaf_by_serial(Some(&ca_id), &serial, RevocationReason::Unspecified)
                         })
                         .await?,
@@ -962,7 +1218,7 @@ impl Api {
                     validity_days: b.validity_in_days,
                 };
                 let (leaf, der) = self
-                    .mutate(access, audit::ISSUE_LEAF, (CA_T, id), move |p| {
+                    .mutate(access, audit::ISSUE_LEAF, (CA_T, id), (id, &[]), move |p| {
                         p.issue_leaf(&ca_id, &req)
                     })
                     .await?;
@@ -979,7 +1235,7 @@ impl Api {
                         .ok_or_else(|| ApiError::bad_request(format!("unknown reason {r}")))?,
                 };
                 let n = self
-                    .mutate(access, audit::REVOKE_LEAF, (CA_T, id), move |p| {
+                    .mutate(access, audit::REVOKE_LEAF, (CA_T, id), (id, &[]), move |p| {
                         p.revoke_all_leaves(&ca_id, reason, 500, &mut |_| {})
                     })
                     .await?;

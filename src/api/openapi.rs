@@ -10,6 +10,7 @@ use schemars::Schema;
 use serde_json::{json, Map, Value};
 
 use super::routes::{Op, Route, ROUTES};
+use super::ApiToken;
 use super::{
     CreateCaBody, IssueBody, LeafMetaBody, PatchCaBody, ReasonBody, RevokeLeafBody, SerialBody, StatusBody, UploadBody,
     VersionBody, BASE, MAX_BODY,
@@ -84,6 +85,8 @@ fn success(op: Op) -> (u16, Option<Value>) {
         Op::CountLeaves => (200, None),
         Op::GetCaLeaf | Op::GetLeaf | Op::PatchCaLeaf | Op::PatchLeaf => (200, Some(component(LEAF_SCHEMA))),
         Op::AuditEvents => (200, Some(component("auditEventCollection"))),
+        Op::ListTokens => (200, Some(component("cloudPkiApiTokenCollection"))),
+        Op::RevokeToken => (204, None),
     }
 }
 
@@ -190,7 +193,11 @@ fn operation(route: &Route, requests: &mut SchemaGenerator) -> Value {
     let mut op = json!({
         "operationId": route.operation_id,
         "summary": route.summary,
-        "tags": [if route.op == Op::AuditEvents { "auditEvents" } else { "cloudCertificationAuthority" }],
+        "tags": [match route.op {
+            Op::AuditEvents => "auditEvents",
+            Op::ListTokens | Op::RevokeToken => "cloudPkiApiTokens",
+            _ => "cloudCertificationAuthority",
+        }],
         "parameters": path_parameters(route).into_iter().chain(query_parameters(route.op)).collect::<Vec<_>>(),
         "security": [{"bearer": []}],
         "x-cloudpki-extension": route.extension,
@@ -237,6 +244,7 @@ pub fn document(public_url: &str) -> Value {
     // The entities carry Graph's names (`#[schemars(rename)]`): CA_SCHEMA, LEAF_SCHEMA.
     responses.subschema_for::<CertificationAuthority>();
     responses.subschema_for::<LeafCertificate>();
+    responses.subschema_for::<ApiToken>();
     let mut paths = Map::new();
     for route in ROUTES {
         let item = paths
@@ -256,6 +264,8 @@ pub fn document(public_url: &str) -> Value {
         collection(&leaf_item),
     );
     schemas.insert("auditEventCollection".into(), collection(&audit_event()));
+    let token_item = schemas.get("cloudPkiApiToken").cloned().unwrap_or(Value::Null);
+    schemas.insert("cloudPkiApiTokenCollection".into(), collection(&token_item));
     schemas.insert("graphError".into(), graph_error());
     json!({
         "openapi": "3.1.0",

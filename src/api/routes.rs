@@ -27,6 +27,8 @@ pub enum Op {
     GetLeaf,
     PatchLeaf,
     AuditEvents,
+    ListTokens,
+    RevokeToken,
 }
 
 /// One row of the table.
@@ -255,6 +257,24 @@ pub const ROUTES: &[Route] = &[
         "Audit log of every change, append-only",
         false,
         false,
+    ),
+    r(
+        Op::ListTokens,
+        "GET",
+        "/cloudPkiApiTokens",
+        "cloudPkiApiTokens_List",
+        "API tokens minted by cloudpki that have not expired, and revoked token ids (Intune Administrator)",
+        false,
+        true,
+    ),
+    r(
+        Op::RevokeToken,
+        "POST",
+        "/cloudPkiApiTokens/{id}/revoke",
+        "cloudPkiApiTokens_Revoke",
+        "Revoke an API token by id (jti): every node refuses it from its next request (Intune Administrator)",
+        true,
+        true,
     ),
 ];
 

@@ -107,6 +107,14 @@ pub enum TokenCommand {
         #[arg(long, default_value_t = 3600)]
         ttl: i64,
     },
+    /// List the tokens minted here that have not expired (id, principal, expiry, revoked).
+    List,
+    /// Revoke a token by id (`jti`) before it expires: every node refuses it
+    /// from its next request on. Also takes an external token's `jti`/`uti`.
+    Revoke {
+        /// The token id, as `token list` shows it.
+        jti: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -385,10 +393,22 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
                 return Err(CliError::Usage("--ttl must be 1 second to 366 days".into()));
             }
             let issuer = crate::auth::TokenIssuer::load_or_create(&pki).map_err(|e| CliError::Usage(e.to_string()))?;
-            let token = issuer
-                .issue(&principal, &scopes, &app_roles, ttl)
+            let (token, _) = crate::auth::mint(&pki, &issuer, &principal, &scopes, &app_roles, ttl)
                 .map_err(|e| CliError::Usage(e.to_string()))?;
             o.raw(&format!("{token}\n"))
+        }
+        Command::Token(TokenCommand::List) => {
+            let tokens = crate::auth::list_tokens(&pki).map_err(|e| CliError::Usage(e.to_string()))?;
+            o.tokens(&tokens)
+        }
+        Command::Token(TokenCommand::Revoke { jti }) => {
+            let by = crate::domain::audit::current_actor();
+            let fresh = crate::auth::revoke_token(&pki, &jti, &by).map_err(|e| CliError::Usage(e.to_string()))?;
+            o.raw(&if fresh {
+                format!("token {jti} revoked\n")
+            } else {
+                format!("token {jti} was already revoked\n")
+            })
         }
         Command::Role(RoleCommand::Create { name, permissions }) => {
             let perms = crate::auth::put_role(&pki, &name, &permissions).map_err(|e| CliError::Usage(e.to_string()))?;

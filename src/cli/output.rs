@@ -167,6 +167,43 @@ impl<'a> Output<'a> {
         self.line(&format!("deleted {id}"))
     }
 
+    pub fn tokens(&mut self, tokens: &[crate::store::TokenRow]) -> Result<()> {
+        let when = |t: i64| {
+            if t == 0 {
+                "-".to_owned()
+            } else {
+                time::OffsetDateTime::from_unix_timestamp(t)
+                    .ok()
+                    .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+                    .unwrap_or_else(|| t.to_string())
+            }
+        };
+        if self.json {
+            let rows: Vec<serde_json::Value> = tokens
+                .iter()
+                .map(|t| {
+                    serde_json::json!({
+                        "id": t.jti, "principal": t.principal, "issuedDateTime": when(t.issued_at),
+                        "expirationDateTime": when(t.expires_at), "permissions": t.permissions,
+                        "revokedDateTime": t.revoked_at.map(when), "revokedBy": t.revoked_by,
+                    })
+                })
+                .collect();
+            return self.json_value(&rows);
+        }
+        let mut table = comfy_table::Table::new();
+        table.set_header(["ID", "PRINCIPAL", "EXPIRES", "REVOKED"]);
+        for t in tokens {
+            table.add_row([
+                t.jti.clone(),
+                t.principal.clone(),
+                when(t.expires_at),
+                t.revoked_at.map(when).unwrap_or_default(),
+            ]);
+        }
+        self.raw(&format!("{table}\n"))
+    }
+
     pub fn count(&mut self, what: &str, n: u64) -> Result<()> {
         if self.json {
             // One line: it closes the JSON-lines stream of `acknowledged` batches.

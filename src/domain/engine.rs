@@ -309,21 +309,36 @@ impl LoadedCa {
 fn audit_row(
     now: OffsetDateTime,
     activity: &str,
-    target_type: &str,
-    target_id: &str,
+    target: (&str, &str),
     result: &str,
     detail: &str,
+    scope_tags: &[String],
 ) -> AuditRow {
     AuditRow {
         seq: 0,
         at: ts(now),
         actor: audit::current_actor(),
         activity: activity.to_owned(),
-        target_type: target_type.to_owned(),
-        target_id: target_id.to_owned(),
+        target_type: target.0.to_owned(),
+        target_id: target.1.to_owned(),
         result: result.to_owned(),
         detail: detail.to_owned(),
+        scope_tags: serde_json::to_string(scope_tags).unwrap_or_else(|_| "[]".into()),
     }
+}
+
+/// The scope tags of a stored CA (none when it does not exist): who may read
+/// the audit events about it.
+fn stored_scope_tags(tx: &mut dyn Tx, ca_id: &str) -> Result<Vec<String>> {
+    #[derive(serde::Deserialize)]
+    struct Tags {
+        #[serde(rename = "roleScopeTagIds", default)]
+        tags: Vec<String>,
+    }
+    Ok(match tx.ca(ca_id)? {
+        Some(row) => serde_json::from_str::<Tags>(&row.doc).map_err(corrupt)?.tags,
+        None => Vec::new(),
+    })
 }
 
 impl Pki {
@@ -426,19 +441,34 @@ impl Pki {
         activity: &str,
     ) -> Result<()> {
         tx.append_change(ts(now), kind, ca_id, leaf_id)?;
-        let (target_type, target_id) = match leaf_id {
+        let target = match leaf_id {
             Some(l) => ("CloudCertificationAuthorityLeafCertificate", l),
             None => ("CloudCertificationAuthority", ca_id),
         };
-        tx.append_audit(&audit_row(now, activity, target_type, target_id, "success", ""))?;
+        let tags = stored_scope_tags(tx, ca_id)?;
+        tx.append_audit(&audit_row(now, activity, target, "success", "", &tags))?;
         Ok(())
     }
 
-    /// Records a refused or failed change (its own transaction: the change itself rolled back).
-    pub fn record_failure(&self, activity: &str, target_type: &str, target_id: &str, detail: &str) -> Result<()> {
+    /// Records a refused or failed change (its own transaction: the change
+    /// itself rolled back). `ca_id` names the CA concerned, whose scope tags
+    /// decide who reads the event; `requested_tags` stand in when there is
+    /// none yet (a refused creation).
+    pub fn record_failure(
+        &self,
+        activity: &str,
+        target: (&str, &str),
+        ca_id: &str,
+        requested_tags: &[String],
+        detail: &str,
+    ) -> Result<()> {
         let now = self.clock.now();
         let mut tx = self.store.begin(TxMode::Write)?;
-        tx.append_audit(&audit_row(now, activity, target_type, target_id, "failure", detail))?;
+        let mut tags = stored_scope_tags(tx.as_mut(), ca_id)?;
+        if tags.is_empty() {
+            tags = requested_tags.to_vec();
+        }
+        tx.append_audit(&audit_row(now, activity, target, "failure", detail, &tags))?;
         Ok(tx.commit()?)
     }
 
@@ -872,8 +902,9 @@ impl Pki {
         let ca = self.load_ca(tx.as_mut(), id, now)?;
         let facts = ca.facts(tx.as_mut(), now, Action::Delete)?;
         lifecycle::check(Action::Delete, facts)?;
-        tx.delete_ca(id, ts(now))?;
+        // Recorded first: the audit event takes the scope tags of the CA it deletes.
         self.record(tx.as_mut(), now, ChangeKind::CaDeleted, id, None, audit::DELETE_CA)?;
+        tx.delete_ca(id, ts(now))?;
         self.commit(tx)?;
         self.forget_signer(id);
         Ok(())

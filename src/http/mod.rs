@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -28,6 +28,13 @@ pub struct Limits {
     pub max_uri_len: usize,
     pub max_body: usize,
     pub header_timeout: Duration,
+    /// Longest a request body may take to arrive, whatever its size: a
+    /// stalled body frees its connection slot after this.
+    pub body_timeout: Duration,
+    /// Slowest a body may trickle in (bytes per second, measured over each
+    /// `body_rate_window`): a trickling body is cut off before `body_timeout`.
+    pub body_min_rate: usize,
+    pub body_rate_window: Duration,
     /// How long in-flight requests may take to finish at shutdown.
     pub grace: Duration,
 }
@@ -39,6 +46,9 @@ impl Default for Limits {
             max_uri_len: 4096,
             max_body: crate::x509::ocsp::MAX_REQUEST_LEN,
             header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(20),
+            body_min_rate: 1024,
+            body_rate_window: Duration::from_secs(5),
             grace: Duration::from_secs(10),
         }
     }
@@ -83,23 +93,85 @@ fn route_of(method: &Method, path: &str) -> &'static str {
     }
 }
 
-async fn read_body(req: Request<Incoming>, max: usize) -> Result<Bytes, Response<Body>> {
-    if let Some(len) = req
-        .headers()
+/// Why a request body could not be had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyError {
+    TooLarge,
+    /// Not complete within the total deadline, or slower than the minimum rate.
+    TooSlow,
+    Unreadable,
+}
+
+impl BodyError {
+    fn plain(self) -> Response<Body> {
+        match self {
+            BodyError::TooLarge => plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n"),
+            BodyError::TooSlow => plain(StatusCode::REQUEST_TIMEOUT, "request body too slow\n"),
+            BodyError::Unreadable => plain(StatusCode::BAD_REQUEST, "could not read request body\n"),
+        }
+    }
+
+    fn api(self) -> crate::api::error::ApiError {
+        use crate::api::error::ApiError;
+        match self {
+            BodyError::TooLarge => ApiError::payload_too_large(),
+            BodyError::TooSlow => ApiError::request_timeout(),
+            BodyError::Unreadable => ApiError::bad_request("could not read the request body"),
+        }
+    }
+}
+
+/// Reads a whole body of at most `max` bytes, within the limits' total
+/// deadline and minimum rate: neither a stalled nor a trickling body can
+/// hold a connection slot for long.
+async fn read_body(mut body: Incoming, headers: &HeaderMap, max: usize, limits: &Limits) -> Result<Bytes, BodyError> {
+    let declared = headers
         .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
-    {
-        if len > max {
-            return Err(plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n"));
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > max) {
+        return Err(BodyError::TooLarge);
+    }
+    let start = tokio::time::Instant::now();
+    let deadline = start + limits.body_timeout;
+    let window = limits.body_rate_window.max(Duration::from_millis(10));
+    let needed_per_window = (limits.body_min_rate as f64 * window.as_secs_f64()) as usize;
+    let (mut window_start, mut window_bytes) = (start, 0usize);
+    let mut buf = bytes::BytesMut::with_capacity(declared.unwrap_or(0).min(max));
+    loop {
+        let window_end = window_start + window;
+        match tokio::time::timeout_at(deadline.min(window_end), body.frame()).await {
+            Ok(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    if buf.len() + data.len() > max {
+                        return Err(BodyError::TooLarge);
+                    }
+                    window_bytes += data.len();
+                    buf.extend_from_slice(&data);
+                }
+            }
+            Ok(Some(Err(_))) => return Err(BodyError::Unreadable),
+            Ok(None) => return Ok(buf.freeze()),
+            Err(_elapsed) => {}
+        }
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return Err(BodyError::TooSlow);
+        }
+        if now >= window_end {
+            if window_bytes < needed_per_window {
+                return Err(BodyError::TooSlow);
+            }
+            (window_start, window_bytes) = (now, 0);
         }
     }
-    match Limited::new(req.into_body(), max).collect().await {
-        Ok(b) => Ok(b.to_bytes()),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-            Err(plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n"))
-        }
-        Err(_) => Err(plain(StatusCode::BAD_REQUEST, "could not read request body\n")),
-    }
+}
+
+/// Asks hyper to close the connection after this response: the request's
+/// body was not read to its end, so the next request cannot be found.
+fn close_after(mut r: Response<Body>) -> Response<Body> {
+    r.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    r
 }
 
 /// Handles one request.
@@ -110,12 +182,15 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Result<Resp
     let route = route_of(&method, &path);
     let r = &state.responder;
     let uri_len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
-    let response = if uri_len > state.limits.max_uri_len {
-        plain(StatusCode::URI_TOO_LONG, "URI too long\n")
+    let has_body = !hyper::body::Body::is_end_stream(req.body());
+    let (mut response, body_read) = if uri_len > state.limits.max_uri_len {
+        (plain(StatusCode::URI_TOO_LONG, "URI too long\n"), false)
     } else {
         dispatch(&state, req, &method, &path).await
     };
-    let mut response = response;
+    if has_body && !body_read {
+        response = close_after(response);
+    }
     if method == Method::HEAD {
         *response.body_mut() = Full::default();
     }
@@ -124,13 +199,14 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Result<Resp
     Ok(response)
 }
 
-async fn dispatch(state: &AppState, req: Request<Incoming>, method: &Method, path: &str) -> Response<Body> {
+/// Routes one request; says whether its body was read to the end.
+async fn dispatch(state: &AppState, req: Request<Incoming>, method: &Method, path: &str) -> (Response<Body>, bool) {
     let r = &state.responder;
     let is_get = *method == Method::GET || *method == Method::HEAD;
     match path {
-        "/healthz" if is_get => return plain(StatusCode::OK, "ok\n"),
+        "/healthz" if is_get => return (plain(StatusCode::OK, "ok\n"), false),
         "/readyz" if is_get => {
-            return if !r.published.load().ready {
+            let resp = if !r.published.load().ready {
                 plain(StatusCode::SERVICE_UNAVAILABLE, "loading\n")
             } else if r.sync.degraded() {
                 // Still serving the last snapshot; the body tells probes why.
@@ -141,6 +217,7 @@ async fn dispatch(state: &AppState, req: Request<Incoming>, method: &Method, pat
             } else {
                 plain(StatusCode::OK, "ready\n")
             };
+            return (resp, false);
         }
         "/metrics" if is_get && state.surface != Surface::Public => {
             r.metrics.snapshot_age_seconds.set(r.sync.age_seconds());
@@ -150,58 +227,70 @@ async fn dispatch(state: &AppState, req: Request<Incoming>, method: &Method, pat
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/plain; version=0.0.4"),
             );
-            return resp;
+            return (resp, false);
         }
-        _ if state.surface == Surface::Admin => return plain(StatusCode::NOT_FOUND, "not found\n"),
+        _ if state.surface == Surface::Admin => return (plain(StatusCode::NOT_FOUND, "not found\n"), false),
         "/openapi.json" if is_get => {
             if let Some(api) = &state.api {
-                return api.openapi();
+                return (api.openapi(), false);
             }
         }
         _ => {}
     }
     if let (Some(api), true) = (&state.api, path.starts_with("/beta/")) {
-        let query = req.uri().query().map(str::to_owned);
-        let headers = req.headers().clone();
-        let body = match read_body(req, crate::api::MAX_BODY).await {
-            Ok(b) => b,
-            Err(resp) if resp.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                return crate::api::error::ApiError::payload_too_large().into_response("", "");
-            }
-            Err(resp) => return resp,
+        use crate::api::{Api, ApiRequest};
+        let ids = Api::request_ids(req.headers());
+        // Route, token and permissions first: nobody gets a body buffered
+        // (or a slot held while it trickles in) without a valid token.
+        let prepared = match api.prepare(method, path, req.headers(), &ids).await {
+            Ok(p) => p,
+            Err(resp) => return (resp, false),
         };
-        return api
-            .handle(crate::api::ApiRequest {
-                method,
-                path,
-                query: query.as_deref(),
-                headers: &headers,
-                body,
-            })
-            .await;
+        let query = req.uri().query().map(str::to_owned);
+        let (parts, body) = req.into_parts();
+        let reads = prepared.reads_body();
+        let body = if reads {
+            match read_body(body, &parts.headers, crate::api::MAX_BODY, &state.limits).await {
+                Ok(b) => b,
+                Err(e) => return (Api::error_response(e.api(), &ids), false),
+            }
+        } else {
+            Bytes::new()
+        };
+        let req = ApiRequest {
+            method,
+            path,
+            query: query.as_deref(),
+            headers: &parts.headers,
+            body,
+        };
+        return (api.execute(&prepared, req, &ids).await, reads);
     }
     if !state.responder_routes {
-        return plain(StatusCode::NOT_FOUND, "not found\n");
+        return (plain(StatusCode::NOT_FOUND, "not found\n"), false);
     }
     if path == "/ocsp" || path.starts_with("/ocsp/") {
         return match *method {
-            Method::POST => match read_body(req, state.limits.max_body).await {
-                Ok(body) => r.serve_ocsp(method, path, &HeaderMap::new(), Some(body)).await,
-                Err(resp) => resp,
-            },
-            Method::GET | Method::HEAD => r.serve_ocsp(method, path, req.headers(), None).await,
-            _ => method_not_allowed("GET, POST"),
+            Method::POST => {
+                let (parts, body) = req.into_parts();
+                match read_body(body, &parts.headers, state.limits.max_body, &state.limits).await {
+                    Ok(body) => (r.serve_ocsp(method, path, &HeaderMap::new(), Some(body)).await, true),
+                    Err(e) => (e.plain(), false),
+                }
+            }
+            Method::GET | Method::HEAD => (r.serve_ocsp(method, path, req.headers(), None).await, false),
+            _ => (method_not_allowed("GET, POST"), false),
         };
     }
     if path.starts_with("/crls/") || path.starts_with("/cacerts/") {
         if !is_get {
-            return method_not_allowed("GET, HEAD");
+            return (method_not_allowed("GET, HEAD"), false);
         }
         if let Some((_, resp)) = responder::serve_document(r, path, req.headers()) {
-            return resp;
+            return (resp, false);
         }
     }
-    plain(StatusCode::NOT_FOUND, "not found\n")
+    (plain(StatusCode::NOT_FOUND, "not found\n"), false)
 }
 
 use http::HeaderMap;

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use super::{
     AuditRow, CaRow, ChangeKind, CrlRow, DelegateRow, LeafFilter, LeafQuery, LeafRow, LeafStatusRow, PgStore,
-    Presigned, SqliteStore, Store, StoreError, TxMode,
+    Presigned, SqliteStore, Store, StoreError, TokenRow, TxMode,
 };
 
 /// A backend under test.
@@ -261,6 +261,7 @@ fn audit(at: i64, activity: &str) -> AuditRow {
         target_id: format!("t{at}"),
         result: "success".into(),
         detail: "{}".into(),
+        scope_tags: format!("[\"{at}\"]"),
     }
 }
 
@@ -840,6 +841,45 @@ fn ocsp_delegates(h: &dyn Harness) {
     tx.commit().unwrap();
 }
 
+fn token_deny_list(h: &dyn Harness) {
+    let token = |jti: &str, issued_at: i64, expires_at: i64| TokenRow {
+        jti: jti.into(),
+        principal: "alice".into(),
+        issued_at,
+        expires_at,
+        permissions: "DeviceManagementCloudCA.Read.All".into(),
+        revoked_at: None,
+        revoked_by: None,
+    };
+    let mut tx = h.store().begin(TxMode::Write).unwrap();
+    tx.put_token(&token("t1", 10, 100)).unwrap();
+    tx.put_token(&token("t2", 20, 200)).unwrap();
+    tx.commit().unwrap();
+    let mut tx = h.store().begin(TxMode::Write).unwrap();
+    assert!(tx.put_token(&token("t1", 10, 100)).is_err(), "a jti is unique");
+    drop(tx);
+    let mut tx = h.store().begin(TxMode::Write).unwrap();
+    assert!(!tx.token_revoked("t1").unwrap());
+    assert!(!tx.token_revoked("unknown").unwrap());
+    assert!(tx.revoke_token("t1", 50, "admin").unwrap());
+    assert!(
+        !tx.revoke_token("t1", 60, "other").unwrap(),
+        "revoking twice keeps the first record"
+    );
+    // A foreign token's id goes on the deny list too.
+    assert!(tx.revoke_token("foreign", 70, "admin").unwrap());
+    tx.commit().unwrap();
+    let mut tx = h.store().begin(TxMode::Read).unwrap();
+    assert!(tx.token_revoked("t1").unwrap() && tx.token_revoked("foreign").unwrap());
+    assert!(!tx.token_revoked("t2").unwrap());
+    let all = tx.tokens(0).unwrap();
+    assert_eq!(ids(&all, |t| &t.jti), ["t2", "t1", "foreign"]);
+    let t1 = all.iter().find(|t| t.jti == "t1").unwrap();
+    assert_eq!((t1.revoked_at, t1.revoked_by.as_deref()), (Some(50), Some("admin")));
+    // Expired tokens drop out of the listing; ids of unknown expiry stay.
+    assert_eq!(ids(&tx.tokens(150).unwrap(), |t| &t.jti), ["t2", "foreign"]);
+}
+
 fn change_log_seq_monotonic_and_changes_since(h: &dyn Harness) {
     let s = h.store();
     let mut tx = s.begin(TxMode::Read).unwrap();
@@ -959,6 +999,7 @@ suite!(
     roles_and_assignments,
     audit_append_only,
     ocsp_delegates,
+    token_deny_list,
     change_log_seq_monotonic_and_changes_since,
     read_tx_sees_one_state,
 );

@@ -116,6 +116,24 @@ pub struct AuditRow {
     /// "success" or "failure".
     pub result: String,
     pub detail: String,
+    /// JSON array of the scope tags of the CA the event concerns, when it
+    /// happened: who may read the event (`[]`: administrators only).
+    pub scope_tags: String,
+}
+
+/// An API token cloudpki minted (or a foreign token's id put on the deny list).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRow {
+    /// The token's `jti`.
+    pub jti: String,
+    pub principal: String,
+    /// Unix seconds; 0 when unknown (a foreign token revoked by id).
+    pub issued_at: i64,
+    pub expires_at: i64,
+    /// Graph permissions it carries, space-separated.
+    pub permissions: String,
+    pub revoked_at: Option<i64>,
+    pub revoked_by: Option<String>,
 }
 
 /// The latest published CRL of a CA.
@@ -312,6 +330,14 @@ pub trait Tx {
     fn append_audit(&mut self, event: &AuditRow) -> Result<i64>;
     fn audit_events(&mut self, activity: Option<&str>, after_seq: i64, limit: u32) -> Result<Vec<AuditRow>>;
     /// The CA's current delegated OCSP signer: (certificate, sealed key, notAfter).
+    /// Records a minted token.
+    fn put_token(&mut self, token: &TokenRow) -> Result<()>;
+    /// Tokens that expire after `expiring_after` (unix seconds), newest first.
+    fn tokens(&mut self, expiring_after: i64) -> Result<Vec<TokenRow>>;
+    /// Puts `jti` on the deny list (recording it if unknown); false if it already was.
+    fn revoke_token(&mut self, jti: &str, at: i64, by: &str) -> Result<bool>;
+    /// Whether `jti` is on the deny list.
+    fn token_revoked(&mut self, jti: &str) -> Result<bool>;
     fn ocsp_delegate(&mut self, ca_id: &str) -> Result<Option<DelegateRow>>;
     fn put_ocsp_delegate(&mut self, ca_id: &str, cert: &[u8], sealed_key: &[u8], not_after: i64) -> Result<()>;
     /// Stores a CRL unless one with a higher or equal number is stored.

@@ -47,7 +47,7 @@ use postgres::{Client, Config, NoTls, Row, Statement};
 use super::sqlite::{join_chain, split_chain};
 use super::{
     AuditRow, CaRow, Change, ChangeKind, CrlRow, DelegateRow, LeafFilter, LeafQuery, LeafRow, LeafStatusRow, Presigned,
-    Result, Store, StoreError, Tx, TxMode,
+    Result, Store, StoreError, TokenRow, Tx, TxMode,
 };
 
 /// Schema migrations, applied in order, one to one with SQLite's (version `n`
@@ -168,6 +168,21 @@ CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON audit_events
     // Paging a CA's leaves in issuance order without sorting the whole CA.
     r#"
 CREATE INDEX leaves_by_ca_seq ON leaves (ca_id, seq);
+"#,
+    // Audit events carry the scope tags of what they concern (read by scope);
+    // API tokens get ids and a deny list.
+    r#"
+ALTER TABLE audit_events ADD COLUMN scope_tags TEXT NOT NULL DEFAULT '[]';
+CREATE TABLE api_tokens (
+    jti         TEXT PRIMARY KEY,
+    principal   TEXT NOT NULL,
+    issued_at   BIGINT NOT NULL,
+    expires_at  BIGINT NOT NULL,
+    permissions TEXT NOT NULL,
+    revoked_at  BIGINT,
+    revoked_by  TEXT
+);
+CREATE INDEX api_tokens_by_expiry ON api_tokens (expires_at);
 "#,
 ];
 
@@ -691,6 +706,19 @@ fn audit_row(r: &Row) -> Result<AuditRow> {
         target_id: get(r, 5)?,
         result: get(r, 6)?,
         detail: get(r, 7)?,
+        scope_tags: get(r, 8)?,
+    })
+}
+
+fn token_row(r: &Row) -> Result<TokenRow> {
+    Ok(TokenRow {
+        jti: get(r, 0)?,
+        principal: get(r, 1)?,
+        issued_at: get(r, 2)?,
+        expires_at: get(r, 3)?,
+        permissions: get(r, 4)?,
+        revoked_at: get(r, 5)?,
+        revoked_by: get(r, 6)?,
     })
 }
 
@@ -1051,8 +1079,8 @@ impl Tx for PgTx {
 
     fn append_audit(&mut self, e: &AuditRow) -> Result<i64> {
         let row = self.query_one(
-            "INSERT INTO audit_events (at, actor, activity, target_type, target_id, result, detail)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING seq",
+            "INSERT INTO audit_events (at, actor, activity, target_type, target_id, result, detail, scope_tags)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING seq",
             &[
                 &e.at,
                 &e.actor,
@@ -1061,13 +1089,14 @@ impl Tx for PgTx {
                 &e.target_id,
                 &e.result,
                 &e.detail,
+                &e.scope_tags,
             ],
         )?;
         get(&row, 0)
     }
 
     fn audit_events(&mut self, activity: Option<&str>, after_seq: i64, limit: u32) -> Result<Vec<AuditRow>> {
-        const COLUMNS: &str = "seq, at, actor, activity, target_type, target_id, result, detail";
+        const COLUMNS: &str = "seq, at, actor, activity, target_type, target_id, result, detail, scope_tags";
         let limit = i64::from(limit);
         let rows = match activity {
             Some(a) => self.query(
@@ -1080,6 +1109,48 @@ impl Tx for PgTx {
             )?,
         };
         map(&rows, audit_row)
+    }
+
+    fn put_token(&mut self, t: &TokenRow) -> Result<()> {
+        self.execute(
+            "INSERT INTO api_tokens (jti, principal, issued_at, expires_at, permissions, revoked_at, revoked_by)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                &t.jti,
+                &t.principal,
+                &t.issued_at,
+                &t.expires_at,
+                &t.permissions,
+                &t.revoked_at,
+                &t.revoked_by,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn tokens(&mut self, expiring_after: i64) -> Result<Vec<TokenRow>> {
+        let rows = self.query(
+            "SELECT jti, principal, issued_at, expires_at, permissions, revoked_at, revoked_by FROM api_tokens
+             WHERE expires_at > $1 OR expires_at = 0 ORDER BY issued_at DESC, jti",
+            &[&expiring_after],
+        )?;
+        map(&rows, token_row)
+    }
+
+    fn revoke_token(&mut self, jti: &str, at: i64, by: &str) -> Result<bool> {
+        let n = self.execute(
+            "INSERT INTO api_tokens (jti, principal, issued_at, expires_at, permissions, revoked_at, revoked_by)
+             VALUES ($1, '', 0, 0, '', $2, $3)
+             ON CONFLICT (jti) DO UPDATE SET revoked_at = excluded.revoked_at, revoked_by = excluded.revoked_by
+             WHERE api_tokens.revoked_at IS NULL",
+            &[&jti, &at, &by],
+        )?;
+        Ok(n > 0)
+    }
+
+    fn token_revoked(&mut self, jti: &str) -> Result<bool> {
+        let row = self.query_opt("SELECT revoked_at IS NOT NULL FROM api_tokens WHERE jti = $1", &[&jti])?;
+        row.as_ref().map(|r| get(r, 0)).transpose().map(|v| v.unwrap_or(false))
     }
 
     fn ocsp_delegate(&mut self, ca_id: &str) -> Result<Option<DelegateRow>> {
@@ -1604,6 +1675,7 @@ mod tests {
             target_id: "i".into(),
             result: "success".into(),
             detail: "{}".into(),
+            scope_tags: "[]".into(),
         })
         .unwrap();
         tx.commit().unwrap();

@@ -11,7 +11,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{
     AuditRow, CaRow, Change, ChangeKind, CrlRow, DelegateRow, LeafFilter, LeafQuery, LeafRow, LeafStatusRow, Presigned,
-    Result, Store, StoreError, Tx, TxMode,
+    Result, Store, StoreError, TokenRow, Tx, TxMode,
 };
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how
@@ -121,6 +121,21 @@ CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
     // Paging a CA's leaves in issuance order without sorting the whole CA.
     r#"
 CREATE INDEX leaves_by_ca_seq ON leaves (ca_id, seq);
+"#,
+    // Audit events carry the scope tags of what they concern (read by scope);
+    // API tokens get ids and a deny list.
+    r#"
+ALTER TABLE audit_events ADD COLUMN scope_tags TEXT NOT NULL DEFAULT '[]';
+CREATE TABLE api_tokens (
+    jti         TEXT PRIMARY KEY,
+    principal   TEXT NOT NULL,
+    issued_at   INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    permissions TEXT NOT NULL,
+    revoked_at  INTEGER,
+    revoked_by  TEXT
+);
+CREATE INDEX api_tokens_by_expiry ON api_tokens (expires_at);
 "#,
 ];
 
@@ -709,6 +724,64 @@ impl Tx for SqliteTx<'_> {
             .optional()?)
     }
 
+    fn put_token(&mut self, t: &TokenRow) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO api_tokens (jti, principal, issued_at, expires_at, permissions, revoked_at, revoked_by)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            params![
+                t.jti,
+                t.principal,
+                t.issued_at,
+                t.expires_at,
+                t.permissions,
+                t.revoked_at,
+                t.revoked_by
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn tokens(&mut self, expiring_after: i64) -> Result<Vec<TokenRow>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT jti, principal, issued_at, expires_at, permissions, revoked_at, revoked_by FROM api_tokens
+             WHERE expires_at > ? OR expires_at = 0 ORDER BY issued_at DESC, jti",
+        )?;
+        let rows = stmt
+            .query_map([expiring_after], |r| {
+                Ok(TokenRow {
+                    jti: r.get(0)?,
+                    principal: r.get(1)?,
+                    issued_at: r.get(2)?,
+                    expires_at: r.get(3)?,
+                    permissions: r.get(4)?,
+                    revoked_at: r.get(5)?,
+                    revoked_by: r.get(6)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn revoke_token(&mut self, jti: &str, at: i64, by: &str) -> Result<bool> {
+        let n = self.conn.execute(
+            "INSERT INTO api_tokens (jti, principal, issued_at, expires_at, permissions, revoked_at, revoked_by)
+             VALUES (?1, '', 0, 0, '', ?2, ?3)
+             ON CONFLICT (jti) DO UPDATE SET revoked_at = excluded.revoked_at, revoked_by = excluded.revoked_by
+             WHERE api_tokens.revoked_at IS NULL",
+            params![jti, at, by],
+        )?;
+        Ok(n > 0)
+    }
+
+    fn token_revoked(&mut self, jti: &str) -> Result<bool> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT revoked_at IS NOT NULL FROM api_tokens WHERE jti = ?")?
+            .query_row([jti], |r| r.get::<_, bool>(0))
+            .optional()?
+            .unwrap_or(false))
+    }
+
     fn ocsp_delegate(&mut self, ca_id: &str) -> Result<Option<DelegateRow>> {
         Ok(self
             .conn
@@ -778,8 +851,8 @@ impl Tx for SqliteTx<'_> {
     fn append_audit(&mut self, e: &AuditRow) -> Result<i64> {
         self.conn
             .prepare_cached(
-                "INSERT INTO audit_events (at, actor, activity, target_type, target_id, result, detail)
-                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO audit_events (at, actor, activity, target_type, target_id, result, detail, scope_tags)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             )?
             .execute(params![
                 e.at,
@@ -788,14 +861,15 @@ impl Tx for SqliteTx<'_> {
                 e.target_type,
                 e.target_id,
                 e.result,
-                e.detail
+                e.detail,
+                e.scope_tags
             ])?;
         Ok(self.conn.last_insert_rowid())
     }
 
     fn audit_events(&mut self, activity: Option<&str>, after_seq: i64, limit: u32) -> Result<Vec<AuditRow>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT seq, at, actor, activity, target_type, target_id, result, detail FROM audit_events
+            "SELECT seq, at, actor, activity, target_type, target_id, result, detail, scope_tags FROM audit_events
              WHERE (?1 IS NULL OR activity = ?1) AND seq > ?2 ORDER BY seq LIMIT ?3",
         )?;
         let rows = stmt
@@ -809,6 +883,7 @@ impl Tx for SqliteTx<'_> {
                     target_id: r.get(5)?,
                     result: r.get(6)?,
                     detail: r.get(7)?,
+                    scope_tags: r.get(8)?,
                 })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;

@@ -504,10 +504,11 @@ fn permission_matrix_and_scope_tags() {
         ids.contains(&issuing.as_str()) && !ids.contains(&other.as_str()),
         "{ids:?}"
     );
+    // Hidden by scope: 404, exactly as for a CA that does not exist.
     assert_eq!(
         a.call(&reader, "GET", &format!("/cloudCertificationAuthority/{other}"), None)
             .status,
-        403
+        404
     );
     // A principal with no role assignment: 403 on everything.
     let nobody = token(&a.env, "nobody", &[RW]);

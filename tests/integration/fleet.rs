@@ -414,16 +414,26 @@ fn start_fleet() -> Fleet {
         signer_port,
         dir.path().join("signer.log"),
     );
-    // The first serve prints the administrator token once.
+    // The first serve writes the administrator token to a private file
+    // (stdout is not a terminal here) and says where.
     let deadline = Instant::now() + Duration::from_secs(10);
+    let token_file = std::path::Path::new(&data("signer")).join("admin-token");
     let token = loop {
         let out = signer.stdout.lock().unwrap().clone();
-        if let Some(t) = out.lines().skip_while(|l| !l.starts_with("administrator token")).nth(1) {
-            break t.trim().to_owned();
+        if out.contains("administrator token") && out.contains("admin-token") {
+            if let Ok(t) = std::fs::read_to_string(&token_file) {
+                break t.trim().to_owned();
+            }
         }
         assert!(Instant::now() < deadline, "no admin token: {}", signer.log());
         std::thread::sleep(Duration::from_millis(20));
     };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the token file is readable by its owner only");
+    }
     let responders = (0..2)
         .map(|i| {
             let port = free_port();
