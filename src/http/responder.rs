@@ -144,22 +144,32 @@ fn set(h: &mut HeaderMap, name: header::HeaderName, value: &str) {
 }
 
 /// True when the request's validators say the client's copy is current.
-fn not_modified(req: &HeaderMap, etag: &str, last_modified: i64) -> bool {
+///
+/// `If-None-Match` (the ETag is derived from the bytes) decides whenever it
+/// is sent. `If-Modified-Since` alone is only trusted when the date names a
+/// second after the representation's `Last-Modified` second (`last_modified`
+/// None: no date validator, never trusted): two CRLs or OCSP answers signed
+/// in the same second share that second, so a client holding the older one
+/// must not be told it is current (RFC 9110 §8.8.2.2, weak date validators).
+fn not_modified(req: &HeaderMap, etag: &str, last_modified: Option<i64>) -> bool {
     if let Some(inm) = req.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
         return inm.split(',').any(|t| {
             let t = t.trim();
             t == "*" || t.trim_start_matches("W/") == etag
         });
     }
-    if let Some(ims) = req.get(header::IF_MODIFIED_SINCE).and_then(|v| v.to_str().ok()) {
-        if let Ok(t) = httpdate::parse_http_date(ims) {
+    let (Some(last_modified), Some(ims)) = (last_modified, req.get(header::IF_MODIFIED_SINCE)) else {
+        return false;
+    };
+    match ims.to_str().ok().and_then(|v| httpdate::parse_http_date(v).ok()) {
+        Some(t) => {
             let secs = t
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs() as i64);
-            return secs >= last_modified;
+            secs > last_modified
         }
+        None => false,
     }
-    false
 }
 
 /// A document with RFC 5019 §6 caching headers (and 304 on a conditional GET).
@@ -169,7 +179,9 @@ fn cached(req: &HeaderMap, doc: &Document, content_type: &'static str, max_age_c
     if let Some(cap) = max_age_cap {
         max_age = max_age.min(cap);
     }
-    let fresh = not_modified(req, &doc.etag, doc.this_update);
+    // A zero thisUpdate marks a document without a date validator (AIA).
+    let last_modified = (doc.this_update > 0).then_some(doc.this_update);
+    let fresh = not_modified(req, &doc.etag, last_modified);
     let mut r = Response::new(if fresh {
         Full::default()
     } else {
@@ -181,7 +193,9 @@ fn cached(req: &HeaderMap, doc: &Document, content_type: &'static str, max_age_c
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(header::CACHE_CONTROL, cache_control(max_age));
-    h.insert(header::LAST_MODIFIED, date_header(doc.this_update));
+    if let Some(t) = last_modified {
+        h.insert(header::LAST_MODIFIED, date_header(t));
+    }
     h.insert(header::EXPIRES, date_header(doc.next_update));
     set(h, header::ETAG, &doc.etag);
     r
@@ -224,9 +238,9 @@ pub fn serve_document(r: &Responder, path: &str, headers: &HeaderMap) -> Option<
             return Some(("aia", plain(StatusCode::NOT_FOUND, "no such CA certificate\n")));
         };
         let resp = match file {
-            "cert.cer" => aia(headers, ca, ca.cert_der.clone(), "application/pkix-cert"),
-            "cert.pem" => aia(headers, ca, ca.cert_pem.clone(), "application/x-pem-file"),
-            "chain.p7c" => aia(headers, ca, ca.chain_p7c.clone(), "application/pkcs7-mime"),
+            "cert.cer" => aia(headers, ca.cert_der.clone(), "application/pkix-cert"),
+            "cert.pem" => aia(headers, ca.cert_pem.clone(), "application/x-pem-file"),
+            "chain.p7c" => aia(headers, ca.chain_p7c.clone(), "application/pkcs7-mime"),
             _ => plain(StatusCode::NOT_FOUND, "not found\n"),
         };
         return Some(("aia", resp));
@@ -234,17 +248,19 @@ pub fn serve_document(r: &Responder, path: &str, headers: &HeaderMap) -> Option<
     None
 }
 
-fn aia(headers: &HeaderMap, ca: &CaState, body: Bytes, content_type: &'static str) -> Response<Body> {
+fn aia(headers: &HeaderMap, body: Bytes, content_type: &'static str) -> Response<Body> {
     // CA certificates never change under a given version: cache them a day.
+    // The ETag comes from the bytes served (each representation its own);
+    // there is no Last-Modified, so If-Modified-Since is never trusted.
+    // Hashed whole: a PEM's or a PKCS#7's last bytes are the same for every CA.
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &body);
     let doc = Document {
-        etag: format!("\"{}-{}\"", ca.id, content_type.len()).into(),
+        etag: format!("\"{}\"", crate::x509::hex_upper(&digest.as_ref()[..12])).into(),
         body,
         this_update: 0,
         next_update: now_unix() + 86_400,
     };
-    let mut resp = cached(headers, &doc, content_type, None);
-    resp.headers_mut().remove(header::LAST_MODIFIED);
-    resp
+    cached(headers, &doc, content_type, None)
 }
 
 /// Decodes the request from `GET /ocsp/{...}` (RFC 6960 appendix A.1),

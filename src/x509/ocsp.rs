@@ -287,6 +287,12 @@ pub enum RequestError {
     TooMany,
     #[error("nonce must be 1 to {MAX_NONCE_LEN} octets")]
     BadNonce,
+    #[error("more than one nonce extension")]
+    DuplicateNonce,
+    /// RFC 6960 §4.4 / RFC 5280 §4.2: a critical extension we do not
+    /// understand must not be ignored.
+    #[error("unrecognised critical extension {0}")]
+    UnknownCritical(String),
 }
 
 /// Parses an OCSPRequest. Never panics, whatever the bytes.
@@ -305,6 +311,9 @@ pub fn parse_request(der: &[u8]) -> Result<ParsedRequest, RequestError> {
     let mut nonce = None;
     for ext in req.tbs_request.request_extensions.iter().flatten() {
         if ext.extn_id == NONCE {
+            if nonce.is_some() {
+                return Err(RequestError::DuplicateNonce);
+            }
             // The extension value is an OCTET STRING holding the nonce; RFC 8954
             // clients wrap it once more, some send it bare: accept both.
             let raw = ext.extn_value.as_bytes();
@@ -315,6 +324,15 @@ pub fn parse_request(der: &[u8]) -> Result<ParsedRequest, RequestError> {
                 return Err(RequestError::BadNonce);
             }
             nonce = Some(value);
+        } else if ext.critical {
+            return Err(RequestError::UnknownCritical(ext.extn_id.to_string()));
+        }
+    }
+    // No per-certificate extension is understood (RFC 6960 defines only
+    // the service locator, which a responder may ignore unless critical).
+    for single in &list {
+        if let Some(ext) = single.single_request_extensions.iter().flatten().find(|e| e.critical) {
+            return Err(RequestError::UnknownCritical(ext.extn_id.to_string()));
         }
     }
     let questions = list
