@@ -10,5 +10,6 @@ mod external;
 mod fleet;
 mod lifecycle;
 mod responder;
+mod security;
 mod server;
 mod support;
