@@ -88,6 +88,8 @@ pub enum AppError {
     Auth(String),
     #[error("cannot start the snapshot thread: {0}")]
     Thread(std::io::Error),
+    #[error("{0}")]
+    Kek(crate::domain::PkiError),
 }
 
 /// What a running server exposes to its embedder (tests, benchmarks).
@@ -118,6 +120,30 @@ pub async fn run(
         .map_err(|e| AppError::Thread(std::io::Error::other(e)))??;
     pki.set_timings(cfg.timings);
     let pki = Arc::new(pki);
+    let stop = Arc::new(AtomicBool::new(false));
+    // Background threads stop on every way out of here, errors included.
+    let _stop_on_return = StopOnDrop(stop.clone());
+    // Signers register the KEK ids they hold before touching any key, and
+    // keep the registration fresh, so `kek rotate` knows who must hold the
+    // new KEK (see domain::kek).
+    let heartbeat = if cfg.role == Role::Responder {
+        None
+    } else {
+        let (p, role, listen) = (
+            pki.clone(),
+            format!("{:?}", cfg.role).to_lowercase(),
+            cfg.listen.to_string(),
+        );
+        let registration = tokio::task::spawn_blocking(move || {
+            let mut r = crate::domain::kek::SignerRegistration::new(&p, &role, &listen)?;
+            r.beat(&p)?;
+            Ok::<_, crate::domain::PkiError>(r)
+        })
+        .await
+        .map_err(|e| AppError::Thread(std::io::Error::other(e)))?
+        .map_err(AppError::Kek)?;
+        Some(spawn_heartbeat(pki.clone(), registration, stop.clone()).map_err(AppError::Thread)?)
+    };
     let metrics = Arc::new(Metrics::new()?);
     let published = Arc::new(ArcSwap::from_pointee(Snapshot::empty()));
     let wake = Arc::new(Wake::default());
@@ -136,7 +162,6 @@ pub async fn run(
     let maintainer = tokio::task::spawn_blocking(move || maintainer.load().map(|()| maintainer))
         .await
         .map_err(|e| AppError::Thread(std::io::Error::other(e)))??;
-    let stop = Arc::new(AtomicBool::new(false));
     // Other processes' commits: pushed where the store can (PostgreSQL), and
     // the maintainer's poll catches anything a lost notification missed.
     let watcher = {
@@ -253,10 +278,48 @@ pub async fn run(
         if let Some(w) = watcher {
             let _ = w.join();
         }
+        if let Some(h) = heartbeat {
+            let _ = h.join();
+        }
     })
     .await;
     tracing::info!("stopped");
     Ok(())
+}
+
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Refreshes a signer's registration every [`crate::domain::kek::HEARTBEAT_EVERY`]
+/// until `stop`, then removes it.
+fn spawn_heartbeat(
+    pki: Arc<Pki>,
+    mut registration: crate::domain::kek::SignerRegistration,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new().name("kek-heartbeat".into()).spawn(move || {
+        let step = std::time::Duration::from_millis(100);
+        let mut waited = std::time::Duration::ZERO;
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(step);
+            waited += step;
+            if waited < crate::domain::kek::HEARTBEAT_EVERY {
+                continue;
+            }
+            waited = std::time::Duration::ZERO;
+            if let Err(e) = registration.beat(&pki) {
+                tracing::error!(error = %e, "KEK registration heartbeat failed");
+            }
+        }
+        if let Err(e) = registration.leave(&pki) {
+            tracing::warn!(error = %e, "could not remove the KEK registration");
+        }
+    })
 }
 
 /// How long the first administrator token lives: long enough to set up

@@ -17,8 +17,8 @@ use crate::domain::Pki;
 use crate::store::{TokenRow, TxMode};
 use crate::x509::{pem, HashAlgorithm, KeyAlgorithm, Signer, SoftwareKey};
 
-const META_TOKEN_KEY: &str = "token_signing_key";
-const TOKEN_KEY_CONTEXT: &str = "token-issuer";
+use crate::domain::kek::META_TOKEN_KEY;
+use crate::secrets::SealedKind;
 pub const AUDIENCE: &str = "cloudpki";
 
 /// Graph permissions (scopes or app roles) that open the API.
@@ -264,11 +264,14 @@ impl TokenIssuer {
             Some(sealed_b64) => {
                 let sealed =
                     <base64ct::Base64 as base64ct::Encoding>::decode_vec(&sealed_b64).map_err(|e| key_err(&e))?;
-                pki.unseal(TOKEN_KEY_CONTEXT, &sealed).map_err(|e| key_err(&e))?
+                pki.unseal(SealedKind::TokenSigningKey, "", &sealed)
+                    .map_err(|e| key_err(&e))?
             }
             None => {
                 let pkcs8 = crate::x509::keys::generate_pkcs8(KeyAlgorithm::EcP256).map_err(|e| key_err(&e))?;
-                let sealed = pki.seal(TOKEN_KEY_CONTEXT, &pkcs8).map_err(|e| key_err(&e))?;
+                let sealed = pki
+                    .seal_in(tx.as_mut(), SealedKind::TokenSigningKey, "", &pkcs8)
+                    .map_err(|e| key_err(&e))?;
                 tx.set_meta(
                     META_TOKEN_KEY,
                     &<base64ct::Base64 as base64ct::Encoding>::encode_string(&sealed),

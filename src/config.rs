@@ -6,6 +6,9 @@
 //!   through `CLOUDPKI_KEK` or `--kek-file` (mode 0600; keep it out of backups
 //!   that leave the machine, or supply the KEK from a secret store instead).
 //!
+//! During a KEK rotation a process also holds the next KEK
+//! (`--next-kek-file` or `CLOUDPKI_NEXT_KEK`); see [`crate::domain::kek`].
+//!
 //! The public base URL is written into every certificate, so it is recorded
 //! in the store on first use and a later, different value is refused.
 
@@ -14,17 +17,19 @@ use std::sync::Arc;
 
 use crate::clock::{Clock, SystemClock};
 use crate::domain::engine::OcspSigning;
+use crate::domain::kek::{self, META_KEK_CHECK, META_KEK_CURRENT};
 use crate::domain::{Pki, Settings};
-use crate::secrets::{Kek, SecretError};
+use crate::secrets::{Kek, KeyRing, SealedKind, SecretError};
 use crate::store::{SqliteStore, Store, StoreError, TxMode};
 
 /// The port `serve` listens on by default, and the default public URL's.
 pub const DEFAULT_PORT: u16 = 8180;
 const META_PUBLIC_URL: &str = "public_url";
-const META_KEK_CHECK: &str = "kek_check";
 const META_OCSP_SIGNER: &str = "ocsp_signer";
-const KEK_CHECK_CONTEXT: &str = "cloudpki kek check";
+const KEK_CHECK_PLAINTEXT: &[u8] = b"cloudpki";
 pub const KEK_ENV: &str = "CLOUDPKI_KEK";
+/// The other KEK during a rotation (base64), like `CLOUDPKI_KEK`.
+pub const NEXT_KEK_ENV: &str = "CLOUDPKI_NEXT_KEK";
 
 pub fn default_public_url() -> String {
     format!("http://127.0.0.1:{DEFAULT_PORT}")
@@ -45,6 +50,9 @@ pub enum ConfigError {
     BadPublicUrl(String),
     #[error("the data directory's CA keys were sealed with another key-encryption key ({0})")]
     WrongKek(SecretError),
+    /// The process lacks a KEK the stored state needs (see `domain::kek`).
+    #[error("{0}")]
+    KekNotHeld(String),
     #[error("no key-encryption key: set {KEK_ENV} or --kek-file, or restore the data directory's kek file")]
     MissingKek,
     #[error(transparent)]
@@ -65,6 +73,12 @@ pub struct OpenOptions {
     pub kek_file: Option<PathBuf>,
     /// Base64 KEK (normally from `CLOUDPKI_KEK`).
     pub kek_base64: Option<String>,
+    /// Further KEKs held (`--next-kek-file`, and `kek rotate --new-kek-file`):
+    /// keys sealed under them open; new keys are sealed under them only once
+    /// a rotation to them has started.
+    pub next_kek_files: Vec<PathBuf>,
+    /// Base64 of a further KEK (normally from `CLOUDPKI_NEXT_KEK`).
+    pub next_kek_base64: Option<String>,
     pub max_cas: Option<u32>,
     /// Who signs OCSP answers; recorded in the data directory when given.
     pub ocsp_signing: Option<OcspSigning>,
@@ -161,6 +175,7 @@ pub fn open_with_clock(opts: &OpenOptions, clock: Arc<dyn Clock>) -> Result<Pki,
     let initialised = {
         let mut tx = store.begin(TxMode::Read)?;
         tx.meta(META_KEK_CHECK)?.is_some()
+            && tx.meta(META_KEK_CURRENT)?.is_some()
             && tx.meta(META_PUBLIC_URL)?.is_some()
             && requested
                 .as_deref()
@@ -197,18 +212,37 @@ pub fn open_with_clock(opts: &OpenOptions, clock: Arc<dyn Clock>) -> Result<Pki,
     } else {
         return Err(ConfigError::MissingKek);
     };
+    let mut next = Vec::new();
+    for file in &opts.next_kek_files {
+        next.push(Kek::from_file(file)?);
+    }
+    if let Some(text) = &opts.next_kek_base64 {
+        next.push(Kek::from_base64(text)?);
+    }
+    let ring = KeyRing::new(kek, next);
     match &kek_check {
         Some(sealed) => {
+            let state = kek::state(tx.as_mut()).map_err(|e| ConfigError::KekNotHeld(e.to_string()))?;
+            kek::check_held(&state, &ring).map_err(|e| ConfigError::KekNotHeld(e.to_string()))?;
             let bytes = <base64ct::Base64 as base64ct::Encoding>::decode_vec(sealed)
                 .map_err(|_| ConfigError::WrongKek(SecretError::Malformed))?;
-            kek.open(KEK_CHECK_CONTEXT, &bytes).map_err(ConfigError::WrongKek)?;
+            let (_, opened_by) = ring
+                .open(SealedKind::KekCheck, "", &bytes)
+                .map_err(ConfigError::WrongKek)?;
+            if state.current.is_none() {
+                // Made before KEK ids were recorded: the KEK that opens the
+                // check is the one everything is sealed under.
+                tx.set_meta(META_KEK_CURRENT, &opened_by.to_string())?;
+            }
         }
         None => {
-            let sealed = kek.seal(KEK_CHECK_CONTEXT, b"cloudpki")?;
+            let primary = ring.primary();
+            let sealed = primary.seal(SealedKind::KekCheck, "", KEK_CHECK_PLAINTEXT)?;
             tx.set_meta(
                 META_KEK_CHECK,
                 &<base64ct::Base64 as base64ct::Encoding>::encode_string(&sealed),
             )?;
+            tx.set_meta(META_KEK_CURRENT, &primary.id().to_string())?;
         }
     }
     // Changing the OCSP signer is safe at any time: answers are re-signed
@@ -240,7 +274,7 @@ pub fn open_with_clock(opts: &OpenOptions, clock: Arc<dyn Clock>) -> Result<Pki,
     tx.commit()?;
     Ok(Pki::new(
         store,
-        Some(kek),
+        Some(ring),
         clock,
         Settings {
             public_url,
@@ -297,6 +331,8 @@ mod tests {
             public_url: None,
             kek_file: None,
             kek_base64: None,
+            next_kek_files: Vec::new(),
+            next_kek_base64: None,
             max_cas: None,
             ocsp_signing: None,
             database: None,
@@ -323,7 +359,9 @@ mod tests {
         open(&opts(dir.path())).unwrap();
         let mut o = opts(dir.path());
         o.kek_base64 = Some(Kek::generate().unwrap().to_base64().to_string());
-        assert!(matches!(open(&o), Err(ConfigError::WrongKek(_))));
+        let err = open(&o).unwrap_err();
+        assert!(matches!(err, ConfigError::KekNotHeld(_)), "{err}");
+        assert!(err.to_string().contains("the current key-encryption key is"), "{err}");
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //!   Knows ASN.1 and crypto, nothing about storage or HTTP.
 //! - [`store`]: durable state behind the [`store::Store`] trait (SQLite embedded).
 //!   Knows rows and transactions, nothing about certificates.
-//! - [`secrets`]: the key-encryption key and sealing of CA private keys at rest.
+//! - [`secrets`]: the key-encryption key (and the key ring held during a KEK
+//!   rotation) and sealing of private keys at rest.
 //! - [`config`]: data directory layout and the settings fixed at initialisation.
 //! - [`clock`]: the time source, injectable for tests.
 //! - [`cli`]: the `cloudpki` command line over the domain.

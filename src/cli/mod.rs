@@ -52,6 +52,10 @@ pub struct Cli {
     /// File holding the base64 key-encryption key (default: CLOUDPKI_KEK, else DATA_DIR/kek).
     #[arg(long, global = true, env = "CLOUDPKI_KEK_FILE")]
     pub kek_file: Option<PathBuf>,
+    /// A second key-encryption key held during a KEK rotation (default:
+    /// CLOUDPKI_NEXT_KEK): keys sealed under either open.
+    #[arg(long, global = true, env = "CLOUDPKI_NEXT_KEK_FILE")]
+    pub next_kek_file: Option<PathBuf>,
     /// Maximum number of CAs (default: unlimited).
     #[arg(long, global = true, env = "CLOUDPKI_MAX_CAS")]
     pub max_cas: Option<u32>,
@@ -89,6 +93,35 @@ pub enum Command {
     /// Intune roles (Cloud PKI permissions) and their assignments to principals.
     #[command(subcommand)]
     Role(RoleCommand),
+    /// The key-encryption key: status and online rotation.
+    #[command(subcommand)]
+    Kek(KekCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KekCommand {
+    /// Current KEK id, any rotation in progress, sealed keys per KEK, live signers.
+    Status,
+    /// Re-seal every sealed key under a new KEK, in batches, while `serve`
+    /// keeps running. Resumable: run it again after an interruption; exits 0
+    /// when there is nothing left to do.
+    Rotate {
+        /// File holding the new base64 KEK (every running signer must hold it,
+        /// e.g. as --next-kek-file, before the rotation starts).
+        #[arg(long)]
+        new_kek_file: PathBuf,
+        /// Keys re-sealed per transaction.
+        #[arg(long, default_value_t = 100)]
+        batch_size: u32,
+    },
+    /// Open every sealed key with the KEKs given (nothing is printed but a
+    /// count); fails naming the first key that does not open.
+    Verify,
+    /// Print the id of a KEK file (what `kek status` and sealed keys show).
+    Id {
+        #[arg(long)]
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -356,13 +389,24 @@ impl Cli {
             public_url: self.public_url.clone(),
             kek_file: self.kek_file.clone(),
             kek_base64: std::env::var(config::KEK_ENV).ok().filter(|s| !s.is_empty()),
+            next_kek_files: self
+                .next_kek_file
+                .iter()
+                .cloned()
+                .chain(match &self.command {
+                    Command::Kek(KekCommand::Rotate { new_kek_file, .. }) => Some(new_kek_file.clone()),
+                    _ => None,
+                })
+                .collect(),
+            next_kek_base64: std::env::var(config::NEXT_KEK_ENV).ok().filter(|s| !s.is_empty()),
             max_cas: self.max_cas,
             ocsp_signing: match &self.command {
                 Command::Init { ocsp_signer } => *ocsp_signer,
                 _ => None,
             },
             database: self.database.clone(),
-            keyless: false,
+            // Status reads headers only: it needs no KEK.
+            keyless: matches!(self.command, Command::Kek(KekCommand::Status)),
         }
     }
 }
@@ -371,6 +415,10 @@ impl Cli {
 pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
     if let Command::Serve(args) = &cli.command {
         return serve::run(&cli, args);
+    }
+    if let Command::Kek(KekCommand::Id { file }) = &cli.command {
+        let kek = crate::secrets::Kek::from_file(file).map_err(|e| CliError::Usage(e.to_string()))?;
+        return output::Output::new(out, cli.json).kek_id(kek.id());
     }
     let pki = config::open(&cli.open_options())?;
     let json = cli.json;
@@ -382,7 +430,13 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         }
         Command::Ca(cmd) => ca_command(&pki, cmd, &mut o),
         Command::Cert(cmd) => cert_command(&pki, cmd, &mut o),
-        Command::Serve(_) => Ok(()),
+        Command::Serve(_) | Command::Kek(KekCommand::Id { .. }) => Ok(()),
+        Command::Kek(KekCommand::Status) => o.kek_status(&pki.kek_status()?),
+        Command::Kek(KekCommand::Verify) => o.sealed_keys_opened(pki.verify_sealed_keys()?),
+        Command::Kek(KekCommand::Rotate {
+            new_kek_file,
+            batch_size,
+        }) => kek_rotate(&pki, &new_kek_file, batch_size, &mut o),
         Command::Token(TokenCommand::Create {
             principal,
             scopes,
@@ -590,4 +644,43 @@ fn cert_command(pki: &Pki, cmd: CertCommand, o: &mut output::Output<'_>) -> Resu
             o.count("revoked", n)
         }
     }
+}
+
+/// `kek rotate`: begin or resume, batches until the pass is done, then the
+/// final transaction. Each step is committed on its own, so a kill at any
+/// point leaves a state the next run continues from.
+fn kek_rotate(pki: &Pki, new_kek_file: &Path, batch_size: u32, o: &mut output::Output<'_>) -> Result<()> {
+    use crate::domain::kek::RotationStart;
+    if batch_size == 0 {
+        return Err(CliError::Usage("--batch-size must be at least 1".into()));
+    }
+    let target = crate::secrets::Kek::from_file(new_kek_file)
+        .map_err(|e| CliError::Usage(e.to_string()))?
+        .id();
+    let start = pki.begin_kek_rotation(target)?;
+    if start == RotationStart::AlreadyCurrent {
+        return o.kek_rotation_event("current", &target.to_string(), 0, 0);
+    }
+    o.kek_rotation_event(
+        match start {
+            RotationStart::Resumed { .. } => "resumed",
+            _ => "started",
+        },
+        &target.to_string(),
+        0,
+        0,
+    )?;
+    let mut total = 0u64;
+    loop {
+        let b = pki.kek_rotation_batch(batch_size)?;
+        total += u64::from(b.resealed);
+        if b.examined > 0 {
+            o.kek_rotation_event("batch", &target.to_string(), b.examined.into(), b.resealed.into())?;
+        }
+        if b.pass_done {
+            break;
+        }
+    }
+    let stragglers = pki.finish_kek_rotation()?;
+    o.kek_rotation_event("completed", &target.to_string(), 0, total + stragglers)
 }

@@ -225,6 +225,83 @@ impl<'a> Output<'a> {
         self.out.flush().map_err(CliError::Output)
     }
 
+    pub fn kek_id(&mut self, id: crate::secrets::KekId) -> Result<()> {
+        if self.json {
+            return self.json_value(&serde_json::json!({ "kekId": id.to_string() }));
+        }
+        self.line(&id.to_string())
+    }
+
+    pub fn sealed_keys_opened(&mut self, n: u64) -> Result<()> {
+        if self.json {
+            return self.json_value(&serde_json::json!({ "opened": n }));
+        }
+        self.line(&format!("all {n} sealed key(s) open"))
+    }
+
+    pub fn kek_status(&mut self, st: &crate::domain::kek::KekStatus) -> Result<()> {
+        if self.json {
+            return self.json_value(st);
+        }
+        let mut text = format!(
+            "current KEK:  {}\n",
+            st.current.as_deref().unwrap_or("(not recorded yet)")
+        );
+        match &st.rotation {
+            Some(r) => text.push_str(&format!(
+                "rotation:     in progress, {} -> {}, {} key(s) re-sealed, at {} {}\n",
+                r.from,
+                r.target,
+                r.resealed,
+                r.kind.as_deref().unwrap_or("final check"),
+                r.after
+            )),
+            None => text.push_str("rotation:     none\n"),
+        }
+        text.push_str("sealed keys:\n");
+        for (by, kinds) in &st.sealed {
+            let list: Vec<String> = kinds.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            text.push_str(&format!("  {by}: {}\n", list.join(", ")));
+        }
+        text.push_str("live signers:\n");
+        if st.live_signers.is_empty() {
+            text.push_str("  (none)\n");
+        }
+        for s in &st.live_signers {
+            text.push_str(&format!(
+                "  {} ({}, {}): holds {}\n",
+                s.node,
+                s.role,
+                s.listen,
+                s.held.join(", ")
+            ));
+        }
+        self.raw(&text)
+    }
+
+    /// One line per step of `kek rotate` (JSON lines with `--json`), flushed,
+    /// so a caller sees what was committed even if the process dies.
+    pub fn kek_rotation_event(&mut self, event: &str, target: &str, examined: u64, resealed: u64) -> Result<()> {
+        if self.json {
+            let line = serde_json::json!({
+                "event": event, "target": target, "examined": examined, "resealed": resealed
+            })
+            .to_string();
+            self.line(&line)?;
+        } else {
+            match event {
+                "current" => self.line(&format!("nothing to do: KEK {target} is already current"))?,
+                "started" => self.line(&format!("rotation to KEK {target} started"))?,
+                "resumed" => self.line(&format!("rotation to KEK {target} resumed"))?,
+                "batch" => self.line(&format!("re-sealed {resealed} of {examined} key(s)"))?,
+                _ => self.line(&format!(
+                    "rotation complete: KEK {target} is current ({resealed} key(s) re-sealed)"
+                ))?,
+            }
+        }
+        self.out.flush().map_err(CliError::Output)
+    }
+
     /// A progress bar on stderr for people; hidden for JSON or when stderr is not a terminal.
     pub fn progress(&self, total: u64, what: &str) -> ProgressBar {
         let bar = ProgressBar::with_draw_target(

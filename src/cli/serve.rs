@@ -40,6 +40,8 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     pub public_url: Option<String>,
     pub kek_file: Option<PathBuf>,
+    /// The other KEK during a rotation (see --next-kek-file).
+    pub next_kek_file: Option<PathBuf>,
     pub max_cas: Option<u32>,
     pub json_logs: Option<bool>,
     pub ocsp_validity_hours: Option<i64>,
@@ -122,6 +124,8 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
             public_url: cli.public_url.clone().or(file.public_url),
             kek_file: cli.kek_file.clone().or(file.kek_file),
             kek_base64: std::env::var(config::KEK_ENV).ok().filter(|s| !s.is_empty()),
+            next_kek_files: cli.next_kek_file.clone().or(file.next_kek_file).into_iter().collect(),
+            next_kek_base64: std::env::var(config::NEXT_KEK_ENV).ok().filter(|s| !s.is_empty()),
             max_cas: cli.max_cas.or(file.max_cas),
             ocsp_signing: match &file.ocsp_signer {
                 None => None,

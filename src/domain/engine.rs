@@ -10,7 +10,7 @@ use der::Encode;
 use time::{Duration, OffsetDateTime};
 
 use crate::clock::Clock;
-use crate::secrets::Kek;
+use crate::secrets::{KeyRing, SealedKind};
 use crate::store::{
     AuditRow, CaRow, ChangeKind, CrlRow, DelegateRow, LeafFilter, LeafQuery, LeafRow, LeafStatusRow, Presigned, Store,
     StoreError, Tx, TxMode,
@@ -188,7 +188,9 @@ pub struct LeafListQuery {
 pub struct Pki {
     store: Arc<dyn Store>,
     /// None on responder nodes: they serve pre-signed answers and hold no key.
-    kek: Option<Kek>,
+    /// Otherwise the KEK this node was started with, plus the next one during
+    /// a rotation (see [`super::kek`]).
+    keys: Option<KeyRing>,
     clock: Arc<dyn Clock>,
     settings: Settings,
     /// Unsealed CA keys, so a burst of issuance does not unseal per request.
@@ -306,7 +308,7 @@ impl LoadedCa {
 }
 
 /// An audit event by the current actor (the store assigns `seq`).
-fn audit_row(
+pub(super) fn audit_row(
     now: OffsetDateTime,
     activity: &str,
     target: (&str, &str),
@@ -342,10 +344,10 @@ fn stored_scope_tags(tx: &mut dyn Tx, ca_id: &str) -> Result<Vec<String>> {
 }
 
 impl Pki {
-    pub fn new(store: Arc<dyn Store>, kek: Option<Kek>, clock: Arc<dyn Clock>, settings: Settings) -> Self {
+    pub fn new(store: Arc<dyn Store>, keys: Option<KeyRing>, clock: Arc<dyn Clock>, settings: Settings) -> Self {
         Pki {
             store,
-            kek,
+            keys,
             clock,
             settings,
             signers: Mutex::new(HashMap::new()),
@@ -355,13 +357,14 @@ impl Pki {
         }
     }
 
-    fn kek(&self) -> std::result::Result<&Kek, crate::secrets::SecretError> {
-        self.kek.as_ref().ok_or(crate::secrets::SecretError::NoKek)
+    /// The KEKs this node holds (none on responders).
+    pub fn key_ring(&self) -> std::result::Result<&KeyRing, crate::secrets::SecretError> {
+        self.keys.as_ref().ok_or(crate::secrets::SecretError::NoKek)
     }
 
     /// Whether this node can open keys (and so sign): false on responders.
     pub fn holds_keys(&self) -> bool {
-        self.kek.is_some()
+        self.keys.is_some()
     }
 
     /// Registers the callback run after every commit.
@@ -480,13 +483,18 @@ impl Pki {
             .audit_events(activity, after_seq, limit)?)
     }
 
-    /// Seals a secret with the KEK, bound to `context` (token issuer keys).
-    pub fn seal(&self, context: &str, plaintext: &[u8]) -> Result<Vec<u8>> {
-        Ok(self.kek()?.seal(context, plaintext)?)
+    /// Seals a key of `kind` for `owner` inside the write transaction that
+    /// stores it, under the KEK the stored state names (the rotation's target
+    /// once a rotation has started): see [`super::kek::sealing_kek`].
+    pub fn seal_in(&self, tx: &mut dyn Tx, kind: SealedKind, owner: &str, plaintext: &[u8]) -> Result<Vec<u8>> {
+        let ring = self.key_ring()?;
+        let id = super::kek::sealing_kek(tx, ring)?;
+        Ok(ring.seal_with(id, kind, owner, plaintext)?)
     }
 
-    pub fn unseal(&self, context: &str, sealed: &[u8]) -> Result<zeroize::Zeroizing<Vec<u8>>> {
-        Ok(self.kek()?.open(context, sealed)?)
+    /// Opens a sealed key with whichever held KEK sealed it.
+    pub fn unseal(&self, kind: SealedKind, owner: &str, sealed: &[u8]) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+        Ok(self.key_ring()?.open(kind, owner, sealed)?.0)
     }
 
     /// Sets the revocation-data timings (from the server configuration).
@@ -550,7 +558,7 @@ impl Pki {
             return Ok(s.clone());
         }
         let sealed = tx.sealed_key(id)?.ok_or_else(|| corrupt("CA has no key"))?;
-        let pkcs8 = self.kek()?.open(id, &sealed)?;
+        let pkcs8 = self.unseal(SealedKind::CaKey, id, &sealed)?;
         let key = Arc::new(SoftwareKey::from_pkcs8(
             ca.entity.certificate_key_size,
             ca.entity.cloud_certification_authority_hashing_algorithm,
@@ -636,11 +644,11 @@ impl Pki {
         // before taking the write lock.
         let (key, pkcs8) = SoftwareKey::generate(req.key_size, req.hash)?;
         let id = uuid::Uuid::new_v4().to_string();
-        let sealed = self.kek()?.seal(&id, &pkcs8)?;
         let now = self.clock.now();
         let subject = req.subject.to_name()?;
 
         let mut tx = self.store.begin(TxMode::Write)?;
+        let sealed = self.seal_in(tx.as_mut(), SealedKind::CaKey, &id, &pkcs8)?;
         if let Some(max) = self.settings.max_cas {
             if tx.cas()?.len() as u64 >= u64::from(max) {
                 return Err(PkiError::CaLimitReached(max));
@@ -1541,7 +1549,6 @@ impl Pki {
         if let Some(r) = cached.filter(|r| r.not_after.is_some_and(|t| t > rotate_before)) {
             return Ok(r);
         }
-        let sealed_context = format!("ocsp:{id}");
         let stored = tx.ocsp_delegate(id)?;
         let fresh = match stored {
             Some(DelegateRow {
@@ -1549,7 +1556,7 @@ impl Pki {
                 sealed_key: sealed,
                 not_after,
             }) if from_ts(not_after)? > rotate_before => {
-                let pkcs8 = self.kek()?.open(&sealed_context, &sealed)?;
+                let pkcs8 = self.unseal(SealedKind::OcspDelegateKey, id, &sealed)?;
                 let key = SoftwareKey::from_pkcs8(
                     ca.entity.certificate_key_size,
                     ca.entity.cloud_certification_authority_hashing_algorithm,
@@ -1612,7 +1619,8 @@ impl Pki {
                     },
                     ca_key.as_ref(),
                 )?;
-                tx.put_ocsp_delegate(id, &der, &self.kek()?.seal(&sealed_context, &pkcs8)?, ts(not_after))?;
+                let sealed = self.seal_in(tx, SealedKind::OcspDelegateKey, id, &pkcs8)?;
+                tx.put_ocsp_delegate(id, &der, &sealed, ts(not_after))?;
                 let cert = ParsedCert::from_der(&der)?;
                 OcspResponder {
                     key: Arc::new(key),
@@ -1857,6 +1865,8 @@ mod tests {
                 public_url: None,
                 kek_file: None,
                 kek_base64: None,
+                next_kek_files: Vec::new(),
+                next_kek_base64: None,
                 max_cas: None,
                 ocsp_signing: Some(OcspSigning::Delegated),
                 database: None,
@@ -1896,6 +1906,8 @@ mod tests {
             public_url: None,
             kek_file: None,
             kek_base64: None,
+            next_kek_files: Vec::new(),
+            next_kek_base64: None,
             max_cas: None,
             ocsp_signing: None,
             database: None,

@@ -31,6 +31,9 @@ pub enum PkiError {
     Rejected(String),
     #[error("the entity changed since it was read (eTag mismatch)")]
     PreconditionFailed,
+    /// A KEK rotation refused or a process without the KEK it needs.
+    #[error("{0}")]
+    Kek(String),
     #[error(transparent)]
     X509(#[from] X509Error),
     #[error(transparent)]

@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod engine;
 pub mod error;
+pub mod kek;
 pub mod lifecycle;
 pub mod model;
 

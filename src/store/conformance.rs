@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use super::{
     AuditRow, CaRow, ChangeKind, CrlRow, DelegateRow, LeafFilter, LeafQuery, LeafRow, LeafStatusRow, PgStore,
-    Presigned, SqliteStore, Store, StoreError, TokenRow, TxMode,
+    Presigned, SealedTable, SqliteStore, Store, StoreError, TokenRow, TxMode,
 };
 
 /// A backend under test.
@@ -880,6 +880,82 @@ fn token_deny_list(h: &dyn Harness) {
     assert_eq!(ids(&tx.tokens(150).unwrap(), |t| &t.jti), ["t2", "foreign"]);
 }
 
+fn meta_prefix_and_delete(h: &dyn Harness) {
+    let mut tx = h.store().begin(TxMode::Write).unwrap();
+    for (k, v) in [
+        ("node:b", "2"),
+        ("node:a", "1"),
+        ("nodes", "x"),
+        ("nod", "y"),
+        ("other", "z"),
+    ] {
+        tx.set_meta(k, v).unwrap();
+    }
+    // A LIKE wildcard in the prefix is taken literally.
+    tx.set_meta("n%de:q", "w").unwrap();
+    let pairs = |v: &[(&str, &str)]| {
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        tx.meta_with_prefix("node:").unwrap(),
+        pairs(&[("node:a", "1"), ("node:b", "2")])
+    );
+    assert_eq!(tx.meta_with_prefix("n%").unwrap(), pairs(&[("n%de:q", "w")]));
+    tx.delete_meta("node:a").unwrap();
+    tx.delete_meta("missing").unwrap();
+    tx.commit().unwrap();
+    let other = h.reopen();
+    let mut tx = other.begin(TxMode::Read).unwrap();
+    assert_eq!(tx.meta_with_prefix("node:").unwrap(), pairs(&[("node:b", "2")]));
+    assert_eq!(tx.meta("node:a").unwrap(), None);
+}
+
+fn sealed_keys_page_and_replace(h: &dyn Harness) {
+    let mut tx = h.store().begin(TxMode::Write).unwrap();
+    // Ids whose byte order differs from a case-insensitive collation's.
+    for id in ["b", "a", "C", "d"] {
+        tx.insert_ca(&ca(id, id, None), Some(id.as_bytes())).unwrap();
+    }
+    tx.insert_ca(&ca("nokey", "nokey", None), None).unwrap();
+    tx.put_ocsp_delegate("b", &[1], b"db", 10).unwrap();
+    tx.put_ocsp_delegate("a", &[1], b"da", 10).unwrap();
+    tx.delete_ca("d", 5).unwrap();
+    tx.commit().unwrap();
+
+    let mut tx = h.store().begin(TxMode::Write).unwrap();
+    let owners = |rows: Vec<(String, Vec<u8>)>| rows.into_iter().map(|(o, _)| o).collect::<Vec<_>>();
+    // Live CAs with a key, by byte order of the id; a deleted CA's key is gone.
+    assert_eq!(
+        owners(tx.sealed_keys(SealedTable::CaKeys, "", 10).unwrap()),
+        ["C", "a", "b"]
+    );
+    assert_eq!(owners(tx.sealed_keys(SealedTable::CaKeys, "", 2).unwrap()), ["C", "a"]);
+    assert_eq!(owners(tx.sealed_keys(SealedTable::CaKeys, "a", 2).unwrap()), ["b"]);
+    assert_eq!(
+        tx.sealed_keys(SealedTable::OcspDelegateKeys, "", 10).unwrap(),
+        vec![("a".to_string(), b"da".to_vec()), ("b".to_string(), b"db".to_vec())]
+    );
+    assert!(tx.replace_sealed_key(SealedTable::CaKeys, "a", b"new-a").unwrap());
+    assert!(!tx.replace_sealed_key(SealedTable::CaKeys, "nokey", b"x").unwrap());
+    assert!(!tx.replace_sealed_key(SealedTable::CaKeys, "d", b"x").unwrap());
+    assert!(tx
+        .replace_sealed_key(SealedTable::OcspDelegateKeys, "b", b"new-db")
+        .unwrap());
+    assert!(!tx.replace_sealed_key(SealedTable::OcspDelegateKeys, "C", b"x").unwrap());
+    let before = tx.ca("a").unwrap().unwrap();
+    tx.commit().unwrap();
+    let other = h.reopen();
+    let mut tx = other.begin(TxMode::Read).unwrap();
+    assert_eq!(tx.sealed_key("a").unwrap().as_deref(), Some(&b"new-a"[..]));
+    assert_eq!(tx.sealed_key("nokey").unwrap(), None);
+    assert_eq!(tx.ocsp_delegate("b").unwrap().unwrap().sealed_key, b"new-db");
+    // The key is not the entity: no row version bump, no change-log entry.
+    assert_eq!(tx.ca("a").unwrap().unwrap(), before);
+    assert_eq!(before.row_version, 1);
+}
+
 fn change_log_seq_monotonic_and_changes_since(h: &dyn Harness) {
     let s = h.store();
     let mut tx = s.begin(TxMode::Read).unwrap();
@@ -1002,4 +1078,6 @@ suite!(
     token_deny_list,
     change_log_seq_monotonic_and_changes_since,
     read_tx_sees_one_state,
+    meta_prefix_and_delete,
+    sealed_keys_page_and_replace,
 );

@@ -243,6 +243,16 @@ pub struct Change {
     pub leaf_id: Option<String>,
 }
 
+/// Rows that hold one sealed key each, by owner id. The store does not know
+/// what a sealed key is; the domain (`domain::kek`) maps each kind to its place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SealedTable {
+    /// `cas.sealed_key` of live CAs that have a key; owner = CA id.
+    CaKeys,
+    /// `ocsp_delegates.sealed_key`; owner = CA id.
+    OcspDelegateKeys,
+}
+
 /// Whether a transaction may write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TxMode {
@@ -278,6 +288,17 @@ pub trait Store: Send + Sync {
 pub trait Tx {
     fn meta(&mut self, key: &str) -> Result<Option<String>>;
     fn set_meta(&mut self, key: &str, value: &str) -> Result<()>;
+    fn delete_meta(&mut self, key: &str) -> Result<()>;
+    /// Every meta entry whose key starts with `prefix`, by key.
+    fn meta_with_prefix(&mut self, prefix: &str) -> Result<Vec<(String, String)>>;
+
+    /// Sealed keys of a table with owner ids greater than `after_owner`, by
+    /// owner id: (owner, sealed key).
+    fn sealed_keys(&mut self, table: SealedTable, after_owner: &str, limit: u32) -> Result<Vec<(String, Vec<u8>)>>;
+    /// Replaces the sealed key of an existing owner row (the key itself, not
+    /// the entity: no row version, no change-log entry); false if there is no
+    /// such row with a key.
+    fn replace_sealed_key(&mut self, table: SealedTable, owner: &str, sealed: &[u8]) -> Result<bool>;
 
     /// A live (not deleted) CA.
     fn ca(&mut self, id: &str) -> Result<Option<CaRow>>;

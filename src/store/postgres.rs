@@ -47,7 +47,7 @@ use postgres::{Client, Config, NoTls, Row, Statement};
 use super::sqlite::{join_chain, split_chain};
 use super::{
     AuditRow, CaRow, Change, ChangeKind, CrlRow, DelegateRow, LeafFilter, LeafQuery, LeafRow, LeafStatusRow, Presigned,
-    Result, Store, StoreError, TokenRow, Tx, TxMode,
+    Result, SealedTable, Store, StoreError, TokenRow, Tx, TxMode,
 };
 
 /// Schema migrations, applied in order, one to one with SQLite's (version `n`
@@ -762,6 +762,43 @@ impl Tx for PgTx {
             &[&key, &value],
         )?;
         Ok(())
+    }
+
+    fn delete_meta(&mut self, key: &str) -> Result<()> {
+        self.execute("DELETE FROM meta WHERE key = $1", &[&key])?;
+        Ok(())
+    }
+
+    fn meta_with_prefix(&mut self, prefix: &str) -> Result<Vec<(String, String)>> {
+        let rows = self.query(
+            "SELECT key, value FROM meta WHERE substr(key, 1, length($1)) = $1 ORDER BY key",
+            &[&prefix],
+        )?;
+        map(&rows, |r| Ok((get(r, 0)?, get(r, 1)?)))
+    }
+
+    fn sealed_keys(&mut self, table: SealedTable, after_owner: &str, limit: u32) -> Result<Vec<(String, Vec<u8>)>> {
+        let sql = match table {
+            SealedTable::CaKeys => {
+                "SELECT id, sealed_key FROM cas WHERE deleted_at IS NULL AND sealed_key IS NOT NULL AND id COLLATE \"C\" > $1
+                 ORDER BY id COLLATE \"C\" LIMIT $2"
+            }
+            SealedTable::OcspDelegateKeys => {
+                "SELECT ca_id, sealed_key FROM ocsp_delegates WHERE ca_id COLLATE \"C\" > $1 ORDER BY ca_id COLLATE \"C\" LIMIT $2"
+            }
+        };
+        let rows = self.query(sql, &[&after_owner, &i64::from(limit)])?;
+        map(&rows, |r| Ok((get(r, 0)?, get(r, 1)?)))
+    }
+
+    fn replace_sealed_key(&mut self, table: SealedTable, owner: &str, sealed: &[u8]) -> Result<bool> {
+        let sql = match table {
+            SealedTable::CaKeys => {
+                "UPDATE cas SET sealed_key = $1 WHERE id = $2 AND deleted_at IS NULL AND sealed_key IS NOT NULL"
+            }
+            SealedTable::OcspDelegateKeys => "UPDATE ocsp_delegates SET sealed_key = $1 WHERE ca_id = $2",
+        };
+        Ok(self.execute(sql, &[&sealed, &owner])? == 1)
     }
 
     fn ca(&mut self, id: &str) -> Result<Option<CaRow>> {

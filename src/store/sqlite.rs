@@ -11,7 +11,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{
     AuditRow, CaRow, Change, ChangeKind, CrlRow, DelegateRow, LeafFilter, LeafQuery, LeafRow, LeafStatusRow, Presigned,
-    Result, Store, StoreError, TokenRow, Tx, TxMode,
+    Result, SealedTable, Store, StoreError, TokenRow, Tx, TxMode,
 };
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how
@@ -433,6 +433,44 @@ impl Tx for SqliteTx<'_> {
             [key, value],
         )?;
         Ok(())
+    }
+
+    fn delete_meta(&mut self, key: &str) -> Result<()> {
+        self.conn.execute("DELETE FROM meta WHERE key = ?", [key])?;
+        Ok(())
+    }
+
+    fn meta_with_prefix(&mut self, prefix: &str) -> Result<Vec<(String, String)>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT key, value FROM meta WHERE substr(key, 1, length(?1)) = ?1 ORDER BY key")?;
+        let rows = stmt.query_map([prefix], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    fn sealed_keys(&mut self, table: SealedTable, after_owner: &str, limit: u32) -> Result<Vec<(String, Vec<u8>)>> {
+        let sql = match table {
+            SealedTable::CaKeys => {
+                "SELECT id, sealed_key FROM cas WHERE deleted_at IS NULL AND sealed_key IS NOT NULL AND id > ?
+                 ORDER BY id LIMIT ?"
+            }
+            SealedTable::OcspDelegateKeys => {
+                "SELECT ca_id, sealed_key FROM ocsp_delegates WHERE ca_id > ? ORDER BY ca_id LIMIT ?"
+            }
+        };
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let rows = stmt.query_map(params![after_owner, limit], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    fn replace_sealed_key(&mut self, table: SealedTable, owner: &str, sealed: &[u8]) -> Result<bool> {
+        let sql = match table {
+            SealedTable::CaKeys => {
+                "UPDATE cas SET sealed_key = ? WHERE id = ? AND deleted_at IS NULL AND sealed_key IS NOT NULL"
+            }
+            SealedTable::OcspDelegateKeys => "UPDATE ocsp_delegates SET sealed_key = ? WHERE ca_id = ?",
+        };
+        Ok(self.conn.execute(sql, params![sealed, owner])? == 1)
     }
 
     fn ca(&mut self, id: &str) -> Result<Option<CaRow>> {

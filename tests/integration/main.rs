@@ -8,6 +8,7 @@ mod chains;
 mod durability;
 mod external;
 mod fleet;
+mod kek;
 mod lifecycle;
 mod responder;
 mod security;

@@ -215,6 +215,8 @@ impl Env {
                 public_url: None,
                 kek_file: None,
                 kek_base64: None,
+                next_kek_files: Vec::new(),
+                next_kek_base64: None,
                 max_cas: None,
                 ocsp_signing: None,
                 database: None,
