@@ -326,12 +326,16 @@ fn client_config(mode: SslMode, roots: Option<RootCertStore>) -> Result<rustls::
         check_host: mode == SslMode::VerifyFull,
         provider: provider.clone(),
     };
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS configuration: {e}"))?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(verifier))
-        .with_no_client_auth())
+        .with_no_client_auth();
+    // As libpq: PostgreSQL 17 requires this ALPN for `sslnegotiation=direct`;
+    // older servers ignore it.
+    config.alpn_protocols = vec![b"postgresql".to_vec()];
+    Ok(config)
 }
 
 /// Checks the server's certificate as the sslmode asks: nothing, the chain
