@@ -153,6 +153,11 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
             Some(_) => return Err(CliError::Usage("ocsp_max_age_seconds must not be negative".into())),
         },
     };
+    // The database URL and its TLS settings (the sslrootcert file is read
+    // here) are checked before the runtime starts and any port is bound.
+    if let Some(url) = &cfg.open.database {
+        crate::store::PgStore::check_url(url).map_err(|e| CliError::Config(e.into()))?;
+    }
     let data_dir = cfg.open.data_dir.clone();
     let database = cfg.open.database.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -94,7 +94,9 @@ pub(crate) mod pg {
     use std::process::Command;
     use std::sync::OnceLock;
 
-    use ::postgres::{Client, NoTls};
+    use ::postgres::Client;
+
+    use crate::store::PgConnector;
 
     const PORT: &str = "55432";
 
@@ -148,6 +150,57 @@ pub(crate) mod pg {
         }
     }
 
+    /// A plain client with the URL's TLS settings (the throwaway cluster's
+    /// URL asks for `sslmode=verify-full`).
+    fn connect(url: &str) -> Result<Client, ::postgres::Error> {
+        let connector = PgConnector::parse(url).unwrap_or_else(|e| panic!("the test PostgreSQL URL: {e}"));
+        connector.connect()
+    }
+
+    /// What the TLS tests need to build URLs of their own to a test database:
+    /// its user, port, name and the CA of the server (the URL's
+    /// `sslrootcert`; scripts/pg-throwaway.sh makes a server certificate for
+    /// `localhost` and `127.0.0.1`).
+    pub(crate) struct TlsTarget {
+        pub(crate) user: String,
+        pub(crate) port: u16,
+        pub(crate) dbname: String,
+        pub(crate) ca: String,
+    }
+
+    impl TlsTarget {
+        pub(crate) fn of(db: &TempDb) -> TlsTarget {
+            let (base, query) = db.url.split_once('?').unwrap_or((&db.url, ""));
+            let ca = query
+                .split('&')
+                .find_map(|p| p.strip_prefix("sslrootcert="))
+                .map(|v| percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned())
+                .unwrap_or_else(|| {
+                    panic!(
+                        "the TLS tests need a server with TLS: CLOUDPKI_TEST_POSTGRES must be a URL \
+                         with sslrootcert= (scripts/pg-throwaway.sh prints one)"
+                    )
+                });
+            let config: ::postgres::Config = base.parse().unwrap();
+            TlsTarget {
+                user: config.get_user().unwrap_or("postgres").to_owned(),
+                port: config.get_ports().first().copied().unwrap_or(5432),
+                dbname: config.get_dbname().unwrap_or_default().to_owned(),
+                ca,
+            }
+        }
+
+        /// A URL to the database on 127.0.0.1 that names the server `host`
+        /// (for TLS) and adds `params`.
+        pub(crate) fn url(&self, host: &str, params: &str) -> String {
+            let sep = if params.is_empty() { "" } else { "&" };
+            format!(
+                "postgres://{}@{host}:{}/{}?hostaddr=127.0.0.1{sep}{params}",
+                self.user, self.port, self.dbname
+            )
+        }
+    }
+
     /// `url` with its database name replaced.
     fn with_dbname(url: &str, name: &str) -> String {
         let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
@@ -174,7 +227,7 @@ pub(crate) mod pg {
         pub(crate) fn new() -> TempDb {
             let admin = server_url();
             let name = format!("t_{}", uuid::Uuid::new_v4().simple());
-            let mut c = Client::connect(&admin, NoTls)
+            let mut c = connect(&admin)
                 .unwrap_or_else(|e| panic!("cannot connect to the test PostgreSQL at {admin}: {}", message(&e)));
             c.batch_execute(&format!("CREATE DATABASE {name}"))
                 .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {}", message(&e)));
@@ -187,13 +240,13 @@ pub(crate) mod pg {
 
         /// A plain connection to the database, behind any store's back.
         pub(crate) fn client(&self) -> Client {
-            Client::connect(&self.url, NoTls).unwrap()
+            connect(&self.url).unwrap()
         }
     }
 
     impl Drop for TempDb {
         fn drop(&mut self) {
-            if let Ok(mut c) = Client::connect(&self.admin, NoTls) {
+            if let Ok(mut c) = connect(&self.admin) {
                 let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
             }
         }

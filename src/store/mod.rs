@@ -12,9 +12,11 @@
 
 #[cfg(test)]
 mod conformance;
+mod pg_tls;
 pub mod postgres;
 pub mod sqlite;
 
+pub use pg_tls::{PgConnector, SslMode};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -37,6 +39,9 @@ pub enum StoreError {
     /// The database cannot be reached; nothing was written.
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
+    /// The database URL or its TLS settings are wrong: nothing to retry.
+    #[error("invalid database settings: {0}")]
+    Settings(String),
 }
 
 impl From<rusqlite::Error> for StoreError {

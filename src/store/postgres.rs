@@ -42,8 +42,9 @@ use std::time::Duration;
 use postgres::error::SqlState;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{FromSql, ToSql};
-use postgres::{Client, Config, NoTls, Row, Statement};
+use postgres::{Client, Row, Statement};
 
+use super::pg_tls::{describe_tls_error, PgConnector};
 use super::sqlite::{join_chain, split_chain};
 use super::{
     AuditRow, CaRow, Change, ChangeKind, CrlRow, DelegateRow, LeafFilter, LeafQuery, LeafRow, LeafStatusRow, Presigned,
@@ -228,7 +229,8 @@ const LISTEN_PING: Duration = Duration::from_secs(10);
 pub struct PgStore {
     readers: r2d2::Pool<Manager>,
     writers: r2d2::Pool<Manager>,
-    config: Config,
+    /// How every connection is made: one set of TLS settings for all.
+    connector: PgConnector,
     /// The session holding [`LEADER_LOCK`] while this process leads; the
     /// server releases the lock by itself when the session dies.
     leader: std::sync::Mutex<Option<Client>>,
@@ -245,12 +247,11 @@ impl PgStore {
     /// Connects to `url` (`postgres://user[:password]@host[:port]/dbname[?…]`
     /// or the `key=value` form), brings the schema up to date and returns
     /// the store. Safe to call from several processes at once: migrations
-    /// are serialised by an advisory lock and applied once. TLS is not
-    /// supported: reach the server over loopback, a Unix socket or a tunnel.
+    /// are serialised by an advisory lock and applied once. TLS follows
+    /// libpq's `sslmode` and `sslrootcert` parameters (see [`super::pg_tls`]).
     pub fn connect(url: &str) -> Result<PgStore> {
-        let mut config: Config = url
-            .parse()
-            .map_err(|e| StoreError::Backend(format!("invalid PostgreSQL URL: {e}")))?;
+        let mut connector = Self::check_url(url)?;
+        let config = connector.config_mut();
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
@@ -259,15 +260,22 @@ impl PgStore {
         }
         // Migrate on a connection of our own: an unreachable server fails
         // here at once instead of after the pool's retries.
-        let mut client = config.connect(NoTls)?;
+        let mut client = connector.connect()?;
         migrate(&mut client)?;
         drop(client);
         Ok(PgStore {
-            readers: pool(&config, READ_POOL_SIZE),
-            writers: pool(&config, WRITE_POOL_SIZE),
-            config,
+            readers: pool(&connector, READ_POOL_SIZE),
+            writers: pool(&connector, WRITE_POOL_SIZE),
+            connector,
             leader: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Parses `url` and its TLS settings (reading the sslrootcert file)
+    /// without connecting: `serve` checks its configuration with this
+    /// before it binds a port.
+    pub fn check_url(url: &str) -> Result<PgConnector> {
+        PgConnector::parse(url).map_err(StoreError::Settings)
     }
 
     /// Follows commits of every process on this database: a thread with its
@@ -282,10 +290,10 @@ impl PgStore {
         on_change: Arc<dyn Fn() + Send + Sync>,
         stop: Arc<AtomicBool>,
     ) -> std::io::Result<JoinHandle<()>> {
-        let config = self.config.clone();
+        let connector = self.connector.clone();
         std::thread::Builder::new()
             .name("pg-listen".into())
-            .spawn(move || listen_loop(&config, &*on_change, &stop))
+            .spawn(move || listen_loop(&connector, &*on_change, &stop))
     }
 
     fn pool(&self, mode: TxMode) -> &r2d2::Pool<Manager> {
@@ -296,7 +304,7 @@ impl PgStore {
     }
 }
 
-fn pool(config: &Config, size: u32) -> r2d2::Pool<Manager> {
+fn pool(connector: &PgConnector, size: u32) -> r2d2::Pool<Manager> {
     r2d2::Pool::builder()
         .max_size(size)
         // Connections are made on first use: `connect` has just proven the
@@ -307,7 +315,9 @@ fn pool(config: &Config, size: u32) -> r2d2::Pool<Manager> {
         .test_on_check_out(false)
         .connection_timeout(POOL_TIMEOUT)
         .error_handler(Box::new(LogErrors))
-        .build_unchecked(Manager { config: config.clone() })
+        .build_unchecked(Manager {
+            connector: connector.clone(),
+        })
 }
 
 fn migrate(client: &mut Client) -> Result<()> {
@@ -369,6 +379,9 @@ fn is_connection_error(e: &postgres::Error) -> bool {
 
 /// The error with its cause: tokio-postgres's Display names only the kind.
 fn describe(e: &postgres::Error) -> String {
+    if let Some(tls) = describe_tls_error(e) {
+        return tls;
+    }
     if let Some(db) = e.as_db_error() {
         let mut s = format!("{} ({})", db.message(), db.code().code());
         if let Some(detail) = db.detail() {
@@ -410,7 +423,7 @@ impl r2d2::HandleError<postgres::Error> for LogErrors {
 }
 
 struct Manager {
-    config: Config,
+    connector: PgConnector,
 }
 
 impl r2d2::ManageConnection for Manager {
@@ -419,7 +432,7 @@ impl r2d2::ManageConnection for Manager {
 
     fn connect(&self) -> std::result::Result<Conn, postgres::Error> {
         Ok(Conn {
-            client: Some(self.config.connect(NoTls)?),
+            client: Some(self.connector.connect()?),
             statements: HashMap::new(),
             broken: false,
         })
@@ -497,7 +510,7 @@ impl Store for PgStore {
             }
             *held = None;
         }
-        let mut client = self.config.connect(NoTls)?;
+        let mut client = self.connector.connect()?;
         let row = client.query_one(&format!("SELECT pg_try_advisory_lock({LEADER_LOCK})"), &[])?;
         if row.try_get::<_, bool>(0)? {
             *held = Some(client);
@@ -1296,10 +1309,10 @@ impl Tx for PgTx {
     }
 }
 
-fn listen_loop(config: &Config, on_change: &(dyn Fn() + Send + Sync), stop: &AtomicBool) {
+fn listen_loop(connector: &PgConnector, on_change: &(dyn Fn() + Send + Sync), stop: &AtomicBool) {
     let mut backoff = LISTEN_MIN_BACKOFF;
     while !stop.load(Ordering::Relaxed) {
-        let connected = config.connect(NoTls).and_then(|mut client| {
+        let connected = connector.connect().and_then(|mut client| {
             client.batch_execute(&format!("LISTEN {CHANGES_CHANNEL}"))?;
             Ok(client)
         });
@@ -1370,7 +1383,7 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::*;
-    use crate::store::conformance::pg::TempDb;
+    use crate::store::conformance::pg::{TempDb, TlsTarget};
     use crate::store::conformance::{ca, leaf};
 
     fn insert_ca(store: &PgStore, id: &str) {
@@ -1659,7 +1672,7 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(5));
         assert!(matches!(
             PgStore::connect("postgres://host:notaport/db"),
-            Err(StoreError::Backend(_))
+            Err(StoreError::Settings(_))
         ));
     }
 
@@ -1730,5 +1743,155 @@ mod tests {
         let s = PgStore::connect(&db.url).unwrap();
         let mut tx = s.begin(TxMode::Read).unwrap();
         assert!(matches!(tx.set_meta("k", "v"), Err(StoreError::Backend(_))));
+    }
+
+    /// Whether every session of `db` opened by a store (application name
+    /// cloudpki) is encrypted, and how many there are.
+    fn store_sessions_encrypted(db: &TempDb) -> (bool, i64) {
+        let row = db
+            .client()
+            .query_one(
+                "SELECT coalesce(bool_and(s.ssl), false), count(*) FROM pg_stat_activity a
+                 JOIN pg_stat_ssl s USING (pid)
+                 WHERE a.datname = current_database() AND a.application_name = 'cloudpki'",
+                &[],
+            )
+            .unwrap();
+        (row.get(0), row.get(1))
+    }
+
+    fn connect_error(url: &str) -> String {
+        match PgStore::connect(url) {
+            Ok(_) => panic!("{url}: connected"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    /// A CA that signed nothing the server presents.
+    fn other_ca(dir: &std::path::Path) -> String {
+        let cnf = dir.join("openssl.cnf");
+        std::fs::write(
+            &cnf,
+            "[req]\ndistinguished_name = dn\nprompt = no\n[dn]\nCN = some other CA\n\
+             [ca]\nbasicConstraints = critical,CA:TRUE\nkeyUsage = critical,keyCertSign\n",
+        )
+        .unwrap();
+        let pem = dir.join("other-ca.pem");
+        let out = std::process::Command::new("openssl")
+            .args(["req", "-config"])
+            .arg(&cnf)
+            .args([
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+            ])
+            .args(["-days", "1", "-extensions", "ca", "-keyout"])
+            .arg(dir.join("other-ca.key"))
+            .arg("-out")
+            .arg(&pem)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        pem.display().to_string()
+    }
+
+    #[test]
+    fn verify_full_connects_every_session_over_tls() {
+        let db = TempDb::new();
+        let t = TlsTarget::of(&db);
+        for host in ["localhost", "127.0.0.1"] {
+            let url = t.url(host, &format!("sslmode=verify-full&sslrootcert={}", t.ca));
+            let s = PgStore::connect(&url).unwrap();
+            assert_eq!(s.connector.ssl_mode(), super::super::SslMode::VerifyFull);
+            // The pool, the leader-lock session and the LISTEN thread.
+            insert_ca(&s, host);
+            assert!(s.try_lead().unwrap());
+            let (sender, woken) = mpsc::channel();
+            let stop = Arc::new(AtomicBool::new(false));
+            let listener = s
+                .listen(
+                    Arc::new(move || {
+                        let _ = sender.send(());
+                    }),
+                    stop.clone(),
+                )
+                .unwrap();
+            woken.recv_timeout(Duration::from_secs(10)).unwrap();
+            let (encrypted, sessions) = store_sessions_encrypted(&db);
+            assert!(encrypted, "{host}: a store session without TLS");
+            assert!(sessions >= 3, "{host}: {sessions} sessions");
+            stop.store(true, Ordering::Relaxed);
+            listener.join().unwrap();
+        }
+    }
+
+    #[test]
+    fn verify_full_refuses_a_certificate_for_another_host() {
+        let db = TempDb::new();
+        let t = TlsTarget::of(&db);
+        for host in ["127.0.0.2", "db.wrong.example"] {
+            // The same server (hostaddr 127.0.0.1), named otherwise.
+            let url = t.url(host, &format!("sslmode=verify-full&sslrootcert={}", t.ca));
+            let e = connect_error(&url);
+            assert!(
+                e.contains("certificate does not match the host name") && e.contains(host),
+                "{host}: {e}"
+            );
+            // verify-ca checks the chain only: the same name is fine there.
+            let url = t.url(host, &format!("sslmode=verify-ca&sslrootcert={}", t.ca));
+            drop(PgStore::connect(&url).unwrap());
+        }
+    }
+
+    #[test]
+    fn verify_ca_and_require_with_sslrootcert_refuse_another_ca() {
+        let db = TempDb::new();
+        let t = TlsTarget::of(&db);
+        let dir = tempfile::tempdir().unwrap();
+        let other = other_ca(dir.path());
+        // require with an sslrootcert behaves as verify-ca, as in libpq.
+        for mode in ["verify-ca", "verify-full", "require", "prefer"] {
+            let e = connect_error(&t.url("localhost", &format!("sslmode={mode}&sslrootcert={other}")));
+            assert!(e.contains("not issued by a CA in sslrootcert"), "{mode}: {e}");
+        }
+    }
+
+    #[test]
+    fn require_and_prefer_encrypt_without_verifying_and_disable_does_not() {
+        let db = TempDb::new();
+        let t = TlsTarget::of(&db);
+        for (n, (params, encrypted)) in [("sslmode=require", true), ("", true), ("sslmode=disable", false)]
+            .into_iter()
+            .enumerate()
+        {
+            // A name the certificate does not carry: nothing is verified.
+            let s = PgStore::connect(&t.url("db.wrong.example", params)).unwrap();
+            insert_ca(&s, &format!("i{n}"));
+            let (all, sessions) = store_sessions_encrypted(&db);
+            assert!(sessions >= 1 && all == encrypted, "{params:?}: {sessions} sessions");
+            drop(s);
+            db.client()
+                .batch_execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                     WHERE datname = current_database() AND application_name = 'cloudpki'",
+                )
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    #[test]
+    fn unreadable_sslrootcert_is_a_settings_error() {
+        match PgStore::connect("postgres://u:secret@127.0.0.1:1/db?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem")
+        {
+            Err(StoreError::Settings(m)) => {
+                assert!(m.contains("sslrootcert /nonexistent/ca.pem: cannot read it"), "{m}");
+                assert!(!m.contains("secret"), "{m}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

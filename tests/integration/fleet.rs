@@ -43,6 +43,9 @@ impl Postgres {
         let out = pg_script(&["start", dir.to_str().unwrap(), &port.to_string()]);
         let url = out.lines().last().unwrap_or_default().trim().to_owned();
         assert!(url.starts_with("postgres://"), "{url}");
+        // Every node reaches PostgreSQL over TLS, checking the server's
+        // certificate against the cluster's CA and its name (127.0.0.1).
+        assert!(url.contains("sslmode=verify-full&sslrootcert="), "{url}");
         Postgres {
             dir: dir.to_path_buf(),
             port,
@@ -52,6 +55,23 @@ impl Postgres {
 
     fn stop(&self) {
         pg_script(&["stop", self.dir.to_str().unwrap()]);
+    }
+
+    /// The nodes' sessions (application name cloudpki): how many, and how
+    /// many of them are encrypted.
+    fn node_sessions(&self) -> (i64, i64) {
+        let mut client = cloudpki::store::PgConnector::parse(&self.url)
+            .unwrap()
+            .connect()
+            .unwrap();
+        let row = client
+            .query_one(
+                "SELECT count(*), count(*) FILTER (WHERE s.ssl) FROM pg_stat_activity a
+                 JOIN pg_stat_ssl s USING (pid) WHERE a.application_name = 'cloudpki'",
+                &[],
+            )
+            .unwrap();
+        (row.get(0), row.get(1))
     }
 
     fn restart(&self) {
@@ -471,6 +491,10 @@ fn fleet_on_postgres_signer_and_keyless_responders() {
     for r in &f.responders {
         r.wait_status("/readyz", 200, Duration::from_secs(30));
     }
+    // Pools, LISTEN threads and the signer's leader-lock session: all TLS.
+    let (sessions, encrypted) = f.pg.node_sessions();
+    assert!(sessions >= 4, "{sessions} node sessions");
+    assert_eq!(encrypted, sessions, "node sessions without TLS");
     // The signer serves no responder routes; responders no API.
     assert_eq!(
         http(&f.signer.url, "GET", "/crls/x_v1/current.crl", &[], b"")
@@ -685,6 +709,9 @@ fn fleet_on_postgres_signer_and_keyless_responders() {
     for r in &f.responders {
         r.wait_status("/readyz", 200, Duration::from_secs(30));
     }
+    // Reconnections after the outage use the same TLS settings.
+    let (sessions, encrypted) = f.pg.node_sessions();
+    assert_eq!(encrypted, sessions, "node sessions without TLS after the restart");
     assert_eq!(
         ocsp_status(&f.responders[0], &leaves[20].request),
         Some(Seen::Good),

@@ -122,3 +122,27 @@ fn slow_headers_are_cut_off() {
     );
     server.stop();
 }
+
+/// Bad PostgreSQL TLS settings stop `serve` before it binds a port, with a
+/// message that names the setting and never the URL's password.
+#[test]
+fn serve_refuses_an_unreadable_sslrootcert_before_binding() {
+    let env = Env::new();
+    let port = free_port();
+    let url = "postgres://cloudpki:s3cret@127.0.0.1:1/pki?sslmode=verify-full&sslrootcert=/nonexistent/root.pem";
+    let out = env
+        .command()
+        .args(["serve", "--role", "responder", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--database", url])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("invalid database settings: sslrootcert /nonexistent/root.pem: cannot read it"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).is_empty(), "it listened");
+    assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
+}
