@@ -153,7 +153,7 @@ fn snapshot_update(c: &mut Criterion) {
     let revoked = Arc::new(CertState {
         status: Status::Revoked {
             at: time::OffsetDateTime::now_utc(),
-            reason: 1,
+            reason: cloudpki::x509::RevocationReason::KeyCompromise,
         },
         ..(*state(7)).clone()
     });
@@ -190,7 +190,9 @@ fn crl_build(c: &mut Criterion) {
     for n in [10_000u32, 100_000, 1_000_000] {
         let mut entries = CrlEntries::new();
         for i in 0..n {
-            entries.push(&serial(i), now, 1).unwrap();
+            entries
+                .push(&serial(i), now, cloudpki::x509::RevocationReason::KeyCompromise)
+                .unwrap();
         }
         g.throughput(Throughput::Elements(u64::from(n)));
         g.bench_with_input(BenchmarkId::from_parameter(n), &entries, |b, entries| {
@@ -221,7 +223,9 @@ fn crl_build(c: &mut Criterion) {
     g.bench_function("push", |b| {
         b.iter(|| {
             i = i.wrapping_add(1);
-            entries.push(&serial(i), now, 1).unwrap();
+            entries
+                .push(&serial(i), now, cloudpki::x509::RevocationReason::KeyCompromise)
+                .unwrap();
         })
     });
     g.finish();

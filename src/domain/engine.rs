@@ -416,13 +416,7 @@ impl Pki {
         let parent = self.load_ca(tx, parent_id, now)?;
         let key = self.responder(tx, &parent, now)?;
         let serial = ParsedCert::from_der(cert)?.tbs().serial_number.as_bytes().to_vec();
-        let status = match (ca.revoked_at, ca.revocation_reason) {
-            (Some(at), reason) => ocsp::Status::Revoked {
-                at: from_ts(at)?,
-                reason: reason.unwrap_or(0),
-            },
-            _ => ocsp::Status::Good,
-        };
+        let status = ocsp::Status::from_revocation(ca.revoked_at, ca.revocation_reason)?;
         Ok(Some(self.presign(
             &parent.cert()?,
             key.as_ref(),
@@ -547,7 +541,7 @@ impl Pki {
             LeafStatus::Active
         };
         e.revocation_date_time = row.revoked_at.map(from_ts).transpose()?;
-        e.revocation_reason = row.revocation_reason.and_then(RevocationReason::from_code);
+        e.revocation_reason = row.revocation_reason;
         Ok(e)
     }
 
@@ -869,7 +863,7 @@ impl Pki {
         }
         if action == Action::Revoke {
             ca.row.revoked_at = Some(ts(now));
-            ca.row.revocation_reason = Some(reason.unwrap_or(RevocationReason::CessationOfOperation).code());
+            ca.row.revocation_reason = Some(reason.unwrap_or(RevocationReason::CessationOfOperation));
             ca.entity.revocation_date_time = Some(now);
             // The root's answer about this CA's certificate becomes "revoked".
             ca.row.ocsp = self.presign_ca_cert(tx.as_mut(), &ca.row, now)?;
@@ -1369,12 +1363,9 @@ impl Pki {
             .as_bytes()
             .to_vec();
         let key = self.responder(tx, &ca, now)?;
-        let status = ocsp::Status::Revoked {
-            at: now,
-            reason: reason.code(),
-        };
+        let status = ocsp::Status::Revoked { at: now, reason };
         let presigned = self.presign(&ca.cert()?, key.as_ref(), &serial, status, now)?;
-        if !tx.revoke_leaf(&row.id, ts(now), reason.code(), &presigned)? {
+        if !tx.revoke_leaf(&row.id, ts(now), reason, &presigned)? {
             return Err(PkiError::AlreadyRevoked(row.id.clone()));
         }
         self.record(
@@ -1387,7 +1378,7 @@ impl Pki {
         )?;
         let mut revoked = row.clone();
         revoked.revoked_at = Some(ts(now));
-        revoked.revocation_reason = Some(reason.code());
+        revoked.revocation_reason = Some(reason);
         self.leaf_entity(&revoked, now)
     }
 
@@ -1735,13 +1726,7 @@ impl Pki {
             let seq = tx.append_change(ts(now), ChangeKind::OcspRefreshed, &ca_id, None)?;
             for row in rows {
                 let serial = hex_bytes(&row.serial)?;
-                let status = match row.revoked_at {
-                    Some(at) => ocsp::Status::Revoked {
-                        at: from_ts(at)?,
-                        reason: row.revocation_reason.unwrap_or(0),
-                    },
-                    None => ocsp::Status::Good,
-                };
+                let status = ocsp::Status::from_revocation(row.revoked_at, row.revocation_reason)?;
                 let p = self.presign(&cert, key.as_ref(), &serial, status, now)?;
                 tx.set_leaf_ocsp(&row.id, &p, seq)?;
                 refreshed += 1;

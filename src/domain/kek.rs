@@ -190,8 +190,8 @@ pub fn check_held(state: &KekState, ring: &KeyRing) -> Result<()> {
     } else if let Some(current) = state.current {
         if !ring.holds(current) {
             return Err(PkiError::Kek(format!(
-                "the current key-encryption key is {current}; this process holds {} \
-                 (after a completed rotation, start with the new KEK)",
+                "the keys are sealed with another key-encryption key: the current key-encryption key is \
+                 {current}; this process holds {} (after a completed rotation, start with the new KEK)",
                 ids(ring)
             )));
         }

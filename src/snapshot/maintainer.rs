@@ -23,7 +23,7 @@ use crate::observability::Metrics;
 use crate::store::{CaRow, ChangeKind, LeafStatusRow, StoreError, TxMode};
 use crate::x509::crl::CrlEntries;
 use crate::x509::ocsp::{CertIdHash, IssuerHashes, Status};
-use crate::x509::{pem, X509Error};
+use crate::x509::{pem, RevocationReason, X509Error};
 
 /// Wakes the maintainer.
 #[derive(Debug, Default)]
@@ -68,12 +68,13 @@ struct CrlState {
 }
 
 impl CrlState {
-    fn add(&mut self, serial: &[u8], at: i64, reason: u8) -> Result<bool> {
+    fn add(&mut self, serial: &[u8], at: i64, reason: Option<RevocationReason>) -> Result<bool> {
         if !self.serials.insert(serial.to_vec()) {
             return Ok(false);
         }
         let at = OffsetDateTime::from_unix_timestamp(at).map_err(|e| X509Error::Time(e.to_string()))?;
-        self.entries.push(serial, at, reason)?;
+        self.entries
+            .push(serial, at, reason.unwrap_or(RevocationReason::Unspecified))?;
         Ok(true)
     }
 }
@@ -142,13 +143,7 @@ fn cert_state(status: Status, ocsp: crate::store::Presigned, validity: time::Dur
 }
 
 fn leaf_status(row: &LeafStatusRow) -> Result<Status> {
-    Ok(match row.revoked_at {
-        Some(at) => Status::Revoked {
-            at: OffsetDateTime::from_unix_timestamp(at).map_err(|e| X509Error::Time(e.to_string()))?,
-            reason: row.revocation_reason.unwrap_or(0),
-        },
-        None => Status::Good,
-    })
+    Ok(Status::from_revocation(row.revoked_at, row.revocation_reason)?)
 }
 
 impl Maintainer {
@@ -245,7 +240,7 @@ impl Maintainer {
         let status = leaf_status(row)?;
         if let Some(at) = row.revoked_at {
             let crl = self.crls.entry(row.ca_id.clone()).or_default();
-            if crl.add(&serial, at, row.revocation_reason.unwrap_or(0))? {
+            if crl.add(&serial, at, row.revocation_reason)? {
                 self.dirty.insert(row.ca_id.clone());
             }
         }
@@ -265,18 +260,12 @@ impl Maintainer {
         let serial = parsed.tbs_certificate.serial_number.as_bytes().to_vec();
         if let Some(at) = row.revoked_at {
             let crl = self.crls.entry(parent.clone()).or_default();
-            if crl.add(&serial, at, row.revocation_reason.unwrap_or(0))? {
+            if crl.add(&serial, at, row.revocation_reason)? {
                 self.dirty.insert(parent.clone());
             }
         }
         if let Some(ocsp) = &row.ocsp {
-            let status = match row.revoked_at {
-                Some(at) => Status::Revoked {
-                    at: OffsetDateTime::from_unix_timestamp(at).map_err(|e| X509Error::Time(e.to_string()))?,
-                    reason: row.revocation_reason.unwrap_or(0),
-                },
-                None => Status::Good,
-            };
+            let status = Status::from_revocation(row.revoked_at, row.revocation_reason)?;
             let validity = self.pki.settings().timings.ocsp_validity;
             self.upsert_cert(parent, &serial, cert_state(status, ocsp.clone(), validity));
         }
@@ -383,7 +372,7 @@ impl Maintainer {
         for row in page {
             let serial = hex_bytes(&row.serial)?;
             if let Some(at) = row.revoked_at {
-                crl.add(&serial, at, row.revocation_reason.unwrap_or(0))?;
+                crl.add(&serial, at, row.revocation_reason)?;
             }
             let status = leaf_status(&row)?;
             if let (Some(ocsp), Some(key)) = (row.ocsp, SerialKey::new(&serial)) {

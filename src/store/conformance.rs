@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use super::{
     AuditRow, CaRow, ChangeKind, CrlRow, DelegateRow, LeafFilter, LeafQuery, LeafRow, LeafStatusRow, PgStore,
-    Presigned, SealedTable, SqliteStore, Store, StoreError, TokenRow, TxMode,
+    Presigned, RevocationReason, SealedTable, SqliteStore, Store, StoreError, TokenRow, TxMode,
 };
 
 /// A backend under test.
@@ -355,7 +355,7 @@ fn ca_roundtrip_and_unique_common_name(h: &dyn Harness) {
     let mut root = ca("a", "Root", None);
     root.csr = Some(vec![9]);
     root.revoked_at = Some(7);
-    root.revocation_reason = Some(4);
+    root.revocation_reason = Some(RevocationReason::Superseded);
     root.crl_number = 3;
     root.ocsp = Some(presigned(1, 5));
     tx.insert_ca(&root, Some(b"k")).unwrap();
@@ -441,7 +441,7 @@ fn optimistic_update_and_tombstones(h: &dyn Harness) {
     row.row_version = 2;
     row.status = "revoked".into();
     row.revoked_at = Some(10);
-    row.revocation_reason = Some(5);
+    row.revocation_reason = Some(RevocationReason::CessationOfOperation);
     row.ocsp = Some(presigned(3, 10));
     row.chain = vec![vec![8]];
     tx.update_ca(&row).unwrap();
@@ -492,7 +492,7 @@ fn cas_order_and_children(h: &dyn Harness) {
     let revoke = |row: &mut CaRow| {
         row.row_version += 1;
         row.revoked_at = Some(5);
-        row.revocation_reason = Some(1);
+        row.revocation_reason = Some(RevocationReason::KeyCompromise);
     };
     let mut b = tx.ca("b").unwrap().unwrap();
     revoke(&mut b);
@@ -586,13 +586,15 @@ fn leaves_filter_page_and_revoke_once(h: &dyn Harness) {
     assert!(tx.leaf("nope").unwrap().is_none());
 
     let p = presigned(1, 50);
-    assert!(tx.revoke_leaf("l0", 50, 1, &p).unwrap());
-    assert!(!tx.revoke_leaf("l0", 51, 2, &presigned(2, 51)).unwrap());
-    assert!(!tx.revoke_leaf("nope", 51, 2, &p).unwrap());
+    assert!(tx.revoke_leaf("l0", 50, RevocationReason::KeyCompromise, &p).unwrap());
+    assert!(!tx
+        .revoke_leaf("l0", 51, RevocationReason::CaCompromise, &presigned(2, 51))
+        .unwrap());
+    assert!(!tx.revoke_leaf("nope", 51, RevocationReason::CaCompromise, &p).unwrap());
     let l0 = tx.leaf("l0").unwrap().unwrap();
     assert_eq!(
         (l0.revoked_at, l0.revocation_reason, l0.ocsp),
-        (Some(50), Some(1), Some(p))
+        (Some(50), Some(RevocationReason::KeyCompromise), Some(p))
     );
 
     // l0 revoked; l1..l7 and l10 active at 50; l8, l9 expired; m5 on j.
@@ -709,7 +711,9 @@ fn leaves_due_for_ocsp_ordering(h: &dyn Harness) {
     }
     // Revoked leaves are re-signed too.
     tx.insert_leaf(&leaf("r", "i", "FF", 100)).unwrap();
-    assert!(tx.revoke_leaf("r", 15, 1, &presigned(2, 15)).unwrap());
+    assert!(tx
+        .revoke_leaf("r", 15, RevocationReason::KeyCompromise, &presigned(2, 15))
+        .unwrap());
 
     // Never signed first, then oldest first; `signed_before` is exclusive.
     assert_eq!(
@@ -720,7 +724,7 @@ fn leaves_due_for_ocsp_ordering(h: &dyn Harness) {
     assert_eq!(status_ids(&tx.leaves_due_for_ocsp(10, 10).unwrap()), ["never"]);
     let due = tx.leaves_due_for_ocsp(16, 10).unwrap();
     assert_eq!(due[2].revoked_at, Some(15));
-    assert_eq!(due[2].revocation_reason, Some(1));
+    assert_eq!(due[2].revocation_reason, Some(RevocationReason::KeyCompromise));
     assert_eq!(due[2].ocsp, Some(presigned(2, 15)));
     tx.commit().unwrap();
 }
@@ -759,7 +763,7 @@ fn leaf_status_page_and_status(h: &dyn Harness) {
     assert!(tx.leaf_status_page("nobody", 0, 10).unwrap().is_empty());
 
     let p = presigned(3, 60);
-    assert!(tx.revoke_leaf("l2", 60, 4, &p).unwrap());
+    assert!(tx.revoke_leaf("l2", 60, RevocationReason::Superseded, &p).unwrap());
     let full = tx.leaf("l2").unwrap().unwrap();
     assert_eq!(
         tx.leaf_status("l2").unwrap().unwrap(),
@@ -770,7 +774,7 @@ fn leaf_status_page_and_status(h: &dyn Harness) {
             serial: full.serial,
             not_after: 103,
             revoked_at: Some(60),
-            revocation_reason: Some(4),
+            revocation_reason: Some(RevocationReason::Superseded),
             ocsp: Some(p),
         }
     );

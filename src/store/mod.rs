@@ -16,6 +16,7 @@ mod pg_tls;
 pub mod postgres;
 pub mod sqlite;
 
+pub use crate::x509::RevocationReason;
 pub use pg_tls::{PgConnector, SslMode};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -52,6 +53,18 @@ impl From<rusqlite::Error> for StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// The one decoding of a stored reason code (the column holds RFC 5280's
+/// CRLReason value): an unknown code is corruption, never a guess.
+pub(crate) fn reason_from_column(code: Option<i64>) -> Result<Option<RevocationReason>> {
+    code.map(|c| {
+        u8::try_from(c)
+            .ok()
+            .and_then(RevocationReason::from_code)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown revocation reason code {c}")))
+    })
+    .transpose()
+}
+
 /// A certification authority as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaRow {
@@ -67,7 +80,7 @@ pub struct CaRow {
     pub csr: Option<Vec<u8>>,
     /// Unix seconds.
     pub revoked_at: Option<i64>,
-    pub revocation_reason: Option<u8>,
+    pub revocation_reason: Option<RevocationReason>,
     /// Incremented on every update; the basis of the entity's eTag.
     pub row_version: i64,
     /// Highest CRL number issued for this CA (0: none yet).
@@ -95,7 +108,7 @@ pub struct LeafStatusRow {
     pub serial: String,
     pub not_after: i64,
     pub revoked_at: Option<i64>,
-    pub revocation_reason: Option<u8>,
+    pub revocation_reason: Option<RevocationReason>,
     pub ocsp: Option<Presigned>,
 }
 
@@ -163,7 +176,7 @@ pub struct LeafRow {
     /// Unix seconds.
     pub not_after: i64,
     pub revoked_at: Option<i64>,
-    pub revocation_reason: Option<u8>,
+    pub revocation_reason: Option<RevocationReason>,
     pub doc: String,
     pub der: Vec<u8>,
     pub ocsp: Option<Presigned>,
@@ -335,7 +348,7 @@ pub trait Tx {
     fn count_leaves(&mut self, ca_id: Option<&str>, filter: LeafFilter) -> Result<u64>;
     /// Revokes a leaf that is not yet revoked, storing its new pre-signed
     /// answers; returns false if it already was revoked.
-    fn revoke_leaf(&mut self, id: &str, at: i64, reason: u8, ocsp: &Presigned) -> Result<bool>;
+    fn revoke_leaf(&mut self, id: &str, at: i64, reason: RevocationReason, ocsp: &Presigned) -> Result<bool>;
     /// Replaces a leaf's pre-signed answers, tagging them with change `seq`.
     fn set_leaf_ocsp(&mut self, id: &str, ocsp: &Presigned, seq: i64) -> Result<()>;
     /// Leaves whose answers were signed before `signed_before` (oldest first).

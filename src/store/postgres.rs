@@ -48,7 +48,7 @@ use super::pg_tls::{describe_tls_error, PgConnector};
 use super::sqlite::{join_chain, split_chain};
 use super::{
     AuditRow, CaRow, Change, ChangeKind, CrlRow, DelegateRow, LeafFilter, LeafQuery, LeafRow, LeafStatusRow, Presigned,
-    Result, SealedTable, Store, StoreError, TokenRow, Tx, TxMode,
+    Result, RevocationReason, SealedTable, Store, StoreError, TokenRow, Tx, TxMode,
 };
 
 /// Schema migrations, applied in order, one to one with SQLite's (version `n`
@@ -629,10 +629,8 @@ fn get<'a, T: FromSql<'a>>(r: &'a Row, i: usize) -> Result<T> {
     Ok(r.try_get(i)?)
 }
 
-fn reason(r: &Row, i: usize) -> Result<Option<u8>> {
-    get::<Option<i64>>(r, i)?
-        .map(|n| u8::try_from(n).map_err(|_| StoreError::Corrupt(format!("revocation reason {n}"))))
-        .transpose()
+fn reason(r: &Row, i: usize) -> Result<Option<RevocationReason>> {
+    super::reason_from_column(get(r, i)?)
 }
 
 fn count(r: &Row) -> Result<u64> {
@@ -865,7 +863,7 @@ impl Tx for PgTx {
                 &row.csr,
                 &sealed_key,
                 &row.revoked_at,
-                &row.revocation_reason.map(i64::from),
+                &row.revocation_reason.map(|r| i64::from(r.code())),
                 &row.row_version,
                 &row.crl_number,
                 &row.ocsp.as_ref().map(|o| o.sha1.as_slice()),
@@ -892,7 +890,7 @@ impl Tx for PgTx {
                 &join_chain(&row.chain),
                 &row.csr,
                 &row.revoked_at,
-                &row.revocation_reason.map(i64::from),
+                &row.revocation_reason.map(|r| i64::from(r.code())),
                 &row.row_version,
                 &row.ocsp.as_ref().map(|o| o.sha1.as_slice()),
                 &row.ocsp.as_ref().map(|o| o.sha256.as_slice()),
@@ -962,7 +960,7 @@ impl Tx for PgTx {
                 &row.serial,
                 &row.not_after,
                 &row.revoked_at,
-                &row.revocation_reason.map(i64::from),
+                &row.revocation_reason.map(|r| i64::from(r.code())),
                 &row.doc,
                 &row.der,
                 &row.ocsp.as_ref().map(|o| o.sha1.as_slice()),
@@ -1016,14 +1014,14 @@ impl Tx for PgTx {
         count(&row)
     }
 
-    fn revoke_leaf(&mut self, id: &str, at: i64, reason: u8, ocsp: &Presigned) -> Result<bool> {
+    fn revoke_leaf(&mut self, id: &str, at: i64, reason: RevocationReason, ocsp: &Presigned) -> Result<bool> {
         let n = self.execute(
             "UPDATE leaves SET revoked_at = $1, revocation_reason = $2, ocsp_sha1 = $3, ocsp_sha256 = $4,
                                ocsp_this_update = $5
              WHERE id = $6 AND revoked_at IS NULL",
             &[
                 &at,
-                &i64::from(reason),
+                &i64::from(reason.code()),
                 &ocsp.sha1,
                 &ocsp.sha256,
                 &ocsp.this_update,

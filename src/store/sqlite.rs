@@ -11,7 +11,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{
     AuditRow, CaRow, Change, ChangeKind, CrlRow, DelegateRow, LeafFilter, LeafQuery, LeafRow, LeafStatusRow, Presigned,
-    Result, SealedTable, Store, StoreError, TokenRow, Tx, TxMode,
+    Result, RevocationReason, SealedTable, Store, StoreError, TokenRow, Tx, TxMode,
 };
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how
@@ -324,6 +324,12 @@ fn presigned(r: &Row<'_>, first: usize) -> rusqlite::Result<Option<Presigned>> {
     })
 }
 
+/// A stored reason code, decoded once for every row kind.
+fn reason(r: &Row<'_>, i: usize) -> rusqlite::Result<Option<RevocationReason>> {
+    super::reason_from_column(r.get(i)?)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Integer, Box::new(e)))
+}
+
 fn ca_row(r: &Row<'_>) -> rusqlite::Result<CaRow> {
     let chain: Option<Vec<u8>> = r.get(6)?;
     Ok(CaRow {
@@ -336,7 +342,7 @@ fn ca_row(r: &Row<'_>) -> rusqlite::Result<CaRow> {
         chain: split_chain(chain.as_deref().unwrap_or_default()),
         csr: r.get(7)?,
         revoked_at: r.get(8)?,
-        revocation_reason: r.get(9)?,
+        revocation_reason: reason(r, 9)?,
         row_version: r.get(10)?,
         crl_number: r.get(11)?,
         ocsp: presigned(r, 12)?,
@@ -383,7 +389,7 @@ fn leaf_status_row(r: &Row<'_>) -> rusqlite::Result<LeafStatusRow> {
         serial: r.get(3)?,
         not_after: r.get(4)?,
         revoked_at: r.get(5)?,
-        revocation_reason: r.get(6)?,
+        revocation_reason: reason(r, 6)?,
         ocsp: presigned(r, 7)?,
     })
 }
@@ -396,7 +402,7 @@ fn leaf_row(r: &Row<'_>) -> rusqlite::Result<LeafRow> {
         serial: r.get(3)?,
         not_after: r.get(4)?,
         revoked_at: r.get(5)?,
-        revocation_reason: r.get(6)?,
+        revocation_reason: reason(r, 6)?,
         doc: r.get(7)?,
         der: r.get(8)?,
         ocsp: presigned(r, 9)?,
@@ -525,7 +531,7 @@ impl Tx for SqliteTx<'_> {
                 row.csr,
                 sealed_key,
                 row.revoked_at,
-                row.revocation_reason,
+                row.revocation_reason.map(RevocationReason::code),
                 row.row_version,
                 row.crl_number,
                 order,
@@ -553,7 +559,7 @@ impl Tx for SqliteTx<'_> {
                 join_chain(&row.chain),
                 row.csr,
                 row.revoked_at,
-                row.revocation_reason,
+                row.revocation_reason.map(RevocationReason::code),
                 row.row_version,
                 row.ocsp.as_ref().map(|o| &o.sha1),
                 row.ocsp.as_ref().map(|o| &o.sha256),
@@ -623,7 +629,7 @@ impl Tx for SqliteTx<'_> {
                 row.serial,
                 row.not_after,
                 row.revoked_at,
-                row.revocation_reason,
+                row.revocation_reason.map(RevocationReason::code),
                 row.doc,
                 row.der,
                 row.ocsp.as_ref().map(|o| &o.sha1),
@@ -683,7 +689,7 @@ impl Tx for SqliteTx<'_> {
         Ok(n as u64)
     }
 
-    fn revoke_leaf(&mut self, id: &str, at: i64, reason: u8, ocsp: &Presigned) -> Result<bool> {
+    fn revoke_leaf(&mut self, id: &str, at: i64, reason: RevocationReason, ocsp: &Presigned) -> Result<bool> {
         let n = self
             .conn
             .prepare_cached(
@@ -691,7 +697,7 @@ impl Tx for SqliteTx<'_> {
                                    ocsp_this_update = ?
                  WHERE id = ? AND revoked_at IS NULL",
             )?
-            .execute(params![at, reason, ocsp.sha1, ocsp.sha256, ocsp.this_update, id])?;
+            .execute(params![at, reason.code(), ocsp.sha1, ocsp.sha256, ocsp.this_update, id])?;
         Ok(n == 1)
     }
 

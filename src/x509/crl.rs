@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use x509_cert::certificate::Version;
 use x509_cert::crl::RevokedCert;
 use x509_cert::ext::pkix::crl::dp::IssuingDistributionPoint;
-use x509_cert::ext::pkix::crl::CrlReason;
+
 use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
 use x509_cert::ext::pkix::{AuthorityKeyIdentifier, CrlNumber};
 use x509_cert::ext::{AsExtension, Extension, Extensions};
@@ -21,7 +21,7 @@ use x509_cert::time::Time;
 
 use super::cert::x509_time;
 use super::keys::Signer;
-use super::X509Error;
+use super::{RevocationReason, X509Error};
 
 /// RFC 5280 §5.2.5 id-ce-issuingDistributionPoint.
 pub const ID_CE_ISSUING_DISTRIBUTION_POINT: der::asn1::ObjectIdentifier =
@@ -34,29 +34,20 @@ pub struct CrlEntries {
     count: usize,
 }
 
-fn crl_reason(code: u8) -> Option<CrlReason> {
-    Some(match code {
-        1 => CrlReason::KeyCompromise,
-        2 => CrlReason::CaCompromise,
-        3 => CrlReason::AffiliationChanged,
-        4 => CrlReason::Superseded,
-        5 => CrlReason::CessationOfOperation,
-        9 => CrlReason::PrivilegeWithdrawn,
-        10 => CrlReason::AaCompromise,
-        // unspecified: the reasonCode extension SHOULD be absent (§5.3.1).
-        _ => return None,
-    })
-}
-
 impl CrlEntries {
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Appends one revoked certificate.
-    pub fn push(&mut self, serial: &[u8], revoked_at: OffsetDateTime, reason: u8) -> Result<(), X509Error> {
+    pub fn push(
+        &mut self,
+        serial: &[u8],
+        revoked_at: OffsetDateTime,
+        reason: RevocationReason,
+    ) -> Result<(), X509Error> {
         let empty = Name::default();
-        let crl_entry_extensions = match crl_reason(reason) {
+        let crl_entry_extensions = match reason.crl_reason() {
             Some(r) => Some(vec![r.to_extension(&empty, &[])?]),
             None => None,
         };
@@ -203,8 +194,10 @@ mod tests {
         .unwrap();
         let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
         let mut entries = CrlEntries::new();
-        entries.push(&[0x01, 0x02], now, 1).unwrap();
-        entries.push(&[0x7f; 16], now, 0).unwrap();
+        entries
+            .push(&[0x01, 0x02], now, RevocationReason::KeyCompromise)
+            .unwrap();
+        entries.push(&[0x7f; 16], now, RevocationReason::Unspecified).unwrap();
         let params = CrlParams {
             issuer: &name,
             issuer_key_id: &[1; 20],

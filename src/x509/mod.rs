@@ -12,8 +12,10 @@ pub mod names;
 pub mod ocsp;
 pub mod oids;
 pub mod pem;
+pub mod reason;
 
 pub use keys::{HashAlgorithm, KeyAlgorithm, Signer, SoftwareKey};
+pub use reason::RevocationReason;
 
 /// What can go wrong while building or checking X.509 objects.
 #[derive(Debug, thiserror::Error)]

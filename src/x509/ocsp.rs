@@ -10,7 +10,6 @@ use der::{Decode, Encode};
 use spki::AlgorithmIdentifierOwned;
 use time::OffsetDateTime;
 use x509_cert::certificate::Certificate;
-use x509_cert::ext::pkix::crl::CrlReason;
 use x509_cert::ext::Extension;
 use x509_cert::serial_number::SerialNumber;
 use x509_ocsp::{
@@ -19,7 +18,7 @@ use x509_ocsp::{
 };
 
 use super::keys::Signer;
-use super::X509Error;
+use super::{RevocationReason, X509Error};
 
 pub const SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.26");
 pub const SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
@@ -129,12 +128,26 @@ impl IssuerHashes {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
     Good,
-    /// Revocation time and RFC 5280 reason code.
+    /// Revocation time and reason.
     Revoked {
         at: OffsetDateTime,
-        reason: u8,
+        reason: RevocationReason,
     },
     Unknown,
+}
+
+impl Status {
+    /// The one conversion from stored revocation facts (unix seconds and
+    /// reason, as the store keeps them) to an OCSP status.
+    pub fn from_revocation(revoked_at: Option<i64>, reason: Option<RevocationReason>) -> Result<Status, X509Error> {
+        Ok(match revoked_at {
+            Some(at) => Status::Revoked {
+                at: OffsetDateTime::from_unix_timestamp(at).map_err(|e| X509Error::Time(e.to_string()))?,
+                reason: reason.unwrap_or(RevocationReason::Unspecified),
+            },
+            None => Status::Good,
+        })
+    }
 }
 
 /// One SingleResponse to sign.
@@ -151,22 +164,6 @@ fn gtime(t: OffsetDateTime) -> Result<OcspGeneralizedTime, X509Error> {
     Ok(OcspGeneralizedTime(GeneralizedTime::from_unix_duration(
         std::time::Duration::from_secs(secs),
     )?))
-}
-
-fn reason(code: u8) -> Option<CrlReason> {
-    Some(match code {
-        1 => CrlReason::KeyCompromise,
-        2 => CrlReason::CaCompromise,
-        3 => CrlReason::AffiliationChanged,
-        4 => CrlReason::Superseded,
-        5 => CrlReason::CessationOfOperation,
-        6 => CrlReason::CertificateHold,
-        8 => CrlReason::RemoveFromCRL,
-        9 => CrlReason::PrivilegeWithdrawn,
-        10 => CrlReason::AaCompromise,
-        // unspecified (0) SHOULD be omitted (RFC 5280 §5.3.1).
-        _ => return None,
-    })
 }
 
 /// Who signs, and the certificate to include when it is a delegated responder.
@@ -189,9 +186,9 @@ pub fn sign_response(
             let cert_status = match a.status {
                 Status::Good => CertStatus::good(),
                 Status::Unknown => CertStatus::unknown(),
-                Status::Revoked { at, reason: code } => CertStatus::revoked(RevokedInfo {
+                Status::Revoked { at, reason } => CertStatus::revoked(RevokedInfo {
                     revocation_time: gtime(at)?,
-                    revocation_reason: reason(code),
+                    revocation_reason: reason.crl_reason(),
                 }),
             };
             Ok(SingleResponse {
