@@ -47,7 +47,7 @@ pub const ROUTES: [&str; 8] = [
 const STATUSES: [u16; 16] = [
     200, 201, 204, 304, 400, 401, 403, 404, 405, 408, 409, 412, 413, 414, 500, 503,
 ];
-const OUTCOMES: [&str; 5] = ["good", "revoked", "unknown", "unauthorized", "malformed"];
+const OUTCOMES: [&str; 6] = ["good", "revoked", "unknown", "unauthorized", "malformed", "try_later"];
 
 impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

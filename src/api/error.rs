@@ -10,6 +10,7 @@ use serde_json::json;
 use crate::domain::PkiError;
 use crate::http::responder::Body;
 use crate::store::StoreError;
+use crate::x509::X509Error;
 
 /// An API failure with its HTTP status and Graph error code.
 #[derive(Debug)]
@@ -92,6 +93,17 @@ impl ApiError {
             )
         }
     }
+    /// Another writer holds the database: nothing was changed; retry shortly.
+    pub fn busy() -> Self {
+        ApiError {
+            retry_after: Some(1),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                "the store is busy; nothing was changed, retry",
+            )
+        }
+    }
     pub fn internal(detail: impl std::fmt::Display) -> Self {
         // The detail goes to the log, not to the caller.
         tracing::error!(error = %detail, "internal API error");
@@ -135,17 +147,67 @@ impl From<PkiError> for ApiError {
             | PkiError::DuplicateCommonName(_)
             | PkiError::AlreadyRevoked(_)
             | PkiError::CaLimitReached(_) => Self::new(StatusCode::CONFLICT, "Conflict", msg),
-            PkiError::Invalid(_) | PkiError::Rejected(_) | PkiError::AmbiguousSerial(_) | PkiError::X509(_) => {
-                Self::bad_request(msg)
-            }
+            PkiError::Invalid(_) | PkiError::Rejected(_) | PkiError::AmbiguousSerial(_) => Self::bad_request(msg),
+            // What a caller's input can cause; the rest of X.509 (signing,
+            // stored DER, clocks) is ours to fix: a 500 with a request id.
+            PkiError::X509(
+                X509Error::InvalidName(_)
+                | X509Error::WeakKey(_)
+                | X509Error::UnsupportedAlgorithm(_)
+                | X509Error::Pem(_),
+            ) => Self::bad_request(msg),
             PkiError::PreconditionFailed => Self::new(StatusCode::PRECONDITION_FAILED, "PreconditionFailed", msg),
-            PkiError::Store(StoreError::Backend(ref m)) if m.contains("database is locked") => Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "ServiceUnavailable",
-                "the store is busy; retry",
-            ),
+            PkiError::Store(StoreError::Busy) => Self::busy(),
             PkiError::Store(StoreError::Unavailable(_)) => Self::unavailable(),
             other => Self::internal(other),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(e: PkiError) -> (StatusCode, &'static str, Option<u64>) {
+        let a = ApiError::from(e);
+        (a.status, a.code, a.retry_after)
+    }
+
+    #[test]
+    fn internal_failures_are_500_not_400() {
+        // A signing failure or a corrupt stored DER is ours, not the caller's.
+        assert_eq!(
+            status(PkiError::X509(X509Error::Crypto("sign"))).0,
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        assert_eq!(
+            status(PkiError::X509(X509Error::Der(der::Error::incomplete(
+                der::Length::ZERO
+            ))))
+            .0,
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        assert_eq!(
+            status(PkiError::Store(StoreError::Corrupt("x".into()))).0,
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        // What the caller sent stays a 400.
+        assert_eq!(
+            status(PkiError::X509(X509Error::InvalidName("countryName".into()))).0,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(status(PkiError::Rejected("csr".into())).0, StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn a_busy_store_is_a_typed_503_with_retry_after() {
+        let busy = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY), None);
+        assert!(matches!(StoreError::from(busy), StoreError::Busy));
+        let locked = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_LOCKED), None);
+        assert!(matches!(StoreError::from(locked), StoreError::Busy));
+        assert_eq!(
+            status(PkiError::Store(StoreError::Busy)),
+            (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", Some(1))
+        );
     }
 }

@@ -140,6 +140,7 @@ fn rbac_error(e: RbacError) -> ApiError {
     match e {
         RbacError::BadTokenId => ApiError::bad_request(e.to_string()),
         RbacError::Store(crate::store::StoreError::Unavailable(_)) => ApiError::unavailable(),
+        RbacError::Store(crate::store::StoreError::Busy) => ApiError::busy(),
         other => ApiError::internal(other),
     }
 }
@@ -523,6 +524,7 @@ impl Api {
             .map_err(|e| match e {
                 RbacError::TokenRevoked => ApiError::unauthorized("the bearer token was revoked"),
                 RbacError::Store(crate::store::StoreError::Unavailable(_)) => ApiError::unavailable(),
+                RbacError::Store(crate::store::StoreError::Busy) => ApiError::busy(),
                 other => ApiError::internal(other.to_string()),
             })
     }

@@ -951,11 +951,14 @@ impl Pki {
     /// this CA's key, signed by the first certificate of `chain`, and the
     /// chain must verify up to a self-signed root.
     pub fn upload_signed_certificate(&self, id: &str, signed: &[u8], chain: &[u8]) -> Result<CertificationAuthority> {
-        let cert_der = pem::decode_one(signed, &["CERTIFICATE"])?;
+        let cert_der = pem::decode_one(signed, &["CERTIFICATE"])
+            .map_err(|e| PkiError::Rejected(format!("signed certificate: {e}")))?;
         let leaf =
             ParsedCert::from_der(&cert_der).map_err(|e| PkiError::Rejected(format!("signed certificate: {e}")))?;
         let mut chain_certs = Vec::new();
-        for der in pem::decode_all(chain, &["CERTIFICATE"])? {
+        let chain_ders =
+            pem::decode_all(chain, &["CERTIFICATE"]).map_err(|e| PkiError::Rejected(format!("trust chain: {e}")))?;
+        for der in chain_ders {
             chain_certs
                 .push(ParsedCert::from_der(&der).map_err(|e| PkiError::Rejected(format!("chain certificate: {e}")))?);
         }

@@ -322,7 +322,7 @@ impl Responder {
         };
         let snap = self.published.load();
         if !snap.ready {
-            return self.error(ErrorAnswer::TryLater, Outcome::Unauthorized);
+            return self.error(ErrorAnswer::TryLater, Outcome::TryLater);
         }
         match snap.answer_ocsp(&req) {
             OcspDecision::Error(answer, outcome) => self.error(answer, outcome),
@@ -377,8 +377,9 @@ impl Responder {
                         ocsp_uncacheable(body, nonce.is_some())
                     }
                     None => {
+                        let _ = outcome; // what it would have been; it is tryLater
                         self.metrics.on_demand_rejected.inc();
-                        self.error(ErrorAnswer::TryLater, outcome)
+                        self.error(ErrorAnswer::TryLater, Outcome::TryLater)
                     }
                 }
             }

@@ -290,6 +290,8 @@ pub enum Outcome {
     Unknown,
     Unauthorized,
     Malformed,
+    /// Not ready yet, or on-demand signing is saturated.
+    TryLater,
 }
 
 impl Outcome {
@@ -300,6 +302,7 @@ impl Outcome {
             Outcome::Unknown => "unknown",
             Outcome::Unauthorized => "unauthorized",
             Outcome::Malformed => "malformed",
+            Outcome::TryLater => "try_later",
         }
     }
 }

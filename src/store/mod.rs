@@ -43,11 +43,18 @@ pub enum StoreError {
     /// The database URL or its TLS settings are wrong: nothing to retry.
     #[error("invalid database settings: {0}")]
     Settings(String),
+    /// Another writer held the database past the busy timeout; nothing was
+    /// written, and retrying later will do.
+    #[error("the database is busy")]
+    Busy,
 }
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        StoreError::Backend(e.to_string())
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => StoreError::Busy,
+            _ => StoreError::Backend(e.to_string()),
+        }
     }
 }
 
