@@ -8,6 +8,7 @@ bash scripts/install-test-deps.sh
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
+bash scripts/check-layers.sh
 # The PostgreSQL store's tests use the server CLOUDPKI_TEST_POSTGRES names;
 # unless the caller set one, run a throwaway cluster for this run, on a free
 # port (a cluster a plain `cargo test` left running may hold 55432).

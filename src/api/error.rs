@@ -8,9 +8,12 @@ use http_body_util::Full;
 use serde_json::json;
 
 use crate::domain::PkiError;
-use crate::http::responder::Body;
 use crate::store::StoreError;
 use crate::x509::X509Error;
+
+/// A complete response body. The API builds whole responses and knows
+/// nothing of the HTTP layer above it (which serves it).
+pub type Body = Full<Bytes>;
 
 /// An API failure with its HTTP status and Graph error code.
 #[derive(Debug)]

@@ -24,9 +24,9 @@ use crate::domain::audit;
 use crate::domain::{
     CaStatus, CaType, CertificationAuthority, LeafListQuery, NewCa, NewLeaf, Pki, PkiError, RevocationReason,
 };
-use crate::http::responder::Body;
 use crate::x509::names::SubjectParts;
 use error::ApiError;
+pub use error::Body;
 use routes::{Match, Op};
 
 pub const BASE: &str = "/beta/deviceManagement";
