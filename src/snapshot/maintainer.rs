@@ -190,13 +190,18 @@ impl Maintainer {
             .iter()
             .map(|h| IssuerHashes::of(&parsed, *h))
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        // A keyless node signs nothing: it serves what signers stored.
-        let responder = match self.pki.ocsp_responder(&row.id) {
-            _ if !self.pki.holds_keys() => None,
-            Ok(k) => Some(k),
-            Err(e) => {
-                tracing::warn!(ca = %row.id, error = %e, "no OCSP signing key: on-demand answers unavailable");
-                None
+        // A keyless node signs nothing: it serves what signers stored, and
+        // never asks for a key (which opens a write transaction: on
+        // PostgreSQL the fleet-wide writer lock).
+        let responder = if !self.pki.holds_keys() {
+            None
+        } else {
+            match self.pki.ocsp_responder(&row.id) {
+                Ok(k) => Some(k),
+                Err(e) => {
+                    tracing::warn!(ca = %row.id, error = %e, "no OCSP signing key: on-demand answers unavailable");
+                    None
+                }
             }
         };
         Ok(Some(CaState {
@@ -601,5 +606,96 @@ impl Maintainer {
             }
             self.wake.wait(self.poll);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+    use crate::config::{open, OpenOptions};
+    use crate::domain::{CaType, NewCa};
+    use crate::store::{SqliteStore, Store, Tx};
+    use crate::x509::names::SubjectParts;
+    use crate::x509::{HashAlgorithm, KeyAlgorithm};
+
+    /// Counts the write transactions begun through it.
+    struct CountingStore {
+        inner: SqliteStore,
+        writes: AtomicUsize,
+    }
+
+    impl Store for CountingStore {
+        fn begin(&self, mode: TxMode) -> crate::store::Result<Box<dyn Tx + '_>> {
+            if mode == TxMode::Write {
+                self.writes.fetch_add(1, Ordering::SeqCst);
+            }
+            self.inner.begin(mode)
+        }
+    }
+
+    #[test]
+    fn keyless_responders_never_open_a_write_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = OpenOptions {
+            data_dir: dir.path().to_path_buf(),
+            public_url: Some("http://127.0.0.1:1".into()),
+            kek_file: None,
+            kek_base64: None,
+            next_kek_files: Vec::new(),
+            next_kek_base64: None,
+            max_cas: None,
+            ocsp_signing: None,
+            database: None,
+            keyless: false,
+        };
+        let signer = open(&opts).unwrap();
+        let ca = |ca_type, cn: &str, issuer: Option<String>| NewCa {
+            ca_type,
+            display_name: None,
+            description: None,
+            subject: SubjectParts {
+                common_name: cn.into(),
+                ..Default::default()
+            },
+            issuer_id: issuer,
+            key_size: KeyAlgorithm::EcP256,
+            hash: HashAlgorithm::Sha256,
+            validity_years: if ca_type == CaType::RootCertificationAuthority {
+                10
+            } else {
+                5
+            },
+            ekus: vec![],
+            role_scope_tag_ids: vec![],
+        };
+        let root = signer
+            .create_ca(ca(CaType::RootCertificationAuthority, "R", None))
+            .unwrap();
+        signer
+            .create_ca(ca(CaType::IssuingCertificationAuthority, "I", Some(root.id.clone())))
+            .unwrap();
+        let store = Arc::new(CountingStore {
+            inner: SqliteStore::open(&dir.path().join("cloudpki.db")).unwrap(),
+            writes: AtomicUsize::new(0),
+        });
+        let keyless = Arc::new(Pki::new(
+            store.clone(),
+            None,
+            Arc::new(crate::clock::SystemClock),
+            signer.settings().clone(),
+        ));
+        let published: Published = Arc::new(arc_swap::ArcSwap::from_pointee(Snapshot::empty()));
+        let mut m = Maintainer::new(
+            keyless,
+            published.clone(),
+            Arc::new(super::super::SyncState::default()),
+            Arc::new(Metrics::new().unwrap()),
+            Arc::new(Wake::default()),
+        );
+        m.load().unwrap();
+        assert_eq!(published.load().cas.len(), 2, "both CAs are served");
+        assert_eq!(store.writes.load(Ordering::SeqCst), 0, "a keyless load wrote");
     }
 }
