@@ -429,6 +429,14 @@ fn body<T: serde::de::DeserializeOwned>(req: &ApiRequest<'_>) -> Result<T, ApiEr
     serde_json::from_slice(raw).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }
 
+/// The `If-Match` header (an eTag, or `*`), checked by the domain.
+fn if_match(req: &ApiRequest<'_>) -> Option<String> {
+    req.headers
+        .get(header::IF_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
 fn empty_ok() -> Response<Body> {
     let mut r = Response::new(Full::default());
     *r.status_mut() = StatusCode::NO_CONTENT;
@@ -614,12 +622,13 @@ impl Api {
                     .visible_ca(access, first, &[P::ReadCas, P::DisableReenableCas, P::RevokeLeaves])
                     .await?;
                 let id = first.to_string();
+                let if_match = if_match(req);
                 self.mutate(
                     access,
                     audit::DELETE_CA,
                     (CA_T, first),
                     (first, &ca.role_scope_tag_ids),
-                    move |p| p.delete_ca(&id),
+                    move |p| p.delete_ca(&id, if_match.as_deref()),
                 )
                 .await?;
                 Ok(empty_ok())
@@ -944,11 +953,7 @@ impl Api {
                 ));
             }
         }
-        let if_match = req
-            .headers
-            .get(header::IF_MATCH)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let if_match = if_match(req);
         let id = id.to_owned();
         let target = id.clone();
         let ca = self

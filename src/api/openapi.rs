@@ -209,9 +209,10 @@ fn operation(route: &Route, requests: &mut SchemaGenerator) -> Value {
         responses.insert("413".into(), error(&format!("the body exceeds {MAX_BODY} bytes")));
         responses.insert("415".into(), error("the body is not application/json"));
     }
-    if route.op == Op::PatchCa {
+    if matches!(route.op, Op::PatchCa | Op::DeleteCa) {
         if let Some(ps) = op["parameters"].as_array_mut() {
-            ps.push(json!({"name": "If-Match", "in": "header", "required": false, "schema": {"type": "string"}}));
+            ps.push(json!({"name": "If-Match", "in": "header", "required": false, "schema": {"type": "string"},
+                "description": "the CA's eTag (or *): refused with 412 when the CA changed since"}));
         }
         responses.insert("412".into(), error("If-Match does not match the CA's eTag"));
     }

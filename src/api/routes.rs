@@ -110,7 +110,7 @@ pub const ROUTES: &[Route] = &[
         "DELETE",
         "/cloudCertificationAuthority/{id}",
         "cloudCertificationAuthority_Delete",
-        "Delete a CA (irreversible; lifecycle rules apply)",
+        "Delete a CA (irreversible; lifecycle rules apply; If-Match: the eTag)",
         true,
         false,
     ),

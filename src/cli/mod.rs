@@ -529,7 +529,7 @@ fn ca_command(pki: &Pki, cmd: CaCommand, o: &mut output::Output<'_>) -> Result<(
         CaCommand::Resume { id } => o.ca(&pki.resume_ca(&id)?),
         CaCommand::Revoke { id, reason } => o.ca(&pki.revoke_ca(&id, reason)?),
         CaCommand::Delete { id } => {
-            pki.delete_ca(&id)?;
+            pki.delete_ca(&id, None)?;
             o.deleted(&id)
         }
         CaCommand::Csr { id } => o.raw(&pem::encode("CERTIFICATE REQUEST", &pki.ca_csr(&id)?)?),

@@ -329,6 +329,15 @@ pub(super) fn audit_row(
     }
 }
 
+/// `If-Match`: absent or `*` matches anything; otherwise it must be the
+/// current eTag (an update or deletion against a stale one is refused).
+fn check_if_match(if_match: Option<&str>, current: Option<&str>) -> Result<()> {
+    match if_match {
+        Some(tag) if tag != "*" && Some(tag) != current => Err(PkiError::PreconditionFailed),
+        _ => Ok(()),
+    }
+}
+
 /// The scope tags of a stored CA (none when it does not exist): who may read
 /// the audit events about it.
 fn stored_scope_tags(tx: &mut dyn Tx, ca_id: &str) -> Result<Vec<String>> {
@@ -904,10 +913,12 @@ impl Pki {
         self.transition(id, Action::Revoke, reason)
     }
 
-    pub fn delete_ca(&self, id: &str) -> Result<()> {
+    /// Deletes a CA (irreversible), checking the eTag when given, as PATCH does.
+    pub fn delete_ca(&self, id: &str, if_match: Option<&str>) -> Result<()> {
         let now = self.clock.now();
         let mut tx = self.store.begin(TxMode::Write)?;
         let ca = self.load_ca(tx.as_mut(), id, now)?;
+        check_if_match(if_match, ca.entity.e_tag.as_deref())?;
         let facts = ca.facts(tx.as_mut(), now, Action::Delete)?;
         lifecycle::check(Action::Delete, facts)?;
         // Recorded first: the audit event takes the scope tags of the CA it deletes.
@@ -930,11 +941,7 @@ impl Pki {
         let now = self.clock.now();
         let mut tx = self.store.begin(TxMode::Write)?;
         let mut ca = self.load_ca(tx.as_mut(), id, now)?;
-        if let Some(tag) = if_match {
-            if tag != "*" && Some(tag) != ca.entity.e_tag.as_deref() {
-                return Err(PkiError::PreconditionFailed);
-            }
-        }
+        check_if_match(if_match, ca.entity.e_tag.as_deref())?;
         if let Some(name) = display_name {
             if name.trim().is_empty() {
                 return Err(PkiError::Invalid("displayName must not be empty".into()));
