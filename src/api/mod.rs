@@ -1076,15 +1076,8 @@ impl Api {
         }
         self.visible_ca(access, &l.issuer_id, &[P::ReadCas, P::RevokeLeaves])
             .await?;
-        let b: LeafMetaBody = body(req)?;
-        let patch = NewLeaf {
-            device_name: b.device_name,
-            user_principal_name: b.user_principal_name,
-            device_id: b.device_id,
-            user_id: b.user_id,
-            device_platform: b.device_platform.filter(|p| !graph_placeholder(p)),
-            ..Default::default()
-        };
+        // Every leaf property is read-only: a body is checked to be JSON, and ignored.
+        let _: PatchLeafBody = body(req)?;
         let id = leaf.to_owned();
         let target = id.clone();
         let l = self
@@ -1093,7 +1086,7 @@ impl Api {
                 audit::PATCH_LEAF,
                 (LEAF_T, &target),
                 (&l.issuer_id, &[]),
-                move |p| p.update_leaf(&id, &patch),
+                move |p| p.update_leaf(&id),
             )
             .await?;
         Ok(json_response(StatusCode::OK, &entity(&l)?))
@@ -1327,6 +1320,13 @@ impl SerialBody {
 struct ReasonBody {
     reason: Option<String>,
 }
+
+/// PATCH on a leaf: Graph marks every leaf property read-only (device and
+/// user are recorded at issuance), so whatever the body holds is ignored and
+/// the leaf is answered unchanged. Kept for Graph clients and its examples.
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+#[schemars(rename = "PatchLeafBody")]
+pub(crate) struct PatchLeafBody {}
 
 #[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 use super::routes::{Op, Route, ROUTES};
 use super::ApiToken;
 use super::{
-    CreateCaBody, IssueBody, LeafMetaBody, PatchCaBody, ReasonBody, RevokeLeafBody, SerialBody, StatusBody, UploadBody,
+    CreateCaBody, IssueBody, PatchCaBody, PatchLeafBody, ReasonBody, RevokeLeafBody, SerialBody, StatusBody, UploadBody,
     VersionBody, BASE, MAX_BODY,
 };
 use crate::domain::{CertificationAuthority, LeafCertificate};
@@ -49,7 +49,7 @@ fn request_schema(op: Op, g: &mut SchemaGenerator) -> Option<Schema> {
         Op::RevokeLeafBySerial | Op::SearchBySerial => g.subschema_for::<SerialBody>(),
         Op::IssueLeaf => g.subschema_for::<IssueBody>(),
         Op::RevokeAllLeaves => g.subschema_for::<ReasonBody>(),
-        Op::PatchCaLeaf | Op::PatchLeaf => g.subschema_for::<LeafMetaBody>(),
+        Op::PatchCaLeaf | Op::PatchLeaf => g.subschema_for::<PatchLeafBody>(),
         _ => return None,
     })
 }

@@ -1481,41 +1481,26 @@ impl Pki {
         }
     }
 
-    /// Updates a leaf's device/user metadata (Graph PATCH on a leaf).
-    pub fn update_leaf(&self, id: &str, patch: &NewLeaf) -> Result<LeafCertificate> {
+    /// Graph PATCH on a leaf. Every leaf property is read-only in Graph
+    /// (device and user are what issuance recorded), so nothing changes: the
+    /// request is audited, as PATCH on a CA is, and the leaf returned as is.
+    pub fn update_leaf(&self, id: &str) -> Result<LeafCertificate> {
         let now = self.clock.now();
         let mut tx = self.store.begin(TxMode::Write)?;
         let row = tx.leaf(id)?.ok_or_else(|| PkiError::NotFound {
             what: "leaf certificate",
             id: id.into(),
         })?;
-        let mut e = self.leaf_entity(&row, now)?;
-        if let Some(v) = &patch.device_name {
-            e.device_name = Some(v.clone());
-        }
-        if let Some(v) = &patch.user_principal_name {
-            e.user_principal_name = Some(v.clone());
-        }
-        if let Some(v) = &patch.device_id {
-            e.device_id = Some(v.clone());
-        }
-        if let Some(v) = &patch.user_id {
-            e.user_id = Some(v.clone());
-        }
-        if let Some(p) = &patch.device_platform {
-            e.device_platform = device_platform(p)
-                .ok_or_else(|| PkiError::Invalid(format!("unknown devicePlatform {p:?}")))?
-                .into();
-        }
-        tx.update_leaf_doc(id, &serde_json::to_string(&e).map_err(corrupt)?)?;
-        self.record(
-            tx.as_mut(),
+        let e = self.leaf_entity(&row, now)?;
+        let tags = stored_scope_tags(tx.as_mut(), &row.ca_id)?;
+        tx.append_audit(&audit_row(
             now,
-            ChangeKind::LeafUpdated,
-            &row.ca_id,
-            Some(id),
             audit::PATCH_LEAF,
-        )?;
+            ("CloudCertificationAuthorityLeafCertificate", id),
+            "success",
+            "",
+            &tags,
+        ))?;
         self.commit(tx)?;
         Ok(e)
     }

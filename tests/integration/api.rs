@@ -186,7 +186,10 @@ fn the_main_flows_over_the_api() {
         &format!("/cloudCertificationAuthorityLeafCertificate/{leaf_id}"),
         Some(json!({"userPrincipalName": "bob@contoso.com", "thumbprint": "ignored"})),
     );
-    assert_eq!(patched["userPrincipalName"], "bob@contoso.com");
+    assert_eq!(
+        patched["userPrincipalName"], leaf["userPrincipalName"],
+        "read-only: recorded at issuance"
+    );
     assert_eq!(patched["thumbprint"], leaf["thumbprint"]);
 
     // PATCH with eTag: a stale one is refused.
