@@ -387,6 +387,7 @@ impl Cli {
         OpenOptions {
             data_dir: self.data_dir.clone().unwrap_or_else(config::default_data_dir),
             public_url: self.public_url.clone(),
+            default_public_url: None,
             kek_file: self.kek_file.clone(),
             kek_base64: std::env::var(config::KEK_ENV).ok().filter(|s| !s.is_empty()),
             next_kek_files: self

@@ -1855,6 +1855,7 @@ mod tests {
             let opts = OpenOptions {
                 data_dir: dir.path().to_path_buf(),
                 public_url: None,
+                default_public_url: None,
                 kek_file: None,
                 kek_base64: None,
                 next_kek_files: Vec::new(),
@@ -1896,6 +1897,7 @@ mod tests {
         let opts = OpenOptions {
             data_dir: dir.path().to_path_buf(),
             public_url: None,
+            default_public_url: None,
             kek_file: None,
             kek_base64: None,
             next_kek_files: Vec::new(),

@@ -599,6 +599,7 @@ mod tests {
         OpenOptions {
             data_dir: dir.to_path_buf(),
             public_url: None,
+            default_public_url: None,
             kek_file: None,
             kek_base64: Some(kek.to_base64().to_string()),
             next_kek_files: Vec::new(),
