@@ -22,7 +22,8 @@ use serde_json::{json, Value};
 use crate::auth::{Access, AuthError, CloudPkiPermission as P, RbacError, TokenIssuer};
 use crate::domain::audit;
 use crate::domain::{
-    CaStatus, CaType, CertificationAuthority, LeafListQuery, NewCa, NewLeaf, Pki, PkiError, RevocationReason,
+    CaStatus, CaType, CertificationAuthority, KeyPlatform, LeafListQuery, NewCa, NewLeaf, Pki, PkiError,
+    RevocationReason,
 };
 use crate::http::responder::Body;
 use crate::x509::names::SubjectParts;
@@ -400,6 +401,19 @@ struct CreateCaBody {
     extended_key_usages: Vec<EkuBody>,
     #[serde(default)]
     role_scope_tag_ids: Vec<String>,
+    /// `software` only: `hardwareSecurityModule` is refused (400) until CA
+    /// keys can live in an HSM, rather than quietly made in software.
+    #[schemars(schema_with = "software_key_platform")]
+    key_platform: Option<crate::domain::KeyPlatform>,
+}
+
+/// The key platforms a create accepts (the OpenAPI document says only what works).
+fn software_key_platform(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": ["string", "null"],
+        "enum": ["software", null],
+        "description": "software only; hardwareSecurityModule is refused (400) until HSM-held keys are supported"
+    })
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -877,6 +891,12 @@ impl Api {
             !s.is_empty() && b.cloud_certification_authority_type != Some(CaType::RootCertificationAuthority)
         }) {
             self.visible_ca(access, issuer, &[P::ReadCas, P::CreateCas]).await?;
+        }
+        if b.key_platform == Some(KeyPlatform::HardwareSecurityModule) {
+            return Err(ApiError::bad_request(
+                "keyPlatform hardwareSecurityModule is not supported: CA keys are software keys sealed with the \
+                 key-encryption key (send software, or omit keyPlatform)",
+            ));
         }
         let ca_type = b
             .cloud_certification_authority_type
