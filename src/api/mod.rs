@@ -7,6 +7,7 @@
 //! thread. Errors are Graph error bodies, decided in one place ([`error`]).
 
 pub mod error;
+pub mod metadata;
 pub mod odata;
 pub mod openapi;
 pub mod routes;
@@ -47,6 +48,8 @@ pub struct Api {
     throttle: Option<Throttle>,
     /// `/openapi.json`, built once.
     openapi: Bytes,
+    /// `/beta/$metadata` (CSDL), built once from the same document.
+    metadata: Bytes,
 }
 
 /// Per-principal token buckets: a caller over its share gets 429 and
@@ -365,6 +368,31 @@ impl Options {
     }
 }
 
+/// The query options of a single-entity GET: `$select` only (Graph's item
+/// GETs), with the same properties and 400s as the entity's collection.
+fn item_select(query: Option<&str>, c: &Collection) -> Result<Option<Vec<String>>, ApiError> {
+    let q = parse_query(query)?;
+    if q.top.is_some()
+        || q.skip.is_some()
+        || q.skiptoken.is_some()
+        || q.count
+        || q.filter.is_some()
+        || q.filter_activity.is_some()
+        || q.orderby.is_some()
+    {
+        return Err(ApiError::bad_request("a single entity takes $select only"));
+    }
+    q.select.as_deref().map(|s| odata::parse_select(s, c.select)).transpose()
+}
+
+/// An entity as `$select` asks for it.
+fn shape(v: Value, select: Option<&[String]>) -> Value {
+    match select {
+        Some(props) => odata::select(v, props),
+        None => v,
+    }
+}
+
 /// Applies ordering, counting, `$skip`/`$top` to a fully loaded, filtered collection.
 fn window(mut items: Vec<Value>, q: &Query, o: &Options, default_top: Option<u32>) -> (Vec<Value>, usize, bool) {
     if let Some(order) = &o.orderby {
@@ -462,6 +490,7 @@ impl Api {
     pub fn new(pki: Arc<Pki>, tokens: TokenIssuer, rate_limit: u32) -> Self {
         let doc = openapi::document(&pki.settings().public_url);
         Api {
+            metadata: Bytes::from(metadata::document(&doc)),
             openapi: Bytes::from(serde_json::to_vec_pretty(&doc).unwrap_or_default()),
             pki,
             tokens,
@@ -478,6 +507,14 @@ impl Api {
         let mut r = Response::new(Full::new(self.openapi.clone()));
         r.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        r
+    }
+
+    /// The CSDL document every `@odata.context` points at (public, like /openapi.json).
+    pub fn metadata(&self) -> Response<Body> {
+        let mut r = Response::new(Full::new(self.metadata.clone()));
+        r.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/xml"));
         r
     }
 
@@ -627,8 +664,9 @@ impl Api {
             Op::ListCas => self.list_cas(req, access).await,
             Op::CreateCa => self.create_ca(req, access).await,
             Op::GetCa => {
+                let select = item_select(req.query, &CA_COLLECTION)?;
                 let ca = self.visible_ca(access, first, &[P::ReadCas]).await?;
-                Ok(json_response(StatusCode::OK, &entity(&ca)?))
+                Ok(json_response(StatusCode::OK, &shape(entity(&ca)?, select.as_deref())))
             }
             Op::PatchCa => self.patch_ca(req, access, first).await,
             Op::DeleteCa => {
@@ -663,8 +701,8 @@ impl Api {
                     .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
                 Ok(r)
             }
-            Op::GetCaLeaf => self.get_leaf(access, Some(first), second).await,
-            Op::GetLeaf => self.get_leaf(access, None, first).await,
+            Op::GetCaLeaf => self.get_leaf(req, access, Some(first), second).await,
+            Op::GetLeaf => self.get_leaf(req, access, None, first).await,
             Op::PatchCaLeaf => self.patch_leaf(req, access, Some(first), second).await,
             Op::PatchLeaf => self.patch_leaf(req, access, None, first).await,
             action => self.action(req, access, first, action).await,
@@ -1072,14 +1110,21 @@ impl Api {
         Ok(out)
     }
 
-    async fn get_leaf(&self, access: &Access, ca: Option<&str>, leaf: &str) -> Result<Response<Body>, ApiError> {
+    async fn get_leaf(
+        &self,
+        req: &ApiRequest<'_>,
+        access: &Access,
+        ca: Option<&str>,
+        leaf: &str,
+    ) -> Result<Response<Body>, ApiError> {
+        let select = item_select(req.query, &LEAF_COLLECTION)?;
         let leaf_id = leaf.to_owned();
         let (l, _) = self.blocking(access, move |p| p.get_leaf(&leaf_id)).await?;
         if ca.is_some_and(|c| c != l.issuer_id) {
             return Err(ApiError::not_found("no such leaf certificate under this CA"));
         }
         self.visible_ca(access, &l.issuer_id, &[P::ReadCas]).await?;
-        Ok(json_response(StatusCode::OK, &entity(&l)?))
+        Ok(json_response(StatusCode::OK, &shape(entity(&l)?, select.as_deref())))
     }
 
     async fn patch_leaf(
@@ -1300,6 +1345,7 @@ struct VersionBody {
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(rename = "trustChainCertificate")]
 struct TrustChainCertificate {
     #[allow(dead_code)]
     display_name: Option<String>,
@@ -1345,7 +1391,6 @@ struct ReasonBody {
 /// user are recorded at issuance), so whatever the body holds is ignored and
 /// the leaf is answered unchanged. Kept for Graph clients and its examples.
 #[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
-#[schemars(rename = "PatchLeafBody")]
 pub(crate) struct PatchLeafBody {}
 
 #[derive(Debug, Default, Deserialize, schemars::JsonSchema)]

@@ -235,6 +235,11 @@ async fn dispatch(state: &AppState, req: Request<Incoming>, method: &Method, pat
                 return (api.openapi(), false);
             }
         }
+        "/beta/$metadata" | "/beta/%24metadata" if is_get => {
+            if let Some(api) = &state.api {
+                return (api.metadata(), false);
+            }
+        }
         _ => {}
     }
     if let (Some(api), true) = (&state.api, path.starts_with("/beta/")) {
