@@ -837,7 +837,9 @@ impl Api {
                     "activityResult": e.result,
                     "actor": {"@odata.type": "microsoft.graph.auditActor", "userPrincipalName": e.actor, "type": "user"},
                     "resources": [{"@odata.type": "microsoft.graph.auditResource", "resourceId": e.target_id, "type": e.target_type, "displayName": e.target_id}],
-                    "activity": e.detail,
+                    "activity": audit::activity_name(&e.activity),
+                    // Extension: why a change failed, or notes on a system change.
+                    "activityResultDetail": (!e.detail.is_empty()).then_some(&e.detail),
                 })
             })
             .collect();

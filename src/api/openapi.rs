@@ -333,7 +333,9 @@ fn audit_event() -> Value {
             "activityOperationType": {"type": "string", "enum": ["Create", "Patch", "Delete", "Action"]},
             "activityDateTime": {"type": ["string", "null"], "format": "date-time"},
             "activityResult": {"type": "string"},
-            "activity": {"type": ["string", "null"]},
+            "activity": {"type": "string", "description": "the readable name of activityType"},
+            "activityResultDetail": {"type": ["string", "null"],
+                "description": "extension: why the change failed (activityResult failure), or notes on a system change such as a KEK rotation"},
             "actor": component("auditActor"),
             "resources": {"type": "array", "items": component("auditResource")}
         }

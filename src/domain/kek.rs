@@ -429,7 +429,7 @@ impl Pki {
                 // Scope tags: none, so only administrators read KEK events.
                 tx.append_audit(&audit_row(
                     now,
-                    "kekRotationStarted",
+                    crate::domain::audit::KEK_ROTATION_STARTED,
                     ("keyEncryptionKey", &target.to_string()),
                     "success",
                     &format!("from {from}"),
@@ -527,7 +527,7 @@ impl Pki {
         tx.delete_meta(META_KEK_ROTATION)?;
         tx.append_audit(&audit_row(
             now,
-            "kekRotationCompleted",
+            crate::domain::audit::KEK_ROTATION_COMPLETED,
             ("keyEncryptionKey", &target.to_string()),
             "success",
             &format!("from {}; {} keys re-sealed", r.from, r.resealed + stragglers),

@@ -307,7 +307,11 @@ fn the_main_flows_over_the_api() {
     assert_eq!(results, ["failure", "failure", "success"], "{revoke_ca:?}");
     assert_eq!(revoke_ca[2]["actor"]["userPrincipalName"], "alice");
     assert_eq!(revoke_ca[2]["resources"][0]["resourceId"], issuing.as_str());
-    assert!(revoke_ca[0]["activity"].as_str().unwrap().contains("pause the CA"));
+    assert!(revoke_ca[0]["activityResultDetail"]
+        .as_str()
+        .unwrap()
+        .contains("pause the CA"));
+    assert_eq!(revoke_ca[0]["activity"], "Revoke certification authority certificate");
     for (activity, n) in [
         ("Create CloudCertificationAuthority", 2),
         ("Delete CloudCertificationAuthority", 3),
