@@ -113,8 +113,9 @@ impl Model<'_> {
         // `Option<T>`: T or null.
         for key in ["anyOf", "oneOf"] {
             if let Some(options) = schema.get(key).and_then(Value::as_array) {
-                let (nulls, others): (Vec<&Value>, Vec<&Value>) =
-                    options.iter().partition(|o| o.get("type") == Some(&Value::from("null")));
+                let (nulls, others): (Vec<&Value>, Vec<&Value>) = options
+                    .iter()
+                    .partition(|o| o.get("type") == Some(&Value::from("null")));
                 if let [only] = others.as_slice() {
                     let mut t = self.edm(only);
                     t.nullable = !nulls.is_empty();
@@ -187,7 +188,10 @@ struct Action<'a> {
 
 /// Walks every route path from the singleton: entity-set segments are
 /// navigation properties, a POST route's last other segment is an action.
-fn navigations_and_actions() -> (BTreeMap<&'static str, BTreeMap<&'static str, &'static str>>, Vec<Action<'static>>) {
+fn navigations_and_actions() -> (
+    BTreeMap<&'static str, BTreeMap<&'static str, &'static str>>,
+    Vec<Action<'static>>,
+) {
     let mut navs: BTreeMap<&'static str, BTreeMap<&'static str, &'static str>> = BTreeMap::new();
     navs.entry(ROOT).or_default();
     let mut actions = Vec::new();

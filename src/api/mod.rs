@@ -382,7 +382,10 @@ fn item_select(query: Option<&str>, c: &Collection) -> Result<Option<Vec<String>
     {
         return Err(ApiError::bad_request("a single entity takes $select only"));
     }
-    q.select.as_deref().map(|s| odata::parse_select(s, c.select)).transpose()
+    q.select
+        .as_deref()
+        .map(|s| odata::parse_select(s, c.select))
+        .transpose()
 }
 
 /// An entity as `$select` asks for it.

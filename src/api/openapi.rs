@@ -12,8 +12,8 @@ use serde_json::{json, Map, Value};
 use super::routes::{Op, Route, ROUTES};
 use super::ApiToken;
 use super::{
-    CreateCaBody, IssueBody, PatchCaBody, PatchLeafBody, ReasonBody, RevokeLeafBody, SerialBody, StatusBody, UploadBody,
-    VersionBody, BASE, MAX_BODY,
+    CreateCaBody, IssueBody, PatchCaBody, PatchLeafBody, ReasonBody, RevokeLeafBody, SerialBody, StatusBody,
+    UploadBody, VersionBody, BASE, MAX_BODY,
 };
 use crate::domain::{CertificationAuthority, LeafCertificate};
 
@@ -229,8 +229,10 @@ fn operation(route: &Route, requests: &mut SchemaGenerator) -> Value {
     }
     if matches!(route.op, Op::PatchCa | Op::DeleteCa) {
         if let Some(ps) = op["parameters"].as_array_mut() {
-            ps.push(json!({"name": "If-Match", "in": "header", "required": false, "schema": {"type": "string"},
-                "description": "the CA's eTag (or *): refused with 412 when the CA changed since"}));
+            ps.push(
+                json!({"name": "If-Match", "in": "header", "required": false, "schema": {"type": "string"},
+                "description": "the CA's eTag (or *): refused with 412 when the CA changed since"}),
+            );
         }
         responses.insert("412".into(), error("If-Match does not match the CA's eTag"));
     }

@@ -617,12 +617,10 @@ fn confirm(what: &str, yes: bool) -> Result<()> {
         .and_then(|()| err.flush())
         .map_err(CliError::Output)?;
     let mut answer = String::new();
-    std::io::stdin()
-        .read_line(&mut answer)
-        .map_err(|source| CliError::Io {
-            path: "stdin".into(),
-            source,
-        })?;
+    std::io::stdin().read_line(&mut answer).map_err(|source| CliError::Io {
+        path: "stdin".into(),
+        source,
+    })?;
     match answer.trim().to_ascii_lowercase().as_str() {
         "y" | "yes" => Ok(()),
         _ => Err(CliError::Cancelled),

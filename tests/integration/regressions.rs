@@ -35,8 +35,10 @@ fn root(a: &Api, cn: &str) -> Value {
     a.ok(
         "POST",
         "/cloudCertificationAuthority",
-        Some(json!({"displayName": cn, "cloudCertificationAuthorityType": "rootCertificationAuthority",
-            "commonName": cn, "certificateKeySize": "eCP256"})),
+        Some(
+            json!({"displayName": cn, "cloudCertificationAuthorityType": "rootCertificationAuthority",
+            "commonName": cn, "certificateKeySize": "eCP256"}),
+        ),
     )
 }
 
@@ -54,7 +56,11 @@ fn delete_ca_with_a_stale_if_match_answers_412_and_keeps_the_ca() {
 
     let r = with_header(&a, "DELETE", &ca_path(&ca_id), None, ("If-Match", &stale));
     assert_eq!((r.status, error_code(&r).as_str()), (412, "PreconditionFailed"));
-    assert_eq!(a.call(&a.admin, "GET", &ca_path(&ca_id), None).status, 200, "still there");
+    assert_eq!(
+        a.call(&a.admin, "GET", &ca_path(&ca_id), None).status,
+        200,
+        "still there"
+    );
 
     let r = with_header(&a, "DELETE", &ca_path(&ca_id), None, ("If-Match", &current));
     assert_eq!(r.status, 204, "{}", String::from_utf8_lossy(&r.body));
@@ -69,9 +75,11 @@ fn delete_ca_with_a_stale_if_match_answers_412_and_keeps_the_ca() {
         204
     );
     // The OpenAPI document says so.
-    let doc: Value = serde_json::from_slice(&curl("GET", &format!("{}/openapi.json", a.server.url), None, &[]).body)
-        .unwrap();
-    assert!(doc["paths"][format!("{BASE}/cloudCertificationAuthority/{{id}}")]["delete"]["responses"]["412"].is_object());
+    let doc: Value =
+        serde_json::from_slice(&curl("GET", &format!("{}/openapi.json", a.server.url), None, &[]).body).unwrap();
+    assert!(
+        doc["paths"][format!("{BASE}/cloudCertificationAuthority/{{id}}")]["delete"]["responses"]["412"].is_object()
+    );
 }
 
 // ---------------------------------------------------------------- defect 2
@@ -83,9 +91,11 @@ fn leaf_patch_leaves_the_read_only_device_and_user_as_issued() {
     let issued = a.ok(
         "POST",
         &format!("{}/issueLeafCertificate", ca_path(&issuing)),
-        Some(json!({"certificateSigningRequest": a.csr("readonly-leaf"), "deviceName": "issued-device",
+        Some(
+            json!({"certificateSigningRequest": a.csr("readonly-leaf"), "deviceName": "issued-device",
             "userPrincipalName": "issued@contoso.com", "deviceId": "device-1", "userId": "user-1",
-            "devicePlatform": "iOS"})),
+            "devicePlatform": "iOS"}),
+        ),
     )["value"]
         .clone();
     let leaf = id(&issued);
@@ -100,13 +110,23 @@ fn leaf_patch_leaves_the_read_only_device_and_user_as_issued() {
         "deviceId": "device-2", "userId": "user-2", "devicePlatform": "Android", "thumbprint": "ignored"});
     for path in [
         format!("/cloudCertificationAuthorityLeafCertificate/{leaf}"),
-        format!("{}/cloudCertificationAuthorityLeafCertificate/{leaf}", ca_path(&issuing)),
+        format!(
+            "{}/cloudCertificationAuthorityLeafCertificate/{leaf}",
+            ca_path(&issuing)
+        ),
     ] {
         let patched = a.ok("PATCH", &path, Some(new_values.clone()));
         as_issued(&patched);
         as_issued(&a.ok("GET", &path, None));
     }
-    assert_eq!(a.ok("GET", &format!("/cloudCertificationAuthorityLeafCertificate/{leaf}"), None)["thumbprint"], issued["thumbprint"]);
+    assert_eq!(
+        a.ok(
+            "GET",
+            &format!("/cloudCertificationAuthorityLeafCertificate/{leaf}"),
+            None
+        )["thumbprint"],
+        issued["thumbprint"]
+    );
 }
 
 // ---------------------------------------------------------------- defect 3
@@ -161,7 +181,10 @@ fn serve_listen_on_a_fresh_data_dir_takes_its_public_url_from_the_listen_address
         std::thread::sleep(Duration::from_millis(100));
     }
     let (stdout, stderr) = stop(child);
-    assert!(stdout.contains(&format!("public URL:     http://127.0.0.1:{port}")), "{stdout}");
+    assert!(
+        stdout.contains(&format!("public URL:     http://127.0.0.1:{port}")),
+        "{stdout}"
+    );
     assert!(!stderr.contains("WARN"), "{stderr}");
 
     // Later, on another port: the stored URL stays (certificates embed it), loudly.
@@ -175,7 +198,10 @@ fn serve_listen_on_a_fresh_data_dir_takes_its_public_url_from_the_listen_address
         .unwrap();
     wait_for_port(other, &mut child);
     let (stdout, stderr) = stop(child);
-    assert!(stdout.contains(&format!("public URL:     http://127.0.0.1:{port}")), "{stdout}");
+    assert!(
+        stdout.contains(&format!("public URL:     http://127.0.0.1:{port}")),
+        "{stdout}"
+    );
     let warning = stderr
         .lines()
         .find(|l| l.contains("WARN") && l.contains("public URL"))
@@ -206,23 +232,35 @@ fn hardware_security_module_key_platform_is_refused_not_turned_into_software() {
         Some(body("HSM Root", Some("hardwareSecurityModule"))),
     );
     assert_eq!((r.status, error_code(&r).as_str()), (400, "BadRequest"));
-    assert!(String::from_utf8_lossy(&r.body).contains("keyPlatform"), "{}", String::from_utf8_lossy(&r.body));
+    assert!(
+        String::from_utf8_lossy(&r.body).contains("keyPlatform"),
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
     let list = a.ok("GET", "/cloudCertificationAuthority", None);
     assert_eq!(list["value"].as_array().unwrap().len(), 0, "nothing was created");
 
     for (cn, platform) in [("Software Root", Some("software")), ("Default Root", None)] {
-        let r = a.call(&a.admin, "POST", "/cloudCertificationAuthority", Some(body(cn, platform)));
+        let r = a.call(
+            &a.admin,
+            "POST",
+            "/cloudCertificationAuthority",
+            Some(body(cn, platform)),
+        );
         assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
         let ca: Value = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(ca["keyPlatform"], "software");
     }
     // The OpenAPI document offers only what is accepted.
-    let doc: Value = serde_json::from_slice(&curl("GET", &format!("{}/openapi.json", a.server.url), None, &[]).body)
-        .unwrap();
+    let doc: Value =
+        serde_json::from_slice(&curl("GET", &format!("{}/openapi.json", a.server.url), None, &[]).body).unwrap();
     let schema = &doc["components"]["schemas"]["CreateCaBody"]["properties"]["keyPlatform"];
     assert!(schema.is_object(), "keyPlatform is documented: {schema}");
     let text = schema.to_string();
-    assert!(text.contains("software") && !text.contains("\"hardwareSecurityModule\""), "{text}");
+    assert!(
+        text.contains("software") && !text.contains("\"hardwareSecurityModule\""),
+        "{text}"
+    );
 }
 
 // ---------------------------------------------------------------- defect 5
@@ -241,22 +279,38 @@ fn select_applies_to_single_entity_gets() {
         k.sort();
         k
     };
-    let ca = a.ok("GET", &format!("{}?$select=displayName,thumbprint", ca_path(&issuing)), None);
+    let ca = a.ok(
+        "GET",
+        &format!("{}?$select=displayName,thumbprint", ca_path(&issuing)),
+        None,
+    );
     assert_eq!(keys(&ca), ["@odata.type", "displayName", "id", "thumbprint"], "{ca}");
     for path in [
         format!("/cloudCertificationAuthorityLeafCertificate/{leaf}"),
-        format!("{}/cloudCertificationAuthorityLeafCertificate/{leaf}", ca_path(&issuing)),
+        format!(
+            "{}/cloudCertificationAuthorityLeafCertificate/{leaf}",
+            ca_path(&issuing)
+        ),
     ] {
         let l = a.ok("GET", &format!("{path}?$select=deviceName,serialNumber"), None);
         assert_eq!(keys(&l), ["@odata.type", "deviceName", "id", "serialNumber"], "{l}");
         assert_eq!(l["deviceName"], "selected-device");
         // Same rules as the collections: unknown properties and other options are 400.
-        for bad in ["$select=keyUsages", "$filter=certificateStatus%20eq%20'active'", "$top=1"] {
+        for bad in [
+            "$select=keyUsages",
+            "$filter=certificateStatus%20eq%20'active'",
+            "$top=1",
+        ] {
             let r = a.call(&a.admin, "GET", &format!("{path}?{bad}"), None);
             assert_eq!((r.status, error_code(&r).as_str()), (400, "BadRequest"), "{path}?{bad}");
         }
     }
-    let r = a.call(&a.admin, "GET", &format!("{}?$select=keyPlatform", ca_path(&issuing)), None);
+    let r = a.call(
+        &a.admin,
+        "GET",
+        &format!("{}?$select=keyPlatform", ca_path(&issuing)),
+        None,
+    );
     assert_eq!(r.status, 400);
 }
 
@@ -290,8 +344,17 @@ for schema in root.iter(edm + "Schema"):
             out["singletons"][s.get("Name")] = s.get("Type")
 print(json.dumps(out))
 "#;
-    let out = Command::new("python3").arg("-c").arg(script).arg(&file).output().unwrap();
-    assert!(out.status.success(), "$metadata does not parse: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "$metadata does not parse: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -311,33 +374,75 @@ fn odata_context_points_at_a_served_metadata_document() {
     let csdl = csdl_entities(&md.body, a.env.dir.path());
     let ca = &csdl["entities"]["cloudCertificationAuthority"];
     let leaf = &csdl["entities"]["cloudCertificationAuthorityLeafCertificate"];
-    for p in ["id", "displayName", "certificationAuthorityStatus", "keyPlatform", "validityEndDateTime", "extendedKeyUsages"] {
+    for p in [
+        "id",
+        "displayName",
+        "certificationAuthorityStatus",
+        "keyPlatform",
+        "validityEndDateTime",
+        "extendedKeyUsages",
+    ] {
         assert!(ca["properties"][p].is_string(), "CA property {p}: {ca}");
     }
-    assert_eq!(ca["properties"]["certificationAuthorityStatus"], "microsoft.graph.cloudCertificationAuthorityStatus");
+    assert_eq!(
+        ca["properties"]["certificationAuthorityStatus"],
+        "microsoft.graph.cloudCertificationAuthorityStatus"
+    );
     assert_eq!(ca["properties"]["validityEndDateTime"], "Edm.DateTimeOffset");
-    assert_eq!(ca["properties"]["extendedKeyUsages"], "Collection(microsoft.graph.extendedKeyUsage)");
+    assert_eq!(
+        ca["properties"]["extendedKeyUsages"],
+        "Collection(microsoft.graph.extendedKeyUsage)"
+    );
     assert_eq!(ca["key"], json!(["id"]));
-    for p in ["id", "subjectName", "deviceName", "userPrincipalName", "certificateStatus", "revocationDateTime"] {
+    for p in [
+        "id",
+        "subjectName",
+        "deviceName",
+        "userPrincipalName",
+        "certificateStatus",
+        "revocationDateTime",
+    ] {
         assert!(leaf["properties"][p].is_string(), "leaf property {p}: {leaf}");
     }
-    assert!(csdl["complex"]["extendedKeyUsage"].as_array().unwrap().iter().any(|p| p == "objectIdentifier"));
-    assert!(csdl["enums"]["cloudCertificationAuthorityKeyPlatformType"].as_array().unwrap().iter().any(|m| m == "software"));
-    for action in ["changeCloudCertificationAuthorityStatus", "revokeLeafCertificate", "revokeCloudCertificationAuthorityCertificate"] {
-        assert!(csdl["actions"].as_array().unwrap().iter().any(|x| x == action), "{action}");
+    assert!(csdl["complex"]["extendedKeyUsage"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p == "objectIdentifier"));
+    assert!(csdl["enums"]["cloudCertificationAuthorityKeyPlatformType"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m == "software"));
+    for action in [
+        "changeCloudCertificationAuthorityStatus",
+        "revokeLeafCertificate",
+        "revokeCloudCertificationAuthorityCertificate",
+    ] {
+        assert!(
+            csdl["actions"].as_array().unwrap().iter().any(|x| x == action),
+            "{action}"
+        );
     }
 
     // Every @odata.context the API emits points at it, at something it declares.
     let tokens = a.ok("GET", "/cloudPkiApiTokens", None);
     let emitted = [
         a.ok("GET", "/cloudCertificationAuthority", None),
-        a.ok("GET", &format!("{}/cloudCertificationAuthorityLeafCertificate", ca_path(&issuing)), None),
+        a.ok(
+            "GET",
+            &format!("{}/cloudCertificationAuthorityLeafCertificate", ca_path(&issuing)),
+            None,
+        ),
         a.ok("GET", "/auditEvents", None),
         tokens,
     ];
     let metadata = format!("{}/beta/$metadata#", a.server.url);
     let device_management = &csdl["entities"]["deviceManagement"]["navigation"];
-    assert_eq!(csdl["singletons"]["deviceManagement"], "microsoft.graph.deviceManagement");
+    assert_eq!(
+        csdl["singletons"]["deviceManagement"],
+        "microsoft.graph.deviceManagement"
+    );
     for v in emitted {
         let context = v["@odata.context"].as_str().unwrap();
         let fragment = context.strip_prefix(&metadata).unwrap_or_else(|| panic!("{context}"));
@@ -360,9 +465,16 @@ fn head(url: &str) -> (u16, Vec<(String, String)>) {
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let mut lines = text.lines();
-    let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let headers = lines
-        .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned())))
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        })
         .collect();
     (status, headers)
 }
@@ -373,14 +485,38 @@ fn head_carries_the_headers_and_content_length_of_get() {
     let server = env.server();
     let root = id(&env.create_ca(&["--type", "root", "--common-name", "HEAD Root", "--key-size", "eCP256"]));
     let issuing = id(&env.create_ca(&[
-        "--type", "issuing", "--issuer", &root, "--common-name", "HEAD Issuing", "--key-size", "eCP256",
+        "--type",
+        "issuing",
+        "--issuer",
+        &root,
+        "--common-name",
+        "HEAD Issuing",
+        "--key-size",
+        "eCP256",
     ]));
     let csr = env.openssl_csr("head", &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"], "/CN=head");
-    let leaf = env.save(&["cert", "issue", "--ca", &issuing, "--csr", csr.to_str().unwrap(), "--pem"], "head.pem");
+    let leaf = env.save(
+        &[
+            "cert",
+            "issue",
+            "--ca",
+            &issuing,
+            "--csr",
+            csr.to_str().unwrap(),
+            "--pem",
+        ],
+        "head.pem",
+    );
     let issuing_pem = env.save(&["ca", "cert", &issuing], "issuing.pem");
     let req = env.path("head.req");
     openssl(&[
-        "ocsp", "-issuer", issuing_pem.to_str().unwrap(), "-cert", leaf.to_str().unwrap(), "-no_nonce", "-reqout",
+        "ocsp",
+        "-issuer",
+        issuing_pem.to_str().unwrap(),
+        "-cert",
+        leaf.to_str().unwrap(),
+        "-no_nonce",
+        "-reqout",
         req.to_str().unwrap(),
     ]);
     let b64 = base64ct::Base64::encode_string(&std::fs::read(&req).unwrap());
@@ -403,7 +539,11 @@ fn head_carries_the_headers_and_content_length_of_get() {
         let (status, headers) = head(&url);
         assert_eq!(status, 200, "{kind}");
         let h = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-        assert_eq!(h("content-length"), Some(get.body.len().to_string().as_str()), "{kind}: {headers:?}");
+        assert_eq!(
+            h("content-length"),
+            Some(get.body.len().to_string().as_str()),
+            "{kind}: {headers:?}"
+        );
         for name in ["content-type", "etag", "cache-control", "last-modified"] {
             assert_eq!(h(name), get.header(name), "{kind}: {name}");
         }
@@ -419,12 +559,23 @@ fn audit_events_carry_a_readable_activity_for_every_kind() {
     let url = format!("http://127.0.0.1:{port}");
     assert!(env.run(&["--public-url", &url, "init"]).status.success());
     let new_kek = env.path("next.kek");
-    std::fs::write(&new_kek, cloudpki::secrets::Kek::generate().unwrap().to_base64().as_bytes()).unwrap();
+    std::fs::write(
+        &new_kek,
+        cloudpki::secrets::Kek::generate().unwrap().to_base64().as_bytes(),
+    )
+    .unwrap();
     let mut cfg = env.serve_config(port);
     cfg.open.next_kek_files = vec![new_kek.clone()];
     let server = env.start_server_cfg(cfg);
     assert!(env
-        .run(&["role", "assign", "--principal", "alice", "--role", "Intune Administrator"])
+        .run(&[
+            "role",
+            "assign",
+            "--principal",
+            "alice",
+            "--role",
+            "Intune Administrator"
+        ])
         .status
         .success());
     let a = Api {
@@ -439,7 +590,11 @@ fn audit_events_carry_a_readable_activity_for_every_kind() {
         &format!("{}/issueLeafCertificate", ca_path(&issuing)),
         Some(json!({"certificateSigningRequest": a.csr("audited")})),
     )["value"]);
-    a.ok("PATCH", &format!("/cloudCertificationAuthorityLeafCertificate/{leaf}"), Some(json!({"deviceName": "x"})));
+    a.ok(
+        "PATCH",
+        &format!("/cloudCertificationAuthorityLeafCertificate/{leaf}"),
+        Some(json!({"deviceName": "x"})),
+    );
     let status = format!("{}/changeCloudCertificationAuthorityStatus", ca_path(&issuing));
     a.ok("POST", &status, Some(json!({"certificationAuthorityStatus": "paused"})));
     // A refusal: active leaves remain.
@@ -456,27 +611,40 @@ fn audit_events_carry_a_readable_activity_for_every_kind() {
     let external = a.ok(
         "POST",
         "/cloudCertificationAuthority",
-        Some(json!({"cloudCertificationAuthorityType": "issuingCertificationAuthorityWithExternalRoot",
-            "commonName": "Audited External", "certificateKeySize": "eCP256"})),
+        Some(
+            json!({"cloudCertificationAuthorityType": "issuingCertificationAuthorityWithExternalRoot",
+            "commonName": "Audited External", "certificateKeySize": "eCP256"}),
+        ),
     );
     let r = a.call(
         &a.admin,
         "POST",
-        &format!("{}/uploadExternallySignedCertificationAuthorityCertificate", ca_path(&id(&external))),
+        &format!(
+            "{}/uploadExternallySignedCertificationAuthorityCertificate",
+            ca_path(&id(&external))
+        ),
         Some(json!({"signedCertificate": "not a certificate"})),
     );
     assert_eq!(r.status, 400);
     // KEK rotation (every signer holds the new KEK).
-    let out = a.env.run(&["kek", "rotate", "--new-kek-file", new_kek.to_str().unwrap()]);
+    let out = a
+        .env
+        .run(&["kek", "rotate", "--new-kek-file", new_kek.to_str().unwrap()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
-    let events = a.ok("GET", "/auditEvents?$top=999", None)["value"].as_array().unwrap().clone();
+    let events = a.ok("GET", "/auditEvents?$top=999", None)["value"]
+        .as_array()
+        .unwrap()
+        .clone();
     let mut seen = std::collections::BTreeMap::new();
     for e in &events {
         let kind = e["activityType"].as_str().unwrap();
         let activity = e["activity"].as_str().unwrap_or("");
         assert!(!activity.is_empty(), "empty activity: {e}");
-        assert_ne!(activity, kind, "the activity is a readable name, not the type again: {e}");
+        assert_ne!(
+            activity, kind,
+            "the activity is a readable name, not the type again: {e}"
+        );
         assert!(
             activity.chars().next().unwrap().is_uppercase()
                 && activity.split(' ').count() >= 2
@@ -489,12 +657,30 @@ fn audit_events_carry_a_readable_activity_for_every_kind() {
         ("Create CloudCertificationAuthority", "Create certification authority"),
         ("Patch CloudCertificationAuthority", "Update certification authority"),
         ("Delete CloudCertificationAuthority", "Delete certification authority"),
-        ("ChangeCloudCertificationAuthorityStatusAsync CloudCertificationAuthority", "Change certification authority status"),
-        ("RevokeCloudCertificationAuthorityCertificateAsync CloudCertificationAuthority", "Revoke certification authority certificate"),
-        ("UploadExternallySignedCertificationAuthorityCertificateAsync CloudCertificationAuthority", "Upload externally signed certification authority certificate"),
-        ("RevokeLeafCertAsync CloudCertificationAuthorityLeafCertificate", "Revoke leaf certificate"),
-        ("IssueLeafCertificate CloudCertificationAuthorityLeafCertificate", "Issue leaf certificate"),
-        ("Patch CloudCertificationAuthorityLeafCertificate", "Update leaf certificate"),
+        (
+            "ChangeCloudCertificationAuthorityStatusAsync CloudCertificationAuthority",
+            "Change certification authority status",
+        ),
+        (
+            "RevokeCloudCertificationAuthorityCertificateAsync CloudCertificationAuthority",
+            "Revoke certification authority certificate",
+        ),
+        (
+            "UploadExternallySignedCertificationAuthorityCertificateAsync CloudCertificationAuthority",
+            "Upload externally signed certification authority certificate",
+        ),
+        (
+            "RevokeLeafCertAsync CloudCertificationAuthorityLeafCertificate",
+            "Revoke leaf certificate",
+        ),
+        (
+            "IssueLeafCertificate CloudCertificationAuthorityLeafCertificate",
+            "Issue leaf certificate",
+        ),
+        (
+            "Patch CloudCertificationAuthorityLeafCertificate",
+            "Update leaf certificate",
+        ),
         ("kekRotationStarted", "Start key-encryption key rotation"),
         ("kekRotationCompleted", "Complete key-encryption key rotation"),
     ] {
@@ -505,7 +691,13 @@ fn audit_events_carry_a_readable_activity_for_every_kind() {
         .iter()
         .find(|e| e["activityResult"] == "failure" && e["activityType"].as_str().unwrap().starts_with("RevokeCloud"))
         .unwrap();
-    assert!(refused["activityResultDetail"].as_str().unwrap().contains("active leaf"), "{refused}");
+    assert!(
+        refused["activityResultDetail"]
+            .as_str()
+            .unwrap()
+            .contains("active leaf"),
+        "{refused}"
+    );
 }
 
 // ---------------------------------------------------------------- defect 8
@@ -548,11 +740,17 @@ sys.exit(os.waitstatus_to_exitcode(status))
         .env_remove("CLOUDPKI_DATA_DIR")
         .output()
         .unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }
 
 fn status_of(env: &Env, ca: &str) -> String {
-    env.json(&["ca", "show", ca])["certificationAuthorityStatus"].as_str().unwrap().to_owned()
+    env.json(&["ca", "show", ca])["certificationAuthorityStatus"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 #[test]
@@ -560,7 +758,14 @@ fn irreversible_cli_commands_ask_for_confirmation_on_a_terminal() {
     let env = Env::new();
     let root = id(&env.create_ca(&["--type", "root", "--common-name", "Prompt Root", "--key-size", "eCP256"]));
     let issuing = id(&env.create_ca(&[
-        "--type", "issuing", "--issuer", &root, "--common-name", "Prompt Issuing", "--key-size", "eCP256",
+        "--type",
+        "issuing",
+        "--issuer",
+        &root,
+        "--common-name",
+        "Prompt Issuing",
+        "--key-size",
+        "eCP256",
     ]));
     // Pause says what keeps working.
     let out = env.run(&["ca", "pause", &issuing]);
@@ -573,7 +778,10 @@ fn irreversible_cli_commands_ask_for_confirmation_on_a_terminal() {
     // ca revoke: "n" changes nothing, "y" revokes.
     let (code, text) = on_terminal(&env, &["ca", "revoke", &issuing], "n");
     assert_ne!(code, 0, "{text}");
-    assert!(text.contains("[y/N]") && text.contains("Prompt Issuing") && text.contains("irreversible"), "{text}");
+    assert!(
+        text.contains("[y/N]") && text.contains("Prompt Issuing") && text.contains("irreversible"),
+        "{text}"
+    );
     assert_eq!(status_of(&env, &issuing), "paused");
     let (code, text) = on_terminal(&env, &["ca", "revoke", &issuing], "y");
     assert_eq!(code, 0, "{text}");
@@ -591,13 +799,25 @@ fn irreversible_cli_commands_ask_for_confirmation_on_a_terminal() {
 
     // cert revoke-all: "n" revokes nothing, "y" revokes every leaf.
     let other = id(&env.create_ca(&[
-        "--type", "issuing", "--issuer", &root, "--common-name", "Prompt Issuing 2", "--key-size", "eCP256",
+        "--type",
+        "issuing",
+        "--issuer",
+        &root,
+        "--common-name",
+        "Prompt Issuing 2",
+        "--key-size",
+        "eCP256",
     ]));
     let csr = env.openssl_csr("prompt", &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"], "/CN=prompt");
     for _ in 0..2 {
         env.json(&["cert", "issue", "--ca", &other, "--csr", csr.to_str().unwrap()]);
     }
-    let active = |env: &Env| env.json(&["cert", "list", "--ca", &other, "--status", "active"])["value"].as_array().unwrap().len();
+    let active = |env: &Env| {
+        env.json(&["cert", "list", "--ca", &other, "--status", "active"])["value"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
     let (code, text) = on_terminal(&env, &["cert", "revoke-all", "--ca", &other], "n");
     assert_ne!(code, 0, "{text}");
     assert!(text.contains("[y/N]") && text.contains('2'), "{text}");
