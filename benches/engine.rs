@@ -27,6 +27,7 @@ fn fixture(key: KeyAlgorithm) -> Fixture {
     let pki = config::open(&OpenOptions {
         data_dir: dir.path().join("data"),
         public_url: None,
+        default_public_url: None,
         kek_file: None,
         kek_base64: None,
         next_kek_files: Vec::new(),

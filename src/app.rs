@@ -112,6 +112,11 @@ pub async fn run(
     let mut cfg = cfg;
     // A responder opens no key, whatever the caller's options say.
     cfg.open.keyless = cfg.role == Role::Responder;
+    // A store this serve initialises gets the URL it listens on, so the
+    // certificates it issues point at a port somebody answers on.
+    if cfg.open.default_public_url.is_none() {
+        cfg.open.default_public_url = config::public_url_for_listen(cfg.listen);
+    }
     // Store access blocks (the PostgreSQL client runs a runtime of its own):
     // keep it off the async workers.
     let open = cfg.open.clone();
@@ -197,6 +202,7 @@ pub async fn run(
         }
         None => None,
     };
+    warn_if_public_port_differs(&pki.settings().public_url, addr);
     on_listening(&Handles {
         addr,
         admin_addr: admin.as_ref().map(|(_, a)| *a),
@@ -285,6 +291,27 @@ pub async fn run(
     .await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The public URL is fixed when the store is initialised (certificates
+/// embed it). Served on another port, every URL in every certificate points
+/// where this process does not answer: fine behind a proxy or load balancer
+/// that forwards there, a broken PKI otherwise. Said loudly at every start.
+fn warn_if_public_port_differs(public_url: &str, listening: SocketAddr) {
+    let Some(public_port) = config::public_url_port(public_url) else {
+        return;
+    };
+    if public_port != listening.port() {
+        tracing::warn!(
+            public_url,
+            public_port,
+            listen_port = listening.port(),
+            "the stored public URL {public_url} names port {public_port}, but this server listens on port {}: \
+             certificates' CRL, AIA and OCSP URLs reach it only through a proxy forwarding port {public_port} \
+             here (the public URL is fixed when the data directory is created)",
+            listening.port()
+        );
+    }
 }
 
 struct StopOnDrop(Arc<AtomicBool>);

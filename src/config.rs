@@ -35,6 +35,40 @@ pub fn default_public_url() -> String {
     format!("http://127.0.0.1:{DEFAULT_PORT}")
 }
 
+/// The public URL a server listening on `listen` is reached at when nothing
+/// says otherwise: its own address (loopback for an unspecified one). None
+/// for port 0, whose port is known only once bound.
+pub fn public_url_for_listen(listen: std::net::SocketAddr) -> Option<String> {
+    if listen.port() == 0 {
+        return None;
+    }
+    let mut addr = listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr.ip() {
+            std::net::IpAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::IpAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    Some(format!("http://{addr}"))
+}
+
+/// The TCP port a public URL names, explicitly or by its scheme.
+pub fn public_url_port(url: &str) -> Option<u16> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split('/').next()?;
+    let host_port = authority.rsplit('@').next()?;
+    // `[v6]:port`, `host:port`, or no port at all.
+    let port = match host_port.rsplit_once(':') {
+        Some((host, port)) if !port.contains(']') && (!host.contains(':') || host.ends_with(']')) => Some(port),
+        _ => None,
+    };
+    match (port, scheme) {
+        (Some(p), _) => p.parse().ok(),
+        (None, "https") => Some(443),
+        (None, _) => Some(80),
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
@@ -70,6 +104,10 @@ pub enum ConfigError {
 pub struct OpenOptions {
     pub data_dir: PathBuf,
     pub public_url: Option<String>,
+    /// The public URL recorded when the store is initialised and
+    /// `public_url` is not given (`serve`: its listen address); never
+    /// compared with a stored one. None: [`default_public_url`].
+    pub default_public_url: Option<String>,
     pub kek_file: Option<PathBuf>,
     /// Base64 KEK (normally from `CLOUDPKI_KEK`).
     pub kek_base64: Option<String>,
@@ -266,7 +304,11 @@ pub fn open_with_clock(opts: &OpenOptions, clock: Arc<dyn Clock>) -> Result<Pki,
         }
         (Some(stored), _) => stored,
         (None, req) => {
-            let url = req.unwrap_or_else(default_public_url);
+            let url = match (req, &opts.default_public_url) {
+                (Some(req), _) => req,
+                (None, Some(default)) => normalize_url(default)?,
+                (None, None) => default_public_url(),
+            };
             tx.set_meta(META_PUBLIC_URL, &url)?;
             url
         }
@@ -329,6 +371,7 @@ mod tests {
         OpenOptions {
             data_dir: dir.to_path_buf(),
             public_url: None,
+            default_public_url: None,
             kek_file: None,
             kek_base64: None,
             next_kek_files: Vec::new(),
@@ -337,6 +380,34 @@ mod tests {
             ocsp_signing: None,
             database: None,
             keyless: false,
+        }
+    }
+
+    #[test]
+    fn the_default_public_url_follows_the_listen_address_only_at_init() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = opts(dir.path());
+        o.default_public_url = public_url_for_listen("127.0.0.1:18400".parse().unwrap());
+        assert_eq!(open(&o).unwrap().settings().public_url, "http://127.0.0.1:18400");
+        o.default_public_url = public_url_for_listen("127.0.0.1:18401".parse().unwrap());
+        assert_eq!(open(&o).unwrap().settings().public_url, "http://127.0.0.1:18400");
+        assert_eq!(
+            public_url_for_listen("0.0.0.0:80".parse().unwrap()).as_deref(),
+            Some("http://127.0.0.1:80")
+        );
+        assert_eq!(
+            public_url_for_listen("[::]:8443".parse().unwrap()).as_deref(),
+            Some("http://[::1]:8443")
+        );
+        assert_eq!(public_url_for_listen("127.0.0.1:0".parse().unwrap()), None);
+        for (url, port) in [
+            ("http://127.0.0.1:18400", Some(18400)),
+            ("https://pki.example", Some(443)),
+            ("http://pki.example/base", Some(80)),
+            ("http://[::1]:8443", Some(8443)),
+            ("http://[::1]", Some(80)),
+        ] {
+            assert_eq!(public_url_port(url), port, "{url}");
         }
     }
 

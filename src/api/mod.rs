@@ -7,6 +7,7 @@
 //! thread. Errors are Graph error bodies, decided in one place ([`error`]).
 
 pub mod error;
+pub mod metadata;
 pub mod odata;
 pub mod openapi;
 pub mod routes;
@@ -22,7 +23,8 @@ use serde_json::{json, Value};
 use crate::auth::{Access, AuthError, CloudPkiPermission as P, RbacError, TokenIssuer};
 use crate::domain::audit;
 use crate::domain::{
-    CaStatus, CaType, CertificationAuthority, LeafListQuery, NewCa, NewLeaf, Pki, PkiError, RevocationReason,
+    CaStatus, CaType, CertificationAuthority, KeyPlatform, LeafListQuery, NewCa, NewLeaf, Pki, PkiError,
+    RevocationReason,
 };
 use crate::x509::names::SubjectParts;
 use error::ApiError;
@@ -46,6 +48,8 @@ pub struct Api {
     throttle: Option<Throttle>,
     /// `/openapi.json`, built once.
     openapi: Bytes,
+    /// `/beta/$metadata` (CSDL), built once from the same document.
+    metadata: Bytes,
 }
 
 /// Per-principal token buckets: a caller over its share gets 429 and
@@ -365,6 +369,34 @@ impl Options {
     }
 }
 
+/// The query options of a single-entity GET: `$select` only (Graph's item
+/// GETs), with the same properties and 400s as the entity's collection.
+fn item_select(query: Option<&str>, c: &Collection) -> Result<Option<Vec<String>>, ApiError> {
+    let q = parse_query(query)?;
+    if q.top.is_some()
+        || q.skip.is_some()
+        || q.skiptoken.is_some()
+        || q.count
+        || q.filter.is_some()
+        || q.filter_activity.is_some()
+        || q.orderby.is_some()
+    {
+        return Err(ApiError::bad_request("a single entity takes $select only"));
+    }
+    q.select
+        .as_deref()
+        .map(|s| odata::parse_select(s, c.select))
+        .transpose()
+}
+
+/// An entity as `$select` asks for it.
+fn shape(v: Value, select: Option<&[String]>) -> Value {
+    match select {
+        Some(props) => odata::select(v, props),
+        None => v,
+    }
+}
+
 /// Applies ordering, counting, `$skip`/`$top` to a fully loaded, filtered collection.
 fn window(mut items: Vec<Value>, q: &Query, o: &Options, default_top: Option<u32>) -> (Vec<Value>, usize, bool) {
     if let Some(order) = &o.orderby {
@@ -401,6 +433,19 @@ struct CreateCaBody {
     extended_key_usages: Vec<EkuBody>,
     #[serde(default)]
     role_scope_tag_ids: Vec<String>,
+    /// `software` only: `hardwareSecurityModule` is refused (400) until CA
+    /// keys can live in an HSM, rather than quietly made in software.
+    #[schemars(schema_with = "software_key_platform")]
+    key_platform: Option<crate::domain::KeyPlatform>,
+}
+
+/// The key platforms a create accepts (the OpenAPI document says only what works).
+fn software_key_platform(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": ["string", "null"],
+        "enum": ["software", null],
+        "description": "software only; hardwareSecurityModule is refused (400) until HSM-held keys are supported"
+    })
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -430,6 +475,14 @@ fn body<T: serde::de::DeserializeOwned>(req: &ApiRequest<'_>) -> Result<T, ApiEr
     serde_json::from_slice(raw).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }
 
+/// The `If-Match` header (an eTag, or `*`), checked by the domain.
+fn if_match(req: &ApiRequest<'_>) -> Option<String> {
+    req.headers
+        .get(header::IF_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
 fn empty_ok() -> Response<Body> {
     let mut r = Response::new(Full::default());
     *r.status_mut() = StatusCode::NO_CONTENT;
@@ -441,6 +494,7 @@ impl Api {
     pub fn new(pki: Arc<Pki>, tokens: TokenIssuer, rate_limit: u32) -> Self {
         let doc = openapi::document(&pki.settings().public_url);
         Api {
+            metadata: Bytes::from(metadata::document(&doc)),
             openapi: Bytes::from(serde_json::to_vec_pretty(&doc).unwrap_or_default()),
             pki,
             tokens,
@@ -457,6 +511,14 @@ impl Api {
         let mut r = Response::new(Full::new(self.openapi.clone()));
         r.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        r
+    }
+
+    /// The CSDL document every `@odata.context` points at (public, like /openapi.json).
+    pub fn metadata(&self) -> Response<Body> {
+        let mut r = Response::new(Full::new(self.metadata.clone()));
+        r.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/xml"));
         r
     }
 
@@ -607,8 +669,9 @@ impl Api {
             Op::ListCas => self.list_cas(req, access).await,
             Op::CreateCa => self.create_ca(req, access).await,
             Op::GetCa => {
+                let select = item_select(req.query, &CA_COLLECTION)?;
                 let ca = self.visible_ca(access, first, &[P::ReadCas]).await?;
-                Ok(json_response(StatusCode::OK, &entity(&ca)?))
+                Ok(json_response(StatusCode::OK, &shape(entity(&ca)?, select.as_deref())))
             }
             Op::PatchCa => self.patch_ca(req, access, first).await,
             Op::DeleteCa => {
@@ -616,12 +679,13 @@ impl Api {
                     .visible_ca(access, first, &[P::ReadCas, P::DisableReenableCas, P::RevokeLeaves])
                     .await?;
                 let id = first.to_string();
+                let if_match = if_match(req);
                 self.mutate(
                     access,
                     audit::DELETE_CA,
                     (CA_T, first),
                     (first, &ca.role_scope_tag_ids),
-                    move |p| p.delete_ca(&id),
+                    move |p| p.delete_ca(&id, if_match.as_deref()),
                 )
                 .await?;
                 Ok(empty_ok())
@@ -642,8 +706,8 @@ impl Api {
                     .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
                 Ok(r)
             }
-            Op::GetCaLeaf => self.get_leaf(access, Some(first), second).await,
-            Op::GetLeaf => self.get_leaf(access, None, first).await,
+            Op::GetCaLeaf => self.get_leaf(req, access, Some(first), second).await,
+            Op::GetLeaf => self.get_leaf(req, access, None, first).await,
             Op::PatchCaLeaf => self.patch_leaf(req, access, Some(first), second).await,
             Op::PatchLeaf => self.patch_leaf(req, access, None, first).await,
             action => self.action(req, access, first, action).await,
@@ -778,7 +842,9 @@ impl Api {
                     "activityResult": e.result,
                     "actor": {"@odata.type": "microsoft.graph.auditActor", "userPrincipalName": e.actor, "type": "user"},
                     "resources": [{"@odata.type": "microsoft.graph.auditResource", "resourceId": e.target_id, "type": e.target_type, "displayName": e.target_id}],
-                    "activity": e.detail,
+                    "activity": audit::activity_name(&e.activity),
+                    // Extension: why a change failed, or notes on a system change.
+                    "activityResultDetail": (!e.detail.is_empty()).then_some(&e.detail),
                 })
             })
             .collect();
@@ -871,6 +937,12 @@ impl Api {
         }) {
             self.visible_ca(access, issuer, &[P::ReadCas, P::CreateCas]).await?;
         }
+        if b.key_platform == Some(KeyPlatform::HardwareSecurityModule) {
+            return Err(ApiError::bad_request(
+                "keyPlatform hardwareSecurityModule is not supported: CA keys are software keys sealed with the \
+                 key-encryption key (send software, or omit keyPlatform)",
+            ));
+        }
         let ca_type = b
             .cloud_certification_authority_type
             .ok_or_else(|| ApiError::bad_request("cloudCertificationAuthorityType is required"))?;
@@ -946,11 +1018,7 @@ impl Api {
                 ));
             }
         }
-        let if_match = req
-            .headers
-            .get(header::IF_MATCH)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let if_match = if_match(req);
         let id = id.to_owned();
         let target = id.clone();
         let ca = self
@@ -1049,14 +1117,21 @@ impl Api {
         Ok(out)
     }
 
-    async fn get_leaf(&self, access: &Access, ca: Option<&str>, leaf: &str) -> Result<Response<Body>, ApiError> {
+    async fn get_leaf(
+        &self,
+        req: &ApiRequest<'_>,
+        access: &Access,
+        ca: Option<&str>,
+        leaf: &str,
+    ) -> Result<Response<Body>, ApiError> {
+        let select = item_select(req.query, &LEAF_COLLECTION)?;
         let leaf_id = leaf.to_owned();
         let (l, _) = self.blocking(access, move |p| p.get_leaf(&leaf_id)).await?;
         if ca.is_some_and(|c| c != l.issuer_id) {
             return Err(ApiError::not_found("no such leaf certificate under this CA"));
         }
         self.visible_ca(access, &l.issuer_id, &[P::ReadCas]).await?;
-        Ok(json_response(StatusCode::OK, &entity(&l)?))
+        Ok(json_response(StatusCode::OK, &shape(entity(&l)?, select.as_deref())))
     }
 
     async fn patch_leaf(
@@ -1073,15 +1148,8 @@ impl Api {
         }
         self.visible_ca(access, &l.issuer_id, &[P::ReadCas, P::RevokeLeaves])
             .await?;
-        let b: LeafMetaBody = body(req)?;
-        let patch = NewLeaf {
-            device_name: b.device_name,
-            user_principal_name: b.user_principal_name,
-            device_id: b.device_id,
-            user_id: b.user_id,
-            device_platform: b.device_platform.filter(|p| !graph_placeholder(p)),
-            ..Default::default()
-        };
+        // Every leaf property is read-only: a body is checked to be JSON, and ignored.
+        let _: PatchLeafBody = body(req)?;
         let id = leaf.to_owned();
         let target = id.clone();
         let l = self
@@ -1090,7 +1158,7 @@ impl Api {
                 audit::PATCH_LEAF,
                 (LEAF_T, &target),
                 (&l.issuer_id, &[]),
-                move |p| p.update_leaf(&id, &patch),
+                move |p| p.update_leaf(&id),
             )
             .await?;
         Ok(json_response(StatusCode::OK, &entity(&l)?))
@@ -1284,6 +1352,7 @@ struct VersionBody {
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(rename = "trustChainCertificate")]
 struct TrustChainCertificate {
     #[allow(dead_code)]
     display_name: Option<String>,
@@ -1324,6 +1393,12 @@ impl SerialBody {
 struct ReasonBody {
     reason: Option<String>,
 }
+
+/// PATCH on a leaf: Graph marks every leaf property read-only (device and
+/// user are recorded at issuance), so whatever the body holds is ignored and
+/// the leaf is answered unchanged. Kept for Graph clients and its examples.
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+pub(crate) struct PatchLeafBody {}
 
 #[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]

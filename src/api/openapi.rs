@@ -12,13 +12,15 @@ use serde_json::{json, Map, Value};
 use super::routes::{Op, Route, ROUTES};
 use super::ApiToken;
 use super::{
-    CreateCaBody, IssueBody, LeafMetaBody, PatchCaBody, ReasonBody, RevokeLeafBody, SerialBody, StatusBody, UploadBody,
-    VersionBody, BASE, MAX_BODY,
+    CreateCaBody, IssueBody, PatchCaBody, PatchLeafBody, ReasonBody, RevokeLeafBody, SerialBody, StatusBody,
+    UploadBody, VersionBody, BASE, MAX_BODY,
 };
 use crate::domain::{CertificationAuthority, LeafCertificate};
 
-const CA_SCHEMA: &str = "cloudCertificationAuthority";
-const LEAF_SCHEMA: &str = "cloudCertificationAuthorityLeafCertificate";
+pub(crate) const CA_SCHEMA: &str = "cloudCertificationAuthority";
+pub(crate) const LEAF_SCHEMA: &str = "cloudCertificationAuthorityLeafCertificate";
+pub(crate) const AUDIT_SCHEMA: &str = "auditEvent";
+pub(crate) const TOKEN_SCHEMA: &str = "cloudPkiApiToken";
 
 fn component(name: &str) -> Value {
     json!({"$ref": format!("#/components/schemas/{name}")})
@@ -49,7 +51,7 @@ fn request_schema(op: Op, g: &mut SchemaGenerator) -> Option<Schema> {
         Op::RevokeLeafBySerial | Op::SearchBySerial => g.subschema_for::<SerialBody>(),
         Op::IssueLeaf => g.subschema_for::<IssueBody>(),
         Op::RevokeAllLeaves => g.subschema_for::<ReasonBody>(),
-        Op::PatchCaLeaf | Op::PatchLeaf => g.subschema_for::<LeafMetaBody>(),
+        Op::PatchCaLeaf | Op::PatchLeaf => g.subschema_for::<PatchLeafBody>(),
         _ => return None,
     })
 }
@@ -60,7 +62,8 @@ fn success(op: Op) -> (u16, Option<Value>) {
     match op {
         Op::ListCas => (200, Some(component("cloudCertificationAuthorityCollection"))),
         Op::CreateCa => (201, Some(component(CA_SCHEMA))),
-        Op::GetCa | Op::PatchCa => (200, Some(component(CA_SCHEMA))),
+        Op::GetCa => (200, Some(component(&selected(CA_SCHEMA)))),
+        Op::PatchCa => (200, Some(component(CA_SCHEMA))),
         Op::DeleteCa => (204, None),
         Op::ChangeStatus | Op::RevokeCa | Op::UploadSigned => (200, Some(value_of(component(CA_SCHEMA)))),
         Op::RevokeLeaf | Op::RevokeLeafBySerial | Op::SearchBySerial => (200, Some(value_of(component(LEAF_SCHEMA)))),
@@ -83,11 +86,18 @@ fn success(op: Op) -> (u16, Option<Value>) {
             Some(component("cloudCertificationAuthorityLeafCertificateCollection")),
         ),
         Op::CountLeaves => (200, None),
-        Op::GetCaLeaf | Op::GetLeaf | Op::PatchCaLeaf | Op::PatchLeaf => (200, Some(component(LEAF_SCHEMA))),
+        Op::GetCaLeaf | Op::GetLeaf => (200, Some(component(&selected(LEAF_SCHEMA)))),
+        Op::PatchCaLeaf | Op::PatchLeaf => (200, Some(component(LEAF_SCHEMA))),
         Op::AuditEvents => (200, Some(component("auditEventCollection"))),
         Op::ListTokens => (200, Some(component("cloudPkiApiTokenCollection"))),
         Op::RevokeToken => (204, None),
     }
+}
+
+/// The schema of a single-entity GET: the entity, or with `$select` only
+/// the selected properties (plus `id` and `@odata.type`).
+fn selected(entity: &str) -> String {
+    format!("{entity}Selected")
 }
 
 /// Query options an operation accepts; anything else is a 400.
@@ -125,7 +135,15 @@ fn query_parameters(op: Op) -> Vec<Value> {
             skiptoken.clone(),
         ]
     };
+    let select = || {
+        vec![p(
+            "$select",
+            json!({"type": "string"}),
+            "comma-separated properties (the collection's $select set)",
+        )]
+    };
     match op {
+        Op::GetCa | Op::GetCaLeaf | Op::GetLeaf => select(),
         Op::ListCas => collection("certificationAuthorityStatus, cloudCertificationAuthorityType"),
         Op::ListLeaves => collection("certificateStatus"),
         Op::CountLeaves => vec![filter("certificateStatus")],
@@ -209,9 +227,12 @@ fn operation(route: &Route, requests: &mut SchemaGenerator) -> Value {
         responses.insert("413".into(), error(&format!("the body exceeds {MAX_BODY} bytes")));
         responses.insert("415".into(), error("the body is not application/json"));
     }
-    if route.op == Op::PatchCa {
+    if matches!(route.op, Op::PatchCa | Op::DeleteCa) {
         if let Some(ps) = op["parameters"].as_array_mut() {
-            ps.push(json!({"name": "If-Match", "in": "header", "required": false, "schema": {"type": "string"}}));
+            ps.push(
+                json!({"name": "If-Match", "in": "header", "required": false, "schema": {"type": "string"},
+                "description": "the CA's eTag (or *): refused with 412 when the CA changed since"}),
+            );
         }
         responses.insert("412".into(), error("If-Match does not match the CA's eTag"));
     }
@@ -219,12 +240,18 @@ fn operation(route: &Route, requests: &mut SchemaGenerator) -> Value {
     op
 }
 
-/// A collection schema: items may be partial (`$select`), so nothing inside is required.
-fn collection(item: &Value) -> Value {
+/// An entity as `$select` may shape it: nothing inside is required.
+fn partial(item: &Value) -> Value {
     let mut partial = item.clone();
     if let Some(o) = partial.as_object_mut() {
         o.remove("required");
     }
+    partial
+}
+
+/// A collection schema: items may be partial (`$select`).
+fn collection(item: &Value) -> Value {
+    let partial = partial(item);
     json!({
         "type": "object",
         "required": ["@odata.context", "value"],
@@ -258,13 +285,18 @@ pub fn document(public_url: &str) -> Value {
     }
     let ca_item = schemas.get(CA_SCHEMA).cloned().unwrap_or(Value::Null);
     let leaf_item = schemas.get(LEAF_SCHEMA).cloned().unwrap_or(Value::Null);
+    schemas.insert(selected(CA_SCHEMA), partial(&ca_item));
+    schemas.insert(selected(LEAF_SCHEMA), partial(&leaf_item));
     schemas.insert("cloudCertificationAuthorityCollection".into(), collection(&ca_item));
     schemas.insert(
         "cloudCertificationAuthorityLeafCertificateCollection".into(),
         collection(&leaf_item),
     );
+    schemas.insert("auditActor".into(), audit_actor());
+    schemas.insert("auditResource".into(), audit_resource());
+    schemas.insert(AUDIT_SCHEMA.into(), audit_event());
     schemas.insert("auditEventCollection".into(), collection(&audit_event()));
-    let token_item = schemas.get("cloudPkiApiToken").cloned().unwrap_or(Value::Null);
+    let token_item = schemas.get(TOKEN_SCHEMA).cloned().unwrap_or(Value::Null);
     schemas.insert("cloudPkiApiTokenCollection".into(), collection(&token_item));
     schemas.insert("graphError".into(), graph_error());
     json!({
@@ -303,12 +335,28 @@ fn audit_event() -> Value {
             "activityOperationType": {"type": "string", "enum": ["Create", "Patch", "Delete", "Action"]},
             "activityDateTime": {"type": ["string", "null"], "format": "date-time"},
             "activityResult": {"type": "string"},
-            "activity": {"type": ["string", "null"]},
-            "actor": {"type": "object", "properties": {"userPrincipalName": {"type": "string"}, "type": {"type": "string"}}},
-            "resources": {"type": "array", "items": {"type": "object", "properties": {
-                "resourceId": {"type": "string"}, "type": {"type": "string"}, "displayName": {"type": "string"}}}}
+            "activity": {"type": "string", "description": "the readable name of activityType"},
+            "activityResultDetail": {"type": ["string", "null"],
+                "description": "extension: why the change failed (activityResult failure), or notes on a system change such as a KEK rotation"},
+            "actor": component("auditActor"),
+            "resources": {"type": "array", "items": component("auditResource")}
         }
     })
+}
+
+fn audit_actor() -> Value {
+    json!({"type": "object", "properties": {
+        "@odata.type": {"type": "string"},
+        "userPrincipalName": {"type": "string"},
+        "type": {"type": "string"}}})
+}
+
+fn audit_resource() -> Value {
+    json!({"type": "object", "properties": {
+        "@odata.type": {"type": "string"},
+        "resourceId": {"type": "string"},
+        "type": {"type": "string"},
+        "displayName": {"type": "string"}}})
 }
 
 fn graph_error() -> Value {

@@ -32,6 +32,8 @@ pub enum CliError {
     Usage(String),
     #[error("cannot write output: {0}")]
     Output(std::io::Error),
+    #[error("cancelled: nothing was changed")]
+    Cancelled,
 }
 
 type Result<T> = std::result::Result<T, CliError>;
@@ -236,15 +238,23 @@ pub enum CaCommand {
     Resume {
         id: String,
     },
-    /// Revoke a paused issuing CA with no active leaves (irreversible).
+    /// Revoke a paused issuing CA with no active leaves (irreversible; on a
+    /// terminal, asks first).
     Revoke {
         id: String,
         #[arg(long, value_parser = parse_reason)]
         reason: Option<RevocationReason>,
+        /// Do not ask for confirmation.
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
-    /// Delete a revoked issuing CA, or a root with no issuing CA left (irreversible).
+    /// Delete a revoked issuing CA, or a root with no issuing CA left
+    /// (irreversible; on a terminal, asks first).
     Delete {
         id: String,
+        /// Do not ask for confirmation.
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
     /// Print the CSR of a CA awaiting its external signature (PEM).
     Csr {
@@ -340,7 +350,8 @@ pub enum CertCommand {
         #[arg(long, value_parser = parse_reason, default_value = "unspecified")]
         reason: RevocationReason,
     },
-    /// Revoke every active leaf of a CA (committed in batches).
+    /// Revoke every active leaf of a CA (committed in batches; irreversible;
+    /// on a terminal, asks first).
     RevokeAll {
         #[arg(long)]
         ca: String,
@@ -349,6 +360,9 @@ pub enum CertCommand {
         /// Leaves per transaction.
         #[arg(long, default_value_t = 500)]
         batch: u32,
+        /// Do not ask for confirmation.
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
 }
 
@@ -387,6 +401,7 @@ impl Cli {
         OpenOptions {
             data_dir: self.data_dir.clone().unwrap_or_else(config::default_data_dir),
             public_url: self.public_url.clone(),
+            default_public_url: None,
             kek_file: self.kek_file.clone(),
             kek_base64: std::env::var(config::KEK_ENV).ok().filter(|s| !s.is_empty()),
             next_kek_files: self
@@ -525,11 +540,39 @@ fn ca_command(pki: &Pki, cmd: CaCommand, o: &mut output::Output<'_>) -> Result<(
         }
         CaCommand::List => o.cas(&pki.list_cas()?),
         CaCommand::Show { id } => o.ca(&pki.get_ca(&id)?),
-        CaCommand::Pause { id } => o.ca(&pki.pause_ca(&id)?),
+        CaCommand::Pause { id } => {
+            o.ca(&pki.pause_ca(&id)?)?;
+            o.note(&format!(
+                "paused: this CA issues no certificate until `cloudpki ca resume {id}`. Its CRL, AIA \
+                 (CA certificate) and OCSP URLs keep answering, and its certificates can still be revoked."
+            ))
+        }
         CaCommand::Resume { id } => o.ca(&pki.resume_ca(&id)?),
-        CaCommand::Revoke { id, reason } => o.ca(&pki.revoke_ca(&id, reason)?),
-        CaCommand::Delete { id } => {
-            pki.delete_ca(&id)?;
+        CaCommand::Revoke { id, reason, yes } => {
+            let ca = pki.get_ca(&id)?;
+            confirm(
+                &format!(
+                    "About to revoke the certificate of CA {}.\n\
+                     This is irreversible: the certificate goes on its issuer's CRL and OCSP answers \
+                     \"revoked\" for it; the CA never issues again and can afterwards only be deleted.",
+                    describe(&ca)
+                ),
+                yes,
+            )?;
+            o.ca(&pki.revoke_ca(&id, reason)?)
+        }
+        CaCommand::Delete { id, yes } => {
+            let ca = pki.get_ca(&id)?;
+            confirm(
+                &format!(
+                    "About to delete CA {}.\n\
+                     This is irreversible: its private keys are destroyed and it leaves the API; \
+                     a revoked issuing CA stays listed on its root's CRL.",
+                    describe(&ca)
+                ),
+                yes,
+            )?;
+            pki.delete_ca(&id, None)?;
             o.deleted(&id)
         }
         CaCommand::Csr { id } => o.raw(&pem::encode("CERTIFICATE REQUEST", &pki.ca_csr(&id)?)?),
@@ -546,6 +589,41 @@ fn ca_command(pki: &Pki, cmd: CaCommand, o: &mut output::Output<'_>) -> Result<(
             }
             o.raw(&text)
         }
+    }
+}
+
+/// A CA as a confirmation question names it.
+fn describe(ca: &crate::domain::CertificationAuthority) -> String {
+    format!(
+        "\"{}\" ({}, {}, {}, id {})",
+        ca.display_name,
+        ca.subject_name,
+        ca.cloud_certification_authority_type.name(),
+        ca.certification_authority_status.name(),
+        ca.id
+    )
+}
+
+/// Irreversible commands ask first when a person is at a terminal (stdin is
+/// one): `what` and a y/N question on stderr, anything but y/yes cancels.
+/// `--yes`, or no terminal (scripts, pipes), proceeds as before.
+fn confirm(what: &str, yes: bool) -> Result<()> {
+    use std::io::IsTerminal;
+    if yes || !std::io::stdin().is_terminal() {
+        return Ok(());
+    }
+    let mut err = std::io::stderr().lock();
+    write!(err, "{what}\nProceed? [y/N] ")
+        .and_then(|()| err.flush())
+        .map_err(CliError::Output)?;
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer).map_err(|source| CliError::Io {
+        path: "stdin".into(),
+        source,
+    })?;
+    match answer.trim().to_ascii_lowercase().as_str() {
+        "y" | "yes" => Ok(()),
+        _ => Err(CliError::Cancelled),
     }
 }
 
@@ -627,8 +705,19 @@ fn cert_command(pki: &Pki, cmd: CertCommand, o: &mut output::Output<'_>) -> Resu
             };
             o.leaf(&leaf)
         }
-        CertCommand::RevokeAll { ca, reason, batch } => {
+        CertCommand::RevokeAll { ca, reason, batch, yes } => {
             let total = pki.count_leaves(Some(&ca), Some(LeafStatus::Active))?;
+            if total > 0 {
+                confirm(
+                    &format!(
+                        "About to revoke {total} active leaf certificate(s) of CA {} (reason {}).\n\
+                         This is irreversible: each goes on the CA's CRL and OCSP answers \"revoked\" for it.",
+                        describe(&pki.get_ca(&ca)?),
+                        reason.name()
+                    ),
+                    yes,
+                )?;
+            }
             let bar = o.progress(total, "revoking");
             let mut write_err = None;
             let n = pki.revoke_all_leaves(&ca, reason, batch, &mut |done| {

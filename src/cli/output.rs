@@ -160,6 +160,16 @@ impl<'a> Output<'a> {
         self.line(&t.to_string())
     }
 
+    /// A sentence for people after a result: on stdout under a table, on
+    /// stderr with `--json` (stdout stays one JSON document).
+    pub fn note(&mut self, text: &str) -> Result<()> {
+        if self.json {
+            eprintln!("{text}");
+            return Ok(());
+        }
+        self.line(text)
+    }
+
     pub fn deleted(&mut self, id: &str) -> Result<()> {
         if self.json {
             return self.json_value(&serde_json::json!({ "deleted": id }));

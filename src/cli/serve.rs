@@ -14,7 +14,8 @@ use crate::http::Limits;
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
-    /// Address to listen on (default 127.0.0.1:8180).
+    /// Address to listen on (default 127.0.0.1:8180). On a fresh data
+    /// directory without --public-url, the public URL is this address.
     #[arg(long, env = "CLOUDPKI_LISTEN")]
     pub listen: Option<SocketAddr>,
     /// TOML configuration file (see README); flags take precedence.
@@ -122,6 +123,8 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
                 .or(file.data_dir)
                 .unwrap_or_else(config::default_data_dir),
             public_url: cli.public_url.clone().or(file.public_url),
+            // Filled from the listen address by app::run.
+            default_public_url: None,
             kek_file: cli.kek_file.clone().or(file.kek_file),
             kek_base64: std::env::var(config::KEK_ENV).ok().filter(|s| !s.is_empty()),
             next_kek_files: cli.next_kek_file.clone().or(file.next_kek_file).into_iter().collect(),

@@ -17,6 +17,35 @@ pub const REVOKE_LEAF: &str = "RevokeLeafCertAsync CloudCertificationAuthorityLe
 /// Extensions (cloudpki's own actions).
 pub const ISSUE_LEAF: &str = "IssueLeafCertificate CloudCertificationAuthorityLeafCertificate";
 pub const PATCH_LEAF: &str = "Patch CloudCertificationAuthorityLeafCertificate";
+/// Key-encryption key rotation (`cloudpki kek rotate`): read by administrators only.
+pub const KEK_ROTATION_STARTED: &str = "kekRotationStarted";
+pub const KEK_ROTATION_COMPLETED: &str = "kekRotationCompleted";
+
+/// The readable name of every activity type, as Intune's audit log shows
+/// `activity` beside `activityType`. The one table: an activity constant
+/// above without a row here fails `every_activity_has_a_readable_name`.
+const ACTIVITY_NAMES: &[(&str, &str)] = &[
+    (CREATE_CA, "Create certification authority"),
+    (PATCH_CA, "Update certification authority"),
+    (DELETE_CA, "Delete certification authority"),
+    (CHANGE_STATUS, "Change certification authority status"),
+    (REVOKE_CA, "Revoke certification authority certificate"),
+    (UPLOAD, "Upload externally signed certification authority certificate"),
+    (REVOKE_LEAF, "Revoke leaf certificate"),
+    (ISSUE_LEAF, "Issue leaf certificate"),
+    (PATCH_LEAF, "Update leaf certificate"),
+    (KEK_ROTATION_STARTED, "Start key-encryption key rotation"),
+    (KEK_ROTATION_COMPLETED, "Complete key-encryption key rotation"),
+];
+
+/// The readable activity for an activity type (the type itself for one this
+/// version does not know, e.g. written by a newer node).
+pub fn activity_name(activity_type: &str) -> &str {
+    ACTIVITY_NAMES
+        .iter()
+        .find(|(t, _)| *t == activity_type)
+        .map_or(activity_type, |(_, name)| name)
+}
 
 thread_local! {
     static ACTOR: RefCell<Option<String>> = const { RefCell::new(None) };
@@ -45,6 +74,23 @@ pub fn current_actor() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_activity_has_a_readable_name() {
+        // Every `pub const …: &str = "…";` of this file is an activity type.
+        let source = include_str!("audit.rs");
+        let types: Vec<&str> = source
+            .lines()
+            .filter(|l| l.starts_with("pub const ") && l.contains(": &str = \""))
+            .filter_map(|l| l.split('"').nth(1))
+            .collect();
+        assert!(types.len() >= 11, "{types:?}");
+        for t in types {
+            let name = activity_name(t);
+            assert_ne!(name, t, "{t} has no readable name in ACTIVITY_NAMES");
+            assert!(name.starts_with(char::is_uppercase) && name.contains(' '), "{name}");
+        }
+    }
 
     #[test]
     fn actor_is_scoped() {

@@ -329,6 +329,15 @@ pub(super) fn audit_row(
     }
 }
 
+/// `If-Match`: absent or `*` matches anything; otherwise it must be the
+/// current eTag (an update or deletion against a stale one is refused).
+fn check_if_match(if_match: Option<&str>, current: Option<&str>) -> Result<()> {
+    match if_match {
+        Some(tag) if tag != "*" && Some(tag) != current => Err(PkiError::PreconditionFailed),
+        _ => Ok(()),
+    }
+}
+
 /// The scope tags of a stored CA (none when it does not exist): who may read
 /// the audit events about it.
 fn stored_scope_tags(tx: &mut dyn Tx, ca_id: &str) -> Result<Vec<String>> {
@@ -898,10 +907,12 @@ impl Pki {
         self.transition(id, Action::Revoke, reason)
     }
 
-    pub fn delete_ca(&self, id: &str) -> Result<()> {
+    /// Deletes a CA (irreversible), checking the eTag when given, as PATCH does.
+    pub fn delete_ca(&self, id: &str, if_match: Option<&str>) -> Result<()> {
         let now = self.clock.now();
         let mut tx = self.store.begin(TxMode::Write)?;
         let ca = self.load_ca(tx.as_mut(), id, now)?;
+        check_if_match(if_match, ca.entity.e_tag.as_deref())?;
         let facts = ca.facts(tx.as_mut(), now, Action::Delete)?;
         lifecycle::check(Action::Delete, facts)?;
         // Recorded first: the audit event takes the scope tags of the CA it deletes.
@@ -924,11 +935,7 @@ impl Pki {
         let now = self.clock.now();
         let mut tx = self.store.begin(TxMode::Write)?;
         let mut ca = self.load_ca(tx.as_mut(), id, now)?;
-        if let Some(tag) = if_match {
-            if tag != "*" && Some(tag) != ca.entity.e_tag.as_deref() {
-                return Err(PkiError::PreconditionFailed);
-            }
-        }
+        check_if_match(if_match, ca.entity.e_tag.as_deref())?;
         if let Some(name) = display_name {
             if name.trim().is_empty() {
                 return Err(PkiError::Invalid("displayName must not be empty".into()));
@@ -1468,41 +1475,26 @@ impl Pki {
         }
     }
 
-    /// Updates a leaf's device/user metadata (Graph PATCH on a leaf).
-    pub fn update_leaf(&self, id: &str, patch: &NewLeaf) -> Result<LeafCertificate> {
+    /// Graph PATCH on a leaf. Every leaf property is read-only in Graph
+    /// (device and user are what issuance recorded), so nothing changes: the
+    /// request is audited, as PATCH on a CA is, and the leaf returned as is.
+    pub fn update_leaf(&self, id: &str) -> Result<LeafCertificate> {
         let now = self.clock.now();
         let mut tx = self.store.begin(TxMode::Write)?;
         let row = tx.leaf(id)?.ok_or_else(|| PkiError::NotFound {
             what: "leaf certificate",
             id: id.into(),
         })?;
-        let mut e = self.leaf_entity(&row, now)?;
-        if let Some(v) = &patch.device_name {
-            e.device_name = Some(v.clone());
-        }
-        if let Some(v) = &patch.user_principal_name {
-            e.user_principal_name = Some(v.clone());
-        }
-        if let Some(v) = &patch.device_id {
-            e.device_id = Some(v.clone());
-        }
-        if let Some(v) = &patch.user_id {
-            e.user_id = Some(v.clone());
-        }
-        if let Some(p) = &patch.device_platform {
-            e.device_platform = device_platform(p)
-                .ok_or_else(|| PkiError::Invalid(format!("unknown devicePlatform {p:?}")))?
-                .into();
-        }
-        tx.update_leaf_doc(id, &serde_json::to_string(&e).map_err(corrupt)?)?;
-        self.record(
-            tx.as_mut(),
+        let e = self.leaf_entity(&row, now)?;
+        let tags = stored_scope_tags(tx.as_mut(), &row.ca_id)?;
+        tx.append_audit(&audit_row(
             now,
-            ChangeKind::LeafUpdated,
-            &row.ca_id,
-            Some(id),
             audit::PATCH_LEAF,
-        )?;
+            ("CloudCertificationAuthorityLeafCertificate", id),
+            "success",
+            "",
+            &tags,
+        ))?;
         self.commit(tx)?;
         Ok(e)
     }
@@ -1851,6 +1843,7 @@ mod tests {
             let opts = OpenOptions {
                 data_dir: dir.path().to_path_buf(),
                 public_url: None,
+                default_public_url: None,
                 kek_file: None,
                 kek_base64: None,
                 next_kek_files: Vec::new(),
@@ -1892,6 +1885,7 @@ mod tests {
         let opts = OpenOptions {
             data_dir: dir.path().to_path_buf(),
             public_url: None,
+            default_public_url: None,
             kek_file: None,
             kek_base64: None,
             next_kek_files: Vec::new(),

@@ -429,7 +429,7 @@ impl Pki {
                 // Scope tags: none, so only administrators read KEK events.
                 tx.append_audit(&audit_row(
                     now,
-                    "kekRotationStarted",
+                    crate::domain::audit::KEK_ROTATION_STARTED,
                     ("keyEncryptionKey", &target.to_string()),
                     "success",
                     &format!("from {from}"),
@@ -527,7 +527,7 @@ impl Pki {
         tx.delete_meta(META_KEK_ROTATION)?;
         tx.append_audit(&audit_row(
             now,
-            "kekRotationCompleted",
+            crate::domain::audit::KEK_ROTATION_COMPLETED,
             ("keyEncryptionKey", &target.to_string()),
             "success",
             &format!("from {}; {} keys re-sealed", r.from, r.resealed + stragglers),
@@ -599,6 +599,7 @@ mod tests {
         OpenOptions {
             data_dir: dir.to_path_buf(),
             public_url: None,
+            default_public_url: None,
             kek_file: None,
             kek_base64: Some(kek.to_base64().to_string()),
             next_kek_files: Vec::new(),

@@ -13,6 +13,7 @@ pub const LEAF_ODATA_TYPE: &str = "#microsoft.graph.cloudCertificationAuthorityL
 /// `cloudCertificationAuthorityType`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(rename = "cloudCertificationAuthorityType")]
 pub enum CaType {
     RootCertificationAuthority,
     IssuingCertificationAuthority,
@@ -43,6 +44,7 @@ impl CaType {
 /// derived from the clock when a CA's certificate has passed its notAfter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(rename = "cloudCertificationAuthorityStatus")]
 pub enum CaStatus {
     Active,
     Paused,
@@ -78,6 +80,7 @@ impl CaStatus {
 /// `cloudCertificationAuthorityKeyPlatformType`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(rename = "cloudCertificationAuthorityKeyPlatformType")]
 pub enum KeyPlatform {
     Software,
     HardwareSecurityModule,
@@ -86,6 +89,7 @@ pub enum KeyPlatform {
 /// `cloudCertificationAuthorityLeafCertificateStatus`; `expired` derived from the clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(rename = "cloudCertificationAuthorityLeafCertificateStatus")]
 pub enum LeafStatus {
     Active,
     Revoked,
@@ -134,6 +138,7 @@ pub fn device_platform(s: &str) -> Option<&'static str> {
 /// Graph's `extendedKeyUsage` complex type.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(rename = "extendedKeyUsage")]
 pub struct ExtendedKeyUsage {
     pub name: String,
     pub object_identifier: String,

@@ -192,11 +192,27 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Result<Resp
         response = close_after(response);
     }
     if method == Method::HEAD {
-        *response.body_mut() = Full::default();
+        head_of(&mut response);
     }
     r.metrics
         .observe_request(route, response.status().as_u16(), started.elapsed().as_secs_f64());
     Ok(response)
+}
+
+/// Turns a GET answer into the HEAD answer: the same headers, Content-Length
+/// included (RFC 9110 §9.3.2), and no body. hyper computes Content-Length
+/// from the body it sends, so it is set here before the body goes.
+fn head_of(response: &mut Response<Body>) {
+    let status = response.status();
+    if status != StatusCode::NOT_MODIFIED && status != StatusCode::NO_CONTENT && !status.is_informational() {
+        if let Some(len) = hyper::body::Body::size_hint(response.body()).exact() {
+            response
+                .headers_mut()
+                .entry(header::CONTENT_LENGTH)
+                .or_insert_with(|| HeaderValue::from(len));
+        }
+    }
+    *response.body_mut() = Full::default();
 }
 
 /// Routes one request; says whether its body was read to the end.
@@ -233,6 +249,11 @@ async fn dispatch(state: &AppState, req: Request<Incoming>, method: &Method, pat
         "/openapi.json" if is_get => {
             if let Some(api) = &state.api {
                 return (api.openapi(), false);
+            }
+        }
+        "/beta/$metadata" | "/beta/%24metadata" if is_get => {
+            if let Some(api) = &state.api {
+                return (api.metadata(), false);
             }
         }
         _ => {}

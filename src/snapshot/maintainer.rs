@@ -649,6 +649,7 @@ mod tests {
             ocsp_signing: None,
             database: None,
             keyless: false,
+            default_public_url: None,
         };
         let signer = open(&opts).unwrap();
         let ca = |ca_type, cn: &str, issuer: Option<String>| NewCa {

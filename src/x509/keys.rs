@@ -22,6 +22,7 @@ use super::X509Error;
 
 /// The CA key kinds Graph's `cloudCertificationAuthorityCertificateKeySize` names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(rename = "cloudCertificationAuthorityCertificateKeySize")]
 pub enum KeyAlgorithm {
     #[serde(rename = "rsa2048")]
     Rsa2048,
@@ -89,6 +90,7 @@ impl KeyAlgorithm {
 /// Graph's `cloudCertificationAuthorityHashingAlgorithm`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(rename = "cloudCertificationAuthorityHashingAlgorithm")]
 pub enum HashAlgorithm {
     Sha256,
     Sha384,

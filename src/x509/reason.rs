@@ -8,6 +8,7 @@ use x509_cert::ext::pkix::crl::CrlReason;
 /// revocation in Cloud PKI is irreversible, so a hold is never issued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(rename = "cloudPkiRevocationReason")]
 pub enum RevocationReason {
     Unspecified,
     KeyCompromise,

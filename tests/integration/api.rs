@@ -186,7 +186,10 @@ fn the_main_flows_over_the_api() {
         &format!("/cloudCertificationAuthorityLeafCertificate/{leaf_id}"),
         Some(json!({"userPrincipalName": "bob@contoso.com", "thumbprint": "ignored"})),
     );
-    assert_eq!(patched["userPrincipalName"], "bob@contoso.com");
+    assert_eq!(
+        patched["userPrincipalName"], leaf["userPrincipalName"],
+        "read-only: recorded at issuance"
+    );
     assert_eq!(patched["thumbprint"], leaf["thumbprint"]);
 
     // PATCH with eTag: a stale one is refused.
@@ -304,7 +307,11 @@ fn the_main_flows_over_the_api() {
     assert_eq!(results, ["failure", "failure", "success"], "{revoke_ca:?}");
     assert_eq!(revoke_ca[2]["actor"]["userPrincipalName"], "alice");
     assert_eq!(revoke_ca[2]["resources"][0]["resourceId"], issuing.as_str());
-    assert!(revoke_ca[0]["activity"].as_str().unwrap().contains("pause the CA"));
+    assert!(revoke_ca[0]["activityResultDetail"]
+        .as_str()
+        .unwrap()
+        .contains("pause the CA"));
+    assert_eq!(revoke_ca[0]["activity"], "Revoke certification authority certificate");
     for (activity, n) in [
         ("Create CloudCertificationAuthority", 2),
         ("Delete CloudCertificationAuthority", 3),

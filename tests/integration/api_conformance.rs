@@ -156,13 +156,16 @@ fn graph_documentation_examples_sent_as_printed() {
     assert_eq!(revoked["value"]["id"], l1.as_str());
     assert_eq!(revoked["value"]["certificateStatus"], "revoked");
 
-    // Update: read-only properties in the body are ignored; device fields change.
+    // Update: every leaf property is read-only, so the body is ignored (200).
     let patched = send_example(
         &a,
         "004-updateLeafCertificate",
         &[("{cloudCertificationAuthorityLeafCertificateId}", &l2)],
     );
-    assert_eq!(patched["deviceName"], "Device Name value");
+    assert_eq!(
+        patched["deviceName"], leaves[2]["deviceName"],
+        "read-only: recorded at issuance"
+    );
     assert_eq!(
         patched["certificateStatus"], "active",
         "read-only: not changed by PATCH"

@@ -10,6 +10,7 @@ mod external;
 mod fleet;
 mod kek;
 mod lifecycle;
+mod regressions;
 mod responder;
 mod security;
 mod server;

@@ -801,7 +801,13 @@ fn second_granularity_validators_never_serve_stale_revocation_data() {
         s.server.url,
         base64ct::Base64::encode_string(&std::fs::read(&req).unwrap())
     );
-    let good = curl("GET", &get, None, &[]);
+    // The CLI is another process: wait until the server serves the leaf's
+    // pre-signed answer (until then it is an on-demand `unknown`, no dates).
+    let mut good = curl("GET", &get, None, &[]);
+    wait_until("the pre-signed good answer", || {
+        good = curl("GET", &get, None, &[]);
+        good.header("last-modified").is_some()
+    });
     assert_eq!(good.status, 200);
     s.env.json(&["cert", "revoke", "--serial", &serial]);
     let mut revoked = curl("GET", &get, None, &[]);

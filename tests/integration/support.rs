@@ -213,6 +213,7 @@ impl Env {
             cloudpki::config::OpenOptions {
                 data_dir: self.data_dir(),
                 public_url: None,
+                default_public_url: None,
                 kek_file: None,
                 kek_base64: None,
                 next_kek_files: Vec::new(),
