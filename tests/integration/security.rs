@@ -693,6 +693,11 @@ fn served() -> Served {
         "eCP256",
     ]));
     let issuing_pem = env.save(&["ca", "cert", &issuing], "issuing.pem");
+    // The CLI is another process: wait until the server follows its commits.
+    let aia = format!("{}/cacerts/{issuing}_v1/cert.cer", server.url);
+    wait_until("the issuing CA in the snapshot", || {
+        curl("GET", &aia, None, &[]).status == 200
+    });
     Served {
         env,
         server,
