@@ -125,6 +125,33 @@ pub async fn run(
         .map_err(|e| AppError::Thread(std::io::Error::other(e)))??;
     pki.set_timings(cfg.timings);
     let pki = Arc::new(pki);
+    // Everything the configuration names is checked before any port is
+    // bound: a bad JWKS file or token key serves nothing.
+    let external = cfg
+        .oidc
+        .iter()
+        .map(crate::auth::ExternalIssuer::load)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| AppError::Auth(e.to_string()))?;
+    // The API lives on nodes that hold keys; responders answer relying parties only.
+    let api = if cfg.role == Role::Responder {
+        None
+    } else {
+        let setup = pki.clone();
+        let data_dir = cfg.open.data_dir.clone();
+        let (tokens, first) = tokio::task::spawn_blocking(move || {
+            let tokens = crate::auth::TokenIssuer::load_or_create(&setup).map_err(|e| AppError::Auth(e.to_string()))?;
+            let first = first_admin_token(&setup, &tokens, &data_dir)?;
+            Ok::<_, AppError>((tokens, first))
+        })
+        .await
+        .map_err(|e| AppError::Thread(std::io::Error::other(e)))??;
+        let tokens = tokens.with_external(external);
+        if let Some(first) = first {
+            first.announce();
+        }
+        Some(crate::api::Api::new(pki.clone(), tokens, cfg.api_rate_limit))
+    };
     let stop = Arc::new(AtomicBool::new(false));
     // Background threads stop on every way out of here, errors included.
     let _stop_on_return = StopOnDrop(stop.clone());
@@ -209,31 +236,6 @@ pub async fn run(
         pki: pki.clone(),
         published: published.clone(),
     });
-    let external = cfg
-        .oidc
-        .iter()
-        .map(crate::auth::ExternalIssuer::load)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| AppError::Auth(e.to_string()))?;
-    // The API lives on nodes that hold keys; responders answer relying parties only.
-    let api = if cfg.role == Role::Responder {
-        None
-    } else {
-        let setup = pki.clone();
-        let data_dir = cfg.open.data_dir.clone();
-        let (tokens, first) = tokio::task::spawn_blocking(move || {
-            let tokens = crate::auth::TokenIssuer::load_or_create(&setup).map_err(|e| AppError::Auth(e.to_string()))?;
-            let first = first_admin_token(&setup, &tokens, &data_dir)?;
-            Ok::<_, AppError>((tokens, first))
-        })
-        .await
-        .map_err(|e| AppError::Thread(std::io::Error::other(e)))??;
-        let tokens = tokens.with_external(external);
-        if let Some(first) = first {
-            first.announce();
-        }
-        Some(crate::api::Api::new(pki.clone(), tokens, cfg.api_rate_limit))
-    };
     let mut responder = Responder::new(
         published.clone(),
         sync.clone(),

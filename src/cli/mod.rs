@@ -34,6 +34,28 @@ pub enum CliError {
     Output(std::io::Error),
     #[error("cancelled: nothing was changed")]
     Cancelled,
+    #[error(transparent)]
+    Serve(#[from] crate::app::AppError),
+}
+
+impl CliError {
+    /// The process exit status: 2 for a configuration or usage error (fix
+    /// the command or its settings; nothing was served or changed), 1 for
+    /// anything else.
+    pub fn exit_code(&self) -> u8 {
+        // What the operator must fix in the command or its settings; a store
+        // that cannot be reached (or a full disk) is not one of them.
+        let is_config = |e: &ConfigError| match e {
+            ConfigError::Store(crate::store::StoreError::Settings(_)) => true,
+            ConfigError::Store(_) | ConfigError::DataDir { .. } | ConfigError::Write { .. } => false,
+            _ => true,
+        };
+        match self {
+            CliError::Usage(_) | CliError::Serve(crate::app::AppError::Auth(_)) => 2,
+            CliError::Config(e) | CliError::Serve(crate::app::AppError::Config(e)) if is_config(e) => 2,
+            _ => 1,
+        }
+    }
 }
 
 type Result<T> = std::result::Result<T, CliError>;

@@ -203,5 +203,5 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
             )
             .await
         })
-        .map_err(|e| CliError::Usage(e.to_string()))
+        .map_err(CliError::Serve)
 }

@@ -137,12 +137,53 @@ fn serve_refuses_an_unreadable_sslrootcert_before_binding() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(out.status.code(), Some(2), "a configuration error: {stderr}");
     assert!(
         stderr.contains("invalid database settings: sslrootcert /nonexistent/root.pem: cannot read it"),
         "{stderr}"
     );
     assert!(!stderr.contains("s3cret"), "{stderr}");
     assert!(String::from_utf8_lossy(&out.stdout).is_empty(), "it listened");
+    assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
+}
+
+/// A configuration that names a file it cannot use serves nothing: exit 2,
+/// a clear message, no port bound, nothing printed as listening.
+#[test]
+fn configuration_is_validated_before_any_port_is_bound() {
+    let env = Env::new();
+    let port = free_port();
+    assert!(env
+        .run(&["--public-url", &format!("http://127.0.0.1:{port}"), "init"])
+        .status
+        .success());
+    let config = env.path("serve.toml");
+    std::fs::write(
+        &config,
+        "[[oidc_issuers]]\nissuer = \"https://login.example/t\"\naudience = \"api://cloudpki\"\njwks_file = \"/nonexistent/jwks.json\"\n",
+    )
+    .unwrap();
+    let out = env
+        .command()
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("/nonexistent/jwks.json"), "{stderr}");
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("listening"),
+        "it listened"
+    );
+    assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
+    // A wrong key-encryption key: exit 2 as well.
+    let out = env
+        .command()
+        .env("CLOUDPKI_KEK", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
 }
