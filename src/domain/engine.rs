@@ -85,7 +85,8 @@ const DELEGATE_ROTATE_BEFORE: Duration = Duration::days(10);
 
 /// The key that signs OCSP answers for one CA, with its certificate when delegated.
 pub struct OcspResponder {
-    pub key: Arc<SoftwareKey>,
+    /// Any `Signer`: a software key today, an HSM key tomorrow.
+    pub key: Arc<dyn Signer>,
     pub cert: Option<Arc<x509_cert::Certificate>>,
     pub not_after: Option<OffsetDateTime>,
 }
@@ -194,7 +195,7 @@ pub struct Pki {
     clock: Arc<dyn Clock>,
     settings: Settings,
     /// Unsealed CA keys, so a burst of issuance does not unseal per request.
-    signers: Mutex<HashMap<String, Arc<SoftwareKey>>>,
+    signers: Mutex<HashMap<String, Arc<dyn Signer>>>,
     /// Reserved CRL numbers per CA: (next, last reserved).
     crl_numbers: Mutex<HashMap<String, (i64, i64)>>,
     /// Delegated OCSP responders, by CA id.
@@ -255,7 +256,7 @@ fn add_years(t: OffsetDateTime, years: u32) -> Result<OffsetDateTime> {
 struct IssuingKeys<'a> {
     ca: &'a LoadedCa,
     ca_cert: ParsedCert,
-    signer: Arc<SoftwareKey>,
+    signer: Arc<dyn Signer>,
     responder: Arc<OcspResponder>,
 }
 
@@ -555,14 +556,14 @@ impl Pki {
     }
 
     /// The CA's signing key, unsealed once and cached.
-    fn signer(&self, tx: &mut dyn Tx, ca: &LoadedCa) -> Result<Arc<SoftwareKey>> {
+    fn signer(&self, tx: &mut dyn Tx, ca: &LoadedCa) -> Result<Arc<dyn Signer>> {
         let id = &ca.row.id;
         if let Some(s) = self.signers.lock().unwrap_or_else(|p| p.into_inner()).get(id) {
             return Ok(s.clone());
         }
         let sealed = tx.sealed_key(id)?.ok_or_else(|| corrupt("CA has no key"))?;
         let pkcs8 = self.unseal(SealedKind::CaKey, id, &sealed)?;
-        let key = Arc::new(SoftwareKey::from_pkcs8(
+        let key: Arc<dyn Signer> = Arc::new(SoftwareKey::from_pkcs8(
             ca.entity.certificate_key_size,
             ca.entity.cloud_certification_authority_hashing_algorithm,
             &pkcs8,
