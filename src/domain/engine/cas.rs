@@ -1,0 +1,517 @@
+//! CA lifecycle: create (root, issuing, external root), read, pause,
+//! resume, revoke, delete, PATCH, and the external-root upload.
+
+use super::*;
+
+impl Pki {
+    pub(super) fn ca_row(&self, entity: &CertificationAuthority, row_version: i64) -> Result<CaRow> {
+        Ok(CaRow {
+            id: entity.id.clone(),
+            common_name: entity.common_name.clone(),
+            issuer_id: entity.certification_authority_issuer_id.clone(),
+            status: entity.certification_authority_status.name().to_owned(),
+            doc: serde_json::to_string(entity).map_err(corrupt)?,
+            cert: None,
+            chain: Vec::new(),
+            csr: None,
+            revoked_at: None,
+            revocation_reason: None,
+            row_version,
+            crl_number: 0,
+            ocsp: None,
+        })
+    }
+
+    /// Writes `ca.entity` back with a new status (and bumped row version).
+    pub(super) fn save_ca(&self, tx: &mut dyn Tx, ca: &mut LoadedCa, now: OffsetDateTime) -> Result<()> {
+        ca.entity.last_modified_date_time = Some(now);
+        // Expired is derived, never stored: store what the CA was before.
+        let stored_status = match ca.entity.certification_authority_status {
+            CaStatus::Expired => ca.row.status.clone(),
+            s => s.name().to_owned(),
+        };
+        ca.row.status = stored_status;
+        ca.row.doc = serde_json::to_string(&ca.entity).map_err(corrupt)?;
+        ca.row.row_version += 1;
+        tx.update_ca(&ca.row)?;
+        ca.entity.e_tag = Some(format!("W/\"{}\"", ca.row.row_version));
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- CAs
+
+    /// Creates a root, an issuing CA under a root, or an issuing CA awaiting
+    /// an external signature.
+    pub fn create_ca(&self, req: NewCa) -> Result<CertificationAuthority> {
+        req.subject.validate()?;
+        if req.validity_years == 0 || req.validity_years > MAX_VALIDITY_YEARS {
+            return Err(PkiError::Invalid(format!(
+                "validityPeriodInYears must be 1 to {MAX_VALIDITY_YEARS}"
+            )));
+        }
+        let mut ekus = req.ekus.iter().map(|s| parse_oid(s)).collect::<Result<Vec<_>>>()?;
+        if ekus.contains(&oids::ANY_EKU) {
+            return Err(PkiError::Invalid(
+                "the Any Purpose EKU (2.5.29.37.0) is not allowed".into(),
+            ));
+        }
+        ekus.dedup();
+        match (req.ca_type, &req.issuer_id) {
+            (CaType::IssuingCertificationAuthority, None) => {
+                return Err(PkiError::Invalid(
+                    "an issuing CA needs certificationAuthorityIssuerId (its root)".into(),
+                ))
+            }
+            (CaType::RootCertificationAuthority | CaType::IssuingCertificationAuthorityWithExternalRoot, Some(_)) => {
+                return Err(PkiError::Invalid(
+                    "only an issuing CA anchored to a cloudpki root takes certificationAuthorityIssuerId".into(),
+                ))
+            }
+            _ => {}
+        }
+        // Key generation is the slow part (RSA-4096: up to seconds); do it
+        // before taking the write lock.
+        let (key, pkcs8) = SoftwareKey::generate(req.key_size, req.hash)?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let now = self.clock.now();
+        let subject = req.subject.to_name()?;
+
+        let mut tx = self.store.begin(TxMode::Write)?;
+        let sealed = self.seal_in(tx.as_mut(), SealedKind::CaKey, &id, &pkcs8)?;
+        if let Some(max) = self.settings.max_cas {
+            if tx.cas()?.len() as u64 >= u64::from(max) {
+                return Err(PkiError::CaLimitReached(max));
+            }
+        }
+        let not_before = now - BACKDATE;
+        let not_after = add_years(now, req.validity_years)?;
+        let version = 1;
+        let mut entity = CertificationAuthority {
+            odata_type: CA_ODATA_TYPE.into(),
+            id: id.clone(),
+            display_name: req
+                .display_name
+                .clone()
+                .unwrap_or_else(|| req.subject.common_name.clone()),
+            description: req.description.clone(),
+            scep_server_url: None,
+            certificate_revocation_list_url: Some(self.settings.crl_url(&id, version)),
+            certificate_download_url: Some(self.settings.cert_url(&id, version)),
+            certification_authority_issuer_uri: None,
+            ocsp_responder_uri: Some(self.settings.ocsp_url()),
+            certification_authority_status: CaStatus::Active,
+            e_tag: None,
+            last_modified_date_time: Some(now),
+            role_scope_tag_ids: if req.role_scope_tag_ids.is_empty() {
+                vec!["0".into()]
+            } else {
+                req.role_scope_tag_ids.clone()
+            },
+            created_date_time: Some(now),
+            certification_authority_issuer_id: req.issuer_id.clone(),
+            issuer_common_name: None,
+            cloud_certification_authority_type: req.ca_type,
+            validity_period_in_years: req.validity_years as i32,
+            validity_start_date_time: Some(not_before),
+            validity_end_date_time: Some(not_after),
+            common_name: req.subject.common_name.clone(),
+            organization_name: req.subject.organization_name.clone(),
+            organization_unit: req.subject.organization_unit.clone(),
+            country_name: req.subject.country_name.as_ref().map(|c| c.to_ascii_uppercase()),
+            state_name: req.subject.state_name.clone(),
+            locality_name: req.subject.locality_name.clone(),
+            subject_name: names::graph_subject_name(&subject),
+            certificate_key_size: req.key_size,
+            cloud_certification_authority_hashing_algorithm: req.hash,
+            thumbprint: None,
+            serial_number: None,
+            certificate_signing_request: None,
+            extended_key_usages: Vec::new(),
+            version_number: version,
+            root_certificate_common_name: None,
+            key_platform: KeyPlatform::Software,
+            revocation_date_time: None,
+        };
+
+        let (cert_der, csr_der) = match req.ca_type {
+            CaType::RootCertificationAuthority => {
+                if ekus.is_empty() {
+                    ekus = vec![oids::KP_SERVER_AUTH, oids::KP_CLIENT_AUTH];
+                }
+                let ski = cert::key_identifier(key.public_key());
+                let der = cert::issue(
+                    &CertRequest {
+                        serial: cert::random_serial()?,
+                        subject: subject.clone(),
+                        issuer: subject.clone(),
+                        issuer_key_id: ski,
+                        public_key: key.public_key().clone(),
+                        not_before,
+                        not_after,
+                        // root -> issuing -> leaf: one CA below the root.
+                        role: CertRole::Ca { path_len: Some(1) },
+                        key_usage: cert::ca_key_usage(),
+                        ekus: ekus.clone(),
+                        pointers: None,
+                        subject_alt_name: None,
+                    },
+                    &key,
+                )?;
+                entity.root_certificate_common_name = Some(req.subject.common_name.clone());
+                (Some(der), None)
+            }
+            CaType::IssuingCertificationAuthority => {
+                let root_id = req.issuer_id.as_deref().unwrap_or_default();
+                let root = self.load_ca(tx.as_mut(), root_id, now)?;
+                lifecycle::check(
+                    Action::AnchorIssuingCa,
+                    root.facts(tx.as_mut(), now, Action::AnchorIssuingCa)?,
+                )?;
+                let root_ekus = root.ekus()?;
+                if ekus.is_empty() {
+                    ekus = root_ekus.clone();
+                } else if let Some(extra) = ekus.iter().find(|e| !root_ekus.contains(e)) {
+                    return Err(PkiError::Invalid(format!("EKU {extra} is not defined on the root CA")));
+                }
+                let root_end = root
+                    .entity
+                    .validity_end_date_time
+                    .ok_or_else(|| corrupt("root without validity"))?;
+                if not_after > root_end {
+                    return Err(PkiError::Invalid(format!(
+                        "an issuing CA cannot outlive its root: {} years ends after the root's notAfter {root_end}",
+                        req.validity_years
+                    )));
+                }
+                let root_cert = root.cert()?;
+                let root_key = self.signer(tx.as_mut(), &root)?;
+                let der = cert::issue(
+                    &CertRequest {
+                        serial: cert::random_serial()?,
+                        subject: subject.clone(),
+                        issuer: root_cert.tbs().subject.clone(),
+                        issuer_key_id: cert::key_identifier(root_key.public_key()),
+                        public_key: key.public_key().clone(),
+                        not_before,
+                        not_after,
+                        role: CertRole::Ca { path_len: Some(0) },
+                        key_usage: cert::ca_key_usage(),
+                        ekus: ekus.clone(),
+                        pointers: Some(RevocationPointers {
+                            crl_url: self.settings.crl_url(&root.row.id, root.entity.version_number),
+                            ca_issuers_url: self.settings.cert_url(&root.row.id, root.entity.version_number),
+                            ocsp_url: Some(self.settings.ocsp_url()),
+                        }),
+                        subject_alt_name: None,
+                    },
+                    root_key.as_ref(),
+                )?;
+                entity.issuer_common_name = Some(root.entity.common_name.clone());
+                entity.root_certificate_common_name = Some(root.entity.common_name.clone());
+                entity.certification_authority_issuer_uri = root.entity.certificate_download_url.clone();
+                (Some(der), None)
+            }
+            CaType::IssuingCertificationAuthorityWithExternalRoot => {
+                if ekus.is_empty() {
+                    ekus = vec![oids::KP_SERVER_AUTH, oids::KP_CLIENT_AUTH];
+                }
+                let csr_der = csr::build_ca_request(&subject, &key, &ekus)?;
+                entity.certification_authority_status = CaStatus::SigningPending;
+                entity.certificate_signing_request =
+                    Some(<base64ct::Base64 as base64ct::Encoding>::encode_string(&csr_der));
+                entity.validity_start_date_time = None;
+                entity.validity_end_date_time = None;
+                (None, Some(csr_der))
+            }
+        };
+        entity.extended_key_usages = ekus
+            .iter()
+            .map(|o| ExtendedKeyUsage {
+                name: eku_name(&o.to_string()).into(),
+                object_identifier: o.to_string(),
+            })
+            .collect();
+        if let Some(der) = &cert_der {
+            let parsed = ParsedCert::from_der(der)?;
+            entity.thumbprint = Some(crate::x509::thumbprint(der));
+            entity.serial_number = Some(parsed.serial_hex());
+        }
+        let mut row = self.ca_row(&entity, 1)?;
+        row.cert = cert_der;
+        row.csr = csr_der;
+        row.ocsp = self.presign_ca_cert(tx.as_mut(), &row, now)?;
+        tx.insert_ca(&row, Some(&sealed))?;
+        self.record(tx.as_mut(), now, ChangeKind::CaCreated, &id, None, audit::CREATE_CA)?;
+        self.commit(tx)?;
+        self.signers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, Arc::new(key));
+        entity.e_tag = Some("W/\"1\"".into());
+        Ok(entity)
+    }
+
+    pub fn get_ca(&self, id: &str) -> Result<CertificationAuthority> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin(TxMode::Read)?;
+        Ok(self.load_ca(tx.as_mut(), id, now)?.entity)
+    }
+
+    pub fn list_cas(&self) -> Result<Vec<CertificationAuthority>> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin(TxMode::Read)?;
+        tx.cas()?.iter().map(|r| self.ca_entity(r, now)).collect()
+    }
+
+    /// The CA certificate (DER), if it has one yet.
+    pub fn ca_certificate(&self, id: &str) -> Result<Vec<u8>> {
+        let mut tx = self.store.begin(TxMode::Read)?;
+        let row = tx.ca(id)?.ok_or_else(|| PkiError::NotFound {
+            what: "certification authority",
+            id: id.into(),
+        })?;
+        row.cert
+            .ok_or_else(|| PkiError::Invalid("the CA has no certificate yet: signing is pending".into()))
+    }
+
+    /// The CSR of a CA awaiting its external signature (DER).
+    pub fn ca_csr(&self, id: &str) -> Result<Vec<u8>> {
+        let mut tx = self.store.begin(TxMode::Read)?;
+        let row = tx.ca(id)?.ok_or_else(|| PkiError::NotFound {
+            what: "certification authority",
+            id: id.into(),
+        })?;
+        row.csr.ok_or_else(|| {
+            PkiError::Invalid("the CA has no certificate signing request (only a CA with an external root does)".into())
+        })
+    }
+
+    /// Applies a status-changing action (pause, resume, revoke) to a CA.
+    pub(super) fn transition(
+        &self,
+        id: &str,
+        action: Action,
+        reason: Option<RevocationReason>,
+    ) -> Result<CertificationAuthority> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin(TxMode::Write)?;
+        let mut ca = self.load_ca(tx.as_mut(), id, now)?;
+        let facts = ca.facts(tx.as_mut(), now, action)?;
+        match lifecycle::check(action, facts)? {
+            Effect::Become(status) => ca.entity.certification_authority_status = status,
+            Effect::Stay | Effect::Remove => return Err(corrupt("unexpected lifecycle effect")),
+        }
+        if action == Action::Revoke {
+            ca.row.revoked_at = Some(ts(now));
+            ca.row.revocation_reason = Some(reason.unwrap_or(RevocationReason::CessationOfOperation));
+            ca.entity.revocation_date_time = Some(now);
+            // The root's answer about this CA's certificate becomes "revoked".
+            ca.row.ocsp = self.presign_ca_cert(tx.as_mut(), &ca.row, now)?;
+        }
+        self.save_ca(tx.as_mut(), &mut ca, now)?;
+        self.record(
+            tx.as_mut(),
+            now,
+            ChangeKind::CaUpdated,
+            id,
+            None,
+            if action == Action::Revoke {
+                audit::REVOKE_CA
+            } else {
+                audit::CHANGE_STATUS
+            },
+        )?;
+        self.commit(tx)?;
+        Ok(ca.entity)
+    }
+
+    pub fn pause_ca(&self, id: &str) -> Result<CertificationAuthority> {
+        self.transition(id, Action::Pause, None)
+    }
+
+    pub fn resume_ca(&self, id: &str) -> Result<CertificationAuthority> {
+        self.transition(id, Action::Resume, None)
+    }
+
+    /// Revokes an issuing CA's certificate (it then appears on its root's CRL).
+    pub fn revoke_ca(&self, id: &str, reason: Option<RevocationReason>) -> Result<CertificationAuthority> {
+        self.transition(id, Action::Revoke, reason)
+    }
+
+    /// Deletes a CA (irreversible), checking the eTag when given, as PATCH does.
+    pub fn delete_ca(&self, id: &str, if_match: Option<&str>) -> Result<()> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin(TxMode::Write)?;
+        let ca = self.load_ca(tx.as_mut(), id, now)?;
+        check_if_match(if_match, ca.entity.e_tag.as_deref())?;
+        let facts = ca.facts(tx.as_mut(), now, Action::Delete)?;
+        lifecycle::check(Action::Delete, facts)?;
+        // Recorded first: the audit event takes the scope tags of the CA it deletes.
+        self.record(tx.as_mut(), now, ChangeKind::CaDeleted, id, None, audit::DELETE_CA)?;
+        tx.delete_ca(id, ts(now))?;
+        self.commit(tx)?;
+        self.forget_signer(id);
+        Ok(())
+    }
+
+    /// Updates the writable properties (Graph PATCH), checking the eTag when given.
+    pub fn update_ca(
+        &self,
+        id: &str,
+        if_match: Option<&str>,
+        display_name: Option<String>,
+        description: Option<Option<String>>,
+        role_scope_tag_ids: Option<Vec<String>>,
+    ) -> Result<CertificationAuthority> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin(TxMode::Write)?;
+        let mut ca = self.load_ca(tx.as_mut(), id, now)?;
+        check_if_match(if_match, ca.entity.e_tag.as_deref())?;
+        if let Some(name) = display_name {
+            if name.trim().is_empty() {
+                return Err(PkiError::Invalid("displayName must not be empty".into()));
+            }
+            ca.entity.display_name = name;
+        }
+        if let Some(d) = description {
+            ca.entity.description = d;
+        }
+        if let Some(tags) = role_scope_tag_ids {
+            ca.entity.role_scope_tag_ids = if tags.is_empty() { vec!["0".into()] } else { tags };
+        }
+        self.save_ca(tx.as_mut(), &mut ca, now)?;
+        self.record(tx.as_mut(), now, ChangeKind::CaUpdated, id, None, audit::PATCH_CA)?;
+        self.commit(tx)?;
+        Ok(ca.entity)
+    }
+
+    /// Completes an external-root CA: `signed` must be a CA certificate for
+    /// this CA's key, signed by the first certificate of `chain`, and the
+    /// chain must verify up to a self-signed root.
+    pub fn upload_signed_certificate(&self, id: &str, signed: &[u8], chain: &[u8]) -> Result<CertificationAuthority> {
+        let cert_der = pem::decode_one(signed, &["CERTIFICATE"])
+            .map_err(|e| PkiError::Rejected(format!("signed certificate: {e}")))?;
+        let leaf =
+            ParsedCert::from_der(&cert_der).map_err(|e| PkiError::Rejected(format!("signed certificate: {e}")))?;
+        let mut chain_certs = Vec::new();
+        let chain_ders =
+            pem::decode_all(chain, &["CERTIFICATE"]).map_err(|e| PkiError::Rejected(format!("trust chain: {e}")))?;
+        for der in chain_ders {
+            chain_certs
+                .push(ParsedCert::from_der(&der).map_err(|e| PkiError::Rejected(format!("chain certificate: {e}")))?);
+        }
+        let now = self.clock.now();
+        let mut tx = self.store.begin(TxMode::Write)?;
+        let mut ca = self.load_ca(tx.as_mut(), id, now)?;
+        lifecycle::check(
+            Action::UploadSignedCertificate,
+            ca.facts(tx.as_mut(), now, Action::UploadSignedCertificate)?,
+        )?;
+        let key = self.signer(tx.as_mut(), &ca)?;
+
+        if leaf.tbs().subject_public_key_info != *key.public_key() {
+            return Err(PkiError::Rejected("the certificate is not for this CA's key".into()));
+        }
+        if !leaf.is_ca()? {
+            return Err(PkiError::Rejected(
+                "the certificate is not a CA certificate (basicConstraints cA / keyCertSign)".into(),
+            ));
+        }
+        let in_validity = |c: &ParsedCert| -> Result<bool> { Ok(c.not_before()? <= now && now < c.not_after()?) };
+        if !in_validity(&leaf)? {
+            return Err(PkiError::Rejected(
+                "the certificate is not within its validity period".into(),
+            ));
+        }
+        // Walk leaf -> ... -> self-signed anchor, verifying every signature.
+        let mut ordered: Vec<ParsedCert> = Vec::new();
+        let mut current = leaf.clone();
+        loop {
+            let issuer = chain_certs
+                .iter()
+                .find(|c| {
+                    c.tbs().subject == current.tbs().issuer
+                        && current.verify_signed_by(&c.tbs().subject_public_key_info).is_ok()
+                })
+                .cloned()
+                .ok_or_else(|| {
+                    PkiError::Rejected(format!(
+                        "no certificate in the chain signed {}",
+                        names::graph_subject_name(&current.tbs().subject)
+                    ))
+                })?;
+            if !issuer.is_ca()? {
+                return Err(PkiError::Rejected("a chain certificate is not a CA certificate".into()));
+            }
+            if !in_validity(&issuer)? {
+                return Err(PkiError::Rejected(
+                    "a chain certificate is not within its validity period".into(),
+                ));
+            }
+            let done = issuer.is_self_issued();
+            ordered.push(issuer.clone());
+            if done {
+                break;
+            }
+            if ordered.len() > 8 {
+                return Err(PkiError::Rejected("the chain is longer than 8 certificates".into()));
+            }
+            current = issuer;
+        }
+        let signer_cert = &ordered[0];
+        let anchor = &ordered[ordered.len() - 1];
+        let cert_ekus = leaf.ekus()?;
+        if cert_ekus.contains(&oids::ANY_EKU) {
+            return Err(PkiError::Rejected("the certificate carries the Any Purpose EKU".into()));
+        }
+        if !cert_ekus.is_empty() {
+            ca.entity.extended_key_usages = cert_ekus
+                .iter()
+                .map(|o| ExtendedKeyUsage {
+                    name: eku_name(&o.to_string()).into(),
+                    object_identifier: o.to_string(),
+                })
+                .collect();
+        }
+        ca.entity.certification_authority_status = CaStatus::Active;
+        ca.entity.validity_start_date_time = Some(leaf.not_before()?);
+        ca.entity.validity_end_date_time = Some(leaf.not_after()?);
+        ca.entity.thumbprint = Some(crate::x509::thumbprint(&cert_der));
+        ca.entity.serial_number = Some(leaf.serial_hex());
+        ca.entity.subject_name = names::graph_subject_name(&leaf.tbs().subject);
+        ca.entity.issuer_common_name = names::common_name(&signer_cert.tbs().subject);
+        ca.entity.root_certificate_common_name = names::common_name(&anchor.tbs().subject);
+        ca.entity.certification_authority_issuer_uri = leaf.ca_issuers_uri()?;
+        ca.entity.certificate_signing_request = None;
+        ca.row.cert = Some(cert_der);
+        ca.row.chain = ordered.into_iter().map(|c| c.der).collect();
+        self.save_ca(tx.as_mut(), &mut ca, now)?;
+        self.record(tx.as_mut(), now, ChangeKind::CaUpdated, id, None, audit::UPLOAD)?;
+        self.commit(tx)?;
+        Ok(ca.entity)
+    }
+
+    /// The certificates above a CA, issuer first (for chain downloads).
+    pub fn ca_chain(&self, id: &str) -> Result<Vec<Vec<u8>>> {
+        let mut tx = self.store.begin(TxMode::Read)?;
+        let row = tx.ca(id)?.ok_or_else(|| PkiError::NotFound {
+            what: "certification authority",
+            id: id.into(),
+        })?;
+        if !row.chain.is_empty() {
+            return Ok(row.chain);
+        }
+        let mut out = Vec::new();
+        let mut parent = row.issuer_id;
+        while let Some(pid) = parent {
+            let Some(p) = tx.ca(&pid)? else { break };
+            if let Some(c) = p.cert {
+                out.push(c);
+            }
+            parent = p.issuer_id;
+        }
+        Ok(out)
+    }
+
+    // ------------------------------------------------------------- leaves
+}

@@ -1,0 +1,79 @@
+//! CRL numbering and signing. The seam for the CRL owner: numbers are
+//! reserved durably in blocks, a CRL is signed over entries the maintainer
+//! keeps, stored off the visibility path.
+
+use super::*;
+
+impl Pki {
+    /// Hands out the next CRL number of a CA. Numbers are reserved durably
+    /// in blocks, so signing a CRL waits for no disk write; a restart skips
+    /// the rest of a block (RFC 5280 requires increasing numbers, not
+    /// consecutive ones).
+    pub(super) fn next_crl_number(&self, ca_id: &str) -> Result<i64> {
+        let mut blocks = self.crl_numbers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((next, high)) = blocks.get_mut(ca_id) {
+            if *next <= *high {
+                *next += 1;
+                return Ok(*next - 1);
+            }
+        }
+        let mut tx = self.store.begin(TxMode::Write)?;
+        let high = tx.reserve_crl_numbers(ca_id, CRL_NUMBER_BLOCK)?;
+        tx.commit()?;
+        let first = high - CRL_NUMBER_BLOCK + 1;
+        blocks.insert(ca_id.to_owned(), (first + 1, high));
+        Ok(first)
+    }
+
+    /// Signs a new CRL of `ca_id` listing `entries`, without storing it: the
+    /// caller serves it at once and stores it with [`Pki::store_crl`].
+    pub fn sign_crl(&self, ca_id: &str, entries: &crl::CrlEntries) -> Result<CrlRow> {
+        let now = self.clock.now();
+        let (ca, key) = {
+            let mut tx = self.store.begin(TxMode::Read)?;
+            let ca = self.load_ca(tx.as_mut(), ca_id, now)?;
+            let key = self.signer(tx.as_mut(), &ca)?;
+            (ca, key)
+        };
+        let cert = ca.cert()?;
+        let number = self.next_crl_number(ca_id)?;
+        let next_update = now + self.settings.timings.crl_validity;
+        let dp = self.settings.crl_url(ca_id, ca.entity.version_number);
+        let der = crl::sign_crl(
+            &crl::CrlParams {
+                issuer: &cert.tbs().subject,
+                issuer_key_id: &cert::key_identifier(key.public_key()),
+                number: number as u64,
+                this_update: now,
+                next_update,
+                distribution_point: &dp,
+                only_ca_certs: ca.entity.cloud_certification_authority_type == CaType::RootCertificationAuthority,
+            },
+            entries,
+            key.as_ref(),
+        )?;
+        Ok(CrlRow {
+            ca_id: ca_id.to_owned(),
+            number,
+            this_update: ts(now),
+            next_update: ts(next_update),
+            der,
+        })
+    }
+
+    /// Stores a signed CRL (for other responders and restarts) and logs the change.
+    pub fn store_crl(&self, row: &CrlRow) -> Result<()> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin(TxMode::Write)?;
+        tx.put_crl(row)?;
+        tx.append_change(ts(now), ChangeKind::CrlPublished, &row.ca_id, None)?;
+        self.commit(tx)
+    }
+
+    /// Signs and stores a CRL in one call.
+    pub fn publish_crl(&self, ca_id: &str, entries: &crl::CrlEntries) -> Result<CrlRow> {
+        let row = self.sign_crl(ca_id, entries)?;
+        self.store_crl(&row)?;
+        Ok(row)
+    }
+}

@@ -1,0 +1,663 @@
+//! [`Pki`]: the operations on CAs and leaves. Each one runs in a single store
+//! transaction: gather facts, check the lifecycle rule, sign, write, append
+//! to the change log, commit. Nothing is reported as done before the commit.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use der::asn1::ObjectIdentifier;
+use der::Encode;
+use time::{Duration, OffsetDateTime};
+
+use crate::clock::Clock;
+use crate::secrets::{KeyRing, SealedKind};
+use crate::store::{
+    AuditRow, CaRow, ChangeKind, CrlRow, DelegateRow, LeafFilter, LeafQuery, LeafRow, LeafStatusRow, Presigned, Store,
+    StoreError, Tx, TxMode,
+};
+use crate::x509::cert::{self, CertRequest, CertRole, ParsedCert, RevocationPointers};
+use crate::x509::names::{self, SubjectParts};
+use crate::x509::{crl, csr, ocsp, oids, pem, HashAlgorithm, KeyAlgorithm, Signer, SoftwareKey};
+
+use super::audit;
+use super::error::{PkiError, Result};
+use super::lifecycle::{self, Action, Effect, Facts};
+use super::model::*;
+
+mod cas;
+mod crls;
+mod leaves;
+mod responder;
+
+pub use responder::OcspResponder;
+
+/// Certificates are back-dated this much to absorb relying parties' clock
+/// skew (Cloud PKI's leaves show the same 10 minutes).
+const BACKDATE: Duration = Duration::minutes(10);
+/// Minimum security strength of a leaf key (RSA-2048 / 112 bits, NIST SP 800-57).
+const MIN_LEAF_STRENGTH: u16 = 112;
+const MAX_VALIDITY_YEARS: u32 = 50;
+
+/// Settings fixed when a data directory is initialised, and the
+/// revocation-data timings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Base URL embedded in certificates (no trailing slash).
+    pub public_url: String,
+    /// Maximum number of live CAs (None: unlimited).
+    pub max_cas: Option<u32>,
+    pub timings: Timings,
+    /// Who signs OCSP answers.
+    pub ocsp_signing: OcspSigning,
+}
+
+/// Who signs OCSP answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OcspSigning {
+    /// The CA key: the smallest answers (no certificate inside), no extra
+    /// certificate to manage. The default.
+    #[default]
+    CaKey,
+    /// A delegated OCSP signing certificate per CA (id-kp-OCSPSigning,
+    /// id-pkix-ocsp-nocheck), issued by the CA and rotated before it expires,
+    /// so a node answering on demand never needs the CA key.
+    Delegated,
+}
+
+impl OcspSigning {
+    pub fn name(self) -> &'static str {
+        match self {
+            OcspSigning::CaKey => "ca",
+            OcspSigning::Delegated => "delegated",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "ca" => Some(OcspSigning::CaKey),
+            "delegated" => Some(OcspSigning::Delegated),
+            _ => None,
+        }
+    }
+}
+
+/// CRL numbers reserved per disk write.
+const CRL_NUMBER_BLOCK: i64 = 1000;
+
+/// A delegated OCSP certificate lives this long (capped at its CA's end)...
+const DELEGATE_VALIDITY: Duration = Duration::days(30);
+/// ...and is replaced when less than this remains: answers it signed (valid
+/// 4 days, re-signed daily) then always verify.
+const DELEGATE_ROTATE_BEFORE: Duration = Duration::days(10);
+
+/// How long signed revocation data is valid and when it is renewed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timings {
+    /// OCSP nextUpdate - thisUpdate (default 4 days).
+    pub ocsp_validity: Duration,
+    /// Pre-signed OCSP answers older than this are re-signed (default 1 day).
+    pub ocsp_refresh_after: Duration,
+    /// CRL nextUpdate - thisUpdate (default 7 days, as Cloud PKI).
+    pub crl_validity: Duration,
+    /// A CRL older than this is re-published even without revocations (3.5 days).
+    pub crl_republish_after: Duration,
+}
+
+impl Default for Timings {
+    fn default() -> Self {
+        Timings {
+            ocsp_validity: Duration::days(4),
+            ocsp_refresh_after: Duration::days(1),
+            crl_validity: Duration::days(7),
+            crl_republish_after: Duration::hours(84),
+        }
+    }
+}
+
+impl Settings {
+    pub fn crl_url(&self, ca_id: &str, version: i32) -> String {
+        format!("{}/crls/{ca_id}_v{version}/current.crl", self.public_url)
+    }
+    pub fn cert_url(&self, ca_id: &str, version: i32) -> String {
+        format!("{}/cacerts/{ca_id}_v{version}/cert.cer", self.public_url)
+    }
+    pub fn ocsp_url(&self) -> String {
+        format!("{}/ocsp", self.public_url)
+    }
+}
+
+/// Input for creating a CA.
+#[derive(Debug, Clone)]
+pub struct NewCa {
+    pub ca_type: CaType,
+    pub display_name: Option<String>,
+    pub description: Option<String>,
+    pub subject: SubjectParts,
+    /// The anchoring root, for an issuing CA.
+    pub issuer_id: Option<String>,
+    pub key_size: KeyAlgorithm,
+    pub hash: HashAlgorithm,
+    pub validity_years: u32,
+    /// EKU OIDs (dotted). Empty: serverAuth + clientAuth for a root, the
+    /// root's set for an issuing CA.
+    pub ekus: Vec<String>,
+    pub role_scope_tag_ids: Vec<String>,
+}
+
+/// Input for issuing a leaf.
+#[derive(Debug, Clone, Default)]
+pub struct NewLeaf {
+    /// DER PKCS#10.
+    pub csr: Vec<u8>,
+    pub device_name: Option<String>,
+    pub user_principal_name: Option<String>,
+    pub device_id: Option<String>,
+    pub user_id: Option<String>,
+    pub device_platform: Option<String>,
+    /// Requested lifetime in days (default 365, capped at the CA's notAfter).
+    pub validity_days: Option<u32>,
+}
+
+/// A page request over leaves.
+#[derive(Debug, Clone)]
+pub struct LeafListQuery {
+    pub ca_id: Option<String>,
+    pub status: Option<LeafStatus>,
+    pub after_seq: i64,
+    pub limit: u32,
+}
+
+/// The PKI engine.
+pub struct Pki {
+    store: Arc<dyn Store>,
+    /// None on responder nodes: they serve pre-signed answers and hold no key.
+    /// Otherwise the KEK this node was started with, plus the next one during
+    /// a rotation (see [`super::kek`]).
+    keys: Option<KeyRing>,
+    clock: Arc<dyn Clock>,
+    settings: Settings,
+    /// Unsealed CA keys, so a burst of issuance does not unseal per request.
+    signers: Mutex<HashMap<String, Arc<dyn Signer>>>,
+    /// Reserved CRL numbers per CA: (next, last reserved).
+    crl_numbers: Mutex<HashMap<String, (i64, i64)>>,
+    /// Delegated OCSP responders, by CA id.
+    delegates: Mutex<HashMap<String, Arc<OcspResponder>>>,
+    /// Called after every commit (the responder's snapshot follower wakes on it).
+    on_commit: Mutex<Option<CommitHook>>,
+}
+
+/// A callback run after each committed change.
+pub type CommitHook = Arc<dyn Fn() + Send + Sync>;
+
+impl std::fmt::Debug for Pki {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pki")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+fn ts(t: OffsetDateTime) -> i64 {
+    t.unix_timestamp()
+}
+
+fn from_ts(s: i64) -> Result<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp(s).map_err(|e| PkiError::Store(StoreError::Corrupt(e.to_string())))
+}
+
+fn corrupt(e: impl std::fmt::Display) -> PkiError {
+    PkiError::Store(StoreError::Corrupt(e.to_string()))
+}
+
+fn parse_oid(s: &str) -> Result<ObjectIdentifier> {
+    let s = s.trim();
+    let invalid = || PkiError::Invalid(format!("{s:?} is not an object identifier"));
+    // const-oid 0.9 accepts arcs it cannot encode (>= 2^28) and then panics or
+    // rewrites them: bound every arc first, then insist on a lossless round trip.
+    if s.split('.')
+        .any(|arc| arc.parse::<u32>().map_or(true, |a| a >= 1 << 28))
+    {
+        return Err(invalid());
+    }
+    let oid = ObjectIdentifier::new(s).map_err(|_| invalid())?;
+    if ObjectIdentifier::from_bytes(oid.as_bytes()).is_err() || oid.to_string() != s {
+        return Err(invalid());
+    }
+    Ok(oid)
+}
+
+fn add_years(t: OffsetDateTime, years: u32) -> Result<OffsetDateTime> {
+    let y = t.year() + years as i32;
+    // 29 February maps to 28 February in non-leap years.
+    t.replace_year(y)
+        .or_else(|_| t.replace_day(28).and_then(|t| t.replace_year(y)))
+        .map_err(|e| PkiError::Invalid(e.to_string()))
+}
+
+/// What signs a batch of leaves: the CA (parsed once), its key, its OCSP responder.
+struct IssuingKeys<'a> {
+    ca: &'a LoadedCa,
+    ca_cert: ParsedCert,
+    signer: Arc<dyn Signer>,
+    responder: Arc<OcspResponder>,
+}
+
+/// A CA row decoded into its entity plus the facts the engine needs.
+struct LoadedCa {
+    row: CaRow,
+    entity: CertificationAuthority,
+}
+
+impl LoadedCa {
+    fn status(&self) -> CaStatus {
+        self.entity.certification_authority_status
+    }
+
+    fn facts(&self, tx: &mut dyn Tx, now: OffsetDateTime, action: Action) -> Result<Facts> {
+        let active_leaves = if action == Action::Revoke {
+            tx.count_leaves(Some(&self.row.id), LeafFilter::Active { now: ts(now) })?
+        } else {
+            0
+        };
+        let anchored_cas = if action == Action::Delete {
+            tx.live_children(&self.row.id)?
+        } else {
+            0
+        };
+        Ok(Facts {
+            ca_type: self.entity.cloud_certification_authority_type,
+            status: self.status(),
+            active_leaves,
+            anchored_cas,
+        })
+    }
+
+    fn ekus(&self) -> Result<Vec<ObjectIdentifier>> {
+        self.entity
+            .extended_key_usages
+            .iter()
+            .map(|e| parse_oid(&e.object_identifier))
+            .collect()
+    }
+
+    fn cert(&self) -> Result<ParsedCert> {
+        let der = self
+            .row
+            .cert
+            .as_deref()
+            .ok_or_else(|| corrupt("CA without certificate"))?;
+        Ok(ParsedCert::from_der(der)?)
+    }
+}
+
+/// An audit event by the current actor (the store assigns `seq`).
+pub(super) fn audit_row(
+    now: OffsetDateTime,
+    activity: &str,
+    target: (&str, &str),
+    result: &str,
+    detail: &str,
+    scope_tags: &[String],
+) -> AuditRow {
+    AuditRow {
+        seq: 0,
+        at: ts(now),
+        actor: audit::current_actor(),
+        activity: activity.to_owned(),
+        target_type: target.0.to_owned(),
+        target_id: target.1.to_owned(),
+        result: result.to_owned(),
+        detail: detail.to_owned(),
+        scope_tags: serde_json::to_string(scope_tags).unwrap_or_else(|_| "[]".into()),
+    }
+}
+
+/// `If-Match`: absent or `*` matches anything; otherwise it must be the
+/// current eTag (an update or deletion against a stale one is refused).
+fn check_if_match(if_match: Option<&str>, current: Option<&str>) -> Result<()> {
+    match if_match {
+        Some(tag) if tag != "*" && Some(tag) != current => Err(PkiError::PreconditionFailed),
+        _ => Ok(()),
+    }
+}
+
+/// The scope tags of a stored CA (none when it does not exist): who may read
+/// the audit events about it.
+fn stored_scope_tags(tx: &mut dyn Tx, ca_id: &str) -> Result<Vec<String>> {
+    #[derive(serde::Deserialize)]
+    struct Tags {
+        #[serde(rename = "roleScopeTagIds", default)]
+        tags: Vec<String>,
+    }
+    Ok(match tx.ca(ca_id)? {
+        Some(row) => serde_json::from_str::<Tags>(&row.doc).map_err(corrupt)?.tags,
+        None => Vec::new(),
+    })
+}
+
+impl Pki {
+    pub fn new(store: Arc<dyn Store>, keys: Option<KeyRing>, clock: Arc<dyn Clock>, settings: Settings) -> Self {
+        Pki {
+            store,
+            keys,
+            clock,
+            settings,
+            signers: Mutex::new(HashMap::new()),
+            delegates: Mutex::new(HashMap::new()),
+            crl_numbers: Mutex::new(HashMap::new()),
+            on_commit: Mutex::new(None),
+        }
+    }
+
+    /// The KEKs this node holds (none on responders).
+    pub fn key_ring(&self) -> std::result::Result<&KeyRing, crate::secrets::SecretError> {
+        self.keys.as_ref().ok_or(crate::secrets::SecretError::NoKek)
+    }
+
+    /// Whether this node can open keys (and so sign): false on responders.
+    pub fn holds_keys(&self) -> bool {
+        self.keys.is_some()
+    }
+
+    /// Registers the callback run after every commit.
+    pub fn set_commit_hook(&self, hook: CommitHook) {
+        *self.on_commit.lock().unwrap_or_else(|p| p.into_inner()) = Some(hook);
+    }
+
+    fn commit(&self, tx: Box<dyn Tx + '_>) -> Result<()> {
+        tx.commit()?;
+        let hook = self.on_commit.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(h) = hook {
+            h();
+        }
+        Ok(())
+    }
+
+    /// Appends a change and its audit event in the caller's transaction: the
+    /// audit trail can never disagree with what was committed.
+    fn record(
+        &self,
+        tx: &mut dyn Tx,
+        now: OffsetDateTime,
+        kind: ChangeKind,
+        ca_id: &str,
+        leaf_id: Option<&str>,
+        activity: &str,
+    ) -> Result<()> {
+        tx.append_change(ts(now), kind, ca_id, leaf_id)?;
+        let target = match leaf_id {
+            Some(l) => ("CloudCertificationAuthorityLeafCertificate", l),
+            None => ("CloudCertificationAuthority", ca_id),
+        };
+        let tags = stored_scope_tags(tx, ca_id)?;
+        tx.append_audit(&audit_row(now, activity, target, "success", "", &tags))?;
+        Ok(())
+    }
+
+    /// Records a refused or failed change (its own transaction: the change
+    /// itself rolled back). `ca_id` names the CA concerned, whose scope tags
+    /// decide who reads the event; `requested_tags` stand in when there is
+    /// none yet (a refused creation).
+    pub fn record_failure(
+        &self,
+        activity: &str,
+        target: (&str, &str),
+        ca_id: &str,
+        requested_tags: &[String],
+        detail: &str,
+    ) -> Result<()> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin(TxMode::Write)?;
+        let mut tags = stored_scope_tags(tx.as_mut(), ca_id)?;
+        if tags.is_empty() {
+            tags = requested_tags.to_vec();
+        }
+        tx.append_audit(&audit_row(now, activity, target, "failure", detail, &tags))?;
+        Ok(tx.commit()?)
+    }
+
+    /// A page of audit events, oldest first, optionally of one activity type.
+    pub fn audit_events(&self, activity: Option<&str>, after_seq: i64, limit: u32) -> Result<Vec<AuditRow>> {
+        Ok(self
+            .store
+            .begin(TxMode::Read)?
+            .audit_events(activity, after_seq, limit)?)
+    }
+
+    /// Seals a key of `kind` for `owner` inside the write transaction that
+    /// stores it, under the KEK the stored state names (the rotation's target
+    /// once a rotation has started): see [`super::kek::sealing_kek`].
+    pub fn seal_in(&self, tx: &mut dyn Tx, kind: SealedKind, owner: &str, plaintext: &[u8]) -> Result<Vec<u8>> {
+        let ring = self.key_ring()?;
+        let id = super::kek::sealing_kek(tx, ring)?;
+        Ok(ring.seal_with(id, kind, owner, plaintext)?)
+    }
+
+    /// Opens a sealed key with whichever held KEK sealed it.
+    pub fn unseal(&self, kind: SealedKind, owner: &str, sealed: &[u8]) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+        Ok(self.key_ring()?.open(kind, owner, sealed)?.0)
+    }
+
+    /// Sets the revocation-data timings (from the server configuration).
+    pub fn set_timings(&mut self, timings: Timings) {
+        self.settings.timings = timings;
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn now(&self) -> OffsetDateTime {
+        self.clock.now()
+    }
+
+    fn load_ca(&self, tx: &mut dyn Tx, id: &str, now: OffsetDateTime) -> Result<LoadedCa> {
+        let row = tx.ca(id)?.ok_or_else(|| PkiError::NotFound {
+            what: "certification authority",
+            id: id.to_owned(),
+        })?;
+        let entity = self.ca_entity(&row, now)?;
+        Ok(LoadedCa { row, entity })
+    }
+
+    /// Decodes a stored CA into its Graph entity, deriving status and eTag.
+    pub fn ca_entity(&self, row: &CaRow, now: OffsetDateTime) -> Result<CertificationAuthority> {
+        let mut e: CertificationAuthority = serde_json::from_str(&row.doc).map_err(corrupt)?;
+        let stored = CaStatus::parse(&row.status).ok_or_else(|| corrupt(format!("CA status {}", row.status)))?;
+        let expired = e.validity_end_date_time.is_some_and(|end| end <= now);
+        e.certification_authority_status = match stored {
+            CaStatus::Active | CaStatus::Paused if expired => CaStatus::Expired,
+            s => s,
+        };
+        e.e_tag = Some(format!("W/\"{}\"", row.row_version));
+        e.revocation_date_time = row.revoked_at.map(from_ts).transpose()?;
+        Ok(e)
+    }
+
+    fn leaf_entity(&self, row: &LeafRow, now: OffsetDateTime) -> Result<LeafCertificate> {
+        let mut e: LeafCertificate = serde_json::from_str(&row.doc).map_err(corrupt)?;
+        e.certificate_status = if row.revoked_at.is_some() {
+            LeafStatus::Revoked
+        } else if row.not_after <= ts(now) {
+            LeafStatus::Expired
+        } else {
+            LeafStatus::Active
+        };
+        e.revocation_date_time = row.revoked_at.map(from_ts).transpose()?;
+        e.revocation_reason = row.revocation_reason;
+        Ok(e)
+    }
+
+    /// The CA's signing key, unsealed once and cached.
+    fn signer(&self, tx: &mut dyn Tx, ca: &LoadedCa) -> Result<Arc<dyn Signer>> {
+        let id = &ca.row.id;
+        if let Some(s) = self.signers.lock().unwrap_or_else(|p| p.into_inner()).get(id) {
+            return Ok(s.clone());
+        }
+        let sealed = tx.sealed_key(id)?.ok_or_else(|| corrupt("CA has no key"))?;
+        let pkcs8 = self.unseal(SealedKind::CaKey, id, &sealed)?;
+        let key: Arc<dyn Signer> = Arc::new(SoftwareKey::from_pkcs8(
+            ca.entity.certificate_key_size,
+            ca.entity.cloud_certification_authority_hashing_algorithm,
+            &pkcs8,
+        )?);
+        self.signers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone(), key.clone());
+        Ok(key)
+    }
+
+    fn forget_signer(&self, id: &str) {
+        self.signers.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+    }
+
+    /// Highest committed change sequence number.
+    pub fn change_seq(&self) -> Result<i64> {
+        Ok(self.store.begin(TxMode::Read)?.last_change_seq()?)
+    }
+}
+
+/// Bytes of a canonical hex serial.
+pub fn hex_bytes(hex: &str) -> Result<Vec<u8>> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| {
+            hex.get(i..i + 2)
+                .and_then(|b| u8::from_str_radix(b, 16).ok())
+                .ok_or_else(|| corrupt(format!("serial {hex}")))
+        })
+        .collect()
+}
+
+/// DER of a CA's SubjectPublicKeyInfo (for external tools and tests).
+pub fn spki_der_of(cert_der: &[u8]) -> Result<Vec<u8>> {
+    let c = ParsedCert::from_der(cert_der)?;
+    Ok(c.tbs()
+        .subject_public_key_info
+        .to_der()
+        .map_err(crate::x509::X509Error::from)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::FixedClock;
+    use crate::config::{open_with_clock, OpenOptions};
+
+    fn new_ca(ca_type: CaType, cn: &str, issuer: Option<String>) -> NewCa {
+        NewCa {
+            ca_type,
+            display_name: None,
+            description: None,
+            subject: SubjectParts {
+                common_name: cn.into(),
+                ..Default::default()
+            },
+            issuer_id: issuer,
+            key_size: KeyAlgorithm::EcP256,
+            hash: HashAlgorithm::Sha256,
+            // An issuing CA must end before its root, even when created a second later.
+            validity_years: if ca_type == CaType::RootCertificationAuthority {
+                10
+            } else {
+                5
+            },
+            ekus: vec![],
+            role_scope_tag_ids: vec![],
+        }
+    }
+
+    #[test]
+    fn oids_beyond_what_the_encoder_handles_are_refused() {
+        for bad in [
+            "1.3.6.1.4.1.4294967295",
+            "1.3.6.1.4.1.268435456",
+            "1.3.6.1.4.1.300000000",
+            "1.3",
+            "x",
+            "1..2",
+            "",
+        ] {
+            assert!(parse_oid(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_oid(" 1.3.6.1.5.5.7.3.2 ").unwrap(), oids::KP_CLIENT_AUTH);
+    }
+
+    #[test]
+    fn delegated_ocsp_certificate_rotates_before_expiry() {
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = crate::clock::truncate(OffsetDateTime::now_utc());
+        let open = |t: OffsetDateTime| {
+            let opts = OpenOptions {
+                data_dir: dir.path().to_path_buf(),
+                public_url: None,
+                default_public_url: None,
+                kek_file: None,
+                kek_base64: None,
+                next_kek_files: Vec::new(),
+                next_kek_base64: None,
+                max_cas: None,
+                ocsp_signing: Some(OcspSigning::Delegated),
+                database: None,
+                keyless: false,
+            };
+            open_with_clock(&opts, Arc::new(FixedClock(t))).unwrap()
+        };
+        let pki = open(t0);
+        let root = pki
+            .create_ca(new_ca(CaType::RootCertificationAuthority, "Root", None))
+            .unwrap();
+        let issuing = pki
+            .create_ca(new_ca(CaType::IssuingCertificationAuthority, "Issuing", Some(root.id)))
+            .unwrap();
+        let serial = |r: &OcspResponder| r.cert.as_ref().unwrap().tbs_certificate.serial_number.clone();
+        let first = pki.ocsp_responder(&issuing.id).unwrap();
+        assert_eq!(first.not_after, Some(t0 + DELEGATE_VALIDITY));
+        let eku = ParsedCert::from_der(&first.cert.as_ref().unwrap().to_der().unwrap())
+            .unwrap()
+            .ekus()
+            .unwrap();
+        assert_eq!(eku, vec![oids::KP_OCSP_SIGNING]);
+        // Still fresh 19 days later: the same certificate, from the store.
+        let later = open(t0 + Duration::days(19)).ocsp_responder(&issuing.id).unwrap();
+        assert_eq!(serial(&later), serial(&first));
+        // Within 10 days of its end: a new one.
+        let rotated = open(t0 + Duration::days(21)).ocsp_responder(&issuing.id).unwrap();
+        assert_ne!(serial(&rotated), serial(&first));
+        assert_eq!(rotated.not_after, Some(t0 + Duration::days(21) + DELEGATE_VALIDITY));
+    }
+
+    #[test]
+    fn ca_key_mode_uses_the_ca_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = OpenOptions {
+            data_dir: dir.path().to_path_buf(),
+            public_url: None,
+            default_public_url: None,
+            kek_file: None,
+            kek_base64: None,
+            next_kek_files: Vec::new(),
+            next_kek_base64: None,
+            max_cas: None,
+            ocsp_signing: None,
+            database: None,
+            keyless: false,
+        };
+        let pki = crate::config::open(&opts).unwrap();
+        let root = pki
+            .create_ca(new_ca(CaType::RootCertificationAuthority, "Root", None))
+            .unwrap();
+        let r = pki.ocsp_responder(&root.id).unwrap();
+        assert!(r.cert.is_none());
+        let der = pki.ca_certificate(&root.id).unwrap();
+        assert_eq!(
+            ParsedCert::from_der(&der).unwrap().tbs().subject_public_key_info,
+            *r.key.public_key()
+        );
+    }
+}
