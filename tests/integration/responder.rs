@@ -722,40 +722,54 @@ fn revocations_become_visible_fast() {
     // commit hook, not the 100 ms poll, drives visibility.
     assert!(p(&ocsp_delays, 0.5) < Duration::from_millis(50));
 
-    // A CLI revocation (another process) reaches the server within 1 s.
+    // CLI revocations (another process): SQLite's data_version watcher, not
+    // the 100 ms poll, brings them in (issue: any writer's change visible
+    // in 10 ms). Timed from the CLI's acknowledgement.
     let others = pki
         .list_leaves(&cloudpki::domain::LeafListQuery {
             ca_id: Some(issuing.clone()),
             status: Some(cloudpki::domain::LeafStatus::Active),
             after_seq: 0,
-            limit: 1,
+            limit: 30,
         })
         .unwrap();
-    let target = &others[0].1;
-    let serial = cloudpki::domain::engine::hex_bytes(&target.serial_number).unwrap();
-    let key = cloudpki::snapshot::SerialKey::new(&serial).unwrap();
-    let out = env.run(&["cert", "revoke", &target.id]);
-    assert!(out.status.success());
-    let acked = Instant::now();
-    while !matches!(
-        published
-            .load()
-            .cas
-            .get(issuing.as_str())
-            .unwrap()
-            .certs
-            .get(&key)
-            .unwrap()
-            .status,
-        cloudpki::x509::ocsp::Status::Revoked { .. }
-    ) {
-        assert!(
-            acked.elapsed() < Duration::from_secs(1),
-            "a CLI revocation took over 1 s to reach the server"
-        );
-        std::thread::sleep(Duration::from_millis(5));
+    let mut cli_delays = Vec::new();
+    for (_, target) in &others {
+        let serial = cloudpki::domain::engine::hex_bytes(&target.serial_number).unwrap();
+        let key = cloudpki::snapshot::SerialKey::new(&serial).unwrap();
+        let out = env.run(&["cert", "revoke", &target.id]);
+        assert!(out.status.success());
+        let acked = Instant::now();
+        while !matches!(
+            published
+                .load()
+                .cas
+                .get(issuing.as_str())
+                .unwrap()
+                .certs
+                .get(&key)
+                .unwrap()
+                .status,
+            cloudpki::x509::ocsp::Status::Revoked { .. }
+        ) {
+            assert!(
+                acked.elapsed() < Duration::from_secs(1),
+                "a CLI revocation took over 1 s to reach the server"
+            );
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        cli_delays.push(acked.elapsed());
     }
-    println!("CLI revocation -> visible in {:?}", acked.elapsed());
+    cli_delays.sort();
+    println!(
+        "CLI revocation (another process) -> visible, {} revocations: p50 {:?} p99 {:?} max {:?}",
+        cli_delays.len(),
+        p(&cli_delays, 0.5),
+        p(&cli_delays, 0.99),
+        cli_delays[cli_delays.len() - 1]
+    );
+    // Well under the old 100 ms poll even on a loaded debug CI machine.
+    assert!(p(&cli_delays, 0.5) < Duration::from_millis(25), "{cli_delays:?}");
     server.stop();
 }
 
