@@ -8,7 +8,11 @@
 #
 # Scenarios (trial i runs scenario i mod 5):
 #   revoke-all  `cert revoke-all --ca A --batch B` of a CA with LEAVES leaves
-#               (acknowledged: the serials of each `--json` batch line)
+#               (acknowledged: the serials of each `--json` batch line); in
+#               every other block of four (row revoke-all-live) only the CLI is
+#               killed first and the still running serve is checked (it must
+#               follow the dead writer's commits; CRL numbers may not go down),
+#               then serve is killed too, restarted and checked again
 #   issue       3 curl loops on the API's issueLeafCertificate and one
 #               `cert issue` loop (acknowledged: 201 / exit status 0)
 #   crl         two `cert revoke` loops while `serve` re-signs the CRL on each
@@ -82,6 +86,7 @@ REPO=$(cd "$(dirname "$0")/.." && pwd)
 VERIFY="$REPO/scripts/crash-verify.py"
 LEAVES=${LEAVES:-3000}
 SCENARIOS=(revoke-all issue crl kek storm)
+LABEL=""
 
 # Nothing from the caller's environment may point the trials elsewhere.
 unset CLOUDPKI_KEK CLOUDPKI_KEK_FILE CLOUDPKI_NEXT_KEK CLOUDPKI_NEXT_KEK_FILE CLOUDPKI_DATABASE \
@@ -317,6 +322,20 @@ cli_revoke_loop() { # IDS_FILE ACKED_FILE
   done <"$1"
 }
 
+# crash-verify.py against the running serve; adds to the R_* counts.
+run_verify() { # extra verify args...
+  local out c l h n r d
+  echo "--- verify $*" >>"$T/verify.log"
+  out=$(python3 "$VERIFY" verify --bin "$BIN" --global-args "${G[*]}" --serve "$URL" \
+    --ca "$ROOT=$F/root.pem" --ca "$CA_A=$F/a.pem" --ca "$CA_B=$F/b.pem" --root-pem "$F/root.pem" \
+    --target-ca "$target" --crl-log "$T/crl.log" --seed "$RANDOM" \
+    $([ "$backend" = sqlite ] && echo --sqlite-db "$T/data/cloudpki.db" || echo --pg-url "${G[5]}") \
+    "${extra[@]}" "$@" 2>>"$T/verify.log") || R_ERROR="crash-verify.py failed (see verify.log)"
+  read -r c l h n r d <<<"${out:-0 0 0 0 0 0}"
+  R_CHECKED=$((R_CHECKED + c)) R_LOST=$((R_LOST + l)) R_HALF=$((R_HALF + h))
+  R_INTEG=$((R_INTEG + n)) R_REGRESS=$((R_REGRESS + r)) R_DISAGREE=$((R_DISAGREE + d))
+}
+
 start_serve() { # extra global args...
   spawn "$BIN" "${G[@]}" "$@" serve --listen "127.0.0.1:$PORT" --config "$F/serve.toml" >>"$T/serve.log" 2>&1
   SERVE=$SPAWNED
@@ -327,6 +346,7 @@ trial() {
   local backend=$1 i=$2 scenario=$3
   local t0 kill_at=0 running=no op_pids=() target=$CA_B extra=() db="" integ=ok
   t0=$(now_ms)
+  LABEL=$scenario
   R_CHECKED=0 R_LOST=0 R_HALF=0 R_INTEG=0 R_REGRESS=0 R_DISAGREE=0 R_KILLED=0 R_ERROR=""
   T=$WORK/$backend-$i
   mkdir -p "$T"
@@ -366,6 +386,9 @@ trial() {
       target=$CA_A
       local batches=(1 5 20 100)
       local batch=${batches[$((i / 5 % 4))]}
+      # Every other run of four: only the CLI dies; serve must follow its
+      # commits while it runs (checked live), then it is killed and restarted.
+      [ $((i / 20 % 2)) = 1 ] && LABEL=revoke-all-live
       kill_at=$(rand 50 1200)
       spawn "$BIN" "${G[@]}" --json cert revoke-all --ca "$CA_A" --batch "$batch" --reason keyCompromise \
         >"$T/revoke-all.out" 2>>"$T/op.err"
@@ -374,6 +397,15 @@ trial() {
       extra=(--acked-revoke-all "$T/revoke-all.out" --targets "$T/targets")
       sleep_ms "$kill_at"
       kill -0 "${op_pids[0]}" 2>/dev/null && running=yes
+      if [ "$LABEL" = revoke-all-live ]; then
+        kill9 "${op_pids[@]}"
+        sleep_ms "$(rand 0 500)"
+        kill9 "$poll"
+        run_verify --live
+        spawn poller "$T/crl.log" "$ROOT" "$CA_A" "$CA_B"
+        poll=$SPAWNED
+        sleep_ms "$(rand 0 500)"
+      fi
       kill9 "${op_pids[@]}" "$SERVE"
       ;;
     issue)
@@ -473,13 +505,7 @@ print(" ".join(r[0] for r in c.execute("PRAGMA integrity_check")))' "$T/data/clo
       R_INTEG=1
       R_ERROR="serve did not restart (see serve.log)"
     else
-      local out
-      out=$(python3 "$VERIFY" verify --bin "$BIN" --global-args "${G[*]}" --serve "$URL" \
-        --ca "$ROOT=$F/root.pem" --ca "$CA_A=$F/a.pem" --ca "$CA_B=$F/b.pem" --root-pem "$F/root.pem" \
-        --target-ca "$target" --crl-log "$T/crl.log" --integrity "$integ" --seed "$RANDOM" \
-        $([ "$backend" = sqlite ] && echo --sqlite-db "$T/data/cloudpki.db" || echo --pg-url "${G[5]}") \
-        "${extra[@]}" 2>"$T/verify.log") || R_ERROR="crash-verify.py failed (see verify.log)"
-      read -r R_CHECKED R_LOST R_HALF R_INTEG R_REGRESS R_DISAGREE <<<"${out:-0 0 0 0 0 0}"
+      run_verify --integrity "$integ"
       if [ "$scenario" = kek ]; then
         kek_checks "$rotated"
       fi
@@ -503,12 +529,12 @@ print(" ".join(r[0] for r in c.execute("PRAGMA integrity_check")))' "$T/data/clo
     pg_exec "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null || true
   fi
   {
-    echo "=== $backend trial $i: $scenario, kill at ${kill_at} ms"
+    echo "=== $backend trial $i: $LABEL, kill at ${kill_at} ms"
     cat "$T/verify.log" 2>/dev/null
   } >>"$LOG"
   rm -rf "$T"
-  TRIAL_LINE=$(printf '%-10s kill@%4dms %-11s acked=%-4d lost=%d half=%d integrity=%s crl-regress=%d disagree=%d %5.1fs %s' \
-    "$scenario" "$kill_at" "$([ "$R_KILLED" = 1 ] && echo "(mid-op)" || echo "(after op)")" \
+  TRIAL_LINE=$(printf '%-15s kill@%4dms %-11s acked=%-4d lost=%d half=%d integrity=%s crl-regress=%d disagree=%d %5.1fs %s' \
+    "$LABEL" "$kill_at" "$([ "$R_KILLED" = 1 ] && echo "(mid-op)" || echo "(after op)")" \
     "$R_CHECKED" "$R_LOST" "$R_HALF" "$([ "$R_INTEG" = 0 ] && echo ok || echo FAIL)" "$R_REGRESS" \
     "$R_DISAGREE" "$(echo "$dt" | awk '{print $1 / 1000}')" "$verdict")
 }
@@ -603,8 +629,8 @@ for backend in $BACKENDS; do
   TOKEN=$(cat "$F/token")
   for i in $(seq 0 $((N - 1))); do
     scenario=${SCENARIOS[$((i % ${#SCENARIOS[@]}))]}
-    key=$backend/$scenario
     trial "$backend" "$i" "$scenario"
+    key=$backend/$LABEL
     printf '[%s %3d/%d] %s\n' "$backend" $((i + 1)) "$N" "$TRIAL_LINE"
     S_TRIALS[$key]=$((${S_TRIALS[$key]:-0} + 1))
     S_SKIPPED[$key]=$((${S_SKIPPED[$key]:-0} + R_SKIPPED))
@@ -636,7 +662,7 @@ table() {
     echo
     echo "| scenario | trials | kills mid-operation | acknowledged changes checked | lost | half-applied | integrity failures | CRL number regressions | OCSP/CRL disagreements | errors |"
     echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-    for scenario in "${SCENARIOS[@]}"; do
+    for scenario in revoke-all revoke-all-live "${SCENARIOS[@]:1}"; do
       key=$backend/$scenario
       [ -n "${S_TRIALS[$key]:-}" ] || continue
       if [ "${S_SKIPPED[$key]}" = "${S_TRIALS[$key]}" ]; then
