@@ -9,7 +9,7 @@
 # Scenarios (trial i runs scenario i mod 5):
 #   revoke-all  `cert revoke-all --ca A --batch B` of a CA with LEAVES leaves
 #               (acknowledged: the serials of each `--json` batch line); in
-#               every other block of four (row revoke-all-live) only the CLI is
+#               trials 20-39, 60-79, ... (row revoke-all-live) only the CLI is
 #               killed first and the still running serve is checked (it must
 #               follow the dead writer's commits; CRL numbers may not go down),
 #               then serve is killed too, restarted and checked again
