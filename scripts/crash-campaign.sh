@@ -17,8 +17,12 @@
 #               `cert issue` loop (acknowledged: 201 / exit status 0)
 #   crl         two `cert revoke` loops while `serve` re-signs the CRL on each
 #               revocation; serve is killed first, the revokers up to 0.3 s later
-#   kek         `kek rotate --new-kek-file F --batch-size 1` while serve runs
-#               under rollover (old KEK by --kek-file, new in CLOUDPKI_NEXT_KEK);
+#   kek         `kek rotate --new-kek-file F --batch-size 1` (45 sealed keys)
+#               while serve runs under rollover (old KEK by --kek-file, new in
+#               CLOUDPKI_NEXT_KEK); then `kek status`, `kek verify` with both
+#               KEKs (no key half re-sealed), a resumed rotation to exit 0, and
+#               `kek verify`, `cert issue` and serve (every CRL re-signed) under
+#               the new KEK alone -- at once if the killed rotation had exited 0;
 #               SKIPPED while `cloudpki kek --help` fails
 #   storm       600 concurrent revokeLeafCertificate calls (curl --parallel,
 #               16 at once) (acknowledged: 200 with certificateStatus revoked)
@@ -33,7 +37,8 @@
 # kill, the served CRLs equal to the store for every leaf, and `openssl ocsp`
 # on a sample of revoked and good leaves equal to the store.
 #
-# Fixtures (root, two issuing CAs with LEAVES leaves each, a token) are built
+# Fixtures (root, two issuing CAs with LEAVES leaves each, 40 more CAs without
+# leaves, a token) are built
 # once per binary and backend under $CRASH_CACHE_DIR (default
 # ${CARGO_TARGET_DIR:-target}/crash-campaign) and copied per trial (SQLite: the
 # data directory; PostgreSQL: CREATE DATABASE … TEMPLATE, in a throwaway
@@ -214,8 +219,8 @@ pg_exec() { # SQL, against the cluster's postgres database
 # Sets F (fixture directory), FIXDB (PostgreSQL template) and the ids.
 fixture() {
   local backend=$1 g
-  F=$CACHE/fixture-$backend-$BIN_KEY-$LEAVES
-  FIXDB=crash_fixture_${BIN_KEY}_$LEAVES
+  F=$CACHE/fixture-v2-$backend-$BIN_KEY-$LEAVES
+  FIXDB=crash_fixture_v2_${BIN_KEY}_$LEAVES
   if [ -e "$F/ready" ] && { [ "$backend" = sqlite ] ||
     [ "$(pg_exec "SELECT 1 FROM pg_database WHERE datname = '$FIXDB'")" = 1 ]; }; then
     # shellcheck disable=SC1091
@@ -240,6 +245,12 @@ fixture() {
     --key-size eCP256 | json_id)
   CA_B=$("$BIN" "${g[@]}" --json ca create --type issuing --issuer "$ROOT" --common-name "Crash B" \
     --key-size eCP256 | json_id)
+  # 40 more CAs without leaves: 45 sealed keys, so a KEK rotation lasts long enough to be cut.
+  local n
+  for n in $(seq 1 40); do
+    "$BIN" "${g[@]}" ca create --type issuing --issuer "$ROOT" --common-name "Crash Extra $n" \
+      --key-size eCP256 >/dev/null
+  done
   openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$F/leaf.key" \
     -subj /CN=crash-device -out "$F/csr.pem" 2>/dev/null
   "$BIN" "${g[@]}" cert issue-bulk --ca "$CA_A" --csr "$F/csr.pem" --count "$LEAVES" >/dev/null 2>&1
@@ -475,7 +486,7 @@ trial() {
       extra=(--acked-storm "$T/storm.wo" --targets "$T/targets")
       ;;
     kek)
-      kill_at=$(rand 5 400)
+      kill_at=$(rand 5 200)
       spawn env -u CLOUDPKI_NEXT_KEK "$BIN" "${G[@]}" kek rotate --new-kek-file "$T/kek.next" --batch-size 1 \
         >"$T/kek-rotate.out" 2>>"$T/op.err"
       op_pids=("$SPAWNED")
@@ -565,19 +576,32 @@ kek_checks() {
     R_INTEG=$((R_INTEG + 1))
     echo "INTEGRITY: kek status fails after the kill" >>"$T/verify.log"
   fi
+  # Every sealed key opens under the old or the new KEK: none half re-sealed.
+  R_CHECKED=$((R_CHECKED + 1))
+  if ! "$BIN" "${G[@]}" kek verify >>"$T/verify.log" 2>&1; then
+    R_HALF=$((R_HALF + 1))
+    echo "HALF-APPLIED: a sealed key opens under neither KEK after the kill" >>"$T/verify.log"
+  fi
   unset CLOUDPKI_NEXT_KEK
-  if [ "$rotated" = yes ] && ! kek_sign_all --kek-file "$T/kek.next"; then
-    R_LOST=$((R_LOST + 1))
-    echo "LOST: kek rotate exited 0 before the kill, but the new KEK alone cannot sign" >>"$T/verify.log"
+  if [ "$rotated" = yes ]; then
+    R_CHECKED=$((R_CHECKED + 1))
+    if ! "$BIN" --data-dir "$T/data" "${G[@]:4}" --kek-file "$T/kek.next" kek verify >>"$T/verify.log" 2>&1 ||
+      ! kek_sign_all --kek-file "$T/kek.next"; then
+      R_LOST=$((R_LOST + 1))
+      echo "LOST: kek rotate exited 0 before the kill, but the new KEK alone does not open every key" \
+        >>"$T/verify.log"
+    fi
   fi
   if ! timeout 120 env -u CLOUDPKI_NEXT_KEK "$BIN" "${G[@]}" kek rotate --new-kek-file "$T/kek.next" \
     >>"$T/verify.log" 2>&1; then
     R_HALF=$((R_HALF + 1))
     echo "HALF-APPLIED: kek rotate does not resume to completion" >>"$T/verify.log"
   fi
-  if ! kek_sign_all --kek-file "$T/kek.next"; then
+  R_CHECKED=$((R_CHECKED + 1))
+  if ! "$BIN" --data-dir "$T/data" "${G[@]:4}" --kek-file "$T/kek.next" kek verify >>"$T/verify.log" 2>&1 ||
+    ! kek_sign_all --kek-file "$T/kek.next"; then
     R_HALF=$((R_HALF + 1))
-    echo "HALF-APPLIED: after the resumed rotation the new KEK alone cannot sign" >>"$T/verify.log"
+    echo "HALF-APPLIED: after the resumed rotation the new KEK alone does not open every key" >>"$T/verify.log"
   fi
   # serve under the new KEK alone re-signs every CRL at start (needs every CA key).
   G[3]=$T/kek.next
