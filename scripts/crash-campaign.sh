@@ -132,6 +132,13 @@ LOG=$CACHE/campaign-$(date +%Y%m%d-%H%M%S).log # every trial's findings
 PG_DIR=$CACHE/pg
 PG_STARTED=""
 PG_ADMIN=""
+# The URL of database $1 on the throwaway cluster: PG_ADMIN's path replaced,
+# its query (sslmode=verify-full&sslrootcert=…) kept.
+pg_db_url() {
+  local base=${PG_ADMIN%%\?*}
+  local query=${PG_ADMIN#"$base"}
+  printf '%s/%s%s' "${base%/*}" "$1" "$query"
+}
 declare -A LIVE=() # process groups we started and have not reaped
 
 cleanup() {
@@ -237,7 +244,7 @@ fixture() {
   if [ "$backend" = postgres ]; then
     pg_exec "DROP DATABASE IF EXISTS $FIXDB"
     pg_exec "CREATE DATABASE $FIXDB"
-    g+=(--database "${PG_ADMIN%/*}/$FIXDB")
+    g+=(--database "$(pg_db_url "$FIXDB")")
   fi
   "$BIN" "${g[@]}" --public-url http://127.0.0.1:8180 init >/dev/null
   ROOT=$("$BIN" "${g[@]}" --json ca create --type root --common-name "Crash Root" --key-size eCP256 | json_id)
@@ -335,12 +342,14 @@ cli_revoke_loop() { # IDS_FILE ACKED_FILE
 
 # crash-verify.py against the running serve; adds to the R_* counts.
 run_verify() { # extra verify args...
-  local out c l h n r d
+  local out c l h n r d store
+  # An array, not an unquoted $(…): with nullglob a URL's `?` would vanish.
+  if [ "$backend" = sqlite ]; then store=(--sqlite-db "$T/data/cloudpki.db"); else store=(--pg-url "${G[5]}"); fi
   echo "--- verify $*" >>"$T/verify.log"
   out=$(python3 "$VERIFY" verify --bin "$BIN" --global-args "${G[*]}" --serve "$URL" \
     --ca "$ROOT=$F/root.pem" --ca "$CA_A=$F/a.pem" --ca "$CA_B=$F/b.pem" --root-pem "$F/root.pem" \
     --target-ca "$target" --crl-log "$T/crl.log" --seed "$RANDOM" \
-    $([ "$backend" = sqlite ] && echo --sqlite-db "$T/data/cloudpki.db" || echo --pg-url "${G[5]}") \
+    "${store[@]}" \
     "${extra[@]}" "$@" 2>>"$T/verify.log") || R_ERROR="crash-verify.py failed (see verify.log)"
   read -r c l h n r d <<<"${out:-0 0 0 0 0 0}"
   R_CHECKED=$((R_CHECKED + c)) R_LOST=$((R_LOST + l)) R_HALF=$((R_HALF + h))
@@ -375,7 +384,7 @@ trial() {
     db=crash_t$$_$i
     pg_exec "CREATE DATABASE $db TEMPLATE $FIXDB"
     mkdir -p "$T/data"
-    G+=(--database "${PG_ADMIN%/*}/$db")
+    G+=(--database "$(pg_db_url "$db")")
   fi
   PORT=$(free_port)
   URL=http://127.0.0.1:$PORT
@@ -531,7 +540,7 @@ print(" ".join(r[0] for r in c.execute("PRAGMA integrity_check")))' "$T/data/clo
     mkdir -p "$keep"
     cp -a "$T/." "$keep/" 2>/dev/null || true
     if [ -n "$db" ]; then
-      pg_dump -Fc -d "${PG_ADMIN%/*}/$db" -f "$keep/$db.pgdump" 2>/dev/null || true
+      pg_dump -Fc -d "$(pg_db_url "$db")" -f "$keep/$db.pgdump" 2>/dev/null || true
     fi
     cp "$F/ids" "$F/kek" "$F"/*.pem "$keep/" 2>/dev/null || true
     verdict="FAIL ${R_ERROR:+($R_ERROR) }kept in $keep"

@@ -27,3 +27,10 @@ if [ -z "${CLOUDPKI_TEST_POSTGRES:-}" ]; then
 fi
 
 cargo test --all-targets --locked
+
+# kill -9 at a random moment in each kind of operation (revoke-all, issuance,
+# CRL publication, KEK rotation, an API storm), once per kind and backend, on
+# the debug binary the tests built; scripts/CRASH-RESULTS.md has the
+# 100-trial runs of `scripts/crash-campaign.sh 100`.
+CLOUDPKI_BIN="${CARGO_TARGET_DIR:-target}/debug/cloudpki" LEAVES=500 \
+  bash scripts/crash-campaign.sh 6 --backend both
