@@ -641,6 +641,19 @@ fn stalled_and_trickled_bodies_cannot_hold_the_connection_limit() {
             Hostile::HeaderFlood => assert!(took < Duration::from_secs(5), "{took:?}"),
         }
     }
+    // All 50 slots held by stalled bodies alone: a good client waits for the
+    // minimum-rate window (5 s), not forever.
+    let held: Vec<_> = (0..50)
+        .map(|_| hostile(port, Hostile::StalledBody).expect("connect"))
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let waited = time_to_serve(port, Duration::from_secs(30)).expect("a good client was never served");
+    eprintln!("50 stalled bodies at the limit: a good client was served after {waited:?}");
+    assert!(waited < Duration::from_secs(8), "served only after {waited:?}");
+    for h in held {
+        let (took, _) = h.join().unwrap();
+        assert!(took < Duration::from_secs(8), "{took:?}");
+    }
     // Latency for a normal client once the flood is gone.
     let mut samples: Vec<Duration> = (0..50)
         .map(|_| time_to_serve(port, Duration::from_secs(5)).unwrap())
