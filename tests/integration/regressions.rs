@@ -483,17 +483,7 @@ fn head(url: &str) -> (u16, Vec<(String, String)>) {
 fn head_carries_the_headers_and_content_length_of_get() {
     let env = Env::new();
     let server = env.server();
-    let root = id(&env.create_ca(&["--type", "root", "--common-name", "HEAD Root", "--key-size", "eCP256"]));
-    let issuing = id(&env.create_ca(&[
-        "--type",
-        "issuing",
-        "--issuer",
-        &root,
-        "--common-name",
-        "HEAD Issuing",
-        "--key-size",
-        "eCP256",
-    ]));
+    let (_, issuing) = env.ec_hierarchy("HEAD");
     let csr = env.openssl_csr("head", &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"], "/CN=head");
     let leaf = env.save(
         &[
@@ -756,17 +746,7 @@ fn status_of(env: &Env, ca: &str) -> String {
 #[test]
 fn irreversible_cli_commands_ask_for_confirmation_on_a_terminal() {
     let env = Env::new();
-    let root = id(&env.create_ca(&["--type", "root", "--common-name", "Prompt Root", "--key-size", "eCP256"]));
-    let issuing = id(&env.create_ca(&[
-        "--type",
-        "issuing",
-        "--issuer",
-        &root,
-        "--common-name",
-        "Prompt Issuing",
-        "--key-size",
-        "eCP256",
-    ]));
+    let (root, issuing) = env.ec_hierarchy("Prompt");
     // Pause says what keeps working.
     let out = env.run(&["ca", "pause", &issuing]);
     assert!(out.status.success());

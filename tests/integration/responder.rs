@@ -665,17 +665,7 @@ fn the_ocsp_crate_reads_the_requests_we_answer() {
 fn revocations_become_visible_fast() {
     let env = Env::new();
     let server = env.server();
-    let root = id(&env.create_ca(&["--type", "root", "--common-name", "Fast Root", "--key-size", "eCP256"]));
-    let issuing = id(&env.create_ca(&[
-        "--type",
-        "issuing",
-        "--issuer",
-        &root,
-        "--common-name",
-        "Fast Issuing",
-        "--key-size",
-        "eCP256",
-    ]));
+    let (_, issuing) = env.ec_hierarchy("Fast");
     let csr = env.openssl_csr("fleet", &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"], "/CN=fleet");
     env.json(&[
         "cert",
@@ -844,17 +834,7 @@ fn delegated_ocsp_signing_certificates() {
 fn visibility_at_100k_certificates() {
     let env = Env::new();
     let server = env.server();
-    let root = id(&env.create_ca(&["--type", "root", "--common-name", "Scale Root", "--key-size", "eCP256"]));
-    let issuing = id(&env.create_ca(&[
-        "--type",
-        "issuing",
-        "--issuer",
-        &root,
-        "--common-name",
-        "Scale Issuing",
-        "--key-size",
-        "eCP256",
-    ]));
+    let (_, issuing) = env.ec_hierarchy("Scale");
     let csr = env.openssl_csr("scale", &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"], "/CN=scale");
     env.json(&[
         "cert",

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::api::{api, error_code, token, Api, RW};
-use crate::support::{curl, id, openssl, Env};
+use crate::support::{curl, openssl, Env};
 
 /// Creates a custom role.
 fn role(a: &Api, name: &str, perms: &[&str]) {
@@ -694,17 +694,7 @@ struct Served {
 fn served() -> Served {
     let env = Env::new();
     let server = env.server();
-    let root = id(&env.create_ca(&["--type", "root", "--common-name", "V Root", "--key-size", "eCP256"]));
-    let issuing = id(&env.create_ca(&[
-        "--type",
-        "issuing",
-        "--issuer",
-        &root,
-        "--common-name",
-        "V Issuing",
-        "--key-size",
-        "eCP256",
-    ]));
+    let (_, issuing) = env.ec_hierarchy("V");
     let issuing_pem = env.save(&["ca", "cert", &issuing], "issuing.pem");
     // The CLI is another process: wait until the server follows its commits.
     let aia = format!("{}/cacerts/{issuing}_v1/cert.cer", server.url);

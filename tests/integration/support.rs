@@ -92,6 +92,25 @@ impl Env {
         self.json(&args)
     }
 
+    /// A P-256 root "{name} Root" and an issuing CA "{name} Issuing" under
+    /// it, through the CLI; returns their ids.
+    pub fn ec_hierarchy(&self, name: &str) -> (String, String) {
+        let root_cn = format!("{name} Root");
+        let root = id(&self.create_ca(&["--type", "root", "--common-name", &root_cn, "--key-size", "eCP256"]));
+        let issuing_cn = format!("{name} Issuing");
+        let issuing = id(&self.create_ca(&[
+            "--type",
+            "issuing",
+            "--issuer",
+            &root,
+            "--common-name",
+            &issuing_cn,
+            "--key-size",
+            "eCP256",
+        ]));
+        (root, issuing)
+    }
+
     /// Makes a key and a CSR with openssl; returns the CSR path.
     pub fn openssl_csr(&self, name: &str, key_args: &[&str], subject: &str) -> PathBuf {
         let key = self.path(&format!("{name}.key"));
