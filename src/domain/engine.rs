@@ -226,7 +226,7 @@ fn corrupt(e: impl std::fmt::Display) -> PkiError {
     PkiError::Store(StoreError::Corrupt(e.to_string()))
 }
 
-fn parse_oid(s: &str) -> Result<ObjectIdentifier> {
+pub(crate) fn parse_oid(s: &str) -> Result<ObjectIdentifier> {
     let s = s.trim();
     let invalid = || PkiError::Invalid(format!("{s:?} is not an object identifier"));
     // const-oid 0.9 accepts arcs it cannot encode (>= 2^28) and then panics or
@@ -960,6 +960,8 @@ impl Pki {
         let cert_der = pem::decode_one(signed, &["CERTIFICATE"])?;
         let leaf =
             ParsedCert::from_der(&cert_der).map_err(|e| PkiError::Rejected(format!("signed certificate: {e}")))?;
+        leaf.check_serial()
+            .map_err(|e| PkiError::Rejected(format!("signed certificate: {e}")))?;
         let mut chain_certs = Vec::new();
         for der in pem::decode_all(chain, &["CERTIFICATE"])? {
             chain_certs
