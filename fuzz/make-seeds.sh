@@ -130,3 +130,6 @@ cp leaf.csr $P/csr.pem
 
 echo "seeds written to $SEEDS:"
 for d in "$SEEDS"/*/; do printf '  %-14s %s files\n' "$(basename "$d")" "$(ls "$d" | wc -l)"; done
+
+# --- graph_body, odata_query: the API targets' named seeds (no OpenSSL) -------
+"$FUZZ_DIR/make-api-seeds.sh"

@@ -27,7 +27,7 @@ if printenv SECONDS >/dev/null 2>&1; then env_seconds=$SECONDS; fi
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ALL_TARGETS=(ocsp_request ocsp_get_path csr pem cert_upload)
+ALL_TARGETS=(ocsp_request ocsp_get_path csr pem cert_upload graph_body odata_query)
 per_target=${1:-${FUZZ_SECONDS:-${env_seconds:-30}}}
 shift $(($# > 0 ? 1 : 0))
 targets=("$@")
@@ -65,7 +65,7 @@ bin_dir=fuzz/target/$host/release
 max_len() {
   case $1 in
     ocsp_get_path) echo 4200 ;;
-    pem) echo 8192 ;;
+    pem | graph_body) echo 8192 ;;
     *) echo 4096 ;;
   esac
 }

@@ -41,7 +41,10 @@ fuzz_target!(|data: &[u8]| {
     let _ = names::graph_issuer_name(&cert.tbs().issuer);
     let _ = names::common_name(&cert.tbs().subject);
     let _ = cloudpki::x509::thumbprint(&cert.der);
-    // The serial as stored is already in the form typed serials normalize to.
+    // The serial as stored (a CA's, on upload, which refuses non-positive
+    // serials) is already in the form typed serials normalize to.
     let hex = cert.serial_hex();
-    assert_eq!(normalize_serial(&hex).as_deref(), Some(hex.as_str()), "serial {hex}");
+    if cert.check_serial().is_ok() {
+        assert_eq!(normalize_serial(&hex).as_deref(), Some(hex.as_str()), "serial {hex}");
+    }
 });

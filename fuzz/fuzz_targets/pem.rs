@@ -13,14 +13,24 @@ fuzz_target!(|data: &[u8]| {
     .into_iter()
     .enumerate()
     {
-        let _ = pem::decode_one(data, labels);
-        let Ok(docs) = pem::decode_all(data, labels) else {
-            continue;
-        };
-        assert!(!docs.is_empty());
+        let docs = pem::decode_all(data, labels);
+        if let Ok(docs) = &docs {
+            assert!(!docs.is_empty());
+        }
         if i > 0 {
             continue;
         }
+        // decode_one is decode_all and a count (decoding again is the costly
+        // part, so once, for one label set): exactly one document, or an error.
+        match (pem::decode_one(data, labels), &docs) {
+            (Ok(one), Ok(all)) => assert_eq!(all, &vec![one]),
+            (Err(_), Ok(all)) => assert_ne!(all.len(), 1),
+            (Ok(_), Err(e)) => panic!("decode_one accepted what decode_all refused: {e}"),
+            (Err(_), Err(_)) => {}
+        }
+        let Ok(docs) = docs else {
+            continue;
+        };
         // Whatever came out goes back through PEM unchanged (checked for one
         // label set: the round trip does not depend on it, and is costly).
         for der in docs.iter().filter(|d| !d.is_empty()) {

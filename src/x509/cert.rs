@@ -329,4 +329,55 @@ impl ParsedCert {
     pub fn serial_hex(&self) -> String {
         super::hex_upper(self.tbs().serial_number.as_bytes())
     }
+
+    /// Refuses a serial number that is not a positive INTEGER (RFC 5280
+    /// §4.1.2.2). Such certificates exist (the encoding is a plain DER
+    /// INTEGER), but one cannot be a CA of ours: its [`serial_hex`] is not the
+    /// form typed serials normalize to ([`super::normalize_serial`] reads
+    /// `DF…` as the positive `00DF…`), so it would be shown and stored as a
+    /// serial that names no certificate.
+    ///
+    /// [`serial_hex`]: ParsedCert::serial_hex
+    pub fn check_serial(&self) -> Result<(), X509Error> {
+        let bytes = self.tbs().serial_number.as_bytes();
+        match bytes.first() {
+            Some(b) if b & 0x80 != 0 => Err(X509Error::Malformed(
+                "the serial number is negative (RFC 5280 requires a positive integer)",
+            )),
+            _ if bytes.iter().all(|b| *b == 0) => Err(X509Error::Malformed(
+                "the serial number is zero (RFC 5280 requires a positive integer)",
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::x509::normalize_serial;
+
+    /// Found by the `cert_upload` fuzz target (a seed's serial byte mutated):
+    /// a certificate whose serial is the negative INTEGER `DF34567890ABCDEF`
+    /// parses, but its stored form is not what typed serials normalize to
+    /// (`00DF…`). Uploading it as a CA's certificate is refused.
+    #[test]
+    fn fuzz_cert_upload_negative_serial_refused() {
+        let der = include_bytes!("testdata/fuzz-cert_upload-negative-serial.der");
+        let cert = ParsedCert::from_der(der).unwrap();
+        let hex = cert.serial_hex();
+        assert_eq!(hex, "DF34567890ABCDEF");
+        assert_ne!(normalize_serial(&hex).as_deref(), Some(hex.as_str()));
+        assert!(cert.check_serial().is_err());
+
+        // The same certificate with a positive serial passes, and its serial
+        // is a fixed point of normalize_serial.
+        let mut positive = der.to_vec();
+        assert_eq!(positive[15], 0xDF, "serial contents start at offset 15");
+        positive[15] = 0x12;
+        let cert = ParsedCert::from_der(&positive).unwrap();
+        cert.check_serial().unwrap();
+        let hex = cert.serial_hex();
+        assert_eq!(normalize_serial(&hex).as_deref(), Some(hex.as_str()));
+    }
 }

@@ -393,6 +393,8 @@ impl Pki {
             .map_err(|e| PkiError::Rejected(format!("signed certificate: {e}")))?;
         let leaf =
             ParsedCert::from_der(&cert_der).map_err(|e| PkiError::Rejected(format!("signed certificate: {e}")))?;
+        leaf.check_serial()
+            .map_err(|e| PkiError::Rejected(format!("signed certificate: {e}")))?;
         let mut chain_certs = Vec::new();
         let chain_ders =
             pem::decode_all(chain, &["CERTIFICATE"]).map_err(|e| PkiError::Rejected(format!("trust chain: {e}")))?;

@@ -209,7 +209,7 @@ fn corrupt(e: impl std::fmt::Display) -> PkiError {
     PkiError::Store(StoreError::Corrupt(e.to_string()))
 }
 
-fn parse_oid(s: &str) -> Result<ObjectIdentifier> {
+pub(crate) fn parse_oid(s: &str) -> Result<ObjectIdentifier> {
     let s = s.trim();
     let invalid = || PkiError::Invalid(format!("{s:?} is not an object identifier"));
     // const-oid 0.9 accepts arcs it cannot encode (>= 2^28) and then panics or
