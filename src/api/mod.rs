@@ -448,6 +448,73 @@ fn software_key_platform(_: &mut schemars::SchemaGenerator) -> schemars::Schema 
     })
 }
 
+impl CreateCaBody {
+    /// The scope tags asked for; Graph's default tag `0` when none.
+    fn scope_tags(&self) -> Vec<String> {
+        if self.role_scope_tag_ids.is_empty() {
+            vec!["0".to_owned()]
+        } else {
+            self.role_scope_tag_ids.clone()
+        }
+    }
+
+    /// The domain's request, with Graph's defaults and placeholders applied
+    /// (the one translation, shared by the handler and the fuzz target).
+    fn into_new_ca(self) -> Result<NewCa, ApiError> {
+        if self.key_platform == Some(KeyPlatform::HardwareSecurityModule) {
+            return Err(ApiError::bad_request(
+                "keyPlatform hardwareSecurityModule is not supported: CA keys are software keys sealed with the \
+                 key-encryption key (send software, or omit keyPlatform)",
+            ));
+        }
+        let tags = self.scope_tags();
+        let b = self;
+        let ca_type = b
+            .cloud_certification_authority_type
+            .ok_or_else(|| ApiError::bad_request("cloudCertificationAuthorityType is required"))?;
+        let common_name = b
+            .common_name
+            .ok_or_else(|| ApiError::bad_request("commonName is required"))?;
+        let years = b
+            .validity_period_in_years
+            .unwrap_or(if ca_type == CaType::RootCertificationAuthority {
+                10
+            } else {
+                4
+            });
+        Ok(NewCa {
+            ca_type,
+            display_name: b.display_name,
+            description: b.description,
+            subject: SubjectParts {
+                common_name,
+                organization_name: b.organization_name.filter(|s| !s.is_empty()),
+                organization_unit: b.organization_unit.filter(|s| !s.is_empty()),
+                country_name: b.country_name.filter(|s| !s.is_empty() && !graph_placeholder(s)),
+                state_name: b.state_name.filter(|s| !s.is_empty()),
+                locality_name: b.locality_name.filter(|s| !s.is_empty()),
+            },
+            // A root has no issuer: the property is read-only there (the seed's example sets it).
+            issuer_id: b
+                .certification_authority_issuer_id
+                .filter(|s| !s.is_empty() && ca_type != CaType::RootCertificationAuthority),
+            key_size: b.certificate_key_size.unwrap_or(crate::x509::KeyAlgorithm::Rsa2048),
+            hash: b
+                .cloud_certification_authority_hashing_algorithm
+                .unwrap_or(crate::x509::HashAlgorithm::Sha256),
+            validity_years: u32::try_from(years)
+                .map_err(|_| ApiError::bad_request("validityPeriodInYears must be positive"))?,
+            ekus: b
+                .extended_key_usages
+                .into_iter()
+                .map(|e| e.object_identifier)
+                .filter(|oid| !graph_placeholder(oid))
+                .collect(),
+            role_scope_tag_ids: tags,
+        })
+    }
+}
+
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 struct EkuBody {
@@ -919,11 +986,7 @@ impl Api {
         let b: CreateCaBody = body(req)?;
         check_length("displayName", b.display_name.as_deref(), MAX_DISPLAY_NAME)?;
         check_length("description", b.description.as_deref(), MAX_DESCRIPTION)?;
-        let tags = if b.role_scope_tag_ids.is_empty() {
-            vec!["0".to_owned()]
-        } else {
-            b.role_scope_tag_ids.clone()
-        };
+        let tags = b.scope_tags();
         if !access.may_assign(P::CreateCas, &tags) {
             return Err(ApiError::forbidden(
                 "roleScopeTagIds must be scope tags on which the caller may create certificate authorities",
@@ -932,63 +995,12 @@ impl Api {
         // Anchoring to a root signs with the root's key: the caller must see
         // the root (else 404, as for any invisible CA) and hold "Create
         // certificate authorities" on one of its scope tags (else 403).
-        if let Some(issuer) = b.certification_authority_issuer_id.as_deref().filter(|s| {
-            !s.is_empty() && b.cloud_certification_authority_type != Some(CaType::RootCertificationAuthority)
-        }) {
+        let new = b.into_new_ca()?;
+        if let Some(issuer) = &new.issuer_id {
             self.visible_ca(access, issuer, &[P::ReadCas, P::CreateCas]).await?;
         }
-        if b.key_platform == Some(KeyPlatform::HardwareSecurityModule) {
-            return Err(ApiError::bad_request(
-                "keyPlatform hardwareSecurityModule is not supported: CA keys are software keys sealed with the \
-                 key-encryption key (send software, or omit keyPlatform)",
-            ));
-        }
-        let ca_type = b
-            .cloud_certification_authority_type
-            .ok_or_else(|| ApiError::bad_request("cloudCertificationAuthorityType is required"))?;
-        let common_name = b
-            .common_name
-            .ok_or_else(|| ApiError::bad_request("commonName is required"))?;
-        let years = b
-            .validity_period_in_years
-            .unwrap_or(if ca_type == CaType::RootCertificationAuthority {
-                10
-            } else {
-                4
-            });
-        let new = NewCa {
-            ca_type,
-            display_name: b.display_name,
-            description: b.description,
-            subject: SubjectParts {
-                common_name,
-                organization_name: b.organization_name.filter(|s| !s.is_empty()),
-                organization_unit: b.organization_unit.filter(|s| !s.is_empty()),
-                country_name: b.country_name.filter(|s| !s.is_empty() && !graph_placeholder(s)),
-                state_name: b.state_name.filter(|s| !s.is_empty()),
-                locality_name: b.locality_name.filter(|s| !s.is_empty()),
-            },
-            // A root has no issuer: the property is read-only there (the seed's example sets it).
-            issuer_id: b
-                .certification_authority_issuer_id
-                .filter(|s| !s.is_empty() && ca_type != CaType::RootCertificationAuthority),
-            key_size: b.certificate_key_size.unwrap_or(crate::x509::KeyAlgorithm::Rsa2048),
-            hash: b
-                .cloud_certification_authority_hashing_algorithm
-                .unwrap_or(crate::x509::HashAlgorithm::Sha256),
-            validity_years: u32::try_from(years)
-                .map_err(|_| ApiError::bad_request("validityPeriodInYears must be positive"))?,
-            ekus: b
-                .extended_key_usages
-                .into_iter()
-                .map(|e| e.object_identifier)
-                .filter(|oid| !graph_placeholder(oid))
-                .collect(),
-            role_scope_tag_ids: tags.clone(),
-        };
-        let requested = tags;
         let ca = self
-            .mutate(access, audit::CREATE_CA, (CA_T, ""), ("", &requested), move |p| {
+            .mutate(access, audit::CREATE_CA, (CA_T, ""), ("", &tags), move |p| {
                 p.create_ca(new)
             })
             .await?;
@@ -1518,53 +1530,7 @@ pub mod fuzzing {
         let b: CreateCaBody = body(req)?;
         check_length("displayName", b.display_name.as_deref(), MAX_DISPLAY_NAME)?;
         check_length("description", b.description.as_deref(), MAX_DESCRIPTION)?;
-        let tags = if b.role_scope_tag_ids.is_empty() {
-            vec!["0".to_owned()]
-        } else {
-            b.role_scope_tag_ids.clone()
-        };
-        let ca_type = b
-            .cloud_certification_authority_type
-            .ok_or_else(|| ApiError::bad_request("cloudCertificationAuthorityType is required"))?;
-        let common_name = b
-            .common_name
-            .ok_or_else(|| ApiError::bad_request("commonName is required"))?;
-        let years = b
-            .validity_period_in_years
-            .unwrap_or(if ca_type == CaType::RootCertificationAuthority {
-                10
-            } else {
-                4
-            });
-        let new = NewCa {
-            ca_type,
-            display_name: b.display_name,
-            description: b.description,
-            subject: SubjectParts {
-                common_name,
-                organization_name: b.organization_name.filter(|s| !s.is_empty()),
-                organization_unit: b.organization_unit.filter(|s| !s.is_empty()),
-                country_name: b.country_name.filter(|s| !s.is_empty() && !graph_placeholder(s)),
-                state_name: b.state_name.filter(|s| !s.is_empty()),
-                locality_name: b.locality_name.filter(|s| !s.is_empty()),
-            },
-            issuer_id: b
-                .certification_authority_issuer_id
-                .filter(|s| !s.is_empty() && ca_type != CaType::RootCertificationAuthority),
-            key_size: b.certificate_key_size.unwrap_or(crate::x509::KeyAlgorithm::Rsa2048),
-            hash: b
-                .cloud_certification_authority_hashing_algorithm
-                .unwrap_or(crate::x509::HashAlgorithm::Sha256),
-            validity_years: u32::try_from(years)
-                .map_err(|_| ApiError::bad_request("validityPeriodInYears must be positive"))?,
-            ekus: b
-                .extended_key_usages
-                .into_iter()
-                .map(|e| e.object_identifier)
-                .filter(|oid| !graph_placeholder(oid))
-                .collect(),
-            role_scope_tag_ids: tags,
-        };
+        let new = b.into_new_ca()?;
         new.subject.validate().map_err(x509)?;
         for oid in &new.ekus {
             crate::domain::engine::parse_oid(oid)?;
