@@ -15,7 +15,7 @@ use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use der::Encode;
 
-use cloudpki::snapshot::{CaState, CertState, SerialKey, Snapshot};
+use cloudpki::snapshot::{AiaDocument, CaState, CertState, SerialKey, Snapshot};
 use cloudpki::x509::crl::{self, CrlEntries};
 use cloudpki::x509::names::SubjectParts;
 use cloudpki::x509::ocsp::{self, CertIdHash, IssuerHashes, Status};
@@ -87,9 +87,9 @@ fn snapshot(n: u32) -> (Snapshot, x509_cert::Certificate, SoftwareKey) {
         id: id.clone(),
         version: 1,
         status: cloudpki::domain::CaStatus::Active,
-        cert_der: Bytes::from(der),
-        cert_pem: Bytes::new(),
-        chain_p7c: Bytes::new(),
+        cert_der: AiaDocument::new(Bytes::from(der)),
+        cert_pem: AiaDocument::new(Bytes::new()),
+        chain_p7c: AiaDocument::new(Bytes::new()),
         hashes,
         crl: None,
         certs,

@@ -238,9 +238,9 @@ pub fn serve_document(r: &Responder, path: &str, headers: &HeaderMap) -> Option<
             return Some(("aia", plain(StatusCode::NOT_FOUND, "no such CA certificate\n")));
         };
         let resp = match file {
-            "cert.cer" => aia(headers, ca.cert_der.clone(), "application/pkix-cert"),
-            "cert.pem" => aia(headers, ca.cert_pem.clone(), "application/x-pem-file"),
-            "chain.p7c" => aia(headers, ca.chain_p7c.clone(), "application/pkcs7-mime"),
+            "cert.cer" => aia(headers, &ca.cert_der, "application/pkix-cert"),
+            "cert.pem" => aia(headers, &ca.cert_pem, "application/x-pem-file"),
+            "chain.p7c" => aia(headers, &ca.chain_p7c, "application/pkcs7-mime"),
             _ => plain(StatusCode::NOT_FOUND, "not found\n"),
         };
         return Some(("aia", resp));
@@ -248,15 +248,12 @@ pub fn serve_document(r: &Responder, path: &str, headers: &HeaderMap) -> Option<
     None
 }
 
-fn aia(headers: &HeaderMap, body: Bytes, content_type: &'static str) -> Response<Body> {
+fn aia(headers: &HeaderMap, doc: &snapshot::AiaDocument, content_type: &'static str) -> Response<Body> {
     // CA certificates never change under a given version: cache them a day.
-    // The ETag comes from the bytes served (each representation its own);
-    // there is no Last-Modified, so If-Modified-Since is never trusted.
-    // Hashed whole: a PEM's or a PKCS#7's last bytes are the same for every CA.
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &body);
+    // No Last-Modified, so If-Modified-Since is never trusted.
     let doc = Document {
-        etag: format!("\"{}\"", crate::x509::hex_upper(&digest.as_ref()[..12])).into(),
-        body,
+        etag: doc.etag.clone(),
+        body: doc.body.clone(),
         this_update: 0,
         next_update: now_unix() + 86_400,
     };

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use der::{Decode, Encode};
 use time::OffsetDateTime;
 
-use super::{CaState, CertState, CrlDocument, Document, Published, SerialKey, Snapshot};
+use super::{AiaDocument, CaState, CertState, CrlDocument, Document, Published, SerialKey, Snapshot};
 use crate::domain::engine::hex_bytes;
 use crate::domain::{Pki, PkiError};
 use crate::observability::Metrics;
@@ -208,9 +208,9 @@ impl Maintainer {
             id: row.id.as_str().into(),
             version: entity.version_number,
             status: entity.certification_authority_status,
-            cert_der: Bytes::from(cert.clone()),
-            cert_pem: Bytes::from(pem::encode("CERTIFICATE", cert)?),
-            chain_p7c: Bytes::from(p7c),
+            cert_der: AiaDocument::new(Bytes::from(cert.clone())),
+            cert_pem: AiaDocument::new(Bytes::from(pem::encode("CERTIFICATE", cert)?)),
+            chain_p7c: AiaDocument::new(Bytes::from(p7c)),
             hashes,
             crl: old.and_then(|o| o.crl.clone()),
             certs: old.map(|o| o.certs.clone()).unwrap_or_default(),
@@ -615,10 +615,8 @@ mod tests {
 
     use super::*;
     use crate::config::{open, OpenOptions};
-    use crate::domain::{CaType, NewCa};
+    use crate::domain::CaType;
     use crate::store::{SqliteStore, Store, Tx};
-    use crate::x509::names::SubjectParts;
-    use crate::x509::{HashAlgorithm, KeyAlgorithm};
 
     /// Counts the write transactions begun through it.
     struct CountingStore {
@@ -652,25 +650,7 @@ mod tests {
             default_public_url: None,
         };
         let signer = open(&opts).unwrap();
-        let ca = |ca_type, cn: &str, issuer: Option<String>| NewCa {
-            ca_type,
-            display_name: None,
-            description: None,
-            subject: SubjectParts {
-                common_name: cn.into(),
-                ..Default::default()
-            },
-            issuer_id: issuer,
-            key_size: KeyAlgorithm::EcP256,
-            hash: HashAlgorithm::Sha256,
-            validity_years: if ca_type == CaType::RootCertificationAuthority {
-                10
-            } else {
-                5
-            },
-            ekus: vec![],
-            role_scope_tag_ids: vec![],
-        };
+        let ca = crate::domain::engine::tests::new_ca;
         let root = signer
             .create_ca(ca(CaType::RootCertificationAuthority, "R", None))
             .unwrap();

@@ -133,15 +133,34 @@ pub struct CrlDocument {
     pub entries: usize,
 }
 
+/// A CA certificate as served at one AIA URL, with its validator.
+#[derive(Debug, Clone)]
+pub struct AiaDocument {
+    pub body: Bytes,
+    /// From the whole body (a PEM's or a PKCS#7's last bytes are the same
+    /// for every CA), computed once when the snapshot is built.
+    pub etag: Arc<str>,
+}
+
+impl AiaDocument {
+    pub fn new(body: Bytes) -> Self {
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &body);
+        AiaDocument {
+            etag: format!("\"{}\"", crate::x509::hex_upper(&digest.as_ref()[..12])).into(),
+            body,
+        }
+    }
+}
+
 /// Everything served for one CA.
 #[derive(Clone)]
 pub struct CaState {
     pub id: Arc<str>,
     pub version: i32,
     pub status: CaStatus,
-    pub cert_der: Bytes,
-    pub cert_pem: Bytes,
-    pub chain_p7c: Bytes,
+    pub cert_der: AiaDocument,
+    pub cert_pem: AiaDocument,
+    pub chain_p7c: AiaDocument,
     pub hashes: Vec<IssuerHashes>,
     pub crl: Option<Arc<CrlDocument>>,
     pub certs: imbl::HashMap<SerialKey, Arc<CertState>>,
