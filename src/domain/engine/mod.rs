@@ -544,12 +544,12 @@ pub fn spki_der_of(cert_der: &[u8]) -> Result<Vec<u8>> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::clock::FixedClock;
     use crate::config::{open_with_clock, OpenOptions};
 
-    fn new_ca(ca_type: CaType, cn: &str, issuer: Option<String>) -> NewCa {
+    pub(crate) fn new_ca(ca_type: CaType, cn: &str, issuer: Option<String>) -> NewCa {
         NewCa {
             ca_type,
             display_name: None,
