@@ -6,6 +6,7 @@
 //! (permissions and scope tags), then handed to the domain on a blocking
 //! thread. Errors are Graph error bodies, decided in one place ([`error`]).
 
+pub mod dto;
 pub mod error;
 pub mod metadata;
 pub mod odata;
@@ -23,8 +24,7 @@ use serde_json::{json, Value};
 use crate::auth::{Access, AuthError, CloudPkiPermission as P, RbacError, TokenIssuer};
 use crate::domain::audit;
 use crate::domain::{
-    CaStatus, CaType, CertificationAuthority, KeyPlatform, LeafListQuery, NewCa, NewLeaf, Pki, PkiError,
-    RevocationReason,
+    Ca, CaStatus, CaType, KeyPlatform, LeafListQuery, NewCa, NewLeaf, Pki, PkiError, RevocationReason,
 };
 use crate::x509::names::SubjectParts;
 use error::ApiError;
@@ -213,6 +213,11 @@ fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
 
 fn entity<T: serde::Serialize>(v: &T) -> Result<Value, ApiError> {
     serde_json::to_value(v).map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// A domain record as its Graph entity.
+fn graph<T: dto::ToGraph>(v: &T) -> Result<Value, ApiError> {
+    entity(&v.to_graph())
 }
 
 /// Query options we understand; anything else is refused (400), not ignored.
@@ -738,7 +743,7 @@ impl Api {
             Op::GetCa => {
                 let select = item_select(req.query, &CA_COLLECTION)?;
                 let ca = self.visible_ca(access, first, &[P::ReadCas]).await?;
-                Ok(json_response(StatusCode::OK, &shape(entity(&ca)?, select.as_deref())))
+                Ok(json_response(StatusCode::OK, &shape(graph(&ca)?, select.as_deref())))
             }
             Op::PatchCa => self.patch_ca(req, access, first).await,
             Op::DeleteCa => {
@@ -751,7 +756,7 @@ impl Api {
                     access,
                     audit::DELETE_CA,
                     (CA_T, first),
-                    (first, &ca.role_scope_tag_ids),
+                    (first, &ca.scope_tags),
                     move |p| p.delete_ca(&id, if_match.as_deref()),
                 )
                 .await?;
@@ -786,7 +791,7 @@ impl Api {
     /// A CA the caller cannot read ("Read CAs" on none of its scope tags)
     /// answers 404 like a CA that does not exist (a 403 would confirm it
     /// exists); a visible CA lacking another permission answers 403.
-    async fn visible_ca(&self, access: &Access, id: &str, perms: &[P]) -> Result<CertificationAuthority, ApiError> {
+    async fn visible_ca(&self, access: &Access, id: &str, perms: &[P]) -> Result<Ca, ApiError> {
         let lacking = |perms: &[P]| {
             ApiError::forbidden(format!(
                 "requires the Cloud PKI permission(s) {} on a scope tag of this CA",
@@ -799,10 +804,10 @@ impl Api {
         }
         let id = id.to_owned();
         let ca = self.blocking(access, move |p| p.get_ca(&id)).await?;
-        if !access.sees(&ca.role_scope_tag_ids) {
+        if !access.sees(&ca.scope_tags) {
             return Err(hidden_ca(&ca.id));
         }
-        if !access.allows_all(perms, &ca.role_scope_tag_ids) {
+        if !access.allows_all(perms, &ca.scope_tags) {
             return Err(lacking(perms));
         }
         Ok(ca)
@@ -871,8 +876,7 @@ impl Api {
                 break;
             }
             for e in batch {
-                let tags: Vec<String> = serde_json::from_str(&e.scope_tags).unwrap_or_default();
-                if !access.sees(&tags) {
+                if !access.sees(&e.scope_tags) {
                     after = e.seq;
                     continue;
                 }
@@ -942,8 +946,8 @@ impl Api {
         let o = Options::parse(&q, &CA_COLLECTION)?;
         let cas = self.blocking(access, |p| p.list_cas()).await?;
         let mut items = Vec::new();
-        for c in cas.iter().filter(|c| access.sees(&c.role_scope_tag_ids)) {
-            let v = entity(c)?;
+        for c in cas.iter().filter(|c| access.sees(&c.scope_tags)) {
+            let v = graph(c)?;
             if o.keeps(&v) {
                 items.push(v);
             }
@@ -1004,7 +1008,7 @@ impl Api {
                 p.create_ca(new)
             })
             .await?;
-        Ok(json_response(StatusCode::CREATED, &entity(&ca)?))
+        Ok(json_response(StatusCode::CREATED, &graph(&ca)?))
     }
 
     async fn patch_ca(&self, req: &ApiRequest<'_>, access: &Access, id: &str) -> Result<Response<Body>, ApiError> {
@@ -1038,7 +1042,7 @@ impl Api {
                 p.update_ca(&id, if_match.as_deref(), display_name, description, tags)
             })
             .await?;
-        Ok(json_response(StatusCode::OK, &entity(&ca)?))
+        Ok(json_response(StatusCode::OK, &graph(&ca)?))
     }
 
     async fn list_leaves(&self, req: &ApiRequest<'_>, access: &Access, id: &str) -> Result<Response<Body>, ApiError> {
@@ -1081,7 +1085,7 @@ impl Api {
                 break;
             }
             for (seq, leaf) in batch {
-                let v = entity(&leaf)?;
+                let v = graph(&leaf)?;
                 if !o.keeps(&v) {
                     after = seq;
                     continue;
@@ -1121,7 +1125,7 @@ impl Api {
         let leaves = self.blocking(access, move |p| p.all_leaves(&ca_id)).await?;
         let mut out = Vec::with_capacity(leaves.len());
         for l in &leaves {
-            let v = entity(l)?;
+            let v = graph(l)?;
             if o.keeps(&v) {
                 out.push(v);
             }
@@ -1139,11 +1143,11 @@ impl Api {
         let select = item_select(req.query, &LEAF_COLLECTION)?;
         let leaf_id = leaf.to_owned();
         let (l, _) = self.blocking(access, move |p| p.get_leaf(&leaf_id)).await?;
-        if ca.is_some_and(|c| c != l.issuer_id) {
+        if ca.is_some_and(|c| c != l.ca_id) {
             return Err(ApiError::not_found("no such leaf certificate under this CA"));
         }
-        self.visible_ca(access, &l.issuer_id, &[P::ReadCas]).await?;
-        Ok(json_response(StatusCode::OK, &shape(entity(&l)?, select.as_deref())))
+        self.visible_ca(access, &l.ca_id, &[P::ReadCas]).await?;
+        Ok(json_response(StatusCode::OK, &shape(graph(&l)?, select.as_deref())))
     }
 
     async fn patch_leaf(
@@ -1155,10 +1159,10 @@ impl Api {
     ) -> Result<Response<Body>, ApiError> {
         let leaf_id = leaf.to_owned();
         let (l, _) = self.blocking(access, move |p| p.get_leaf(&leaf_id)).await?;
-        if ca.is_some_and(|c| c != l.issuer_id) {
+        if ca.is_some_and(|c| c != l.ca_id) {
             return Err(ApiError::not_found("no such leaf certificate under this CA"));
         }
-        self.visible_ca(access, &l.issuer_id, &[P::ReadCas, P::RevokeLeaves])
+        self.visible_ca(access, &l.ca_id, &[P::ReadCas, P::RevokeLeaves])
             .await?;
         // Every leaf property is read-only: a body is checked to be JSON, and ignored.
         let _: PatchLeafBody = body(req)?;
@@ -1169,11 +1173,11 @@ impl Api {
                 access,
                 audit::PATCH_LEAF,
                 (LEAF_T, &target),
-                (&l.issuer_id, &[]),
+                (&l.ca_id, &[]),
                 move |p| p.update_leaf(&id),
             )
             .await?;
-        Ok(json_response(StatusCode::OK, &entity(&l)?))
+        Ok(json_response(StatusCode::OK, &graph(&l)?))
     }
 
     async fn action(
@@ -1209,13 +1213,13 @@ impl Api {
                         ))
                     }
                 };
-                entity(&ca)?
+                graph(&ca)?
             }
             Op::RevokeCa => {
                 self.visible_ca(access, id, &[P::ReadCas, P::DisableReenableCas, P::RevokeLeaves])
                     .await?;
                 let _: VersionBody = body(req)?;
-                entity(
+                graph(
                     &self
                         .mutate(access, audit::REVOKE_CA, (CA_T, id), (id, &[]), move |p| {
                             p.revoke_ca(&ca_id, None)
@@ -1232,7 +1236,7 @@ impl Api {
                     .map(|c| format!("{}\n", c.certificate))
                     .collect();
                 let signed = b.signed_certificate.unwrap_or_default();
-                entity(
+                graph(
                     &self
                         .mutate(access, audit::UPLOAD, (CA_T, id), (id, &[]), move |p| {
                             p.upload_signed_certificate(&ca_id, signed.as_bytes(), chain.as_bytes())
@@ -1246,7 +1250,7 @@ impl Api {
                 let leaf = b
                     .leaf_certificate_id
                     .ok_or_else(|| ApiError::bad_request("leafCertificateId is required"))?;
-                entity(
+                graph(
                     &self
                         .mutate(access, audit::REVOKE_LEAF, (CA_T, id), (id, &[]), move |p| {
                             p.revoke_leaf(&leaf, Some(&ca_id), RevocationReason::Unspecified)
@@ -1257,7 +1261,7 @@ impl Api {
             Op::RevokeLeafBySerial => {
                 self.visible_ca(access, id, &[P::ReadCas, P::RevokeLeaves]).await?;
                 let serial = body::<SerialBody>(req)?.serial()?;
-                entity(
+                graph(
                     &self
                         .mutate(access, audit::REVOKE_LEAF, (CA_T, id), (id, &[]), move |p| {
                             p.revoke_leaf_by_serial(Some(&ca_id), &serial, RevocationReason::Unspecified)
@@ -1268,7 +1272,7 @@ impl Api {
             Op::SearchBySerial => {
                 self.visible_ca(access, id, &[P::ReadCas]).await?;
                 let serial = body::<SerialBody>(req)?.serial()?;
-                entity(
+                graph(
                     &self
                         .blocking(access, move |p| p.find_leaf_by_serial(Some(&ca_id), &serial))
                         .await?,
@@ -1277,6 +1281,7 @@ impl Api {
             Op::GetAllLeaves => {
                 self.visible_ca(access, id, &[P::ReadCas]).await?;
                 let leaves = self.blocking(access, move |p| p.all_leaves(&ca_id)).await?;
+                let leaves: Vec<dto::LeafCertificate> = leaves.iter().map(Into::into).collect();
                 return Ok(json_response(StatusCode::OK, &json!({ "value": leaves })));
             }
             Op::IssueLeaf => {
@@ -1304,7 +1309,7 @@ impl Api {
                         p.issue_leaf(&ca_id, &req)
                     })
                     .await?;
-                let mut v = entity(&leaf)?;
+                let mut v = graph(&leaf)?;
                 v["certificate"] = Value::String(<base64ct::Base64 as base64ct::Encoding>::encode_string(&der));
                 return Ok(json_response(StatusCode::CREATED, &json!({ "value": v })));
             }

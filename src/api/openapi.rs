@@ -15,7 +15,7 @@ use super::{
     CreateCaBody, IssueBody, PatchCaBody, PatchLeafBody, ReasonBody, RevokeLeafBody, SerialBody, StatusBody,
     UploadBody, VersionBody, BASE, MAX_BODY,
 };
-use crate::domain::{CertificationAuthority, LeafCertificate};
+use crate::api::dto::{CertificationAuthority, LeafCertificate};
 
 pub(crate) const CA_SCHEMA: &str = "cloudCertificationAuthority";
 pub(crate) const LEAF_SCHEMA: &str = "cloudCertificationAuthorityLeafCertificate";

@@ -615,13 +615,13 @@ fn ca_command(pki: &Pki, cmd: CaCommand, o: &mut output::Output<'_>) -> Result<(
 }
 
 /// A CA as a confirmation question names it.
-fn describe(ca: &crate::domain::CertificationAuthority) -> String {
+fn describe(ca: &crate::domain::Ca) -> String {
     format!(
         "\"{}\" ({}, {}, {}, id {})",
         ca.display_name,
         ca.subject_name,
-        ca.cloud_certification_authority_type.name(),
-        ca.certification_authority_status.name(),
+        ca.ca_type.name(),
+        ca.status.name(),
         ca.id
     )
 }

@@ -10,7 +10,8 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::{CliError, Result};
-use crate::domain::{CertificationAuthority, LeafCertificate};
+use crate::api::dto::{CertificationAuthority, LeafCertificate};
+use crate::domain::{Ca, Leaf};
 
 pub struct Output<'a> {
     out: &'a mut dyn Write,
@@ -50,35 +51,32 @@ impl<'a> Output<'a> {
         self.line(&format!("data directory: {}\npublic URL:     {url}", dir.display()))
     }
 
-    pub fn ca(&mut self, ca: &CertificationAuthority) -> Result<()> {
+    /// A CA: a table from the domain record, or (`--json`) the Graph entity
+    /// the API shows, so scripts read one shape everywhere.
+    pub fn ca(&mut self, ca: &Ca) -> Result<()> {
         if self.json {
-            return self.json_value(ca);
+            return self.json_value(&CertificationAuthority::from(ca));
         }
         let rows: Vec<(&str, String)> = vec![
             ("id", ca.id.clone()),
             ("displayName", ca.display_name.clone()),
-            ("type", ca.cloud_certification_authority_type.name().into()),
-            ("status", ca.certification_authority_status.name().into()),
+            ("type", ca.ca_type.name().into()),
+            ("status", ca.status.name().into()),
             ("subjectName", ca.subject_name.clone()),
-            ("issuer", opt(&ca.certification_authority_issuer_id).into()),
-            ("keySize", ca.certificate_key_size.name().into()),
-            ("hash", ca.cloud_certification_authority_hashing_algorithm.name().into()),
-            ("validFrom", date(ca.validity_start_date_time)),
-            ("validTo", date(ca.validity_end_date_time)),
-            ("serialNumber", opt(&ca.serial_number).into()),
-            ("thumbprint", opt(&ca.thumbprint).into()),
-            (
-                "extendedKeyUsages",
-                ca.extended_key_usages
-                    .iter()
-                    .map(|e| e.object_identifier.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            ),
-            ("crlUrl", opt(&ca.certificate_revocation_list_url).into()),
-            ("certificateUrl", opt(&ca.certificate_download_url).into()),
-            ("ocspUrl", opt(&ca.ocsp_responder_uri).into()),
-            ("revokedAt", date(ca.revocation_date_time)),
+            ("issuer", opt(&ca.issuer_id).into()),
+            ("keySize", ca.key_algorithm.name().into()),
+            ("hash", ca.hash_algorithm.name().into()),
+            ("version", ca.version.number.to_string()),
+            ("validFrom", date(ca.version.not_before)),
+            ("validTo", date(ca.version.not_after)),
+            ("serialNumber", opt(&ca.version.serial).into()),
+            ("thumbprint", opt(&ca.version.thumbprint).into()),
+            ("extendedKeyUsages", ca.ekus.join(", ")),
+            ("scopeTags", ca.scope_tags.join(", ")),
+            ("crlUrl", ca.urls.crl.clone()),
+            ("certificateUrl", ca.urls.certificate.clone()),
+            ("ocspUrl", ca.urls.ocsp.clone()),
+            ("revokedAt", date(ca.revoked_at)),
         ];
         let mut t = Table::new();
         t.load_preset(UTF8_BORDERS_ONLY);
@@ -90,8 +88,9 @@ impl<'a> Output<'a> {
         self.line(&t.to_string())
     }
 
-    pub fn cas(&mut self, cas: &[CertificationAuthority]) -> Result<()> {
+    pub fn cas(&mut self, cas: &[Ca]) -> Result<()> {
         if self.json {
+            let cas: Vec<CertificationAuthority> = cas.iter().map(Into::into).collect();
             return self.json_value(&serde_json::json!({ "value": cas }));
         }
         let mut t = Table::new();
@@ -100,32 +99,32 @@ impl<'a> Output<'a> {
         for ca in cas {
             t.add_row(vec![
                 ca.id.clone(),
-                ca.common_name.clone(),
-                ca.cloud_certification_authority_type.name().into(),
-                ca.certification_authority_status.name().into(),
-                ca.certificate_key_size.name().into(),
-                date(ca.validity_end_date_time),
+                ca.subject.common_name.clone(),
+                ca.ca_type.name().into(),
+                ca.status.name().into(),
+                ca.key_algorithm.name().into(),
+                date(ca.version.not_after),
             ]);
         }
         self.line(&t.to_string())
     }
 
-    pub fn leaf(&mut self, l: &LeafCertificate) -> Result<()> {
+    pub fn leaf(&mut self, l: &Leaf) -> Result<()> {
         if self.json {
-            return self.json_value(l);
+            return self.json_value(&LeafCertificate::from(l));
         }
         let mut t = Table::new();
         t.load_preset(UTF8_BORDERS_ONLY);
         for (k, v) in [
             ("id", l.id.clone()),
             ("subjectName", l.subject_name.clone()),
-            ("issuerId", l.issuer_id.clone()),
-            ("status", l.certificate_status.name().into()),
-            ("serialNumber", l.serial_number.clone()),
+            ("issuerId", l.ca_id.clone()),
+            ("status", l.status.name().into()),
+            ("serialNumber", l.serial.clone()),
             ("thumbprint", l.thumbprint.clone()),
-            ("validFrom", date(Some(l.validity_start_date_time))),
-            ("validTo", date(Some(l.validity_end_date_time))),
-            ("revokedAt", date(l.revocation_date_time)),
+            ("validFrom", date(Some(l.not_before))),
+            ("validTo", date(Some(l.not_after))),
+            ("revokedAt", date(l.revoked_at)),
             (
                 "reason",
                 l.revocation_reason.map(|r| r.name().to_owned()).unwrap_or_default(),
@@ -141,8 +140,9 @@ impl<'a> Output<'a> {
         self.line(&t.to_string())
     }
 
-    pub fn leaves(&mut self, leaves: &[LeafCertificate]) -> Result<()> {
+    pub fn leaves(&mut self, leaves: &[Leaf]) -> Result<()> {
         if self.json {
+            let leaves: Vec<LeafCertificate> = leaves.iter().map(Into::into).collect();
             return self.json_value(&serde_json::json!({ "value": leaves }));
         }
         let mut t = Table::new();
@@ -152,9 +152,9 @@ impl<'a> Output<'a> {
             t.add_row(vec![
                 l.id.clone(),
                 l.subject_name.clone(),
-                l.serial_number.clone(),
-                l.certificate_status.name().into(),
-                date(Some(l.validity_end_date_time)),
+                l.serial.clone(),
+                l.status.name().into(),
+                date(Some(l.not_after)),
             ]);
         }
         self.line(&t.to_string())
@@ -225,11 +225,11 @@ impl<'a> Output<'a> {
     /// With `--json`, one line per committed batch listing the serial numbers
     /// now durably revoked, so a caller knows exactly what was acknowledged
     /// even if the process dies before the end.
-    pub fn acknowledged(&mut self, done: &[LeafCertificate]) -> Result<()> {
+    pub fn acknowledged(&mut self, done: &[Leaf]) -> Result<()> {
         if !self.json {
             return Ok(());
         }
-        let serials: Vec<&str> = done.iter().map(|l| l.serial_number.as_str()).collect();
+        let serials: Vec<&str> = done.iter().map(|l| l.serial.as_str()).collect();
         let line = serde_json::json!({ "acknowledged": serials }).to_string();
         self.line(&line)?;
         self.out.flush().map_err(CliError::Output)

@@ -1,14 +1,16 @@
-//! The domain's entities, named exactly as Graph beta names them
-//! (`cloudCertificationAuthority`, `cloudCertificationAuthorityLeafCertificate`),
-//! serialised in Graph's camelCase with Graph's enum member names.
+//! The domain's records: a certification authority ([`Ca`], with its
+//! certificate version [`CaVersion`]) and a leaf certificate ([`Leaf`]).
+//! They are the single source of truth, stored column by column; the Graph
+//! entities the API shows are built from them at the edge (`api::dto`).
+//!
+//! The enumerations carry Graph's member names (`name`/`parse`, and serde
+//! for the edge), which are also the spelling the store keeps.
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+pub use crate::x509::names::SubjectParts;
 pub use crate::x509::{HashAlgorithm, KeyAlgorithm};
-
-pub const CA_ODATA_TYPE: &str = "#microsoft.graph.cloudCertificationAuthority";
-pub const LEAF_ODATA_TYPE: &str = "#microsoft.graph.cloudCertificationAuthorityLeafCertificate";
 
 /// `cloudCertificationAuthorityType`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
@@ -26,6 +28,10 @@ impl CaType {
         CaType::IssuingCertificationAuthority,
         CaType::IssuingCertificationAuthorityWithExternalRoot,
     ];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.name().eq_ignore_ascii_case(s))
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -86,6 +92,21 @@ pub enum KeyPlatform {
     HardwareSecurityModule,
 }
 
+impl KeyPlatform {
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyPlatform::Software => "software",
+            KeyPlatform::HardwareSecurityModule => "hardwareSecurityModule",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [KeyPlatform::Software, KeyPlatform::HardwareSecurityModule]
+            .into_iter()
+            .find(|p| p.name().eq_ignore_ascii_case(s))
+    }
+}
+
 /// `cloudCertificationAuthorityLeafCertificateStatus`; `expired` derived from the clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -135,107 +156,103 @@ pub fn device_platform(s: &str) -> Option<&'static str> {
     DEVICE_PLATFORMS.into_iter().find(|p| p.eq_ignore_ascii_case(s))
 }
 
-/// Graph's `extendedKeyUsage` complex type.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
-#[schemars(rename = "extendedKeyUsage")]
-pub struct ExtendedKeyUsage {
-    pub name: String,
-    pub object_identifier: String,
-}
-
-/// The `cloudCertificationAuthority` entity.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
-#[schemars(rename = "cloudCertificationAuthority")]
-pub struct CertificationAuthority {
-    #[serde(rename = "@odata.type")]
-    pub odata_type: String,
+/// A certification authority.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ca {
     pub id: String,
+    pub ca_type: CaType,
     pub display_name: String,
     pub description: Option<String>,
-    pub scep_server_url: Option<String>,
-    pub certificate_revocation_list_url: Option<String>,
-    pub certificate_download_url: Option<String>,
-    pub certification_authority_issuer_uri: Option<String>,
-    pub ocsp_responder_uri: Option<String>,
-    pub certification_authority_status: CaStatus,
-    pub e_tag: Option<String>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    #[schemars(with = "Option<String>", extend("format" = "date-time"))]
-    pub last_modified_date_time: Option<OffsetDateTime>,
-    pub role_scope_tag_ids: Vec<String>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    #[schemars(with = "Option<String>", extend("format" = "date-time"))]
-    pub created_date_time: Option<OffsetDateTime>,
-    pub certification_authority_issuer_id: Option<String>,
-    pub issuer_common_name: Option<String>,
-    pub cloud_certification_authority_type: CaType,
-    pub validity_period_in_years: i32,
-    #[serde(with = "time::serde::rfc3339::option")]
-    #[schemars(with = "Option<String>", extend("format" = "date-time"))]
-    pub validity_start_date_time: Option<OffsetDateTime>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    #[schemars(with = "Option<String>", extend("format" = "date-time"))]
-    pub validity_end_date_time: Option<OffsetDateTime>,
-    pub common_name: String,
-    pub organization_name: Option<String>,
-    pub organization_unit: Option<String>,
-    pub country_name: Option<String>,
-    pub state_name: Option<String>,
-    pub locality_name: Option<String>,
+    /// Effective status when loaded: `Expired` once the certificate's
+    /// notAfter has passed (never stored).
+    pub status: CaStatus,
+    /// The status as stored, which `Expired` hides.
+    pub stored_status: CaStatus,
+    /// The requested subject (the certificate's, for an external root).
+    pub subject: SubjectParts,
+    /// The certificate's subject as Graph prints it.
     pub subject_name: String,
-    pub certificate_key_size: KeyAlgorithm,
-    pub cloud_certification_authority_hashing_algorithm: HashAlgorithm,
-    pub thumbprint: Option<String>,
-    pub serial_number: Option<String>,
-    pub certificate_signing_request: Option<String>,
-    pub extended_key_usages: Vec<ExtendedKeyUsage>,
-    pub version_number: i32,
-    pub root_certificate_common_name: Option<String>,
+    /// The cloudpki root an issuing CA is anchored to.
+    pub issuer_id: Option<String>,
+    pub issuer_common_name: Option<String>,
+    pub root_common_name: Option<String>,
+    /// Where this CA's issuer certificate is published (its AIA caIssuers).
+    pub issuer_cert_url: Option<String>,
+    pub key_algorithm: KeyAlgorithm,
+    pub hash_algorithm: HashAlgorithm,
     pub key_platform: KeyPlatform,
-    /// Extension: when the CA certificate was revoked (null unless revoked).
-    #[serde(with = "time::serde::rfc3339::option", default)]
-    #[schemars(with = "Option<String>", extend("format" = "date-time"))]
-    pub revocation_date_time: Option<OffsetDateTime>,
+    pub validity_years: u32,
+    /// EKU OIDs, dotted.
+    pub ekus: Vec<String>,
+    pub scope_tags: Vec<String>,
+    pub created_at: OffsetDateTime,
+    pub modified_at: OffsetDateTime,
+    pub version: CaVersion,
+    pub revoked_at: Option<OffsetDateTime>,
+    pub revocation_reason: Option<RevocationReason>,
+    /// Bumped by every change: the basis of optimistic concurrency.
+    pub row_version: i64,
+    /// Where this CA's revocation data and certificate are published.
+    pub urls: CaUrls,
 }
 
-/// The `cloudCertificationAuthorityLeafCertificate` entity.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "camelCase")]
-#[schemars(rename = "cloudCertificationAuthorityLeafCertificate")]
-pub struct LeafCertificate {
-    #[serde(rename = "@odata.type")]
-    pub odata_type: String,
+impl Ca {
+    /// The opaque tag `If-Match` compares against.
+    pub fn etag(&self) -> String {
+        format!("W/\"{}\"", self.row_version)
+    }
+}
+
+/// The current CA certificate (CA renewal adds versions).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaVersion {
+    pub number: u32,
+    /// None while an external signature is pending.
+    pub not_before: Option<OffsetDateTime>,
+    pub not_after: Option<OffsetDateTime>,
+    /// Uppercase hex SHA-1 of the certificate.
+    pub thumbprint: Option<String>,
+    pub serial: Option<String>,
+    /// DER PKCS#10, while an external signature is pending.
+    pub csr: Option<Vec<u8>>,
+}
+
+/// Published locations of a CA version's data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaUrls {
+    pub crl: String,
+    pub certificate: String,
+    pub ocsp: String,
+}
+
+/// A leaf certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leaf {
     pub id: String,
+    pub ca_id: String,
+    /// The CA version that signed it.
+    pub ca_version: u32,
+    pub serial: String,
     pub subject_name: String,
-    pub issuer_id: String,
     pub issuer_name: String,
-    pub certificate_status: LeafStatus,
-    #[serde(with = "time::serde::rfc3339")]
-    #[schemars(with = "String", extend("format" = "date-time"))]
-    pub validity_start_date_time: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
-    #[schemars(with = "String", extend("format" = "date-time"))]
-    pub validity_end_date_time: OffsetDateTime,
-    pub crl_distribution_point_url: Option<String>,
-    pub certification_authority_issuer_uri: Option<String>,
-    pub ocsp_responder_uri: Option<String>,
+    /// Effective status when loaded (derived from revocation and the clock).
+    pub status: LeafStatus,
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
     pub thumbprint: String,
-    pub serial_number: String,
-    #[serde(with = "time::serde::rfc3339::option")]
-    #[schemars(with = "Option<String>", extend("format" = "date-time"))]
-    pub revocation_date_time: Option<OffsetDateTime>,
-    /// Extension: the RFC 5280 reason given at revocation.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub revoked_at: Option<OffsetDateTime>,
     pub revocation_reason: Option<RevocationReason>,
     pub device_name: Option<String>,
     pub user_principal_name: Option<String>,
     pub device_id: Option<String>,
     pub user_id: Option<String>,
     pub device_platform: String,
+    /// keyUsage bit names.
     pub key_usages: Vec<String>,
-    pub extended_key_usages: Vec<String>,
+    /// EKU OIDs, dotted.
+    pub ekus: Vec<String>,
+    /// What the certificate points relying parties at (its issuer's URLs).
+    pub urls: CaUrls,
 }
 
 /// Friendly names for well-known EKUs (Graph's `extendedKeyUsage.name`).
@@ -260,26 +277,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn enum_names_match_graph() {
-        assert_eq!(
-            serde_json::to_string(&CaStatus::SigningPending).unwrap(),
-            "\"signingPending\""
-        );
-        assert_eq!(serde_json::to_string(&KeyAlgorithm::EcP256k).unwrap(), "\"eCP256k\"");
-        assert_eq!(
-            serde_json::to_string(&CaType::IssuingCertificationAuthorityWithExternalRoot).unwrap(),
-            "\"issuingCertificationAuthorityWithExternalRoot\""
-        );
-        assert_eq!(
-            serde_json::to_string(&RevocationReason::CaCompromise).unwrap(),
-            "\"cACompromise\""
-        );
-        for r in RevocationReason::ALL {
-            assert_eq!(RevocationReason::from_code(r.code()), Some(r));
-            assert_eq!(serde_json::to_string(&r).unwrap(), format!("\"{}\"", r.name()));
+    fn names_round_trip() {
+        for t in CaType::ALL {
+            assert_eq!(CaType::parse(t.name()), Some(t));
         }
         for s in CaStatus::ALL {
-            assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{}\"", s.name()));
+            assert_eq!(CaStatus::parse(s.name()), Some(s));
+        }
+        for p in [KeyPlatform::Software, KeyPlatform::HardwareSecurityModule] {
+            assert_eq!(KeyPlatform::parse(p.name()), Some(p));
+        }
+        for s in [LeafStatus::Active, LeafStatus::Revoked, LeafStatus::Expired] {
+            assert_eq!(LeafStatus::parse(s.name()), Some(s));
         }
     }
 }

@@ -177,7 +177,7 @@ impl Maintainer {
         let Some(cert) = &row.cert else {
             return Ok(None);
         };
-        let entity = self.pki.ca_entity(row, self.pki.now())?;
+        let entity = self.pki.ca_record(row, self.pki.now())?;
         let parsed = x509_cert::Certificate::from_der(cert).map_err(X509Error::from)?;
         let mut chain = vec![parsed.clone()];
         for c in self.pki.ca_chain(&row.id)? {
@@ -206,8 +206,8 @@ impl Maintainer {
         };
         Ok(Some(CaState {
             id: row.id.as_str().into(),
-            version: entity.version_number,
-            status: entity.certification_authority_status,
+            version: i32::try_from(entity.version.number).unwrap_or(i32::MAX),
+            status: entity.status,
             cert_der: AiaDocument::new(Bytes::from(cert.clone())),
             cert_pem: AiaDocument::new(Bytes::from(pem::encode("CERTIFICATE", cert)?)),
             chain_p7c: AiaDocument::new(Bytes::from(p7c)),

@@ -12,8 +12,10 @@
 
 #[cfg(test)]
 mod conformance;
+mod migrations;
 mod pg_tls;
 pub mod postgres;
+pub(crate) mod rows;
 pub mod sqlite;
 
 pub use crate::x509::RevocationReason;
@@ -72,15 +74,44 @@ pub(crate) fn reason_from_column(code: Option<i64>) -> Result<Option<RevocationR
     .transpose()
 }
 
-/// A certification authority as stored.
+/// A certification authority as stored: one column per fact, no document.
+/// Enumerations are stored by their names (the domain owns the spelling);
+/// lists of tokens (OIDs, scope tag ids) as space-separated text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaRow {
     pub id: String,
-    pub common_name: String,
+    /// `rootCertificationAuthority`, ...
+    pub ca_type: String,
+    pub display_name: String,
+    pub description: Option<String>,
+    /// The anchoring root of an issuing CA.
     pub issuer_id: Option<String>,
+    /// Lifecycle status as stored (never "expired": that is derived).
     pub status: String,
-    /// The domain's JSON document for the entity.
-    pub doc: String,
+    pub common_name: String,
+    pub organization_name: Option<String>,
+    pub organization_unit: Option<String>,
+    pub country_name: Option<String>,
+    pub state_name: Option<String>,
+    pub locality_name: Option<String>,
+    /// The subject as Graph prints it (from the certificate once there is one).
+    pub subject_name: String,
+    pub key_algorithm: String,
+    pub hash_algorithm: String,
+    pub key_platform: String,
+    pub validity_years: i64,
+    /// EKU OIDs, dotted.
+    pub ekus: Vec<String>,
+    pub scope_tags: Vec<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+    pub modified_at: i64,
+    /// The CA certificate's version (1 until renewal exists).
+    pub version: i64,
+    pub issuer_common_name: Option<String>,
+    pub root_common_name: Option<String>,
+    /// Where the issuer's certificate is published (AIA caIssuers).
+    pub issuer_cert_url: Option<String>,
     pub cert: Option<Vec<u8>>,
     /// Certificates above this CA when an external CA signed it (DER, issuer first).
     pub chain: Vec<Vec<u8>>,
@@ -141,9 +172,9 @@ pub struct AuditRow {
     /// "success" or "failure".
     pub result: String,
     pub detail: String,
-    /// JSON array of the scope tags of the CA the event concerns, when it
-    /// happened: who may read the event (`[]`: administrators only).
-    pub scope_tags: String,
+    /// The scope tags of the CA the event concerns, when it happened: who
+    /// may read the event (none: administrators only).
+    pub scope_tags: Vec<String>,
 }
 
 /// An API token cloudpki minted (or a foreign token's id put on the deny list).
@@ -171,20 +202,34 @@ pub struct CrlRow {
     pub der: Vec<u8>,
 }
 
-/// A leaf certificate as stored.
+/// A leaf certificate as stored: one column per fact, no document.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeafRow {
     /// Insertion order; stable paging key.
     pub seq: i64,
     pub id: String,
     pub ca_id: String,
+    /// The version of the CA certificate that signed it.
+    pub ca_version: i64,
     /// Canonical uppercase hex of the serial's DER INTEGER contents.
     pub serial: String,
+    pub subject_name: String,
+    pub issuer_name: String,
     /// Unix seconds.
+    pub not_before: i64,
     pub not_after: i64,
+    pub thumbprint: String,
     pub revoked_at: Option<i64>,
     pub revocation_reason: Option<RevocationReason>,
-    pub doc: String,
+    pub device_name: Option<String>,
+    pub user_principal_name: Option<String>,
+    pub device_id: Option<String>,
+    pub user_id: Option<String>,
+    pub device_platform: String,
+    /// keyUsage bit names.
+    pub key_usages: Vec<String>,
+    /// EKU OIDs, dotted.
+    pub ekus: Vec<String>,
     pub der: Vec<u8>,
     pub ocsp: Option<Presigned>,
 }
@@ -210,6 +255,59 @@ pub struct LeafQuery {
     pub filter: LeafFilter,
     /// Only rows with `seq` greater than this (keyset paging).
     pub after_seq: i64,
+    pub limit: u32,
+}
+
+/// The orders a CA's leaves page in, each served by an index so that a page
+/// costs the same at the millionth leaf as at the first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeafOrder {
+    /// Issuance order (`seq`).
+    Issued,
+    /// Subject name, ASCII case-insensitively.
+    Subject,
+    NotBefore,
+    NotAfter,
+    /// Status (active, expired, revoked) as of `now`; within a status by
+    /// notAfter (unrevoked) or revocation time (revoked).
+    Status,
+}
+
+/// The statuses a page admits, as of an instant (unix seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeafStatuses {
+    pub active: bool,
+    pub expired: bool,
+    pub revoked: bool,
+    pub now: i64,
+}
+
+/// Where the previous page ended: the last row's sort key. `rank` is the
+/// status segment (0 active, 1 expired, 2 revoked) under [`LeafOrder::Status`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeafCursor {
+    pub rank: u8,
+    pub key: SortKey,
+    pub seq: i64,
+}
+
+/// A sort key value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SortKey {
+    Int(i64),
+    Text(String),
+}
+
+/// One page of a CA's leaves in an order, after a cursor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeafPage {
+    pub ca_id: String,
+    pub order: LeafOrder,
+    pub descending: bool,
+    pub statuses: LeafStatuses,
+    pub after: Option<LeafCursor>,
+    /// Rows to pass over first (`$skip`, bounded by the caller).
+    pub offset: u32,
     pub limit: u32,
 }
 
@@ -353,6 +451,33 @@ pub trait Tx {
     fn leaves_by_serial(&mut self, ca_id: Option<&str>, serial: &str) -> Result<Vec<LeafRow>>;
     fn leaves(&mut self, query: &LeafQuery) -> Result<Vec<LeafRow>>;
     fn count_leaves(&mut self, ca_id: Option<&str>, filter: LeafFilter) -> Result<u64>;
+    /// One page in an order, with each row's cursor; see [`rows::leaf_page_plan`].
+    fn leaf_page(&mut self, page: &LeafPage) -> Result<Vec<(LeafRow, LeafCursor)>> {
+        let mut out: Vec<(LeafRow, LeafCursor)> = Vec::new();
+        let mut offset = u64::from(page.offset);
+        for segment in rows::leaf_page_plan(page) {
+            let want = u64::from(page.limit) - out.len() as u64;
+            if want == 0 {
+                break;
+            }
+            let got = self.leaf_segment(&segment, offset, want)?;
+            if got.is_empty() && offset > 0 {
+                // The offset may reach past this segment: pass over all of it.
+                offset -= offset.min(self.count_leaf_segment(&segment)?);
+            } else {
+                offset = 0;
+            }
+            out.extend(got.into_iter().map(|r| {
+                let c = segment.cursor_of(&r);
+                (r, c)
+            }));
+        }
+        Ok(out)
+    }
+    /// The rows of one segment of a page plan, in its order.
+    fn leaf_segment(&mut self, segment: &rows::Segment, offset: u64, limit: u64) -> Result<Vec<LeafRow>>;
+    /// How many rows one segment of a page plan holds (cursor ignored).
+    fn count_leaf_segment(&mut self, segment: &rows::Segment) -> Result<u64>;
     /// Revokes a leaf that is not yet revoked, storing its new pre-signed
     /// answers; returns false if it already was revoked.
     fn revoke_leaf(&mut self, id: &str, at: i64, reason: RevocationReason, ocsp: &Presigned) -> Result<bool>;
@@ -388,7 +513,6 @@ pub trait Tx {
     fn put_ocsp_delegate(&mut self, ca_id: &str, cert: &[u8], sealed_key: &[u8], not_after: i64) -> Result<()>;
     /// Stores a CRL unless one with a higher or equal number is stored.
     fn put_crl(&mut self, crl: &CrlRow) -> Result<()>;
-    fn update_leaf_doc(&mut self, id: &str, doc: &str) -> Result<()>;
 
     /// Appends to the change log; returns the new sequence number.
     fn append_change(&mut self, at: i64, kind: ChangeKind, ca_id: &str, leaf_id: Option<&str>) -> Result<i64>;

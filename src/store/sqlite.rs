@@ -9,135 +9,12 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
+use super::migrations::MIGRATIONS;
+use super::rows::{self, Columns, Dialect, Value, CA_COLUMNS, LEAF_COLUMNS, LEAF_STATUS_COLUMNS};
 use super::{
     AuditRow, CaRow, Change, ChangeKind, CrlRow, DelegateRow, LeafFilter, LeafQuery, LeafRow, LeafStatusRow, Presigned,
     Result, RevocationReason, SealedTable, Store, StoreError, TokenRow, Tx, TxMode,
 };
-
-/// Schema migrations, applied in order; `PRAGMA user_version` records how
-/// many have run. Never edit a released migration: append a new one.
-const MIGRATIONS: &[&str] = &[
-    r#"
-CREATE TABLE meta (
-    key   TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE cas (
-    id                TEXT PRIMARY KEY,
-    common_name       TEXT NOT NULL,
-    issuer_id         TEXT,
-    status            TEXT NOT NULL,
-    doc               TEXT NOT NULL,
-    cert              BLOB,
-    chain             BLOB,
-    csr               BLOB,
-    sealed_key        BLOB,
-    revoked_at        INTEGER,
-    revocation_reason INTEGER,
-    deleted_at        INTEGER,
-    row_version       INTEGER NOT NULL,
-    crl_number        INTEGER NOT NULL DEFAULT 0,
-    created_order     INTEGER NOT NULL
-);
-CREATE UNIQUE INDEX cas_live_common_name ON cas (lower(common_name)) WHERE deleted_at IS NULL;
-CREATE INDEX cas_issuer ON cas (issuer_id);
-CREATE TABLE leaves (
-    seq               INTEGER PRIMARY KEY AUTOINCREMENT,
-    id                TEXT NOT NULL UNIQUE,
-    ca_id             TEXT NOT NULL REFERENCES cas (id),
-    serial            TEXT NOT NULL,
-    not_after         INTEGER NOT NULL,
-    revoked_at        INTEGER,
-    revocation_reason INTEGER,
-    doc               TEXT NOT NULL,
-    der               BLOB NOT NULL,
-    UNIQUE (ca_id, serial)
-);
-CREATE INDEX leaves_by_ca ON leaves (ca_id, revoked_at, seq);
-CREATE INDEX leaves_by_serial ON leaves (serial);
-CREATE TABLE changes (
-    seq     INTEGER PRIMARY KEY AUTOINCREMENT,
-    at      INTEGER NOT NULL,
-    kind    TEXT NOT NULL,
-    ca_id   TEXT NOT NULL,
-    leaf_id TEXT
-);
-"#,
-    r#"
-ALTER TABLE leaves ADD COLUMN ocsp_sha1 BLOB;
-ALTER TABLE leaves ADD COLUMN ocsp_sha256 BLOB;
-ALTER TABLE leaves ADD COLUMN ocsp_this_update INTEGER;
-ALTER TABLE leaves ADD COLUMN ocsp_seq INTEGER NOT NULL DEFAULT 0;
-CREATE INDEX leaves_ocsp_due ON leaves (ocsp_this_update);
-CREATE INDEX leaves_ocsp_seq ON leaves (ocsp_seq);
-ALTER TABLE cas ADD COLUMN ocsp_sha1 BLOB;
-ALTER TABLE cas ADD COLUMN ocsp_sha256 BLOB;
-ALTER TABLE cas ADD COLUMN ocsp_this_update INTEGER;
-CREATE TABLE crls (
-    ca_id       TEXT PRIMARY KEY,
-    crl_number  INTEGER NOT NULL,
-    this_update INTEGER NOT NULL,
-    next_update INTEGER NOT NULL,
-    der         BLOB NOT NULL
-);
-"#,
-    r#"
-CREATE TABLE ocsp_delegates (
-    ca_id      TEXT PRIMARY KEY,
-    cert       BLOB NOT NULL,
-    sealed_key BLOB NOT NULL,
-    not_after  INTEGER NOT NULL
-);
-"#,
-    r#"
-CREATE TABLE roles (
-    name        TEXT PRIMARY KEY,
-    permissions TEXT NOT NULL
-);
-CREATE TABLE role_assignments (
-    principal  TEXT NOT NULL,
-    role       TEXT NOT NULL,
-    scope_tags TEXT NOT NULL,
-    PRIMARY KEY (principal, role)
-);
-"#,
-    r#"
-CREATE TABLE audit_events (
-    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
-    at          INTEGER NOT NULL,
-    actor       TEXT NOT NULL,
-    activity    TEXT NOT NULL,
-    target_type TEXT NOT NULL,
-    target_id   TEXT NOT NULL,
-    result      TEXT NOT NULL,
-    detail      TEXT NOT NULL
-);
-CREATE INDEX audit_by_activity ON audit_events (activity, seq);
-CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events
-    BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END;
-CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
-    BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END;
-"#,
-    // Paging a CA's leaves in issuance order without sorting the whole CA.
-    r#"
-CREATE INDEX leaves_by_ca_seq ON leaves (ca_id, seq);
-"#,
-    // Audit events carry the scope tags of what they concern (read by scope);
-    // API tokens get ids and a deny list.
-    r#"
-ALTER TABLE audit_events ADD COLUMN scope_tags TEXT NOT NULL DEFAULT '[]';
-CREATE TABLE api_tokens (
-    jti         TEXT PRIMARY KEY,
-    principal   TEXT NOT NULL,
-    issued_at   INTEGER NOT NULL,
-    expires_at  INTEGER NOT NULL,
-    permissions TEXT NOT NULL,
-    revoked_at  INTEGER,
-    revoked_by  TEXT
-);
-CREATE INDEX api_tokens_by_expiry ON api_tokens (expires_at);
-"#,
-];
 
 /// How long a writer waits for another process's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -231,8 +108,8 @@ impl SqliteStore {
                     supported,
                 });
             }
-            for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-                conn.execute_batch(sql)?;
+            for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+                conn.execute_batch(m.sqlite)?;
                 conn.pragma_update(None, "user_version", (i + 1) as i64)?;
             }
             Ok(())
@@ -352,106 +229,31 @@ impl Drop for SqliteTx<'_> {
     }
 }
 
-const CA_COLUMNS: &str = "id, common_name, issuer_id, status, doc, cert, chain, csr, revoked_at, revocation_reason, \
-                          row_version, crl_number, ocsp_sha1, ocsp_sha256, ocsp_this_update";
-
-fn presigned(r: &Row<'_>, first: usize) -> rusqlite::Result<Option<Presigned>> {
-    let sha1: Option<Vec<u8>> = r.get(first)?;
-    let sha256: Option<Vec<u8>> = r.get(first + 1)?;
-    let this_update: Option<i64> = r.get(first + 2)?;
-    Ok(match (sha1, sha256, this_update) {
-        (Some(sha1), Some(sha256), Some(this_update)) => Some(Presigned {
-            sha1,
-            sha256,
-            this_update,
-        }),
-        _ => None,
-    })
-}
-
-/// A stored reason code, decoded once for every row kind.
-fn reason(r: &Row<'_>, i: usize) -> rusqlite::Result<Option<RevocationReason>> {
-    super::reason_from_column(r.get(i)?)
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Integer, Box::new(e)))
-}
-
-fn ca_row(r: &Row<'_>) -> rusqlite::Result<CaRow> {
-    let chain: Option<Vec<u8>> = r.get(6)?;
-    Ok(CaRow {
-        id: r.get(0)?,
-        common_name: r.get(1)?,
-        issuer_id: r.get(2)?,
-        status: r.get(3)?,
-        doc: r.get(4)?,
-        cert: r.get(5)?,
-        chain: split_chain(chain.as_deref().unwrap_or_default()),
-        csr: r.get(7)?,
-        revoked_at: r.get(8)?,
-        revocation_reason: reason(r, 9)?,
-        row_version: r.get(10)?,
-        crl_number: r.get(11)?,
-        ocsp: presigned(r, 12)?,
-    })
-}
-
-/// Chains are stored as length-prefixed DER blobs (4-byte big-endian length),
-/// by both backends.
-pub(super) fn join_chain(chain: &[Vec<u8>]) -> Option<Vec<u8>> {
-    if chain.is_empty() {
-        return None;
+impl Columns for Row<'_> {
+    fn opt_int(&self, i: usize) -> Result<Option<i64>> {
+        Ok(self.get(i)?)
     }
-    let mut out = Vec::new();
-    for c in chain {
-        out.extend_from_slice(&(c.len() as u32).to_be_bytes());
-        out.extend_from_slice(c);
+    fn opt_text(&self, i: usize) -> Result<Option<String>> {
+        Ok(self.get(i)?)
     }
-    Some(out)
-}
-
-pub(super) fn split_chain(mut blob: &[u8]) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    while blob.len() >= 4 {
-        let len = u32::from_be_bytes([blob[0], blob[1], blob[2], blob[3]]) as usize;
-        let Some(cert) = blob.get(4..4 + len) else {
-            break;
-        };
-        out.push(cert.to_vec());
-        blob = &blob[4 + len..];
+    fn opt_bytes(&self, i: usize) -> Result<Option<Vec<u8>>> {
+        Ok(self.get(i)?)
     }
-    out
 }
 
-const LEAF_COLUMNS: &str =
-    "seq, id, ca_id, serial, not_after, revoked_at, revocation_reason, doc, der, ocsp_sha1, ocsp_sha256, ocsp_this_update";
-const LEAF_STATUS_COLUMNS: &str =
-    "seq, id, ca_id, serial, not_after, revoked_at, revocation_reason, ocsp_sha1, ocsp_sha256, ocsp_this_update";
-
-fn leaf_status_row(r: &Row<'_>) -> rusqlite::Result<LeafStatusRow> {
-    Ok(LeafStatusRow {
-        seq: r.get(0)?,
-        id: r.get(1)?,
-        ca_id: r.get(2)?,
-        serial: r.get(3)?,
-        not_after: r.get(4)?,
-        revoked_at: r.get(5)?,
-        revocation_reason: reason(r, 6)?,
-        ocsp: presigned(r, 7)?,
-    })
+impl rusqlite::ToSql for Value {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        match self {
+            Value::Int(v) => v.to_sql(),
+            Value::Text(v) => v.to_sql(),
+            Value::Bytes(v) => v.to_sql(),
+        }
+    }
 }
 
-fn leaf_row(r: &Row<'_>) -> rusqlite::Result<LeafRow> {
-    Ok(LeafRow {
-        seq: r.get(0)?,
-        id: r.get(1)?,
-        ca_id: r.get(2)?,
-        serial: r.get(3)?,
-        not_after: r.get(4)?,
-        revoked_at: r.get(5)?,
-        revocation_reason: reason(r, 6)?,
-        doc: r.get(7)?,
-        der: r.get(8)?,
-        ocsp: presigned(r, 9)?,
-    })
+/// Adapts a shared row decoder to rusqlite's row callbacks.
+fn decode<T>(f: fn(&dyn Columns) -> Result<T>) -> impl Fn(&Row<'_>) -> rusqlite::Result<T> {
+    move |r| f(r).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
 }
 
 /// SQL condition and bound parameter for a leaf filter. Every condition uses
@@ -526,13 +328,15 @@ impl Tx for SqliteTx<'_> {
 
     fn ca(&mut self, id: &str) -> Result<Option<CaRow>> {
         let sql = format!("SELECT {CA_COLUMNS} FROM cas WHERE id = ? AND deleted_at IS NULL");
-        Ok(self.conn.query_row(&sql, [id], ca_row).optional()?)
+        Ok(self.conn.query_row(&sql, [id], decode(rows::ca_row)).optional()?)
     }
 
     fn cas(&mut self) -> Result<Vec<CaRow>> {
         let sql = format!("SELECT {CA_COLUMNS} FROM cas WHERE deleted_at IS NULL ORDER BY created_order");
         let mut stmt = self.conn.prepare_cached(&sql)?;
-        let rows = stmt.query_map([], ca_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let rows = stmt
+            .query_map([], decode(rows::ca_row))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
 
@@ -542,7 +346,7 @@ impl Tx for SqliteTx<'_> {
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let rows = stmt
-            .query_map([issuer_id], ca_row)?
+            .query_map([issuer_id], decode(rows::ca_row))?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
@@ -560,32 +364,15 @@ impl Tx for SqliteTx<'_> {
         let order: i64 = self
             .conn
             .query_row("SELECT coalesce(max(created_order), 0) + 1 FROM cas", [], |r| r.get(0))?;
-        let res = self.conn.execute(
-            "INSERT INTO cas (id, common_name, issuer_id, status, doc, cert, chain, csr, sealed_key,
-                              revoked_at, revocation_reason, row_version, crl_number, created_order,
-                              ocsp_sha1, ocsp_sha256, ocsp_this_update)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            params![
-                row.id,
-                row.common_name,
-                row.issuer_id,
-                row.status,
-                row.doc,
-                row.cert,
-                join_chain(&row.chain),
-                row.csr,
-                sealed_key,
-                row.revoked_at,
-                row.revocation_reason.map(RevocationReason::code),
-                row.row_version,
-                row.crl_number,
-                order,
-                row.ocsp.as_ref().map(|o| &o.sha1),
-                row.ocsp.as_ref().map(|o| &o.sha256),
-                row.ocsp.as_ref().map(|o| o.this_update)
-            ],
-        );
-        match res {
+        let mut values = vec![
+            ("id", Value::Text(Some(row.id.clone()))),
+            ("sealed_key", Value::Bytes(sealed_key.map(<[u8]>::to_vec))),
+            ("crl_number", Value::Int(Some(row.crl_number))),
+            ("created_order", Value::Int(Some(order))),
+        ];
+        values.extend(rows::ca_values(row));
+        let (sql, binds) = rows::insert_sql(Dialect::Sqlite, "cas", values);
+        match self.conn.execute(&sql, rusqlite::params_from_iter(binds)) {
             Ok(_) => Ok(()),
             Err(e) if is_unique_violation(&e) => Err(StoreError::DuplicateCommonName(row.common_name.clone())),
             Err(e) => Err(e.into()),
@@ -593,26 +380,11 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn update_ca(&mut self, row: &CaRow) -> Result<()> {
-        let n = self.conn.execute(
-            "UPDATE cas SET status = ?, doc = ?, cert = ?, chain = ?, csr = ?, revoked_at = ?,
-                            revocation_reason = ?, row_version = ?, ocsp_sha1 = ?, ocsp_sha256 = ?, ocsp_this_update = ?
-             WHERE id = ? AND deleted_at IS NULL AND row_version = ?",
-            params![
-                row.status,
-                row.doc,
-                row.cert,
-                join_chain(&row.chain),
-                row.csr,
-                row.revoked_at,
-                row.revocation_reason.map(RevocationReason::code),
-                row.row_version,
-                row.ocsp.as_ref().map(|o| &o.sha1),
-                row.ocsp.as_ref().map(|o| &o.sha256),
-                row.ocsp.as_ref().map(|o| o.this_update),
-                row.id,
-                row.row_version - 1
-            ],
-        )?;
+        let (sql, binds) = rows::update_ca_sql(Dialect::Sqlite, row);
+        let n = self
+            .conn
+            .prepare_cached(&sql)?
+            .execute(rusqlite::params_from_iter(binds))?;
         if n != 1 {
             return Err(StoreError::Conflict);
         }
@@ -661,26 +433,11 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn insert_leaf(&mut self, row: &LeafRow) -> Result<i64> {
+        let (sql, binds) = rows::insert_sql(Dialect::Sqlite, "leaves", rows::leaf_values(row));
         let res = self
             .conn
-            .prepare_cached(
-                "INSERT INTO leaves (id, ca_id, serial, not_after, revoked_at, revocation_reason, doc, der,
-                                 ocsp_sha1, ocsp_sha256, ocsp_this_update)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )?
-            .execute(params![
-                row.id,
-                row.ca_id,
-                row.serial,
-                row.not_after,
-                row.revoked_at,
-                row.revocation_reason.map(RevocationReason::code),
-                row.doc,
-                row.der,
-                row.ocsp.as_ref().map(|o| &o.sha1),
-                row.ocsp.as_ref().map(|o| &o.sha256),
-                row.ocsp.as_ref().map(|o| o.this_update)
-            ]);
+            .prepare_cached(&sql)?
+            .execute(rusqlite::params_from_iter(binds));
         match res {
             Ok(_) => Ok(self.conn.last_insert_rowid()),
             Err(e) if is_unique_violation(&e) => Err(StoreError::DuplicateSerial),
@@ -690,7 +447,11 @@ impl Tx for SqliteTx<'_> {
 
     fn leaf(&mut self, id: &str) -> Result<Option<LeafRow>> {
         let sql = format!("SELECT {LEAF_COLUMNS} FROM leaves WHERE id = ?");
-        Ok(self.conn.prepare_cached(&sql)?.query_row([id], leaf_row).optional()?)
+        Ok(self
+            .conn
+            .prepare_cached(&sql)?
+            .query_row([id], decode(rows::leaf_row))
+            .optional()?)
     }
 
     fn leaves_by_serial(&mut self, ca_id: Option<&str>, serial: &str) -> Result<Vec<LeafRow>> {
@@ -698,7 +459,7 @@ impl Tx for SqliteTx<'_> {
             format!("SELECT {LEAF_COLUMNS} FROM leaves WHERE serial = ?1 AND (?2 IS NULL OR ca_id = ?2) ORDER BY seq");
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let rows = stmt
-            .query_map(params![serial, ca_id], leaf_row)?
+            .query_map(params![serial, ca_id], decode(rows::leaf_row))?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
@@ -715,9 +476,27 @@ impl Tx for SqliteTx<'_> {
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let rows = stmt
-            .query_map(params![q.ca_id, q.after_seq, q.limit, now], leaf_row)?
+            .query_map(params![q.ca_id, q.after_seq, q.limit, now], decode(rows::leaf_row))?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
+    }
+
+    fn leaf_segment(&mut self, segment: &rows::Segment, offset: u64, limit: u64) -> Result<Vec<LeafRow>> {
+        let (sql, binds) = segment.sql(Dialect::Sqlite, false, offset, limit);
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(binds), decode(rows::leaf_row))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn count_leaf_segment(&mut self, segment: &rows::Segment) -> Result<u64> {
+        let (sql, binds) = segment.sql(Dialect::Sqlite, true, 0, 0);
+        let n: i64 = self
+            .conn
+            .prepare_cached(&sql)?
+            .query_row(rusqlite::params_from_iter(binds), |r| r.get(0))?;
+        Ok(n.max(0) as u64)
     }
 
     fn count_leaves(&mut self, ca_id: Option<&str>, filter: LeafFilter) -> Result<u64> {
@@ -762,7 +541,7 @@ impl Tx for SqliteTx<'_> {
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let rows = stmt
-            .query_map(params![signed_before, limit], leaf_status_row)?
+            .query_map(params![signed_before, limit], decode(rows::leaf_status_row))?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
@@ -771,7 +550,7 @@ impl Tx for SqliteTx<'_> {
         let sql = format!("SELECT {LEAF_STATUS_COLUMNS} FROM leaves WHERE ocsp_seq = ? AND ca_id = ?");
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let rows = stmt
-            .query_map(params![seq, ca_id], leaf_status_row)?
+            .query_map(params![seq, ca_id], decode(rows::leaf_status_row))?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
@@ -780,7 +559,7 @@ impl Tx for SqliteTx<'_> {
         let sql = format!("SELECT {LEAF_STATUS_COLUMNS} FROM leaves WHERE ca_id = ? AND seq > ? ORDER BY seq LIMIT ?");
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let rows = stmt
-            .query_map(params![ca_id, after_seq, limit], leaf_status_row)?
+            .query_map(params![ca_id, after_seq, limit], decode(rows::leaf_status_row))?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
@@ -790,7 +569,7 @@ impl Tx for SqliteTx<'_> {
         Ok(self
             .conn
             .prepare_cached(&sql)?
-            .query_row([id], leaf_status_row)
+            .query_row([id], decode(rows::leaf_status_row))
             .optional()?)
     }
 
@@ -938,43 +717,21 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn append_audit(&mut self, e: &AuditRow) -> Result<i64> {
+        let (sql, binds) = rows::insert_sql(Dialect::Sqlite, "audit_events", rows::audit_values(e));
         self.conn
-            .prepare_cached(
-                "INSERT INTO audit_events (at, actor, activity, target_type, target_id, result, detail, scope_tags)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            )?
-            .execute(params![
-                e.at,
-                e.actor,
-                e.activity,
-                e.target_type,
-                e.target_id,
-                e.result,
-                e.detail,
-                e.scope_tags
-            ])?;
+            .prepare_cached(&sql)?
+            .execute(rusqlite::params_from_iter(binds))?;
         Ok(self.conn.last_insert_rowid())
     }
 
     fn audit_events(&mut self, activity: Option<&str>, after_seq: i64, limit: u32) -> Result<Vec<AuditRow>> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT seq, at, actor, activity, target_type, target_id, result, detail, scope_tags FROM audit_events
-             WHERE (?1 IS NULL OR activity = ?1) AND seq > ?2 ORDER BY seq LIMIT ?3",
-        )?;
+        let sql = format!(
+            "SELECT {} FROM audit_events WHERE (?1 IS NULL OR activity = ?1) AND seq > ?2 ORDER BY seq LIMIT ?3",
+            rows::AUDIT_COLUMNS
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
         let rows = stmt
-            .query_map(params![activity, after_seq, limit], |r| {
-                Ok(AuditRow {
-                    seq: r.get(0)?,
-                    at: r.get(1)?,
-                    actor: r.get(2)?,
-                    activity: r.get(3)?,
-                    target_type: r.get(4)?,
-                    target_id: r.get(5)?,
-                    result: r.get(6)?,
-                    detail: r.get(7)?,
-                    scope_tags: r.get(8)?,
-                })
-            })?
+            .query_map(params![activity, after_seq, limit], decode(rows::audit_row))?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
@@ -987,14 +744,6 @@ impl Tx for SqliteTx<'_> {
              WHERE excluded.crl_number > crls.crl_number",
             params![crl.ca_id, crl.number, crl.this_update, crl.next_update, crl.der],
         )?;
-        Ok(())
-    }
-
-    fn update_leaf_doc(&mut self, id: &str, doc: &str) -> Result<()> {
-        let n = self.conn.execute("UPDATE leaves SET doc = ? WHERE id = ?", [doc, id])?;
-        if n != 1 {
-            return Err(StoreError::Conflict);
-        }
         Ok(())
     }
 

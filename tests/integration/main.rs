@@ -10,6 +10,7 @@ mod external;
 mod fleet;
 mod kek;
 mod lifecycle;
+mod migration;
 mod regressions;
 mod responder;
 mod security;

@@ -725,7 +725,7 @@ fn revocations_become_visible_fast() {
         .unwrap();
     let mut cli_delays = Vec::new();
     for (_, target) in &others {
-        let serial = cloudpki::domain::engine::hex_bytes(&target.serial_number).unwrap();
+        let serial = cloudpki::domain::engine::hex_bytes(&target.serial).unwrap();
         let key = cloudpki::snapshot::SerialKey::new(&serial).unwrap();
         let out = env.run(&["cert", "revoke", &target.id]);
         assert!(out.status.success());
@@ -894,11 +894,11 @@ fn visibility_at_100k_certificates() {
 fn measure_visibility(
     handles: &cloudpki::app::Handles,
     issuing: &str,
-    leaves: &[&cloudpki::domain::LeafCertificate],
+    leaves: &[&cloudpki::domain::Leaf],
 ) -> (Vec<Duration>, Vec<Duration>) {
     let (mut ocsp, mut crl) = (Vec::new(), Vec::new());
     for leaf in leaves {
-        let serial = cloudpki::domain::engine::hex_bytes(&leaf.serial_number).unwrap();
+        let serial = cloudpki::domain::engine::hex_bytes(&leaf.serial).unwrap();
         let key = cloudpki::snapshot::SerialKey::new(&serial).unwrap();
         let before = handles
             .published

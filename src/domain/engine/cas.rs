@@ -4,37 +4,68 @@
 use super::*;
 
 impl Pki {
-    pub(super) fn ca_row(&self, entity: &CertificationAuthority, row_version: i64) -> Result<CaRow> {
-        Ok(CaRow {
+    /// The stored form of a record; certificate, chain, CSR and pre-signed
+    /// answers are the engine's to set on the row.
+    pub(super) fn ca_row(entity: &Ca) -> CaRow {
+        CaRow {
             id: entity.id.clone(),
-            common_name: entity.common_name.clone(),
-            issuer_id: entity.certification_authority_issuer_id.clone(),
-            status: entity.certification_authority_status.name().to_owned(),
-            doc: serde_json::to_string(entity).map_err(corrupt)?,
+            ca_type: entity.ca_type.name().to_owned(),
+            display_name: entity.display_name.clone(),
+            description: entity.description.clone(),
+            issuer_id: entity.issuer_id.clone(),
+            // Expired is derived, never stored: store what the CA was before.
+            status: match entity.status {
+                CaStatus::Expired => entity.stored_status,
+                s => s,
+            }
+            .name()
+            .to_owned(),
+            common_name: entity.subject.common_name.clone(),
+            organization_name: entity.subject.organization_name.clone(),
+            organization_unit: entity.subject.organization_unit.clone(),
+            country_name: entity.subject.country_name.clone(),
+            state_name: entity.subject.state_name.clone(),
+            locality_name: entity.subject.locality_name.clone(),
+            subject_name: entity.subject_name.clone(),
+            key_algorithm: entity.key_algorithm.name().to_owned(),
+            hash_algorithm: entity.hash_algorithm.name().to_owned(),
+            key_platform: entity.key_platform.name().to_owned(),
+            validity_years: i64::from(entity.validity_years),
+            ekus: entity.ekus.clone(),
+            scope_tags: entity.scope_tags.clone(),
+            created_at: ts(entity.created_at),
+            modified_at: ts(entity.modified_at),
+            version: i64::from(entity.version.number),
+            issuer_common_name: entity.issuer_common_name.clone(),
+            root_common_name: entity.root_common_name.clone(),
+            issuer_cert_url: entity.issuer_cert_url.clone(),
             cert: None,
             chain: Vec::new(),
-            csr: None,
-            revoked_at: None,
-            revocation_reason: None,
-            row_version,
+            csr: entity.version.csr.clone(),
+            revoked_at: entity.revoked_at.map(ts),
+            revocation_reason: entity.revocation_reason,
+            row_version: entity.row_version,
             crl_number: 0,
             ocsp: None,
-        })
+        }
     }
 
-    /// Writes `ca.entity` back with a new status (and bumped row version).
+    /// Writes `ca.entity` back (with a bumped row version); the row's
+    /// certificate, chain and pre-signed answers go as the caller left them.
     pub(super) fn save_ca(&self, tx: &mut dyn Tx, ca: &mut LoadedCa, now: OffsetDateTime) -> Result<()> {
-        ca.entity.last_modified_date_time = Some(now);
-        // Expired is derived, never stored: store what the CA was before.
-        let stored_status = match ca.entity.certification_authority_status {
-            CaStatus::Expired => ca.row.status.clone(),
-            s => s.name().to_owned(),
+        ca.entity.modified_at = now;
+        ca.entity.row_version += 1;
+        let fresh = Self::ca_row(&ca.entity);
+        ca.row = CaRow {
+            cert: ca.row.cert.take(),
+            chain: std::mem::take(&mut ca.row.chain),
+            ocsp: ca.row.ocsp.take(),
+            crl_number: ca.row.crl_number,
+            ..fresh
         };
-        ca.row.status = stored_status;
-        ca.row.doc = serde_json::to_string(&ca.entity).map_err(corrupt)?;
-        ca.row.row_version += 1;
         tx.update_ca(&ca.row)?;
-        ca.entity.e_tag = Some(format!("W/\"{}\"", ca.row.row_version));
+        // What the record derives from the certificate follows it.
+        ca.entity = self.ca_record(&ca.row, now)?;
         Ok(())
     }
 
@@ -42,7 +73,7 @@ impl Pki {
 
     /// Creates a root, an issuing CA under a root, or an issuing CA awaiting
     /// an external signature.
-    pub fn create_ca(&self, req: NewCa) -> Result<CertificationAuthority> {
+    pub fn create_ca(&self, req: NewCa) -> Result<Ca> {
         req.subject.validate()?;
         if req.validity_years == 0 || req.validity_years > MAX_VALIDITY_YEARS {
             return Err(PkiError::Invalid(format!(
@@ -86,51 +117,49 @@ impl Pki {
         let not_before = now - BACKDATE;
         let not_after = add_years(now, req.validity_years)?;
         let version = 1;
-        let mut entity = CertificationAuthority {
-            odata_type: CA_ODATA_TYPE.into(),
+        let mut entity = Ca {
             id: id.clone(),
+            ca_type: req.ca_type,
             display_name: req
                 .display_name
                 .clone()
                 .unwrap_or_else(|| req.subject.common_name.clone()),
             description: req.description.clone(),
-            scep_server_url: None,
-            certificate_revocation_list_url: Some(self.settings.crl_url(&id, version)),
-            certificate_download_url: Some(self.settings.cert_url(&id, version)),
-            certification_authority_issuer_uri: None,
-            ocsp_responder_uri: Some(self.settings.ocsp_url()),
-            certification_authority_status: CaStatus::Active,
-            e_tag: None,
-            last_modified_date_time: Some(now),
-            role_scope_tag_ids: if req.role_scope_tag_ids.is_empty() {
+            status: CaStatus::Active,
+            stored_status: CaStatus::Active,
+            subject: SubjectParts {
+                country_name: req.subject.country_name.as_ref().map(|c| c.to_ascii_uppercase()),
+                ..req.subject.clone()
+            },
+            subject_name: names::graph_subject_name(&subject),
+            issuer_id: req.issuer_id.clone(),
+            issuer_common_name: None,
+            root_common_name: None,
+            issuer_cert_url: None,
+            key_algorithm: req.key_size,
+            hash_algorithm: req.hash,
+            key_platform: KeyPlatform::Software,
+            validity_years: req.validity_years,
+            ekus: Vec::new(),
+            scope_tags: if req.role_scope_tag_ids.is_empty() {
                 vec!["0".into()]
             } else {
                 req.role_scope_tag_ids.clone()
             },
-            created_date_time: Some(now),
-            certification_authority_issuer_id: req.issuer_id.clone(),
-            issuer_common_name: None,
-            cloud_certification_authority_type: req.ca_type,
-            validity_period_in_years: req.validity_years as i32,
-            validity_start_date_time: Some(not_before),
-            validity_end_date_time: Some(not_after),
-            common_name: req.subject.common_name.clone(),
-            organization_name: req.subject.organization_name.clone(),
-            organization_unit: req.subject.organization_unit.clone(),
-            country_name: req.subject.country_name.as_ref().map(|c| c.to_ascii_uppercase()),
-            state_name: req.subject.state_name.clone(),
-            locality_name: req.subject.locality_name.clone(),
-            subject_name: names::graph_subject_name(&subject),
-            certificate_key_size: req.key_size,
-            cloud_certification_authority_hashing_algorithm: req.hash,
-            thumbprint: None,
-            serial_number: None,
-            certificate_signing_request: None,
-            extended_key_usages: Vec::new(),
-            version_number: version,
-            root_certificate_common_name: None,
-            key_platform: KeyPlatform::Software,
-            revocation_date_time: None,
+            created_at: now,
+            modified_at: now,
+            version: CaVersion {
+                number: version,
+                not_before: None,
+                not_after: None,
+                thumbprint: None,
+                serial: None,
+                csr: None,
+            },
+            revoked_at: None,
+            revocation_reason: None,
+            row_version: 1,
+            urls: self.urls(&id, version),
         };
 
         let (cert_der, csr_der) = match req.ca_type {
@@ -157,7 +186,7 @@ impl Pki {
                     },
                     &key,
                 )?;
-                entity.root_certificate_common_name = Some(req.subject.common_name.clone());
+                entity.root_common_name = Some(req.subject.common_name.clone());
                 (Some(der), None)
             }
             CaType::IssuingCertificationAuthority => {
@@ -175,7 +204,8 @@ impl Pki {
                 }
                 let root_end = root
                     .entity
-                    .validity_end_date_time
+                    .version
+                    .not_after
                     .ok_or_else(|| corrupt("root without validity"))?;
                 if not_after > root_end {
                     return Err(PkiError::Invalid(format!(
@@ -198,17 +228,17 @@ impl Pki {
                         key_usage: cert::ca_key_usage(),
                         ekus: ekus.clone(),
                         pointers: Some(RevocationPointers {
-                            crl_url: self.settings.crl_url(&root.row.id, root.entity.version_number),
-                            ca_issuers_url: self.settings.cert_url(&root.row.id, root.entity.version_number),
-                            ocsp_url: Some(self.settings.ocsp_url()),
+                            crl_url: root.entity.urls.crl.clone(),
+                            ca_issuers_url: root.entity.urls.certificate.clone(),
+                            ocsp_url: Some(root.entity.urls.ocsp.clone()),
                         }),
                         subject_alt_name: None,
                     },
                     root_key.as_ref(),
                 )?;
-                entity.issuer_common_name = Some(root.entity.common_name.clone());
-                entity.root_certificate_common_name = Some(root.entity.common_name.clone());
-                entity.certification_authority_issuer_uri = root.entity.certificate_download_url.clone();
+                entity.issuer_common_name = Some(root.entity.subject.common_name.clone());
+                entity.root_common_name = Some(root.entity.subject.common_name.clone());
+                entity.issuer_cert_url = Some(root.entity.urls.certificate.clone());
                 (Some(der), None)
             }
             CaType::IssuingCertificationAuthorityWithExternalRoot => {
@@ -216,27 +246,13 @@ impl Pki {
                     ekus = vec![oids::KP_SERVER_AUTH, oids::KP_CLIENT_AUTH];
                 }
                 let csr_der = csr::build_ca_request(&subject, &key, &ekus)?;
-                entity.certification_authority_status = CaStatus::SigningPending;
-                entity.certificate_signing_request =
-                    Some(<base64ct::Base64 as base64ct::Encoding>::encode_string(&csr_der));
-                entity.validity_start_date_time = None;
-                entity.validity_end_date_time = None;
+                entity.status = CaStatus::SigningPending;
+                entity.stored_status = CaStatus::SigningPending;
                 (None, Some(csr_der))
             }
         };
-        entity.extended_key_usages = ekus
-            .iter()
-            .map(|o| ExtendedKeyUsage {
-                name: eku_name(&o.to_string()).into(),
-                object_identifier: o.to_string(),
-            })
-            .collect();
-        if let Some(der) = &cert_der {
-            let parsed = ParsedCert::from_der(der)?;
-            entity.thumbprint = Some(crate::x509::thumbprint(der));
-            entity.serial_number = Some(parsed.serial_hex());
-        }
-        let mut row = self.ca_row(&entity, 1)?;
+        entity.ekus = ekus.iter().map(ToString::to_string).collect();
+        let mut row = Self::ca_row(&entity);
         row.cert = cert_der;
         row.csr = csr_der;
         row.ocsp = self.presign_ca_cert(tx.as_mut(), &row, now)?;
@@ -247,20 +263,19 @@ impl Pki {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(id, Arc::new(key));
-        entity.e_tag = Some("W/\"1\"".into());
-        Ok(entity)
+        self.ca_record(&row, now)
     }
 
-    pub fn get_ca(&self, id: &str) -> Result<CertificationAuthority> {
+    pub fn get_ca(&self, id: &str) -> Result<Ca> {
         let now = self.clock.now();
         let mut tx = self.store.begin(TxMode::Read)?;
         Ok(self.load_ca(tx.as_mut(), id, now)?.entity)
     }
 
-    pub fn list_cas(&self) -> Result<Vec<CertificationAuthority>> {
+    pub fn list_cas(&self) -> Result<Vec<Ca>> {
         let now = self.clock.now();
         let mut tx = self.store.begin(TxMode::Read)?;
-        tx.cas()?.iter().map(|r| self.ca_entity(r, now)).collect()
+        tx.cas()?.iter().map(|r| self.ca_record(r, now)).collect()
     }
 
     /// The CA certificate (DER), if it has one yet.
@@ -287,24 +302,24 @@ impl Pki {
     }
 
     /// Applies a status-changing action (pause, resume, revoke) to a CA.
-    pub(super) fn transition(
-        &self,
-        id: &str,
-        action: Action,
-        reason: Option<RevocationReason>,
-    ) -> Result<CertificationAuthority> {
+    pub(super) fn transition(&self, id: &str, action: Action, reason: Option<RevocationReason>) -> Result<Ca> {
         let now = self.clock.now();
         let mut tx = self.store.begin(TxMode::Write)?;
         let mut ca = self.load_ca(tx.as_mut(), id, now)?;
         let facts = ca.facts(tx.as_mut(), now, action)?;
         match lifecycle::check(action, facts)? {
-            Effect::Become(status) => ca.entity.certification_authority_status = status,
+            Effect::Become(status) => {
+                ca.entity.status = status;
+                ca.entity.stored_status = status;
+            }
             Effect::Stay | Effect::Remove => return Err(corrupt("unexpected lifecycle effect")),
         }
         if action == Action::Revoke {
+            let reason = reason.unwrap_or(RevocationReason::CessationOfOperation);
             ca.row.revoked_at = Some(ts(now));
-            ca.row.revocation_reason = Some(reason.unwrap_or(RevocationReason::CessationOfOperation));
-            ca.entity.revocation_date_time = Some(now);
+            ca.row.revocation_reason = Some(reason);
+            ca.entity.revoked_at = Some(from_ts(ts(now))?);
+            ca.entity.revocation_reason = Some(reason);
             // The root's answer about this CA's certificate becomes "revoked".
             ca.row.ocsp = self.presign_ca_cert(tx.as_mut(), &ca.row, now)?;
         }
@@ -325,16 +340,16 @@ impl Pki {
         Ok(ca.entity)
     }
 
-    pub fn pause_ca(&self, id: &str) -> Result<CertificationAuthority> {
+    pub fn pause_ca(&self, id: &str) -> Result<Ca> {
         self.transition(id, Action::Pause, None)
     }
 
-    pub fn resume_ca(&self, id: &str) -> Result<CertificationAuthority> {
+    pub fn resume_ca(&self, id: &str) -> Result<Ca> {
         self.transition(id, Action::Resume, None)
     }
 
     /// Revokes an issuing CA's certificate (it then appears on its root's CRL).
-    pub fn revoke_ca(&self, id: &str, reason: Option<RevocationReason>) -> Result<CertificationAuthority> {
+    pub fn revoke_ca(&self, id: &str, reason: Option<RevocationReason>) -> Result<Ca> {
         self.transition(id, Action::Revoke, reason)
     }
 
@@ -343,7 +358,7 @@ impl Pki {
         let now = self.clock.now();
         let mut tx = self.store.begin(TxMode::Write)?;
         let ca = self.load_ca(tx.as_mut(), id, now)?;
-        check_if_match(if_match, ca.entity.e_tag.as_deref())?;
+        check_if_match(if_match, Some(&ca.entity.etag()))?;
         let facts = ca.facts(tx.as_mut(), now, Action::Delete)?;
         lifecycle::check(Action::Delete, facts)?;
         // Recorded first: the audit event takes the scope tags of the CA it deletes.
@@ -362,11 +377,11 @@ impl Pki {
         display_name: Option<String>,
         description: Option<Option<String>>,
         role_scope_tag_ids: Option<Vec<String>>,
-    ) -> Result<CertificationAuthority> {
+    ) -> Result<Ca> {
         let now = self.clock.now();
         let mut tx = self.store.begin(TxMode::Write)?;
         let mut ca = self.load_ca(tx.as_mut(), id, now)?;
-        check_if_match(if_match, ca.entity.e_tag.as_deref())?;
+        check_if_match(if_match, Some(&ca.entity.etag()))?;
         if let Some(name) = display_name {
             if name.trim().is_empty() {
                 return Err(PkiError::Invalid("displayName must not be empty".into()));
@@ -377,7 +392,7 @@ impl Pki {
             ca.entity.description = d;
         }
         if let Some(tags) = role_scope_tag_ids {
-            ca.entity.role_scope_tag_ids = if tags.is_empty() { vec!["0".into()] } else { tags };
+            ca.entity.scope_tags = if tags.is_empty() { vec!["0".into()] } else { tags };
         }
         self.save_ca(tx.as_mut(), &mut ca, now)?;
         self.record(tx.as_mut(), now, ChangeKind::CaUpdated, id, None, audit::PATCH_CA)?;
@@ -388,7 +403,7 @@ impl Pki {
     /// Completes an external-root CA: `signed` must be a CA certificate for
     /// this CA's key, signed by the first certificate of `chain`, and the
     /// chain must verify up to a self-signed root.
-    pub fn upload_signed_certificate(&self, id: &str, signed: &[u8], chain: &[u8]) -> Result<CertificationAuthority> {
+    pub fn upload_signed_certificate(&self, id: &str, signed: &[u8], chain: &[u8]) -> Result<Ca> {
         let cert_der = pem::decode_one(signed, &["CERTIFICATE"])
             .map_err(|e| PkiError::Rejected(format!("signed certificate: {e}")))?;
         let leaf =
@@ -467,24 +482,15 @@ impl Pki {
             return Err(PkiError::Rejected("the certificate carries the Any Purpose EKU".into()));
         }
         if !cert_ekus.is_empty() {
-            ca.entity.extended_key_usages = cert_ekus
-                .iter()
-                .map(|o| ExtendedKeyUsage {
-                    name: eku_name(&o.to_string()).into(),
-                    object_identifier: o.to_string(),
-                })
-                .collect();
+            ca.entity.ekus = cert_ekus.iter().map(ToString::to_string).collect();
         }
-        ca.entity.certification_authority_status = CaStatus::Active;
-        ca.entity.validity_start_date_time = Some(leaf.not_before()?);
-        ca.entity.validity_end_date_time = Some(leaf.not_after()?);
-        ca.entity.thumbprint = Some(crate::x509::thumbprint(&cert_der));
-        ca.entity.serial_number = Some(leaf.serial_hex());
+        ca.entity.status = CaStatus::Active;
+        ca.entity.stored_status = CaStatus::Active;
         ca.entity.subject_name = names::graph_subject_name(&leaf.tbs().subject);
         ca.entity.issuer_common_name = names::common_name(&signer_cert.tbs().subject);
-        ca.entity.root_certificate_common_name = names::common_name(&anchor.tbs().subject);
-        ca.entity.certification_authority_issuer_uri = leaf.ca_issuers_uri()?;
-        ca.entity.certificate_signing_request = None;
+        ca.entity.root_common_name = names::common_name(&anchor.tbs().subject);
+        ca.entity.issuer_cert_url = leaf.ca_issuers_uri()?;
+        ca.entity.version.csr = None;
         ca.row.cert = Some(cert_der);
         ca.row.chain = ordered.into_iter().map(|c| c.der).collect();
         self.save_ca(tx.as_mut(), &mut ca, now)?;

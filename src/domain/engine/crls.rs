@@ -38,7 +38,7 @@ impl Pki {
         let cert = ca.cert()?;
         let number = self.next_crl_number(ca_id)?;
         let next_update = now + self.settings.timings.crl_validity;
-        let dp = self.settings.crl_url(ca_id, ca.entity.version_number);
+        let dp = ca.entity.urls.crl.clone();
         let der = crl::sign_crl(
             &crl::CrlParams {
                 issuer: &cert.tbs().subject,
@@ -47,7 +47,7 @@ impl Pki {
                 this_update: now,
                 next_update,
                 distribution_point: &dp,
-                only_ca_certs: ca.entity.cloud_certification_authority_type == CaType::RootCertificationAuthority,
+                only_ca_certs: ca.entity.ca_type == CaType::RootCertificationAuthority,
             },
             entries,
             key.as_ref(),

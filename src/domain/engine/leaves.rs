@@ -52,7 +52,7 @@ impl Pki {
         prepared: &(csr::VerifiedCsr, Vec<ObjectIdentifier>, String),
         request: &NewLeaf,
         now: OffsetDateTime,
-    ) -> Result<(LeafCertificate, Vec<u8>)> {
+    ) -> Result<(Leaf, Vec<u8>)> {
         let IssuingKeys {
             ca,
             ca_cert,
@@ -63,14 +63,13 @@ impl Pki {
         let (csr, ekus, platform) = prepared;
         let ca_end = ca
             .entity
-            .validity_end_date_time
+            .version
+            .not_after
             .ok_or_else(|| corrupt("CA without validity"))?;
         let days = request.validity_days.unwrap_or(365).clamp(1, 3650);
         let not_before = now - BACKDATE;
         let not_after = (now + Duration::days(i64::from(days))).min(ca_end);
-        let version = ca.entity.version_number;
-        let crl_url = self.settings.crl_url(&ca.row.id, version);
-        let cert_url = self.settings.cert_url(&ca.row.id, version);
+        let urls = &ca.entity.urls;
         let key_usage = cert::leaf_key_usage(&csr.public_key);
         let mut req = CertRequest {
             serial: Vec::new(),
@@ -84,9 +83,9 @@ impl Pki {
             key_usage,
             ekus: ekus.clone(),
             pointers: Some(RevocationPointers {
-                crl_url: crl_url.clone(),
-                ca_issuers_url: cert_url.clone(),
-                ocsp_url: Some(self.settings.ocsp_url()),
+                crl_url: urls.crl.clone(),
+                ca_issuers_url: urls.certificate.clone(),
+                ocsp_url: Some(urls.ocsp.clone()),
             }),
             subject_alt_name: csr.subject_alt_name.clone(),
         };
@@ -97,21 +96,18 @@ impl Pki {
             let der = cert::issue(&req, signer)?;
             let id = uuid::Uuid::new_v4().to_string();
             let serial = crate::x509::hex_upper(&req.serial);
-            let entity = LeafCertificate {
-                odata_type: LEAF_ODATA_TYPE.into(),
+            let row = LeafRow {
+                seq: 0,
                 id: id.clone(),
+                ca_id: ca.row.id.clone(),
+                ca_version: i64::from(ca.entity.version.number),
+                serial,
                 subject_name: names::graph_subject_name(&csr.subject),
-                issuer_id: ca.row.id.clone(),
                 issuer_name: names::graph_issuer_name(&ca_cert.tbs().subject),
-                certificate_status: LeafStatus::Active,
-                validity_start_date_time: not_before,
-                validity_end_date_time: not_after,
-                crl_distribution_point_url: Some(crl_url.clone()),
-                certification_authority_issuer_uri: Some(cert_url.clone()),
-                ocsp_responder_uri: Some(self.settings.ocsp_url()),
+                not_before: ts(not_before),
+                not_after: ts(not_after),
                 thumbprint: crate::x509::thumbprint(&der),
-                serial_number: serial.clone(),
-                revocation_date_time: None,
+                revoked_at: None,
                 revocation_reason: None,
                 device_name: request.device_name.clone(),
                 user_principal_name: request.user_principal_name.clone(),
@@ -119,17 +115,7 @@ impl Pki {
                 user_id: request.user_id.clone(),
                 device_platform: platform.clone(),
                 key_usages: cert::key_usage_names(&req.key_usage),
-                extended_key_usages: ekus.iter().map(ToString::to_string).collect(),
-            };
-            let row = LeafRow {
-                seq: 0,
-                id: id.clone(),
-                ca_id: ca.row.id.clone(),
-                serial,
-                not_after: ts(not_after),
-                revoked_at: None,
-                revocation_reason: None,
-                doc: serde_json::to_string(&entity).map_err(corrupt)?,
+                ekus: ekus.iter().map(ToString::to_string).collect(),
                 der: der.clone(),
                 // A new certificate has its signed answer from the moment it exists.
                 ocsp: Some(self.presign(ca_cert, responder, &req.serial, ocsp::Status::Good, now)?),
@@ -144,7 +130,7 @@ impl Pki {
                         Some(&id),
                         audit::ISSUE_LEAF,
                     )?;
-                    return Ok((entity, der));
+                    return Ok((self.leaf_record(&row, now)?, der));
                 }
                 Err(StoreError::DuplicateSerial) => continue,
                 Err(e) => return Err(e.into()),
@@ -156,7 +142,7 @@ impl Pki {
     }
 
     /// Issues one leaf certificate from a PKCS#10 request.
-    pub fn issue_leaf(&self, ca_id: &str, request: &NewLeaf) -> Result<(LeafCertificate, Vec<u8>)> {
+    pub fn issue_leaf(&self, ca_id: &str, request: &NewLeaf) -> Result<(Leaf, Vec<u8>)> {
         let now = self.clock.now();
         let mut tx = self.store.begin(TxMode::Write)?;
         let ca = self.load_ca(tx.as_mut(), ca_id, now)?;
@@ -183,7 +169,7 @@ impl Pki {
         request: &NewLeaf,
         count: u64,
         batch: u64,
-        on_batch: &mut dyn FnMut(&[LeafCertificate]),
+        on_batch: &mut dyn FnMut(&[Leaf]),
     ) -> Result<u64> {
         let mut issued = 0;
         while issued < count {
@@ -212,22 +198,22 @@ impl Pki {
         Ok(issued)
     }
 
-    pub fn get_leaf(&self, id: &str) -> Result<(LeafCertificate, Vec<u8>)> {
+    pub fn get_leaf(&self, id: &str) -> Result<(Leaf, Vec<u8>)> {
         let now = self.clock.now();
         let mut tx = self.store.begin(TxMode::Read)?;
         let row = tx.leaf(id)?.ok_or_else(|| PkiError::NotFound {
             what: "leaf certificate",
             id: id.into(),
         })?;
-        Ok((self.leaf_entity(&row, now)?, row.der))
+        Ok((self.leaf_record(&row, now)?, row.der))
     }
 
     /// Finds a leaf by serial number (any case, with or without `00`).
-    pub fn find_leaf_by_serial(&self, ca_id: Option<&str>, serial: &str) -> Result<LeafCertificate> {
+    pub fn find_leaf_by_serial(&self, ca_id: Option<&str>, serial: &str) -> Result<Leaf> {
         let now = self.clock.now();
         let mut tx = self.store.begin(TxMode::Read)?;
         let row = self.leaf_row_by_serial(tx.as_mut(), ca_id, serial)?;
-        self.leaf_entity(&row, now)
+        self.leaf_record(&row, now)
     }
 
     pub(super) fn leaf_row_by_serial(&self, tx: &mut dyn Tx, ca_id: Option<&str>, serial: &str) -> Result<LeafRow> {
@@ -245,7 +231,7 @@ impl Pki {
     }
 
     /// One page of leaves, in issuance order.
-    pub fn list_leaves(&self, q: &LeafListQuery) -> Result<Vec<(i64, LeafCertificate)>> {
+    pub fn list_leaves(&self, q: &LeafListQuery) -> Result<Vec<(i64, Leaf)>> {
         let now = self.clock.now();
         let mut tx = self.store.begin(TxMode::Read)?;
         if let Some(ca) = &q.ca_id {
@@ -257,11 +243,11 @@ impl Pki {
             after_seq: q.after_seq,
             limit: q.limit,
         })?;
-        rows.iter().map(|r| Ok((r.seq, self.leaf_entity(r, now)?))).collect()
+        rows.iter().map(|r| Ok((r.seq, self.leaf_record(r, now)?))).collect()
     }
 
     /// Every leaf of a CA, in issuance order.
-    pub fn all_leaves(&self, ca_id: &str) -> Result<Vec<LeafCertificate>> {
+    pub fn all_leaves(&self, ca_id: &str) -> Result<Vec<Leaf>> {
         let mut all = Vec::new();
         let mut after = 0;
         loop {
@@ -290,7 +276,7 @@ impl Pki {
         row: &LeafRow,
         reason: RevocationReason,
         now: OffsetDateTime,
-    ) -> Result<LeafCertificate> {
+    ) -> Result<Leaf> {
         let ca = self.load_ca(tx, &row.ca_id, now)?;
         lifecycle::check(Action::RevokeLeaf, ca.facts(tx, now, Action::RevokeLeaf)?)?;
         if row.revoked_at.is_some() {
@@ -318,11 +304,11 @@ impl Pki {
         let mut revoked = row.clone();
         revoked.revoked_at = Some(ts(now));
         revoked.revocation_reason = Some(reason);
-        self.leaf_entity(&revoked, now)
+        self.leaf_record(&revoked, now)
     }
 
     /// Revokes one leaf by id. Revoking twice is an error, not a second entry.
-    pub fn revoke_leaf(&self, id: &str, ca_id: Option<&str>, reason: RevocationReason) -> Result<LeafCertificate> {
+    pub fn revoke_leaf(&self, id: &str, ca_id: Option<&str>, reason: RevocationReason) -> Result<Leaf> {
         let now = self.clock.now();
         let mut tx = self.store.begin(TxMode::Write)?;
         let row = tx.leaf(id)?.ok_or_else(|| PkiError::NotFound {
@@ -340,12 +326,7 @@ impl Pki {
         Ok(out)
     }
 
-    pub fn revoke_leaf_by_serial(
-        &self,
-        ca_id: Option<&str>,
-        serial: &str,
-        reason: RevocationReason,
-    ) -> Result<LeafCertificate> {
+    pub fn revoke_leaf_by_serial(&self, ca_id: Option<&str>, serial: &str, reason: RevocationReason) -> Result<Leaf> {
         let now = self.clock.now();
         let mut tx = self.store.begin(TxMode::Write)?;
         let row = self.leaf_row_by_serial(tx.as_mut(), ca_id, serial)?;
@@ -355,7 +336,7 @@ impl Pki {
     }
 
     /// Revokes the given leaves in one transaction: all or none.
-    pub fn revoke_leaves(&self, ids: &[String], reason: RevocationReason) -> Result<Vec<LeafCertificate>> {
+    pub fn revoke_leaves(&self, ids: &[String], reason: RevocationReason) -> Result<Vec<Leaf>> {
         let now = self.clock.now();
         let mut tx = self.store.begin(TxMode::Write)?;
         let mut out = Vec::with_capacity(ids.len());
@@ -377,7 +358,7 @@ impl Pki {
         ca_id: &str,
         reason: RevocationReason,
         batch: u32,
-        on_batch: &mut dyn FnMut(&[LeafCertificate]),
+        on_batch: &mut dyn FnMut(&[Leaf]),
     ) -> Result<u64> {
         let mut total = 0;
         loop {
@@ -407,14 +388,14 @@ impl Pki {
     /// Graph PATCH on a leaf. Every leaf property is read-only in Graph
     /// (device and user are what issuance recorded), so nothing changes: the
     /// request is audited, as PATCH on a CA is, and the leaf returned as is.
-    pub fn update_leaf(&self, id: &str) -> Result<LeafCertificate> {
+    pub fn update_leaf(&self, id: &str) -> Result<Leaf> {
         let now = self.clock.now();
         let mut tx = self.store.begin(TxMode::Write)?;
         let row = tx.leaf(id)?.ok_or_else(|| PkiError::NotFound {
             what: "leaf certificate",
             id: id.into(),
         })?;
-        let e = self.leaf_entity(&row, now)?;
+        let e = self.leaf_record(&row, now)?;
         let tags = stored_scope_tags(tx.as_mut(), &row.ca_id)?;
         tx.append_audit(&audit_row(
             now,

@@ -242,15 +242,16 @@ struct IssuingKeys<'a> {
     responder: Arc<OcspResponder>,
 }
 
-/// A CA row decoded into its entity plus the facts the engine needs.
+/// A CA row decoded into its record, with the row kept for what only the
+/// engine touches (certificate, chain, pre-signed answers).
 struct LoadedCa {
     row: CaRow,
-    entity: CertificationAuthority,
+    entity: Ca,
 }
 
 impl LoadedCa {
     fn status(&self) -> CaStatus {
-        self.entity.certification_authority_status
+        self.entity.status
     }
 
     fn facts(&self, tx: &mut dyn Tx, now: OffsetDateTime, action: Action) -> Result<Facts> {
@@ -265,7 +266,7 @@ impl LoadedCa {
             0
         };
         Ok(Facts {
-            ca_type: self.entity.cloud_certification_authority_type,
+            ca_type: self.entity.ca_type,
             status: self.status(),
             active_leaves,
             anchored_cas,
@@ -273,11 +274,7 @@ impl LoadedCa {
     }
 
     fn ekus(&self) -> Result<Vec<ObjectIdentifier>> {
-        self.entity
-            .extended_key_usages
-            .iter()
-            .map(|e| parse_oid(&e.object_identifier))
-            .collect()
+        self.entity.ekus.iter().map(|e| parse_oid(e)).collect()
     }
 
     fn cert(&self) -> Result<ParsedCert> {
@@ -308,7 +305,7 @@ pub(super) fn audit_row(
         target_id: target.1.to_owned(),
         result: result.to_owned(),
         detail: detail.to_owned(),
-        scope_tags: serde_json::to_string(scope_tags).unwrap_or_else(|_| "[]".into()),
+        scope_tags: scope_tags.to_vec(),
     }
 }
 
@@ -324,15 +321,7 @@ fn check_if_match(if_match: Option<&str>, current: Option<&str>) -> Result<()> {
 /// The scope tags of a stored CA (none when it does not exist): who may read
 /// the audit events about it.
 fn stored_scope_tags(tx: &mut dyn Tx, ca_id: &str) -> Result<Vec<String>> {
-    #[derive(serde::Deserialize)]
-    struct Tags {
-        #[serde(rename = "roleScopeTagIds", default)]
-        tags: Vec<String>,
-    }
-    Ok(match tx.ca(ca_id)? {
-        Some(row) => serde_json::from_str::<Tags>(&row.doc).map_err(corrupt)?.tags,
-        None => Vec::new(),
-    })
+    Ok(tx.ca(ca_id)?.map(|row| row.scope_tags).unwrap_or_default())
 }
 
 impl Pki {
@@ -460,36 +449,113 @@ impl Pki {
             what: "certification authority",
             id: id.to_owned(),
         })?;
-        let entity = self.ca_entity(&row, now)?;
+        let entity = self.ca_record(&row, now)?;
         Ok(LoadedCa { row, entity })
     }
 
-    /// Decodes a stored CA into its Graph entity, deriving status and eTag.
-    pub fn ca_entity(&self, row: &CaRow, now: OffsetDateTime) -> Result<CertificationAuthority> {
-        let mut e: CertificationAuthority = serde_json::from_str(&row.doc).map_err(corrupt)?;
-        let stored = CaStatus::parse(&row.status).ok_or_else(|| corrupt(format!("CA status {}", row.status)))?;
-        let expired = e.validity_end_date_time.is_some_and(|end| end <= now);
-        e.certification_authority_status = match stored {
-            CaStatus::Active | CaStatus::Paused if expired => CaStatus::Expired,
-            s => s,
+    /// Decodes a stored CA into its record, deriving what the certificate
+    /// and the clock say (validity, thumbprint, expiry) and the URLs.
+    pub fn ca_record(&self, row: &CaRow, now: OffsetDateTime) -> Result<Ca> {
+        let bad = |what: &str, v: &str| corrupt(format!("CA {}: {what} {v:?}", row.id));
+        let stored_status = CaStatus::parse(&row.status).ok_or_else(|| bad("status", &row.status))?;
+        let parsed = row.cert.as_deref().map(ParsedCert::from_der).transpose()?;
+        let (not_before, not_after) = match &parsed {
+            Some(c) => (Some(c.not_before()?), Some(c.not_after()?)),
+            None => (None, None),
         };
-        e.e_tag = Some(format!("W/\"{}\"", row.row_version));
-        e.revocation_date_time = row.revoked_at.map(from_ts).transpose()?;
-        Ok(e)
+        let expired = not_after.is_some_and(|end| end <= now);
+        let version = u32::try_from(row.version).map_err(|_| bad("version", &row.version.to_string()))?;
+        Ok(Ca {
+            id: row.id.clone(),
+            ca_type: CaType::parse(&row.ca_type).ok_or_else(|| bad("type", &row.ca_type))?,
+            display_name: row.display_name.clone(),
+            description: row.description.clone(),
+            status: match stored_status {
+                CaStatus::Active | CaStatus::Paused if expired => CaStatus::Expired,
+                s => s,
+            },
+            stored_status,
+            subject: SubjectParts {
+                common_name: row.common_name.clone(),
+                organization_name: row.organization_name.clone(),
+                organization_unit: row.organization_unit.clone(),
+                country_name: row.country_name.clone(),
+                state_name: row.state_name.clone(),
+                locality_name: row.locality_name.clone(),
+            },
+            subject_name: row.subject_name.clone(),
+            issuer_id: row.issuer_id.clone(),
+            issuer_common_name: row.issuer_common_name.clone(),
+            root_common_name: row.root_common_name.clone(),
+            issuer_cert_url: row.issuer_cert_url.clone(),
+            key_algorithm: KeyAlgorithm::parse(&row.key_algorithm)
+                .ok_or_else(|| bad("key algorithm", &row.key_algorithm))?,
+            hash_algorithm: HashAlgorithm::parse(&row.hash_algorithm)
+                .ok_or_else(|| bad("hash algorithm", &row.hash_algorithm))?,
+            key_platform: KeyPlatform::parse(&row.key_platform)
+                .ok_or_else(|| bad("key platform", &row.key_platform))?,
+            validity_years: u32::try_from(row.validity_years)
+                .map_err(|_| bad("validity", &row.validity_years.to_string()))?,
+            ekus: row.ekus.clone(),
+            scope_tags: row.scope_tags.clone(),
+            created_at: from_ts(row.created_at)?,
+            modified_at: from_ts(row.modified_at)?,
+            version: CaVersion {
+                number: version,
+                not_before,
+                not_after,
+                thumbprint: row.cert.as_deref().map(crate::x509::thumbprint),
+                serial: parsed.as_ref().map(ParsedCert::serial_hex),
+                csr: row.csr.clone(),
+            },
+            revoked_at: row.revoked_at.map(from_ts).transpose()?,
+            revocation_reason: row.revocation_reason,
+            row_version: row.row_version,
+            urls: self.urls(&row.id, version),
+        })
     }
 
-    fn leaf_entity(&self, row: &LeafRow, now: OffsetDateTime) -> Result<LeafCertificate> {
-        let mut e: LeafCertificate = serde_json::from_str(&row.doc).map_err(corrupt)?;
-        e.certificate_status = if row.revoked_at.is_some() {
-            LeafStatus::Revoked
-        } else if row.not_after <= ts(now) {
-            LeafStatus::Expired
-        } else {
-            LeafStatus::Active
-        };
-        e.revocation_date_time = row.revoked_at.map(from_ts).transpose()?;
-        e.revocation_reason = row.revocation_reason;
-        Ok(e)
+    /// Where a CA version's certificate and revocation data are published.
+    pub(super) fn urls(&self, ca_id: &str, version: u32) -> CaUrls {
+        let version = i32::try_from(version).unwrap_or(i32::MAX);
+        CaUrls {
+            crl: self.settings.crl_url(ca_id, version),
+            certificate: self.settings.cert_url(ca_id, version),
+            ocsp: self.settings.ocsp_url(),
+        }
+    }
+
+    /// Decodes a stored leaf, deriving its status from revocation and the clock.
+    fn leaf_record(&self, row: &LeafRow, now: OffsetDateTime) -> Result<Leaf> {
+        let ca_version = u32::try_from(row.ca_version).map_err(|_| corrupt(format!("leaf {}: CA version", row.id)))?;
+        Ok(Leaf {
+            id: row.id.clone(),
+            ca_id: row.ca_id.clone(),
+            ca_version,
+            serial: row.serial.clone(),
+            subject_name: row.subject_name.clone(),
+            issuer_name: row.issuer_name.clone(),
+            status: if row.revoked_at.is_some() {
+                LeafStatus::Revoked
+            } else if row.not_after <= ts(now) {
+                LeafStatus::Expired
+            } else {
+                LeafStatus::Active
+            },
+            not_before: from_ts(row.not_before)?,
+            not_after: from_ts(row.not_after)?,
+            thumbprint: row.thumbprint.clone(),
+            revoked_at: row.revoked_at.map(from_ts).transpose()?,
+            revocation_reason: row.revocation_reason,
+            device_name: row.device_name.clone(),
+            user_principal_name: row.user_principal_name.clone(),
+            device_id: row.device_id.clone(),
+            user_id: row.user_id.clone(),
+            device_platform: row.device_platform.clone(),
+            key_usages: row.key_usages.clone(),
+            ekus: row.ekus.clone(),
+            urls: self.urls(&row.ca_id, ca_version),
+        })
     }
 
     /// The CA's signing key, unsealed once and cached.
@@ -501,8 +567,8 @@ impl Pki {
         let sealed = tx.sealed_key(id)?.ok_or_else(|| corrupt("CA has no key"))?;
         let pkcs8 = self.unseal(SealedKind::CaKey, id, &sealed)?;
         let key: Arc<dyn Signer> = Arc::new(SoftwareKey::from_pkcs8(
-            ca.entity.certificate_key_size,
-            ca.entity.cloud_certification_authority_hashing_algorithm,
+            ca.entity.key_algorithm,
+            ca.entity.hash_algorithm,
             &pkcs8,
         )?);
         self.signers

@@ -122,11 +122,7 @@ impl Pki {
                 not_after,
             }) if from_ts(not_after)? > rotate_before => {
                 let pkcs8 = self.unseal(SealedKind::OcspDelegateKey, id, &sealed)?;
-                let key = SoftwareKey::from_pkcs8(
-                    ca.entity.certificate_key_size,
-                    ca.entity.cloud_certification_authority_hashing_algorithm,
-                    &pkcs8,
-                )?;
+                let key = SoftwareKey::from_pkcs8(ca.entity.key_algorithm, ca.entity.hash_algorithm, &pkcs8)?;
                 let cert = ParsedCert::from_der(&cert)?;
                 OcspResponder {
                     key: Arc::new(key),
@@ -139,7 +135,8 @@ impl Pki {
                 let ca_cert = ca.cert()?;
                 let ca_end = ca
                     .entity
-                    .validity_end_date_time
+                    .version
+                    .not_after
                     .ok_or_else(|| corrupt("CA without validity"))?;
                 let not_after = (now + DELEGATE_VALIDITY).min(ca_end);
                 if not_after <= now + self.settings.timings.ocsp_validity {
@@ -150,12 +147,9 @@ impl Pki {
                         not_after: None,
                     }));
                 }
-                let (key, pkcs8) = SoftwareKey::generate(
-                    ca.entity.certificate_key_size,
-                    ca.entity.cloud_certification_authority_hashing_algorithm,
-                )?;
+                let (key, pkcs8) = SoftwareKey::generate(ca.entity.key_algorithm, ca.entity.hash_algorithm)?;
                 let mut subject = ca_cert.tbs().subject.clone();
-                let cn = format!("{} OCSP Responder", ca.entity.common_name);
+                let cn = format!("{} OCSP Responder", ca.entity.subject.common_name);
                 subject.0.retain(|rdn| !rdn.0.iter().any(|a| a.oid == oids::CN));
                 subject.0.extend(
                     SubjectParts {
@@ -220,7 +214,7 @@ impl Pki {
                 continue;
             };
             let ca = LoadedCa {
-                entity: self.ca_entity(&ca_row, now)?,
+                entity: self.ca_record(&ca_row, now)?,
                 row: ca_row,
             };
             let key = self.responder(tx.as_mut(), &ca, now)?;
@@ -246,7 +240,7 @@ impl Pki {
                 continue;
             };
             let mut ca = LoadedCa {
-                entity: self.ca_entity(&ca_row, now)?,
+                entity: self.ca_record(&ca_row, now)?,
                 row: ca_row,
             };
             ca.row.ocsp = Some(fresh);

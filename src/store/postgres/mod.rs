@@ -44,16 +44,15 @@ use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{FromSql, ToSql};
 use postgres::{Client, Row, Statement};
 
+use super::migrations::MIGRATIONS;
 use super::pg_tls::{describe_tls_error, PgConnector};
-use super::sqlite::{join_chain, split_chain};
+use super::rows::{Dialect, Value};
 use super::{
     AuditRow, CaRow, Change, ChangeKind, CrlRow, DelegateRow, LeafFilter, LeafQuery, LeafRow, LeafStatusRow, Presigned,
     Result, RevocationReason, SealedTable, Store, StoreError, TokenRow, Tx, TxMode,
 };
 
-mod migrations;
 mod rows;
-use migrations::MIGRATIONS;
 use rows::*;
 
 /// Advisory lock every write transaction holds ("cloudpki" in ASCII): the
@@ -212,8 +211,8 @@ fn migrate(client: &mut Client) -> Result<()> {
                 supported,
             });
         }
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            client.batch_execute(sql)?;
+        for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            client.batch_execute(m.postgres)?;
             client.execute(
                 "INSERT INTO schema_migrations (version) VALUES ($1)",
                 &[&(i as i64 + 1)],
@@ -570,36 +569,25 @@ impl Tx for PgTx {
     }
 
     fn insert_ca(&mut self, row: &CaRow, sealed_key: Option<&[u8]>) -> Result<()> {
+        let order: i64 = get(
+            &self.query_one("SELECT coalesce(max(created_order), 0) + 1 FROM cas", &[])?,
+            0,
+        )?;
+        let mut values = vec![
+            ("id", Value::Text(Some(row.id.clone()))),
+            ("sealed_key", Value::Bytes(sealed_key.map(<[u8]>::to_vec))),
+            ("crl_number", Value::Int(Some(row.crl_number))),
+            ("created_order", Value::Int(Some(order))),
+        ];
+        values.extend(crate::store::rows::ca_values(row));
+        let (mut sql, binds) = crate::store::rows::insert_sql(Dialect::Postgres, "cas", values);
         // ON CONFLICT DO NOTHING on the live-name index instead of catching
         // the unique violation: an error would abort the whole PostgreSQL
         // transaction, while on SQLite the caller may go on. A duplicate id
         // still fails as a database error, as SQLite's primary key does.
-        let n = self.execute(
-            r#"INSERT INTO cas (id, common_name, issuer_id, status, doc, cert, chain, csr, sealed_key,
-                              revoked_at, revocation_reason, row_version, crl_number, created_order,
-                              ocsp_sha1, ocsp_sha256, ocsp_this_update)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
-                     (SELECT coalesce(max(created_order), 0) + 1 FROM cas), $14, $15, $16)
-             ON CONFLICT (lower(common_name COLLATE "C")) WHERE deleted_at IS NULL DO NOTHING"#,
-            &[
-                &row.id,
-                &row.common_name,
-                &row.issuer_id,
-                &row.status,
-                &row.doc,
-                &row.cert,
-                &join_chain(&row.chain),
-                &row.csr,
-                &sealed_key,
-                &row.revoked_at,
-                &row.revocation_reason.map(|r| i64::from(r.code())),
-                &row.row_version,
-                &row.crl_number,
-                &row.ocsp.as_ref().map(|o| o.sha1.as_slice()),
-                &row.ocsp.as_ref().map(|o| o.sha256.as_slice()),
-                &row.ocsp.as_ref().map(|o| o.this_update),
-            ],
-        )?;
+        sql.push_str(r#" ON CONFLICT (lower(common_name COLLATE "C")) WHERE deleted_at IS NULL DO NOTHING"#);
+        let binds = boxed(binds);
+        let n = self.execute(&sql, &refs(&binds))?;
         if n != 1 {
             return Err(StoreError::DuplicateCommonName(row.common_name.clone()));
         }
@@ -607,27 +595,9 @@ impl Tx for PgTx {
     }
 
     fn update_ca(&mut self, row: &CaRow) -> Result<()> {
-        let n = self.execute(
-            "UPDATE cas SET status = $1, doc = $2, cert = $3, chain = $4, csr = $5, revoked_at = $6,
-                            revocation_reason = $7, row_version = $8, ocsp_sha1 = $9, ocsp_sha256 = $10,
-                            ocsp_this_update = $11
-             WHERE id = $12 AND deleted_at IS NULL AND row_version = $13",
-            &[
-                &row.status,
-                &row.doc,
-                &row.cert,
-                &join_chain(&row.chain),
-                &row.csr,
-                &row.revoked_at,
-                &row.revocation_reason.map(|r| i64::from(r.code())),
-                &row.row_version,
-                &row.ocsp.as_ref().map(|o| o.sha1.as_slice()),
-                &row.ocsp.as_ref().map(|o| o.sha256.as_slice()),
-                &row.ocsp.as_ref().map(|o| o.this_update),
-                &row.id,
-                &(row.row_version - 1),
-            ],
-        )?;
+        let (sql, binds) = crate::store::rows::update_ca_sql(Dialect::Postgres, row);
+        let binds = boxed(binds);
+        let n = self.execute(&sql, &refs(&binds))?;
         if n != 1 {
             return Err(StoreError::Conflict);
         }
@@ -678,26 +648,11 @@ impl Tx for PgTx {
         // transaction, so the conflict must not abort it. Every unique index
         // is an arbiter: a duplicate id reads as a duplicate serial too, as
         // on SQLite (both are UNIQUE constraints there).
-        let inserted = self.query_opt(
-            "INSERT INTO leaves (id, ca_id, serial, not_after, revoked_at, revocation_reason, doc, der,
-                                 ocsp_sha1, ocsp_sha256, ocsp_this_update)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-             ON CONFLICT DO NOTHING RETURNING seq",
-            &[
-                &row.id,
-                &row.ca_id,
-                &row.serial,
-                &row.not_after,
-                &row.revoked_at,
-                &row.revocation_reason.map(|r| i64::from(r.code())),
-                &row.doc,
-                &row.der,
-                &row.ocsp.as_ref().map(|o| o.sha1.as_slice()),
-                &row.ocsp.as_ref().map(|o| o.sha256.as_slice()),
-                &row.ocsp.as_ref().map(|o| o.this_update),
-            ],
-        )?;
-        match inserted {
+        let (mut sql, binds) =
+            crate::store::rows::insert_sql(Dialect::Postgres, "leaves", crate::store::rows::leaf_values(row));
+        sql.push_str(" ON CONFLICT DO NOTHING RETURNING seq");
+        let binds = boxed(binds);
+        match self.query_opt(&sql, &refs(&binds))? {
             Some(r) => get(&r, 0),
             None => Err(StoreError::DuplicateSerial),
         }
@@ -732,6 +687,19 @@ impl Tx for PgTx {
         sql.push_str(" ORDER BY seq LIMIT $2");
         let rows = self.query(&sql, &params)?;
         map(&rows, leaf_row)
+    }
+
+    fn leaf_segment(&mut self, segment: &crate::store::rows::Segment, offset: u64, limit: u64) -> Result<Vec<LeafRow>> {
+        let (sql, binds) = segment.sql(Dialect::Postgres, false, offset, limit);
+        let binds = boxed(binds);
+        let rows = self.query(&sql, &refs(&binds))?;
+        map(&rows, leaf_row)
+    }
+
+    fn count_leaf_segment(&mut self, segment: &crate::store::rows::Segment) -> Result<u64> {
+        let (sql, binds) = segment.sql(Dialect::Postgres, true, 0, 0);
+        let binds = boxed(binds);
+        count(&self.query_one(&sql, &refs(&binds))?)
     }
 
     fn count_leaves(&mut self, ca_id: Option<&str>, filter: LeafFilter) -> Result<u64> {
@@ -855,25 +823,16 @@ impl Tx for PgTx {
     }
 
     fn append_audit(&mut self, e: &AuditRow) -> Result<i64> {
-        let row = self.query_one(
-            "INSERT INTO audit_events (at, actor, activity, target_type, target_id, result, detail, scope_tags)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING seq",
-            &[
-                &e.at,
-                &e.actor,
-                &e.activity,
-                &e.target_type,
-                &e.target_id,
-                &e.result,
-                &e.detail,
-                &e.scope_tags,
-            ],
-        )?;
+        let (mut sql, binds) =
+            crate::store::rows::insert_sql(Dialect::Postgres, "audit_events", crate::store::rows::audit_values(e));
+        sql.push_str(" RETURNING seq");
+        let binds = boxed(binds);
+        let row = self.query_one(&sql, &refs(&binds))?;
         get(&row, 0)
     }
 
     fn audit_events(&mut self, activity: Option<&str>, after_seq: i64, limit: u32) -> Result<Vec<AuditRow>> {
-        const COLUMNS: &str = "seq, at, actor, activity, target_type, target_id, result, detail, scope_tags";
+        const COLUMNS: &str = crate::store::rows::AUDIT_COLUMNS;
         let limit = i64::from(limit);
         let rows = match activity {
             Some(a) => self.query(
@@ -964,14 +923,6 @@ impl Tx for PgTx {
              WHERE excluded.crl_number > crls.crl_number",
             &[&crl.ca_id, &crl.number, &crl.this_update, &crl.next_update, &crl.der],
         )?;
-        Ok(())
-    }
-
-    fn update_leaf_doc(&mut self, id: &str, doc: &str) -> Result<()> {
-        let n = self.execute("UPDATE leaves SET doc = $1 WHERE id = $2", &[&doc, &id])?;
-        if n != 1 {
-            return Err(StoreError::Conflict);
-        }
         Ok(())
     }
 

@@ -347,7 +347,7 @@ fn audit_truncate_is_refused() {
         target_id: "i".into(),
         result: "success".into(),
         detail: "{}".into(),
-        scope_tags: "[]".into(),
+        scope_tags: vec![],
     })
     .unwrap();
     tx.commit().unwrap();
