@@ -283,7 +283,7 @@ impl<'a> Output<'a> {
                 s.node,
                 s.role,
                 s.listen,
-                s.held.join(", ")
+                crate::domain::kek::held_list(&s.held)
             ));
         }
         self.raw(&text)

@@ -137,6 +137,26 @@ CREATE TABLE api_tokens (
 );
 CREATE INDEX api_tokens_by_expiry ON api_tokens (expires_at);
 "#,
+    // KEK state in meta is stored as text records (domain/kek/record.rs),
+    // no longer JSON. The rotation in progress is converted field by field
+    // (a value that is not JSON or lacks a field is left as it is: the
+    // domain then reports it corrupt). Signer registrations in JSON are
+    // deleted, not converted: they are heartbeats that each running signer
+    // rewrites every few seconds. Touches only meta: it may run at any
+    // position among other migrations.
+    r#"
+UPDATE meta SET value = coalesce(
+       'from='      || replace(replace(json_extract(value, '$.from'), char(92), char(92, 92)), char(10), char(92, 110)) || char(10)
+    || 'target='    || replace(replace(json_extract(value, '$.target'), char(92), char(92, 92)), char(10), char(92, 110)) || char(10)
+    || CASE WHEN json_extract(value, '$.kind') IS NULL THEN 'kind'
+            ELSE 'kind=' || replace(replace(json_extract(value, '$.kind'), char(92), char(92, 92)), char(10), char(92, 110)) END || char(10)
+    || 'after='     || replace(replace(json_extract(value, '$.after'), char(92), char(92, 92)), char(10), char(92, 110)) || char(10)
+    || 'resealed='  || json_extract(value, '$.resealed') || char(10)
+    || 'startedAt=' || json_extract(value, '$.startedAt') || char(10),
+    value)
+WHERE key = 'kek_rotation' AND substr(value, 1, 1) = '{' AND json_valid(value);
+DELETE FROM meta WHERE substr(key, 1, 11) = 'kek_signer:' AND substr(value, 1, 1) = '{';
+"#,
 ];
 
 /// How long a writer waits for another process's write lock before failing.

@@ -136,4 +136,30 @@ CREATE TABLE api_tokens (
 );
 CREATE INDEX api_tokens_by_expiry ON api_tokens (expires_at);
 "#,
+    // KEK state in meta is stored as text records (domain/kek/record.rs),
+    // no longer JSON. The rotation in progress is converted field by field
+    // (a value that is not JSON or lacks a field is left as it is: the
+    // domain then reports it corrupt). Signer registrations in JSON are
+    // deleted, not converted: they are heartbeats that each running signer
+    // rewrites every few seconds. Touches only meta: it may run at any
+    // position among other migrations.
+    r#"
+DO $$
+BEGIN
+    UPDATE meta SET value = coalesce(
+           'from='      || replace(replace((value::jsonb ->> 'from'), chr(92), chr(92) || chr(92)), chr(10), chr(92) || 'n') || chr(10)
+        || 'target='    || replace(replace((value::jsonb ->> 'target'), chr(92), chr(92) || chr(92)), chr(10), chr(92) || 'n') || chr(10)
+        || CASE WHEN (value::jsonb ->> 'kind') IS NULL THEN 'kind'
+                ELSE 'kind=' || replace(replace((value::jsonb ->> 'kind'), chr(92), chr(92) || chr(92)), chr(10), chr(92) || 'n') END || chr(10)
+        || 'after='     || replace(replace((value::jsonb ->> 'after'), chr(92), chr(92) || chr(92)), chr(10), chr(92) || 'n') || chr(10)
+        || 'resealed='  || (value::jsonb ->> 'resealed') || chr(10)
+        || 'startedAt=' || (value::jsonb ->> 'startedAt') || chr(10),
+        value)
+    WHERE key = 'kek_rotation' AND substr(value, 1, 1) = '{';
+EXCEPTION WHEN data_exception THEN
+    NULL; -- not JSON (or not jsonb's): left as it is
+END
+$$;
+DELETE FROM meta WHERE substr(key, 1, 11) = 'kek_signer:' AND substr(value, 1, 1) = '{';
+"#,
 ];
