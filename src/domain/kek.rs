@@ -1043,4 +1043,84 @@ mod tests {
         assert_eq!(left.len(), 2, "{left:?}");
         assert!(left.contains(&format!("{SIGNER_PREFIX}good")), "{left:?}");
     }
+
+    /// The first migration that knows the text records.
+    const RECORDS_MIGRATION: &str = "kek_rotation";
+
+    /// The previous version's JSON (serde's, camelCase) of rotations, and
+    /// what each must read as after the migration.
+    fn json_rotations() -> Vec<(String, Rotation)> {
+        vec![
+            (
+                "{\"from\":\"0123456789abcdef\",\"target\":\"fedcba9876543210\",\"kind\":\"ocspDelegateKey\",\
+                 \"after\":\"ca\\\\1\\n2'x\\\"y\u{10FFFF}\",\"resealed\":7,\"startedAt\":1700000000}"
+                    .to_owned(),
+                sample_rotation(Some("ocspDelegateKey"), "ca\\1\n2'x\"y\u{10FFFF}"),
+            ),
+            (
+                "{\"from\":\"0123456789abcdef\",\"target\":\"fedcba9876543210\",\"kind\":null,\
+                 \"after\":\"\",\"resealed\":7,\"startedAt\":1700000000}"
+                    .to_owned(),
+                sample_rotation(None, ""),
+            ),
+        ]
+    }
+
+    /// SQL writing what the previous version left in meta: `rotation`, a
+    /// signer registration in JSON, and JSON under keys that are not KEK state.
+    fn old_meta(rotation: &str) -> String {
+        let q = |s: &str| format!("'{}'", s.replace('\'', "''"));
+        format!(
+            "INSERT INTO meta (key, value) VALUES ('kek_rotation', {}), ('kek_signer:1', {}), \
+             ('kek_signer', '{{}}'), ('other', '{{\"a\":1}}');",
+            q(rotation),
+            q(r#"{"node":"h/1","role":"all","listen":"127.0.0.1:1","held":["0123456789abcdef"],"seen":1}"#)
+        )
+    }
+
+    /// A store of the previous version holding `sql`'s rows, opened (and so
+    /// migrated) by this one; the second value keeps its database alive.
+    type OldStore = (Box<dyn crate::store::Store>, Box<dyn std::any::Any>);
+
+    fn previous_json_state_migrates(old_store: impl Fn(&str) -> OldStore) {
+        for (json, want) in json_rotations() {
+            let (store, _db) = old_store(&old_meta(&json));
+            let mut tx = store.begin(TxMode::Read).unwrap();
+            assert_eq!(state(tx.as_mut()).unwrap().rotation, Some(want), "{json}");
+            assert_eq!(tx.meta_with_prefix(SIGNER_PREFIX).unwrap(), Vec::new());
+            assert_eq!(tx.meta("kek_signer").unwrap().as_deref(), Some("{}"));
+            assert_eq!(tx.meta("other").unwrap().as_deref(), Some("{\"a\":1}"));
+        }
+        // Not JSON, or a field missing: left as it was, and reported corrupt.
+        for bad in [
+            "{not json",
+            r#"{"from":"0123456789abcdef","target":"fedcba9876543210"}"#,
+        ] {
+            let (store, _db) = old_store(&old_meta(bad));
+            let mut tx = store.begin(TxMode::Read).unwrap();
+            assert!(corrupt_message(state(tx.as_mut())).starts_with("kek_rotation: "));
+            assert_eq!(tx.meta(META_KEK_ROTATION).unwrap().as_deref(), Some(bad));
+        }
+    }
+
+    #[test]
+    fn previous_json_state_migrates_sqlite() {
+        previous_json_state_migrates(|sql| {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("cloudpki.db");
+            crate::store::SqliteStore::create_before_migration(&path, RECORDS_MIGRATION).unwrap();
+            rusqlite::Connection::open(&path).unwrap().execute_batch(sql).unwrap();
+            (Box::new(crate::store::SqliteStore::open(&path).unwrap()), Box::new(dir))
+        });
+    }
+
+    #[test]
+    fn previous_json_state_migrates_postgres() {
+        previous_json_state_migrates(|sql| {
+            let db = crate::store::conformance::pg::TempDb::new();
+            crate::store::postgres::create_before_migration(&db.url, RECORDS_MIGRATION).unwrap();
+            db.client().batch_execute(sql).unwrap();
+            (Box::new(crate::store::PgStore::connect(&db.url).unwrap()), Box::new(db))
+        });
+    }
 }
