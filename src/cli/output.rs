@@ -251,7 +251,7 @@ impl<'a> Output<'a> {
 
     pub fn kek_status(&mut self, st: &crate::domain::kek::KekStatus) -> Result<()> {
         if self.json {
-            return self.json_value(st);
+            return self.json_value(&KekStatusJson::of(st));
         }
         let mut text = format!(
             "current KEK:  {}\n",
@@ -283,7 +283,7 @@ impl<'a> Output<'a> {
                 s.node,
                 s.role,
                 s.listen,
-                s.held.join(", ")
+                crate::domain::kek::held_list(&s.held)
             ));
         }
         self.raw(&text)
@@ -327,5 +327,63 @@ impl<'a> Output<'a> {
         }
         bar.set_message(what.to_owned());
         bar
+    }
+}
+
+/// The JSON of `kek status --json` (the domain's types know no JSON).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct KekStatusJson<'a> {
+    current: Option<&'a str>,
+    rotation: Option<RotationJson<'a>>,
+    sealed: &'a std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>,
+    live_signers: Vec<SignerJson<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RotationJson<'a> {
+    from: &'a str,
+    target: &'a str,
+    kind: Option<&'a str>,
+    after: &'a str,
+    resealed: u64,
+    started_at: i64,
+}
+
+#[derive(Serialize)]
+struct SignerJson<'a> {
+    node: &'a str,
+    role: &'a str,
+    listen: &'a str,
+    held: Vec<String>,
+    seen: i64,
+}
+
+impl<'a> KekStatusJson<'a> {
+    fn of(st: &'a crate::domain::kek::KekStatus) -> Self {
+        KekStatusJson {
+            current: st.current.as_deref(),
+            rotation: st.rotation.as_ref().map(|r| RotationJson {
+                from: &r.from,
+                target: &r.target,
+                kind: r.kind.as_deref(),
+                after: &r.after,
+                resealed: r.resealed,
+                started_at: r.started_at,
+            }),
+            sealed: &st.sealed,
+            live_signers: st
+                .live_signers
+                .iter()
+                .map(|s| SignerJson {
+                    node: &s.node,
+                    role: &s.role,
+                    listen: &s.listen,
+                    held: s.held.iter().map(ToString::to_string).collect(),
+                    seen: s.seen,
+                })
+                .collect(),
+        }
     }
 }

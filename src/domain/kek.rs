@@ -2,7 +2,8 @@
 //! new KEK in batches while signers keep running, and the registry of running
 //! signers and the KEK ids they hold.
 //!
-//! Stored state (meta):
+//! Stored state (meta; the rotation and the registrations are flat text
+//! records, `kek/record.rs`, not JSON):
 //! - `kek_current_id`: the KEK every sealed key is under when no rotation runs;
 //! - `kek_rotation`: while a rotation runs, its source and target ids and a
 //!   cursor (kind, owner) into [`SealedKind::ALL`];
@@ -22,7 +23,7 @@
 //! re-checks every key, re-seals stragglers and only then makes the target
 //! current.
 
-use serde::{Deserialize, Serialize};
+mod record;
 
 use super::engine::audit_row;
 use super::error::{PkiError, Result};
@@ -120,8 +121,7 @@ fn write_sealed(tx: &mut dyn Tx, kind: SealedKind, owner: &str, sealed: &[u8]) -
 }
 
 /// A rotation in progress, as stored in `kek_rotation`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rotation {
     /// The KEK keys are moving from (the current one when it started).
     pub from: String,
@@ -144,6 +144,38 @@ impl Rotation {
     fn source_id(&self) -> Result<KekId> {
         KekId::parse(&self.from).ok_or_else(|| corrupt("kek_rotation source"))
     }
+
+    /// The stored text (fields named as in the JSON of earlier versions,
+    /// which the store's migration converts).
+    fn encode(&self) -> String {
+        record::Writer::new()
+            .str("from", &self.from)
+            .str("target", &self.target)
+            .opt("kind", self.kind.as_deref())
+            .str("after", &self.after)
+            .int("resealed", self.resealed)
+            .int("startedAt", self.started_at)
+            .finish()
+    }
+
+    /// Refuses anything but exactly the fields [`Rotation::encode`] writes,
+    /// as a corrupt store.
+    fn decode(text: &str) -> Result<Self> {
+        let read = || -> std::result::Result<Self, record::RecordError> {
+            let mut r = record::Reader::parse(text)?;
+            let rotation = Rotation {
+                from: r.str("from")?,
+                target: r.str("target")?,
+                kind: r.opt("kind")?,
+                after: r.str("after")?,
+                resealed: r.int("resealed")?,
+                started_at: r.int("startedAt")?,
+            };
+            r.finish()?;
+            Ok(rotation)
+        };
+        read().map_err(|e| corrupt(&format!("{META_KEK_ROTATION}: {e}")))
+    }
 }
 
 /// The stored KEK state.
@@ -161,18 +193,19 @@ pub fn state(tx: &mut dyn Tx) -> Result<KekState> {
         None => None,
     };
     let rotation = match tx.meta(META_KEK_ROTATION)? {
-        Some(s) => Some(serde_json::from_str(&s).map_err(|_| corrupt("kek_rotation"))?),
+        Some(s) => Some(Rotation::decode(&s)?),
         None => None,
     };
     Ok(KekState { current, rotation })
 }
 
 fn ids(ring: &KeyRing) -> String {
-    ring.ids()
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
+    held_list(&ring.ids())
+}
+
+/// KEK ids for a message: "id, id".
+pub fn held_list(ids: &[KekId]) -> String {
+    ids.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
 }
 
 /// Refuses a process that could not open every key: during a rotation it
@@ -222,17 +255,49 @@ pub fn sealing_kek(tx: &mut dyn Tx, ring: &KeyRing) -> Result<KekId> {
 // ------------------------------------------------------------ signers
 
 /// One running signer's registration.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignerEntry {
     /// Host name and process id.
     pub node: String,
     pub role: String,
     pub listen: String,
     /// KEK ids held.
-    pub held: Vec<String>,
+    pub held: Vec<KekId>,
     /// Unix seconds of the last heartbeat.
     pub seen: i64,
+}
+
+impl SignerEntry {
+    fn encode(&self) -> String {
+        record::Writer::new()
+            .str("node", &self.node)
+            .str("role", &self.role)
+            .str("listen", &self.listen)
+            .list("held", &self.held)
+            .int("seen", self.seen)
+            .finish()
+    }
+
+    /// None for anything but exactly the fields [`SignerEntry::encode`]
+    /// writes: a registration that does not decode is ignored, and deleted
+    /// by the next heartbeat (as a stale one).
+    fn decode(text: &str) -> Option<Self> {
+        let mut r = record::Reader::parse(text).ok()?;
+        let entry = SignerEntry {
+            node: r.str("node").ok()?,
+            role: r.str("role").ok()?,
+            listen: r.str("listen").ok()?,
+            held: r
+                .list("held")
+                .ok()?
+                .iter()
+                .map(|h| KekId::parse(h).filter(|id| id.to_string() == *h))
+                .collect::<Option<_>>()?,
+            seen: r.int("seen").ok()?,
+        };
+        r.finish().ok()?;
+        Some(entry)
+    }
 }
 
 /// A running signer's registration in the store, refreshed by heartbeats.
@@ -257,7 +322,7 @@ fn host_name() -> String {
 
 impl SignerRegistration {
     pub fn new(pki: &Pki, role: &str, listen: &str) -> Result<Self> {
-        let held = pki.key_ring()?.ids().iter().map(ToString::to_string).collect();
+        let held = pki.key_ring()?.ids();
         Ok(SignerRegistration {
             key: format!("{SIGNER_PREFIX}{}", uuid::Uuid::new_v4()),
             entry: SignerEntry {
@@ -279,11 +344,9 @@ impl SignerRegistration {
         let mut tx = pki.store().begin(TxMode::Write)?;
         check_held(&state(tx.as_mut())?, pki.key_ring()?)?;
         self.entry.seen = now;
-        let value = serde_json::to_string(&self.entry).map_err(|e| corrupt(&e.to_string()))?;
-        tx.set_meta(&self.key, &value)?;
+        tx.set_meta(&self.key, &self.entry.encode())?;
         for (key, value) in tx.meta_with_prefix(SIGNER_PREFIX)? {
-            let stale =
-                serde_json::from_str::<SignerEntry>(&value).map_or(true, |e| e.seen < now - SIGNER_FORGOTTEN_AFTER);
+            let stale = SignerEntry::decode(&value).is_none_or(|e| e.seen < now - SIGNER_FORGOTTEN_AFTER);
             if stale {
                 tx.delete_meta(&key)?;
             }
@@ -304,7 +367,7 @@ pub fn live_signers(tx: &mut dyn Tx, now: i64) -> Result<Vec<SignerEntry>> {
     let mut out: Vec<SignerEntry> = tx
         .meta_with_prefix(SIGNER_PREFIX)?
         .into_iter()
-        .filter_map(|(_, v)| serde_json::from_str::<SignerEntry>(&v).ok())
+        .filter_map(|(_, v)| SignerEntry::decode(&v))
         .filter(|e| e.seen >= now - SIGNER_GONE_AFTER)
         .collect();
     out.sort_by(|a, b| a.node.cmp(&b.node));
@@ -339,8 +402,7 @@ pub struct RotationBatch {
 }
 
 /// What `kek status` shows.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KekStatus {
     pub current: Option<String>,
     pub rotation: Option<Rotation>,
@@ -376,8 +438,8 @@ impl Pki {
         let st = state(tx.as_mut())?;
         let lacking: Vec<String> = live_signers(tx.as_mut(), now.unix_timestamp())?
             .into_iter()
-            .filter(|s| !s.held.iter().any(|h| *h == target.to_string()))
-            .map(|s| format!("{} ({}, {}; holds {})", s.node, s.role, s.listen, s.held.join(", ")))
+            .filter(|s| !s.held.contains(&target))
+            .map(|s| format!("{} ({}, {}; holds {})", s.node, s.role, s.listen, held_list(&s.held)))
             .collect();
         let refuse_lacking = |lacking: Vec<String>| {
             Self::rotation_refused(format!(
@@ -422,10 +484,7 @@ impl Pki {
                     resealed: 0,
                     started_at: now.unix_timestamp(),
                 };
-                tx.set_meta(
-                    META_KEK_ROTATION,
-                    &serde_json::to_string(&r).map_err(|e| corrupt(&e.to_string()))?,
-                )?;
+                tx.set_meta(META_KEK_ROTATION, &r.encode())?;
                 // Scope tags: none, so only administrators read KEK events.
                 tx.append_audit(&audit_row(
                     now,
@@ -486,10 +545,7 @@ impl Pki {
         }
         r.resealed += u64::from(resealed);
         let pass_done = r.kind.is_none();
-        tx.set_meta(
-            META_KEK_ROTATION,
-            &serde_json::to_string(&r).map_err(|e| corrupt(&e.to_string()))?,
-        )?;
+        tx.set_meta(META_KEK_ROTATION, &r.encode())?;
         tx.commit()?;
         Ok(RotationBatch {
             examined,
@@ -878,5 +934,193 @@ mod tests {
         // And back again, with the roles swapped.
         let (_, _) = rotate(&swapped, old.id(), 1);
         assert_eq!(open(dir.path(), &old, None).verify_sealed_keys().unwrap(), 4);
+    }
+
+    fn sample_rotation(kind: Option<&str>, after: &str) -> Rotation {
+        Rotation {
+            from: "0123456789abcdef".into(),
+            target: "fedcba9876543210".into(),
+            kind: kind.map(str::to_owned),
+            after: after.into(),
+            resealed: 7,
+            started_at: 1_700_000_000,
+        }
+    }
+
+    fn corrupt_message<T: std::fmt::Debug>(r: Result<T>) -> String {
+        match r {
+            Err(PkiError::Store(crate::store::StoreError::Corrupt(m))) => m,
+            other => panic!("not a corrupt store: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn rotation_record_round_trips_and_refuses_anything_else() {
+        let r = sample_rotation(Some("caKey"), "ca-1");
+        assert_eq!(
+            r.encode(),
+            "from=0123456789abcdef\ntarget=fedcba9876543210\nkind=caKey\nafter=ca-1\nresealed=7\nstartedAt=1700000000\n"
+        );
+        for r in [
+            r,
+            sample_rotation(None, ""),
+            sample_rotation(Some("tokenSigningKey"), "\u{10FFFF}"),
+            sample_rotation(Some("a\\b\nc"), "x=y\\n\n\r,\"'"),
+        ] {
+            assert_eq!(Rotation::decode(&r.encode()).unwrap(), r);
+        }
+        let good = sample_rotation(None, "ca-1").encode();
+        let json = r#"{"from":"0123456789abcdef","target":"fedcba9876543210","kind":null,"after":"","resealed":0,"startedAt":0}"#;
+        for (bad, why) in [
+            (json.to_owned(), "truncated"),
+            (format!("{json}\n"), "not a field name"),
+            (good.replace("target=", "tarjet="), "target is missing"),
+            (good.replace("kind\n", ""), "kind is missing"),
+            (format!("{good}extra=1\n"), "unknown field extra"),
+            (good.replace("after=ca-1", "after"), "after has no value"),
+            (good.replace("resealed=7", "resealed=-7"), "not an integer"),
+            (good.trim_end().to_owned(), "truncated"),
+            (String::new(), "from is missing"),
+        ] {
+            let m = corrupt_message(Rotation::decode(&bad));
+            assert!(m.starts_with("kek_rotation: ") && m.contains(why), "{bad:?}: {m}");
+        }
+    }
+
+    #[test]
+    fn undecodable_signer_registrations_are_ignored_then_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let kek = Kek::generate().unwrap();
+        let pki = open(dir.path(), &kek, None);
+        let entry = SignerEntry {
+            node: "host\\1\n/2".into(),
+            role: "all".into(),
+            listen: "[::1]:8443".into(),
+            held: vec![kek.id(), Kek::generate().unwrap().id()],
+            seen: now().unix_timestamp(),
+        };
+        assert_eq!(SignerEntry::decode(&entry.encode()), Some(entry.clone()));
+        let mut no_held = entry.clone();
+        no_held.held.clear();
+        assert_eq!(SignerEntry::decode(&no_held.encode()), Some(no_held));
+        let garbage = [
+            (
+                "json",
+                format!(
+                    r#"{{"node":"n","role":"all","listen":"l","held":[],"seen":{}}}"#,
+                    entry.seen
+                ),
+            ),
+            (
+                "upper",
+                entry
+                    .encode()
+                    .replace(&kek.id().to_string(), &kek.id().to_string().to_uppercase()),
+            ),
+            ("notid", entry.encode().replace(&kek.id().to_string(), "nothex")),
+            ("extra", format!("{}x=1\n", entry.encode())),
+        ];
+        {
+            let mut tx = pki.store().begin(TxMode::Write).unwrap();
+            tx.set_meta(&format!("{SIGNER_PREFIX}good"), &entry.encode()).unwrap();
+            for (k, v) in &garbage {
+                tx.set_meta(&format!("{SIGNER_PREFIX}{k}"), v).unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        assert_eq!(pki.kek_status().unwrap().live_signers, vec![entry]);
+        SignerRegistration::new(&pki, "all", "127.0.0.1:1")
+            .unwrap()
+            .beat(&pki)
+            .unwrap();
+        let mut tx = pki.store().begin(TxMode::Read).unwrap();
+        let left: Vec<String> = tx
+            .meta_with_prefix(SIGNER_PREFIX)
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(left.len(), 2, "{left:?}");
+        assert!(left.contains(&format!("{SIGNER_PREFIX}good")), "{left:?}");
+    }
+
+    /// The first migration that knows the text records.
+    const RECORDS_MIGRATION: &str = "kek_rotation";
+
+    /// The previous version's JSON (serde's, camelCase) of rotations, and
+    /// what each must read as after the migration.
+    fn json_rotations() -> Vec<(String, Rotation)> {
+        vec![
+            (
+                "{\"from\":\"0123456789abcdef\",\"target\":\"fedcba9876543210\",\"kind\":\"ocspDelegateKey\",\
+                 \"after\":\"ca\\\\1\\n2'x\\\"y\u{10FFFF}\",\"resealed\":7,\"startedAt\":1700000000}"
+                    .to_owned(),
+                sample_rotation(Some("ocspDelegateKey"), "ca\\1\n2'x\"y\u{10FFFF}"),
+            ),
+            (
+                "{\"from\":\"0123456789abcdef\",\"target\":\"fedcba9876543210\",\"kind\":null,\
+                 \"after\":\"\",\"resealed\":7,\"startedAt\":1700000000}"
+                    .to_owned(),
+                sample_rotation(None, ""),
+            ),
+        ]
+    }
+
+    /// SQL writing what the previous version left in meta: `rotation`, a
+    /// signer registration in JSON, and JSON under keys that are not KEK state.
+    fn old_meta(rotation: &str) -> String {
+        let q = |s: &str| format!("'{}'", s.replace('\'', "''"));
+        format!(
+            "INSERT INTO meta (key, value) VALUES ('kek_rotation', {}), ('kek_signer:1', {}), \
+             ('kek_signer', '{{}}'), ('other', '{{\"a\":1}}');",
+            q(rotation),
+            q(r#"{"node":"h/1","role":"all","listen":"127.0.0.1:1","held":["0123456789abcdef"],"seen":1}"#)
+        )
+    }
+
+    /// A store of the previous version holding `sql`'s rows, opened (and so
+    /// migrated) by this one; the second value keeps its database alive.
+    type OldStore = (Box<dyn crate::store::Store>, Box<dyn std::any::Any>);
+
+    fn previous_json_state_migrates(old_store: impl Fn(&str) -> OldStore) {
+        for (json, want) in json_rotations() {
+            let (store, _db) = old_store(&old_meta(&json));
+            let mut tx = store.begin(TxMode::Read).unwrap();
+            assert_eq!(state(tx.as_mut()).unwrap().rotation, Some(want), "{json}");
+            assert_eq!(tx.meta_with_prefix(SIGNER_PREFIX).unwrap(), Vec::new());
+            assert_eq!(tx.meta("kek_signer").unwrap().as_deref(), Some("{}"));
+            assert_eq!(tx.meta("other").unwrap().as_deref(), Some("{\"a\":1}"));
+        }
+        // Not JSON, or a field missing: left as it was, and reported corrupt.
+        for bad in [
+            "{not json",
+            r#"{"from":"0123456789abcdef","target":"fedcba9876543210"}"#,
+        ] {
+            let (store, _db) = old_store(&old_meta(bad));
+            let mut tx = store.begin(TxMode::Read).unwrap();
+            assert!(corrupt_message(state(tx.as_mut())).starts_with("kek_rotation: "));
+            assert_eq!(tx.meta(META_KEK_ROTATION).unwrap().as_deref(), Some(bad));
+        }
+    }
+
+    #[test]
+    fn previous_json_state_migrates_sqlite() {
+        previous_json_state_migrates(|sql| {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("cloudpki.db");
+            crate::store::SqliteStore::create_before_migration(&path, RECORDS_MIGRATION).unwrap();
+            rusqlite::Connection::open(&path).unwrap().execute_batch(sql).unwrap();
+            (Box::new(crate::store::SqliteStore::open(&path).unwrap()), Box::new(dir))
+        });
+    }
+
+    #[test]
+    fn previous_json_state_migrates_postgres() {
+        previous_json_state_migrates(|sql| {
+            let db = crate::store::conformance::pg::TempDb::new();
+            crate::store::postgres::create_before_migration(&db.url, RECORDS_MIGRATION).unwrap();
+            db.client().batch_execute(sql).unwrap();
+            (Box::new(crate::store::PgStore::connect(&db.url).unwrap()), Box::new(db))
+        });
     }
 }

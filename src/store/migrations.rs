@@ -277,6 +277,17 @@ CREATE INDEX api_tokens_by_expiry ON api_tokens (expires_at);
         sqlite: TYPED_RECORDS_SQLITE,
         postgres: TYPED_RECORDS_POSTGRES,
     },
+    // KEK state in meta is stored as text records (domain/kek/record.rs),
+    // no longer JSON. The rotation in progress is converted field by field
+    // (a value that is not JSON or lacks a field is left as it is: the
+    // domain then reports it corrupt). Signer registrations in JSON are
+    // deleted, not converted: they are heartbeats that each running signer
+    // rewrites every few seconds. Touches only meta: it may run at any
+    // position among other migrations.
+    Migration {
+        sqlite: KEK_RECORDS_SQLITE,
+        postgres: KEK_RECORDS_POSTGRES,
+    },
 ];
 
 const TYPED_RECORDS_SQLITE: &str = r#"
@@ -455,4 +466,38 @@ CREATE INDEX leaves_by_end ON leaves (ca_id, not_after, seq);
 -- certificateStatus order: unrevoked by (not_after, seq) splits active from
 -- expired at any instant; revoked ones page by (revoked_at, seq) on leaves_by_ca.
 CREATE INDEX leaves_unrevoked_by_end ON leaves (ca_id, not_after, seq) WHERE revoked_at IS NULL;
+"#;
+
+const KEK_RECORDS_SQLITE: &str = r#"
+UPDATE meta SET value = coalesce(
+       'from='      || replace(replace(json_extract(value, '$.from'), char(92), char(92, 92)), char(10), char(92, 110)) || char(10)
+    || 'target='    || replace(replace(json_extract(value, '$.target'), char(92), char(92, 92)), char(10), char(92, 110)) || char(10)
+    || CASE WHEN json_extract(value, '$.kind') IS NULL THEN 'kind'
+            ELSE 'kind=' || replace(replace(json_extract(value, '$.kind'), char(92), char(92, 92)), char(10), char(92, 110)) END || char(10)
+    || 'after='     || replace(replace(json_extract(value, '$.after'), char(92), char(92, 92)), char(10), char(92, 110)) || char(10)
+    || 'resealed='  || json_extract(value, '$.resealed') || char(10)
+    || 'startedAt=' || json_extract(value, '$.startedAt') || char(10),
+    value)
+WHERE key = 'kek_rotation' AND substr(value, 1, 1) = '{' AND json_valid(value);
+DELETE FROM meta WHERE substr(key, 1, 11) = 'kek_signer:' AND substr(value, 1, 1) = '{';
+"#;
+
+const KEK_RECORDS_POSTGRES: &str = r#"
+DO $$
+BEGIN
+    UPDATE meta SET value = coalesce(
+           'from='      || replace(replace((value::jsonb ->> 'from'), chr(92), chr(92) || chr(92)), chr(10), chr(92) || 'n') || chr(10)
+        || 'target='    || replace(replace((value::jsonb ->> 'target'), chr(92), chr(92) || chr(92)), chr(10), chr(92) || 'n') || chr(10)
+        || CASE WHEN (value::jsonb ->> 'kind') IS NULL THEN 'kind'
+                ELSE 'kind=' || replace(replace((value::jsonb ->> 'kind'), chr(92), chr(92) || chr(92)), chr(10), chr(92) || 'n') END || chr(10)
+        || 'after='     || replace(replace((value::jsonb ->> 'after'), chr(92), chr(92) || chr(92)), chr(10), chr(92) || 'n') || chr(10)
+        || 'resealed='  || (value::jsonb ->> 'resealed') || chr(10)
+        || 'startedAt=' || (value::jsonb ->> 'startedAt') || chr(10),
+        value)
+    WHERE key = 'kek_rotation' AND substr(value, 1, 1) = '{';
+EXCEPTION WHEN data_exception THEN
+    NULL; -- not JSON (or not jsonb's): left as it is
+END
+$$;
+DELETE FROM meta WHERE substr(key, 1, 11) = 'kek_signer:' AND substr(value, 1, 1) = '{';
 "#;

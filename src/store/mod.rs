@@ -11,7 +11,7 @@
 //! other processes) follow it to learn what changed.
 
 #[cfg(test)]
-mod conformance;
+pub(crate) mod conformance;
 mod migrations;
 mod pg_tls;
 pub mod postgres;

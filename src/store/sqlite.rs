@@ -84,6 +84,23 @@ impl SqliteStore {
         Ok(store)
     }
 
+    /// Tests: creates the database file with its schema as an earlier
+    /// release left it, before the first migration whose SQL contains
+    /// `marker` (so the test does not depend on that migration's position).
+    #[cfg(test)]
+    pub(crate) fn create_before_migration(path: &Path, marker: &str) -> Result<()> {
+        let upto = MIGRATIONS
+            .iter()
+            .position(|m| m.sqlite.contains(marker))
+            .unwrap_or_else(|| panic!("no migration mentions {marker:?}"));
+        let conn = Connection::open(path)?;
+        for (i, m) in MIGRATIONS.iter().enumerate().take(upto) {
+            conn.execute_batch(m.sqlite)?;
+            conn.pragma_update(None, "user_version", (i + 1) as i64)?;
+        }
+        Ok(())
+    }
+
     fn lock(&self) -> Result<MutexGuard<'_, Connection>> {
         // A poisoned lock means a panic mid-transaction on another thread;
         // SQLite rolled that transaction back, so the connection is usable.

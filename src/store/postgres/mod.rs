@@ -189,6 +189,23 @@ fn pool(connector: &PgConnector, size: u32) -> r2d2::Pool<Manager> {
 }
 
 fn migrate(client: &mut Client) -> Result<()> {
+    migrate_to(client, MIGRATIONS.len())
+}
+
+/// Tests: creates the schema in the (empty) database at `url` as an
+/// earlier release left it, before the first migration whose SQL contains
+/// `marker` (so the test does not depend on that migration's position).
+#[cfg(test)]
+pub(crate) fn create_before_migration(url: &str, marker: &str) -> Result<()> {
+    let upto = MIGRATIONS
+        .iter()
+        .position(|m| m.postgres.contains(marker))
+        .unwrap_or_else(|| panic!("no migration mentions {marker:?}"));
+    migrate_to(&mut PgStore::check_url(url)?.connect()?, upto)
+}
+
+/// Applies the migrations not yet applied among the first `upto`.
+fn migrate_to(client: &mut Client, upto: usize) -> Result<()> {
     // One transaction under a transaction-scoped advisory lock: a process
     // connecting meanwhile waits, then finds the schema up to date. The
     // lock is released by COMMIT, by ROLLBACK or by the connection dying.
@@ -211,7 +228,7 @@ fn migrate(client: &mut Client) -> Result<()> {
                 supported,
             });
         }
-        for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        for (i, m) in MIGRATIONS.iter().enumerate().take(upto).skip(version as usize) {
             client.batch_execute(m.postgres)?;
             client.execute(
                 "INSERT INTO schema_migrations (version) VALUES ($1)",
