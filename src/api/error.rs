@@ -11,9 +11,46 @@ use crate::domain::PkiError;
 use crate::store::StoreError;
 use crate::x509::X509Error;
 
-/// A complete response body. The API builds whole responses and knows
-/// nothing of the HTTP layer above it (which serves it).
-pub type Body = Full<Bytes>;
+/// A response body: whole, or streamed in chunks. The API builds responses
+/// and knows nothing of the HTTP layer above it (which serves them).
+pub type Body = http_body_util::Either<Full<Bytes>, ChunkBody>;
+
+/// A whole body.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    http_body_util::Either::Left(Full::new(bytes.into()))
+}
+
+/// A body sent in chunks as a producer makes them: a large collection is
+/// streamed through a bounded channel (the producer waits while the client
+/// reads), so its size never sits in memory. A producer that fails sends an
+/// error, and the connection is cut rather than a truncated document
+/// passing for a whole one.
+#[derive(Debug)]
+pub struct ChunkBody {
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
+}
+
+impl ChunkBody {
+    /// A body and the sender its producer writes to (`depth` chunks in flight).
+    pub fn channel(depth: usize) -> (tokio::sync::mpsc::Sender<std::io::Result<Bytes>>, Body) {
+        let (tx, rx) = tokio::sync::mpsc::channel(depth);
+        (tx, http_body_util::Either::Right(ChunkBody { rx }))
+    }
+}
+
+impl hyper::body::Body for ChunkBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, std::io::Error>>> {
+        self.rx
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|c| c.map(hyper::body::Frame::data)))
+    }
+}
 
 /// An API failure with its HTTP status and Graph error code.
 #[derive(Debug)]
@@ -126,7 +163,7 @@ impl ApiError {
             "message": self.message,
             "innerError": {"date": date, "request-id": request_id, "client-request-id": client_request_id},
         }});
-        let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+        let mut r = Response::new(full(body.to_string()));
         *r.status_mut() = self.status;
         r.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));

@@ -17,18 +17,18 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
-use http_body_util::Full;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::auth::{Access, AuthError, CloudPkiPermission as P, RbacError, TokenIssuer};
 use crate::domain::audit;
 use crate::domain::{
-    Ca, CaStatus, CaType, KeyPlatform, LeafListQuery, NewCa, NewLeaf, Pki, PkiError, RevocationReason,
+    Ca, CaStatus, CaType, KeyPlatform, LeafOrder, LeafPageRequest, NewCa, NewLeaf, Pki, PkiError, RevocationReason,
+    SortKey,
 };
 use crate::x509::names::SubjectParts;
 use error::ApiError;
-pub use error::Body;
+pub use error::{full, Body, ChunkBody};
 use routes::{Match, Op};
 
 pub const BASE: &str = "/beta/deviceManagement";
@@ -202,7 +202,7 @@ fn check_length(property: &str, value: Option<&str>, max: usize) -> Result<(), A
 }
 
 fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::from(serde_json::to_vec(value).unwrap_or_default())));
+    let mut r = Response::new(full(serde_json::to_vec(value).unwrap_or_default()));
     *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -225,7 +225,8 @@ fn graph<T: dto::ToGraph>(v: &T) -> Result<Value, ApiError> {
 struct Query {
     top: Option<u32>,
     skip: Option<usize>,
-    skiptoken: Option<i64>,
+    /// Opaque: each collection reads its own tokens.
+    skiptoken: Option<String>,
     count: bool,
     filter: Option<String>,
     orderby: Option<String>,
@@ -257,7 +258,12 @@ fn parse_query(q: Option<&str>) -> Result<Query, ApiError> {
                         .map_err(|_| ApiError::bad_request("$skip must be a non-negative integer"))?,
                 )
             }
-            "$skiptoken" => out.skiptoken = Some(v.parse().map_err(|_| ApiError::bad_request("invalid $skiptoken"))?),
+            "$skiptoken" => {
+                if v.is_empty() || v.len() > 1024 {
+                    return Err(ApiError::bad_request("invalid $skiptoken"));
+                }
+                out.skiptoken = Some(v)
+            }
             "$count" => {
                 out.count = match v.as_str() {
                     "true" => true,
@@ -415,6 +421,95 @@ fn window(mut items: Vec<Value>, q: &Query, o: &Options, default_top: Option<u32
     (page, total, more)
 }
 
+/// `$skip` beyond this is refused: offsets cost a scan of what they pass.
+const MAX_SKIP: usize = 10_000;
+
+/// A `$skiptoken` that is a sequence number (audit events), 0 when absent.
+fn seq_token(t: Option<&str>) -> Result<i64, ApiError> {
+    t.map_or(Ok(0), |t| {
+        t.parse()
+            .ok()
+            .filter(|n: &i64| *n >= 0)
+            .ok_or_else(|| ApiError::bad_request("invalid $skiptoken"))
+    })
+}
+
+/// The leaf order `$orderby` names: one property, ties by issuance.
+fn leaf_order(o: &Options) -> Result<(LeafOrder, bool, String), ApiError> {
+    let Some(odata::OrderBy(keys)) = &o.orderby else {
+        return Ok((LeafOrder::Issued, false, "issued".into()));
+    };
+    let [(prop, desc)] = keys.as_slice() else {
+        return Err(ApiError::bad_request(
+            "$orderby on leaf certificates takes one property (ties go in issuance order)",
+        ));
+    };
+    let order = match prop.as_str() {
+        "subjectName" => LeafOrder::Subject,
+        "certificateStatus" => LeafOrder::Status,
+        "validityStartDateTime" => LeafOrder::NotBefore,
+        "validityEndDateTime" => LeafOrder::NotAfter,
+        other => return Err(ApiError::bad_request(format!("$orderby on {other} is not supported"))),
+    };
+    Ok((order, *desc, format!("{prop} {}", if *desc { "desc" } else { "asc" })))
+}
+
+/// Which statuses a leaf `$filter` admits. Its only property is
+/// `certificateStatus`, so trying the three values decides it exactly, and
+/// the store selects them by index.
+fn admitted_statuses(o: &Options) -> [bool; 3] {
+    ["active", "expired", "revoked"].map(|s| o.keeps(&json!({ "certificateStatus": s })))
+}
+
+/// Where a leaf page ended, opaque to clients: the order it belongs to, the
+/// instant statuses are judged at (fixed by the first page) and the last
+/// row's sort key.
+#[derive(Debug, Clone, PartialEq)]
+struct LeafToken {
+    at: i64,
+    cursor: crate::domain::LeafCursor,
+}
+
+impl LeafToken {
+    fn encode(&self, order: &str) -> String {
+        let key = match &self.cursor.key {
+            SortKey::Int(n) => json!(n),
+            SortKey::Text(t) => json!(t),
+        };
+        let raw = json!([order, self.at, self.cursor.rank, self.cursor.seq, key]).to_string();
+        <base64ct::Base64UrlUnpadded as base64ct::Encoding>::encode_string(raw.as_bytes())
+    }
+
+    fn decode(token: &str, order: &str) -> Result<Self, ApiError> {
+        let bad = || ApiError::bad_request("invalid $skiptoken (it belongs to the @odata.nextLink it came in)");
+        let raw = <base64ct::Base64UrlUnpadded as base64ct::Encoding>::decode_vec(token).map_err(|_| bad())?;
+        let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
+        let [o, at, rank, seq, key] = v.as_array().map(Vec::as_slice).ok_or_else(bad)? else {
+            return Err(bad());
+        };
+        if o.as_str() != Some(order) {
+            return Err(bad());
+        }
+        let key = match key {
+            Value::Number(n) => SortKey::Int(n.as_i64().ok_or_else(bad)?),
+            Value::String(t) => SortKey::Text(t.clone()),
+            _ => return Err(bad()),
+        };
+        Ok(LeafToken {
+            at: at.as_i64().ok_or_else(bad)?,
+            cursor: crate::domain::LeafCursor {
+                rank: rank
+                    .as_u64()
+                    .and_then(|r| u8::try_from(r).ok())
+                    .filter(|r| *r < 3)
+                    .ok_or_else(bad)?,
+                key,
+                seq: seq.as_i64().ok_or_else(bad)?,
+            },
+        })
+    }
+}
+
 /// The Graph create body: read-only properties in it are ignored.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -556,7 +651,7 @@ fn if_match(req: &ApiRequest<'_>) -> Option<String> {
 }
 
 fn empty_ok() -> Response<Body> {
-    let mut r = Response::new(Full::default());
+    let mut r = Response::new(full(Bytes::new()));
     *r.status_mut() = StatusCode::NO_CONTENT;
     r
 }
@@ -580,7 +675,7 @@ impl Api {
 
     /// The OpenAPI document (public, like Graph's $metadata).
     pub fn openapi(&self) -> Response<Body> {
-        let mut r = Response::new(Full::new(self.openapi.clone()));
+        let mut r = Response::new(full(self.openapi.clone()));
         r.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         r
@@ -588,7 +683,7 @@ impl Api {
 
     /// The CSDL document every `@odata.context` points at (public, like /openapi.json).
     pub fn metadata(&self) -> Response<Body> {
-        let mut r = Response::new(Full::new(self.metadata.clone()));
+        let mut r = Response::new(full(self.metadata.clone()));
         r.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/xml"));
         r
@@ -767,13 +862,15 @@ impl Api {
                 self.visible_ca(access, first, &[P::ReadCas]).await?;
                 let q = parse_query(req.query)?;
                 let o = Options::parse(&q, &LEAF_COLLECTION)?;
-                let n = if o.filter.is_none() {
-                    let id = first.to_string();
-                    self.blocking(access, move |p| p.count_leaves(Some(&id), None)).await?
-                } else {
-                    self.all_leaves(access, first, &o).await?.len() as u64
-                };
-                let mut r = Response::new(Full::new(Bytes::from(n.to_string())));
+                let [active, expired, revoked] = admitted_statuses(&o);
+                let id = first.to_string();
+                let n = self
+                    .blocking(access, move |p| {
+                        let at = p.now().unix_timestamp();
+                        p.count_leaves_in(&id, active, expired, revoked, at)
+                    })
+                    .await?;
+                let mut r = Response::new(full(n.to_string()));
                 r.headers_mut()
                     .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
                 Ok(r)
@@ -864,7 +961,7 @@ impl Api {
         let limit = q.top.unwrap_or(PAGE_SIZE) as usize;
         // Events are read by scope: those about CAs whose tags the caller
         // cannot read are skipped (administrators read them all).
-        let mut after = q.skiptoken.unwrap_or(0);
+        let mut after = seq_token(q.skiptoken.as_deref())?;
         let mut rows = Vec::new();
         let mut more = false;
         'scan: loop {
@@ -1045,69 +1142,77 @@ impl Api {
         Ok(json_response(StatusCode::OK, &graph(&ca)?))
     }
 
+    /// A CA's leaves, one page at a time in any documented order. Every
+    /// order is read from an index after a keyset cursor carried by
+    /// `$skiptoken`, so a page costs the same deep in a million-leaf CA as at
+    /// its start, and memory holds one page. `$skip` is for short jumps only.
     async fn list_leaves(&self, req: &ApiRequest<'_>, access: &Access, id: &str) -> Result<Response<Body>, ApiError> {
         self.visible_ca(access, id, &[P::ReadCas]).await?;
         let q = parse_query(req.query)?;
         let o = Options::parse(&q, &LEAF_COLLECTION)?;
+        let (order, descending, order_name) = leaf_order(&o)?;
+        let [active, expired, revoked] = admitted_statuses(&o);
+        let skip = q.skip.unwrap_or(0);
+        if skip > MAX_SKIP {
+            return Err(ApiError::bad_request(format!(
+                "$skip is limited to {MAX_SKIP}: to read further, follow @odata.nextLink (its $skiptoken \
+                 pages by key at any depth)"
+            )));
+        }
+        let token = q
+            .skiptoken
+            .as_deref()
+            .map(|t| LeafToken::decode(t, &order_name))
+            .transpose()?;
+        let limit = q.top.unwrap_or(PAGE_SIZE);
+        let page_request = LeafPageRequest {
+            ca_id: id.to_owned(),
+            order,
+            descending,
+            active,
+            expired,
+            revoked,
+            at: token.as_ref().map(|t| t.at),
+            after: token.map(|t| t.cursor),
+            // A token already stands past the skipped rows.
+            skip: if q.skiptoken.is_some() { 0 } else { skip as u32 },
+            limit: limit + 1,
+        };
+        let (mut rows, at) = self.blocking(access, move |p| p.leaf_page(&page_request)).await?;
+        let more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        let page = rows
+            .iter()
+            .map(|(l, _)| Ok(o.shape(graph(l)?)))
+            .collect::<Result<Vec<Value>, ApiError>>()?;
         let context = self.context(&format!("deviceManagement/cloudCertificationAuthority('{id}')/{LEAF}"));
-        if o.orderby.is_some() || q.skip.is_some() || q.count {
-            // Ordering and counting need the whole collection: offset paging.
-            let items = self.all_leaves(access, id, &o).await?;
-            let (page, total, more) = window(items, &q, &o, Some(PAGE_SIZE));
-            let mut out = json!({"@odata.context": context, "value": page});
-            if q.count {
-                out["@odata.count"] = json!(total);
-            }
-            if more {
-                let next = self.next_by_skip(&format!("{BASE}/{CA}/{id}/{LEAF}"), req.query, &q, page.len());
-                out["@odata.nextLink"] = Value::String(next);
-            }
-            return Ok(json_response(StatusCode::OK, &out));
-        }
-        // Keyset paging on issuance order: stable under concurrent inserts.
-        let limit = q.top.unwrap_or(PAGE_SIZE) as usize;
-        let mut after = q.skiptoken.unwrap_or(0);
-        let mut page = Vec::new();
-        let mut more = false;
-        'scan: loop {
-            let ca_id = id.to_owned();
-            let batch = self
-                .blocking(access, move |p| {
-                    p.list_leaves(&LeafListQuery {
-                        ca_id: Some(ca_id),
-                        status: None,
-                        after_seq: after,
-                        limit: 1000,
-                    })
-                })
-                .await?;
-            if batch.is_empty() {
-                break;
-            }
-            for (seq, leaf) in batch {
-                let v = graph(&leaf)?;
-                if !o.keeps(&v) {
-                    after = seq;
-                    continue;
-                }
-                if page.len() == limit {
-                    more = true;
-                    break 'scan;
-                }
-                page.push(o.shape(v));
-                after = seq;
-            }
-        }
         let mut out = json!({"@odata.context": context, "value": page});
-        if more {
+        if q.count {
+            let ca_id = id.to_owned();
+            let n = self
+                .blocking(access, move |p| p.count_leaves_in(&ca_id, active, expired, revoked, at))
+                .await?;
+            out["@odata.count"] = json!(n);
+        }
+        if let (true, Some((_, cursor))) = (more, rows.last()) {
+            let token = LeafToken {
+                at,
+                cursor: cursor.clone(),
+            }
+            .encode(&order_name);
             let kept: Vec<&str> = req
                 .query
                 .unwrap_or("")
                 .split('&')
-                .filter(|p| !p.is_empty() && !p.starts_with("$skiptoken=") && !p.starts_with("$top="))
+                .filter(|p| {
+                    !p.is_empty()
+                        && !p.starts_with("$skiptoken=")
+                        && !p.starts_with("$top=")
+                        && !p.starts_with("$skip=")
+                })
                 .collect();
             let mut next = format!(
-                "{}{BASE}/{CA}/{id}/{LEAF}?$top={limit}&$skiptoken={after}",
+                "{}{BASE}/{CA}/{id}/{LEAF}?$top={limit}&$skiptoken={token}",
                 self.pki.settings().public_url
             );
             for p in kept {
@@ -1119,18 +1224,67 @@ impl Api {
         Ok(json_response(StatusCode::OK, &out))
     }
 
-    /// Every leaf of a CA that passes the filter, as JSON.
-    async fn all_leaves(&self, access: &Access, id: &str, o: &Options) -> Result<Vec<Value>, ApiError> {
-        let ca_id = id.to_owned();
-        let leaves = self.blocking(access, move |p| p.all_leaves(&ca_id)).await?;
-        let mut out = Vec::with_capacity(leaves.len());
-        for l in &leaves {
-            let v = graph(l)?;
-            if o.keeps(&v) {
-                out.push(v);
+    /// `getAllCloudCertificationAuthorityLeafCertificates`: every leaf in one
+    /// answer, as Graph defines it, streamed page by page from the store so
+    /// that a million leaves never sit in memory at once.
+    fn stream_all_leaves(&self, ca_id: String) -> Response<Body> {
+        let (tx, body) = ChunkBody::channel(4);
+        let pki = self.pki.clone();
+        tokio::task::spawn_blocking(move || {
+            let send = |chunk: Vec<u8>| tx.blocking_send(Ok(Bytes::from(chunk))).is_ok();
+            let mut buf = b"{\"value\":[".to_vec();
+            let mut request = LeafPageRequest {
+                ca_id,
+                order: LeafOrder::Issued,
+                descending: false,
+                active: true,
+                expired: true,
+                revoked: true,
+                at: None,
+                after: None,
+                skip: 0,
+                limit: 1000,
+            };
+            let mut first = true;
+            loop {
+                let (rows, at) = match pki.leaf_page(&request) {
+                    Ok(page) => page,
+                    Err(e) => {
+                        // Cut the connection: a client must not take a
+                        // truncated array for the whole collection.
+                        let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+                        return;
+                    }
+                };
+                if rows.is_empty() {
+                    break;
+                }
+                for (leaf, cursor) in rows {
+                    if !first {
+                        buf.push(b',');
+                    }
+                    first = false;
+                    if serde_json::to_writer(&mut buf, &dto::ToGraph::to_graph(&leaf)).is_err() {
+                        let _ = tx.blocking_send(Err(std::io::Error::other("serialising a leaf")));
+                        return;
+                    }
+                    request.after = Some(cursor);
+                }
+                request.at = Some(at);
+                // The client went away: stop reading the store.
+                if !send(std::mem::take(&mut buf)) {
+                    return;
+                }
             }
-        }
-        Ok(out)
+            buf.extend_from_slice(b"]}");
+            send(buf);
+        });
+        let mut r = Response::new(body);
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; odata.metadata=minimal"),
+        );
+        r
     }
 
     async fn get_leaf(
@@ -1280,9 +1434,7 @@ impl Api {
             }
             Op::GetAllLeaves => {
                 self.visible_ca(access, id, &[P::ReadCas]).await?;
-                let leaves = self.blocking(access, move |p| p.all_leaves(&ca_id)).await?;
-                let leaves: Vec<dto::LeafCertificate> = leaves.iter().map(Into::into).collect();
-                return Ok(json_response(StatusCode::OK, &json!({ "value": leaves })));
+                return Ok(self.stream_all_leaves(ca_id));
             }
             Op::IssueLeaf => {
                 self.visible_ca(access, id, &[P::ReadCas, P::CreateCas]).await?;
@@ -1735,7 +1887,7 @@ pub mod fuzzing {
         let keyset_page = match Options::parse(&q, &LEAF_COLLECTION) {
             Ok(o) => {
                 let limit = q.top.unwrap_or(PAGE_SIZE) as usize;
-                let after = q.skiptoken.unwrap_or(0);
+                let after = seq_token(q.skiptoken.as_deref())?;
                 let mut page = Vec::new();
                 let mut more = false;
                 let mut total = 0;

@@ -13,6 +13,7 @@ pub mod kek;
 pub mod lifecycle;
 pub mod model;
 
-pub use engine::{LeafListQuery, NewCa, NewLeaf, Pki, Settings};
+pub use crate::store::{LeafCursor, LeafOrder, SortKey};
+pub use engine::{LeafListQuery, LeafPageRequest, NewCa, NewLeaf, Pki, Settings};
 pub use error::PkiError;
 pub use model::*;

@@ -12,14 +12,20 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use responder::{plain, Body, Responder};
+use crate::api::{full, Body};
+use responder::Responder;
+
+/// A plain-text answer (the responder's, in the body type every route shares).
+fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
+    responder::plain(status, text).map(http_body_util::Either::Left)
+}
 
 /// Limits on what a client may send.
 #[derive(Debug, Clone, Copy)]
@@ -212,7 +218,7 @@ fn head_of(response: &mut Response<Body>) {
                 .or_insert_with(|| HeaderValue::from(len));
         }
     }
-    *response.body_mut() = Full::default();
+    *response.body_mut() = full(Bytes::new());
 }
 
 /// Routes one request; says whether its body was read to the end.
@@ -238,7 +244,7 @@ async fn dispatch(state: &AppState, req: Request<Incoming>, method: &Method, pat
         "/metrics" if is_get && state.surface != Surface::Public => {
             r.metrics.snapshot_age_seconds.set(r.sync.age_seconds());
             r.metrics.store_degraded.set(i64::from(r.sync.degraded()));
-            let mut resp = Response::new(Full::new(Bytes::from(r.metrics.render())));
+            let mut resp = Response::new(full(r.metrics.render()));
             resp.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/plain; version=0.0.4"),
@@ -295,11 +301,21 @@ async fn dispatch(state: &AppState, req: Request<Incoming>, method: &Method, pat
             Method::POST => {
                 let (parts, body) = req.into_parts();
                 match read_body(body, &parts.headers, state.limits.max_body, &state.limits).await {
-                    Ok(body) => (r.serve_ocsp(method, path, &HeaderMap::new(), Some(body)).await, true),
+                    Ok(body) => (
+                        r.serve_ocsp(method, path, &HeaderMap::new(), Some(body))
+                            .await
+                            .map(http_body_util::Either::Left),
+                        true,
+                    ),
                     Err(e) => (e.plain(), false),
                 }
             }
-            Method::GET | Method::HEAD => (r.serve_ocsp(method, path, req.headers(), None).await, false),
+            Method::GET | Method::HEAD => (
+                r.serve_ocsp(method, path, req.headers(), None)
+                    .await
+                    .map(http_body_util::Either::Left),
+                false,
+            ),
             _ => (method_not_allowed("GET, POST"), false),
         };
     }
@@ -308,7 +324,7 @@ async fn dispatch(state: &AppState, req: Request<Incoming>, method: &Method, pat
             return (method_not_allowed("GET, HEAD"), false);
         }
         if let Some((_, resp)) = responder::serve_document(r, path, req.headers()) {
-            return (resp, false);
+            return (resp.map(http_body_util::Either::Left), false);
         }
     }
     (plain(StatusCode::NOT_FOUND, "not found\n"), false)

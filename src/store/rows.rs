@@ -509,7 +509,12 @@ impl Segment {
         };
         sql.push_str(&dialect.param(1));
         if !self.statuses.is_empty() {
-            let now = param(int(self.now), &mut binds);
+            let uses_now = self.statuses.iter().any(|c| *c != StatusCond::Revoked);
+            let now = if uses_now {
+                param(int(self.now), &mut binds)
+            } else {
+                String::new()
+            };
             let conds: Vec<String> = self
                 .statuses
                 .iter()

@@ -748,3 +748,155 @@ fn odata_query_options() {
     let count = a.call(&a.admin, "GET", &format!("/cloudCertificationAuthority/{issuing_a}/cloudCertificationAuthorityLeafCertificate/$count?$filter=certificateStatus%20eq%20'revoked'"), None);
     assert_eq!(String::from_utf8(count.body).unwrap(), "1");
 }
+
+/// Follows `@odata.nextLink` from `first` to the end; returns the entities.
+fn page_values(a: &Api, first: &str) -> Vec<Value> {
+    let mut next = Some(first.to_owned());
+    let mut out = Vec::new();
+    while let Some(url) = next {
+        let r = curl("GET", &url, None, &[("Authorization", &format!("Bearer {}", a.admin))]);
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let v: Value = serde_json::from_slice(&r.body).unwrap();
+        out.extend(v["value"].as_array().unwrap().iter().cloned());
+        next = v["@odata.nextLink"].as_str().map(str::to_owned);
+    }
+    out
+}
+
+/// Every documented `$orderby` pages by key through nextLinks: every leaf
+/// once, in order; `$skip` is capped with a pointer to nextLink; a token only
+/// works for the order it came from; getAll… streams the whole CA.
+#[test]
+fn leaf_orderby_pages_by_key_and_get_all_streams() {
+    const BULK: usize = 1_500;
+    let a = api();
+    let (_, issuing) = a.hierarchy(&[]);
+    let csr = a
+        .env
+        .openssl_csr("bulk", &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"], "/CN=bulk");
+    a.env.json(&[
+        "cert",
+        "issue-bulk",
+        "--ca",
+        &issuing,
+        "--csr",
+        csr.to_str().unwrap(),
+        "--count",
+        &BULK.to_string(),
+    ]);
+    let mut named = Vec::new();
+    for name in ["Zulu", "alpha", "Mike", "bravo"] {
+        let v = a.ok(
+            "POST",
+            &format!("/cloudCertificationAuthority/{issuing}/issueLeafCertificate"),
+            Some(json!({"certificateSigningRequest": a.csr(name)})),
+        );
+        named.push(v["value"]["id"].as_str().unwrap().to_owned());
+    }
+    for id in &named[1..3] {
+        a.ok(
+            "POST",
+            &format!("/cloudCertificationAuthority/{issuing}/revokeLeafCertificate"),
+            Some(json!({"leafCertificateId": id})),
+        );
+    }
+    let total = BULK + named.len();
+    let base = format!(
+        "{}{BASE}/cloudCertificationAuthority/{issuing}/cloudCertificationAuthorityLeafCertificate",
+        a.server.url
+    );
+    for (orderby, key) in [
+        ("subjectName", "subjectName"),
+        ("subjectName%20desc", "subjectName"),
+        ("certificateStatus", "certificateStatus"),
+        ("certificateStatus%20desc", "certificateStatus"),
+        ("validityStartDateTime", "validityStartDateTime"),
+        ("validityEndDateTime%20desc", "validityEndDateTime"),
+    ] {
+        let all = page_values(&a, &format!("{base}?$top=400&$orderby={orderby}"));
+        let ids: std::collections::HashSet<&str> = all.iter().map(|v| v["id"].as_str().unwrap()).collect();
+        assert_eq!((all.len(), ids.len()), (total, total), "{orderby}: every leaf once");
+        let keys: Vec<String> = all
+            .iter()
+            .map(|v| v[key].as_str().unwrap().to_ascii_lowercase())
+            .collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        if orderby.ends_with("desc") {
+            sorted.reverse();
+        }
+        assert_eq!(keys, sorted, "{orderby}");
+    }
+    // Names sort case-insensitively; a status filter and $count go along.
+    let first = a.ok(
+        "GET",
+        &format!("/cloudCertificationAuthority/{issuing}/cloudCertificationAuthorityLeafCertificate?$orderby=subjectName&$top=3&$count=true&$filter=certificateStatus%20eq%20'active'"),
+        None,
+    );
+    let names: Vec<&str> = first["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["subjectName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["CN=bravo", "CN=bulk", "CN=bulk"]);
+    assert_eq!(first["@odata.count"], total - 2);
+    let revoked = page_values(
+        &a,
+        &format!("{base}?$orderby=certificateStatus%20desc&$filter=certificateStatus%20eq%20'revoked'"),
+    );
+    let mut revoked_ids: Vec<&str> = revoked.iter().map(|v| v["id"].as_str().unwrap()).collect();
+    revoked_ids.sort();
+    let mut want: Vec<&str> = named[1..3].iter().map(String::as_str).collect();
+    want.sort();
+    assert_eq!(revoked_ids, want);
+
+    // $skip is for short jumps; the refusal says what to do instead.
+    let deep = a.call(
+        &a.admin,
+        "GET",
+        &format!("/cloudCertificationAuthority/{issuing}/cloudCertificationAuthorityLeafCertificate?$orderby=subjectName&$skip=10001"),
+        None,
+    );
+    assert_eq!(deep.status, 400);
+    assert!(String::from_utf8_lossy(&deep.body).contains("@odata.nextLink"));
+    let skipped = a.ok(
+        "GET",
+        &format!("/cloudCertificationAuthority/{issuing}/cloudCertificationAuthorityLeafCertificate?$orderby=subjectName&$skip=2&$top=1"),
+        None,
+    );
+    assert_eq!(skipped["value"][0]["subjectName"], "CN=bulk");
+    // A token belongs to its order.
+    let next = first["@odata.nextLink"].as_str().unwrap();
+    let token = next.split("$skiptoken=").nth(1).unwrap().split('&').next().unwrap();
+    for (query, why) in [
+        (
+            format!("$orderby=validityEndDateTime&$skiptoken={token}"),
+            "another order",
+        ),
+        ("$orderby=subjectName&$skiptoken=not-a-token".to_owned(), "garbage"),
+    ] {
+        let r = a.call(
+            &a.admin,
+            "GET",
+            &format!("/cloudCertificationAuthority/{issuing}/cloudCertificationAuthorityLeafCertificate?{query}"),
+            None,
+        );
+        assert_eq!((r.status, error_code(&r).as_str()), (400, "BadRequest"), "{why}");
+    }
+
+    // getAll…: one answer, streamed (no Content-Length), every leaf in it.
+    let r = a.call(
+        &a.admin,
+        "POST",
+        &format!("/cloudCertificationAuthority/{issuing}/getAllCloudCertificationAuthorityLeafCertificates"),
+        None,
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-length"), None);
+    let v: Value = serde_json::from_slice(&r.body).unwrap();
+    let all = v["value"].as_array().unwrap();
+    assert_eq!(all.len(), total);
+    assert_eq!(all[total - 1]["id"], named[3].as_str());
+    assert_eq!(all[total - 2]["certificateStatus"], "revoked");
+}

@@ -246,6 +246,52 @@ impl Pki {
         rows.iter().map(|r| Ok((r.seq, self.leaf_record(r, now)?))).collect()
     }
 
+    /// One page of a CA's leaves in an index order; each with the cursor to
+    /// continue after it, and the instant statuses were judged at.
+    pub fn leaf_page(&self, q: &LeafPageRequest) -> Result<(Vec<(Leaf, LeafCursor)>, i64)> {
+        let at = match q.at {
+            Some(t) => from_ts(t)?,
+            None => self.clock.now(),
+        };
+        let mut tx = self.store.begin(TxMode::Read)?;
+        self.load_ca(tx.as_mut(), &q.ca_id, at)?;
+        let rows = tx.leaf_page(&LeafPage {
+            ca_id: q.ca_id.clone(),
+            order: q.order,
+            descending: q.descending,
+            statuses: LeafStatuses {
+                active: q.active,
+                expired: q.expired,
+                revoked: q.revoked,
+                now: ts(at),
+            },
+            after: q.after.clone(),
+            offset: q.skip,
+            limit: q.limit,
+        })?;
+        let leaves = rows
+            .into_iter()
+            .map(|(r, c)| Ok((self.leaf_record(&r, at)?, c)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok((leaves, ts(at)))
+    }
+
+    /// How many leaves of a CA have one of the admitted statuses at `at`.
+    pub fn count_leaves_in(&self, ca_id: &str, active: bool, expired: bool, revoked: bool, at: i64) -> Result<u64> {
+        let mut tx = self.store.begin(TxMode::Read)?;
+        let mut n = 0;
+        for (on, filter) in [
+            (active, LeafFilter::Active { now: at }),
+            (expired, LeafFilter::Expired { now: at }),
+            (revoked, LeafFilter::Revoked),
+        ] {
+            if on {
+                n += tx.count_leaves(Some(ca_id), filter)?;
+            }
+        }
+        Ok(n)
+    }
+
     /// Every leaf of a CA, in issuance order.
     pub fn all_leaves(&self, ca_id: &str) -> Result<Vec<Leaf>> {
         let mut all = Vec::new();

@@ -12,8 +12,8 @@ use time::{Duration, OffsetDateTime};
 use crate::clock::Clock;
 use crate::secrets::{KeyRing, SealedKind};
 use crate::store::{
-    AuditRow, CaRow, ChangeKind, CrlRow, DelegateRow, LeafFilter, LeafQuery, LeafRow, LeafStatusRow, Presigned, Store,
-    StoreError, Tx, TxMode,
+    AuditRow, CaRow, ChangeKind, CrlRow, DelegateRow, LeafCursor, LeafFilter, LeafOrder, LeafPage, LeafQuery, LeafRow,
+    LeafStatusRow, LeafStatuses, Presigned, Store, StoreError, Tx, TxMode,
 };
 use crate::x509::cert::{self, CertRequest, CertRole, ParsedCert, RevocationPointers};
 use crate::x509::names::{self, SubjectParts};
@@ -164,6 +164,24 @@ pub struct LeafListQuery {
     pub ca_id: Option<String>,
     pub status: Option<LeafStatus>,
     pub after_seq: i64,
+    pub limit: u32,
+}
+
+/// A page of a CA's leaves in one of the orders the store pages by index.
+#[derive(Debug, Clone)]
+pub struct LeafPageRequest {
+    pub ca_id: String,
+    pub order: LeafOrder,
+    pub descending: bool,
+    /// Which statuses the page admits (all, when every one is set).
+    pub active: bool,
+    pub expired: bool,
+    pub revoked: bool,
+    /// The instant statuses are judged at: pinned by the first page so that
+    /// paging on never sees a leaf change segment (None: now).
+    pub at: Option<i64>,
+    pub after: Option<LeafCursor>,
+    pub skip: u32,
     pub limit: u32,
 }
 
