@@ -515,3 +515,318 @@ fn unreadable_sslrootcert_is_a_settings_error() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A column value as either backend stores it, for comparing raw rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Cell {
+    Null,
+    Int(i64),
+    Text(String),
+    Bytes(Vec<u8>),
+}
+
+impl Cell {
+    fn of_sqlite(v: rusqlite::types::Value) -> Cell {
+        use rusqlite::types::Value as V;
+        match v {
+            V::Null => Cell::Null,
+            V::Integer(n) => Cell::Int(n),
+            V::Text(s) => Cell::Text(s),
+            V::Blob(b) => Cell::Bytes(b),
+            V::Real(r) => panic!("a REAL in the store: {r}"),
+        }
+    }
+
+    fn of_pg(row: &Row, i: usize) -> Cell {
+        use ::postgres::types::Type;
+        let ty = row.columns()[i].type_();
+        let cell = if *ty == Type::INT8 {
+            row.get::<_, Option<i64>>(i).map(Cell::Int)
+        } else if *ty == Type::TEXT {
+            row.get::<_, Option<String>>(i).map(Cell::Text)
+        } else if *ty == Type::BYTEA {
+            row.get::<_, Option<Vec<u8>>>(i).map(Cell::Bytes)
+        } else {
+            panic!("column {} of type {ty}", row.columns()[i].name())
+        };
+        cell.unwrap_or(Cell::Null)
+    }
+
+    /// The value to bind to a parameter of PostgreSQL type `ty`, refusing
+    /// any conversion: the row goes in verbatim or not at all.
+    fn to_pg(&self, ty: &::postgres::types::Type, column: &str) -> Box<dyn ToSql + Sync> {
+        use ::postgres::types::Type;
+        match (self, ty) {
+            (Cell::Null, t) if *t == Type::INT8 => Box::new(None::<i64>),
+            (Cell::Null, t) if *t == Type::TEXT => Box::new(None::<String>),
+            (Cell::Null, t) if *t == Type::BYTEA => Box::new(None::<Vec<u8>>),
+            (Cell::Int(n), t) if *t == Type::INT8 => Box::new(*n),
+            (Cell::Text(s), t) if *t == Type::TEXT => Box::new(s.clone()),
+            (Cell::Bytes(b), t) if *t == Type::BYTEA => Box::new(b.clone()),
+            (cell, t) => panic!("{column}: {cell:?} into a {t} column"),
+        }
+    }
+}
+
+/// Every row of `table`, each as column name → value, keyed by column `key`.
+type RawRows = std::collections::BTreeMap<String, std::collections::BTreeMap<String, Cell>>;
+
+fn key_text(cell: &Cell) -> String {
+    match cell {
+        Cell::Int(n) => format!("{n:020}"),
+        Cell::Text(s) => s.clone(),
+        other => panic!("key {other:?}"),
+    }
+}
+
+fn sqlite_rows(db: &rusqlite::Connection, table: &str, key: &str) -> RawRows {
+    let mut stmt = db.prepare(&format!("SELECT * FROM {table}")).unwrap();
+    let names: Vec<String> = stmt.column_names().into_iter().map(str::to_owned).collect();
+    let rows = stmt
+        .query_map([], |r| {
+            (0..names.len())
+                .map(|i| r.get::<_, rusqlite::types::Value>(i).map(Cell::of_sqlite))
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .unwrap();
+    rows.map(|cells| {
+        let row: std::collections::BTreeMap<String, Cell> = names.iter().cloned().zip(cells.unwrap()).collect();
+        (key_text(&row[key]), row)
+    })
+    .collect()
+}
+
+fn pg_rows(db: &mut Client, table: &str, key: &str) -> RawRows {
+    db.query(&format!("SELECT * FROM {table}"), &[])
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let row: std::collections::BTreeMap<String, Cell> = (0..r.len())
+                .map(|i| (r.columns()[i].name().to_owned(), Cell::of_pg(r, i)))
+                .collect();
+            (key_text(&row[key]), row)
+        })
+        .collect()
+}
+
+/// Inserts `rows` into `table` as they are, `seq` included.
+fn pg_insert(db: &mut Client, table: &str, rows: &RawRows) {
+    for row in rows.values() {
+        let names: Vec<&str> = row.keys().map(String::as_str).collect();
+        let placeholders: Vec<String> = (1..=names.len()).map(|i| format!("${i}")).collect();
+        // An identity column takes the stored value only when told to.
+        let overriding = if row.contains_key("seq") {
+            " OVERRIDING SYSTEM VALUE"
+        } else {
+            ""
+        };
+        let stmt = db
+            .prepare(&format!(
+                "INSERT INTO {table} ({}){overriding} VALUES ({})",
+                names.join(", "),
+                placeholders.join(", ")
+            ))
+            .unwrap();
+        let values: Vec<Box<dyn ToSql + Sync>> = row
+            .iter()
+            .zip(stmt.params())
+            .map(|((name, cell), ty)| cell.to_pg(ty, name))
+            .collect();
+        db.execute(&stmt, &refs(&values)).unwrap();
+    }
+    if rows.values().any(|r| r.contains_key("seq")) {
+        // As the store itself would have left it: the next row follows.
+        db.batch_execute(&format!(
+            "SELECT setval(pg_get_serial_sequence('{table}', 'seq'), (SELECT max(seq) FROM {table}))"
+        ))
+        .unwrap();
+    }
+}
+
+/// The tables migration 8 rewrites, with the column each is keyed by.
+const TYPED_TABLES: [(&str, &str); 3] = [("cas", "id"), ("leaves", "id"), ("audit_events", "seq")];
+
+/// A store the previous release left on PostgreSQL (schema 7, Graph JSON
+/// documents, audit scope tags as JSON) migrates exactly as the same store
+/// on SQLite does: the v7 rows of the committed SQLite fixture
+/// (tests/fixtures/store-v7, made by that release) are copied verbatim into
+/// a PostgreSQL database stopped before migration 8, then both are opened.
+#[test]
+fn v7_store_migrates_like_sqlite() {
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store-v7/data/cloudpki.db");
+    let fixture_bytes = std::fs::read(&fixture).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let v7_path = dir.path().join("v7.db");
+    let sqlite_path = dir.path().join("cloudpki.db");
+    std::fs::write(&v7_path, &fixture_bytes).unwrap();
+    std::fs::write(&sqlite_path, &fixture_bytes).unwrap();
+
+    // The v7 rows, read from a copy opened read-only.
+    let v7 = rusqlite::Connection::open_with_flags(&v7_path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let version: i64 = v7.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(version, 7, "the fixture is a schema-7 store");
+    let old: Vec<RawRows> = TYPED_TABLES
+        .iter()
+        .map(|(table, key)| sqlite_rows(&v7, table, key))
+        .collect();
+    drop(v7);
+    let (old_cas, old_leaves, old_audit) = (&old[0], &old[1], &old[2]);
+    assert_eq!(
+        (old_cas.len(), old_leaves.len(), old_audit.len()),
+        (5, 3, 13),
+        "the fixture's rows"
+    );
+    assert!(
+        old_cas
+            .values()
+            .all(|r| matches!(&r["doc"], Cell::Text(d) if d.starts_with('{'))),
+        "v7 CAs carry Graph JSON documents"
+    );
+    assert!(old_audit
+        .values()
+        .all(|r| matches!(&r["scope_tags"], Cell::Text(t) if t.starts_with('['))));
+
+    // The same rows in a PostgreSQL store at schema 7 ("DROP COLUMN doc"
+    // is in migration 8 only), then migrated by opening it.
+    let db = TempDb::new();
+    super::create_before_migration(&db.url, "DROP COLUMN doc").unwrap();
+    {
+        let mut admin = db.client();
+        let version: i64 = admin
+            .query_one("SELECT max(version) FROM schema_migrations", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(version, 7);
+        for ((table, _), rows) in TYPED_TABLES.iter().zip(&old) {
+            pg_insert(&mut admin, table, rows);
+        }
+    }
+    let pg = PgStore::connect(&db.url).unwrap();
+    let sqlite = crate::store::SqliteStore::open(&sqlite_path).unwrap();
+
+    // Raw rows: the same columns with the same values on both backends,
+    // tombstones and columns no row struct reads included.
+    let sqlite_db = rusqlite::Connection::open(&sqlite_path).unwrap();
+    let mut pg_db = db.client();
+    for (table, key) in TYPED_TABLES {
+        let s = sqlite_rows(&sqlite_db, table, key);
+        let p = pg_rows(&mut pg_db, table, key);
+        assert_eq!(
+            s.keys().collect::<Vec<_>>(),
+            p.keys().collect::<Vec<_>>(),
+            "{table}: the same rows"
+        );
+        for (k, row) in &s {
+            let pg_row = &p[k];
+            let columns: std::collections::BTreeSet<&String> = row.keys().chain(pg_row.keys()).collect();
+            let differ: Vec<String> = columns
+                .into_iter()
+                .filter(|c| row.get(*c) != pg_row.get(*c))
+                .map(|c| format!("{c}: PostgreSQL {:?}, SQLite {:?}", pg_row.get(c), row.get(c)))
+                .collect();
+            assert!(differ.is_empty(), "{table} {k}:\n{}", differ.join("\n"));
+        }
+        assert!(
+            !s.values().chain(p.values()).any(|r| r.contains_key("doc")),
+            "{table}.doc is gone"
+        );
+    }
+
+    // What the store reads.
+    let mut ptx = pg.begin(TxMode::Read).unwrap();
+    let mut stx = sqlite.begin(TxMode::Read).unwrap();
+    for id in old_cas.keys() {
+        assert_eq!(ptx.ca(id).unwrap(), stx.ca(id).unwrap(), "CA {id}");
+    }
+    let cas = ptx.cas().unwrap();
+    assert_eq!(cas, stx.cas().unwrap());
+    assert_eq!(cas.len(), 4, "the deleted CA is not live");
+    let root = cas.iter().find(|c| c.common_name == "Fixture Root").unwrap();
+    // The deleted CA, as its issuer's CRL reads it.
+    let tombstones = ptx.revoked_children(&root.id).unwrap();
+    assert_eq!(tombstones, stx.revoked_children(&root.id).unwrap());
+    assert_eq!(tombstones.len(), 1);
+    assert_eq!(tombstones[0].display_name, "Fixture Deleted");
+    assert_eq!(
+        tombstones[0].revocation_reason,
+        Some(RevocationReason::CessationOfOperation)
+    );
+    for id in old_leaves.keys() {
+        let leaf = ptx.leaf(id).unwrap();
+        assert!(leaf.is_some(), "leaf {id}");
+        assert_eq!(leaf, stx.leaf(id).unwrap(), "leaf {id}");
+    }
+    let audit = ptx.audit_events(None, 0, 1000).unwrap();
+    assert_eq!(audit, stx.audit_events(None, 0, 1000).unwrap());
+    let seqs: Vec<String> = audit.iter().map(|e| format!("{:020}", e.seq)).collect();
+    assert_eq!(seqs, old_audit.keys().cloned().collect::<Vec<_>>(), "audit seqs kept");
+
+    // And the values are the right ones.
+    assert_eq!(root.scope_tags, ["0", "7"]);
+    assert_eq!(root.ekus, ["1.3.6.1.5.5.7.3.1", "1.3.6.1.5.5.7.3.2"]);
+    assert_eq!(root.description.as_deref(), Some("a \"quoted\" root"));
+    assert_eq!(root.ca_type, "rootCertificationAuthority");
+    assert_eq!(root.subject_name, "C=NL,L=Delft,O=Fixture Org,CN=Fixture Root");
+    assert_eq!(root.created_at, 1_796_523_088); // 2026-12-06T02:11:28Z
+    assert_eq!((root.validity_years, root.version), (10, 1));
+    let issuing = cas.iter().find(|c| c.common_name == "Fixture Issuing").unwrap();
+    assert_eq!(issuing.display_name, "Issuing (display)");
+    assert_eq!(issuing.scope_tags, ["7"]);
+    assert_eq!(issuing.issuer_common_name.as_deref(), Some("Fixture Root"));
+    let external = cas.iter().find(|c| c.common_name == "Fixture External").unwrap();
+    assert_eq!(
+        (external.key_algorithm.as_str(), external.hash_algorithm.as_str()),
+        ("eCP384", "sha384")
+    );
+    let leaves: Vec<LeafRow> = old_leaves.keys().map(|id| ptx.leaf(id).unwrap().unwrap()).collect();
+    let described = leaves
+        .iter()
+        .find(|l| l.device_name.as_deref() == Some("laptop-1"))
+        .unwrap();
+    assert_eq!(described.device_platform, "Windows10AndLater");
+    assert_eq!(described.user_principal_name.as_deref(), Some("ada@example.test"));
+    assert_eq!(described.key_usages, ["DigitalSignature"]);
+    assert_eq!(described.ekus, ["1.3.6.1.5.5.7.3.2"]);
+    assert_eq!(described.not_before, 1_796_522_489); // 2026-12-06T02:01:29Z
+    assert_eq!(described.issuer_name, "CN=Fixture Issuing");
+    let revoked: Vec<&LeafRow> = leaves.iter().filter(|l| l.revoked_at.is_some()).collect();
+    assert_eq!(revoked.len(), 1);
+    assert_eq!(revoked[0].revocation_reason, Some(RevocationReason::KeyCompromise));
+    assert_eq!(revoked[0].device_platform, "Unknown");
+    assert_eq!(audit[0].scope_tags, ["0", "7"]);
+    assert!(audit.iter().all(|e| !e.scope_tags.is_empty()));
+    drop((ptx, stx));
+
+    // The deleted CA's row stays, filled in too.
+    let deleted = pg_db
+        .query_one(
+            "SELECT display_name, deleted_at, scope_tags FROM cas WHERE common_name = 'Fixture Deleted'",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(deleted.get::<_, String>(0), "Fixture Deleted");
+    assert!(deleted.get::<_, Option<i64>>(1).is_some());
+    assert_eq!(deleted.get::<_, String>(2), "0");
+    let json_tags: i64 = pg_db
+        .query_one("SELECT count(*) FROM audit_events WHERE scope_tags LIKE '[%'", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(json_tags, 0);
+
+    // The migrated store takes new rows (the identity sequences were set
+    // as the old release would have left them).
+    let issuing_id = issuing.id.clone();
+    let mut tx = pg.begin(TxMode::Write).unwrap();
+    let next = leaf("after-migration", &issuing_id, "7F", 10);
+    assert_eq!(tx.insert_leaf(&next).unwrap(), 4);
+    let mut event = audit[0].clone();
+    event.scope_tags = vec![];
+    assert_eq!(tx.append_audit(&event).unwrap(), 14);
+    tx.commit().unwrap();
+
+    assert_eq!(
+        std::fs::read(&fixture).unwrap(),
+        fixture_bytes,
+        "the fixture is untouched"
+    );
+}
