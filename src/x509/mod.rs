@@ -5,6 +5,7 @@
 //! is written by hand.
 
 pub mod cert;
+pub mod chain;
 pub mod crl;
 pub mod csr;
 pub mod keys;

@@ -440,41 +440,8 @@ impl Pki {
                 "the certificate is not within its validity period".into(),
             ));
         }
-        // Walk leaf -> ... -> self-signed anchor, verifying every signature.
-        let mut ordered: Vec<ParsedCert> = Vec::new();
-        let mut current = leaf.clone();
-        loop {
-            let issuer = chain_certs
-                .iter()
-                .find(|c| {
-                    c.tbs().subject == current.tbs().issuer
-                        && current.verify_signed_by(&c.tbs().subject_public_key_info).is_ok()
-                })
-                .cloned()
-                .ok_or_else(|| {
-                    PkiError::Rejected(format!(
-                        "no certificate in the chain signed {}",
-                        names::graph_subject_name(&current.tbs().subject)
-                    ))
-                })?;
-            if !issuer.is_ca()? {
-                return Err(PkiError::Rejected("a chain certificate is not a CA certificate".into()));
-            }
-            if !in_validity(&issuer)? {
-                return Err(PkiError::Rejected(
-                    "a chain certificate is not within its validity period".into(),
-                ));
-            }
-            let done = issuer.is_self_issued();
-            ordered.push(issuer.clone());
-            if done {
-                break;
-            }
-            if ordered.len() > 8 {
-                return Err(PkiError::Rejected("the chain is longer than 8 certificates".into()));
-            }
-            current = issuer;
-        }
+        let ordered =
+            crate::x509::chain::build_path(&leaf, &chain_certs, now).map_err(|e| PkiError::Rejected(e.to_string()))?;
         let signer_cert = &ordered[0];
         let anchor = &ordered[ordered.len() - 1];
         let cert_ekus = leaf.ekus()?;
