@@ -338,6 +338,9 @@ UPDATE cas SET
 ALTER TABLE cas DROP COLUMN doc;
 ALTER TABLE leaves ADD COLUMN ca_version INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE leaves ADD COLUMN subject_name TEXT;
+-- The subjectName sort key (ASCII case folded): an index range on a plain
+-- column, which SQLite seeks by row value (an expression index it does not).
+ALTER TABLE leaves ADD COLUMN subject_key TEXT;
 ALTER TABLE leaves ADD COLUMN issuer_name TEXT;
 ALTER TABLE leaves ADD COLUMN not_before INTEGER;
 ALTER TABLE leaves ADD COLUMN thumbprint TEXT;
@@ -350,6 +353,7 @@ ALTER TABLE leaves ADD COLUMN key_usages TEXT;
 ALTER TABLE leaves ADD COLUMN ekus TEXT;
 UPDATE leaves SET
     subject_name = json_extract(doc, '$.subjectName'),
+    subject_key = lower(json_extract(doc, '$.subjectName')),
     issuer_name = json_extract(doc, '$.issuerName'),
     thumbprint = json_extract(doc, '$.thumbprint'),
     device_name = json_extract(doc, '$.deviceName'),
@@ -368,7 +372,7 @@ UPDATE audit_events SET scope_tags = coalesce((SELECT group_concat(t.value, ' ')
     WHERE scope_tags LIKE '[%';
 CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events
     BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END;
-CREATE INDEX leaves_by_subject ON leaves (ca_id, lower(subject_name), seq);
+CREATE INDEX leaves_by_subject ON leaves (ca_id, subject_key, seq);
 CREATE INDEX leaves_by_start ON leaves (ca_id, not_before, seq);
 CREATE INDEX leaves_by_end ON leaves (ca_id, not_after, seq);
 -- certificateStatus order: unrevoked by (not_after, seq) splits active from
@@ -427,6 +431,7 @@ ALTER TABLE cas DROP COLUMN doc;
 ALTER TABLE leaves
     ADD COLUMN ca_version BIGINT NOT NULL DEFAULT 1,
     ADD COLUMN subject_name TEXT,
+    ADD COLUMN subject_key TEXT,
     ADD COLUMN issuer_name TEXT,
     ADD COLUMN not_before BIGINT,
     ADD COLUMN thumbprint TEXT,
@@ -439,6 +444,7 @@ ALTER TABLE leaves
     ADD COLUMN ekus TEXT;
 UPDATE leaves SET
     subject_name = (doc::jsonb)->>'subjectName',
+    subject_key = lower(((doc::jsonb)->>'subjectName') COLLATE "C"),
     issuer_name = (doc::jsonb)->>'issuerName',
     thumbprint = (doc::jsonb)->>'thumbprint',
     device_name = (doc::jsonb)->>'deviceName',
@@ -460,7 +466,7 @@ UPDATE audit_events SET scope_tags = coalesce((SELECT string_agg(t.v, ' ' ORDER 
     WHERE scope_tags LIKE '[%';
 ALTER TABLE audit_events ENABLE TRIGGER audit_events_no_update;
 ALTER TABLE audit_events ALTER COLUMN scope_tags SET DEFAULT '';
-CREATE INDEX leaves_by_subject ON leaves (ca_id, lower(subject_name COLLATE "C"), seq);
+CREATE INDEX leaves_by_subject ON leaves (ca_id, subject_key, seq);
 CREATE INDEX leaves_by_start ON leaves (ca_id, not_before, seq);
 CREATE INDEX leaves_by_end ON leaves (ca_id, not_after, seq);
 -- certificateStatus order: unrevoked by (not_after, seq) splits active from

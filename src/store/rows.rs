@@ -333,6 +333,8 @@ pub(crate) fn leaf_values(row: &LeafRow) -> Vec<(&'static str, Value)> {
         ("ca_version", int(row.ca_version)),
         ("serial", text(&row.serial)),
         ("subject_name", text(&row.subject_name)),
+        // The subjectName sort key: ASCII case folded, as SQL lower() folds.
+        ("subject_key", text(&row.subject_name.to_ascii_lowercase())),
         ("issuer_name", text(&row.issuer_name)),
         ("not_before", int(row.not_before)),
         ("not_after", int(row.not_after)),
@@ -485,10 +487,9 @@ impl Segment {
     fn column_sql(&self, dialect: Dialect) -> &'static str {
         match (self.column, dialect) {
             (SortColumn::Seq, _) => "seq",
-            // Both fold ASCII only, so both backends order alike (and the
-            // expression matches the index's).
-            (SortColumn::SubjectLower, Dialect::Sqlite) => "lower(subject_name)",
-            (SortColumn::SubjectLower, Dialect::Postgres) => r#"lower(subject_name COLLATE "C")"#,
+            // Folded when written (ASCII only, as SQL lower()), so both
+            // backends order alike and seek the index by row value.
+            (SortColumn::SubjectLower, _) => "subject_key",
             (SortColumn::NotBefore, _) => "not_before",
             (SortColumn::NotAfter, _) => "not_after",
             (SortColumn::RevokedAt, _) => "revoked_at",
