@@ -292,24 +292,6 @@ impl Pki {
         Ok(n)
     }
 
-    /// Every leaf of a CA, in issuance order.
-    pub fn all_leaves(&self, ca_id: &str) -> Result<Vec<Leaf>> {
-        let mut all = Vec::new();
-        let mut after = 0;
-        loop {
-            let page = self.list_leaves(&LeafListQuery {
-                ca_id: Some(ca_id.to_owned()),
-                status: None,
-                after_seq: after,
-                limit: 5000,
-            })?;
-            let Some((last, _)) = page.last() else { break };
-            after = *last;
-            all.extend(page.into_iter().map(|(_, l)| l));
-        }
-        Ok(all)
-    }
-
     pub fn count_leaves(&self, ca_id: Option<&str>, status: Option<LeafStatus>) -> Result<u64> {
         let now = self.clock.now();
         let mut tx = self.store.begin(TxMode::Read)?;
