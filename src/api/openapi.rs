@@ -9,12 +9,13 @@ use schemars::generate::{SchemaGenerator, SchemaSettings};
 use schemars::Schema;
 use serde_json::{json, Map, Value};
 
-use super::routes::{Op, Route, ROUTES};
-use super::ApiToken;
-use super::{
+use super::bodies::{
     CreateCaBody, IssueBody, PatchCaBody, PatchLeafBody, ReasonBody, RevokeLeafBody, SerialBody, StatusBody,
-    UploadBody, VersionBody, BASE, MAX_BODY,
+    UploadBody, VersionBody,
 };
+use super::routes::{Op, Route, ROUTES};
+use super::tenant::ApiToken;
+use super::{BASE, MAX_BODY};
 use crate::api::dto::{CertificationAuthority, LeafCertificate};
 
 pub(crate) const CA_SCHEMA: &str = "cloudCertificationAuthority";
