@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::bodies::{body, PatchLeafBody};
 use super::error::ApiError;
@@ -11,7 +11,10 @@ use super::query::{
     admitted_statuses, item_select, leaf_order, parse_query, shape, LeafToken, Options, LEAF_COLLECTION, MAX_SKIP,
     PAGE_SIZE,
 };
-use super::{dto, graph, json_response, Api, ApiRequest, Body, ChunkBody, BASE, CA, LEAF, LEAF_T};
+use super::{
+    bytes_response, collection_bytes, dto, graph, json_response, Api, ApiRequest, Body, ChunkBody, BASE, CA, LEAF,
+    LEAF_T,
+};
 use crate::auth::{Access, CloudPkiPermission as P};
 use crate::domain::{audit, LeafOrder, LeafPageRequest};
 
@@ -60,19 +63,17 @@ impl Api {
         let (mut rows, at) = self.blocking(access, move |p| p.leaf_page(&page_request)).await?;
         let more = rows.len() > limit as usize;
         rows.truncate(limit as usize);
-        let page = rows
-            .iter()
-            .map(|(l, _)| Ok(o.shape(graph(l)?)))
-            .collect::<Result<Vec<Value>, ApiError>>()?;
         let context = self.context(&format!("deviceManagement/cloudCertificationAuthority('{id}')/{LEAF}"));
-        let mut out = json!({"@odata.context": context, "value": page});
-        if q.count {
+        let count = if q.count {
             let ca_id = id.to_owned();
-            let n = self
-                .blocking(access, move |p| p.count_leaves_in(&ca_id, active, expired, revoked, at))
-                .await?;
-            out["@odata.count"] = json!(n);
-        }
+            Some(
+                self.blocking(access, move |p| p.count_leaves_in(&ca_id, active, expired, revoked, at))
+                    .await?,
+            )
+        } else {
+            None
+        };
+        let mut next_link = None;
         if let (true, Some((_, cursor))) = (more, rows.last()) {
             let token = LeafToken {
                 at,
@@ -98,9 +99,21 @@ impl Api {
                 next.push('&');
                 next.push_str(p);
             }
-            out["@odata.nextLink"] = Value::String(next);
+            next_link = Some(next);
         }
-        Ok(json_response(StatusCode::OK, &out))
+        // Entities are written straight to the body; a JSON tree per leaf is
+        // built only when $select must cut it.
+        let bytes = if o.select.is_some() {
+            let value = rows
+                .iter()
+                .map(|(l, _)| Ok(o.shape(graph(l)?)))
+                .collect::<Result<Vec<Value>, ApiError>>()?;
+            collection_bytes(context, count, next_link, &value)
+        } else {
+            let value: Vec<dto::LeafCertificate> = rows.iter().map(|(l, _)| l.into()).collect();
+            collection_bytes(context, count, next_link, &value)
+        }?;
+        Ok(bytes_response(StatusCode::OK, bytes))
     }
 
     /// `getAllCloudCertificationAuthorityLeafCertificates`: every leaf in one

@@ -171,6 +171,43 @@ fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
     r
 }
 
+/// A JSON body already serialised.
+fn bytes_response(status: StatusCode, body: Vec<u8>) -> Response<Body> {
+    let mut r = Response::new(full(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; odata.metadata=minimal"),
+    );
+    r
+}
+
+/// A collection page, serialised in one pass (no JSON tree of the page).
+fn collection_bytes<T: serde::Serialize>(
+    context: String,
+    count: Option<u64>,
+    next_link: Option<String>,
+    value: &[T],
+) -> Result<Vec<u8>, ApiError> {
+    #[derive(serde::Serialize)]
+    struct Page<'a, T> {
+        #[serde(rename = "@odata.context")]
+        context: String,
+        #[serde(rename = "@odata.count", skip_serializing_if = "Option::is_none")]
+        count: Option<u64>,
+        #[serde(rename = "@odata.nextLink", skip_serializing_if = "Option::is_none")]
+        next_link: Option<String>,
+        value: &'a [T],
+    }
+    serde_json::to_vec(&Page {
+        context,
+        count,
+        next_link,
+        value,
+    })
+    .map_err(|e| ApiError::internal(e.to_string()))
+}
+
 fn entity<T: serde::Serialize>(v: &T) -> Result<Value, ApiError> {
     serde_json::to_value(v).map_err(|e| ApiError::internal(e.to_string()))
 }
