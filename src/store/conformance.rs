@@ -1245,6 +1245,18 @@ fn ordered_leaf_pages_match_a_full_sort(h: &dyn Harness) {
                     let want: Vec<String> = expected.iter().skip(offset as usize).take(9).cloned().collect();
                     assert_eq!(got, want, "{case} offset {offset}");
                 }
+                // An offset after a cursor counts from the cursor.
+                let first = page(None, 0, 3);
+                if let Some((_, cursor)) = first.last() {
+                    for offset in [0, 4, 20] {
+                        let got: Vec<String> = page(Some(cursor.clone()), offset, 6)
+                            .into_iter()
+                            .map(|(r, _)| r.id)
+                            .collect();
+                        let want: Vec<String> = expected.iter().skip(3 + offset as usize).take(6).cloned().collect();
+                        assert_eq!(got, want, "{case} cursor+offset {offset}");
+                    }
+                }
             }
         }
     }

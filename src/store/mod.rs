@@ -454,24 +454,32 @@ pub trait Tx {
     /// One page in an order, with each row's cursor; see [`rows::leaf_page_plan`].
     fn leaf_page(&mut self, page: &LeafPage) -> Result<Vec<(LeafRow, LeafCursor)>> {
         let mut out: Vec<(LeafRow, LeafCursor)> = Vec::new();
-        let mut offset = u64::from(page.offset);
+        // Without a cursor the offset goes to SQL; after one, its rows are
+        // read and passed over here (segments split at the cursor's key).
+        let (mut offset, mut pass_over) = match page.after {
+            None => (u64::from(page.offset), 0),
+            Some(_) => (0, u64::from(page.offset)),
+        };
         for segment in rows::leaf_page_plan(page) {
             let want = u64::from(page.limit) - out.len() as u64;
             if want == 0 {
                 break;
             }
-            let got = self.leaf_segment(&segment, offset, want)?;
+            let got = self.leaf_segment(&segment, offset, want + pass_over)?;
             if got.is_empty() && offset > 0 {
                 // The offset may reach past this segment: pass over all of it.
                 offset -= offset.min(self.count_leaf_segment(&segment)?);
             } else {
                 offset = 0;
             }
-            out.extend(got.into_iter().map(|r| {
+            let skip = pass_over.min(got.len() as u64);
+            pass_over -= skip;
+            out.extend(got.into_iter().skip(skip as usize).map(|r| {
                 let c = segment.cursor_of(&r);
                 (r, c)
             }));
         }
+        out.truncate(page.limit as usize);
         Ok(out)
     }
     /// The rows of one segment of a page plan, in its order.

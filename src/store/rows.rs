@@ -496,23 +496,30 @@ impl Segment {
         }
     }
 
-    /// `SELECT` of this segment's rows (or their number), with its binds.
-    pub(crate) fn sql(&self, dialect: Dialect, count: bool, offset: u64, limit: u64) -> (String, Vec<Value>) {
-        let mut binds = vec![text(&self.ca_id)];
+    /// The `WHERE` clause: the CA, the admitted statuses, and (for rows)
+    /// one bound from the cursor. `cursor` is `Some(true)` for the rows tied
+    /// with the cursor's key (`key = k AND seq beyond s`, an exact index seek
+    /// on `(ca_id, key, seq)`), `Some(false)` for the rows past its key.
+    fn condition(&self, dialect: Dialect, binds: &mut Vec<Value>, cursor: Option<bool>) -> String {
         let param = |v: Value, binds: &mut Vec<Value>| {
             binds.push(v);
             dialect.param(binds.len())
         };
-        let mut sql = if count {
-            "SELECT count(*) FROM leaves WHERE ca_id = ".to_owned()
-        } else {
-            format!("SELECT {LEAF_COLUMNS} FROM leaves WHERE ca_id = ")
-        };
-        sql.push_str(&dialect.param(1));
+        binds.push(text(&self.ca_id));
+        let mut sql = format!("ca_id = {}", dialect.param(binds.len()));
         if !self.statuses.is_empty() {
+            // With a cursor on notAfter the status bound is on the same
+            // column: `+` keeps it out of the index range, so the planner
+            // seeks by the cursor's bound (which implies it within a status
+            // segment) instead of scanning from `now`.
+            let na = if cursor.is_some() && self.column == SortColumn::NotAfter {
+                "+not_after"
+            } else {
+                "not_after"
+            };
             let uses_now = self.statuses.iter().any(|c| *c != StatusCond::Revoked);
             let now = if uses_now {
-                param(int(self.now), &mut binds)
+                param(int(self.now), binds)
             } else {
                 String::new()
             };
@@ -520,8 +527,8 @@ impl Segment {
                 .statuses
                 .iter()
                 .map(|c| match c {
-                    StatusCond::Active => format!("(revoked_at IS NULL AND not_after > {now})"),
-                    StatusCond::Expired => format!("(revoked_at IS NULL AND not_after <= {now})"),
+                    StatusCond::Active => format!("(revoked_at IS NULL AND {na} > {now})"),
+                    StatusCond::Expired => format!("(revoked_at IS NULL AND {na} <= {now})"),
                     StatusCond::Revoked => "revoked_at IS NOT NULL".to_owned(),
                 })
                 .collect();
@@ -531,14 +538,11 @@ impl Segment {
                 sql.push_str(" AND revoked_at IS NULL");
             }
         }
-        if count {
-            return (sql, binds);
-        }
-        let col = self.column_sql(dialect);
-        let (cmp, dir) = if self.descending { ("<", "DESC") } else { (">", "ASC") };
-        if let Some((key, seq)) = &self.after {
-            let s = param(int(*seq), &mut binds);
+        if let (Some(tied), Some((key, seq))) = (cursor, &self.after) {
+            let col = self.column_sql(dialect);
+            let cmp = if self.descending { "<" } else { ">" };
             if self.column == SortColumn::Seq {
+                let s = param(int(*seq), binds);
                 sql.push_str(&format!(" AND seq {cmp} {s}"));
             } else {
                 let k = param(
@@ -546,20 +550,71 @@ impl Segment {
                         SortKey::Int(n) => int(*n),
                         SortKey::Text(t) => text(t),
                     },
-                    &mut binds,
+                    binds,
                 );
-                sql.push_str(&format!(" AND ({col}, seq) {cmp} ({k}, {s})"));
+                if tied {
+                    let s = param(int(*seq), binds);
+                    sql.push_str(&format!(" AND {col} = {k} AND seq {cmp} {s}"));
+                } else {
+                    sql.push_str(&format!(" AND {col} {cmp} {k}"));
+                }
             }
         }
-        if self.column == SortColumn::Seq {
-            sql.push_str(&format!(" ORDER BY seq {dir}"));
+        sql
+    }
+
+    /// How many rows the segment holds (cursor ignored), with its binds.
+    pub(crate) fn count_sql(&self, dialect: Dialect) -> (String, Vec<Value>) {
+        let mut binds = Vec::new();
+        let cond = self.condition(dialect, &mut binds, None);
+        (format!("SELECT count(*) FROM leaves WHERE {cond}"), binds)
+    }
+
+    /// The statements that read the segment's rows in order, each with its
+    /// binds: run them in turn until `limit` rows are in. After a cursor,
+    /// the rows tied with its key come first, then those past it: a row
+    /// value comparison would seek by the key alone and then scan every tie
+    /// (a million, when every leaf has the same subject). `offset` applies
+    /// to the first statement only, so the caller passes over a cursor's
+    /// offset itself (the API never sends both).
+    pub(crate) fn statements(&self, dialect: Dialect, offset: u64, limit: u64) -> Vec<(String, Vec<Value>)> {
+        let col = self.column_sql(dialect);
+        let dir = if self.descending { "DESC" } else { "ASC" };
+        let order = if self.column == SortColumn::Seq {
+            format!("seq {dir}")
         } else {
-            sql.push_str(&format!(" ORDER BY {col} {dir}, seq {dir}"));
-        }
-        let l = param(int(i64::try_from(limit).unwrap_or(i64::MAX)), &mut binds);
-        let o = param(int(i64::try_from(offset).unwrap_or(i64::MAX)), &mut binds);
-        sql.push_str(&format!(" LIMIT {l} OFFSET {o}"));
-        (sql, binds)
+            format!("{col} {dir}, seq {dir}")
+        };
+        let parts: Vec<Option<bool>> = match (&self.after, self.column) {
+            (None, _) => vec![None],
+            (Some(_), SortColumn::Seq) => vec![Some(false)],
+            (Some(_), _) => vec![Some(true), Some(false)],
+        };
+        parts
+            .into_iter()
+            .enumerate()
+            .map(|(i, part)| {
+                let mut binds = Vec::new();
+                let cond = self.condition(dialect, &mut binds, part);
+                let order = if part == Some(true) {
+                    format!("seq {dir}")
+                } else {
+                    order.clone()
+                };
+                binds.push(int(i64::try_from(limit).unwrap_or(i64::MAX)));
+                let l = dialect.param(binds.len());
+                binds.push(int(if i == 0 {
+                    i64::try_from(offset).unwrap_or(i64::MAX)
+                } else {
+                    0
+                }));
+                let o = dialect.param(binds.len());
+                (
+                    format!("SELECT {LEAF_COLUMNS} FROM leaves WHERE {cond} ORDER BY {order} LIMIT {l} OFFSET {o}"),
+                    binds,
+                )
+            })
+            .collect()
     }
 }
 

@@ -499,16 +499,23 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn leaf_segment(&mut self, segment: &rows::Segment, offset: u64, limit: u64) -> Result<Vec<LeafRow>> {
-        let (sql, binds) = segment.sql(Dialect::Sqlite, false, offset, limit);
-        let mut stmt = self.conn.prepare_cached(&sql)?;
-        let rows = stmt
-            .query_map(rusqlite::params_from_iter(binds), decode(rows::leaf_row))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+        let mut out = Vec::new();
+        for (sql, binds) in segment.statements(Dialect::Sqlite, offset, limit) {
+            if out.len() as u64 >= limit {
+                break;
+            }
+            let mut stmt = self.conn.prepare_cached(&sql)?;
+            let rows = stmt
+                .query_map(rusqlite::params_from_iter(binds), decode(rows::leaf_row))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            out.extend(rows);
+        }
+        out.truncate(limit as usize);
+        Ok(out)
     }
 
     fn count_leaf_segment(&mut self, segment: &rows::Segment) -> Result<u64> {
-        let (sql, binds) = segment.sql(Dialect::Sqlite, true, 0, 0);
+        let (sql, binds) = segment.count_sql(Dialect::Sqlite);
         let n: i64 = self
             .conn
             .prepare_cached(&sql)?

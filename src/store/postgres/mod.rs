@@ -707,14 +707,21 @@ impl Tx for PgTx {
     }
 
     fn leaf_segment(&mut self, segment: &crate::store::rows::Segment, offset: u64, limit: u64) -> Result<Vec<LeafRow>> {
-        let (sql, binds) = segment.sql(Dialect::Postgres, false, offset, limit);
-        let binds = boxed(binds);
-        let rows = self.query(&sql, &refs(&binds))?;
-        map(&rows, leaf_row)
+        let mut out = Vec::new();
+        for (sql, binds) in segment.statements(Dialect::Postgres, offset, limit) {
+            if out.len() as u64 >= limit {
+                break;
+            }
+            let binds = boxed(binds);
+            let rows = self.query(&sql, &refs(&binds))?;
+            out.extend(map(&rows, leaf_row)?);
+        }
+        out.truncate(limit as usize);
+        Ok(out)
     }
 
     fn count_leaf_segment(&mut self, segment: &crate::store::rows::Segment) -> Result<u64> {
-        let (sql, binds) = segment.sql(Dialect::Postgres, true, 0, 0);
+        let (sql, binds) = segment.count_sql(Dialect::Postgres);
         let binds = boxed(binds);
         count(&self.query_one(&sql, &refs(&binds))?)
     }
