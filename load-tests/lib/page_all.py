@@ -35,11 +35,17 @@ for order in orders:
     url = f"{path}?{q}"
     before = rss_mb()
     peak, lat, n, pages = before, [], 0, 0
+    throttled = 0
     while url:
         t0 = time.perf_counter()
         conn.request("GET", url, headers=headers)
         r = conn.getresponse()
         body = r.read()
+        if r.status == 429:
+            # Per-principal throttling: wait as told; not a page latency.
+            throttled += 1
+            time.sleep(float(r.getheader("Retry-After", "1")))
+            continue
         lat.append((time.perf_counter() - t0) * 1000)
         if r.status != 200:
             sys.exit(f"{order}: {r.status} {body[:300]!r}")
@@ -50,7 +56,8 @@ for order in orders:
         nxt = v.get("@odata.nextLink")
         url = urllib.parse.urlsplit(nxt)._replace(scheme="", netloc="").geturl() if nxt else None
     print(f"| `{order}` | {pages} | {n} | {pct(lat, 50):.1f} ms | {pct(lat, 99):.1f} ms | {max(lat):.1f} ms "
-          f"| {before:.0f} MB | {peak:.0f} MB | {peak - before:+.1f} MB |", flush=True)
+          f"| {before:.0f} MB | {peak:.0f} MB | {peak - before:+.1f} MB |"
+          + (f" ({throttled} × 429 waited out)" if throttled else ""), flush=True)
 
 # getAll...: one answer, streamed.
 before = rss_mb()
