@@ -36,6 +36,10 @@ pub enum PkiError {
     Kek(String),
     #[error(transparent)]
     X509(#[from] X509Error),
+    /// A signed CRL failed its check before publication: it is neither
+    /// stored nor served (the previous one stays).
+    #[error("a CRL failed its check before publication: {0}")]
+    CrlCheck(#[from] crate::x509::crl::CrlCheckError),
     #[error(transparent)]
     Secret(#[from] SecretError),
     #[error(transparent)]

@@ -175,6 +175,117 @@ pub fn sign_crl(params: &CrlParams<'_>, entries: &CrlEntries, signer: &dyn Signe
     Ok(list.to_der()?)
 }
 
+/// Why a signed CRL must not be served.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CrlCheckError {
+    #[error("the CRL does not parse back: {0}")]
+    Parse(String),
+    #[error("the CRL's signature does not verify with the CA's key")]
+    Signature,
+    #[error("the CRL's issuer is not the CA's subject")]
+    Issuer,
+    #[error("CRL number {got}, expected {want}")]
+    Number { got: u64, want: u64 },
+    #[error("CRL number {got} is not above the newest published one ({newest})")]
+    NumberNotIncreasing { got: u64, newest: u64 },
+    #[error("thisUpdate/nextUpdate differ from the window it was signed for")]
+    Window,
+    #[error("issuing distribution point: {0}")]
+    Idp(&'static str),
+    #[error("the CRL's entries differ from the ones it was built from")]
+    Entries,
+}
+
+/// What a signed CRL is checked against before it is stored or served:
+/// what it was built from, the CA's key, and the newest number published.
+#[derive(Debug, Clone)]
+pub struct CrlExpectation<'a> {
+    pub params: &'a CrlParams<'a>,
+    pub issuer_key: &'a spki::SubjectPublicKeyInfoOwned,
+    pub entries: &'a CrlEntries,
+    /// The highest CRL number stored for this scope, if any.
+    pub newest_published: Option<u64>,
+}
+
+/// Parses a signed CRL back and checks it as a relying party would, plus
+/// what only we know (Boulder's crl-checker does the same): the signature
+/// with the CA's key, the issuer, a number above every published one, the
+/// validity window, a critical IDP naming exactly the distribution point
+/// with the right scope flag, and entries byte for byte as built.
+pub fn check_crl(der: &[u8], exp: &CrlExpectation<'_>) -> Result<(), CrlCheckError> {
+    use der::Decode;
+    let parse = |e: &dyn std::fmt::Display| CrlCheckError::Parse(e.to_string());
+    super::keys::verify_signed_der(der, exp.issuer_key).map_err(|e| match e {
+        X509Error::BadSignature => CrlCheckError::Signature,
+        other => parse(&other),
+    })?;
+    let list = x509_cert::crl::CertificateList::from_der(der).map_err(|e| parse(&e))?;
+    let tbs = list.tbs_cert_list;
+    if tbs.issuer != *exp.params.issuer {
+        return Err(CrlCheckError::Issuer);
+    }
+    let at = |t: OffsetDateTime| x509_time(t).map_err(|e| parse(&e));
+    if tbs.this_update != at(exp.params.this_update)? || tbs.next_update != Some(at(exp.params.next_update)?) {
+        return Err(CrlCheckError::Window);
+    }
+    let exts = tbs.crl_extensions.unwrap_or_default();
+    let number = exts
+        .iter()
+        .find(|e| e.extn_id == <CrlNumber as const_oid::AssociatedOid>::OID)
+        .map(|e| CrlNumber::from_der(e.extn_value.as_bytes()))
+        .transpose()
+        .map_err(|e| parse(&e))?
+        .ok_or(CrlCheckError::Parse("no CRL number".into()))?;
+    let number = number
+        .0
+        .as_bytes()
+        .iter()
+        .try_fold(0u64, |n, b| n.checked_mul(256).map(|n| n + u64::from(*b)))
+        .ok_or(CrlCheckError::Parse("CRL number too large".into()))?;
+    if number != exp.params.number {
+        return Err(CrlCheckError::Number {
+            got: number,
+            want: exp.params.number,
+        });
+    }
+    if let Some(newest) = exp.newest_published.filter(|n| number <= *n) {
+        return Err(CrlCheckError::NumberNotIncreasing { got: number, newest });
+    }
+    let idp_ext = exts
+        .iter()
+        .find(|e| e.extn_id == ID_CE_ISSUING_DISTRIBUTION_POINT)
+        .ok_or(CrlCheckError::Idp("missing"))?;
+    if !idp_ext.critical {
+        return Err(CrlCheckError::Idp("not critical"));
+    }
+    let idp = IssuingDistributionPoint::from_der(idp_ext.extn_value.as_bytes()).map_err(|e| parse(&e))?;
+    let named = match &idp.distribution_point {
+        Some(DistributionPointName::FullName(names)) => match names.as_slice() {
+            [GeneralName::UniformResourceIdentifier(uri)] => uri.as_str() == exp.params.distribution_point,
+            _ => false,
+        },
+        _ => false,
+    };
+    if !named {
+        return Err(CrlCheckError::Idp("its name is not the CRL's distribution point URL"));
+    }
+    if idp.only_contains_ca_certs != exp.params.only_ca_certs
+        || idp.only_contains_user_certs == exp.params.only_ca_certs
+    {
+        return Err(CrlCheckError::Idp(
+            "wrong scope (onlyContainsCACerts / onlyContainsUserCerts)",
+        ));
+    }
+    let mut listed = Vec::with_capacity(exp.entries.buf.len());
+    for entry in tbs.revoked_certificates.iter().flatten() {
+        entry.encode_to_vec(&mut listed).map_err(|e| parse(&e))?;
+    }
+    if listed != exp.entries.buf {
+        return Err(CrlCheckError::Entries);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,11 +334,116 @@ mod tests {
             .unwrap();
         assert!(idp.critical);
 
+        check_crl(
+            &der,
+            &CrlExpectation {
+                params: &params,
+                issuer_key: key.public_key(),
+                entries: &entries,
+                newest_published: Some(6),
+            },
+        )
+        .unwrap();
+
         let empty = sign_crl(&params, &CrlEntries::new(), &key).unwrap();
         assert!(CertificateList::from_der(&empty)
             .unwrap()
             .tbs_cert_list
             .revoked_certificates
             .is_none());
+    }
+
+    /// Each way a CRL can come out wrong is caught by the check before
+    /// publication, so it is never stored or served.
+    #[test]
+    fn check_before_publish_catches_a_bad_crl() {
+        let (key, _) = SoftwareKey::generate(KeyAlgorithm::EcP256, HashAlgorithm::Sha256).unwrap();
+        let (other, _) = SoftwareKey::generate(KeyAlgorithm::EcP256, HashAlgorithm::Sha256).unwrap();
+        let name = crate::x509::names::SubjectParts {
+            common_name: "CA".into(),
+            ..Default::default()
+        }
+        .to_name()
+        .unwrap();
+        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let mut entries = CrlEntries::new();
+        entries.push(&[0x05], now, RevocationReason::KeyCompromise).unwrap();
+        let params = CrlParams {
+            issuer: &name,
+            issuer_key_id: &[1; 20],
+            number: 7,
+            this_update: now,
+            next_update: now + time::Duration::days(7),
+            distribution_point: "http://x/crls/a_v1/current.crl",
+            only_ca_certs: false,
+        };
+        let check = |der: &[u8], params: &CrlParams<'_>, entries: &CrlEntries, newest: Option<u64>| {
+            check_crl(
+                der,
+                &CrlExpectation {
+                    params,
+                    issuer_key: key.public_key(),
+                    entries,
+                    newest_published: newest,
+                },
+            )
+        };
+        let good = sign_crl(&params, &entries, &key).unwrap();
+        assert_eq!(check(&good, &params, &entries, Some(6)), Ok(()));
+
+        // A number not above the newest published one.
+        assert_eq!(
+            check(&good, &params, &entries, Some(7)),
+            Err(CrlCheckError::NumberNotIncreasing { got: 7, newest: 7 })
+        );
+        // An IDP that does not name the URL in the certificates.
+        let wrong_dp = CrlParams {
+            distribution_point: "http://x/crls/a_v1/other.crl",
+            ..params.clone()
+        };
+        let bad = sign_crl(&wrong_dp, &entries, &key).unwrap();
+        assert!(matches!(
+            check(&bad, &params, &entries, None),
+            Err(CrlCheckError::Idp(_))
+        ));
+        // The wrong scope flag (a CA-certificates-only CRL for leaves).
+        let arl = CrlParams {
+            only_ca_certs: true,
+            ..params.clone()
+        };
+        let bad = sign_crl(&arl, &entries, &key).unwrap();
+        assert!(matches!(
+            check(&bad, &params, &entries, None),
+            Err(CrlCheckError::Idp(_))
+        ));
+        // Entries that differ from the set it was built from.
+        let mut more = entries.clone();
+        more.push(&[0x06], now, RevocationReason::Unspecified).unwrap();
+        let bad = sign_crl(&params, &more, &key).unwrap();
+        assert_eq!(check(&bad, &params, &entries, None), Err(CrlCheckError::Entries));
+        // Signed by another key.
+        let bad = sign_crl(&params, &entries, &other).unwrap();
+        assert_eq!(check(&bad, &params, &entries, None), Err(CrlCheckError::Signature));
+        // Another window or number than intended.
+        let later = CrlParams {
+            next_update: now + time::Duration::days(8),
+            ..params.clone()
+        };
+        let bad = sign_crl(&later, &entries, &key).unwrap();
+        assert_eq!(check(&bad, &params, &entries, None), Err(CrlCheckError::Window));
+        let renumbered = CrlParams {
+            number: 9,
+            ..params.clone()
+        };
+        let bad = sign_crl(&renumbered, &entries, &key).unwrap();
+        assert_eq!(
+            check(&bad, &params, &entries, None),
+            Err(CrlCheckError::Number { got: 9, want: 7 })
+        );
+        // Bytes that are not a CRL at all.
+        assert!(matches!(
+            check(&good[..good.len() - 3], &params, &entries, None),
+            Err(CrlCheckError::Parse(_) | CrlCheckError::Signature)
+        ));
     }
 }

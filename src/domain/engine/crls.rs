@@ -5,22 +5,29 @@
 use super::*;
 
 impl Pki {
-    /// Hands out the next CRL number of a CA. Numbers are reserved durably
-    /// in blocks, so signing a CRL waits for no disk write; a restart skips
-    /// the rest of a block (RFC 5280 requires increasing numbers, not
-    /// consecutive ones).
-    pub(super) fn next_crl_number(&self, ca_id: &str) -> Result<i64> {
+    /// Hands out the next CRL number of a CA, above `above` (the newest
+    /// stored). Numbers are reserved durably in blocks, so signing a CRL
+    /// waits for no disk write; a restart skips the rest of a block (RFC 5280
+    /// requires increasing numbers, not consecutive ones). A block that fell
+    /// behind what another signer published (a lead lost and regained on
+    /// PostgreSQL) is dropped, and the next one starts past it.
+    pub(super) fn next_crl_number(&self, ca_id: &str, above: i64) -> Result<i64> {
         let mut blocks = self.crl_numbers.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((next, high)) = blocks.get_mut(ca_id) {
-            if *next <= *high {
+            if *next <= *high && *next > above {
                 *next += 1;
                 return Ok(*next - 1);
             }
         }
         let mut tx = self.store.begin(TxMode::Write)?;
-        let high = tx.reserve_crl_numbers(ca_id, CRL_NUMBER_BLOCK)?;
+        let mut high = tx.reserve_crl_numbers(ca_id, CRL_NUMBER_BLOCK)?;
+        let mut first = high - CRL_NUMBER_BLOCK + 1;
+        if first <= above {
+            let behind = above - first + 1;
+            high = tx.reserve_crl_numbers(ca_id, behind)?;
+            first += behind;
+        }
         tx.commit()?;
-        let first = high - CRL_NUMBER_BLOCK + 1;
         blocks.insert(ca_id.to_owned(), (first + 1, high));
         Ok(first)
     }
@@ -29,28 +36,37 @@ impl Pki {
     /// caller serves it at once and stores it with [`Pki::store_crl`].
     pub fn sign_crl(&self, ca_id: &str, entries: &crl::CrlEntries) -> Result<CrlRow> {
         let now = self.clock.now();
-        let (ca, key) = {
+        let (ca, key, newest) = {
             let mut tx = self.store.begin(TxMode::Read)?;
             let ca = self.load_ca(tx.as_mut(), ca_id, now)?;
             let key = self.signer(tx.as_mut(), &ca)?;
-            (ca, key)
+            let newest = tx.crl_number(ca_id)?;
+            (ca, key, newest)
         };
         let cert = ca.cert()?;
-        let number = self.next_crl_number(ca_id)?;
+        let number = self.next_crl_number(ca_id, newest.unwrap_or(0))?;
         let next_update = now + self.settings.timings.crl_validity;
         let dp = ca.entity.urls.crl.clone();
-        let der = crl::sign_crl(
-            &crl::CrlParams {
-                issuer: &cert.tbs().subject,
-                issuer_key_id: &cert::key_identifier(key.public_key()),
-                number: number as u64,
-                this_update: now,
-                next_update,
-                distribution_point: &dp,
-                only_ca_certs: ca.entity.ca_type == CaType::RootCertificationAuthority,
+        let key_id = cert::key_identifier(key.public_key());
+        let params = crl::CrlParams {
+            issuer: &cert.tbs().subject,
+            issuer_key_id: &key_id,
+            number: u64::try_from(number).map_err(|_| corrupt("negative CRL number"))?,
+            this_update: now,
+            next_update,
+            distribution_point: &dp,
+            only_ca_certs: ca.entity.ca_type == CaType::RootCertificationAuthority,
+        };
+        let der = crl::sign_crl(&params, entries, key.as_ref())?;
+        // Checked as a relying party would before anyone sees it.
+        crl::check_crl(
+            &der,
+            &crl::CrlExpectation {
+                params: &params,
+                issuer_key: key.public_key(),
+                entries,
+                newest_published: newest.and_then(|n| u64::try_from(n).ok()),
             },
-            entries,
-            key.as_ref(),
         )?;
         Ok(CrlRow {
             ca_id: ca_id.to_owned(),

@@ -656,6 +656,49 @@ pub(crate) mod tests {
         }
     }
 
+    /// Another signer published a higher CRL number (a lead lost and
+    /// regained on PostgreSQL): this one's reserved block is dropped, and its
+    /// next CRL is numbered above the stored one, never at or below it.
+    #[test]
+    fn crl_numbers_stay_above_the_newest_published_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = OpenOptions {
+            data_dir: dir.path().to_path_buf(),
+            public_url: None,
+            default_public_url: None,
+            kek_file: None,
+            kek_base64: None,
+            next_kek_files: Vec::new(),
+            next_kek_base64: None,
+            max_cas: None,
+            ocsp_signing: None,
+            database: None,
+            keyless: false,
+        };
+        let pki = open_with_clock(&opts, Arc::new(crate::clock::SystemClock)).unwrap();
+        let root = pki
+            .create_ca(new_ca(CaType::RootCertificationAuthority, "Root", None))
+            .unwrap();
+        let first = pki.publish_crl(&root.id, &crl::CrlEntries::new()).unwrap();
+        let second = pki.publish_crl(&root.id, &crl::CrlEntries::new()).unwrap();
+        assert_eq!(second.number, first.number + 1, "numbers come from the reserved block");
+        // What another signer published meanwhile.
+        let mut elsewhere = second.clone();
+        elsewhere.number = first.number + 5_000;
+        let mut tx = pki.store().begin(TxMode::Write).unwrap();
+        tx.put_crl(&elsewhere).unwrap();
+        tx.commit().unwrap();
+        let next = pki.publish_crl(&root.id, &crl::CrlEntries::new()).unwrap();
+        assert!(
+            next.number > elsewhere.number,
+            "{} after {}",
+            next.number,
+            elsewhere.number
+        );
+        let stored = pki.store().begin(TxMode::Read).unwrap().crl(&root.id).unwrap().unwrap();
+        assert_eq!(stored.number, next.number);
+    }
+
     #[test]
     fn oids_beyond_what_the_encoder_handles_are_refused() {
         for bad in [
