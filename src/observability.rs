@@ -23,6 +23,12 @@ pub struct Metrics {
     pub rebuild_seconds: Histogram,
     pub crl_bytes: IntGaugeVec,
     pub crl_entries: IntGaugeVec,
+    pub crl_number: IntGaugeVec,
+    pub crl_this_update: IntGaugeVec,
+    pub crl_next_update: IntGaugeVec,
+    /// Set when /metrics is rendered: seconds since the served CRL's thisUpdate.
+    pub crl_age_seconds: IntGaugeVec,
+    pub crl_check_failures: IntCounterVec,
     pub crl_build_seconds: Histogram,
     pub signatures: IntCounterVec,
     pub on_demand_rejected: IntCounter,
@@ -99,6 +105,29 @@ impl Metrics {
         )?;
         let crl_bytes = IntGaugeVec::new(Opts::new("crl_size_bytes", "Size of the served CRL"), &["ca"])?;
         let crl_entries = IntGaugeVec::new(Opts::new("crl_entries", "Entries in the served CRL"), &["ca"])?;
+        let crl_number = IntGaugeVec::new(Opts::new("crl_number", "CRL number of the served CRL"), &["ca"])?;
+        let crl_this_update = IntGaugeVec::new(
+            Opts::new("crl_this_update_seconds", "thisUpdate of the served CRL (unix seconds)"),
+            &["ca"],
+        )?;
+        let crl_next_update = IntGaugeVec::new(
+            Opts::new("crl_next_update_seconds", "nextUpdate of the served CRL (unix seconds)"),
+            &["ca"],
+        )?;
+        let crl_age_seconds = IntGaugeVec::new(
+            Opts::new(
+                "crl_age_seconds",
+                "Seconds since the served CRL was published (its thisUpdate)",
+            ),
+            &["ca"],
+        )?;
+        let crl_check_failures = IntCounterVec::new(
+            Opts::new(
+                "crl_check_failures_total",
+                "Signed CRLs that failed the check before publication (neither stored nor served)",
+            ),
+            &["ca"],
+        )?;
         let crl_build_seconds = Histogram::with_opts(
             HistogramOpts::new("crl_build_duration_seconds", "Time to sign and store one CRL").buckets(fast_buckets()),
         )?;
@@ -120,6 +149,11 @@ impl Metrics {
         registry.register(Box::new(rebuild_seconds.clone()))?;
         registry.register(Box::new(crl_bytes.clone()))?;
         registry.register(Box::new(crl_entries.clone()))?;
+        registry.register(Box::new(crl_number.clone()))?;
+        registry.register(Box::new(crl_this_update.clone()))?;
+        registry.register(Box::new(crl_next_update.clone()))?;
+        registry.register(Box::new(crl_age_seconds.clone()))?;
+        registry.register(Box::new(crl_check_failures.clone()))?;
         registry.register(Box::new(crl_build_seconds.clone()))?;
         registry.register(Box::new(signatures.clone()))?;
         registry.register(Box::new(on_demand_rejected.clone()))?;
@@ -151,6 +185,11 @@ impl Metrics {
             rebuild_seconds,
             crl_bytes,
             crl_entries,
+            crl_number,
+            crl_this_update,
+            crl_next_update,
+            crl_age_seconds,
+            crl_check_failures,
             crl_build_seconds,
             signatures,
             on_demand_rejected,

@@ -243,6 +243,15 @@ async fn dispatch(state: &AppState, req: Request<Incoming>, method: &Method, pat
         }
         "/metrics" if is_get && state.surface != Surface::Public => {
             r.metrics.snapshot_age_seconds.set(r.sync.age_seconds());
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            for (id, ca) in r.published.load().cas.iter() {
+                if let Some(crl) = &ca.crl {
+                    r.metrics
+                        .crl_age_seconds
+                        .with_label_values(&[id])
+                        .set(now - crl.doc.this_update);
+                }
+            }
             r.metrics.store_degraded.set(i64::from(r.sync.degraded()));
             let mut resp = Response::new(full(r.metrics.render()));
             resp.headers_mut().insert(

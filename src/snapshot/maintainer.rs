@@ -462,6 +462,15 @@ impl Maintainer {
             .with_label_values(&[ca_id])
             .set(row.der.len() as i64);
         self.metrics.crl_entries.with_label_values(&[ca_id]).set(entries as i64);
+        self.metrics.crl_number.with_label_values(&[ca_id]).set(row.number);
+        self.metrics
+            .crl_this_update
+            .with_label_values(&[ca_id])
+            .set(row.this_update);
+        self.metrics
+            .crl_next_update
+            .with_label_values(&[ca_id])
+            .set(row.next_update);
         ca.crl = Some(Arc::new(CrlDocument {
             doc: Document {
                 etag: super::etag_of(&row.der),
@@ -494,7 +503,12 @@ impl Maintainer {
                     self.set_crl(&ca_id, row.clone(), entries);
                     signed.push(row);
                 }
-                Err(e) => tracing::error!(ca = %ca_id, error = %e, "CRL publication failed"),
+                Err(e) => {
+                    if matches!(e, crate::domain::PkiError::CrlCheck(_)) {
+                        self.metrics.crl_check_failures.with_label_values(&[&ca_id]).inc();
+                    }
+                    tracing::error!(ca = %ca_id, error = %e, "CRL publication failed")
+                }
             }
         }
         signed

@@ -636,11 +636,29 @@ fn bad_input_gets_protocol_answers() {
         "cloudpki_snapshot_generation",
         "cloudpki_snapshot_age_seconds",
         "cloudpki_crl_size_bytes",
+        "cloudpki_crl_number{ca=",
+        "cloudpki_crl_this_update_seconds{ca=",
+        "cloudpki_crl_next_update_seconds{ca=",
+        "cloudpki_crl_age_seconds{ca=",
         "cloudpki_signatures_total{purpose=\"crl\"}",
         "cloudpki_http_request_duration_seconds_bucket",
     ] {
         assert!(metrics.contains(needle), "metrics lack {needle}");
     }
+    // The CRL gauges carry the served CRL's facts.
+    let gauge = |name: &str| -> i64 {
+        let line = metrics
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}{{")))
+            .unwrap_or_else(|| panic!("no {name}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    assert!(gauge("cloudpki_crl_number") >= 1);
+    let this_update = gauge("cloudpki_crl_this_update_seconds");
+    assert!((now - 3600..=now).contains(&this_update), "{this_update}");
+    assert_eq!(gauge("cloudpki_crl_next_update_seconds") - this_update, 7 * 86_400);
+    assert!((0..3600).contains(&gauge("cloudpki_crl_age_seconds")));
 }
 
 #[test]
