@@ -1,6 +1,7 @@
 //! The `cloudpki` command line: argument parsing and output over the domain.
 //! Human tables by default, Graph-shaped JSON with `--json`.
 
+mod crl;
 mod output;
 mod serve;
 
@@ -36,6 +37,9 @@ pub enum CliError {
     Cancelled,
     #[error(transparent)]
     Serve(#[from] crate::app::AppError),
+    /// A check found a difference (`crl verify`).
+    #[error("{0}")]
+    Verify(String),
 }
 
 impl CliError {
@@ -120,6 +124,22 @@ pub enum Command {
     /// The key-encryption key: status and online rotation.
     #[command(subcommand)]
     Kek(KekCommand),
+    /// Certificate revocation lists.
+    #[command(subcommand)]
+    Crl(CrlCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CrlCommand {
+    /// Fetch every served CRL over HTTP from the URL in its CA's
+    /// certificates, verify it as a relying party would (signature, issuer,
+    /// validity, issuing distribution point) and compare it with the store
+    /// (number, entries). Exits 1 on any difference.
+    Verify {
+        /// Only this CA.
+        #[arg(long)]
+        ca: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -466,6 +486,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             o.init(&opts.data_dir, &pki.settings().public_url)
         }
         Command::Ca(cmd) => ca_command(&pki, cmd, &mut o),
+        Command::Crl(CrlCommand::Verify { ca }) => crl::verify(&pki, ca.as_deref(), &mut o),
         Command::Cert(cmd) => cert_command(&pki, cmd, &mut o),
         Command::Serve(_) | Command::Kek(KekCommand::Id { .. }) => Ok(()),
         Command::Kek(KekCommand::Status) => o.kek_status(&pki.kek_status()?),

@@ -235,6 +235,35 @@ impl<'a> Output<'a> {
         self.out.flush().map_err(CliError::Output)
     }
 
+    /// One line per CRL checked by `crl verify` (one JSON object with `--json`).
+    pub fn crl_verified(
+        &mut self,
+        ca: &str,
+        url: &str,
+        result: &std::result::Result<super::crl::Verified, String>,
+    ) -> Result<()> {
+        if self.json {
+            let v = match result {
+                Ok(v) => serde_json::json!({
+                    "ca": ca, "url": url, "ok": true, "crlNumber": v.number, "entries": v.entries,
+                    "bytes": v.bytes, "nextUpdate": date(v.next_update),
+                }),
+                Err(e) => serde_json::json!({"ca": ca, "url": url, "ok": false, "error": e}),
+            };
+            return self.line(&v.to_string());
+        }
+        match result {
+            Ok(v) => self.line(&format!(
+                "ok    {ca}  CRL {}: {} entries, {} bytes, nextUpdate {}  {url}",
+                v.number,
+                v.entries,
+                v.bytes,
+                date(v.next_update)
+            )),
+            Err(e) => self.line(&format!("FAIL  {ca}  {e}  {url}")),
+        }
+    }
+
     pub fn kek_id(&mut self, id: crate::secrets::KekId) -> Result<()> {
         if self.json {
             return self.json_value(&serde_json::json!({ "kekId": id.to_string() }));

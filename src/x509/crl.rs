@@ -207,26 +207,40 @@ pub struct CrlExpectation<'a> {
     pub newest_published: Option<u64>,
 }
 
-/// Parses a signed CRL back and checks it as a relying party would, plus
-/// what only we know (Boulder's crl-checker does the same): the signature
-/// with the CA's key, the issuer, a number above every published one, the
-/// validity window, a critical IDP naming exactly the distribution point
-/// with the right scope flag, and entries byte for byte as built.
-pub fn check_crl(der: &[u8], exp: &CrlExpectation<'_>) -> Result<(), CrlCheckError> {
+/// What a CRL says, once it parsed and its signature, issuer and issuing
+/// distribution point checked out.
+#[derive(Debug, Clone)]
+pub struct CrlFacts {
+    pub number: u64,
+    pub this_update: OffsetDateTime,
+    pub next_update: Option<OffsetDateTime>,
+    /// The revokedCertificates entries, DER, in order.
+    pub entries_der: Vec<u8>,
+    /// Their serials (INTEGER contents).
+    pub serials: Vec<Vec<u8>>,
+}
+
+/// Parses a CRL and checks what any relying party checks, plus our IDP rule:
+/// the signature with the issuer's key, the issuer name, a CRL number, and a
+/// critical IDP naming exactly `distribution_point` with the scope flag
+/// (`onlyContainsCACerts` for a root's CRL, `onlyContainsUserCerts` otherwise).
+pub fn inspect_crl(
+    der: &[u8],
+    issuer: &Name,
+    issuer_key: &spki::SubjectPublicKeyInfoOwned,
+    distribution_point: &str,
+    only_ca_certs: bool,
+) -> Result<CrlFacts, CrlCheckError> {
     use der::Decode;
     let parse = |e: &dyn std::fmt::Display| CrlCheckError::Parse(e.to_string());
-    super::keys::verify_signed_der(der, exp.issuer_key).map_err(|e| match e {
+    super::keys::verify_signed_der(der, issuer_key).map_err(|e| match e {
         X509Error::BadSignature => CrlCheckError::Signature,
         other => parse(&other),
     })?;
     let list = x509_cert::crl::CertificateList::from_der(der).map_err(|e| parse(&e))?;
     let tbs = list.tbs_cert_list;
-    if tbs.issuer != *exp.params.issuer {
+    if tbs.issuer != *issuer {
         return Err(CrlCheckError::Issuer);
-    }
-    let at = |t: OffsetDateTime| x509_time(t).map_err(|e| parse(&e));
-    if tbs.this_update != at(exp.params.this_update)? || tbs.next_update != Some(at(exp.params.next_update)?) {
-        return Err(CrlCheckError::Window);
     }
     let exts = tbs.crl_extensions.unwrap_or_default();
     let number = exts
@@ -242,15 +256,6 @@ pub fn check_crl(der: &[u8], exp: &CrlExpectation<'_>) -> Result<(), CrlCheckErr
         .iter()
         .try_fold(0u64, |n, b| n.checked_mul(256).map(|n| n + u64::from(*b)))
         .ok_or(CrlCheckError::Parse("CRL number too large".into()))?;
-    if number != exp.params.number {
-        return Err(CrlCheckError::Number {
-            got: number,
-            want: exp.params.number,
-        });
-    }
-    if let Some(newest) = exp.newest_published.filter(|n| number <= *n) {
-        return Err(CrlCheckError::NumberNotIncreasing { got: number, newest });
-    }
     let idp_ext = exts
         .iter()
         .find(|e| e.extn_id == ID_CE_ISSUING_DISTRIBUTION_POINT)
@@ -261,7 +266,7 @@ pub fn check_crl(der: &[u8], exp: &CrlExpectation<'_>) -> Result<(), CrlCheckErr
     let idp = IssuingDistributionPoint::from_der(idp_ext.extn_value.as_bytes()).map_err(|e| parse(&e))?;
     let named = match &idp.distribution_point {
         Some(DistributionPointName::FullName(names)) => match names.as_slice() {
-            [GeneralName::UniformResourceIdentifier(uri)] => uri.as_str() == exp.params.distribution_point,
+            [GeneralName::UniformResourceIdentifier(uri)] => uri.as_str() == distribution_point,
             _ => false,
         },
         _ => false,
@@ -269,18 +274,52 @@ pub fn check_crl(der: &[u8], exp: &CrlExpectation<'_>) -> Result<(), CrlCheckErr
     if !named {
         return Err(CrlCheckError::Idp("its name is not the CRL's distribution point URL"));
     }
-    if idp.only_contains_ca_certs != exp.params.only_ca_certs
-        || idp.only_contains_user_certs == exp.params.only_ca_certs
-    {
+    if idp.only_contains_ca_certs != only_ca_certs || idp.only_contains_user_certs == only_ca_certs {
         return Err(CrlCheckError::Idp(
             "wrong scope (onlyContainsCACerts / onlyContainsUserCerts)",
         ));
     }
-    let mut listed = Vec::with_capacity(exp.entries.buf.len());
+    let mut entries_der = Vec::new();
+    let mut serials = Vec::new();
     for entry in tbs.revoked_certificates.iter().flatten() {
-        entry.encode_to_vec(&mut listed).map_err(|e| parse(&e))?;
+        entry.encode_to_vec(&mut entries_der).map_err(|e| parse(&e))?;
+        serials.push(entry.serial_number.as_bytes().to_vec());
     }
-    if listed != exp.entries.buf {
+    let time = |t: Time| OffsetDateTime::from_unix_timestamp(t.to_unix_duration().as_secs() as i64);
+    Ok(CrlFacts {
+        number,
+        this_update: time(tbs.this_update).map_err(|e| parse(&e))?,
+        next_update: tbs.next_update.map(time).transpose().map_err(|e| parse(&e))?,
+        entries_der,
+        serials,
+    })
+}
+
+/// Parses a signed CRL back and checks it as a relying party would, plus
+/// what only we know (Boulder's crl-checker does the same): a number above
+/// every published one, the window it was signed for, and entries byte for
+/// byte as built (see [`inspect_crl`] for the rest).
+pub fn check_crl(der: &[u8], exp: &CrlExpectation<'_>) -> Result<(), CrlCheckError> {
+    let p = exp.params;
+    let facts = inspect_crl(der, p.issuer, exp.issuer_key, p.distribution_point, p.only_ca_certs)?;
+    // Encoded times hold whole seconds.
+    let secs = |t: OffsetDateTime| t.unix_timestamp();
+    if secs(facts.this_update) != secs(p.this_update) || facts.next_update.map(secs) != Some(secs(p.next_update)) {
+        return Err(CrlCheckError::Window);
+    }
+    if facts.number != p.number {
+        return Err(CrlCheckError::Number {
+            got: facts.number,
+            want: p.number,
+        });
+    }
+    if let Some(newest) = exp.newest_published.filter(|n| facts.number <= *n) {
+        return Err(CrlCheckError::NumberNotIncreasing {
+            got: facts.number,
+            newest,
+        });
+    }
+    if facts.entries_der != exp.entries.buf {
         return Err(CrlCheckError::Entries);
     }
     Ok(())

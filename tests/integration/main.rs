@@ -5,6 +5,7 @@
 mod api;
 mod api_conformance;
 mod chains;
+mod crl;
 mod durability;
 mod external;
 mod fleet;

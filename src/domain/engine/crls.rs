@@ -93,3 +93,68 @@ impl Pki {
         Ok(row)
     }
 }
+
+/// What a CA's CRL must say, from the store: where it is published, who
+/// signs it, its scope and which serials it must list.
+#[derive(Debug, Clone)]
+pub struct CrlScope {
+    pub ca_id: String,
+    pub url: String,
+    /// The CA certificate (DER): its subject and key sign the CRL.
+    pub ca_cert: Vec<u8>,
+    /// A root's CRL lists revoked issuing CAs only (`onlyContainsCACerts`).
+    pub only_ca_certs: bool,
+    /// The number of the newest CRL stored.
+    pub stored_number: Option<i64>,
+    /// Serials (INTEGER contents) of every revoked certificate in scope.
+    pub revoked: std::collections::BTreeSet<Vec<u8>>,
+}
+
+impl Pki {
+    /// The CRL scopes of every CA with a certificate (one when `ca_id` is given).
+    pub fn crl_scopes(&self, ca_id: Option<&str>) -> Result<Vec<CrlScope>> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin(TxMode::Read)?;
+        let rows = match ca_id {
+            Some(id) => vec![self.load_ca(tx.as_mut(), id, now)?.row],
+            None => tx.cas()?,
+        };
+        let mut out = Vec::new();
+        for row in rows {
+            let Some(cert) = row.cert.clone() else { continue };
+            let ca = self.ca_record(&row, now)?;
+            let mut revoked = std::collections::BTreeSet::new();
+            if ca.ca_type == CaType::RootCertificationAuthority {
+                for child in tx.revoked_children(&row.id)? {
+                    if let Some(c) = child.cert {
+                        revoked.insert(ParsedCert::from_der(&c)?.tbs().serial_number.as_bytes().to_vec());
+                    }
+                }
+            } else {
+                let mut after = 0;
+                loop {
+                    let page = tx.leaves(&LeafQuery {
+                        ca_id: Some(row.id.clone()),
+                        filter: LeafFilter::Revoked,
+                        after_seq: after,
+                        limit: 5000,
+                    })?;
+                    let Some(last) = page.last() else { break };
+                    after = last.seq;
+                    for leaf in &page {
+                        revoked.insert(hex_bytes(&leaf.serial)?);
+                    }
+                }
+            }
+            out.push(CrlScope {
+                stored_number: tx.crl_number(&row.id)?,
+                ca_id: row.id.clone(),
+                url: ca.urls.crl.clone(),
+                ca_cert: cert,
+                only_ca_certs: ca.ca_type == CaType::RootCertificationAuthority,
+                revoked,
+            });
+        }
+        Ok(out)
+    }
+}

@@ -29,6 +29,7 @@ mod crls;
 mod leaves;
 mod responder;
 
+pub use crls::CrlScope;
 pub use responder::OcspResponder;
 
 /// Certificates are back-dated this much to absorb relying parties' clock
