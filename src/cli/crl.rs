@@ -92,22 +92,32 @@ async fn check(scope: &CrlScope, now: OffsetDateTime) -> std::result::Result<Ver
     if listed.len() != facts.serials.len() {
         return Err("a serial is listed twice".into());
     }
-    if listed != scope.revoked {
-        let hex = |set: BTreeSet<&Vec<u8>>| {
+    // Every revocation in scope is listed, except those whose certificate
+    // expired long enough before this CRL to have left it (RFC 5280 §3.3).
+    let this_update = facts.this_update.unix_timestamp();
+    let missing: BTreeSet<&Vec<u8>> = scope
+        .revoked
+        .iter()
+        .filter(|(serial, not_after)| {
+            not_after.saturating_add(scope.keep_expired) >= this_update && !listed.contains(*serial)
+        })
+        .map(|(serial, _)| serial)
+        .collect();
+    let extra: BTreeSet<&Vec<u8>> = listed.iter().filter(|s| !scope.revoked.contains_key(*s)).collect();
+    if !missing.is_empty() || !extra.is_empty() {
+        let hex = |set: &BTreeSet<&Vec<u8>>| {
             let mut v: Vec<String> = set.iter().take(5).map(|s| crate::x509::hex_upper(s)).collect();
             if set.len() > 5 {
                 v.push("…".into());
             }
             v.join(", ")
         };
-        let missing: BTreeSet<&Vec<u8>> = scope.revoked.difference(&listed).collect();
-        let extra: BTreeSet<&Vec<u8>> = listed.difference(&scope.revoked).collect();
         return Err(format!(
             "entries differ from the store: {} revoked but not listed [{}], {} listed but not revoked [{}]",
             missing.len(),
-            hex(missing.clone()),
+            hex(&missing),
             extra.len(),
-            hex(extra.clone())
+            hex(&extra)
         ));
     }
     Ok(Verified {

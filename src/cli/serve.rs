@@ -49,6 +49,9 @@ pub struct FileConfig {
     pub ocsp_refresh_hours: Option<i64>,
     pub crl_validity_hours: Option<i64>,
     pub crl_republish_hours: Option<i64>,
+    /// Hours an entry stays on CRLs after its certificate expired (beyond
+    /// the one CRL after notAfter RFC 5280 requires; default 0).
+    pub crl_keep_expired_hours: Option<i64>,
     pub max_connections: Option<usize>,
     pub signing_concurrency: Option<usize>,
     pub signing_queue: Option<usize>,
@@ -96,6 +99,11 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
         ocsp_refresh_after: hours(file.ocsp_refresh_hours, d.ocsp_refresh_after, "ocsp_refresh_hours")?,
         crl_validity: hours(file.crl_validity_hours, d.crl_validity, "crl_validity_hours")?,
         crl_republish_after: hours(file.crl_republish_hours, d.crl_republish_after, "crl_republish_hours")?,
+        crl_keep_expired: match file.crl_keep_expired_hours {
+            Some(h) if h >= 0 => time::Duration::hours(h),
+            Some(_) => return Err(CliError::Usage("crl_keep_expired_hours must not be negative".into())),
+            None => d.crl_keep_expired,
+        },
     };
     if timings.ocsp_refresh_after >= timings.ocsp_validity || timings.crl_republish_after >= timings.crl_validity {
         return Err(CliError::Usage(

@@ -60,21 +60,64 @@ pub enum MaintainError {
 
 type Result<T> = std::result::Result<T, MaintainError>;
 
-/// Per-CA CRL bookkeeping: encoded entries and which serials they hold.
+/// A listed certificate's entry: revoked at, reason, its notAfter.
+type Listed = (i64, Option<RevocationReason>, i64);
+
+/// Per-CA CRL bookkeeping: encoded entries and what each listed
+/// certificate's entry is made of, so expired ones can leave.
 #[derive(Default)]
 struct CrlState {
     entries: CrlEntries,
-    serials: HashSet<Vec<u8>>,
+    /// serial -> (revoked at, reason, the certificate's notAfter).
+    listed: HashMap<Vec<u8>, Listed>,
+    /// The earliest notAfter listed (i64::MAX when none): pruning costs
+    /// nothing until it is passed.
+    earliest_not_after: i64,
+    /// thisUpdate of the last CRL published from this state (0: none yet).
+    last_this_update: i64,
 }
 
 impl CrlState {
-    fn add(&mut self, serial: &[u8], at: i64, reason: Option<RevocationReason>) -> Result<bool> {
-        if !self.serials.insert(serial.to_vec()) {
+    fn add(&mut self, serial: &[u8], at: i64, reason: Option<RevocationReason>, not_after: i64) -> Result<bool> {
+        if self.listed.contains_key(serial) {
             return Ok(false);
         }
+        if self.listed.is_empty() {
+            self.earliest_not_after = i64::MAX;
+        }
+        self.listed.insert(serial.to_vec(), (at, reason, not_after));
+        self.earliest_not_after = self.earliest_not_after.min(not_after);
         let at = OffsetDateTime::from_unix_timestamp(at).map_err(|e| X509Error::Time(e.to_string()))?;
         self.entries
             .push(serial, at, reason.unwrap_or(RevocationReason::Unspecified))?;
+        Ok(true)
+    }
+
+    /// Drops the entries that already appeared on a CRL issued after their
+    /// certificate's notAfter (plus `keep`): RFC 5280 §3.3 allows removal
+    /// then, and a CRL that only grows is one nobody can download. An entry
+    /// was on the previous CRL when it was revoked before its thisUpdate.
+    /// The store keeps every revocation; OCSP keeps answering `revoked`.
+    fn prune(&mut self, keep: i64) -> Result<bool> {
+        let before = self.last_this_update;
+        if self.listed.is_empty() || self.earliest_not_after.saturating_add(keep) >= before {
+            return Ok(false);
+        }
+        let gone = |(at, _, not_after): &Listed| not_after.saturating_add(keep) < before && *at < before;
+        if !self.listed.values().any(gone) {
+            return Ok(false);
+        }
+        let mut kept: Vec<(Vec<u8>, Listed)> = self.listed.drain().filter(|(_, e)| !gone(e)).collect();
+        // Oldest revocation first, as the entries were added.
+        kept.sort_by(|a, b| (a.1 .0, &a.0).cmp(&(b.1 .0, &b.0)));
+        let mut fresh = CrlState {
+            last_this_update: before,
+            ..CrlState::default()
+        };
+        for (serial, (at, reason, not_after)) in kept {
+            fresh.add(&serial, at, reason, not_after)?;
+        }
+        *self = fresh;
         Ok(true)
     }
 }
@@ -245,7 +288,7 @@ impl Maintainer {
         let status = leaf_status(row)?;
         if let Some(at) = row.revoked_at {
             let crl = self.crls.entry(row.ca_id.clone()).or_default();
-            if crl.add(&serial, at, row.revocation_reason)? {
+            if crl.add(&serial, at, row.revocation_reason, row.not_after)? {
                 self.dirty.insert(row.ca_id.clone());
             }
         }
@@ -264,8 +307,9 @@ impl Maintainer {
         let parsed = x509_cert::Certificate::from_der(cert).map_err(X509Error::from)?;
         let serial = parsed.tbs_certificate.serial_number.as_bytes().to_vec();
         if let Some(at) = row.revoked_at {
+            let not_after = parsed.tbs_certificate.validity.not_after.to_unix_duration().as_secs() as i64;
             let crl = self.crls.entry(parent.clone()).or_default();
-            if crl.add(&serial, at, row.revocation_reason)? {
+            if crl.add(&serial, at, row.revocation_reason, not_after)? {
                 self.dirty.insert(parent.clone());
             }
         }
@@ -340,6 +384,13 @@ impl Maintainer {
             }
         }
         self.snapshot.change_seq = seq;
+        // What the last published CRLs were: their entries that expired
+        // before them have been on a CRL issued after notAfter.
+        for id in self.snapshot.cas.keys().map(|k| k.to_string()).collect::<Vec<_>>() {
+            if let Some(crl) = store.begin(TxMode::Read)?.crl(&id)? {
+                self.crls.entry(id).or_default().last_this_update = crl.this_update;
+            }
+        }
         // Every CA gets a fresh CRL at start: entries may have changed while
         // no server ran (CLI revocations), and numbers only move forward.
         if self.signs()? {
@@ -377,7 +428,7 @@ impl Maintainer {
         for row in page {
             let serial = hex_bytes(&row.serial)?;
             if let Some(at) = row.revoked_at {
-                crl.add(&serial, at, row.revocation_reason)?;
+                crl.add(&serial, at, row.revocation_reason, row.not_after)?;
             }
             let status = leaf_status(&row)?;
             if let (Some(ocsp), Some(key)) = (row.ocsp, SerialKey::new(&serial)) {
@@ -493,10 +544,15 @@ impl Maintainer {
             if !self.snapshot.cas.contains_key(ca_id.as_str()) {
                 continue;
             }
+            let keep = self.pki.settings().timings.crl_keep_expired.whole_seconds();
             let state = self.crls.entry(ca_id.clone()).or_default();
             let started = Instant::now();
+            if let Err(e) = state.prune(keep) {
+                tracing::error!(ca = %ca_id, error = %e, "pruning expired CRL entries failed");
+            }
             match self.pki.sign_crl(&ca_id, &state.entries) {
                 Ok(row) => {
+                    state.last_this_update = row.this_update;
                     let entries = state.entries.len();
                     self.metrics.signatures.with_label_values(&["crl"]).inc();
                     self.metrics.crl_build_seconds.observe(started.elapsed().as_secs_f64());
@@ -631,6 +687,46 @@ mod tests {
     use crate::config::{open, OpenOptions};
     use crate::domain::CaType;
     use crate::store::{SqliteStore, Store, Tx};
+
+    /// RFC 5280 §3.3: an entry leaves only after it appeared on one CRL
+    /// issued after its certificate's notAfter (plus what the operator keeps).
+    #[test]
+    fn expired_entries_leave_after_one_crl_past_not_after() {
+        let serials = |c: &CrlState| {
+            let mut v: Vec<Vec<u8>> = c.listed.keys().cloned().collect();
+            v.sort();
+            v
+        };
+        let mut crl = CrlState::default();
+        crl.add(&[1], 50, Some(RevocationReason::KeyCompromise), 100).unwrap();
+        crl.add(&[2], 60, None, 1_000).unwrap();
+        // Published at 90: nothing has expired yet.
+        assert!(!crl.prune(0).unwrap());
+        crl.last_this_update = 90;
+        // Published at 110, the first CRL after [1]'s notAfter: still listed.
+        assert!(!crl.prune(0).unwrap());
+        assert_eq!(serials(&crl), [vec![1], vec![2]]);
+        crl.last_this_update = 110;
+        // The next one drops it; the entries are re-encoded without it.
+        let before = crl.entries.encoded_len();
+        assert!(crl.prune(0).unwrap());
+        assert_eq!(serials(&crl), [vec![2]]);
+        assert_eq!(crl.entries.len(), 1);
+        assert!(crl.entries.encoded_len() < before);
+        assert_eq!(crl.last_this_update, 110, "pruning keeps the publication history");
+
+        // Revoked after the last CRL although already expired: it has not
+        // appeared on any CRL yet, so it stays for one.
+        crl.add(&[3], 200, None, 150).unwrap();
+        crl.last_this_update = 180;
+        assert!(!crl.prune(0).unwrap());
+        assert_eq!(serials(&crl), [vec![2], vec![3]]);
+        // An operator who keeps expired entries a day longer.
+        crl.last_this_update = 300;
+        assert!(!crl.prune(86_400).unwrap());
+        assert!(crl.prune(0).unwrap());
+        assert_eq!(serials(&crl), [vec![2]]);
+    }
 
     /// Counts the write transactions begun through it.
     struct CountingStore {

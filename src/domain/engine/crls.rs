@@ -106,8 +106,13 @@ pub struct CrlScope {
     pub only_ca_certs: bool,
     /// The number of the newest CRL stored.
     pub stored_number: Option<i64>,
-    /// Serials (INTEGER contents) of every revoked certificate in scope.
-    pub revoked: std::collections::BTreeSet<Vec<u8>>,
+    /// Every revoked certificate in scope: serial (INTEGER contents) ->
+    /// its notAfter (unix seconds).
+    pub revoked: std::collections::BTreeMap<Vec<u8>, i64>,
+    /// Seconds an entry stays past notAfter beyond the one CRL RFC 5280
+    /// requires: an entry may be absent once its notAfter plus this is
+    /// before the CRL's thisUpdate.
+    pub keep_expired: i64,
 }
 
 impl Pki {
@@ -123,11 +128,12 @@ impl Pki {
         for row in rows {
             let Some(cert) = row.cert.clone() else { continue };
             let ca = self.ca_record(&row, now)?;
-            let mut revoked = std::collections::BTreeSet::new();
+            let mut revoked = std::collections::BTreeMap::new();
             if ca.ca_type == CaType::RootCertificationAuthority {
                 for child in tx.revoked_children(&row.id)? {
                     if let Some(c) = child.cert {
-                        revoked.insert(ParsedCert::from_der(&c)?.tbs().serial_number.as_bytes().to_vec());
+                        let c = ParsedCert::from_der(&c)?;
+                        revoked.insert(c.tbs().serial_number.as_bytes().to_vec(), ts(c.not_after()?));
                     }
                 }
             } else {
@@ -142,7 +148,7 @@ impl Pki {
                     let Some(last) = page.last() else { break };
                     after = last.seq;
                     for leaf in &page {
-                        revoked.insert(hex_bytes(&leaf.serial)?);
+                        revoked.insert(hex_bytes(&leaf.serial)?, leaf.not_after);
                     }
                 }
             }
@@ -153,6 +159,7 @@ impl Pki {
                 ca_cert: cert,
                 only_ca_certs: ca.ca_type == CaType::RootCertificationAuthority,
                 revoked,
+                keep_expired: self.settings.timings.crl_keep_expired.whole_seconds(),
             });
         }
         Ok(out)

@@ -102,6 +102,10 @@ pub struct Timings {
     pub crl_validity: Duration,
     /// A CRL older than this is re-published even without revocations (3.5 days).
     pub crl_republish_after: Duration,
+    /// How long an entry stays on CRLs past its certificate's notAfter,
+    /// beyond the one CRL issued after it that RFC 5280 §3.3 requires
+    /// (default 0: it leaves the second CRL issued after notAfter).
+    pub crl_keep_expired: Duration,
 }
 
 impl Default for Timings {
@@ -111,6 +115,7 @@ impl Default for Timings {
             ocsp_refresh_after: Duration::days(1),
             crl_validity: Duration::days(7),
             crl_republish_after: Duration::hours(84),
+            crl_keep_expired: Duration::ZERO,
         }
     }
 }
