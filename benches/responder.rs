@@ -216,6 +216,43 @@ fn crl_build(c: &mut Criterion) {
         });
     }
     g.finish();
+    // The check before publication: parse back, verify, compare entries.
+    let mut g = c.benchmark_group("crl_check");
+    g.sample_size(10).measurement_time(Duration::from_secs(10));
+    for n in [10_000u32, 100_000] {
+        let mut entries = CrlEntries::new();
+        for i in 0..n {
+            entries
+                .push(&serial(i), now, cloudpki::x509::RevocationReason::KeyCompromise)
+                .unwrap();
+        }
+        let params = crl::CrlParams {
+            issuer: &ca_cert.tbs_certificate.subject,
+            issuer_key_id: &[1; 20],
+            number: 2,
+            this_update: now,
+            next_update: now + time::Duration::days(7),
+            distribution_point: "http://127.0.0.1:8180/crls/bench_v1/current.crl",
+            only_ca_certs: false,
+        };
+        let der = crl::sign_crl(&params, &entries, &key).unwrap();
+        g.throughput(Throughput::Elements(u64::from(n)));
+        g.bench_with_input(BenchmarkId::from_parameter(n), &der, |b, der| {
+            b.iter(|| {
+                crl::check_crl(
+                    der,
+                    &crl::CrlExpectation {
+                        params: &params,
+                        issuer_key: cloudpki::x509::Signer::public_key(&key),
+                        entries: &entries,
+                        newest_published: Some(1),
+                    },
+                )
+                .unwrap()
+            })
+        });
+    }
+    g.finish();
     let mut g = c.benchmark_group("crl_entry_append");
     g.throughput(Throughput::Elements(1));
     let mut entries = CrlEntries::new();

@@ -207,6 +207,43 @@ pub struct CrlExpectation<'a> {
     pub newest_published: Option<u64>,
 }
 
+/// The revokedCertificates SEQUENCE, kept as its encoded contents: only a
+/// SEQUENCE matches it (an `AnyRef` would take the `[0]` extensions of a
+/// CRL without entries), and comparing bytes costs no decoding per entry.
+struct RevokedRaw<'a>(&'a [u8]);
+
+impl<'a> der::DecodeValue<'a> for RevokedRaw<'a> {
+    fn decode_value<R: der::Reader<'a>>(reader: &mut R, header: der::Header) -> der::Result<Self> {
+        Ok(RevokedRaw(reader.read_slice(header.length)?))
+    }
+}
+
+impl der::EncodeValue for RevokedRaw<'_> {
+    fn value_len(&self) -> der::Result<der::Length> {
+        der::Length::try_from(self.0.len())
+    }
+    fn encode_value(&self, writer: &mut impl der::Writer) -> der::Result<()> {
+        writer.write(self.0)
+    }
+}
+
+impl der::FixedTag for RevokedRaw<'_> {
+    const TAG: Tag = Tag::Sequence;
+}
+
+/// A TBSCertList read without decoding its entries.
+#[derive(der::Sequence)]
+struct TbsCertListView<'a> {
+    version: Version,
+    signature: AlgorithmIdentifierOwned,
+    issuer: Name,
+    this_update: Time,
+    next_update: Option<Time>,
+    revoked_certificates: Option<RevokedRaw<'a>>,
+    #[asn1(context_specific = "0", tag_mode = "EXPLICIT", optional = "true")]
+    crl_extensions: Option<Extensions>,
+}
+
 /// What a CRL says, once it parsed and its signature, issuer and issuing
 /// distribution point checked out.
 #[derive(Debug, Clone)]
@@ -216,8 +253,20 @@ pub struct CrlFacts {
     pub next_update: Option<OffsetDateTime>,
     /// The revokedCertificates entries, DER, in order.
     pub entries_der: Vec<u8>,
-    /// Their serials (INTEGER contents).
-    pub serials: Vec<Vec<u8>>,
+}
+
+impl CrlFacts {
+    /// The listed serials (INTEGER contents), in order.
+    pub fn serials(&self) -> Result<Vec<Vec<u8>>, CrlCheckError> {
+        use der::Decode;
+        let mut reader = der::SliceReader::new(&self.entries_der).map_err(|e| CrlCheckError::Parse(e.to_string()))?;
+        let mut out = Vec::new();
+        while !der::Reader::is_finished(&reader) {
+            let entry = RevokedCert::decode(&mut reader).map_err(|e| CrlCheckError::Parse(e.to_string()))?;
+            out.push(entry.serial_number.as_bytes().to_vec());
+        }
+        Ok(out)
+    }
 }
 
 /// Parses a CRL and checks what any relying party checks, plus our IDP rule:
@@ -237,8 +286,9 @@ pub fn inspect_crl(
         X509Error::BadSignature => CrlCheckError::Signature,
         other => parse(&other),
     })?;
-    let list = x509_cert::crl::CertificateList::from_der(der).map_err(|e| parse(&e))?;
-    let tbs = list.tbs_cert_list;
+    let outer = super::keys::SignedRaw::from_der(der).map_err(|e| parse(&e))?;
+    let tbs_der = outer.tbs.to_der().map_err(|e| parse(&e))?;
+    let tbs = TbsCertListView::from_der(&tbs_der).map_err(|e| parse(&e))?;
     if tbs.issuer != *issuer {
         return Err(CrlCheckError::Issuer);
     }
@@ -279,19 +329,13 @@ pub fn inspect_crl(
             "wrong scope (onlyContainsCACerts / onlyContainsUserCerts)",
         ));
     }
-    let mut entries_der = Vec::new();
-    let mut serials = Vec::new();
-    for entry in tbs.revoked_certificates.iter().flatten() {
-        entry.encode_to_vec(&mut entries_der).map_err(|e| parse(&e))?;
-        serials.push(entry.serial_number.as_bytes().to_vec());
-    }
+    let entries_der = tbs.revoked_certificates.map(|r| r.0.to_vec()).unwrap_or_default();
     let time = |t: Time| OffsetDateTime::from_unix_timestamp(t.to_unix_duration().as_secs() as i64);
     Ok(CrlFacts {
         number,
         this_update: time(tbs.this_update).map_err(|e| parse(&e))?,
         next_update: tbs.next_update.map(time).transpose().map_err(|e| parse(&e))?,
         entries_der,
-        serials,
     })
 }
 
