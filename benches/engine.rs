@@ -24,20 +24,7 @@ struct Fixture {
 
 fn fixture(key: KeyAlgorithm) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let pki = config::open(&OpenOptions {
-        data_dir: dir.path().join("data"),
-        public_url: None,
-        default_public_url: None,
-        kek_file: None,
-        kek_base64: None,
-        next_kek_files: Vec::new(),
-        next_kek_base64: None,
-        max_cas: None,
-        ocsp_signing: None,
-        database: None,
-        keyless: false,
-    })
-    .unwrap();
+    let pki = config::open(&OpenOptions::new(dir.path().join("data"))).unwrap();
     let ca = |ca_type, cn: &str, issuer: Option<String>| NewCa {
         ca_type,
         display_name: None,

@@ -128,6 +128,26 @@ pub struct OpenOptions {
     pub keyless: bool,
 }
 
+impl OpenOptions {
+    /// A data directory's options with every setting at its default: SQLite
+    /// in `data_dir`, the KEK beside it, the default public URL.
+    pub fn new(data_dir: PathBuf) -> Self {
+        OpenOptions {
+            data_dir,
+            public_url: None,
+            default_public_url: None,
+            kek_file: None,
+            kek_base64: None,
+            next_kek_files: Vec::new(),
+            next_kek_base64: None,
+            max_cas: None,
+            ocsp_signing: None,
+            database: None,
+            keyless: false,
+        }
+    }
+}
+
 /// The per-user default data directory (`$XDG_DATA_HOME/cloudpki` or
 /// `~/.local/share/cloudpki` on Linux).
 pub fn default_data_dir() -> PathBuf {
@@ -368,19 +388,7 @@ mod tests {
     use super::*;
 
     fn opts(dir: &Path) -> OpenOptions {
-        OpenOptions {
-            data_dir: dir.to_path_buf(),
-            public_url: None,
-            default_public_url: None,
-            kek_file: None,
-            kek_base64: None,
-            next_kek_files: Vec::new(),
-            next_kek_base64: None,
-            max_cas: None,
-            ocsp_signing: None,
-            database: None,
-            keyless: false,
-        }
+        OpenOptions::new(dir.to_path_buf())
     }
 
     #[test]

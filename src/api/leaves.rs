@@ -179,6 +179,24 @@ impl Api {
         r
     }
 
+    /// A leaf the caller may act on: under the CA the path names (if it
+    /// names one), on a CA the caller sees with `perms` (see `visible_ca`).
+    async fn visible_leaf(
+        &self,
+        access: &Access,
+        ca: Option<&str>,
+        leaf: &str,
+        perms: &[P],
+    ) -> Result<crate::domain::Leaf, ApiError> {
+        let leaf_id = leaf.to_owned();
+        let (l, _) = self.blocking(access, move |p| p.get_leaf(&leaf_id)).await?;
+        if ca.is_some_and(|c| c != l.ca_id) {
+            return Err(ApiError::not_found("no such leaf certificate under this CA"));
+        }
+        self.visible_ca(access, &l.ca_id, perms).await?;
+        Ok(l)
+    }
+
     pub(super) async fn get_leaf(
         &self,
         req: &ApiRequest<'_>,
@@ -187,12 +205,7 @@ impl Api {
         leaf: &str,
     ) -> Result<Response<Body>, ApiError> {
         let select = item_select(req.query, &LEAF_COLLECTION)?;
-        let leaf_id = leaf.to_owned();
-        let (l, _) = self.blocking(access, move |p| p.get_leaf(&leaf_id)).await?;
-        if ca.is_some_and(|c| c != l.ca_id) {
-            return Err(ApiError::not_found("no such leaf certificate under this CA"));
-        }
-        self.visible_ca(access, &l.ca_id, &[P::ReadCas]).await?;
+        let l = self.visible_leaf(access, ca, leaf, &[P::ReadCas]).await?;
         Ok(json_response(StatusCode::OK, &shape(graph(&l)?, select.as_deref())))
     }
 
@@ -203,12 +216,8 @@ impl Api {
         ca: Option<&str>,
         leaf: &str,
     ) -> Result<Response<Body>, ApiError> {
-        let leaf_id = leaf.to_owned();
-        let (l, _) = self.blocking(access, move |p| p.get_leaf(&leaf_id)).await?;
-        if ca.is_some_and(|c| c != l.ca_id) {
-            return Err(ApiError::not_found("no such leaf certificate under this CA"));
-        }
-        self.visible_ca(access, &l.ca_id, &[P::ReadCas, P::RevokeLeaves])
+        let l = self
+            .visible_leaf(access, ca, leaf, &[P::ReadCas, P::RevokeLeaves])
             .await?;
         // Every leaf property is read-only: a body is checked to be JSON, and ignored.
         let _: PatchLeafBody = body(req)?;

@@ -653,17 +653,10 @@ mod tests {
 
     fn opts(dir: &Path, kek: &Kek, next: Option<&Kek>) -> OpenOptions {
         OpenOptions {
-            data_dir: dir.to_path_buf(),
-            public_url: None,
-            default_public_url: None,
-            kek_file: None,
             kek_base64: Some(kek.to_base64().to_string()),
-            next_kek_files: Vec::new(),
             next_kek_base64: next.map(|k| k.to_base64().to_string()),
-            max_cas: None,
             ocsp_signing: Some(OcspSigning::Delegated),
-            database: None,
-            keyless: false,
+            ..OpenOptions::new(dir.to_path_buf())
         }
     }
 

@@ -747,17 +747,8 @@ mod tests {
     fn keyless_responders_never_open_a_write_transaction() {
         let dir = tempfile::tempdir().unwrap();
         let opts = OpenOptions {
-            data_dir: dir.path().to_path_buf(),
             public_url: Some("http://127.0.0.1:1".into()),
-            kek_file: None,
-            kek_base64: None,
-            next_kek_files: Vec::new(),
-            next_kek_base64: None,
-            max_cas: None,
-            ocsp_signing: None,
-            database: None,
-            keyless: false,
-            default_public_url: None,
+            ..OpenOptions::new(dir.path().to_path_buf())
         };
         let signer = open(&opts).unwrap();
         let ca = crate::domain::engine::tests::new_ca;

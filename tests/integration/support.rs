@@ -229,19 +229,7 @@ impl Env {
     /// The configuration `start_server` uses, to adjust before `start_server_cfg`.
     pub fn serve_config(&self, port: u16) -> cloudpki::app::ServeConfig {
         cloudpki::app::ServeConfig::new(
-            cloudpki::config::OpenOptions {
-                data_dir: self.data_dir(),
-                public_url: None,
-                default_public_url: None,
-                kek_file: None,
-                kek_base64: None,
-                next_kek_files: Vec::new(),
-                next_kek_base64: None,
-                max_cas: None,
-                ocsp_signing: None,
-                database: None,
-                keyless: false,
-            },
+            cloudpki::config::OpenOptions::new(self.data_dir()),
             std::net::SocketAddr::from(([127, 0, 0, 1], port)),
         )
     }

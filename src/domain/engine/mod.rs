@@ -668,19 +668,7 @@ pub(crate) mod tests {
     #[test]
     fn crl_numbers_stay_above_the_newest_published_one() {
         let dir = tempfile::tempdir().unwrap();
-        let opts = OpenOptions {
-            data_dir: dir.path().to_path_buf(),
-            public_url: None,
-            default_public_url: None,
-            kek_file: None,
-            kek_base64: None,
-            next_kek_files: Vec::new(),
-            next_kek_base64: None,
-            max_cas: None,
-            ocsp_signing: None,
-            database: None,
-            keyless: false,
-        };
+        let opts = OpenOptions::new(dir.path().to_path_buf());
         let pki = open_with_clock(&opts, Arc::new(crate::clock::SystemClock)).unwrap();
         let root = pki
             .create_ca(new_ca(CaType::RootCertificationAuthority, "Root", None))
@@ -727,17 +715,8 @@ pub(crate) mod tests {
         let t0 = crate::clock::truncate(OffsetDateTime::now_utc());
         let open = |t: OffsetDateTime| {
             let opts = OpenOptions {
-                data_dir: dir.path().to_path_buf(),
-                public_url: None,
-                default_public_url: None,
-                kek_file: None,
-                kek_base64: None,
-                next_kek_files: Vec::new(),
-                next_kek_base64: None,
-                max_cas: None,
                 ocsp_signing: Some(OcspSigning::Delegated),
-                database: None,
-                keyless: false,
+                ..OpenOptions::new(dir.path().to_path_buf())
             };
             open_with_clock(&opts, Arc::new(FixedClock(t))).unwrap()
         };
@@ -768,19 +747,7 @@ pub(crate) mod tests {
     #[test]
     fn ca_key_mode_uses_the_ca_key() {
         let dir = tempfile::tempdir().unwrap();
-        let opts = OpenOptions {
-            data_dir: dir.path().to_path_buf(),
-            public_url: None,
-            default_public_url: None,
-            kek_file: None,
-            kek_base64: None,
-            next_kek_files: Vec::new(),
-            next_kek_base64: None,
-            max_cas: None,
-            ocsp_signing: None,
-            database: None,
-            keyless: false,
-        };
+        let opts = OpenOptions::new(dir.path().to_path_buf());
         let pki = crate::config::open(&opts).unwrap();
         let root = pki
             .create_ca(new_ca(CaType::RootCertificationAuthority, "Root", None))
