@@ -3,6 +3,20 @@
 
 use super::*;
 
+/// Scope tag ids are tokens (Intune's are numbers): none empty or with
+/// whitespace, which is what separates them when stored.
+fn check_scope_tags(tags: &[String]) -> Result<()> {
+    match tags
+        .iter()
+        .find(|t| t.is_empty() || t.chars().any(char::is_whitespace) || t.len() > 64)
+    {
+        Some(bad) => Err(PkiError::Invalid(format!(
+            "roleScopeTagIds: {bad:?} is not a scope tag id (1 to 64 characters, no spaces)"
+        ))),
+        None => Ok(()),
+    }
+}
+
 impl Pki {
     /// The stored form of a record; certificate, chain, CSR and pre-signed
     /// answers are the engine's to set on the row.
@@ -75,6 +89,7 @@ impl Pki {
     /// an external signature.
     pub fn create_ca(&self, req: NewCa) -> Result<Ca> {
         req.subject.validate()?;
+        check_scope_tags(&req.role_scope_tag_ids)?;
         if req.validity_years == 0 || req.validity_years > MAX_VALIDITY_YEARS {
             return Err(PkiError::Invalid(format!(
                 "validityPeriodInYears must be 1 to {MAX_VALIDITY_YEARS}"
@@ -392,6 +407,7 @@ impl Pki {
             ca.entity.description = d;
         }
         if let Some(tags) = role_scope_tag_ids {
+            check_scope_tags(&tags)?;
             ca.entity.scope_tags = if tags.is_empty() { vec!["0".into()] } else { tags };
         }
         self.save_ca(tx.as_mut(), &mut ca, now)?;

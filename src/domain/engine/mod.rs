@@ -693,6 +693,26 @@ pub(crate) mod tests {
         assert_eq!(stored.number, next.number);
     }
 
+    /// Scope tags are stored space-separated: a tag with a space (or an
+    /// empty one) is refused rather than silently split.
+    #[test]
+    fn scope_tags_with_spaces_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = crate::config::open(&OpenOptions::new(dir.path().to_path_buf())).unwrap();
+        for bad in ["a b", "", "tab\t"] {
+            let mut req = new_ca(CaType::RootCertificationAuthority, "Root", None);
+            req.role_scope_tag_ids = vec!["0".into(), bad.into()];
+            assert!(matches!(pki.create_ca(req), Err(PkiError::Invalid(_))), "{bad:?}");
+        }
+        let mut req = new_ca(CaType::RootCertificationAuthority, "Root", None);
+        req.role_scope_tag_ids = vec!["0".into(), "12".into()];
+        let root = pki.create_ca(req).unwrap();
+        assert_eq!(pki.get_ca(&root.id).unwrap().scope_tags, ["0", "12"]);
+        let refused = pki.update_ca(&root.id, None, None, None, Some(vec!["x y".into()]));
+        assert!(matches!(refused, Err(PkiError::Invalid(_))));
+        assert_eq!(pki.get_ca(&root.id).unwrap().scope_tags, ["0", "12"]);
+    }
+
     #[test]
     fn oids_beyond_what_the_encoder_handles_are_refused() {
         for bad in [
