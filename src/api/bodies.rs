@@ -66,11 +66,14 @@ fn software_key_platform(_: &mut schemars::SchemaGenerator) -> schemars::Schema 
 
 impl CreateCaBody {
     /// The scope tags asked for; Graph's default tag `0` when none.
+    /// The requested scope tags: the docs' placeholder is no tag, and no
+    /// tag is the default tag 0.
     pub(super) fn scope_tags(&self) -> Vec<String> {
-        if self.role_scope_tag_ids.is_empty() {
+        let tags = without_placeholders(&self.role_scope_tag_ids);
+        if tags.is_empty() {
             vec!["0".to_owned()]
         } else {
-            self.role_scope_tag_ids.clone()
+            tags
         }
     }
 
@@ -143,6 +146,12 @@ struct EkuBody {
 /// any other invalid value is still refused.
 pub(super) fn graph_placeholder(value: &str) -> bool {
     value.ends_with(" value")
+}
+
+/// Scope tag ids without the docs' placeholder ("Role Scope Tag Ids value"):
+/// no real id contains a space (the domain refuses one).
+pub(super) fn without_placeholders(tags: &[String]) -> Vec<String> {
+    tags.iter().filter(|t| !graph_placeholder(t)).cloned().collect()
 }
 
 pub(super) fn body<T: serde::de::DeserializeOwned>(req: &ApiRequest<'_>) -> Result<T, ApiError> {

@@ -5,7 +5,10 @@
 use http::{Response, StatusCode};
 use serde_json::{json, Value};
 
-use super::bodies::{body, check_length, CreateCaBody, PatchCaBody, MAX_DESCRIPTION, MAX_DISPLAY_NAME};
+use super::bodies::{
+    body, check_length, graph_placeholder, without_placeholders, CreateCaBody, PatchCaBody, MAX_DESCRIPTION,
+    MAX_DISPLAY_NAME,
+};
 use super::error::ApiError;
 use super::query::{parse_query, window, Options, Query, CA_COLLECTION};
 use super::{graph, if_match, json_response, Api, ApiRequest, Body, BASE, CA, CA_T};
@@ -100,7 +103,13 @@ impl Api {
             b.description.as_ref().and_then(|d| d.as_deref()),
             MAX_DESCRIPTION,
         )?;
-        let (display_name, description, tags) = (b.display_name, b.description, b.role_scope_tag_ids);
+        // Only the docs' placeholder: no change asked for, as for other
+        // placeholders.
+        let tags = match b.role_scope_tag_ids {
+            Some(t) if !t.is_empty() && t.iter().all(|x| graph_placeholder(x)) => None,
+            other => other.map(|t| without_placeholders(&t)),
+        };
+        let (display_name, description) = (b.display_name, b.description);
         if let Some(t) = &tags {
             // An empty list would fall back to tag 0, which the caller may not hold.
             if t.is_empty() {

@@ -900,3 +900,31 @@ fn leaf_orderby_pages_by_key_and_get_all_streams() {
     assert_eq!(all[total - 1]["id"], named[3].as_str());
     assert_eq!(all[total - 2]["certificateStatus"], "revoked");
 }
+
+/// Regression (found by the Graph documentation examples once scope tags
+/// were stored as a token list): the docs' placeholder tag "Role Scope Tag
+/// Ids value" is no tag, never five; a real tag with a space is refused.
+#[test]
+fn graph_placeholder_scope_tag_is_no_tag() {
+    let a = api();
+    let root = a.ok(
+        "POST",
+        "/cloudCertificationAuthority",
+        Some(json!({"cloudCertificationAuthorityType": "rootCertificationAuthority",
+            "commonName": format!("Placeholder Root {}", uuid_like()), "certificateKeySize": "eCP256",
+            "validityPeriodInYears": 10, "roleScopeTagIds": ["Role Scope Tag Ids value"]})),
+    );
+    assert_eq!(root["roleScopeTagIds"], json!(["0"]));
+    let path = format!("/cloudCertificationAuthority/{}", root["id"].as_str().unwrap());
+    a.ok("PATCH", &path, Some(json!({"roleScopeTagIds": ["0", "7"]})));
+    // Only the placeholder: nothing asked for, the tags stay.
+    a.ok(
+        "PATCH",
+        &path,
+        Some(json!({"roleScopeTagIds": ["Role Scope Tag Ids value"]})),
+    );
+    assert_eq!(a.ok("GET", &path, None)["roleScopeTagIds"], json!(["0", "7"]));
+    let r = a.call(&a.admin, "PATCH", &path, Some(json!({"roleScopeTagIds": ["tag a"]})));
+    assert_eq!((r.status, error_code(&r).as_str()), (400, "BadRequest"));
+    assert_eq!(a.ok("GET", &path, None)["roleScopeTagIds"], json!(["0", "7"]));
+}
