@@ -334,7 +334,8 @@ UPDATE cas SET
     modified_at = coalesce(CAST(strftime('%s', json_extract(doc, '$.lastModifiedDateTime')) AS INTEGER), 0),
     ekus = coalesce((SELECT group_concat(json_extract(e.value, '$.objectIdentifier'), ' ')
                      FROM json_each(cas.doc, '$.extendedKeyUsages') AS e), ''),
-    scope_tags = coalesce((SELECT group_concat(t.value, ' ') FROM json_each(cas.doc, '$.roleScopeTagIds') AS t), '');
+    scope_tags = coalesce((SELECT group_concat(replace(replace(t.value, '%', '%25'), ' ', '%20'), ' ')
+                     FROM json_each(cas.doc, '$.roleScopeTagIds') AS t), '');
 ALTER TABLE cas DROP COLUMN doc;
 ALTER TABLE leaves ADD COLUMN ca_version INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE leaves ADD COLUMN subject_name TEXT;
@@ -368,7 +369,8 @@ ALTER TABLE leaves DROP COLUMN doc;
 -- Audit events are append-only; this one rewrite of their encoding is the
 -- exception, inside the migration's transaction.
 DROP TRIGGER audit_events_no_update;
-UPDATE audit_events SET scope_tags = coalesce((SELECT group_concat(t.value, ' ') FROM json_each(audit_events.scope_tags) AS t), '')
+UPDATE audit_events SET scope_tags = coalesce((SELECT group_concat(replace(replace(t.value, '%', '%25'), ' ', '%20'), ' ')
+        FROM json_each(audit_events.scope_tags) AS t), '')
     WHERE scope_tags LIKE '[%';
 CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events
     BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END;
@@ -425,7 +427,7 @@ UPDATE cas SET
     modified_at = coalesce(floor(extract(epoch FROM ((doc::jsonb)->>'lastModifiedDateTime')::timestamptz))::bigint, 0),
     ekus = coalesce((SELECT string_agg(e.v->>'objectIdentifier', ' ' ORDER BY e.o)
                      FROM jsonb_array_elements((doc::jsonb)->'extendedKeyUsages') WITH ORDINALITY AS e(v, o)), ''),
-    scope_tags = coalesce((SELECT string_agg(t.v, ' ' ORDER BY t.o)
+    scope_tags = coalesce((SELECT string_agg(replace(replace(t.v, '%', '%25'), ' ', '%20'), ' ' ORDER BY t.o)
                      FROM jsonb_array_elements_text((doc::jsonb)->'roleScopeTagIds') WITH ORDINALITY AS t(v, o)), '');
 ALTER TABLE cas DROP COLUMN doc;
 ALTER TABLE leaves
@@ -461,7 +463,7 @@ ALTER TABLE leaves DROP COLUMN doc;
 -- Audit events are append-only; this one rewrite of their encoding is the
 -- exception, inside the migration's transaction.
 ALTER TABLE audit_events DISABLE TRIGGER audit_events_no_update;
-UPDATE audit_events SET scope_tags = coalesce((SELECT string_agg(t.v, ' ' ORDER BY t.o)
+UPDATE audit_events SET scope_tags = coalesce((SELECT string_agg(replace(replace(t.v, '%', '%25'), ' ', '%20'), ' ' ORDER BY t.o)
         FROM jsonb_array_elements_text(scope_tags::jsonb) WITH ORDINALITY AS t(v, o)), '')
     WHERE scope_tags LIKE '[%';
 ALTER TABLE audit_events ENABLE TRIGGER audit_events_no_update;

@@ -109,14 +109,23 @@ impl Dialect {
     }
 }
 
-/// Lists of tokens (OIDs, scope tag ids, keyUsage names) are stored as
-/// space-separated text: none of them can contain whitespace.
+/// Lists (OIDs, scope tag ids, keyUsage names) are stored as text, items
+/// separated by a space; `%` and a space inside an item are escaped as `%25`
+/// and `%20`, so any string survives (a scope tag written by an earlier
+/// release may hold spaces).
 pub(crate) fn join_list(items: &[String]) -> String {
-    items.join(" ")
+    items
+        .iter()
+        .map(|i| i.replace('%', "%25").replace(' ', "%20"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 pub(crate) fn split_list(s: &str) -> Vec<String> {
-    s.split_whitespace().map(str::to_owned).collect()
+    s.split(' ')
+        .filter(|i| !i.is_empty())
+        .map(|i| i.replace("%20", " ").replace("%25", "%"))
+        .collect()
 }
 
 /// Chains are stored as length-prefixed DER blobs (4-byte big-endian length).
@@ -659,8 +668,15 @@ mod tests {
     #[test]
     fn lists_round_trip() {
         let items = vec!["0".to_owned(), "12".to_owned(), "1.3.6.1.5.5.7.3.2".to_owned()];
+        assert_eq!(join_list(&items), "0 12 1.3.6.1.5.5.7.3.2");
         assert_eq!(split_list(&join_list(&items)), items);
         assert!(split_list("").is_empty());
+        // Whatever an item holds comes back as it was.
+        let odd: Vec<String> = ["Role Scope Tag Ids value", "100%", "%20", "a\tb", " ", "%2"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(split_list(&join_list(&odd)), odd);
     }
 
     #[test]

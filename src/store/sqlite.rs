@@ -823,3 +823,43 @@ impl Tx for SqliteTx<'_> {
 
 // The tests of this backend are the shared conformance suite in
 // `super::conformance`, which runs them against PostgreSQL too.
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A scope tag an earlier release stored with a space in it (Graph's
+    /// docs example sends "Role Scope Tag Ids value") stays one tag through
+    /// the typed-records migration, in CAs and in audit events.
+    #[test]
+    fn scope_tags_with_spaces_survive_the_typed_records_migration() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        SqliteStore::create_before_migration(&path, "DROP COLUMN doc").unwrap();
+        let conn = Connection::open(&path).unwrap();
+        conn.execute(
+            "INSERT INTO cas (id, common_name, status, doc, row_version, created_order)
+             VALUES ('c', 'C', 'active', ?1, 1, 1)",
+            [r#"{"roleScopeTagIds":["Role Scope Tag Ids value","0","50%"],"extendedKeyUsages":[]}"#],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO audit_events (at, actor, activity, target_type, target_id, result, detail, scope_tags)
+             VALUES (1, 'a', 'x', 't', 'c', 'success', '', '[\"tag a\",\"7\"]')",
+            [],
+        )
+        .unwrap();
+        drop(conn);
+        let store = SqliteStore::open(&path).unwrap();
+        let mut tx = store.begin(TxMode::Read).unwrap();
+        let events = tx.audit_events(None, 0, 10).unwrap();
+        assert_eq!(events[0].scope_tags, ["tag a", "7"]);
+        drop(tx);
+        let conn = Connection::open(&path).unwrap();
+        let stored: String = conn.query_row("SELECT scope_tags FROM cas", [], |r| r.get(0)).unwrap();
+        assert_eq!(
+            super::rows::split_list(&stored),
+            ["Role Scope Tag Ids value", "0", "50%"]
+        );
+    }
+}

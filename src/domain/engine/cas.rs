@@ -3,15 +3,11 @@
 
 use super::*;
 
-/// Scope tag ids are tokens (Intune's are numbers): none empty or with
-/// whitespace, which is what separates them when stored.
+/// Scope tag ids (Intune's are numbers): none empty or longer than 64.
 fn check_scope_tags(tags: &[String]) -> Result<()> {
-    match tags
-        .iter()
-        .find(|t| t.is_empty() || t.chars().any(char::is_whitespace) || t.len() > 64)
-    {
+    match tags.iter().find(|t| t.trim().is_empty() || t.len() > 64) {
         Some(bad) => Err(PkiError::Invalid(format!(
-            "roleScopeTagIds: {bad:?} is not a scope tag id (1 to 64 characters, no spaces)"
+            "roleScopeTagIds: {bad:?} is not a scope tag id (1 to 64 characters)"
         ))),
         None => Ok(()),
     }
