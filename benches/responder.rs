@@ -91,7 +91,9 @@ fn snapshot(n: u32) -> (Snapshot, x509_cert::Certificate, SoftwareKey) {
         cert_pem: AiaDocument::new(Bytes::new()),
         chain_p7c: AiaDocument::new(Bytes::new()),
         hashes,
-        crl: None,
+        crls: Default::default(),
+        crl_partitions: 0,
+        partitions_json: AiaDocument::new(Bytes::from_static(b"[]")),
         certs,
         responder: None,
     };

@@ -4,6 +4,7 @@
 #   http  (listeners, routing)           may use api, snapshot, domain, ...
 #   api   (Graph shape at the edge)      must not use http
 #   snapshot                             must not use api or http
+#   crl   (the CRL owner)                must not use snapshot, api or http
 #   domain, x509, store                  must not use api, http, hyper,
 #                                        and (domain, x509, store) not serde_json
 #
@@ -31,6 +32,8 @@ violation() {
 
 violation src/api '(crate|super)::http\b' "api must not import http (http serves api, not the other way round)"
 violation src/snapshot '(crate)::(api|http)\b' "snapshot must not import api or http"
+violation src/crl '(crate)::(snapshot|api|http)\b' "the CRL owner must not import snapshot, api or http (it hands bytes up)"
+violation src/crl '\bhyper(_util)?::' "the CRL owner must not import hyper"
 for low in src/domain src/x509 src/store; do
   violation "$low" '(crate)::(api|http)\b' "$low must not import api or http"
   violation "$low" '\bhyper(_util)?::' "$low must not import hyper"

@@ -35,6 +35,7 @@ pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod crl;
 pub mod domain;
 pub mod http;
 pub mod observability;

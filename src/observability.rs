@@ -11,6 +11,9 @@ use prometheus::{
 };
 
 /// All of cloudpki's metrics.
+/// CRL gauges are per scope: the CA and the partition (0: `current.crl`).
+const CRL_LABELS: &[&str] = &["ca", "partition"];
+
 pub struct Metrics {
     pub registry: Registry,
     pub requests: IntCounterVec,
@@ -103,23 +106,29 @@ impl Metrics {
             )
             .buckets(fast_buckets()),
         )?;
-        let crl_bytes = IntGaugeVec::new(Opts::new("crl_size_bytes", "Size of the served CRL"), &["ca"])?;
-        let crl_entries = IntGaugeVec::new(Opts::new("crl_entries", "Entries in the served CRL"), &["ca"])?;
-        let crl_number = IntGaugeVec::new(Opts::new("crl_number", "CRL number of the served CRL"), &["ca"])?;
+        let crl_bytes = IntGaugeVec::new(
+            Opts::new(
+                "crl_size_bytes",
+                "Size of the served CRL (per partition; 0: current.crl)",
+            ),
+            CRL_LABELS,
+        )?;
+        let crl_entries = IntGaugeVec::new(Opts::new("crl_entries", "Entries in the served CRL"), CRL_LABELS)?;
+        let crl_number = IntGaugeVec::new(Opts::new("crl_number", "CRL number of the served CRL"), CRL_LABELS)?;
         let crl_this_update = IntGaugeVec::new(
             Opts::new("crl_this_update_seconds", "thisUpdate of the served CRL (unix seconds)"),
-            &["ca"],
+            CRL_LABELS,
         )?;
         let crl_next_update = IntGaugeVec::new(
             Opts::new("crl_next_update_seconds", "nextUpdate of the served CRL (unix seconds)"),
-            &["ca"],
+            CRL_LABELS,
         )?;
         let crl_age_seconds = IntGaugeVec::new(
             Opts::new(
                 "crl_age_seconds",
                 "Seconds since the served CRL was published (its thisUpdate)",
             ),
-            &["ca"],
+            CRL_LABELS,
         )?;
         let crl_check_failures = IntCounterVec::new(
             Opts::new(

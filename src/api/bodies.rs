@@ -53,6 +53,9 @@ pub(super) struct CreateCaBody {
     /// keys can live in an HSM, rather than quietly made in software.
     #[schemars(schema_with = "software_key_platform")]
     key_platform: Option<crate::domain::KeyPlatform>,
+    /// Extension: CRL partitions for the leaves of an issuing CA (default
+    /// 16; 0: one `current.crl`).
+    crl_partition_count: Option<u32>,
 }
 
 /// The key platforms a create accepts (the OpenAPI document says only what works).
@@ -130,6 +133,7 @@ impl CreateCaBody {
                 .filter(|oid| !graph_placeholder(oid))
                 .collect(),
             role_scope_tag_ids: tags,
+            crl_partitions: b.crl_partition_count,
         })
     }
 }
@@ -177,6 +181,8 @@ pub(super) struct PatchCaBody {
     #[schemars(with = "Option<String>")]
     pub(super) description: Option<Option<String>>,
     pub(super) role_scope_tag_ids: Option<Vec<String>>,
+    /// Extension: more CRL partitions for new leaves (never fewer).
+    pub(super) crl_partition_count: Option<u32>,
 }
 
 /// Tells a present `null` (Some(None)) from an absent field (None, by `default`).

@@ -13,7 +13,7 @@ use super::error::ApiError;
 use super::query::{parse_query, window, Options, Query, CA_COLLECTION};
 use super::{graph, if_match, json_response, Api, ApiRequest, Body, BASE, CA, CA_T};
 use crate::auth::{Access, CloudPkiPermission as P};
-use crate::domain::audit;
+use crate::domain::{audit, CaPatch};
 
 impl Api {
     pub(super) async fn list_cas(&self, req: &ApiRequest<'_>, access: &Access) -> Result<Response<Body>, ApiError> {
@@ -109,7 +109,12 @@ impl Api {
             Some(t) if !t.is_empty() && t.iter().all(|x| graph_placeholder(x)) => None,
             other => other.map(|t| without_placeholders(&t)),
         };
-        let (display_name, description) = (b.display_name, b.description);
+        let patch = CaPatch {
+            display_name: b.display_name,
+            description: b.description,
+            role_scope_tag_ids: None,
+            crl_partitions: b.crl_partition_count,
+        };
         if let Some(t) = &tags {
             // An empty list would fall back to tag 0, which the caller may not hold.
             if t.is_empty() {
@@ -128,7 +133,14 @@ impl Api {
         let target = id.clone();
         let ca = self
             .mutate(access, audit::PATCH_CA, (CA_T, &target), (&target, &[]), move |p| {
-                p.update_ca(&id, if_match.as_deref(), display_name, description, tags)
+                p.update_ca(
+                    &id,
+                    if_match.as_deref(),
+                    CaPatch {
+                        role_scope_tag_ids: tags,
+                        ..patch
+                    },
+                )
             })
             .await?;
         Ok(json_response(StatusCode::OK, &graph(&ca)?))

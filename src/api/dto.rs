@@ -76,6 +76,17 @@ pub struct CertificationAuthority {
     #[serde(with = "time::serde::rfc3339::option", default)]
     #[schemars(with = "Option<String>", extend("format" = "date-time"))]
     pub revocation_date_time: Option<OffsetDateTime>,
+    /// Extension: how many CRL partitions new leaves are spread over (0:
+    /// every leaf names `certificateRevocationListUrl`). Only grows.
+    #[serde(default)]
+    pub crl_partition_count: u32,
+    /// Extension: every CRL this CA serves, `current.crl` first (CCADB's
+    /// partitioned-CRL list, also served as `crlPartitionsUrl`).
+    #[serde(default)]
+    pub crl_partition_urls: Vec<String>,
+    /// Extension: the JSON array of `crlPartitionUrls`, for CCADB.
+    #[serde(default)]
+    pub crl_partitions_url: Option<String>,
 }
 
 /// The `cloudCertificationAuthorityLeafCertificate` entity.
@@ -187,6 +198,9 @@ impl From<&Ca> for CertificationAuthority {
             root_certificate_common_name: ca.root_common_name.clone(),
             key_platform: ca.key_platform,
             revocation_date_time: ca.revoked_at,
+            crl_partition_count: ca.crl_partitions,
+            crl_partition_urls: ca.crl_urls(),
+            crl_partitions_url: Some(ca.urls.partitions_json()),
         }
     }
 }
@@ -202,7 +216,7 @@ impl From<&Leaf> for LeafCertificate {
             certificate_status: l.status,
             validity_start_date_time: l.not_before,
             validity_end_date_time: l.not_after,
-            crl_distribution_point_url: Some(l.urls.crl.clone()),
+            crl_distribution_point_url: Some(l.crl_url()),
             certification_authority_issuer_uri: Some(l.urls.certificate.clone()),
             ocsp_responder_uri: Some(l.urls.ocsp.clone()),
             thumbprint: l.thumbprint.clone(),

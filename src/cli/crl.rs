@@ -43,7 +43,7 @@ pub fn verify(pki: &Pki, ca: Option<&str>, o: &mut Output<'_>) -> Result<()> {
             // (CRLs follow within milliseconds): look once more.
             std::thread::sleep(Duration::from_secs(1));
             let again = pki.crl_scopes(Some(&scope.ca_id))?;
-            if let Some(scope) = again.first() {
+            if let Some(scope) = again.iter().find(|s| s.partition == scope.partition) {
                 result = runtime.block_on(check(scope, pki.now()));
             }
         }
@@ -58,7 +58,7 @@ pub fn verify(pki: &Pki, ca: Option<&str>, o: &mut Output<'_>) -> Result<()> {
     Ok(())
 }
 
-/// Fetches and checks one CA's CRL.
+/// Fetches and checks one CRL (a CA's `current.crl` or one partition).
 async fn check(scope: &CrlScope, now: OffsetDateTime) -> std::result::Result<Verified, String> {
     let der = tokio::time::timeout(TIMEOUT, fetch(&scope.url))
         .await

@@ -263,6 +263,10 @@ pub struct CreateCa {
     /// Role scope tag id (repeatable; default "0").
     #[arg(long = "scope-tag")]
     pub scope_tags: Vec<String>,
+    /// CRL partitions the leaves of an issuing CA are spread over (default
+    /// 16; 0: one current.crl).
+    #[arg(long)]
+    pub crl_partitions: Option<u32>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -276,6 +280,12 @@ pub enum CaCommand {
     /// Stop issuance; CRL, AIA and OCSP keep answering.
     Pause {
         id: String,
+    },
+    /// Spread new leaves over more CRL partitions (never fewer: existing
+    /// leaves keep the CRL their certificate names).
+    CrlPartitions {
+        id: String,
+        count: u32,
     },
     Resume {
         id: String,
@@ -578,9 +588,18 @@ fn ca_command(pki: &Pki, cmd: CaCommand, o: &mut output::Output<'_>) -> Result<(
                 validity_years: c.validity_years.unwrap_or(default_years),
                 ekus: c.ekus,
                 role_scope_tag_ids: c.scope_tags,
+                crl_partitions: c.crl_partitions,
             })?;
             o.ca(&ca)
         }
+        CaCommand::CrlPartitions { id, count } => o.ca(&pki.update_ca(
+            &id,
+            None,
+            crate::domain::CaPatch {
+                crl_partitions: Some(count),
+                ..Default::default()
+            },
+        )?),
         CaCommand::List => o.cas(&pki.list_cas()?),
         CaCommand::Show { id } => o.ca(&pki.get_ca(&id)?),
         CaCommand::Pause { id } => {

@@ -74,6 +74,8 @@ impl<'a> Output<'a> {
             ("extendedKeyUsages", ca.ekus.join(", ")),
             ("scopeTags", ca.scope_tags.join(", ")),
             ("crlUrl", ca.urls.crl.clone()),
+            ("crlPartitions", ca.crl_partitions.to_string()),
+            ("crlPartitionsUrl", ca.urls.partitions_json()),
             ("certificateUrl", ca.urls.certificate.clone()),
             ("ocspUrl", ca.urls.ocsp.clone()),
             ("revokedAt", date(ca.revoked_at)),

@@ -683,6 +683,7 @@ mod tests {
             validity_years: 10,
             ekus: vec![],
             role_scope_tag_ids: vec![],
+            crl_partitions: None,
         })
         .unwrap()
         .id

@@ -14,6 +14,6 @@ pub mod lifecycle;
 pub mod model;
 
 pub use crate::store::{LeafCursor, LeafOrder, SortKey};
-pub use engine::{CrlScope, LeafListQuery, LeafPageRequest, NewCa, NewLeaf, Pki, Settings};
+pub use engine::{CaPatch, CrlScope, LeafListQuery, LeafPageRequest, NewCa, NewLeaf, Pki, Settings};
 pub use error::PkiError;
 pub use model::*;

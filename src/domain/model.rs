@@ -194,12 +194,21 @@ pub struct Ca {
     pub row_version: i64,
     /// Where this CA's revocation data and certificate are published.
     pub urls: CaUrls,
+    /// How many CRL partitions new leaves are spread over (0: none; every
+    /// leaf names `current.crl`). Only grows: a leaf's partition is fixed.
+    pub crl_partitions: u32,
 }
 
 impl Ca {
     /// The opaque tag `If-Match` compares against.
     pub fn etag(&self) -> String {
         format!("W/\"{}\"", self.row_version)
+    }
+
+    /// Every CRL URL this CA serves, `current.crl` first: CCADB's
+    /// partitioned-CRL list, served as `partitions.json`. A root has one CRL.
+    pub fn crl_urls(&self) -> Vec<String> {
+        (0..=self.crl_partitions).map(|p| self.urls.crl_partition(p)).collect()
     }
 }
 
@@ -220,9 +229,47 @@ pub struct CaVersion {
 /// Published locations of a CA version's data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaUrls {
+    /// `…/crls/{caId}_v{version}/current.crl`: partition 0.
     pub crl: String,
+    /// `…/crls/{caId}_v{version}/`: where the partitions sit.
+    pub crl_dir: String,
     pub certificate: String,
     pub ocsp: String,
+}
+
+impl CaUrls {
+    /// The URL of one CRL partition (0: `current.crl`).
+    pub fn crl_partition(&self, partition: u32) -> String {
+        match partition {
+            0 => self.crl.clone(),
+            p => format!("{}{p}.crl", self.crl_dir),
+        }
+    }
+
+    /// The JSON array of every partition URL (CCADB's format).
+    pub fn partitions_json(&self) -> String {
+        format!("{}partitions.json", self.crl_dir)
+    }
+}
+
+/// Partitions a new issuing CA spreads its leaves over, unless told: at a
+/// million certificates a partition lists at most ~62k entries (3 MB even if
+/// every one is revoked), and one revocation re-signs a sixteenth.
+pub const DEFAULT_CRL_PARTITIONS: u32 = 16;
+/// The most partitions a CA may have.
+pub const MAX_CRL_PARTITIONS: u32 = 1024;
+
+/// A new leaf's CRL partition, from its serial: the serial is random, so
+/// partitions fill evenly; the result is stored with the leaf and never
+/// recomputed (raising the count later moves no existing leaf).
+pub fn crl_partition_of(serial: &[u8], partitions: u32) -> u32 {
+    if partitions == 0 {
+        return 0;
+    }
+    let mut low = [0u8; 8];
+    let tail = &serial[serial.len().saturating_sub(8)..];
+    low[8 - tail.len()..].copy_from_slice(tail);
+    1 + (u64::from_be_bytes(low) % u64::from(partitions)) as u32
 }
 
 /// A leaf certificate.
@@ -253,6 +300,15 @@ pub struct Leaf {
     pub ekus: Vec<String>,
     /// What the certificate points relying parties at (its issuer's URLs).
     pub urls: CaUrls,
+    /// The CRL partition its certificate names (0: `current.crl`).
+    pub crl_partition: u32,
+}
+
+impl Leaf {
+    /// The CRL URL in the certificate's CRL Distribution Points.
+    pub fn crl_url(&self) -> String {
+        self.urls.crl_partition(self.crl_partition)
+    }
 }
 
 /// Friendly names for well-known EKUs (Graph's `extendedKeyUsage.name`).
@@ -275,6 +331,40 @@ pub fn eku_name(oid: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn partitions_come_from_the_serial_and_spread_evenly() {
+        assert_eq!(crl_partition_of(&[1, 2, 3], 0), 0);
+        assert_eq!(crl_partition_of(&[0x12; 16], 1), 1);
+        let mut counts = [0u32; 17];
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..16_000 {
+            // xorshift: stands in for the random serials.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let serial = [&[0x55u8; 8][..], &x.to_be_bytes()[..]].concat();
+            let p = crl_partition_of(&serial, 16);
+            assert!((1..=16).contains(&p));
+            counts[p as usize] += 1;
+        }
+        assert!(counts[1..].iter().all(|&c| c > 800), "{counts:?}");
+        // A short serial is read as its value.
+        assert_eq!(crl_partition_of(&[5], 4), 2);
+    }
+
+    #[test]
+    fn partition_urls() {
+        let urls = CaUrls {
+            crl: "http://x/crls/a_v1/current.crl".into(),
+            crl_dir: "http://x/crls/a_v1/".into(),
+            certificate: String::new(),
+            ocsp: String::new(),
+        };
+        assert_eq!(urls.crl_partition(0), "http://x/crls/a_v1/current.crl");
+        assert_eq!(urls.crl_partition(7), "http://x/crls/a_v1/7.crl");
+        assert_eq!(urls.partitions_json(), "http://x/crls/a_v1/partitions.json");
+    }
 
     #[test]
     fn names_round_trip() {

@@ -245,10 +245,10 @@ async fn dispatch(state: &AppState, req: Request<Incoming>, method: &Method, pat
             r.metrics.snapshot_age_seconds.set(r.sync.age_seconds());
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
             for (id, ca) in r.published.load().cas.iter() {
-                if let Some(crl) = &ca.crl {
+                for (partition, crl) in ca.crls.iter() {
                     r.metrics
                         .crl_age_seconds
-                        .with_label_values(&[id])
+                        .with_label_values(&[id.as_ref(), partition.to_string().as_str()])
                         .set(now - crl.doc.this_update);
                 }
             }

@@ -1,7 +1,8 @@
 //! The public revocation routes: CRL, AIA and OCSP, read from the snapshot.
 //!
 //! These are exactly the URLs certificates carry:
-//! - `GET /crls/{caId}_v{version}/current.crl`
+//! - `GET /crls/{caId}_v{version}/current.crl`, `…/{partition}.crl`, and
+//!   `…/partitions.json` (every CRL URL of the CA, CCADB's format)
 //! - `GET /cacerts/{caId}_v{version}/cert.cer` (also `cert.pem`, `chain.p7c`)
 //! - `POST /ocsp`, `GET /ocsp/{base64 request}`
 
@@ -219,16 +220,21 @@ pub fn serve_document(r: &Responder, path: &str, headers: &HeaderMap) -> Option<
     let snap = r.published.load();
     if let Some(rest) = path.strip_prefix("/crls/") {
         let (segment, file) = rest.split_once('/')?;
-        if file != "current.crl" {
-            return Some(("crl", plain(StatusCode::NOT_FOUND, "not found\n")));
+        let ca = ca_and_version(segment).and_then(|(id, v)| snap.ca_version(id, v));
+        if file == "partitions.json" {
+            let resp = match ca {
+                Some(ca) => partitions(headers, &ca.partitions_json),
+                None => plain(StatusCode::NOT_FOUND, "no such CA\n"),
+            };
+            return Some(("crl", resp));
         }
-        let resp = match ca_and_version(segment)
-            .and_then(|(id, v)| snap.ca_version(id, v))
-            .and_then(|ca| ca.crl.clone())
-        {
-            // A CRL is re-signed on every revocation: let caches keep it one minute at most.
-            Some(crl) => cached(headers, &crl.doc, "application/pkix-crl", Some(60)),
-            None => plain(StatusCode::NOT_FOUND, "no such CRL\n"),
+        let resp = match (ca, crl_partition(file)) {
+            (Some(ca), Some(p)) => match ca.crls.get(&p) {
+                // A CRL is re-signed on every revocation: let caches keep it one minute at most.
+                Some(crl) => cached(headers, &crl.doc, "application/pkix-crl", Some(60)),
+                None => plain(StatusCode::NOT_FOUND, "no such CRL\n"),
+            },
+            _ => plain(StatusCode::NOT_FOUND, "no such CRL\n"),
         };
         return Some(("crl", resp));
     }
@@ -246,6 +252,31 @@ pub fn serve_document(r: &Responder, path: &str, headers: &HeaderMap) -> Option<
         return Some(("aia", resp));
     }
     None
+}
+
+/// The partition a CRL file name stands for: `current.crl` is 0, `N.crl`
+/// (a positive decimal, no leading zero) is N.
+fn crl_partition(file: &str) -> Option<u32> {
+    let name = file.strip_suffix(".crl")?;
+    if name == "current" {
+        return Some(0);
+    }
+    if name.starts_with('0') || name.len() > 5 || !name.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    name.parse().ok()
+}
+
+fn partitions(headers: &HeaderMap, doc: &snapshot::AiaDocument) -> Response<Body> {
+    // Partitions are added for new issuance: crawlers should look again
+    // within the hour. No Last-Modified: the ETag validates it.
+    let doc = Document {
+        etag: doc.etag.clone(),
+        body: doc.body.clone(),
+        this_update: 0,
+        next_update: now_unix() + 3_600,
+    };
+    cached(headers, &doc, "application/json", None)
 }
 
 fn aia(headers: &HeaderMap, doc: &snapshot::AiaDocument, content_type: &'static str) -> Response<Body> {

@@ -7,7 +7,7 @@
 //! touched and swaps again. Revocations that arrive while a CRL is being
 //! signed are folded into the next CRL: a storm coalesces instead of queueing.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -17,13 +17,13 @@ use der::{Decode, Encode};
 use time::OffsetDateTime;
 
 use super::{AiaDocument, CaState, CertState, CrlDocument, Document, Published, SerialKey, Snapshot};
+use crate::crl::{CrlBook, Scope};
 use crate::domain::engine::hex_bytes;
 use crate::domain::{Pki, PkiError};
 use crate::observability::Metrics;
 use crate::store::{CaRow, ChangeKind, LeafStatusRow, StoreError, TxMode};
-use crate::x509::crl::CrlEntries;
 use crate::x509::ocsp::{CertIdHash, IssuerHashes, Status};
-use crate::x509::{pem, RevocationReason, X509Error};
+use crate::x509::{pem, X509Error};
 
 /// Wakes the maintainer.
 #[derive(Debug, Default)]
@@ -56,71 +56,11 @@ pub enum MaintainError {
     Store(#[from] StoreError),
     #[error(transparent)]
     X509(#[from] X509Error),
+    #[error("encoding partitions.json: {0}")]
+    Json(String),
 }
 
 type Result<T> = std::result::Result<T, MaintainError>;
-
-/// A listed certificate's entry: revoked at, reason, its notAfter.
-type Listed = (i64, Option<RevocationReason>, i64);
-
-/// Per-CA CRL bookkeeping: encoded entries and what each listed
-/// certificate's entry is made of, so expired ones can leave.
-#[derive(Default)]
-struct CrlState {
-    entries: CrlEntries,
-    /// serial -> (revoked at, reason, the certificate's notAfter).
-    listed: HashMap<Vec<u8>, Listed>,
-    /// The earliest notAfter listed (i64::MAX when none): pruning costs
-    /// nothing until it is passed.
-    earliest_not_after: i64,
-    /// thisUpdate of the last CRL published from this state (0: none yet).
-    last_this_update: i64,
-}
-
-impl CrlState {
-    fn add(&mut self, serial: &[u8], at: i64, reason: Option<RevocationReason>, not_after: i64) -> Result<bool> {
-        if self.listed.contains_key(serial) {
-            return Ok(false);
-        }
-        if self.listed.is_empty() {
-            self.earliest_not_after = i64::MAX;
-        }
-        self.listed.insert(serial.to_vec(), (at, reason, not_after));
-        self.earliest_not_after = self.earliest_not_after.min(not_after);
-        let at = OffsetDateTime::from_unix_timestamp(at).map_err(|e| X509Error::Time(e.to_string()))?;
-        self.entries
-            .push(serial, at, reason.unwrap_or(RevocationReason::Unspecified))?;
-        Ok(true)
-    }
-
-    /// Drops the entries that already appeared on a CRL issued after their
-    /// certificate's notAfter (plus `keep`): RFC 5280 §3.3 allows removal
-    /// then, and a CRL that only grows is one nobody can download. An entry
-    /// was on the previous CRL when it was revoked before its thisUpdate.
-    /// The store keeps every revocation; OCSP keeps answering `revoked`.
-    fn prune(&mut self, keep: i64) -> Result<bool> {
-        let before = self.last_this_update;
-        if self.listed.is_empty() || self.earliest_not_after.saturating_add(keep) >= before {
-            return Ok(false);
-        }
-        let gone = |(at, _, not_after): &Listed| not_after.saturating_add(keep) < before && *at < before;
-        if !self.listed.values().any(gone) {
-            return Ok(false);
-        }
-        let mut kept: Vec<(Vec<u8>, Listed)> = self.listed.drain().filter(|(_, e)| !gone(e)).collect();
-        // Oldest revocation first, as the entries were added.
-        kept.sort_by(|a, b| (a.1 .0, &a.0).cmp(&(b.1 .0, &b.0)));
-        let mut fresh = CrlState {
-            last_this_update: before,
-            ..CrlState::default()
-        };
-        for (serial, (at, reason, not_after)) in kept {
-            fresh.add(&serial, at, reason, not_after)?;
-        }
-        *self = fresh;
-        Ok(true)
-    }
-}
 
 /// How often due OCSP answers are looked for, and how many are re-signed
 /// per round (20k a minute: 1M due answers are refreshed in under an hour,
@@ -135,40 +75,13 @@ pub struct Maintainer {
     sync: Arc<super::SyncState>,
     metrics: Arc<Metrics>,
     wake: Arc<Wake>,
-    crls: HashMap<String, CrlState>,
-    dirty: HashSet<String>,
+    crls: CrlBook,
     snapshot: Snapshot,
     /// How often to look for changes made by other processes.
     pub poll: Duration,
     last_refresh: Instant,
-    storer: Option<std::sync::mpsc::Sender<crate::store::CrlRow>>,
     /// Whether this node led the signing work in the last round.
     leading: bool,
-}
-
-/// Stores CRLs in the background; of several waiting for one CA, only the newest.
-fn spawn_storer(pki: Arc<Pki>) -> std::sync::mpsc::Sender<crate::store::CrlRow> {
-    let (tx, rx) = std::sync::mpsc::channel::<crate::store::CrlRow>();
-    let spawned = std::thread::Builder::new().name("crl-store".into()).spawn(move || {
-        while let Ok(first) = rx.recv() {
-            let mut latest: HashMap<String, crate::store::CrlRow> = HashMap::new();
-            for row in std::iter::once(first).chain(rx.try_iter()) {
-                let newer = latest.get(&row.ca_id).is_none_or(|r| r.number < row.number);
-                if newer {
-                    latest.insert(row.ca_id.clone(), row);
-                }
-            }
-            for row in latest.into_values() {
-                if let Err(e) = pki.store_crl(&row) {
-                    tracing::error!(ca = %row.ca_id, error = %e, "storing a CRL failed");
-                }
-            }
-        }
-    });
-    if let Err(e) = spawned {
-        tracing::error!(error = %e, "cannot start the CRL storer thread; storing inline");
-    }
-    tx
 }
 
 fn ts(t: OffsetDateTime) -> i64 {
@@ -198,17 +111,15 @@ impl Maintainer {
         wake: Arc<Wake>,
     ) -> Self {
         Maintainer {
+            crls: CrlBook::new(pki.clone()),
             pki,
             published,
             sync,
             metrics,
             wake,
-            crls: HashMap::new(),
-            dirty: HashSet::new(),
             snapshot: Snapshot::empty(),
             poll: Duration::from_millis(100),
             // Refresh on the first round: answers missing or stale since the last run.
-            storer: None,
             leading: false,
             last_refresh: Instant::now()
                 .checked_sub(Duration::from_secs(3600))
@@ -255,7 +166,11 @@ impl Maintainer {
             cert_pem: AiaDocument::new(Bytes::from(pem::encode("CERTIFICATE", cert)?)),
             chain_p7c: AiaDocument::new(Bytes::from(p7c)),
             hashes,
-            crl: old.and_then(|o| o.crl.clone()),
+            crls: old.map(|o| o.crls.clone()).unwrap_or_default(),
+            crl_partitions: entity.crl_partitions,
+            partitions_json: AiaDocument::new(Bytes::from(
+                serde_json::to_vec(&entity.crl_urls()).map_err(|e| MaintainError::Json(e.to_string()))?,
+            )),
             certs: old.map(|o| o.certs.clone()).unwrap_or_default(),
             responder,
         }))
@@ -287,10 +202,9 @@ impl Maintainer {
         let serial = hex_bytes(&row.serial)?;
         let status = leaf_status(row)?;
         if let Some(at) = row.revoked_at {
-            let crl = self.crls.entry(row.ca_id.clone()).or_default();
-            if crl.add(&serial, at, row.revocation_reason, row.not_after)? {
-                self.dirty.insert(row.ca_id.clone());
-            }
+            let scope = Scope::new(&row.ca_id, row.crl_partition);
+            self.crls
+                .add(&scope, &serial, at, row.revocation_reason, row.not_after)?;
         }
         if let Some(ocsp) = &row.ocsp {
             let validity = self.pki.settings().timings.ocsp_validity;
@@ -308,10 +222,9 @@ impl Maintainer {
         let serial = parsed.tbs_certificate.serial_number.as_bytes().to_vec();
         if let Some(at) = row.revoked_at {
             let not_after = parsed.tbs_certificate.validity.not_after.to_unix_duration().as_secs() as i64;
-            let crl = self.crls.entry(parent.clone()).or_default();
-            if crl.add(&serial, at, row.revocation_reason, not_after)? {
-                self.dirty.insert(parent.clone());
-            }
+            // A root's one CRL lists its revoked issuing CAs.
+            self.crls
+                .add(&Scope::new(parent, 0), &serial, at, row.revocation_reason, not_after)?;
         }
         if let Some(ocsp) = &row.ocsp {
             let status = Status::from_revocation(row.revoked_at, row.revocation_reason)?;
@@ -331,9 +244,9 @@ impl Maintainer {
         if let Some(state) = self.ca_state(&row, old.as_deref())? {
             let is_new = old.is_none();
             self.snapshot.cas.insert(state.id.clone(), Arc::new(state));
+            // A new CA (or new partitions) has CRLs to sign: mark_stale_crls finds them.
             if is_new {
                 self.reindex();
-                self.dirty.insert(id.to_owned());
             }
         }
         self.apply_child(&row)
@@ -344,8 +257,7 @@ impl Maintainer {
             self.reindex();
         }
         self.snapshot.deleted.insert(id.into());
-        self.crls.remove(id);
-        self.dirty.remove(id);
+        self.crls.remove_ca(id);
     }
 
     /// Loads everything from the store.
@@ -364,7 +276,6 @@ impl Maintainer {
             if let Some(state) = self.ca_state(row, None)? {
                 self.snapshot.cas.insert(state.id.clone(), Arc::new(state));
             }
-            self.crls.entry(row.id.clone()).or_default();
         }
         self.reindex();
         for row in &rows {
@@ -386,19 +297,27 @@ impl Maintainer {
         self.snapshot.change_seq = seq;
         // What the last published CRLs were: their entries that expired
         // before them have been on a CRL issued after notAfter.
-        for id in self.snapshot.cas.keys().map(|k| k.to_string()).collect::<Vec<_>>() {
-            if let Some(crl) = store.begin(TxMode::Read)?.crl(&id)? {
-                self.crls.entry(id).or_default().last_this_update = crl.this_update;
+        let ids: Vec<String> = self.snapshot.cas.keys().map(|k| k.to_string()).collect();
+        for id in &ids {
+            let mut tx = store.begin(TxMode::Read)?;
+            for (partition, _) in tx.crl_numbers(id)? {
+                if let Some(crl) = tx.crl(id, partition)? {
+                    self.crls.published_at(&Scope::new(id, partition), crl.this_update);
+                }
             }
         }
-        // Every CA gets a fresh CRL at start: entries may have changed while
+        // Every CRL is signed afresh at start: entries may have changed while
         // no server ran (CLI revocations), and numbers only move forward.
         if self.signs()? {
-            self.dirty = self.snapshot.cas.keys().map(|k| k.to_string()).collect();
+            self.crls.unmark_all();
+            for (id, ca) in self.snapshot.cas.iter() {
+                for partition in 0..=ca.crl_partitions {
+                    self.crls.mark(Scope::new(id, partition));
+                }
+            }
             let signed = self.publish_crls();
-            self.store_crls(signed);
+            self.crls.store(signed);
         } else {
-            let ids: Vec<String> = self.snapshot.cas.keys().map(|k| k.to_string()).collect();
             for id in ids {
                 self.adopt_stored_crl(&id)?;
             }
@@ -424,11 +343,12 @@ impl Maintainer {
             return Ok(());
         };
         let mut ca = Arc::try_unwrap(ca).unwrap_or_else(|shared| CaState::clone(&shared));
-        let crl = self.crls.entry(ca_id.to_owned()).or_default();
         for row in page {
             let serial = hex_bytes(&row.serial)?;
             if let Some(at) = row.revoked_at {
-                crl.add(&serial, at, row.revocation_reason, row.not_after)?;
+                let scope = Scope::new(ca_id, row.crl_partition);
+                self.crls
+                    .add(&scope, &serial, at, row.revocation_reason, row.not_after)?;
             }
             let status = leaf_status(&row)?;
             if let (Some(ocsp), Some(key)) = (row.ocsp, SerialKey::new(&serial)) {
@@ -481,119 +401,102 @@ impl Maintainer {
         }
     }
 
-    /// Serves a CRL another process published, if newer than ours.
+    /// Serves the CRLs another process published, where newer than ours.
     fn adopt_stored_crl(&mut self, ca_id: &str) -> Result<()> {
         let Some(ca) = self.snapshot.cas.get(ca_id) else {
             return Ok(());
         };
-        let current = ca.crl.as_ref().map_or(0, |c| c.number);
-        // Usually our own publication: compare numbers before reading the bytes.
-        let stored = self.pki.store().begin(TxMode::Read)?.crl_number(ca_id)?;
-        if stored.is_none_or(|n| n <= current) {
-            return Ok(());
+        // Usually our own publication: compare numbers before reading bytes.
+        let numbers = self.pki.store().begin(TxMode::Read)?.crl_numbers(ca_id)?;
+        let newer: Vec<u32> = numbers
+            .into_iter()
+            .filter(|(p, n)| *n > ca.crls.get(p).map_or(0, |c| c.number))
+            .map(|(p, _)| p)
+            .collect();
+        for partition in newer {
+            let Some(row) = self.pki.store().begin(TxMode::Read)?.crl(ca_id, partition)? else {
+                continue;
+            };
+            let entries = self.crls.entries(&Scope::new(ca_id, partition));
+            self.set_crl(row, entries);
         }
-        let Some(row) = self.pki.store().begin(TxMode::Read)?.crl(ca_id)? else {
-            return Ok(());
-        };
-        if row.number <= current {
-            return Ok(());
-        }
-        let entries = self.crls.get(ca_id).map_or(0, |c| c.entries.len());
-        self.set_crl(ca_id, row, entries);
         Ok(())
     }
 
-    fn set_crl(&mut self, ca_id: &str, row: crate::store::CrlRow, entries: usize) {
-        let Some(ca) = self.snapshot.cas.get(ca_id) else {
+    fn set_crl(&mut self, row: crate::store::CrlRow, entries: usize) {
+        let Some(ca) = self.snapshot.cas.get(row.ca_id.as_str()) else {
             return;
         };
+        if ca.crls.get(&row.partition).is_some_and(|c| c.number >= row.number) {
+            return;
+        }
         let mut ca = CaState::clone(ca);
-        self.metrics
-            .crl_bytes
-            .with_label_values(&[ca_id])
-            .set(row.der.len() as i64);
-        self.metrics.crl_entries.with_label_values(&[ca_id]).set(entries as i64);
-        self.metrics.crl_number.with_label_values(&[ca_id]).set(row.number);
-        self.metrics
-            .crl_this_update
-            .with_label_values(&[ca_id])
-            .set(row.this_update);
-        self.metrics
-            .crl_next_update
-            .with_label_values(&[ca_id])
-            .set(row.next_update);
-        ca.crl = Some(Arc::new(CrlDocument {
-            doc: Document {
-                etag: super::etag_of(&row.der),
-                body: Bytes::from(row.der),
-                this_update: row.this_update,
-                next_update: row.next_update,
-            },
-            number: row.number,
-            entries,
-        }));
+        let partition = row.partition.to_string();
+        let labels = [row.ca_id.as_str(), partition.as_str()];
+        let m = &self.metrics;
+        m.crl_bytes.with_label_values(&labels).set(row.der.len() as i64);
+        m.crl_entries.with_label_values(&labels).set(entries as i64);
+        m.crl_number.with_label_values(&labels).set(row.number);
+        m.crl_this_update.with_label_values(&labels).set(row.this_update);
+        m.crl_next_update.with_label_values(&labels).set(row.next_update);
+        Arc::make_mut(&mut ca.crls).insert(
+            row.partition,
+            Arc::new(CrlDocument {
+                doc: Document {
+                    etag: super::etag_of(&row.der),
+                    body: Bytes::from(row.der),
+                    this_update: row.this_update,
+                    next_update: row.next_update,
+                },
+                number: row.number,
+                entries,
+            }),
+        );
         self.snapshot.cas.insert(ca.id.clone(), Arc::new(ca));
     }
 
-    /// Signs a new CRL for every dirty CA and serves it; returns the CRLs
-    /// still to be stored (after the swap, off the visibility path).
+    /// Signs a new CRL for every scope due one and serves it; returns the
+    /// CRLs still to be stored (after the swap, off the visibility path).
     fn publish_crls(&mut self) -> Vec<crate::store::CrlRow> {
-        let dirty: Vec<String> = self.dirty.drain().collect();
-        let mut signed = Vec::new();
-        for ca_id in dirty {
-            if !self.snapshot.cas.contains_key(ca_id.as_str()) {
-                continue;
+        let cas = &self.snapshot.cas;
+        let served = |s: &Scope| {
+            cas.get(s.ca_id.as_str())
+                .is_some_and(|ca| s.partition <= ca.crl_partitions)
+        };
+        let (published, failed) = self.crls.publish(served);
+        for f in failed {
+            if matches!(f.error, PkiError::CrlCheck(_)) {
+                self.metrics
+                    .crl_check_failures
+                    .with_label_values(&[&f.scope.ca_id])
+                    .inc();
             }
-            let keep = self.pki.settings().timings.crl_keep_expired.whole_seconds();
-            let state = self.crls.entry(ca_id.clone()).or_default();
-            let started = Instant::now();
-            if let Err(e) = state.prune(keep) {
-                tracing::error!(ca = %ca_id, error = %e, "pruning expired CRL entries failed");
-            }
-            match self.pki.sign_crl(&ca_id, &state.entries) {
-                Ok(row) => {
-                    state.last_this_update = row.this_update;
-                    let entries = state.entries.len();
-                    self.metrics.signatures.with_label_values(&["crl"]).inc();
-                    self.metrics.crl_build_seconds.observe(started.elapsed().as_secs_f64());
-                    self.set_crl(&ca_id, row.clone(), entries);
-                    signed.push(row);
-                }
-                Err(e) => {
-                    if matches!(e, crate::domain::PkiError::CrlCheck(_)) {
-                        self.metrics.crl_check_failures.with_label_values(&[&ca_id]).inc();
-                    }
-                    tracing::error!(ca = %ca_id, error = %e, "CRL publication failed")
-                }
-            }
+            tracing::error!(ca = %f.scope.ca_id, partition = f.scope.partition, error = %f.error, "CRL publication failed");
         }
-        signed
+        let mut rows = Vec::with_capacity(published.len());
+        for p in published {
+            self.metrics.signatures.with_label_values(&["crl"]).inc();
+            self.metrics.crl_build_seconds.observe(p.took.as_secs_f64());
+            self.set_crl(p.row.clone(), p.entries);
+            rows.push(p.row);
+        }
+        rows
     }
 
-    /// Hands signed CRLs to the storer thread, so the next round of changes
-    /// is not held up by this write's fsync.
-    fn store_crls(&mut self, rows: Vec<crate::store::CrlRow>) {
-        if rows.is_empty() {
-            return;
-        }
-        let sender = self.storer.get_or_insert_with(|| spawn_storer(self.pki.clone()));
-        for row in rows {
-            if let Err(unsent) = sender.send(row) {
-                // The storer is gone (it only exits when we drop the sender): store here.
-                if let Err(e) = self.pki.store_crl(&unsent.0) {
-                    tracing::error!(ca = %unsent.0.ca_id, error = %e, "storing a CRL failed");
-                }
-            }
-        }
-    }
-
-    /// CAs whose CRL is due for its periodic re-publication.
+    /// Scopes whose CRL is missing (a new CA or partition) or due for its
+    /// periodic re-publication.
     fn mark_stale_crls(&mut self) {
         let republish = self.pki.settings().timings.crl_republish_after.whole_seconds();
         let now = ts(self.pki.now());
         for (id, ca) in self.snapshot.cas.iter() {
-            if ca.crl.as_ref().is_none_or(|c| now - c.doc.this_update >= republish) {
-                self.dirty.insert(id.to_string());
+            for partition in 0..=ca.crl_partitions {
+                let stale = ca
+                    .crls
+                    .get(&partition)
+                    .is_none_or(|c| now - c.doc.this_update >= republish);
+                if stale {
+                    self.crls.mark(Scope::new(id, partition));
+                }
             }
         }
     }
@@ -633,12 +536,12 @@ impl Maintainer {
             return Ok(());
         }
         self.mark_stale_crls();
-        if !self.dirty.is_empty() {
+        if self.crls.has_work() {
             let started = Instant::now();
             let signed = self.publish_crls();
             if !signed.is_empty() {
                 self.swap(started);
-                self.store_crls(signed);
+                self.crls.store(signed);
             }
         }
         if self.last_refresh.elapsed() >= REFRESH_EVERY {
@@ -687,46 +590,6 @@ mod tests {
     use crate::config::{open, OpenOptions};
     use crate::domain::CaType;
     use crate::store::{SqliteStore, Store, Tx};
-
-    /// RFC 5280 §3.3: an entry leaves only after it appeared on one CRL
-    /// issued after its certificate's notAfter (plus what the operator keeps).
-    #[test]
-    fn expired_entries_leave_after_one_crl_past_not_after() {
-        let serials = |c: &CrlState| {
-            let mut v: Vec<Vec<u8>> = c.listed.keys().cloned().collect();
-            v.sort();
-            v
-        };
-        let mut crl = CrlState::default();
-        crl.add(&[1], 50, Some(RevocationReason::KeyCompromise), 100).unwrap();
-        crl.add(&[2], 60, None, 1_000).unwrap();
-        // Published at 90: nothing has expired yet.
-        assert!(!crl.prune(0).unwrap());
-        crl.last_this_update = 90;
-        // Published at 110, the first CRL after [1]'s notAfter: still listed.
-        assert!(!crl.prune(0).unwrap());
-        assert_eq!(serials(&crl), [vec![1], vec![2]]);
-        crl.last_this_update = 110;
-        // The next one drops it; the entries are re-encoded without it.
-        let before = crl.entries.encoded_len();
-        assert!(crl.prune(0).unwrap());
-        assert_eq!(serials(&crl), [vec![2]]);
-        assert_eq!(crl.entries.len(), 1);
-        assert!(crl.entries.encoded_len() < before);
-        assert_eq!(crl.last_this_update, 110, "pruning keeps the publication history");
-
-        // Revoked after the last CRL although already expired: it has not
-        // appeared on any CRL yet, so it stays for one.
-        crl.add(&[3], 200, None, 150).unwrap();
-        crl.last_this_update = 180;
-        assert!(!crl.prune(0).unwrap());
-        assert_eq!(serials(&crl), [vec![2], vec![3]]);
-        // An operator who keeps expired entries a day longer.
-        crl.last_this_update = 300;
-        assert!(!crl.prune(86_400).unwrap());
-        assert!(crl.prune(0).unwrap());
-        assert_eq!(serials(&crl), [vec![2]]);
-    }
 
     /// Counts the write transactions begun through it.
     struct CountingStore {

@@ -162,7 +162,13 @@ pub struct CaState {
     pub cert_pem: AiaDocument,
     pub chain_p7c: AiaDocument,
     pub hashes: Vec<IssuerHashes>,
-    pub crl: Option<Arc<CrlDocument>>,
+    /// The CRLs served, by partition (0: `current.crl`); one is missing
+    /// only until first signed.
+    pub crls: Arc<std::collections::BTreeMap<u32, Arc<CrlDocument>>>,
+    /// Partitions 1..=this are served besides `current.crl`.
+    pub crl_partitions: u32,
+    /// `partitions.json`: the JSON array of every CRL URL (CCADB's format).
+    pub partitions_json: AiaDocument,
     pub certs: imbl::HashMap<SerialKey, Arc<CertState>>,
     /// Signs answers that cannot be pre-signed (nonces, unknown serials,
     /// several CertIDs at once). None on a node holding no key.

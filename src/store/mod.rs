@@ -121,8 +121,12 @@ pub struct CaRow {
     pub revocation_reason: Option<RevocationReason>,
     /// Incremented on every update; the basis of the entity's eTag.
     pub row_version: i64,
-    /// Highest CRL number issued for this CA (0: none yet).
+    /// Highest CRL number issued for this CA (0: none yet); its partitions
+    /// share the sequence.
     pub crl_number: i64,
+    /// How many CRL partitions new leaves are spread over (0: none, every
+    /// leaf on `current.crl`).
+    pub crl_partitions: i64,
     /// The issuer's pre-signed OCSP answers about this CA's certificate.
     pub ocsp: Option<Presigned>,
 }
@@ -148,6 +152,8 @@ pub struct LeafStatusRow {
     pub revoked_at: Option<i64>,
     pub revocation_reason: Option<RevocationReason>,
     pub ocsp: Option<Presigned>,
+    /// The CRL partition its certificate names (0: `current.crl`).
+    pub crl_partition: u32,
 }
 
 /// A CA's delegated OCSP signing certificate and its sealed key.
@@ -192,10 +198,12 @@ pub struct TokenRow {
     pub revoked_by: Option<String>,
 }
 
-/// The latest published CRL of a CA.
+/// The latest published CRL of one partition of a CA.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CrlRow {
     pub ca_id: String,
+    /// 0: the CA's `current.crl`; 1..: its partitions.
+    pub partition: u32,
     pub number: i64,
     pub this_update: i64,
     pub next_update: i64,
@@ -232,6 +240,8 @@ pub struct LeafRow {
     pub ekus: Vec<String>,
     pub der: Vec<u8>,
     pub ocsp: Option<Presigned>,
+    /// The CRL partition its certificate names (0: `current.crl`); fixed at issuance.
+    pub crl_partition: i64,
 }
 
 /// Which leaves a query selects.
@@ -442,8 +452,9 @@ pub trait Tx {
     /// Reserves `count` CRL numbers for a CA; returns the highest reserved
     /// (numbers only grow, across restarts and processes).
     fn reserve_crl_numbers(&mut self, id: &str, count: i64) -> Result<i64>;
-    /// The number of the stored CRL, without its bytes.
-    fn crl_number(&mut self, ca_id: &str) -> Result<Option<i64>>;
+    /// The numbers of a CA's stored CRLs, one per partition, without their
+    /// bytes: (partition, CRL number), by partition.
+    fn crl_numbers(&mut self, ca_id: &str) -> Result<Vec<(u32, i64)>>;
 
     fn insert_leaf(&mut self, row: &LeafRow) -> Result<i64>;
     fn leaf(&mut self, id: &str) -> Result<Option<LeafRow>>;
@@ -498,7 +509,8 @@ pub trait Tx {
     /// A page of a CA's leaves, without certificates, in issuance order.
     fn leaf_status_page(&mut self, ca_id: &str, after_seq: i64, limit: u32) -> Result<Vec<LeafStatusRow>>;
     fn leaf_status(&mut self, id: &str) -> Result<Option<LeafStatusRow>>;
-    fn crl(&mut self, ca_id: &str) -> Result<Option<CrlRow>>;
+    /// The stored CRL of one partition of a CA (0: its `current.crl`).
+    fn crl(&mut self, ca_id: &str, partition: u32) -> Result<Option<CrlRow>>;
     /// Custom roles: (name, JSON array of permission names).
     fn roles(&mut self) -> Result<Vec<(String, String)>>;
     fn put_role(&mut self, name: &str, permissions: &str) -> Result<()>;
@@ -519,7 +531,8 @@ pub trait Tx {
     fn token_revoked(&mut self, jti: &str) -> Result<bool>;
     fn ocsp_delegate(&mut self, ca_id: &str) -> Result<Option<DelegateRow>>;
     fn put_ocsp_delegate(&mut self, ca_id: &str, cert: &[u8], sealed_key: &[u8], not_after: i64) -> Result<()>;
-    /// Stores a CRL unless one with a higher or equal number is stored.
+    /// Stores a CRL unless one with a higher or equal number is stored for
+    /// its partition.
     fn put_crl(&mut self, crl: &CrlRow) -> Result<()>;
 
     /// Appends to the change log; returns the new sequence number.

@@ -181,7 +181,7 @@ pub(crate) const CA_COLUMNS: &str = "id, ca_type, display_name, description, iss
      organization_name, organization_unit, country_name, state_name, locality_name, subject_name, key_algorithm, \
      hash_algorithm, key_platform, validity_years, ekus, scope_tags, created_at, modified_at, version_number, \
      issuer_common_name, root_common_name, issuer_cert_url, cert, chain, csr, revoked_at, revocation_reason, \
-     row_version, crl_number, ocsp_sha1, ocsp_sha256, ocsp_this_update";
+     row_version, crl_number, ocsp_sha1, ocsp_sha256, ocsp_this_update, crl_partitions";
 
 pub(crate) fn ca_row(r: &dyn Columns) -> Result<CaRow> {
     let mut c = Cursor::new(r);
@@ -219,6 +219,7 @@ pub(crate) fn ca_row(r: &dyn Columns) -> Result<CaRow> {
         row_version: c.int()?,
         crl_number: c.int()?,
         ocsp: c.presigned()?,
+        crl_partitions: c.int()?,
     })
 }
 
@@ -259,6 +260,7 @@ pub(crate) fn ca_values(row: &CaRow) -> Vec<(&'static str, Value)> {
             Value::Int(row.revocation_reason.map(|r| i64::from(r.code()))),
         ),
         ("row_version", int(row.row_version)),
+        ("crl_partitions", int(row.crl_partitions)),
     ];
     v.extend(presigned_values(&row.ocsp));
     v
@@ -305,7 +307,7 @@ pub(crate) fn update_ca_sql(dialect: Dialect, row: &CaRow) -> (String, Vec<Value
 /// Columns [`leaf_row`] reads, in its order.
 pub(crate) const LEAF_COLUMNS: &str = "seq, id, ca_id, ca_version, serial, subject_name, issuer_name, not_before, \
      not_after, thumbprint, revoked_at, revocation_reason, device_name, user_principal_name, device_id, user_id, \
-     device_platform, key_usages, ekus, der, ocsp_sha1, ocsp_sha256, ocsp_this_update";
+     device_platform, key_usages, ekus, der, ocsp_sha1, ocsp_sha256, ocsp_this_update, crl_partition";
 
 pub(crate) fn leaf_row(r: &dyn Columns) -> Result<LeafRow> {
     let mut c = Cursor::new(r);
@@ -331,6 +333,7 @@ pub(crate) fn leaf_row(r: &dyn Columns) -> Result<LeafRow> {
         ekus: c.list()?,
         der: c.bytes()?,
         ocsp: c.presigned()?,
+        crl_partition: c.int()?,
     })
 }
 
@@ -361,6 +364,7 @@ pub(crate) fn leaf_values(row: &LeafRow) -> Vec<(&'static str, Value)> {
         ("key_usages", text(&join_list(&row.key_usages))),
         ("ekus", text(&join_list(&row.ekus))),
         ("der", Value::Bytes(Some(row.der.clone()))),
+        ("crl_partition", int(row.crl_partition)),
     ];
     v.extend(presigned_values(&row.ocsp));
     v
@@ -368,7 +372,8 @@ pub(crate) fn leaf_values(row: &LeafRow) -> Vec<(&'static str, Value)> {
 
 /// Columns [`leaf_status_row`] reads, in its order.
 pub(crate) const LEAF_STATUS_COLUMNS: &str =
-    "seq, id, ca_id, serial, not_after, revoked_at, revocation_reason, ocsp_sha1, ocsp_sha256, ocsp_this_update";
+    "seq, id, ca_id, serial, not_after, revoked_at, revocation_reason, ocsp_sha1, ocsp_sha256, ocsp_this_update, \
+     crl_partition";
 
 pub(crate) fn leaf_status_row(r: &dyn Columns) -> Result<LeafStatusRow> {
     let mut c = Cursor::new(r);
@@ -381,6 +386,7 @@ pub(crate) fn leaf_status_row(r: &dyn Columns) -> Result<LeafStatusRow> {
         revoked_at: c.opt_int()?,
         revocation_reason: c.reason()?,
         ocsp: c.presigned()?,
+        crl_partition: u32::try_from(c.int()?).map_err(|_| StoreError::Corrupt("negative CRL partition".into()))?,
     })
 }
 
@@ -724,6 +730,7 @@ mod tests {
                 row_version: 5,
                 crl_number: 0,
                 ocsp: None,
+                crl_partitions: 0,
             },
         );
         let n = binds.len();

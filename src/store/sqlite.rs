@@ -442,11 +442,12 @@ impl Tx for SqliteTx<'_> {
         )?)
     }
 
-    fn crl_number(&mut self, ca_id: &str) -> Result<Option<i64>> {
-        Ok(self
+    fn crl_numbers(&mut self, ca_id: &str) -> Result<Vec<(u32, i64)>> {
+        let mut stmt = self
             .conn
-            .query_row("SELECT crl_number FROM crls WHERE ca_id = ?", [ca_id], |r| r.get(0))
-            .optional()?)
+            .prepare_cached("SELECT crl_partition, crl_number FROM crls WHERE ca_id = ? ORDER BY crl_partition")?;
+        let rows = stmt.query_map([ca_id], |r| Ok((r.get::<_, u32>(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     fn insert_leaf(&mut self, row: &LeafRow) -> Result<i64> {
@@ -597,19 +598,21 @@ impl Tx for SqliteTx<'_> {
             .optional()?)
     }
 
-    fn crl(&mut self, ca_id: &str) -> Result<Option<CrlRow>> {
+    fn crl(&mut self, ca_id: &str, partition: u32) -> Result<Option<CrlRow>> {
         Ok(self
             .conn
             .query_row(
-                "SELECT ca_id, crl_number, this_update, next_update, der FROM crls WHERE ca_id = ?",
-                [ca_id],
+                "SELECT ca_id, crl_partition, crl_number, this_update, next_update, der FROM crls
+                 WHERE ca_id = ? AND crl_partition = ?",
+                params![ca_id, partition],
                 |r| {
                     Ok(CrlRow {
                         ca_id: r.get(0)?,
-                        number: r.get(1)?,
-                        this_update: r.get(2)?,
-                        next_update: r.get(3)?,
-                        der: r.get(4)?,
+                        partition: r.get(1)?,
+                        number: r.get(2)?,
+                        this_update: r.get(3)?,
+                        next_update: r.get(4)?,
+                        der: r.get(5)?,
                     })
                 },
             )
@@ -762,11 +765,19 @@ impl Tx for SqliteTx<'_> {
 
     fn put_crl(&mut self, crl: &CrlRow) -> Result<()> {
         self.conn.execute(
-            "INSERT INTO crls (ca_id, crl_number, this_update, next_update, der) VALUES (?, ?, ?, ?, ?)
-             ON CONFLICT (ca_id) DO UPDATE SET crl_number = excluded.crl_number, this_update = excluded.this_update,
-                 next_update = excluded.next_update, der = excluded.der
+            "INSERT INTO crls (ca_id, crl_partition, crl_number, this_update, next_update, der)
+             VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT (ca_id, crl_partition) DO UPDATE SET crl_number = excluded.crl_number,
+                 this_update = excluded.this_update, next_update = excluded.next_update, der = excluded.der
              WHERE excluded.crl_number > crls.crl_number",
-            params![crl.ca_id, crl.number, crl.this_update, crl.next_update, crl.der],
+            params![
+                crl.ca_id,
+                crl.partition,
+                crl.number,
+                crl.this_update,
+                crl.next_update,
+                crl.der
+            ],
         )?;
         Ok(())
     }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::support::{curl, openssl, Env, Http, TestServer};
+use crate::support::{cdp_url, curl, openssl, Env, Http, TestServer};
 
 pub const BASE: &str = "/beta/deviceManagement";
 pub const RW: &str = "DeviceManagementCloudCA.ReadWrite.All";
@@ -612,6 +612,11 @@ fn a_revocation_through_the_api_reaches_ocsp_and_crl() {
     let der = <base64ct::Base64 as base64ct::Encoding>::decode_vec(leaf["certificate"].as_str().unwrap()).unwrap();
     let leaf_pem = a.env.path("visible.pem");
     std::fs::write(&leaf_pem, cloudpki::x509::pem::encode("CERTIFICATE", &der).unwrap()).unwrap();
+    assert_eq!(
+        leaf["crlDistributionPointUrl"].as_str(),
+        Some(cdp_url(&leaf_pem).as_str()),
+        "the entity shows the CRL its certificate names"
+    );
     let issuing_pem = a.env.save(&["ca", "cert", &issuing], "issuing.pem");
     a.ok(
         "POST",
@@ -642,12 +647,8 @@ fn a_revocation_through_the_api_reaches_ocsp_and_crl() {
     }
     let path = a.env.path("visible.crl");
     loop {
-        let crl = curl(
-            "GET",
-            &format!("{}/crls/{issuing}_v1/current.crl", a.server.url),
-            None,
-            &[],
-        );
+        // The partition the certificate names, as the entity shows it.
+        let crl = curl("GET", leaf["crlDistributionPointUrl"].as_str().unwrap(), None, &[]);
         std::fs::write(&path, &crl.body).unwrap();
         let text = openssl(&[
             "crl",

@@ -286,20 +286,32 @@ fn ocsp_status(node: &impl HasUrl, request: &[u8]) -> Option<Seen> {
 }
 
 /// Serials (uppercase hex, no leading zeros) on a node's CRL for `ca`.
+/// Every serial on any of a CA's CRLs, as one node serves them: the URLs
+/// come from its `partitions.json` (CCADB's list); None until each is served.
 fn crl_serials(node: &Node, ca: &str) -> Option<Vec<String>> {
-    let (status, body) = http(&node.url, "GET", &format!("/crls/{ca}_v1/current.crl"), &[], b"")?;
+    let (status, body) = http(&node.url, "GET", &format!("/crls/{ca}_v1/partitions.json"), &[], b"")?;
     if status != 200 {
         return None;
     }
-    let crl = x509_cert::crl::CertificateList::from_der(&body).ok()?;
-    Some(
-        crl.tbs_cert_list
-            .revoked_certificates
-            .unwrap_or_default()
-            .iter()
-            .map(|r| norm(&hex(r.serial_number.as_bytes())))
-            .collect(),
-    )
+    let urls: Vec<String> = serde_json::from_slice(&body).ok()?;
+    let mut serials = Vec::new();
+    for url in urls {
+        // The URLs carry the fleet's public name; ask this node for the path.
+        let path = &url[url.find("/crls/")?..];
+        let (status, body) = http(&node.url, "GET", path, &[], b"")?;
+        if status != 200 {
+            return None;
+        }
+        let crl = x509_cert::crl::CertificateList::from_der(&body).ok()?;
+        serials.extend(
+            crl.tbs_cert_list
+                .revoked_certificates
+                .unwrap_or_default()
+                .iter()
+                .map(|r| norm(&hex(r.serial_number.as_bytes()))),
+        );
+    }
+    Some(serials)
 }
 
 fn hex(b: &[u8]) -> String {

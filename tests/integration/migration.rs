@@ -71,11 +71,17 @@ fn store_made_by_the_previous_release_migrates_forward() {
     let old = by_id(&old_cas);
     assert_eq!(cas.len(), 4, "four live CAs (the deleted one stays a tombstone)");
     for (id, was) in &old {
-        assert_eq!(
-            cas[id],
-            expected(was.clone(), "certificationAuthorityStatus"),
-            "CA {id}"
+        // Existing CAs stay unpartitioned: their one CRL is current.crl.
+        let mut want = expected(was.clone(), "certificationAuthorityStatus");
+        let crl = was["certificateRevocationListUrl"].as_str().unwrap().to_owned();
+        let obj = want.as_object_mut().unwrap();
+        obj.insert("crlPartitionCount".into(), 0.into());
+        obj.insert("crlPartitionUrls".into(), serde_json::json!([crl]));
+        obj.insert(
+            "crlPartitionsUrl".into(),
+            crl.replace("current.crl", "partitions.json").into(),
         );
+        assert_eq!(cas[id], want, "CA {id}");
     }
     let issuing = old
         .values()
@@ -138,10 +144,27 @@ fn store_made_by_the_previous_release_migrates_forward() {
     let revoked = env.json(&["cert", "revoke", &id(&leaf), "--reason", "superseded"]);
     assert_eq!(revoked["certificateStatus"], "revoked");
     assert_eq!(
-        env.json(&["cert", "list", "--ca", &issuing])["value"]
-            .as_array()
-            .unwrap()
-            .len(),
-        4
+        leaf["crlDistributionPointUrl"],
+        cas[&issuing]["certificateRevocationListUrl"]
     );
+
+    // Partitions are added for new issuance; earlier leaves keep current.crl.
+    let ca = env.json(&["ca", "crl-partitions", &issuing, "4"]);
+    assert_eq!(ca["crlPartitionCount"], 4);
+    let urls = ca["crlPartitionUrls"].as_array().unwrap();
+    assert_eq!(urls.len(), 5, "{urls:?}");
+    assert_eq!(urls[0], cas[&issuing]["certificateRevocationListUrl"]);
+    let partitioned = env.json(&["cert", "issue", "--ca", &issuing, "--csr", csr.to_str().unwrap()]);
+    let url = partitioned["crlDistributionPointUrl"].as_str().unwrap();
+    assert!(urls[1..].iter().any(|u| u == url), "{url} in {urls:?}");
+    let fewer = env.run(&["ca", "crl-partitions", &issuing, "2"]);
+    assert!(!fewer.status.success(), "partitions never shrink");
+    let list = env.json(&["cert", "list", "--ca", &issuing]);
+    let list = list["value"].as_array().unwrap();
+    assert_eq!(list.len(), 5);
+    let on_current = list
+        .iter()
+        .filter(|l| l["crlDistributionPointUrl"] == cas[&issuing]["certificateRevocationListUrl"])
+        .count();
+    assert_eq!(on_current, 4, "leaves issued before partitioning keep current.crl");
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use base64ct::Encoding;
 
-use crate::support::{curl, id, openssl, openssl_any, pkilint, Env, TestServer};
+use crate::support::{cdp_url, curl, id, openssl, openssl_any, pkilint, Env, TestServer};
 
 /// A served PKI: root, issuing CA, a good and a revoked leaf.
 struct Served {
@@ -83,7 +83,8 @@ fn served_with(key_size: &str, init_args: &[&str]) -> Served {
     // The CLI is another process: wait for the server to follow its commits
     // (OCSP first, then the re-signed CRL).
     wait_for(&s, &s.revoked, "revoked");
-    let crl_url = format!("{}/crls/{}_v1/current.crl", s.server.url, s.issuing);
+    // The partition the revoked certificate names.
+    let crl_url = cdp_url(&s.revoked);
     let deadline = Instant::now() + Duration::from_secs(5);
     let crl = s.env.path("wait.crl");
     loop {
@@ -352,17 +353,25 @@ fn ocsp_get_rfc5019_caching_and_conditional_requests() {
 #[test]
 fn crls_verify_and_lint_and_ocsp_responses_lint() {
     let s = served("eCP384");
-    let issuing_crl = s.env.path("issuing.crl");
-    let r = curl(
-        "GET",
-        &format!("{}/crls/{}_v1/current.crl", s.server.url, s.issuing),
-        None,
-        &[],
-    );
-    assert_eq!(r.status, 200);
-    assert_eq!(r.header("content-type"), Some("application/pkix-crl"));
-    assert!(r.header("etag").is_some() && r.header("last-modified").is_some());
-    std::fs::write(&issuing_crl, &r.body).unwrap();
+    // Each leaf is checked against the partition its certificate names.
+    let fetch_crl = |leaf: &PathBuf, name: &str| {
+        let url = cdp_url(leaf);
+        assert!(
+            url.starts_with(&format!("{}/crls/{}_v1/", s.server.url, s.issuing)) && !url.ends_with("current.crl"),
+            "a new issuing CA's leaves name a partition: {url}"
+        );
+        let r = curl("GET", &url, None, &[]);
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("content-type"), Some("application/pkix-crl"));
+        assert!(r.header("etag").is_some() && r.header("last-modified").is_some());
+        let der = s.env.path(name);
+        std::fs::write(&der, &r.body).unwrap();
+        let pem = s.env.path(&format!("{name}.pem"));
+        openssl(&["crl", "-inform", "DER", "-in", p(&der), "-out", p(&pem)]);
+        (url, der, pem)
+    };
+    let (revoked_url, issuing_crl, revoked_crl_pem) = fetch_crl(&s.revoked, "issuing.crl");
+    let (good_url, good_crl, good_crl_pem) = fetch_crl(&s.good, "good.crl");
     let (ok, out) = openssl_any(&[
         "crl",
         "-inform",
@@ -380,14 +389,9 @@ fn crls_verify_and_lint_and_ocsp_responses_lint() {
         "{out}"
     );
     assert!(out.contains("Key Compromise"), "{out}");
-    assert!(
-        out.contains(&format!("URI:{}/crls/{}_v1/current.crl", s.server.url, s.issuing)),
-        "IDP = CDP: {out}"
-    );
-    // openssl verify -crl_check with the served CRL.
-    let crl_pem = s.env.path("issuing.crl.pem");
-    openssl(&["crl", "-inform", "DER", "-in", p(&issuing_crl), "-out", p(&crl_pem)]);
-    let verify = |leaf: &PathBuf| {
+    assert!(out.contains(&format!("URI:{revoked_url}")), "IDP = CDP: {out}");
+    // openssl verify -crl_check with the served CRL of each leaf's partition.
+    let verify = |leaf: &PathBuf, crl: &PathBuf| {
         openssl_any(&[
             "verify",
             "-crl_check",
@@ -396,14 +400,20 @@ fn crls_verify_and_lint_and_ocsp_responses_lint() {
             "-untrusted",
             p(&s.issuing_pem),
             "-CRLfile",
-            p(&crl_pem),
+            p(crl),
             p(leaf),
         ])
     };
-    let (ok, out) = verify(&s.good);
+    let (ok, out) = verify(&s.good, &good_crl_pem);
     assert!(ok && out.contains(": OK"), "{out}");
-    let (ok, out) = verify(&s.revoked);
+    let (ok, out) = verify(&s.revoked, &revoked_crl_pem);
     assert!(!ok && out.contains("certificate revoked"), "{out}");
+    if good_url != revoked_url {
+        // Another partition's CRL does not cover the leaf: its IDP names
+        // another URL, and OpenSSL finds no CRL for it.
+        let (ok, out) = verify(&s.good, &revoked_crl_pem);
+        assert!(!ok && out.contains("different CRL scope"), "{out}");
+    }
 
     let root_crl = s.env.path("root.crl");
     std::fs::write(
@@ -417,7 +427,7 @@ fn crls_verify_and_lint_and_ocsp_responses_lint() {
         .body,
     )
     .unwrap();
-    pkilint("crl", &[issuing_crl, root_crl]);
+    pkilint("crl", &[issuing_crl, good_crl, root_crl]);
 
     // Every kind of OCSP answer lints clean.
     let mut responses = Vec::new();
@@ -908,7 +918,7 @@ fn visibility_at_100k_certificates() {
 }
 
 /// Revokes each leaf in the server's process and measures, from commit, when
-/// the snapshot answers `revoked` by OCSP and when the CRL has grown.
+/// the snapshot answers `revoked` by OCSP and when its CRL partition has grown.
 fn measure_visibility(
     handles: &cloudpki::app::Handles,
     issuing: &str,
@@ -924,8 +934,8 @@ fn measure_visibility(
             .cas
             .get(issuing)
             .unwrap()
-            .crl
-            .as_ref()
+            .crls
+            .get(&leaf.crl_partition)
             .unwrap()
             .entries;
         handles
@@ -945,7 +955,8 @@ fn measure_visibility(
             {
                 seen = Some(committed.elapsed());
             }
-            if seen.is_some() && ca.crl.as_ref().unwrap().entries > before {
+            // The leaf's own partition, the CRL its certificate names.
+            if seen.is_some() && ca.crls.get(&leaf.crl_partition).unwrap().entries > before {
                 crl.push(committed.elapsed());
                 break;
             }

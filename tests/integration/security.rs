@@ -694,7 +694,8 @@ struct Served {
 fn served() -> Served {
     let env = Env::new();
     let server = env.server();
-    let (_, issuing) = env.ec_hierarchy("V");
+    // Unpartitioned: every leaf on the one current.crl these tests fetch.
+    let (_, issuing) = env.ec_hierarchy_with("V", &["--crl-partitions", "0"]);
     let issuing_pem = env.save(&["ca", "cert", &issuing], "issuing.pem");
     // The CLI is another process: wait until the server follows its commits.
     let aia = format!("{}/cacerts/{issuing}_v1/cert.cer", server.url);

@@ -95,10 +95,15 @@ impl Env {
     /// A P-256 root "{name} Root" and an issuing CA "{name} Issuing" under
     /// it, through the CLI; returns their ids.
     pub fn ec_hierarchy(&self, name: &str) -> (String, String) {
+        self.ec_hierarchy_with(name, &[])
+    }
+
+    /// As [`Env::ec_hierarchy`], with more `ca create` arguments for the issuing CA.
+    pub fn ec_hierarchy_with(&self, name: &str, issuing_args: &[&str]) -> (String, String) {
         let root_cn = format!("{name} Root");
         let root = id(&self.create_ca(&["--type", "root", "--common-name", &root_cn, "--key-size", "eCP256"]));
         let issuing_cn = format!("{name} Issuing");
-        let issuing = id(&self.create_ca(&[
+        let mut args = vec![
             "--type",
             "issuing",
             "--issuer",
@@ -107,7 +112,9 @@ impl Env {
             &issuing_cn,
             "--key-size",
             "eCP256",
-        ]));
+        ];
+        args.extend_from_slice(issuing_args);
+        let issuing = id(&self.create_ca(&args));
         (root, issuing)
     }
 
@@ -129,6 +136,23 @@ pub fn id(v: &Value) -> String {
 }
 
 /// Runs openssl, expecting success; returns stdout.
+/// The CRL URL a certificate names (its CRL Distribution Point): where a
+/// relying party fetches the CRL that covers it.
+pub fn cdp_url(pem: &std::path::Path) -> String {
+    let text = openssl(&[
+        "x509",
+        "-in",
+        pem.to_str().unwrap(),
+        "-noout",
+        "-ext",
+        "crlDistributionPoints",
+    ]);
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("URI:"))
+        .unwrap_or_else(|| panic!("no CRL distribution point: {text}"))
+        .to_owned()
+}
+
 pub fn openssl(args: &[&str]) -> String {
     let out = Command::new("openssl")
         .args(args)

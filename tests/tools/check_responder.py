@@ -280,8 +280,11 @@ class Checker:
 
     def check_crls(self):
         # (CA, label, cert whose CRL DP points at the CA's CRL, listed targets, unlisted)
+        # Each leaf is checked against the CRL its own CRL DP names: a
+        # partitioned CA's leaves may name different partitions.
         jobs = [
-            (self.issuing, "issuing CA", [self.good, self.revoked], [self.targets[1]], [self.targets[0]]),
+            (self.issuing, "issuing CA (good leaf's CRL)", [self.good], [], [self.targets[0]]),
+            (self.issuing, "issuing CA (revoked leaf's CRL)", [self.revoked], [self.targets[1]], []),
             (self.root, "root CA", [self.issuing], [], [self.targets[2]]),
         ]
         for ca, label, children, listed, unlisted in jobs:

@@ -5,6 +5,7 @@ Usage:
   python3 tests/tools/lint.py cert  FILE [FILE...]   # each certificate on its own
   python3 tests/tools/lint.py chain FILE [FILE...]   # leaf-first: doc[i] must be issued by doc[i+1]
   python3 tests/tools/lint.py crl   FILE [FILE...]
+  python3 tests/tools/lint.py arl   FILE [FILE...]     # an authority (CA) revocation list
   python3 tests/tools/lint.py ocsp  FILE [FILE...]
 Options: --fail-on SEVERITY (default ERROR), --ignore CODE (repeatable).
 
@@ -33,6 +34,8 @@ TOOLS = {
     "cert": ("lint_pkix_cert", [], "CERTIFICATE"),
     "chain": ("lint_pkix_signer_signee_cert_chain", [], "CERTIFICATE"),
     "crl": ("lint_crl", ["-t", "CRL", "-p", "PKIX"], "X509 CRL"),
+    # A root's CRL of its issuing CAs (onlyContainsCACerts).
+    "arl": ("lint_crl", ["-t", "ARL", "-p", "PKIX"], "X509 CRL"),
     "ocsp": ("lint_ocsp_response", [], "OCSP RESPONSE"),
 }
 

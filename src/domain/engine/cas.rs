@@ -13,6 +13,22 @@ fn check_scope_tags(tags: &[String]) -> Result<()> {
     }
 }
 
+/// A CA's partition count: at most [`MAX_CRL_PARTITIONS`], and never fewer
+/// than it has (its leaves' CRL URLs must keep answering).
+fn check_crl_partitions(n: u32, current: u32) -> Result<()> {
+    if n > MAX_CRL_PARTITIONS {
+        return Err(PkiError::Invalid(format!(
+            "crlPartitionCount must be 0 to {MAX_CRL_PARTITIONS}"
+        )));
+    }
+    if n < current {
+        return Err(PkiError::Invalid(format!(
+            "crlPartitionCount can only grow ({current} now): leaves keep the partition their certificate names"
+        )));
+    }
+    Ok(())
+}
+
 impl Pki {
     /// The stored form of a record; certificate, chain, CSR and pre-signed
     /// answers are the engine's to set on the row.
@@ -57,6 +73,7 @@ impl Pki {
             row_version: entity.row_version,
             crl_number: 0,
             ocsp: None,
+            crl_partitions: i64::from(entity.crl_partitions),
         }
     }
 
@@ -98,6 +115,14 @@ impl Pki {
             ));
         }
         ekus.dedup();
+        if let Some(n) = req.crl_partitions {
+            check_crl_partitions(n, 0)?;
+            if n > 0 && req.ca_type == CaType::RootCertificationAuthority {
+                return Err(PkiError::Invalid(
+                    "a root CA has one CRL (of its issuing CAs): crlPartitionCount does not apply".into(),
+                ));
+            }
+        }
         match (req.ca_type, &req.issuer_id) {
             (CaType::IssuingCertificationAuthority, None) => {
                 return Err(PkiError::Invalid(
@@ -171,6 +196,10 @@ impl Pki {
             revocation_reason: None,
             row_version: 1,
             urls: self.urls(&id, version),
+            crl_partitions: match req.ca_type {
+                CaType::RootCertificationAuthority => 0,
+                _ => req.crl_partitions.unwrap_or(DEFAULT_CRL_PARTITIONS),
+            },
         };
 
         let (cert_der, csr_der) = match req.ca_type {
@@ -381,18 +410,26 @@ impl Pki {
     }
 
     /// Updates the writable properties (Graph PATCH), checking the eTag when given.
-    pub fn update_ca(
-        &self,
-        id: &str,
-        if_match: Option<&str>,
-        display_name: Option<String>,
-        description: Option<Option<String>>,
-        role_scope_tag_ids: Option<Vec<String>>,
-    ) -> Result<Ca> {
+    pub fn update_ca(&self, id: &str, if_match: Option<&str>, patch: CaPatch) -> Result<Ca> {
+        let CaPatch {
+            display_name,
+            description,
+            role_scope_tag_ids,
+            crl_partitions,
+        } = patch;
         let now = self.clock.now();
         let mut tx = self.store.begin(TxMode::Write)?;
         let mut ca = self.load_ca(tx.as_mut(), id, now)?;
         check_if_match(if_match, Some(&ca.entity.etag()))?;
+        if let Some(n) = crl_partitions {
+            if ca.entity.ca_type == CaType::RootCertificationAuthority && n > 0 {
+                return Err(PkiError::Invalid(
+                    "a root CA has one CRL (of its issuing CAs): crlPartitionCount does not apply".into(),
+                ));
+            }
+            check_crl_partitions(n, ca.entity.crl_partitions)?;
+            ca.entity.crl_partitions = n;
+        }
         if let Some(name) = display_name {
             if name.trim().is_empty() {
                 return Err(PkiError::Invalid("displayName must not be empty".into()));

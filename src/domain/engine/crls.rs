@@ -1,6 +1,7 @@
-//! CRL numbering and signing. The seam for the CRL owner: numbers are
-//! reserved durably in blocks, a CRL is signed over entries the maintainer
-//! keeps, stored off the visibility path.
+//! CRL numbering and signing, for the CRL owner (`crate::crl`), which keeps
+//! each scope's entries: the keys stay here. A CA's partitions share its
+//! number sequence (reserved durably in blocks), so every scope's numbers
+//! grow; each signed CRL is checked before anyone sees it.
 
 use super::*;
 
@@ -32,21 +33,31 @@ impl Pki {
         Ok(first)
     }
 
-    /// Signs a new CRL of `ca_id` listing `entries`, without storing it: the
-    /// caller serves it at once and stores it with [`Pki::store_crl`].
-    pub fn sign_crl(&self, ca_id: &str, entries: &crl::CrlEntries) -> Result<CrlRow> {
+    /// Signs a new CRL of one partition of `ca_id` (0: `current.crl`)
+    /// listing `entries`, without storing it: the caller serves it at once
+    /// and stores it with [`Pki::store_crl`].
+    pub fn sign_crl(&self, ca_id: &str, partition: u32, entries: &crl::CrlEntries) -> Result<CrlRow> {
         let now = self.clock.now();
-        let (ca, key, newest) = {
+        let (ca, key, numbers) = {
             let mut tx = self.store.begin(TxMode::Read)?;
             let ca = self.load_ca(tx.as_mut(), ca_id, now)?;
             let key = self.signer(tx.as_mut(), &ca)?;
-            let newest = tx.crl_number(ca_id)?;
-            (ca, key, newest)
+            let numbers = tx.crl_numbers(ca_id)?;
+            (ca, key, numbers)
         };
+        if partition > ca.entity.crl_partitions {
+            return Err(PkiError::NotFound {
+                what: "CRL partition",
+                id: format!("{ca_id}/{partition}"),
+            });
+        }
+        let newest = numbers.iter().find(|(p, _)| *p == partition).map(|(_, n)| *n);
         let cert = ca.cert()?;
-        let number = self.next_crl_number(ca_id, newest.unwrap_or(0))?;
+        // Above every partition's: the sequence is the CA's.
+        let above = numbers.iter().map(|(_, n)| *n).max().unwrap_or(0);
+        let number = self.next_crl_number(ca_id, above)?;
         let next_update = now + self.settings.timings.crl_validity;
-        let dp = ca.entity.urls.crl.clone();
+        let dp = ca.entity.urls.crl_partition(partition);
         let key_id = cert::key_identifier(key.public_key());
         let params = crl::CrlParams {
             issuer: &cert.tbs().subject,
@@ -70,6 +81,7 @@ impl Pki {
         )?;
         Ok(CrlRow {
             ca_id: ca_id.to_owned(),
+            partition,
             number,
             this_update: ts(now),
             next_update: ts(next_update),
@@ -87,24 +99,26 @@ impl Pki {
     }
 
     /// Signs and stores a CRL in one call.
-    pub fn publish_crl(&self, ca_id: &str, entries: &crl::CrlEntries) -> Result<CrlRow> {
-        let row = self.sign_crl(ca_id, entries)?;
+    pub fn publish_crl(&self, ca_id: &str, partition: u32, entries: &crl::CrlEntries) -> Result<CrlRow> {
+        let row = self.sign_crl(ca_id, partition, entries)?;
         self.store_crl(&row)?;
         Ok(row)
     }
 }
 
-/// What a CA's CRL must say, from the store: where it is published, who
+/// What one CRL must say, from the store: where it is published, who
 /// signs it, its scope and which serials it must list.
 #[derive(Debug, Clone)]
 pub struct CrlScope {
     pub ca_id: String,
+    /// 0: the CA's `current.crl`; 1..: its partitions.
+    pub partition: u32,
     pub url: String,
     /// The CA certificate (DER): its subject and key sign the CRL.
     pub ca_cert: Vec<u8>,
     /// A root's CRL lists revoked issuing CAs only (`onlyContainsCACerts`).
     pub only_ca_certs: bool,
-    /// The number of the newest CRL stored.
+    /// The number of the newest CRL stored for this scope.
     pub stored_number: Option<i64>,
     /// Every revoked certificate in scope: serial (INTEGER contents) ->
     /// its notAfter (unix seconds).
@@ -116,7 +130,8 @@ pub struct CrlScope {
 }
 
 impl Pki {
-    /// The CRL scopes of every CA with a certificate (one when `ca_id` is given).
+    /// Every CRL scope (each CA's `current.crl` and partitions) of every CA
+    /// with a certificate (of one CA when `ca_id` is given).
     pub fn crl_scopes(&self, ca_id: Option<&str>) -> Result<Vec<CrlScope>> {
         let now = self.clock.now();
         let mut tx = self.store.begin(TxMode::Read)?;
@@ -128,12 +143,12 @@ impl Pki {
         for row in rows {
             let Some(cert) = row.cert.clone() else { continue };
             let ca = self.ca_record(&row, now)?;
-            let mut revoked = std::collections::BTreeMap::new();
+            let mut revoked = vec![std::collections::BTreeMap::new(); ca.crl_partitions as usize + 1];
             if ca.ca_type == CaType::RootCertificationAuthority {
                 for child in tx.revoked_children(&row.id)? {
                     if let Some(c) = child.cert {
                         let c = ParsedCert::from_der(&c)?;
-                        revoked.insert(c.tbs().serial_number.as_bytes().to_vec(), ts(c.not_after()?));
+                        revoked[0].insert(c.tbs().serial_number.as_bytes().to_vec(), ts(c.not_after()?));
                     }
                 }
             } else {
@@ -148,19 +163,29 @@ impl Pki {
                     let Some(last) = page.last() else { break };
                     after = last.seq;
                     for leaf in &page {
-                        revoked.insert(hex_bytes(&leaf.serial)?, leaf.not_after);
+                        let scope = usize::try_from(leaf.crl_partition)
+                            .ok()
+                            .and_then(|p| revoked.get_mut(p))
+                            .ok_or_else(|| {
+                                corrupt(format!("leaf {}: CRL partition {}", leaf.id, leaf.crl_partition))
+                            })?;
+                        scope.insert(hex_bytes(&leaf.serial)?, leaf.not_after);
                     }
                 }
             }
-            out.push(CrlScope {
-                stored_number: tx.crl_number(&row.id)?,
-                ca_id: row.id.clone(),
-                url: ca.urls.crl.clone(),
-                ca_cert: cert,
-                only_ca_certs: ca.ca_type == CaType::RootCertificationAuthority,
-                revoked,
-                keep_expired: self.settings.timings.crl_keep_expired.whole_seconds(),
-            });
+            let numbers = tx.crl_numbers(&row.id)?;
+            for (partition, revoked) in (0u32..).zip(revoked) {
+                out.push(CrlScope {
+                    stored_number: numbers.iter().find(|(p, _)| *p == partition).map(|(_, n)| *n),
+                    ca_id: row.id.clone(),
+                    partition,
+                    url: ca.urls.crl_partition(partition),
+                    ca_cert: cert.clone(),
+                    only_ca_certs: ca.ca_type == CaType::RootCertificationAuthority,
+                    revoked,
+                    keep_expired: self.settings.timings.crl_keep_expired.whole_seconds(),
+                });
+            }
         }
         Ok(out)
     }

@@ -82,17 +82,20 @@ impl Pki {
             role: CertRole::EndEntity,
             key_usage,
             ekus: ekus.clone(),
-            pointers: Some(RevocationPointers {
-                crl_url: urls.crl.clone(),
-                ca_issuers_url: urls.certificate.clone(),
-                ocsp_url: Some(urls.ocsp.clone()),
-            }),
+            pointers: None,
             subject_alt_name: csr.subject_alt_name.clone(),
         };
         // A 127-bit random serial collides with negligible probability; the
         // unique index turns the impossible case into a retry, not a duplicate.
         for _ in 0..3 {
             req.serial = cert::random_serial()?;
+            // The partition is fixed here, named in the certificate and stored.
+            let partition = crl_partition_of(&req.serial, ca.entity.crl_partitions);
+            req.pointers = Some(RevocationPointers {
+                crl_url: urls.crl_partition(partition),
+                ca_issuers_url: urls.certificate.clone(),
+                ocsp_url: Some(urls.ocsp.clone()),
+            });
             let der = cert::issue(&req, signer)?;
             let id = uuid::Uuid::new_v4().to_string();
             let serial = crate::x509::hex_upper(&req.serial);
@@ -119,6 +122,7 @@ impl Pki {
                 der: der.clone(),
                 // A new certificate has its signed answer from the moment it exists.
                 ocsp: Some(self.presign(ca_cert, responder, &req.serial, ocsp::Status::Good, now)?),
+                crl_partition: i64::from(partition),
             };
             match tx.insert_leaf(&row) {
                 Ok(_) => {

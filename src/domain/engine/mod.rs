@@ -122,7 +122,10 @@ impl Default for Timings {
 
 impl Settings {
     pub fn crl_url(&self, ca_id: &str, version: i32) -> String {
-        format!("{}/crls/{ca_id}_v{version}/current.crl", self.public_url)
+        format!("{}current.crl", self.crl_dir(ca_id, version))
+    }
+    pub fn crl_dir(&self, ca_id: &str, version: i32) -> String {
+        format!("{}/crls/{ca_id}_v{version}/", self.public_url)
     }
     pub fn cert_url(&self, ca_id: &str, version: i32) -> String {
         format!("{}/cacerts/{ca_id}_v{version}/cert.cer", self.public_url)
@@ -148,6 +151,19 @@ pub struct NewCa {
     /// root's set for an issuing CA.
     pub ekus: Vec<String>,
     pub role_scope_tag_ids: Vec<String>,
+    /// CRL partitions for its leaves (None: [`DEFAULT_CRL_PARTITIONS`] for an
+    /// issuing CA; a root has none).
+    pub crl_partitions: Option<u32>,
+}
+
+/// Changes to a CA's settings (PATCH); None leaves a setting as it is.
+#[derive(Debug, Clone, Default)]
+pub struct CaPatch {
+    pub display_name: Option<String>,
+    pub description: Option<Option<String>>,
+    pub role_scope_tag_ids: Option<Vec<String>>,
+    /// More CRL partitions for new leaves (never fewer: leaves keep theirs).
+    pub crl_partitions: Option<u32>,
 }
 
 /// Input for issuing a leaf.
@@ -536,6 +552,8 @@ impl Pki {
             revocation_reason: row.revocation_reason,
             row_version: row.row_version,
             urls: self.urls(&row.id, version),
+            crl_partitions: u32::try_from(row.crl_partitions)
+                .map_err(|_| bad("CRL partitions", &row.crl_partitions.to_string()))?,
         })
     }
 
@@ -544,6 +562,7 @@ impl Pki {
         let version = i32::try_from(version).unwrap_or(i32::MAX);
         CaUrls {
             crl: self.settings.crl_url(ca_id, version),
+            crl_dir: self.settings.crl_dir(ca_id, version),
             certificate: self.settings.cert_url(ca_id, version),
             ocsp: self.settings.ocsp_url(),
         }
@@ -579,6 +598,8 @@ impl Pki {
             key_usages: row.key_usages.clone(),
             ekus: row.ekus.clone(),
             urls: self.urls(&row.ca_id, ca_version),
+            crl_partition: u32::try_from(row.crl_partition)
+                .map_err(|_| corrupt(format!("leaf {}: CRL partition", row.id)))?,
         })
     }
 
@@ -659,6 +680,7 @@ pub(crate) mod tests {
             },
             ekus: vec![],
             role_scope_tag_ids: vec![],
+            crl_partitions: None,
         }
     }
 
@@ -673,8 +695,8 @@ pub(crate) mod tests {
         let root = pki
             .create_ca(new_ca(CaType::RootCertificationAuthority, "Root", None))
             .unwrap();
-        let first = pki.publish_crl(&root.id, &crl::CrlEntries::new()).unwrap();
-        let second = pki.publish_crl(&root.id, &crl::CrlEntries::new()).unwrap();
+        let first = pki.publish_crl(&root.id, 0, &crl::CrlEntries::new()).unwrap();
+        let second = pki.publish_crl(&root.id, 0, &crl::CrlEntries::new()).unwrap();
         assert_eq!(second.number, first.number + 1, "numbers come from the reserved block");
         // What another signer published meanwhile.
         let mut elsewhere = second.clone();
@@ -682,14 +704,20 @@ pub(crate) mod tests {
         let mut tx = pki.store().begin(TxMode::Write).unwrap();
         tx.put_crl(&elsewhere).unwrap();
         tx.commit().unwrap();
-        let next = pki.publish_crl(&root.id, &crl::CrlEntries::new()).unwrap();
+        let next = pki.publish_crl(&root.id, 0, &crl::CrlEntries::new()).unwrap();
         assert!(
             next.number > elsewhere.number,
             "{} after {}",
             next.number,
             elsewhere.number
         );
-        let stored = pki.store().begin(TxMode::Read).unwrap().crl(&root.id).unwrap().unwrap();
+        let stored = pki
+            .store()
+            .begin(TxMode::Read)
+            .unwrap()
+            .crl(&root.id, 0)
+            .unwrap()
+            .unwrap();
         assert_eq!(stored.number, next.number);
     }
 
@@ -708,7 +736,14 @@ pub(crate) mod tests {
         req.role_scope_tag_ids = vec!["0".into(), "12".into(), "tag a".into(), "50%".into()];
         let root = pki.create_ca(req).unwrap();
         assert_eq!(pki.get_ca(&root.id).unwrap().scope_tags, ["0", "12", "tag a", "50%"]);
-        let refused = pki.update_ca(&root.id, None, None, None, Some(vec![String::new()]));
+        let refused = pki.update_ca(
+            &root.id,
+            None,
+            CaPatch {
+                role_scope_tag_ids: Some(vec![String::new()]),
+                ..CaPatch::default()
+            },
+        );
         assert!(matches!(refused, Err(PkiError::Invalid(_))));
         assert_eq!(pki.get_ca(&root.id).unwrap().scope_tags, ["0", "12", "tag a", "50%"]);
     }

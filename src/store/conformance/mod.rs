@@ -301,6 +301,7 @@ pub(crate) fn ca(id: &str, cn: &str, issuer: Option<&str>) -> CaRow {
         row_version: 1,
         crl_number: 0,
         ocsp: None,
+        crl_partitions: 4,
     }
 }
 
@@ -327,6 +328,7 @@ pub(crate) fn leaf(id: &str, ca: &str, serial: &str, not_after: i64) -> LeafRow 
         ekus: vec!["1.3.6.1.5.5.7.3.2".into()],
         der: vec![0x30],
         ocsp: None,
+        crl_partition: 2,
     }
 }
 
@@ -809,6 +811,7 @@ fn leaf_status_page_and_status(h: &dyn Harness) {
             revoked_at: Some(60),
             revocation_reason: Some(RevocationReason::Superseded),
             ocsp: Some(p),
+            crl_partition: 2,
         }
     );
     assert!(tx.leaf_status("missing").unwrap().is_none());
@@ -818,29 +821,35 @@ fn leaf_status_page_and_status(h: &dyn Harness) {
 fn crl_put_only_if_higher(h: &dyn Harness) {
     let mut tx = h.store().begin(TxMode::Write).unwrap();
     tx.insert_ca(&ca("i", "I", None), None).unwrap();
-    assert!(tx.crl("i").unwrap().is_none());
-    assert_eq!(tx.crl_number("i").unwrap(), None);
-    let crl = |number: i64, der: u8| CrlRow {
+    assert!(tx.crl("i", 0).unwrap().is_none());
+    assert_eq!(tx.crl_numbers("i").unwrap(), []);
+    let crl = |partition: u32, number: i64, der: u8| CrlRow {
         ca_id: "i".into(),
+        partition,
         number,
         this_update: number * 10,
         next_update: number * 10 + 5,
         der: vec![der],
     };
-    tx.put_crl(&crl(5, 1)).unwrap();
-    assert_eq!(tx.crl("i").unwrap().unwrap(), crl(5, 1));
-    tx.put_crl(&crl(3, 2)).unwrap(); // lower: ignored
-    tx.put_crl(&crl(5, 3)).unwrap(); // equal: ignored
-    assert_eq!(tx.crl("i").unwrap().unwrap(), crl(5, 1));
-    tx.put_crl(&crl(6, 4)).unwrap();
-    assert_eq!(tx.crl("i").unwrap().unwrap(), crl(6, 4));
-    assert_eq!(tx.crl_number("i").unwrap(), Some(6));
+    tx.put_crl(&crl(0, 5, 1)).unwrap();
+    assert_eq!(tx.crl("i", 0).unwrap().unwrap(), crl(0, 5, 1));
+    tx.put_crl(&crl(0, 3, 2)).unwrap(); // lower: ignored
+    tx.put_crl(&crl(0, 5, 3)).unwrap(); // equal: ignored
+    assert_eq!(tx.crl("i", 0).unwrap().unwrap(), crl(0, 5, 1));
+    tx.put_crl(&crl(0, 6, 4)).unwrap();
+    assert_eq!(tx.crl("i", 0).unwrap().unwrap(), crl(0, 6, 4));
+    // Partitions are stored side by side, each only growing.
+    tx.put_crl(&crl(2, 3, 7)).unwrap();
+    tx.put_crl(&crl(2, 2, 8)).unwrap();
+    assert_eq!(tx.crl("i", 2).unwrap().unwrap(), crl(2, 3, 7));
+    assert!(tx.crl("i", 1).unwrap().is_none());
+    assert_eq!(tx.crl_numbers("i").unwrap(), [(0, 6), (2, 3)]);
     tx.commit().unwrap();
     let other = h.reopen();
     let mut tx = other.begin(TxMode::Write).unwrap();
-    tx.put_crl(&crl(4, 5)).unwrap();
-    assert_eq!(tx.crl("i").unwrap().unwrap(), crl(6, 4));
-    assert!(tx.crl("nobody").unwrap().is_none());
+    tx.put_crl(&crl(0, 4, 5)).unwrap();
+    assert_eq!(tx.crl("i", 0).unwrap().unwrap(), crl(0, 6, 4));
+    assert!(tx.crl("nobody", 0).unwrap().is_none());
 }
 
 fn roles_and_assignments(h: &dyn Harness) {

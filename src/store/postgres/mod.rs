@@ -655,9 +655,12 @@ impl Tx for PgTx {
         }
     }
 
-    fn crl_number(&mut self, ca_id: &str) -> Result<Option<i64>> {
-        let row = self.query_opt("SELECT crl_number FROM crls WHERE ca_id = $1", &[&ca_id])?;
-        row.as_ref().map(|r| get(r, 0)).transpose()
+    fn crl_numbers(&mut self, ca_id: &str) -> Result<Vec<(u32, i64)>> {
+        let rows = self.query(
+            "SELECT crl_partition, crl_number FROM crls WHERE ca_id = $1 ORDER BY crl_partition",
+            &[&ca_id],
+        )?;
+        rows.iter().map(|r| Ok((partition(get(r, 0)?)?, get(r, 1)?))).collect()
     }
 
     fn insert_leaf(&mut self, row: &LeafRow) -> Result<i64> {
@@ -791,19 +794,21 @@ impl Tx for PgTx {
         row.as_ref().map(leaf_status_row).transpose()
     }
 
-    fn crl(&mut self, ca_id: &str) -> Result<Option<CrlRow>> {
+    fn crl(&mut self, ca_id: &str, partition_no: u32) -> Result<Option<CrlRow>> {
         let row = self.query_opt(
-            "SELECT ca_id, crl_number, this_update, next_update, der FROM crls WHERE ca_id = $1",
-            &[&ca_id],
+            "SELECT ca_id, crl_partition, crl_number, this_update, next_update, der FROM crls
+             WHERE ca_id = $1 AND crl_partition = $2",
+            &[&ca_id, &i64::from(partition_no)],
         )?;
         row.as_ref()
             .map(|r| {
                 Ok(CrlRow {
                     ca_id: get(r, 0)?,
-                    number: get(r, 1)?,
-                    this_update: get(r, 2)?,
-                    next_update: get(r, 3)?,
-                    der: get(r, 4)?,
+                    partition: partition(get(r, 1)?)?,
+                    number: get(r, 2)?,
+                    this_update: get(r, 3)?,
+                    next_update: get(r, 4)?,
+                    der: get(r, 5)?,
                 })
             })
             .transpose()
@@ -941,11 +946,19 @@ impl Tx for PgTx {
 
     fn put_crl(&mut self, crl: &CrlRow) -> Result<()> {
         self.execute(
-            "INSERT INTO crls (ca_id, crl_number, this_update, next_update, der) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (ca_id) DO UPDATE SET crl_number = excluded.crl_number, this_update = excluded.this_update,
-                 next_update = excluded.next_update, der = excluded.der
+            "INSERT INTO crls (ca_id, crl_partition, crl_number, this_update, next_update, der)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (ca_id, crl_partition) DO UPDATE SET crl_number = excluded.crl_number,
+                 this_update = excluded.this_update, next_update = excluded.next_update, der = excluded.der
              WHERE excluded.crl_number > crls.crl_number",
-            &[&crl.ca_id, &crl.number, &crl.this_update, &crl.next_update, &crl.der],
+            &[
+                &crl.ca_id,
+                &i64::from(crl.partition),
+                &crl.number,
+                &crl.this_update,
+                &crl.next_update,
+                &crl.der,
+            ],
         )?;
         Ok(())
     }

@@ -10,6 +10,11 @@ pub(super) fn get<'a, T: FromSql<'a>>(r: &'a Row, i: usize) -> Result<T> {
     Ok(r.try_get(i)?)
 }
 
+/// A stored CRL partition number (BIGINT on PostgreSQL).
+pub(super) fn partition(n: i64) -> Result<u32> {
+    u32::try_from(n).map_err(|_| StoreError::Corrupt(format!("CRL partition {n}")))
+}
+
 pub(super) fn count(r: &Row) -> Result<u64> {
     let n: i64 = get(r, 0)?;
     u64::try_from(n).map_err(|_| StoreError::Corrupt(format!("count {n}")))

@@ -1,0 +1,322 @@
+//! The CRL owner: what every CRL scope lists, when a scope must be
+//! re-signed, which expired entries may leave, and storing what was
+//! published.
+//!
+//! A scope is one CRL URL: a CA's `current.crl` (partition 0: a root's CRL
+//! of its issuing CAs, and the leaves issued before the CA was partitioned)
+//! or one of its partitions `1.crl`, `2.crl`, … A leaf's partition is fixed
+//! at issuance and stored with it, so the entries of every scope are rebuilt
+//! from the store on start ([`CrlBook::add`] while loading) and kept current
+//! from the change log. Signing and numbering go through the domain
+//! ([`Pki::sign_crl`]: the keys never leave it), which checks every CRL as a
+//! relying party would before it is handed back; the snapshot serves the
+//! bytes, a background thread stores them.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use time::OffsetDateTime;
+
+use crate::domain::{Pki, PkiError};
+use crate::store::CrlRow;
+use crate::x509::crl::CrlEntries;
+use crate::x509::{RevocationReason, X509Error};
+
+/// One CRL: a CA and a partition of it (0: `current.crl`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Scope {
+    pub ca_id: String,
+    pub partition: u32,
+}
+
+impl Scope {
+    pub fn new(ca_id: &str, partition: u32) -> Self {
+        Scope {
+            ca_id: ca_id.to_owned(),
+            partition,
+        }
+    }
+}
+
+/// A listed certificate's entry: revoked at, reason, its notAfter.
+type Listed = (i64, Option<RevocationReason>, i64);
+
+/// One scope's entries, encoded once, and what each is made of, so
+/// expired ones can leave.
+#[derive(Default)]
+pub(crate) struct ScopeState {
+    pub(crate) entries: CrlEntries,
+    /// serial -> (revoked at, reason, the certificate's notAfter).
+    listed: HashMap<Vec<u8>, Listed>,
+    /// The earliest notAfter listed (i64::MAX when none): pruning costs
+    /// nothing until it is passed.
+    earliest_not_after: i64,
+    /// thisUpdate of the last CRL published from this state (0: none yet).
+    pub(crate) last_this_update: i64,
+}
+
+impl ScopeState {
+    pub(crate) fn add(
+        &mut self,
+        serial: &[u8],
+        at: i64,
+        reason: Option<RevocationReason>,
+        not_after: i64,
+    ) -> Result<bool, X509Error> {
+        if self.listed.contains_key(serial) {
+            return Ok(false);
+        }
+        if self.listed.is_empty() {
+            self.earliest_not_after = i64::MAX;
+        }
+        self.listed.insert(serial.to_vec(), (at, reason, not_after));
+        self.earliest_not_after = self.earliest_not_after.min(not_after);
+        let at = OffsetDateTime::from_unix_timestamp(at).map_err(|e| X509Error::Time(e.to_string()))?;
+        self.entries
+            .push(serial, at, reason.unwrap_or(RevocationReason::Unspecified))?;
+        Ok(true)
+    }
+
+    /// Drops the entries that already appeared on a CRL issued after their
+    /// certificate's notAfter (plus `keep`): RFC 5280 §3.3 allows removal
+    /// then, and a CRL that only grows is one nobody can download. An entry
+    /// was on the previous CRL when it was revoked before its thisUpdate.
+    /// The store keeps every revocation; OCSP keeps answering `revoked`.
+    pub(crate) fn prune(&mut self, keep: i64) -> Result<bool, X509Error> {
+        let before = self.last_this_update;
+        if self.listed.is_empty() || self.earliest_not_after.saturating_add(keep) >= before {
+            return Ok(false);
+        }
+        let gone = |(at, _, not_after): &Listed| not_after.saturating_add(keep) < before && *at < before;
+        if !self.listed.values().any(gone) {
+            return Ok(false);
+        }
+        let mut kept: Vec<(Vec<u8>, Listed)> = self.listed.drain().filter(|(_, e)| !gone(e)).collect();
+        // Oldest revocation first, as the entries were added.
+        kept.sort_by(|a, b| (a.1 .0, &a.0).cmp(&(b.1 .0, &b.0)));
+        let mut fresh = ScopeState {
+            last_this_update: before,
+            ..ScopeState::default()
+        };
+        for (serial, (at, reason, not_after)) in kept {
+            fresh.add(&serial, at, reason, not_after)?;
+        }
+        *self = fresh;
+        Ok(true)
+    }
+}
+
+/// A CRL just signed and checked: serve it, then hand it to [`CrlBook::store`].
+#[derive(Debug)]
+pub struct Published {
+    pub scope: Scope,
+    pub row: CrlRow,
+    pub entries: usize,
+    pub took: Duration,
+}
+
+/// A scope whose CRL could not be published (the previous one stays served).
+#[derive(Debug)]
+pub struct Failed {
+    pub scope: Scope,
+    pub error: PkiError,
+}
+
+/// Every CRL scope's state. One owner: the maintainer thread.
+pub struct CrlBook {
+    pki: Arc<Pki>,
+    scopes: BTreeMap<Scope, ScopeState>,
+    dirty: HashSet<Scope>,
+    storer: Option<Sender<CrlRow>>,
+}
+
+impl CrlBook {
+    pub fn new(pki: Arc<Pki>) -> Self {
+        CrlBook {
+            pki,
+            scopes: BTreeMap::new(),
+            dirty: HashSet::new(),
+            storer: None,
+        }
+    }
+
+    /// Forgets every scope (before a full load).
+    pub fn clear(&mut self) {
+        self.scopes.clear();
+        self.dirty.clear();
+    }
+
+    /// Lists a revoked certificate in its scope; true when it was not listed
+    /// yet, and the scope is then due for a new CRL.
+    pub fn add(
+        &mut self,
+        scope: &Scope,
+        serial: &[u8],
+        at: i64,
+        reason: Option<RevocationReason>,
+        not_after: i64,
+    ) -> Result<bool, X509Error> {
+        let added = self
+            .scopes
+            .entry(scope.clone())
+            .or_default()
+            .add(serial, at, reason, not_after)?;
+        if added {
+            self.dirty.insert(scope.clone());
+        }
+        Ok(added)
+    }
+
+    /// Records the thisUpdate of the CRL a scope last published (read from
+    /// the store at start): expired entries leave relative to it.
+    pub fn published_at(&mut self, scope: &Scope, this_update: i64) {
+        self.scopes.entry(scope.clone()).or_default().last_this_update = this_update;
+    }
+
+    /// Asks for a new CRL of this scope (new, stale, or signed at start).
+    pub fn mark(&mut self, scope: Scope) {
+        self.dirty.insert(scope);
+    }
+
+    /// Nothing to sign until something changes (used after a full load,
+    /// where every addition marked its scope).
+    pub fn unmark_all(&mut self) {
+        self.dirty.clear();
+    }
+
+    pub fn has_work(&self) -> bool {
+        !self.dirty.is_empty()
+    }
+
+    /// How many entries a scope lists now.
+    pub fn entries(&self, scope: &Scope) -> usize {
+        self.scopes.get(scope).map_or(0, |s| s.entries.len())
+    }
+
+    /// A deleted CA: its CRLs are no longer served.
+    pub fn remove_ca(&mut self, ca_id: &str) {
+        self.scopes.retain(|s, _| s.ca_id != ca_id);
+        self.dirty.retain(|s| s.ca_id != ca_id);
+    }
+
+    /// Signs a new CRL for every scope due one, among `served` (scopes of
+    /// CAs no longer served are dropped). Revocations that arrive meanwhile
+    /// are folded into the next round: a storm coalesces.
+    pub fn publish(&mut self, served: impl Fn(&Scope) -> bool) -> (Vec<Published>, Vec<Failed>) {
+        let mut due: Vec<Scope> = self.dirty.drain().filter(|s| served(s)).collect();
+        due.sort();
+        let keep = self.pki.settings().timings.crl_keep_expired.whole_seconds();
+        let mut published = Vec::new();
+        let mut failed = Vec::new();
+        for scope in due {
+            let state = self.scopes.entry(scope.clone()).or_default();
+            let started = Instant::now();
+            if let Err(e) = state.prune(keep) {
+                tracing::error!(ca = %scope.ca_id, partition = scope.partition, error = %e, "pruning expired CRL entries failed");
+            }
+            match self.pki.sign_crl(&scope.ca_id, scope.partition, &state.entries) {
+                Ok(row) => {
+                    state.last_this_update = row.this_update;
+                    published.push(Published {
+                        entries: state.entries.len(),
+                        scope,
+                        row,
+                        took: started.elapsed(),
+                    });
+                }
+                Err(error) => failed.push(Failed { scope, error }),
+            }
+        }
+        (published, failed)
+    }
+
+    /// Hands signed CRLs to the storer thread, so the next round of changes
+    /// is not held up by this write's fsync.
+    pub fn store(&mut self, rows: Vec<CrlRow>) {
+        if rows.is_empty() {
+            return;
+        }
+        let pki = self.pki.clone();
+        let sender = self.storer.get_or_insert_with(|| spawn_storer(pki));
+        for row in rows {
+            if let Err(unsent) = sender.send(row) {
+                // The storer is gone (it only exits when we drop the sender): store here.
+                if let Err(e) = self.pki.store_crl(&unsent.0) {
+                    tracing::error!(ca = %unsent.0.ca_id, error = %e, "storing a CRL failed");
+                }
+            }
+        }
+    }
+}
+
+/// Stores CRLs in the background; of several waiting for one scope, only the newest.
+fn spawn_storer(pki: Arc<Pki>) -> Sender<CrlRow> {
+    let (tx, rx) = std::sync::mpsc::channel::<CrlRow>();
+    let spawned = std::thread::Builder::new().name("crl-store".into()).spawn(move || {
+        while let Ok(first) = rx.recv() {
+            let mut latest: HashMap<(String, u32), CrlRow> = HashMap::new();
+            for row in std::iter::once(first).chain(rx.try_iter()) {
+                let key = (row.ca_id.clone(), row.partition);
+                if latest.get(&key).is_none_or(|r| r.number < row.number) {
+                    latest.insert(key, row);
+                }
+            }
+            for row in latest.into_values() {
+                if let Err(e) = pki.store_crl(&row) {
+                    tracing::error!(ca = %row.ca_id, partition = row.partition, error = %e, "storing a CRL failed");
+                }
+            }
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the CRL storer thread; storing inline");
+    }
+    tx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 5280 §3.3: an entry leaves only after it appeared on one CRL
+    /// issued after its certificate's notAfter (plus what the operator keeps).
+    #[test]
+    fn expired_entries_leave_after_one_crl_past_not_after() {
+        let serials = |c: &ScopeState| {
+            let mut v: Vec<Vec<u8>> = c.listed.keys().cloned().collect();
+            v.sort();
+            v
+        };
+        let mut crl = ScopeState::default();
+        crl.add(&[1], 50, Some(RevocationReason::KeyCompromise), 100).unwrap();
+        crl.add(&[2], 60, None, 1_000).unwrap();
+        // Published at 90: nothing has expired yet.
+        assert!(!crl.prune(0).unwrap());
+        crl.last_this_update = 90;
+        // Published at 110, the first CRL after [1]'s notAfter: still listed.
+        assert!(!crl.prune(0).unwrap());
+        assert_eq!(serials(&crl), [vec![1], vec![2]]);
+        crl.last_this_update = 110;
+        // The next one drops it; the entries are re-encoded without it.
+        let before = crl.entries.encoded_len();
+        assert!(crl.prune(0).unwrap());
+        assert_eq!(serials(&crl), [vec![2]]);
+        assert_eq!(crl.entries.len(), 1);
+        assert!(crl.entries.encoded_len() < before);
+        assert_eq!(crl.last_this_update, 110, "pruning keeps the publication history");
+
+        // Revoked after the last CRL although already expired: it has not
+        // appeared on any CRL yet, so it stays for one.
+        crl.add(&[3], 200, None, 150).unwrap();
+        crl.last_this_update = 180;
+        assert!(!crl.prune(0).unwrap());
+        assert_eq!(serials(&crl), [vec![2], vec![3]]);
+        // An operator who keeps expired entries a day longer.
+        crl.last_this_update = 300;
+        assert!(!crl.prune(86_400).unwrap());
+        assert!(crl.prune(0).unwrap());
+        assert_eq!(serials(&crl), [vec![2]]);
+    }
+}
