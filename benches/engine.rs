@@ -45,6 +45,7 @@ fn fixture(key: KeyAlgorithm) -> Fixture {
         ekus: vec![],
         role_scope_tag_ids: vec![],
         crl_partitions: None,
+        delta_crls: false,
     };
     let root = pki
         .create_ca(ca(CaType::RootCertificationAuthority, "Bench Root", None))

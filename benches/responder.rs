@@ -93,6 +93,7 @@ fn snapshot(n: u32) -> (Snapshot, x509_cert::Certificate, SoftwareKey) {
         hashes,
         crls: Default::default(),
         crl_partitions: 0,
+        delta_crls: false,
         partitions_json: AiaDocument::new(Bytes::from_static(b"[]")),
         certs,
         responder: None,
@@ -208,6 +209,8 @@ fn crl_build(c: &mut Criterion) {
                         next_update: now + time::Duration::days(7),
                         distribution_point: "http://127.0.0.1:8180/crls/bench_v1/current.crl",
                         only_ca_certs: false,
+                        delta_base: None,
+                        freshest_crl: None,
                     },
                     entries,
                     &key,
@@ -236,6 +239,8 @@ fn crl_build(c: &mut Criterion) {
             next_update: now + time::Duration::days(7),
             distribution_point: "http://127.0.0.1:8180/crls/bench_v1/current.crl",
             only_ca_certs: false,
+            delta_base: None,
+            freshest_crl: None,
         };
         let der = crl::sign_crl(&params, &entries, &key).unwrap();
         g.throughput(Throughput::Elements(u64::from(n)));

@@ -935,6 +935,7 @@ fn issue_ca(spec: &CaSpec, subject_key: &SoftwareKey, signer: &SoftwareKey) -> V
         ekus: spec.ekus.clone(),
         pointers: Some(RevocationPointers {
             crl_url: "http://pki.example/crls/ca_v1/current.crl".into(),
+            delta_crl_url: None,
             ca_issuers_url: "http://pki.example/cacerts/ca_v1/cert.cer".into(),
             ocsp_url: Some("http://pki.example/ocsp".into()),
         }),

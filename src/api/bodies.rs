@@ -56,6 +56,9 @@ pub(super) struct CreateCaBody {
     /// Extension: CRL partitions for the leaves of an issuing CA (default
     /// 16; 0: one `current.crl`).
     crl_partition_count: Option<u32>,
+    /// Extension: publish delta CRLs, named by the leaves' Freshest CRL
+    /// extension (default false).
+    delta_crl_enabled: Option<bool>,
 }
 
 /// The key platforms a create accepts (the OpenAPI document says only what works).
@@ -134,6 +137,7 @@ impl CreateCaBody {
                 .collect(),
             role_scope_tag_ids: tags,
             crl_partitions: b.crl_partition_count,
+            delta_crls: b.delta_crl_enabled.unwrap_or(false),
         })
     }
 }
@@ -183,6 +187,8 @@ pub(super) struct PatchCaBody {
     pub(super) role_scope_tag_ids: Option<Vec<String>>,
     /// Extension: more CRL partitions for new leaves (never fewer).
     pub(super) crl_partition_count: Option<u32>,
+    /// Extension: start publishing delta CRLs (never stopped).
+    pub(super) delta_crl_enabled: Option<bool>,
 }
 
 /// Tells a present `null` (Some(None)) from an absent field (None, by `default`).

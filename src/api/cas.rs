@@ -114,6 +114,7 @@ impl Api {
             description: b.description,
             role_scope_tag_ids: None,
             crl_partitions: b.crl_partition_count,
+            delta_crls: b.delta_crl_enabled,
         };
         if let Some(t) = &tags {
             // An empty list would fall back to tag 0, which the caller may not hold.

@@ -87,6 +87,10 @@ pub struct CertificationAuthority {
     /// Extension: the JSON array of `crlPartitionUrls`, for CCADB.
     #[serde(default)]
     pub crl_partitions_url: Option<String>,
+    /// Extension: whether a delta CRL is published beside each CRL
+    /// (`…/N-delta.crl`), named by new leaves' Freshest CRL extension.
+    #[serde(default)]
+    pub delta_crl_enabled: bool,
 }
 
 /// The `cloudCertificationAuthorityLeafCertificate` entity.
@@ -201,6 +205,7 @@ impl From<&Ca> for CertificationAuthority {
             crl_partition_count: ca.crl_partitions,
             crl_partition_urls: ca.crl_urls(),
             crl_partitions_url: Some(ca.urls.partitions_json()),
+            delta_crl_enabled: ca.delta_crls,
         }
     }
 }

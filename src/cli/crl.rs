@@ -28,6 +28,8 @@ pub struct Verified {
     pub entries: usize,
     pub bytes: usize,
     pub next_update: Option<OffsetDateTime>,
+    /// The delta CRL's number and entries, where the CA publishes deltas.
+    pub delta: Option<(u64, usize)>,
 }
 
 pub fn verify(pki: &Pki, ca: Option<&str>, o: &mut Output<'_>) -> Result<()> {
@@ -88,10 +90,58 @@ async fn check(scope: &CrlScope, now: OffsetDateTime) -> std::result::Result<Ver
             ));
         }
     }
-    let serials = facts.serials().map_err(|e| e.to_string())?;
+    let mut serials = facts.serials().map_err(|e| e.to_string())?;
+    if facts.delta_base.is_some() {
+        return Err("a complete CRL carries a Delta CRL Indicator".into());
+    }
+    if facts.freshest_crl != scope.delta_url {
+        return Err(format!(
+            "Freshest CRL {:?}, expected {:?}",
+            facts.freshest_crl, scope.delta_url
+        ));
+    }
+    let mut delta = None;
+    if let Some(url) = &scope.delta_url {
+        // A relying party combines the complete CRL with its delta
+        // (RFC 5280 §5.2.4): the two together must list what the store says.
+        let der = tokio::time::timeout(TIMEOUT, fetch(url))
+            .await
+            .map_err(|_| format!("delta: no answer within {} s", TIMEOUT.as_secs()))??;
+        // The delta's IDP is its complete CRL's.
+        let d = inspect_crl(
+            &der,
+            &ca.tbs().subject,
+            &ca.tbs().subject_public_key_info,
+            &scope.url,
+            scope.only_ca_certs,
+        )
+        .map_err(|e| format!("delta {url}: {e}"))?;
+        match d.delta_base {
+            None => return Err(format!("delta {url}: no Delta CRL Indicator")),
+            Some(base) if base > facts.number => {
+                return Err(format!(
+                    "delta {url}: base {base} is newer than the complete CRL {}",
+                    facts.number
+                ))
+            }
+            Some(_) if d.number <= facts.number => {
+                return Err(format!(
+                    "delta {url}: number {} is not above the complete CRL's {}",
+                    d.number, facts.number
+                ))
+            }
+            Some(_) => {}
+        }
+        if d.next_update.is_none_or(|n| n <= now) {
+            return Err(format!("delta {url}: expired or without nextUpdate"));
+        }
+        let delta_serials = d.serials().map_err(|e| e.to_string())?;
+        delta = Some((d.number, delta_serials.len()));
+        serials.extend(delta_serials);
+    }
     let listed: BTreeSet<Vec<u8>> = serials.iter().cloned().collect();
     if listed.len() != serials.len() {
-        return Err("a serial is listed twice".into());
+        return Err("a serial is listed twice (complete CRL and delta together)".into());
     }
     // Every revocation in scope is listed, except those whose certificate
     // expired long enough before this CRL to have left it (RFC 5280 §3.3).
@@ -123,9 +173,10 @@ async fn check(scope: &CrlScope, now: OffsetDateTime) -> std::result::Result<Ver
     }
     Ok(Verified {
         number: facts.number,
-        entries: serials.len(),
+        entries: serials.len() - delta.map_or(0, |(_, n)| n),
         bytes: der.len(),
         next_update: facts.next_update,
+        delta,
     })
 }
 

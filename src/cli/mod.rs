@@ -267,6 +267,10 @@ pub struct CreateCa {
     /// 16; 0: one current.crl).
     #[arg(long)]
     pub crl_partitions: Option<u32>,
+    /// Publish delta CRLs beside each CRL (leaves name them in their
+    /// Freshest CRL extension).
+    #[arg(long)]
+    pub delta_crls: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -286,6 +290,11 @@ pub enum CaCommand {
     CrlPartitions {
         id: String,
         count: u32,
+    },
+    /// Start publishing delta CRLs beside each CRL (cannot be undone:
+    /// certificates issued from now on name them).
+    EnableDeltaCrls {
+        id: String,
     },
     Resume {
         id: String,
@@ -589,9 +598,18 @@ fn ca_command(pki: &Pki, cmd: CaCommand, o: &mut output::Output<'_>) -> Result<(
                 ekus: c.ekus,
                 role_scope_tag_ids: c.scope_tags,
                 crl_partitions: c.crl_partitions,
+                delta_crls: c.delta_crls,
             })?;
             o.ca(&ca)
         }
+        CaCommand::EnableDeltaCrls { id } => o.ca(&pki.update_ca(
+            &id,
+            None,
+            crate::domain::CaPatch {
+                delta_crls: Some(true),
+                ..Default::default()
+            },
+        )?),
         CaCommand::CrlPartitions { id, count } => o.ca(&pki.update_ca(
             &id,
             None,

@@ -76,6 +76,10 @@ impl<'a> Output<'a> {
             ("crlUrl", ca.urls.crl.clone()),
             ("crlPartitions", ca.crl_partitions.to_string()),
             ("crlPartitionsUrl", ca.urls.partitions_json()),
+            (
+                "deltaCrls",
+                if ca.delta_crls { "enabled".into() } else { String::new() },
+            ),
             ("certificateUrl", ca.urls.certificate.clone()),
             ("ocspUrl", ca.urls.ocsp.clone()),
             ("revokedAt", date(ca.revoked_at)),
@@ -249,6 +253,7 @@ impl<'a> Output<'a> {
                 Ok(v) => serde_json::json!({
                     "ca": ca, "url": url, "ok": true, "crlNumber": v.number, "entries": v.entries,
                     "bytes": v.bytes, "nextUpdate": date(v.next_update),
+                    "deltaCrlNumber": v.delta.map(|d| d.0), "deltaEntries": v.delta.map(|d| d.1),
                 }),
                 Err(e) => serde_json::json!({"ca": ca, "url": url, "ok": false, "error": e}),
             };
@@ -256,11 +261,14 @@ impl<'a> Output<'a> {
         }
         match result {
             Ok(v) => self.line(&format!(
-                "ok    {ca}  CRL {}: {} entries, {} bytes, nextUpdate {}  {url}",
+                "ok    {ca}  CRL {}: {} entries, {} bytes, nextUpdate {}{}  {url}",
                 v.number,
                 v.entries,
                 v.bytes,
-                date(v.next_update)
+                date(v.next_update),
+                v.delta
+                    .map(|(n, e)| format!(", delta CRL {n}: {e} entries"))
+                    .unwrap_or_default()
             )),
             Err(e) => self.line(&format!("FAIL  {ca}  {e}  {url}")),
         }

@@ -52,6 +52,10 @@ pub struct FileConfig {
     /// Hours an entry stays on CRLs after its certificate expired (beyond
     /// the one CRL after notAfter RFC 5280 requires; default 0).
     pub crl_keep_expired_hours: Option<i64>,
+    /// Where a CA publishes delta CRLs: hours before a new complete CRL is
+    /// cut (default 24), and the delta size that cuts one sooner (5,000).
+    pub crl_delta_base_hours: Option<i64>,
+    pub crl_delta_max_entries: Option<usize>,
     pub max_connections: Option<usize>,
     pub signing_concurrency: Option<usize>,
     pub signing_queue: Option<usize>,
@@ -104,8 +108,17 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
             Some(_) => return Err(CliError::Usage("crl_keep_expired_hours must not be negative".into())),
             None => d.crl_keep_expired,
         },
+        crl_delta_base_after: hours(
+            file.crl_delta_base_hours,
+            d.crl_delta_base_after,
+            "crl_delta_base_hours",
+        )?,
+        crl_delta_max_entries: file.crl_delta_max_entries.unwrap_or(d.crl_delta_max_entries).max(1),
     };
-    if timings.ocsp_refresh_after >= timings.ocsp_validity || timings.crl_republish_after >= timings.crl_validity {
+    if timings.ocsp_refresh_after >= timings.ocsp_validity
+        || timings.crl_republish_after >= timings.crl_validity
+        || timings.crl_delta_base_after >= timings.crl_validity
+    {
         return Err(CliError::Usage(
             "refresh/republish intervals must be shorter than the validity they renew".into(),
         ));

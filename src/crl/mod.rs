@@ -4,7 +4,10 @@
 //!
 //! A scope is one CRL URL: a CA's `current.crl` (partition 0: a root's CRL
 //! of its issuing CAs, and the leaves issued before the CA was partitioned)
-//! or one of its partitions `1.crl`, `2.crl`, … A leaf's partition is fixed
+//! or one of its partitions `1.crl`, `2.crl`, … Where the CA publishes delta
+//! CRLs, each scope also has `N-delta.crl`: a revocation then re-signs only
+//! the delta, and a new complete CRL is cut on a schedule, when the delta
+//! grows past a threshold, or when the complete CRL falls due. A leaf's partition is fixed
 //! at issuance and stored with it, so the entries of every scope are rebuilt
 //! from the store on start ([`CrlBook::add`] while loading) and kept current
 //! from the change log. Signing and numbering go through the domain
@@ -20,7 +23,7 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
 use crate::domain::{Pki, PkiError};
-use crate::store::CrlRow;
+use crate::store::{CrlRow, CrlScopeKey};
 use crate::x509::crl::CrlEntries;
 use crate::x509::{RevocationReason, X509Error};
 
@@ -55,6 +58,11 @@ pub(crate) struct ScopeState {
     earliest_not_after: i64,
     /// thisUpdate of the last CRL published from this state (0: none yet).
     pub(crate) last_this_update: i64,
+    /// The entries added since the last complete CRL: a delta CRL's list.
+    since_base: CrlEntries,
+    /// The number of the last complete CRL this process signed (None: none
+    /// yet, so the next publication cuts one).
+    base_number: Option<i64>,
 }
 
 impl ScopeState {
@@ -74,8 +82,9 @@ impl ScopeState {
         self.listed.insert(serial.to_vec(), (at, reason, not_after));
         self.earliest_not_after = self.earliest_not_after.min(not_after);
         let at = OffsetDateTime::from_unix_timestamp(at).map_err(|e| X509Error::Time(e.to_string()))?;
-        self.entries
-            .push(serial, at, reason.unwrap_or(RevocationReason::Unspecified))?;
+        let reason = reason.unwrap_or(RevocationReason::Unspecified);
+        self.entries.push(serial, at, reason)?;
+        self.since_base.push(serial, at, reason)?;
         Ok(true)
     }
 
@@ -98,6 +107,7 @@ impl ScopeState {
         kept.sort_by(|a, b| (a.1 .0, &a.0).cmp(&(b.1 .0, &b.0)));
         let mut fresh = ScopeState {
             last_this_update: before,
+            base_number: self.base_number,
             ..ScopeState::default()
         };
         for (serial, (at, reason, not_after)) in kept {
@@ -108,13 +118,22 @@ impl ScopeState {
     }
 }
 
-/// A CRL just signed and checked: serve it, then hand it to [`CrlBook::store`].
+/// A CRL just signed and checked (`row.scope` says which: complete or
+/// delta): serve it, then hand it to [`CrlBook::store`].
 #[derive(Debug)]
 pub struct Published {
-    pub scope: Scope,
     pub row: CrlRow,
     pub entries: usize,
     pub took: Duration,
+}
+
+/// What the snapshot says of a scope when it is due: whether it is served,
+/// and whether its CA publishes deltas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Served {
+    No,
+    Complete,
+    WithDeltas,
 }
 
 /// A scope whose CRL could not be published (the previous one stays served).
@@ -128,7 +147,10 @@ pub struct Failed {
 pub struct CrlBook {
     pki: Arc<Pki>,
     scopes: BTreeMap<Scope, ScopeState>,
+    /// Scopes with new entries.
     dirty: HashSet<Scope>,
+    /// Scopes whose complete CRL is due (new, stale, or at start).
+    complete_due: HashSet<Scope>,
     storer: Option<Sender<CrlRow>>,
 }
 
@@ -138,6 +160,7 @@ impl CrlBook {
             pki,
             scopes: BTreeMap::new(),
             dirty: HashSet::new(),
+            complete_due: HashSet::new(),
             storer: None,
         }
     }
@@ -146,6 +169,7 @@ impl CrlBook {
     pub fn clear(&mut self) {
         self.scopes.clear();
         self.dirty.clear();
+        self.complete_due.clear();
     }
 
     /// Lists a revoked certificate in its scope; true when it was not listed
@@ -175,19 +199,25 @@ impl CrlBook {
         self.scopes.entry(scope.clone()).or_default().last_this_update = this_update;
     }
 
-    /// Asks for a new CRL of this scope (new, stale, or signed at start).
+    /// Asks for a new CRL of this scope: a delta where the CA has them.
     pub fn mark(&mut self, scope: Scope) {
         self.dirty.insert(scope);
+    }
+
+    /// Asks for a new complete CRL of this scope (new, stale, or at start).
+    pub fn mark_complete(&mut self, scope: Scope) {
+        self.complete_due.insert(scope);
     }
 
     /// Nothing to sign until something changes (used after a full load,
     /// where every addition marked its scope).
     pub fn unmark_all(&mut self) {
         self.dirty.clear();
+        self.complete_due.clear();
     }
 
     pub fn has_work(&self) -> bool {
-        !self.dirty.is_empty()
+        !self.dirty.is_empty() || !self.complete_due.is_empty()
     }
 
     /// How many entries a scope lists now.
@@ -199,34 +229,80 @@ impl CrlBook {
     pub fn remove_ca(&mut self, ca_id: &str) {
         self.scopes.retain(|s, _| s.ca_id != ca_id);
         self.dirty.retain(|s| s.ca_id != ca_id);
+        self.complete_due.retain(|s| s.ca_id != ca_id);
     }
 
-    /// Signs a new CRL for every scope due one, among `served` (scopes of
-    /// CAs no longer served are dropped). Revocations that arrive meanwhile
-    /// are folded into the next round: a storm coalesces.
-    pub fn publish(&mut self, served: impl Fn(&Scope) -> bool) -> (Vec<Published>, Vec<Failed>) {
-        let mut due: Vec<Scope> = self.dirty.drain().filter(|s| served(s)).collect();
+    /// Signs what every due scope needs, as `served` says: a complete CRL
+    /// (then, with deltas, an empty delta naming it), or only a delta of the
+    /// revocations since the last complete one. Revocations that arrive
+    /// meanwhile are folded into the next round: a storm coalesces.
+    pub fn publish(&mut self, served: impl Fn(&Scope) -> Served) -> (Vec<Published>, Vec<Failed>) {
+        let mut due: Vec<Scope> = self.dirty.drain().chain(self.complete_due.iter().cloned()).collect();
         due.sort();
-        let keep = self.pki.settings().timings.crl_keep_expired.whole_seconds();
+        due.dedup();
+        let complete_due = std::mem::take(&mut self.complete_due);
+        let timings = &self.pki.settings().timings;
+        let keep = timings.crl_keep_expired.whole_seconds();
+        let base_after = timings.crl_delta_base_after.whole_seconds();
+        let max_delta = timings.crl_delta_max_entries;
+        let now = self.pki.now().unix_timestamp();
         let mut published = Vec::new();
         let mut failed = Vec::new();
         for scope in due {
+            let deltas = match served(&scope) {
+                Served::No => continue,
+                Served::Complete => false,
+                Served::WithDeltas => true,
+            };
             let state = self.scopes.entry(scope.clone()).or_default();
+            let cut = !deltas
+                || complete_due.contains(&scope)
+                || state.base_number.is_none()
+                || state.since_base.len() >= max_delta
+                || now - state.last_this_update >= base_after;
             let started = Instant::now();
-            if let Err(e) = state.prune(keep) {
-                tracing::error!(ca = %scope.ca_id, partition = scope.partition, error = %e, "pruning expired CRL entries failed");
-            }
-            match self.pki.sign_crl(&scope.ca_id, scope.partition, &state.entries) {
+            let mut sign = |key: CrlScopeKey, base: Option<i64>, entries: &CrlEntries| match self.pki.sign_crl(
+                &scope.ca_id,
+                key,
+                base,
+                entries,
+            ) {
                 Ok(row) => {
-                    state.last_this_update = row.this_update;
+                    let row_number = row.number;
                     published.push(Published {
-                        entries: state.entries.len(),
-                        scope,
+                        entries: entries.len(),
                         row,
                         took: started.elapsed(),
                     });
+                    Some(row_number)
                 }
-                Err(error) => failed.push(Failed { scope, error }),
+                Err(error) => {
+                    failed.push(Failed {
+                        scope: scope.clone(),
+                        error,
+                    });
+                    None
+                }
+            };
+            if cut {
+                if let Err(e) = state.prune(keep) {
+                    tracing::error!(ca = %scope.ca_id, partition = scope.partition, error = %e, "pruning expired CRL entries failed");
+                }
+                let Some(number) = sign(CrlScopeKey::complete(scope.partition), None, &state.entries) else {
+                    continue;
+                };
+                state.last_this_update = now;
+                state.base_number = Some(number);
+                state.since_base = CrlEntries::new();
+                if deltas {
+                    sign(CrlScopeKey::delta(scope.partition), Some(number), &CrlEntries::new());
+                }
+            } else {
+                sign(
+                    CrlScopeKey::delta(scope.partition),
+                    state.base_number,
+                    &state.since_base,
+                );
             }
         }
         (published, failed)
@@ -256,16 +332,16 @@ fn spawn_storer(pki: Arc<Pki>) -> Sender<CrlRow> {
     let (tx, rx) = std::sync::mpsc::channel::<CrlRow>();
     let spawned = std::thread::Builder::new().name("crl-store".into()).spawn(move || {
         while let Ok(first) = rx.recv() {
-            let mut latest: HashMap<(String, u32), CrlRow> = HashMap::new();
+            let mut latest: HashMap<(String, CrlScopeKey), CrlRow> = HashMap::new();
             for row in std::iter::once(first).chain(rx.try_iter()) {
-                let key = (row.ca_id.clone(), row.partition);
+                let key = (row.ca_id.clone(), row.scope);
                 if latest.get(&key).is_none_or(|r| r.number < row.number) {
                     latest.insert(key, row);
                 }
             }
             for row in latest.into_values() {
                 if let Err(e) = pki.store_crl(&row) {
-                    tracing::error!(ca = %row.ca_id, partition = row.partition, error = %e, "storing a CRL failed");
+                    tracing::error!(ca = %row.ca_id, partition = row.scope.partition, delta = row.scope.delta, error = %e, "storing a CRL failed");
                 }
             }
         }

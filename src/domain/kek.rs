@@ -684,6 +684,7 @@ mod tests {
             ekus: vec![],
             role_scope_tag_ids: vec![],
             crl_partitions: None,
+            delta_crls: false,
         })
         .unwrap()
         .id

@@ -197,6 +197,9 @@ pub struct Ca {
     /// How many CRL partitions new leaves are spread over (0: none; every
     /// leaf names `current.crl`). Only grows: a leaf's partition is fixed.
     pub crl_partitions: u32,
+    /// Whether it publishes delta CRLs beside each complete one (and its
+    /// new leaves name them). Never turned off: certificates name them.
+    pub delta_crls: bool,
 }
 
 impl Ca {
@@ -243,6 +246,14 @@ impl CaUrls {
         match partition {
             0 => self.crl.clone(),
             p => format!("{}{p}.crl", self.crl_dir),
+        }
+    }
+
+    /// The URL of one partition's delta CRL (`current-delta.crl`, `N-delta.crl`).
+    pub fn delta_crl(&self, partition: u32) -> String {
+        match partition {
+            0 => format!("{}current-delta.crl", self.crl_dir),
+            p => format!("{}{p}-delta.crl", self.crl_dir),
         }
     }
 
@@ -363,6 +374,8 @@ mod tests {
         };
         assert_eq!(urls.crl_partition(0), "http://x/crls/a_v1/current.crl");
         assert_eq!(urls.crl_partition(7), "http://x/crls/a_v1/7.crl");
+        assert_eq!(urls.delta_crl(0), "http://x/crls/a_v1/current-delta.crl");
+        assert_eq!(urls.delta_crl(7), "http://x/crls/a_v1/7-delta.crl");
         assert_eq!(urls.partitions_json(), "http://x/crls/a_v1/partitions.json");
     }
 

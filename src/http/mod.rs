@@ -248,7 +248,7 @@ async fn dispatch(state: &AppState, req: Request<Incoming>, method: &Method, pat
                 for (partition, crl) in ca.crls.iter() {
                     r.metrics
                         .crl_age_seconds
-                        .with_label_values(&[id.as_ref(), partition.to_string().as_str()])
+                        .with_label_values(&[id.as_ref(), partition.label().as_str()])
                         .set(now - crl.doc.this_update);
                 }
             }

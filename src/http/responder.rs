@@ -1,8 +1,9 @@
 //! The public revocation routes: CRL, AIA and OCSP, read from the snapshot.
 //!
 //! These are exactly the URLs certificates carry:
-//! - `GET /crls/{caId}_v{version}/current.crl`, `…/{partition}.crl`, and
-//!   `…/partitions.json` (every CRL URL of the CA, CCADB's format)
+//! - `GET /crls/{caId}_v{version}/current.crl`, `…/{partition}.crl`, their
+//!   delta CRLs `…/current-delta.crl`, `…/{partition}-delta.crl`, and
+//!   `…/partitions.json` (every complete CRL URL of the CA, CCADB's format)
 //! - `GET /cacerts/{caId}_v{version}/cert.cer` (also `cert.pem`, `chain.p7c`)
 //! - `POST /ocsp`, `GET /ocsp/{base64 request}`
 
@@ -17,7 +18,7 @@ use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
 use http_body_util::Full;
 use tokio::sync::Semaphore;
 
-use crate::snapshot::{self, CaState, Document, OcspDecision, Outcome, Published, SerialKey};
+use crate::snapshot::{self, CaState, CrlScopeKey, Document, OcspDecision, Outcome, Published, SerialKey};
 use crate::x509::ocsp::{self, CertIdHash, ErrorAnswer, Status};
 
 pub type Body = Full<Bytes>;
@@ -254,17 +255,23 @@ pub fn serve_document(r: &Responder, path: &str, headers: &HeaderMap) -> Option<
     None
 }
 
-/// The partition a CRL file name stands for: `current.crl` is 0, `N.crl`
-/// (a positive decimal, no leading zero) is N.
-fn crl_partition(file: &str) -> Option<u32> {
+/// The CRL a file name stands for: `current.crl` is partition 0, `N.crl`
+/// (a positive decimal, no leading zero) partition N, and `…-delta.crl`
+/// their delta CRLs.
+fn crl_partition(file: &str) -> Option<CrlScopeKey> {
     let name = file.strip_suffix(".crl")?;
-    if name == "current" {
-        return Some(0);
-    }
-    if name.starts_with('0') || name.len() > 5 || !name.bytes().all(|b| b.is_ascii_digit()) {
+    let (name, delta) = match name.strip_suffix("-delta") {
+        Some(n) => (n, true),
+        None => (name, false),
+    };
+    let partition = if name == "current" {
+        0
+    } else if name.starts_with('0') || name.len() > 5 || !name.bytes().all(|b| b.is_ascii_digit()) {
         return None;
-    }
-    name.parse().ok()
+    } else {
+        name.parse().ok()?
+    };
+    Some(CrlScopeKey { partition, delta })
 }
 
 fn partitions(headers: &HeaderMap, doc: &snapshot::AiaDocument) -> Response<Body> {

@@ -16,8 +16,8 @@ use bytes::Bytes;
 use der::{Decode, Encode};
 use time::OffsetDateTime;
 
-use super::{AiaDocument, CaState, CertState, CrlDocument, Document, Published, SerialKey, Snapshot};
-use crate::crl::{CrlBook, Scope};
+use super::{AiaDocument, CaState, CertState, CrlDocument, CrlScopeKey, Document, Published, SerialKey, Snapshot};
+use crate::crl::{CrlBook, Scope, Served};
 use crate::domain::engine::hex_bytes;
 use crate::domain::{Pki, PkiError};
 use crate::observability::Metrics;
@@ -168,6 +168,7 @@ impl Maintainer {
             hashes,
             crls: old.map(|o| o.crls.clone()).unwrap_or_default(),
             crl_partitions: entity.crl_partitions,
+            delta_crls: entity.delta_crls,
             partitions_json: AiaDocument::new(Bytes::from(
                 serde_json::to_vec(&entity.crl_urls()).map_err(|e| MaintainError::Json(e.to_string()))?,
             )),
@@ -300,9 +301,12 @@ impl Maintainer {
         let ids: Vec<String> = self.snapshot.cas.keys().map(|k| k.to_string()).collect();
         for id in &ids {
             let mut tx = store.begin(TxMode::Read)?;
-            for (partition, _) in tx.crl_numbers(id)? {
-                if let Some(crl) = tx.crl(id, partition)? {
-                    self.crls.published_at(&Scope::new(id, partition), crl.this_update);
+            for (key, _) in tx.crl_numbers(id)? {
+                if key.delta {
+                    continue;
+                }
+                if let Some(crl) = tx.crl(id, key)? {
+                    self.crls.published_at(&Scope::new(id, key.partition), crl.this_update);
                 }
             }
         }
@@ -312,7 +316,7 @@ impl Maintainer {
             self.crls.unmark_all();
             for (id, ca) in self.snapshot.cas.iter() {
                 for partition in 0..=ca.crl_partitions {
-                    self.crls.mark(Scope::new(id, partition));
+                    self.crls.mark_complete(Scope::new(id, partition));
                 }
             }
             let signed = self.publish_crls();
@@ -408,16 +412,21 @@ impl Maintainer {
         };
         // Usually our own publication: compare numbers before reading bytes.
         let numbers = self.pki.store().begin(TxMode::Read)?.crl_numbers(ca_id)?;
-        let newer: Vec<u32> = numbers
+        let newer: Vec<CrlScopeKey> = numbers
             .into_iter()
-            .filter(|(p, n)| *n > ca.crls.get(p).map_or(0, |c| c.number))
-            .map(|(p, _)| p)
+            .filter(|(k, n)| *n > ca.crls.get(k).map_or(0, |c| c.number))
+            .map(|(k, _)| k)
             .collect();
-        for partition in newer {
-            let Some(row) = self.pki.store().begin(TxMode::Read)?.crl(ca_id, partition)? else {
+        for key in newer {
+            let Some(row) = self.pki.store().begin(TxMode::Read)?.crl(ca_id, key)? else {
                 continue;
             };
-            let entries = self.crls.entries(&Scope::new(ca_id, partition));
+            // A keyless node keeps the entries too (from the change log).
+            let entries = if key.delta {
+                0
+            } else {
+                self.crls.entries(&Scope::new(ca_id, key.partition))
+            };
             self.set_crl(row, entries);
         }
         Ok(())
@@ -427,11 +436,11 @@ impl Maintainer {
         let Some(ca) = self.snapshot.cas.get(row.ca_id.as_str()) else {
             return;
         };
-        if ca.crls.get(&row.partition).is_some_and(|c| c.number >= row.number) {
+        if ca.crls.get(&row.scope).is_some_and(|c| c.number >= row.number) {
             return;
         }
         let mut ca = CaState::clone(ca);
-        let partition = row.partition.to_string();
+        let partition = row.scope.label();
         let labels = [row.ca_id.as_str(), partition.as_str()];
         let m = &self.metrics;
         m.crl_bytes.with_label_values(&labels).set(row.der.len() as i64);
@@ -440,7 +449,7 @@ impl Maintainer {
         m.crl_this_update.with_label_values(&labels).set(row.this_update);
         m.crl_next_update.with_label_values(&labels).set(row.next_update);
         Arc::make_mut(&mut ca.crls).insert(
-            row.partition,
+            row.scope,
             Arc::new(CrlDocument {
                 doc: Document {
                     etag: super::etag_of(&row.der),
@@ -459,9 +468,10 @@ impl Maintainer {
     /// CRLs still to be stored (after the swap, off the visibility path).
     fn publish_crls(&mut self) -> Vec<crate::store::CrlRow> {
         let cas = &self.snapshot.cas;
-        let served = |s: &Scope| {
-            cas.get(s.ca_id.as_str())
-                .is_some_and(|ca| s.partition <= ca.crl_partitions)
+        let served = |s: &Scope| match cas.get(s.ca_id.as_str()) {
+            Some(ca) if s.partition <= ca.crl_partitions && ca.delta_crls => Served::WithDeltas,
+            Some(ca) if s.partition <= ca.crl_partitions => Served::Complete,
+            _ => Served::No,
         };
         let (published, failed) = self.crls.publish(served);
         for f in failed {
@@ -488,13 +498,13 @@ impl Maintainer {
     fn mark_stale_crls(&mut self) {
         let republish = self.pki.settings().timings.crl_republish_after.whole_seconds();
         let now = ts(self.pki.now());
+        let stale =
+            |ca: &CaState, key: CrlScopeKey| ca.crls.get(&key).is_none_or(|c| now - c.doc.this_update >= republish);
         for (id, ca) in self.snapshot.cas.iter() {
             for partition in 0..=ca.crl_partitions {
-                let stale = ca
-                    .crls
-                    .get(&partition)
-                    .is_none_or(|c| now - c.doc.this_update >= republish);
-                if stale {
+                if stale(ca, CrlScopeKey::complete(partition)) {
+                    self.crls.mark_complete(Scope::new(id, partition));
+                } else if ca.delta_crls && stale(ca, CrlScopeKey::delta(partition)) {
                     self.crls.mark(Scope::new(id, partition));
                 }
             }

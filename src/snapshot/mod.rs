@@ -22,6 +22,7 @@ use bytes::Bytes;
 
 use crate::domain::engine::OcspResponder;
 use crate::domain::CaStatus;
+pub use crate::store::CrlScopeKey;
 use crate::x509::ocsp::{self, CertIdHash, ErrorAnswer, IssuerHashes, ParsedRequest, SingleAnswer, Status};
 
 /// The current snapshot, swapped atomically.
@@ -162,11 +163,13 @@ pub struct CaState {
     pub cert_pem: AiaDocument,
     pub chain_p7c: AiaDocument,
     pub hashes: Vec<IssuerHashes>,
-    /// The CRLs served, by partition (0: `current.crl`); one is missing
-    /// only until first signed.
-    pub crls: Arc<std::collections::BTreeMap<u32, Arc<CrlDocument>>>,
+    /// The CRLs served, by partition (0: `current.crl`), complete and
+    /// delta; one is missing only until first signed.
+    pub crls: Arc<std::collections::BTreeMap<CrlScopeKey, Arc<CrlDocument>>>,
     /// Partitions 1..=this are served besides `current.crl`.
     pub crl_partitions: u32,
+    /// Whether each partition also has a delta CRL.
+    pub delta_crls: bool,
     /// `partitions.json`: the JSON array of every CRL URL (CCADB's format).
     pub partitions_json: AiaDocument,
     pub certs: imbl::HashMap<SerialKey, Arc<CertState>>,

@@ -288,34 +288,39 @@ CREATE INDEX api_tokens_by_expiry ON api_tokens (expires_at);
         sqlite: KEK_RECORDS_SQLITE,
         postgres: KEK_RECORDS_POSTGRES,
     },
-    // Partitioned CRLs: a CA spreads new issuance over `crl_partitions`
-    // partitions (0: its one `current.crl`); a leaf's partition is fixed at
-    // issuance; CRLs are stored per partition. Existing leaves stay on
-    // partition 0, the `current.crl` their certificates name.
+    // Partitioned and delta CRLs: a CA spreads new issuance over
+    // `crl_partitions` partitions (0: its one `current.crl`) and may publish
+    // delta CRLs; a leaf's partition is fixed at issuance; CRLs are stored
+    // per partition, complete and delta side by side. Existing leaves stay
+    // on partition 0, the `current.crl` their certificates name.
     Migration {
         sqlite: r#"
 ALTER TABLE cas ADD COLUMN crl_partitions INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE cas ADD COLUMN delta_crls INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE leaves ADD COLUMN crl_partition INTEGER NOT NULL DEFAULT 0;
 CREATE TABLE crls_partitioned (
     ca_id         TEXT NOT NULL,
     crl_partition INTEGER NOT NULL,
+    delta         INTEGER NOT NULL,
     crl_number    INTEGER NOT NULL,
     this_update   INTEGER NOT NULL,
     next_update   INTEGER NOT NULL,
     der           BLOB NOT NULL,
-    PRIMARY KEY (ca_id, crl_partition)
+    PRIMARY KEY (ca_id, crl_partition, delta)
 );
-INSERT INTO crls_partitioned (ca_id, crl_partition, crl_number, this_update, next_update, der)
-    SELECT ca_id, 0, crl_number, this_update, next_update, der FROM crls;
+INSERT INTO crls_partitioned (ca_id, crl_partition, delta, crl_number, this_update, next_update, der)
+    SELECT ca_id, 0, 0, crl_number, this_update, next_update, der FROM crls;
 DROP TABLE crls;
 ALTER TABLE crls_partitioned RENAME TO crls;
 "#,
         postgres: r#"
 ALTER TABLE cas ADD COLUMN crl_partitions BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE cas ADD COLUMN delta_crls BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE leaves ADD COLUMN crl_partition BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE crls ADD COLUMN crl_partition BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE crls ADD COLUMN delta BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE crls DROP CONSTRAINT crls_pkey;
-ALTER TABLE crls ADD PRIMARY KEY (ca_id, crl_partition);
+ALTER TABLE crls ADD PRIMARY KEY (ca_id, crl_partition, delta);
 "#,
     },
 ];

@@ -127,6 +127,8 @@ pub struct CaRow {
     /// How many CRL partitions new leaves are spread over (0: none, every
     /// leaf on `current.crl`).
     pub crl_partitions: i64,
+    /// Whether the CA publishes delta CRLs (and its new leaves name them).
+    pub delta_crls: bool,
     /// The issuer's pre-signed OCSP answers about this CA's certificate.
     pub ocsp: Option<Presigned>,
 }
@@ -198,12 +200,38 @@ pub struct TokenRow {
     pub revoked_by: Option<String>,
 }
 
-/// The latest published CRL of one partition of a CA.
+/// Which of a CA's CRLs: a partition (0: `current.crl`), complete or delta.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CrlScopeKey {
+    pub partition: u32,
+    pub delta: bool,
+}
+
+impl CrlScopeKey {
+    pub const fn complete(partition: u32) -> Self {
+        CrlScopeKey {
+            partition,
+            delta: false,
+        }
+    }
+    pub const fn delta(partition: u32) -> Self {
+        CrlScopeKey { partition, delta: true }
+    }
+
+    /// Its name in metrics and logs: `3`, `3-delta`.
+    pub fn label(&self) -> String {
+        match self.delta {
+            false => self.partition.to_string(),
+            true => format!("{}-delta", self.partition),
+        }
+    }
+}
+
+/// The latest published CRL of one scope of a CA.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CrlRow {
     pub ca_id: String,
-    /// 0: the CA's `current.crl`; 1..: its partitions.
-    pub partition: u32,
+    pub scope: CrlScopeKey,
     pub number: i64,
     pub this_update: i64,
     pub next_update: i64,
@@ -452,9 +480,9 @@ pub trait Tx {
     /// Reserves `count` CRL numbers for a CA; returns the highest reserved
     /// (numbers only grow, across restarts and processes).
     fn reserve_crl_numbers(&mut self, id: &str, count: i64) -> Result<i64>;
-    /// The numbers of a CA's stored CRLs, one per partition, without their
-    /// bytes: (partition, CRL number), by partition.
-    fn crl_numbers(&mut self, ca_id: &str) -> Result<Vec<(u32, i64)>>;
+    /// The numbers of a CA's stored CRLs, without their bytes: (scope,
+    /// CRL number), complete before delta, by partition.
+    fn crl_numbers(&mut self, ca_id: &str) -> Result<Vec<(CrlScopeKey, i64)>>;
 
     fn insert_leaf(&mut self, row: &LeafRow) -> Result<i64>;
     fn leaf(&mut self, id: &str) -> Result<Option<LeafRow>>;
@@ -509,8 +537,8 @@ pub trait Tx {
     /// A page of a CA's leaves, without certificates, in issuance order.
     fn leaf_status_page(&mut self, ca_id: &str, after_seq: i64, limit: u32) -> Result<Vec<LeafStatusRow>>;
     fn leaf_status(&mut self, id: &str) -> Result<Option<LeafStatusRow>>;
-    /// The stored CRL of one partition of a CA (0: its `current.crl`).
-    fn crl(&mut self, ca_id: &str, partition: u32) -> Result<Option<CrlRow>>;
+    /// The stored CRL of one scope of a CA.
+    fn crl(&mut self, ca_id: &str, scope: CrlScopeKey) -> Result<Option<CrlRow>>;
     /// Custom roles: (name, JSON array of permission names).
     fn roles(&mut self) -> Result<Vec<(String, String)>>;
     fn put_role(&mut self, name: &str, permissions: &str) -> Result<()>;

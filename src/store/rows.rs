@@ -181,7 +181,7 @@ pub(crate) const CA_COLUMNS: &str = "id, ca_type, display_name, description, iss
      organization_name, organization_unit, country_name, state_name, locality_name, subject_name, key_algorithm, \
      hash_algorithm, key_platform, validity_years, ekus, scope_tags, created_at, modified_at, version_number, \
      issuer_common_name, root_common_name, issuer_cert_url, cert, chain, csr, revoked_at, revocation_reason, \
-     row_version, crl_number, ocsp_sha1, ocsp_sha256, ocsp_this_update, crl_partitions";
+     row_version, crl_number, ocsp_sha1, ocsp_sha256, ocsp_this_update, crl_partitions, delta_crls";
 
 pub(crate) fn ca_row(r: &dyn Columns) -> Result<CaRow> {
     let mut c = Cursor::new(r);
@@ -220,6 +220,7 @@ pub(crate) fn ca_row(r: &dyn Columns) -> Result<CaRow> {
         crl_number: c.int()?,
         ocsp: c.presigned()?,
         crl_partitions: c.int()?,
+        delta_crls: c.int()? != 0,
     })
 }
 
@@ -261,6 +262,7 @@ pub(crate) fn ca_values(row: &CaRow) -> Vec<(&'static str, Value)> {
         ),
         ("row_version", int(row.row_version)),
         ("crl_partitions", int(row.crl_partitions)),
+        ("delta_crls", int(i64::from(row.delta_crls))),
     ];
     v.extend(presigned_values(&row.ocsp));
     v
@@ -731,6 +733,7 @@ mod tests {
                 crl_number: 0,
                 ocsp: None,
                 crl_partitions: 0,
+                delta_crls: false,
             },
         );
         let n = binds.len();

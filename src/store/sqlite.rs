@@ -12,8 +12,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use super::migrations::MIGRATIONS;
 use super::rows::{self, Columns, Dialect, Value, CA_COLUMNS, LEAF_COLUMNS, LEAF_STATUS_COLUMNS};
 use super::{
-    AuditRow, CaRow, Change, ChangeKind, CrlRow, DelegateRow, LeafFilter, LeafQuery, LeafRow, LeafStatusRow, Presigned,
-    Result, RevocationReason, SealedTable, Store, StoreError, TokenRow, Tx, TxMode,
+    AuditRow, CaRow, Change, ChangeKind, CrlRow, CrlScopeKey, DelegateRow, LeafFilter, LeafQuery, LeafRow,
+    LeafStatusRow, Presigned, Result, RevocationReason, SealedTable, Store, StoreError, TokenRow, Tx, TxMode,
 };
 
 /// How long a writer waits for another process's write lock before failing.
@@ -442,11 +442,19 @@ impl Tx for SqliteTx<'_> {
         )?)
     }
 
-    fn crl_numbers(&mut self, ca_id: &str) -> Result<Vec<(u32, i64)>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT crl_partition, crl_number FROM crls WHERE ca_id = ? ORDER BY crl_partition")?;
-        let rows = stmt.query_map([ca_id], |r| Ok((r.get::<_, u32>(0)?, r.get(1)?)))?;
+    fn crl_numbers(&mut self, ca_id: &str) -> Result<Vec<(CrlScopeKey, i64)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT crl_partition, delta, crl_number FROM crls WHERE ca_id = ? ORDER BY crl_partition, delta",
+        )?;
+        let rows = stmt.query_map([ca_id], |r| {
+            Ok((
+                CrlScopeKey {
+                    partition: r.get(0)?,
+                    delta: r.get(1)?,
+                },
+                r.get(2)?,
+            ))
+        })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
@@ -598,21 +606,21 @@ impl Tx for SqliteTx<'_> {
             .optional()?)
     }
 
-    fn crl(&mut self, ca_id: &str, partition: u32) -> Result<Option<CrlRow>> {
+    fn crl(&mut self, ca_id: &str, scope: CrlScopeKey) -> Result<Option<CrlRow>> {
         Ok(self
             .conn
             .query_row(
-                "SELECT ca_id, crl_partition, crl_number, this_update, next_update, der FROM crls
-                 WHERE ca_id = ? AND crl_partition = ?",
-                params![ca_id, partition],
+                "SELECT ca_id, crl_number, this_update, next_update, der FROM crls
+                 WHERE ca_id = ? AND crl_partition = ? AND delta = ?",
+                params![ca_id, scope.partition, scope.delta],
                 |r| {
                     Ok(CrlRow {
                         ca_id: r.get(0)?,
-                        partition: r.get(1)?,
-                        number: r.get(2)?,
-                        this_update: r.get(3)?,
-                        next_update: r.get(4)?,
-                        der: r.get(5)?,
+                        scope,
+                        number: r.get(1)?,
+                        this_update: r.get(2)?,
+                        next_update: r.get(3)?,
+                        der: r.get(4)?,
                     })
                 },
             )
@@ -765,14 +773,15 @@ impl Tx for SqliteTx<'_> {
 
     fn put_crl(&mut self, crl: &CrlRow) -> Result<()> {
         self.conn.execute(
-            "INSERT INTO crls (ca_id, crl_partition, crl_number, this_update, next_update, der)
-             VALUES (?, ?, ?, ?, ?, ?)
-             ON CONFLICT (ca_id, crl_partition) DO UPDATE SET crl_number = excluded.crl_number,
+            "INSERT INTO crls (ca_id, crl_partition, delta, crl_number, this_update, next_update, der)
+             VALUES (?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (ca_id, crl_partition, delta) DO UPDATE SET crl_number = excluded.crl_number,
                  this_update = excluded.this_update, next_update = excluded.next_update, der = excluded.der
              WHERE excluded.crl_number > crls.crl_number",
             params![
                 crl.ca_id,
-                crl.partition,
+                crl.scope.partition,
+                crl.scope.delta,
                 crl.number,
                 crl.this_update,
                 crl.next_update,

@@ -10,7 +10,7 @@ use x509_cert::ext::pkix::crl::dp::DistributionPoint;
 use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
 use x509_cert::ext::pkix::{
     AccessDescription, AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, BasicConstraints, CrlDistributionPoints,
-    ExtendedKeyUsage, KeyUsage, KeyUsages, SubjectKeyIdentifier,
+    ExtendedKeyUsage, FreshestCrl, KeyUsage, KeyUsages, SubjectKeyIdentifier,
 };
 use x509_cert::ext::{AsExtension, Extension};
 use x509_cert::name::Name;
@@ -24,6 +24,8 @@ use super::{oids, X509Error};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RevocationPointers {
     pub crl_url: String,
+    /// Where the delta CRL of `crl_url` is (the Freshest CRL extension).
+    pub delta_crl_url: Option<String>,
     pub ca_issuers_url: String,
     pub ocsp_url: Option<String>,
 }
@@ -152,6 +154,17 @@ fn extensions(req: &CertRequest) -> Result<Vec<Extension>, X509Error> {
                 crl_issuer: None,
             }]),
         )?);
+        if let Some(delta) = &p.delta_crl_url {
+            // RFC 5280 §5.2.6: how relying parties find the delta CRL.
+            exts.push(ext(
+                subject,
+                &FreshestCrl(vec![DistributionPoint {
+                    distribution_point: Some(DistributionPointName::FullName(vec![uri(delta)?])),
+                    reasons: None,
+                    crl_issuer: None,
+                }]),
+            )?);
+        }
         let mut access = vec![AccessDescription {
             access_method: oids::AD_CA_ISSUERS,
             access_location: uri(&p.ca_issuers_url)?,

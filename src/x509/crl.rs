@@ -10,10 +10,10 @@ use spki::AlgorithmIdentifierOwned;
 use time::OffsetDateTime;
 use x509_cert::certificate::Version;
 use x509_cert::crl::RevokedCert;
-use x509_cert::ext::pkix::crl::dp::IssuingDistributionPoint;
+use x509_cert::ext::pkix::crl::dp::{DistributionPoint, IssuingDistributionPoint};
 
 use x509_cert::ext::pkix::name::{DistributionPointName, GeneralName};
-use x509_cert::ext::pkix::{AuthorityKeyIdentifier, CrlNumber};
+use x509_cert::ext::pkix::{AuthorityKeyIdentifier, BaseCrlNumber, CrlNumber, FreshestCrl};
 use x509_cert::ext::{AsExtension, Extension, Extensions};
 use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
@@ -119,6 +119,12 @@ pub struct CrlParams<'a> {
     pub distribution_point: &'a str,
     /// A root's CRL covers only CA certificates; an issuing CA's only leaves.
     pub only_ca_certs: bool,
+    /// A delta CRL: the number of the complete CRL it lists changes since
+    /// (the Delta CRL Indicator, RFC 5280 §5.2.4). Its IDP stays the base's.
+    pub delta_base: Option<u64>,
+    /// On a complete CRL whose scope has deltas: where the delta is (the
+    /// Freshest CRL extension, RFC 5280 §5.2.6).
+    pub freshest_crl: Option<&'a str>,
 }
 
 /// Builds and signs a CRL; returns its DER.
@@ -150,6 +156,22 @@ pub fn sign_crl(params: &CrlParams<'_>, entries: &CrlEntries, signer: &dyn Signe
             extn_value: OctetString::new(idp.to_der()?)?,
         },
     ];
+    let mut extensions = extensions;
+    if let Some(base) = params.delta_base {
+        extensions.push(BaseCrlNumber(Uint::new(&base.to_be_bytes())?).to_extension(subject, &[])?);
+    }
+    if let Some(url) = params.freshest_crl {
+        extensions.push(
+            FreshestCrl(vec![DistributionPoint {
+                distribution_point: Some(DistributionPointName::FullName(vec![
+                    GeneralName::UniformResourceIdentifier(Ia5String::new(url)?),
+                ])),
+                reasons: None,
+                crl_issuer: None,
+            }])
+            .to_extension(subject, &[])?,
+        );
+    }
     let revoked = if entries.is_empty() {
         // An empty list must be omitted, not encoded empty (§5.1.2.6).
         None
@@ -194,6 +216,8 @@ pub enum CrlCheckError {
     Idp(&'static str),
     #[error("the CRL's entries differ from the ones it was built from")]
     Entries,
+    #[error("delta CRL: {0}")]
+    Delta(&'static str),
 }
 
 /// What a signed CRL is checked against before it is stored or served:
@@ -249,6 +273,10 @@ struct TbsCertListView<'a> {
 #[derive(Debug, Clone)]
 pub struct CrlFacts {
     pub number: u64,
+    /// A delta CRL's Delta CRL Indicator: its base's number.
+    pub delta_base: Option<u64>,
+    /// The Freshest CRL URL, if the CRL names one.
+    pub freshest_crl: Option<String>,
     pub this_update: OffsetDateTime,
     pub next_update: Option<OffsetDateTime>,
     /// The revokedCertificates entries, DER, in order.
@@ -300,12 +328,44 @@ pub fn inspect_crl(
         .transpose()
         .map_err(|e| parse(&e))?
         .ok_or(CrlCheckError::Parse("no CRL number".into()))?;
-    let number = number
-        .0
-        .as_bytes()
+    let as_u64 = |n: &Uint| {
+        n.as_bytes()
+            .iter()
+            .try_fold(0u64, |n, b| n.checked_mul(256).map(|n| n + u64::from(*b)))
+            .ok_or(CrlCheckError::Parse("CRL number too large".into()))
+    };
+    let number = as_u64(&number.0)?;
+    let delta_base = match exts
         .iter()
-        .try_fold(0u64, |n, b| n.checked_mul(256).map(|n| n + u64::from(*b)))
-        .ok_or(CrlCheckError::Parse("CRL number too large".into()))?;
+        .find(|e| e.extn_id == <BaseCrlNumber as const_oid::AssociatedOid>::OID)
+    {
+        None => None,
+        Some(e) if !e.critical => return Err(CrlCheckError::Parse("Delta CRL Indicator not critical".into())),
+        Some(e) => Some(as_u64(
+            &BaseCrlNumber::from_der(e.extn_value.as_bytes())
+                .map_err(|e| parse(&e))?
+                .0,
+        )?),
+    };
+    let freshest_crl = match exts
+        .iter()
+        .find(|e| e.extn_id == <FreshestCrl as const_oid::AssociatedOid>::OID)
+    {
+        None => None,
+        Some(e) => {
+            let f = FreshestCrl::from_der(e.extn_value.as_bytes()).map_err(|e| parse(&e))?;
+            match f.0.as_slice() {
+                [DistributionPoint {
+                    distribution_point: Some(DistributionPointName::FullName(names)),
+                    ..
+                }] => match names.as_slice() {
+                    [GeneralName::UniformResourceIdentifier(uri)] => Some(uri.as_str().to_owned()),
+                    _ => return Err(CrlCheckError::Parse("Freshest CRL names no single URL".into())),
+                },
+                _ => return Err(CrlCheckError::Parse("Freshest CRL names no single URL".into())),
+            }
+        }
+    };
     let idp_ext = exts
         .iter()
         .find(|e| e.extn_id == ID_CE_ISSUING_DISTRIBUTION_POINT)
@@ -333,6 +393,8 @@ pub fn inspect_crl(
     let time = |t: Time| OffsetDateTime::from_unix_timestamp(t.to_unix_duration().as_secs() as i64);
     Ok(CrlFacts {
         number,
+        delta_base,
+        freshest_crl,
         this_update: time(tbs.this_update).map_err(|e| parse(&e))?,
         next_update: tbs.next_update.map(time).transpose().map_err(|e| parse(&e))?,
         entries_der,
@@ -362,6 +424,21 @@ pub fn check_crl(der: &[u8], exp: &CrlExpectation<'_>) -> Result<(), CrlCheckErr
             got: facts.number,
             newest,
         });
+    }
+    if facts.delta_base != p.delta_base {
+        return Err(CrlCheckError::Delta(
+            "the Delta CRL Indicator is not the one it was signed with",
+        ));
+    }
+    if let Some(base) = facts.delta_base.filter(|b| *b >= facts.number) {
+        return Err(CrlCheckError::Delta(if base == facts.number {
+            "a delta's number equals its base's"
+        } else {
+            "a delta's base number is above its own"
+        }));
+    }
+    if facts.freshest_crl.as_deref() != p.freshest_crl {
+        return Err(CrlCheckError::Delta("the Freshest CRL URL is not the scope's delta"));
     }
     if facts.entries_der != exp.entries.buf {
         return Err(CrlCheckError::Entries);
@@ -400,6 +477,8 @@ mod tests {
             next_update: now + time::Duration::days(7),
             distribution_point: "http://x/crls/a_v1/current.crl",
             only_ca_certs: false,
+            delta_base: None,
+            freshest_crl: None,
         };
         let der = sign_crl(&params, &entries, &key).unwrap();
         verify_signed_der(&der, key.public_key()).unwrap();
@@ -459,6 +538,8 @@ mod tests {
             next_update: now + time::Duration::days(7),
             distribution_point: "http://x/crls/a_v1/current.crl",
             only_ca_certs: false,
+            delta_base: None,
+            freshest_crl: None,
         };
         let check = |der: &[u8], params: &CrlParams<'_>, entries: &CrlEntries, newest: Option<u64>| {
             check_crl(
@@ -527,6 +608,39 @@ mod tests {
         assert!(matches!(
             check(&good[..good.len() - 3], &params, &entries, None),
             Err(CrlCheckError::Parse(_) | CrlCheckError::Signature)
+        ));
+
+        // Deltas: the indicator and the Freshest CRL URL are what was meant.
+        let delta = CrlParams {
+            delta_base: Some(6),
+            ..params.clone()
+        };
+        let signed = sign_crl(&delta, &entries, &key).unwrap();
+        assert_eq!(check(&signed, &delta, &entries, None), Ok(()));
+        assert!(matches!(
+            check(&signed, &params, &entries, None),
+            Err(CrlCheckError::Delta(_))
+        ));
+        let own_base = CrlParams {
+            delta_base: Some(7),
+            ..params.clone()
+        };
+        let bad = sign_crl(&own_base, &entries, &key).unwrap();
+        assert!(matches!(
+            check(&bad, &own_base, &entries, None),
+            Err(CrlCheckError::Delta(_))
+        ));
+        let with_delta = CrlParams {
+            freshest_crl: Some("http://x/crls/a_v1/current-delta.crl"),
+            ..params.clone()
+        };
+        let signed = sign_crl(&with_delta, &entries, &key).unwrap();
+        assert_eq!(check(&signed, &with_delta, &entries, None), Ok(()));
+        let facts = inspect_crl(&signed, &name, key.public_key(), params.distribution_point, false).unwrap();
+        assert_eq!(facts.freshest_crl.as_deref(), with_delta.freshest_crl);
+        assert!(matches!(
+            check(&signed, &params, &entries, None),
+            Err(CrlCheckError::Delta(_))
         ));
     }
 }

@@ -245,3 +245,202 @@ for url, path in zip(args[0::2], args[1::2]):
     pkilint("arl", &[root_crl]);
     server.stop();
 }
+
+/// Delta CRLs: a leaf of a CA with deltas names its partition's delta in
+/// its Freshest CRL extension; a revocation re-signs only the delta, so
+/// `openssl verify -crl_download -use_deltas -extended_crl` catches a revocation the
+/// complete CRL does not list yet; a delta past the size threshold cuts a
+/// new complete CRL (and an empty delta naming it).
+#[test]
+fn delta_crls_as_relying_parties_use_them() {
+    let env = Env::new();
+    let server = env.server_adjusted(|cfg| cfg.timings.crl_delta_max_entries = 3);
+    let (root, issuing) = env.ec_hierarchy_with("Delta", &["--crl-partitions", "1", "--delta-crls"]);
+    let root_pem = env.save(&["ca", "cert", &root], "root.pem");
+    let issuing_pem = env.save(&["ca", "cert", &issuing], "issuing.pem");
+    assert_eq!(env.json(&["ca", "show", &issuing])["deltaCrlEnabled"], true);
+    let csr = env.openssl_csr("leaf", &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"], "/CN=leaf");
+    let leaves: Vec<(std::path::PathBuf, String)> = (0..5)
+        .map(|i| {
+            let pem = env.save(
+                &[
+                    "cert",
+                    "issue",
+                    "--ca",
+                    &issuing,
+                    "--csr",
+                    csr.to_str().unwrap(),
+                    "--pem",
+                ],
+                &format!("leaf{i}.pem"),
+            );
+            let serial = openssl(&["x509", "-in", pem.to_str().unwrap(), "-noout", "-serial"]);
+            (pem.clone(), serial.trim().trim_start_matches("serial=").to_owned())
+        })
+        .collect();
+    let dir = format!("{}/crls/{issuing}_v1/", server.url);
+    let (base_url, delta_url) = (format!("{dir}1.crl"), format!("{dir}1-delta.crl"));
+    for (pem, _) in &leaves {
+        assert_eq!(cdp_url(pem), base_url);
+        let ext = openssl(&["x509", "-in", pem.to_str().unwrap(), "-noout", "-ext", "freshestCRL"]);
+        assert!(ext.contains(&format!("URI:{delta_url}")), "{ext}");
+    }
+    let text_of = |url: &str, name: &str| {
+        let f = env.path(name);
+        let r = curl("GET", url, None, &[]);
+        assert_eq!(r.status, 200, "{url}");
+        std::fs::write(&f, &r.body).unwrap();
+        let (_, text) = openssl_any(&["crl", "-inform", "DER", "-in", f.to_str().unwrap(), "-noout", "-text"]);
+        (f, text)
+    };
+    let wait_for = |what: &str, mut f: Box<dyn FnMut() -> bool + '_>| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !f() {
+            assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+
+    // One revocation: on the delta only.
+    let (revoked_pem, revoked) = &leaves[0];
+    env.json(&["cert", "revoke", "--serial", revoked, "--reason", "keyCompromise"]);
+    wait_for(
+        "the revocation on the delta",
+        Box::new(|| text_of(&delta_url, "d.crl").1.contains(revoked)),
+    );
+    let (base_file, base_text) = text_of(&base_url, "base.crl");
+    let (delta_file, delta_text) = text_of(&delta_url, "delta.crl");
+    assert!(
+        !base_text.contains(revoked),
+        "the complete CRL waits for its cut: {base_text}"
+    );
+    assert!(
+        base_text.contains(&format!("URI:{delta_url}")),
+        "Freshest CRL on the base: {base_text}"
+    );
+    let number = |text: &str, label: &str| -> u64 {
+        let at = text.find(label).unwrap_or_else(|| panic!("no {label}: {text}"));
+        text[at..].lines().nth(1).unwrap().trim().parse().unwrap()
+    };
+    let base_number = number(&base_text, "X509v3 CRL Number");
+    assert_eq!(number(&delta_text, "X509v3 Delta CRL Indicator: critical"), base_number);
+    assert!(number(&delta_text, "X509v3 CRL Number") > base_number);
+    assert!(
+        delta_text.contains(&format!("URI:{base_url}")),
+        "the delta's IDP is its base's: {delta_text}"
+    );
+
+    // OpenSSL's -crl_download fetches the Freshest CRL as well as the CDP.
+    // OpenSSL 3.0 tells a delta from a complete CRL only with -extended_crl:
+    // without it the newer of the two is taken as the complete CRL (with or
+    // without -use_deltas), which misses what only the base lists. So a
+    // relying party using deltas passes -use_deltas -extended_crl; one that
+    // does not, -extended_crl (or no -crl_download of Freshest CRLs).
+    let verify = |pem: &std::path::Path, deltas: bool| {
+        let mut args = vec!["verify", "-crl_check", "-crl_download", "-extended_crl"];
+        if deltas {
+            args.push("-use_deltas");
+        }
+        args.extend_from_slice(&[
+            "-CAfile",
+            root_pem.to_str().unwrap(),
+            "-untrusted",
+            issuing_pem.to_str().unwrap(),
+        ]);
+        args.push(pem.to_str().unwrap());
+        openssl_any(&args)
+    };
+    let (ok, out) = verify(revoked_pem, true);
+    assert!(
+        !ok && out.contains("certificate revoked"),
+        "caught through the delta: {out}"
+    );
+    let (ok, out) = verify(revoked_pem, false);
+    assert!(
+        ok,
+        "without deltas, the complete CRL does not list it until its cut: {out}"
+    );
+    let (ok, out) = verify(&leaves[1].0, true);
+    assert!(ok && out.contains(": OK"), "{out}");
+
+    // Python cryptography reads both; pkilint lints both.
+    let script = r#"
+import sys
+from cryptography import x509
+base = x509.load_der_x509_crl(open(sys.argv[1], "rb").read())
+delta = x509.load_der_x509_crl(open(sys.argv[2], "rb").read())
+ind = delta.extensions.get_extension_for_class(x509.DeltaCRLIndicator)
+assert ind.critical
+number = base.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+assert ind.value.crl_number == number, (ind.value.crl_number, number)
+fresh = base.extensions.get_extension_for_class(x509.FreshestCRL).value
+assert [n.value for dp in fresh for n in dp.full_name] == [sys.argv[3]]
+print(len(list(base)), len(list(delta)))
+"#;
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            script,
+            base_file.to_str().unwrap(),
+            delta_file.to_str().unwrap(),
+            &delta_url,
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0 1");
+    pkilint("crl", &[base_file, delta_file]);
+
+    // crl verify combines each complete CRL with its delta.
+    let out = env.run(&["crl", "verify", "--ca", &issuing]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    let line = text.lines().find(|l| l.ends_with(&format!("  {base_url}"))).unwrap();
+    assert!(line.contains(": 0 entries") && line.contains(": 1 entries"), "{line}");
+
+    // Three revocations since the base reach the threshold: a new complete
+    // CRL lists all of them, and the delta starts empty again.
+    for (_, serial) in &leaves[1..3] {
+        env.json(&["cert", "revoke", "--serial", serial]);
+    }
+    wait_for(
+        "a new complete CRL",
+        Box::new(|| {
+            let base = text_of(&base_url, "b2.crl").1;
+            leaves[..3].iter().all(|(_, s)| base.contains(s))
+        }),
+    );
+    wait_for(
+        "an empty delta naming it",
+        Box::new(|| {
+            let base = text_of(&base_url, "b3.crl").1;
+            let delta = text_of(&delta_url, "d3.crl").1;
+            delta.contains("No Revoked Certificates")
+                && number(&delta, "X509v3 Delta CRL Indicator: critical") == number(&base, "X509v3 CRL Number")
+        }),
+    );
+    let (ok, out) = verify(&leaves[2].0, false);
+    assert!(!ok && out.contains("certificate revoked"), "{out}");
+    env.json(&["cert", "revoke", "--serial", &leaves[3].1]);
+    wait_for(
+        "leaf 3 on the delta",
+        Box::new(|| text_of(&delta_url, "d4.crl").1.contains(&leaves[3].1)),
+    );
+    // A delta signed a later second than its base: whether or not a
+    // relying party combines them, what the base lists stays revoked.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    env.json(&["cert", "revoke", "--serial", &leaves[4].1]);
+    wait_for(
+        "leaf 4 on the delta",
+        Box::new(|| text_of(&delta_url, "d5.crl").1.contains(&leaves[4].1)),
+    );
+    for deltas in [false, true] {
+        let (ok, out) = verify(&leaves[0].0, deltas);
+        assert!(!ok && out.contains("certificate revoked"), "use_deltas {deltas}: {out}");
+    }
+    let (ok, out) = verify(&leaves[4].0, true);
+    assert!(!ok && out.contains("certificate revoked"), "{out}");
+    let out = env.run(&["crl", "verify", "--ca", &issuing]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    server.stop();
+}

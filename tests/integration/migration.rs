@@ -71,7 +71,7 @@ fn store_made_by_the_previous_release_migrates_forward() {
     let old = by_id(&old_cas);
     assert_eq!(cas.len(), 4, "four live CAs (the deleted one stays a tombstone)");
     for (id, was) in &old {
-        // Existing CAs stay unpartitioned: their one CRL is current.crl.
+        // Existing CAs stay unpartitioned, without deltas: their one CRL is current.crl.
         let mut want = expected(was.clone(), "certificationAuthorityStatus");
         let crl = was["certificateRevocationListUrl"].as_str().unwrap().to_owned();
         let obj = want.as_object_mut().unwrap();
@@ -81,6 +81,7 @@ fn store_made_by_the_previous_release_migrates_forward() {
             "crlPartitionsUrl".into(),
             crl.replace("current.crl", "partitions.json").into(),
         );
+        obj.insert("deltaCrlEnabled".into(), false.into());
         assert_eq!(cas[id], want, "CA {id}");
     }
     let issuing = old

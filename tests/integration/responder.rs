@@ -935,7 +935,7 @@ fn measure_visibility(
             .get(issuing)
             .unwrap()
             .crls
-            .get(&leaf.crl_partition)
+            .get(&cloudpki::snapshot::CrlScopeKey::complete(leaf.crl_partition))
             .unwrap()
             .entries;
         handles
@@ -956,7 +956,14 @@ fn measure_visibility(
                 seen = Some(committed.elapsed());
             }
             // The leaf's own partition, the CRL its certificate names.
-            if seen.is_some() && ca.crls.get(&leaf.crl_partition).unwrap().entries > before {
+            if seen.is_some()
+                && ca
+                    .crls
+                    .get(&cloudpki::snapshot::CrlScopeKey::complete(leaf.crl_partition))
+                    .unwrap()
+                    .entries
+                    > before
+            {
                 crl.push(committed.elapsed());
                 break;
             }

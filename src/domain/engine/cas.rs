@@ -74,6 +74,7 @@ impl Pki {
             crl_number: 0,
             ocsp: None,
             crl_partitions: i64::from(entity.crl_partitions),
+            delta_crls: entity.delta_crls,
         }
     }
 
@@ -122,6 +123,11 @@ impl Pki {
                     "a root CA has one CRL (of its issuing CAs): crlPartitionCount does not apply".into(),
                 ));
             }
+        }
+        if req.delta_crls && req.ca_type == CaType::RootCertificationAuthority {
+            return Err(PkiError::Invalid(
+                "a root CA publishes no delta CRLs (its CRL of issuing CAs changes rarely)".into(),
+            ));
         }
         match (req.ca_type, &req.issuer_id) {
             (CaType::IssuingCertificationAuthority, None) => {
@@ -200,6 +206,7 @@ impl Pki {
                 CaType::RootCertificationAuthority => 0,
                 _ => req.crl_partitions.unwrap_or(DEFAULT_CRL_PARTITIONS),
             },
+            delta_crls: req.delta_crls,
         };
 
         let (cert_der, csr_der) = match req.ca_type {
@@ -269,6 +276,7 @@ impl Pki {
                         ekus: ekus.clone(),
                         pointers: Some(RevocationPointers {
                             crl_url: root.entity.urls.crl.clone(),
+                            delta_crl_url: None,
                             ca_issuers_url: root.entity.urls.certificate.clone(),
                             ocsp_url: Some(root.entity.urls.ocsp.clone()),
                         }),
@@ -416,6 +424,7 @@ impl Pki {
             description,
             role_scope_tag_ids,
             crl_partitions,
+            delta_crls,
         } = patch;
         let now = self.clock.now();
         let mut tx = self.store.begin(TxMode::Write)?;
@@ -429,6 +438,17 @@ impl Pki {
             }
             check_crl_partitions(n, ca.entity.crl_partitions)?;
             ca.entity.crl_partitions = n;
+        }
+        if let Some(on) = delta_crls {
+            if ca.entity.delta_crls && !on {
+                return Err(PkiError::Invalid(
+                    "delta CRLs cannot be turned off: certificates name them in their Freshest CRL extension".into(),
+                ));
+            }
+            if on && ca.entity.ca_type == CaType::RootCertificationAuthority {
+                return Err(PkiError::Invalid("a root CA publishes no delta CRLs".into()));
+            }
+            ca.entity.delta_crls = on;
         }
         if let Some(name) = display_name {
             if name.trim().is_empty() {

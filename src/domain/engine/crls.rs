@@ -33,10 +33,19 @@ impl Pki {
         Ok(first)
     }
 
-    /// Signs a new CRL of one partition of `ca_id` (0: `current.crl`)
-    /// listing `entries`, without storing it: the caller serves it at once
-    /// and stores it with [`Pki::store_crl`].
-    pub fn sign_crl(&self, ca_id: &str, partition: u32, entries: &crl::CrlEntries) -> Result<CrlRow> {
+    /// Signs a new CRL of one scope of `ca_id` listing `entries`, without
+    /// storing it: the caller serves it at once and stores it with
+    /// [`Pki::store_crl`]. A delta CRL (`scope.delta`) names the complete
+    /// CRL `delta_base` it lists the changes since, and the same
+    /// distribution point; a complete CRL of a CA with deltas names its delta.
+    pub fn sign_crl(
+        &self,
+        ca_id: &str,
+        scope: CrlScopeKey,
+        delta_base: Option<i64>,
+        entries: &crl::CrlEntries,
+    ) -> Result<CrlRow> {
+        let partition = scope.partition;
         let now = self.clock.now();
         let (ca, key, numbers) = {
             let mut tx = self.store.begin(TxMode::Read)?;
@@ -45,28 +54,35 @@ impl Pki {
             let numbers = tx.crl_numbers(ca_id)?;
             (ca, key, numbers)
         };
-        if partition > ca.entity.crl_partitions {
+        if partition > ca.entity.crl_partitions || (scope.delta && !ca.entity.delta_crls) {
             return Err(PkiError::NotFound {
-                what: "CRL partition",
-                id: format!("{ca_id}/{partition}"),
+                what: "CRL",
+                id: format!("{ca_id}/{partition}{}", if scope.delta { "-delta" } else { "" }),
             });
         }
-        let newest = numbers.iter().find(|(p, _)| *p == partition).map(|(_, n)| *n);
+        if scope.delta != delta_base.is_some() {
+            return Err(PkiError::Invalid("a delta CRL, and only one, names its base".into()));
+        }
+        let newest = numbers.iter().find(|(s, _)| *s == scope).map(|(_, n)| *n);
         let cert = ca.cert()?;
         // Above every partition's: the sequence is the CA's.
         let above = numbers.iter().map(|(_, n)| *n).max().unwrap_or(0);
         let number = self.next_crl_number(ca_id, above)?;
         let next_update = now + self.settings.timings.crl_validity;
         let dp = ca.entity.urls.crl_partition(partition);
+        let delta_url = (ca.entity.delta_crls && !scope.delta).then(|| ca.entity.urls.delta_crl(partition));
         let key_id = cert::key_identifier(key.public_key());
+        let as_number = |n: i64| u64::try_from(n).map_err(|_| corrupt("negative CRL number"));
         let params = crl::CrlParams {
             issuer: &cert.tbs().subject,
             issuer_key_id: &key_id,
-            number: u64::try_from(number).map_err(|_| corrupt("negative CRL number"))?,
+            number: as_number(number)?,
             this_update: now,
             next_update,
             distribution_point: &dp,
             only_ca_certs: ca.entity.ca_type == CaType::RootCertificationAuthority,
+            delta_base: delta_base.map(as_number).transpose()?,
+            freshest_crl: delta_url.as_deref(),
         };
         let der = crl::sign_crl(&params, entries, key.as_ref())?;
         // Checked as a relying party would before anyone sees it.
@@ -81,7 +97,7 @@ impl Pki {
         )?;
         Ok(CrlRow {
             ca_id: ca_id.to_owned(),
-            partition,
+            scope,
             number,
             this_update: ts(now),
             next_update: ts(next_update),
@@ -100,7 +116,7 @@ impl Pki {
 
     /// Signs and stores a CRL in one call.
     pub fn publish_crl(&self, ca_id: &str, partition: u32, entries: &crl::CrlEntries) -> Result<CrlRow> {
-        let row = self.sign_crl(ca_id, partition, entries)?;
+        let row = self.sign_crl(ca_id, CrlScopeKey::complete(partition), None, entries)?;
         self.store_crl(&row)?;
         Ok(row)
     }
@@ -120,6 +136,9 @@ pub struct CrlScope {
     pub only_ca_certs: bool,
     /// The number of the newest CRL stored for this scope.
     pub stored_number: Option<i64>,
+    /// Where its delta CRL is, when the CA publishes deltas: the complete
+    /// CRL and the delta together must list what the store says.
+    pub delta_url: Option<String>,
     /// Every revoked certificate in scope: serial (INTEGER contents) ->
     /// its notAfter (unix seconds).
     pub revoked: std::collections::BTreeMap<Vec<u8>, i64>,
@@ -176,7 +195,11 @@ impl Pki {
             let numbers = tx.crl_numbers(&row.id)?;
             for (partition, revoked) in (0u32..).zip(revoked) {
                 out.push(CrlScope {
-                    stored_number: numbers.iter().find(|(p, _)| *p == partition).map(|(_, n)| *n),
+                    stored_number: numbers
+                        .iter()
+                        .find(|(s, _)| *s == CrlScopeKey::complete(partition))
+                        .map(|(_, n)| *n),
+                    delta_url: ca.delta_crls.then(|| ca.urls.delta_crl(partition)),
                     ca_id: row.id.clone(),
                     partition,
                     url: ca.urls.crl_partition(partition),

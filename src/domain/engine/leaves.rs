@@ -93,6 +93,7 @@ impl Pki {
             let partition = crl_partition_of(&req.serial, ca.entity.crl_partitions);
             req.pointers = Some(RevocationPointers {
                 crl_url: urls.crl_partition(partition),
+                delta_crl_url: ca.entity.delta_crls.then(|| urls.delta_crl(partition)),
                 ca_issuers_url: urls.certificate.clone(),
                 ocsp_url: Some(urls.ocsp.clone()),
             });

@@ -12,8 +12,8 @@ use time::{Duration, OffsetDateTime};
 use crate::clock::Clock;
 use crate::secrets::{KeyRing, SealedKind};
 use crate::store::{
-    AuditRow, CaRow, ChangeKind, CrlRow, DelegateRow, LeafCursor, LeafFilter, LeafOrder, LeafPage, LeafQuery, LeafRow,
-    LeafStatusRow, LeafStatuses, Presigned, Store, StoreError, Tx, TxMode,
+    AuditRow, CaRow, ChangeKind, CrlRow, CrlScopeKey, DelegateRow, LeafCursor, LeafFilter, LeafOrder, LeafPage,
+    LeafQuery, LeafRow, LeafStatusRow, LeafStatuses, Presigned, Store, StoreError, Tx, TxMode,
 };
 use crate::x509::cert::{self, CertRequest, CertRole, ParsedCert, RevocationPointers};
 use crate::x509::names::{self, SubjectParts};
@@ -106,6 +106,12 @@ pub struct Timings {
     /// beyond the one CRL issued after it that RFC 5280 §3.3 requires
     /// (default 0: it leaves the second CRL issued after notAfter).
     pub crl_keep_expired: Duration,
+    /// Where a CA publishes delta CRLs, a new complete CRL is cut after
+    /// this (default 24 hours) ...
+    pub crl_delta_base_after: Duration,
+    /// ... or once the delta lists this many revocations (default 5,000,
+    /// about 245 KB): past that, fetching the base again is the cheaper way.
+    pub crl_delta_max_entries: usize,
 }
 
 impl Default for Timings {
@@ -116,6 +122,8 @@ impl Default for Timings {
             crl_validity: Duration::days(7),
             crl_republish_after: Duration::hours(84),
             crl_keep_expired: Duration::ZERO,
+            crl_delta_base_after: Duration::hours(24),
+            crl_delta_max_entries: 5_000,
         }
     }
 }
@@ -154,6 +162,9 @@ pub struct NewCa {
     /// CRL partitions for its leaves (None: [`DEFAULT_CRL_PARTITIONS`] for an
     /// issuing CA; a root has none).
     pub crl_partitions: Option<u32>,
+    /// Publish delta CRLs, named by its leaves' Freshest CRL extension
+    /// (default off; a root has none).
+    pub delta_crls: bool,
 }
 
 /// Changes to a CA's settings (PATCH); None leaves a setting as it is.
@@ -164,6 +175,8 @@ pub struct CaPatch {
     pub role_scope_tag_ids: Option<Vec<String>>,
     /// More CRL partitions for new leaves (never fewer: leaves keep theirs).
     pub crl_partitions: Option<u32>,
+    /// Start publishing delta CRLs (never stopped: certificates name them).
+    pub delta_crls: Option<bool>,
 }
 
 /// Input for issuing a leaf.
@@ -554,6 +567,7 @@ impl Pki {
             urls: self.urls(&row.id, version),
             crl_partitions: u32::try_from(row.crl_partitions)
                 .map_err(|_| bad("CRL partitions", &row.crl_partitions.to_string()))?,
+            delta_crls: row.delta_crls,
         })
     }
 
@@ -681,6 +695,7 @@ pub(crate) mod tests {
             ekus: vec![],
             role_scope_tag_ids: vec![],
             crl_partitions: None,
+            delta_crls: false,
         }
     }
 
@@ -715,7 +730,7 @@ pub(crate) mod tests {
             .store()
             .begin(TxMode::Read)
             .unwrap()
-            .crl(&root.id, 0)
+            .crl(&root.id, CrlScopeKey::complete(0))
             .unwrap()
             .unwrap();
         assert_eq!(stored.number, next.number);

@@ -11,8 +11,8 @@
 use std::path::PathBuf;
 
 use super::{
-    AuditRow, CaRow, ChangeKind, CrlRow, DelegateRow, LeafFilter, LeafQuery, LeafRow, LeafStatusRow, PgStore,
-    Presigned, RevocationReason, SealedTable, SqliteStore, Store, StoreError, TokenRow, TxMode,
+    AuditRow, CaRow, ChangeKind, CrlRow, CrlScopeKey, DelegateRow, LeafFilter, LeafQuery, LeafRow, LeafStatusRow,
+    PgStore, Presigned, RevocationReason, SealedTable, SqliteStore, Store, StoreError, TokenRow, TxMode,
 };
 
 /// A backend under test.
@@ -302,6 +302,7 @@ pub(crate) fn ca(id: &str, cn: &str, issuer: Option<&str>) -> CaRow {
         crl_number: 0,
         ocsp: None,
         crl_partitions: 4,
+        delta_crls: true,
     }
 }
 
@@ -821,35 +822,39 @@ fn leaf_status_page_and_status(h: &dyn Harness) {
 fn crl_put_only_if_higher(h: &dyn Harness) {
     let mut tx = h.store().begin(TxMode::Write).unwrap();
     tx.insert_ca(&ca("i", "I", None), None).unwrap();
-    assert!(tx.crl("i", 0).unwrap().is_none());
+    let current = CrlScopeKey::complete(0);
+    assert!(tx.crl("i", current).unwrap().is_none());
     assert_eq!(tx.crl_numbers("i").unwrap(), []);
-    let crl = |partition: u32, number: i64, der: u8| CrlRow {
+    let crl = |scope: CrlScopeKey, number: i64, der: u8| CrlRow {
         ca_id: "i".into(),
-        partition,
+        scope,
         number,
         this_update: number * 10,
         next_update: number * 10 + 5,
         der: vec![der],
     };
-    tx.put_crl(&crl(0, 5, 1)).unwrap();
-    assert_eq!(tx.crl("i", 0).unwrap().unwrap(), crl(0, 5, 1));
-    tx.put_crl(&crl(0, 3, 2)).unwrap(); // lower: ignored
-    tx.put_crl(&crl(0, 5, 3)).unwrap(); // equal: ignored
-    assert_eq!(tx.crl("i", 0).unwrap().unwrap(), crl(0, 5, 1));
-    tx.put_crl(&crl(0, 6, 4)).unwrap();
-    assert_eq!(tx.crl("i", 0).unwrap().unwrap(), crl(0, 6, 4));
-    // Partitions are stored side by side, each only growing.
-    tx.put_crl(&crl(2, 3, 7)).unwrap();
-    tx.put_crl(&crl(2, 2, 8)).unwrap();
-    assert_eq!(tx.crl("i", 2).unwrap().unwrap(), crl(2, 3, 7));
-    assert!(tx.crl("i", 1).unwrap().is_none());
-    assert_eq!(tx.crl_numbers("i").unwrap(), [(0, 6), (2, 3)]);
+    tx.put_crl(&crl(current, 5, 1)).unwrap();
+    assert_eq!(tx.crl("i", current).unwrap().unwrap(), crl(current, 5, 1));
+    tx.put_crl(&crl(current, 3, 2)).unwrap(); // lower: ignored
+    tx.put_crl(&crl(current, 5, 3)).unwrap(); // equal: ignored
+    assert_eq!(tx.crl("i", current).unwrap().unwrap(), crl(current, 5, 1));
+    tx.put_crl(&crl(current, 6, 4)).unwrap();
+    assert_eq!(tx.crl("i", current).unwrap().unwrap(), crl(current, 6, 4));
+    // Partitions and their deltas are stored side by side, each only growing.
+    let (p2, d2) = (CrlScopeKey::complete(2), CrlScopeKey::delta(2));
+    tx.put_crl(&crl(p2, 3, 7)).unwrap();
+    tx.put_crl(&crl(p2, 2, 8)).unwrap();
+    tx.put_crl(&crl(d2, 4, 9)).unwrap();
+    assert_eq!(tx.crl("i", p2).unwrap().unwrap(), crl(p2, 3, 7));
+    assert_eq!(tx.crl("i", d2).unwrap().unwrap(), crl(d2, 4, 9));
+    assert!(tx.crl("i", CrlScopeKey::complete(1)).unwrap().is_none());
+    assert_eq!(tx.crl_numbers("i").unwrap(), [(current, 6), (p2, 3), (d2, 4)]);
     tx.commit().unwrap();
     let other = h.reopen();
     let mut tx = other.begin(TxMode::Write).unwrap();
-    tx.put_crl(&crl(0, 4, 5)).unwrap();
-    assert_eq!(tx.crl("i", 0).unwrap().unwrap(), crl(0, 6, 4));
-    assert!(tx.crl("nobody", 0).unwrap().is_none());
+    tx.put_crl(&crl(current, 4, 5)).unwrap();
+    assert_eq!(tx.crl("i", current).unwrap().unwrap(), crl(current, 6, 4));
+    assert!(tx.crl("nobody", current).unwrap().is_none());
 }
 
 fn roles_and_assignments(h: &dyn Harness) {

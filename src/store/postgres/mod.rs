@@ -48,8 +48,8 @@ use super::migrations::MIGRATIONS;
 use super::pg_tls::{describe_tls_error, PgConnector};
 use super::rows::{Dialect, Value};
 use super::{
-    AuditRow, CaRow, Change, ChangeKind, CrlRow, DelegateRow, LeafFilter, LeafQuery, LeafRow, LeafStatusRow, Presigned,
-    Result, RevocationReason, SealedTable, Store, StoreError, TokenRow, Tx, TxMode,
+    AuditRow, CaRow, Change, ChangeKind, CrlRow, CrlScopeKey, DelegateRow, LeafFilter, LeafQuery, LeafRow,
+    LeafStatusRow, Presigned, Result, RevocationReason, SealedTable, Store, StoreError, TokenRow, Tx, TxMode,
 };
 
 mod rows;
@@ -655,12 +655,20 @@ impl Tx for PgTx {
         }
     }
 
-    fn crl_numbers(&mut self, ca_id: &str) -> Result<Vec<(u32, i64)>> {
+    fn crl_numbers(&mut self, ca_id: &str) -> Result<Vec<(CrlScopeKey, i64)>> {
         let rows = self.query(
-            "SELECT crl_partition, crl_number FROM crls WHERE ca_id = $1 ORDER BY crl_partition",
+            "SELECT crl_partition, delta, crl_number FROM crls WHERE ca_id = $1 ORDER BY crl_partition, delta",
             &[&ca_id],
         )?;
-        rows.iter().map(|r| Ok((partition(get(r, 0)?)?, get(r, 1)?))).collect()
+        rows.iter()
+            .map(|r| {
+                let scope = CrlScopeKey {
+                    partition: partition(get(r, 0)?)?,
+                    delta: get::<i64>(r, 1)? != 0,
+                };
+                Ok((scope, get(r, 2)?))
+            })
+            .collect()
     }
 
     fn insert_leaf(&mut self, row: &LeafRow) -> Result<i64> {
@@ -794,21 +802,21 @@ impl Tx for PgTx {
         row.as_ref().map(leaf_status_row).transpose()
     }
 
-    fn crl(&mut self, ca_id: &str, partition_no: u32) -> Result<Option<CrlRow>> {
+    fn crl(&mut self, ca_id: &str, scope: CrlScopeKey) -> Result<Option<CrlRow>> {
         let row = self.query_opt(
-            "SELECT ca_id, crl_partition, crl_number, this_update, next_update, der FROM crls
-             WHERE ca_id = $1 AND crl_partition = $2",
-            &[&ca_id, &i64::from(partition_no)],
+            "SELECT ca_id, crl_number, this_update, next_update, der FROM crls
+             WHERE ca_id = $1 AND crl_partition = $2 AND delta = $3",
+            &[&ca_id, &i64::from(scope.partition), &i64::from(scope.delta)],
         )?;
         row.as_ref()
             .map(|r| {
                 Ok(CrlRow {
                     ca_id: get(r, 0)?,
-                    partition: partition(get(r, 1)?)?,
-                    number: get(r, 2)?,
-                    this_update: get(r, 3)?,
-                    next_update: get(r, 4)?,
-                    der: get(r, 5)?,
+                    scope,
+                    number: get(r, 1)?,
+                    this_update: get(r, 2)?,
+                    next_update: get(r, 3)?,
+                    der: get(r, 4)?,
                 })
             })
             .transpose()
@@ -946,14 +954,15 @@ impl Tx for PgTx {
 
     fn put_crl(&mut self, crl: &CrlRow) -> Result<()> {
         self.execute(
-            "INSERT INTO crls (ca_id, crl_partition, crl_number, this_update, next_update, der)
-             VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (ca_id, crl_partition) DO UPDATE SET crl_number = excluded.crl_number,
+            "INSERT INTO crls (ca_id, crl_partition, delta, crl_number, this_update, next_update, der)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (ca_id, crl_partition, delta) DO UPDATE SET crl_number = excluded.crl_number,
                  this_update = excluded.this_update, next_update = excluded.next_update, der = excluded.der
              WHERE excluded.crl_number > crls.crl_number",
             &[
                 &crl.ca_id,
-                &i64::from(crl.partition),
+                &i64::from(crl.scope.partition),
+                &i64::from(crl.scope.delta),
                 &crl.number,
                 &crl.this_update,
                 &crl.next_update,
