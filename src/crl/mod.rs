@@ -225,6 +225,15 @@ impl CrlBook {
         self.scopes.get(scope).map_or(0, |s| s.entries.len())
     }
 
+    /// This node (re)gained the signing lead: another signer may have cut
+    /// complete CRLs meanwhile, so each scope's next publication cuts its
+    /// own rather than a delta against a base no longer served.
+    pub fn lead_gained(&mut self) {
+        for state in self.scopes.values_mut() {
+            state.base_number = None;
+        }
+    }
+
     /// A deleted CA: its CRLs are no longer served.
     pub fn remove_ca(&mut self, ca_id: &str) {
         self.scopes.retain(|s, _| s.ca_id != ca_id);

@@ -530,6 +530,9 @@ impl Maintainer {
         if leads != self.leading {
             self.leading = leads;
             tracing::info!(leading = leads, "signing lead changed");
+            if leads {
+                self.crls.lead_gained();
+            }
         }
         Ok(leads)
     }

@@ -57,7 +57,7 @@ impl Postgres {
         pg_script(&["stop", self.dir.to_str().unwrap()]);
     }
 
-    /// The nodes' sessions (application name cloudpki): how many, and how
+    /// The nodes' sessions (application name cloudpki…): how many, and how
     /// many of them are encrypted.
     fn node_sessions(&self) -> (i64, i64) {
         let mut client = cloudpki::store::PgConnector::parse(&self.url)
@@ -67,7 +67,7 @@ impl Postgres {
         let row = client
             .query_one(
                 "SELECT count(*), count(*) FILTER (WHERE s.ssl) FROM pg_stat_activity a
-                 JOIN pg_stat_ssl s USING (pid) WHERE a.application_name = 'cloudpki'",
+                 JOIN pg_stat_ssl s USING (pid) WHERE a.application_name LIKE 'cloudpki%'",
                 &[],
             )
             .unwrap();
@@ -310,8 +310,54 @@ fn crl_serials(node: &Node, ca: &str) -> Option<Vec<String>> {
                 .iter()
                 .map(|r| norm(&hex(r.serial_number.as_bytes()))),
         );
+        // And its delta CRL, where the CA publishes one.
+        let delta = path.replace(".crl", "-delta.crl");
+        if let Some((200, body)) = http(&node.url, "GET", &delta, &[], b"") {
+            let crl = x509_cert::crl::CertificateList::from_der(&body).ok()?;
+            serials.extend(
+                crl.tbs_cert_list
+                    .revoked_certificates
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|r| norm(&hex(r.serial_number.as_bytes()))),
+            );
+        }
     }
     Some(serials)
+}
+
+/// The CRL number of every CRL of a CA a node serves (complete and delta),
+/// by file name; None until each is served.
+fn crl_numbers(node: &Node, ca: &str) -> Option<std::collections::BTreeMap<String, u64>> {
+    let (status, body) = http(&node.url, "GET", &format!("/crls/{ca}_v1/partitions.json"), &[], b"")?;
+    if status != 200 {
+        return None;
+    }
+    let urls: Vec<String> = serde_json::from_slice(&body).ok()?;
+    let mut out = std::collections::BTreeMap::new();
+    for url in urls {
+        let path = url[url.find("/crls/")?..].to_owned();
+        for path in [path.clone(), path.replace(".crl", "-delta.crl")] {
+            let (status, body) = http(&node.url, "GET", &path, &[], b"")?;
+            if status == 404 && path.ends_with("-delta.crl") {
+                continue;
+            }
+            if status != 200 {
+                return None;
+            }
+            let crl = x509_cert::crl::CertificateList::from_der(&body).ok()?;
+            let number = crl
+                .tbs_cert_list
+                .crl_extensions?
+                .iter()
+                .find(|e| e.extn_id.to_string() == "2.5.29.20")
+                .map(|e| x509_cert::ext::pkix::CrlNumber::from_der(e.extn_value.as_bytes()))?
+                .ok()?;
+            let n = number.0.as_bytes().iter().fold(0u64, |n, b| n * 256 + u64::from(*b));
+            out.insert(path.rsplit('/').next()?.to_owned(), n);
+        }
+    }
+    Some(out)
 }
 
 fn hex(b: &[u8]) -> String {
@@ -344,6 +390,7 @@ struct Fleet {
     signer: Node,
     responders: Vec<Node>,
     token: String,
+    kek: String,
 }
 
 impl Fleet {
@@ -435,14 +482,15 @@ fn start_fleet() -> Fleet {
             "--data-dir".into(),
             data("signer"),
             "--database".into(),
-            pg.url.clone(),
+            // Named, so tests can tell which signer holds the lead.
+            format!("{}&application_name=cloudpki-signer-a", pg.url),
             "serve".into(),
             "--role".into(),
             "signer".into(),
             "--listen".into(),
             format!("127.0.0.1:{signer_port}"),
         ],
-        vec![("CLOUDPKI_KEK".into(), kek)],
+        vec![("CLOUDPKI_KEK".into(), kek.clone())],
         signer_port,
         dir.path().join("signer.log"),
     );
@@ -494,6 +542,7 @@ fn start_fleet() -> Fleet {
         signer,
         responders,
         token,
+        kek,
     }
 }
 
@@ -829,4 +878,173 @@ fn fleet_on_postgres_signer_and_keyless_responders() {
         assert!(!files.iter().any(|n| n.contains("kek")), "{files:?}");
         assert!(f.responders[i].envs.iter().all(|(k, _)| !k.contains("KEK")));
     }
+}
+
+/// CRL numbers only grow at every responder while the signing lead moves
+/// from signer A to signer B and back (each loses its leader session, as in
+/// a network partition, without restarting): a signer that regains the
+/// lead drops the numbers it reserved before, and numbers every CRL above
+/// what the other published; partitions and deltas included.
+#[test]
+fn crl_numbers_only_grow_as_the_signing_lead_moves_a_b_a() {
+    let f = start_fleet();
+    for r in &f.responders {
+        r.wait_status("/readyz", 200, Duration::from_secs(30));
+    }
+    let signer_b_port = free_port();
+    let data_b = f.dir.path().join("signer-b");
+    let signer_b = Node::spawn(
+        vec![
+            "--data-dir".into(),
+            data_b.to_str().unwrap().to_owned(),
+            "--database".into(),
+            format!("{}&application_name=cloudpki-signer-b", f.pg.url),
+            "serve".into(),
+            "--role".into(),
+            "signer".into(),
+            "--listen".into(),
+            format!("127.0.0.1:{signer_b_port}"),
+        ],
+        vec![("CLOUDPKI_KEK".into(), f.kek.clone())],
+        signer_b_port,
+        f.dir.path().join("signer-b.log"),
+    );
+    let pg = || {
+        cloudpki::store::PgConnector::parse(&f.pg.url)
+            .unwrap()
+            .connect()
+            .unwrap()
+    };
+    // The leader lock is a session advisory lock on LEADER_LOCK (store::postgres).
+    const LEADER: &str = "l.locktype = 'advisory' AND l.granted AND l.classid::bigint = 1668050805 \
+                          AND l.objid::bigint = 1685089131";
+    let leader = || -> Option<String> {
+        pg().query_opt(
+            &format!("SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE {LEADER}"),
+            &[],
+        )
+        .unwrap()
+        .map(|r| r.get(0))
+    };
+    let move_lead_to = |name: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match leader() {
+                Some(l) if l == name => return,
+                Some(_) => {
+                    // The holder loses its session, as in a partition; it
+                    // stays up, keeps its state, and tries to lead again.
+                    pg().execute(
+                        &format!("SELECT pg_terminate_backend(l.pid) FROM pg_locks l WHERE {LEADER}"),
+                        &[],
+                    )
+                    .unwrap();
+                }
+                None => {}
+            }
+            assert!(Instant::now() < deadline, "{name} never took the lead");
+            std::thread::sleep(Duration::from_millis(30));
+        }
+    };
+    move_lead_to("cloudpki-signer-a");
+
+    let api = |signer: &Node, method: &str, path: &str, body: Value| {
+        let auth = format!("Bearer {}", f.token);
+        let r = curl(
+            method,
+            &format!("{}/beta/deviceManagement{path}", signer.url),
+            Some(body.to_string().as_bytes()),
+            &[("Authorization", &auth), ("Content-Type", "application/json")],
+        );
+        let v: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+        assert!((200..300).contains(&r.status), "{method} {path}: {} {v}", r.status);
+        v
+    };
+    let root = api(
+        &f.signer,
+        "POST",
+        "/cloudCertificationAuthority",
+        json!({"displayName": "Lead Root", "cloudCertificationAuthorityType": "rootCertificationAuthority",
+               "commonName": "Lead Root", "certificateKeySize": "eCP256", "validityPeriodInYears": 10}),
+    );
+    let issuing = api(
+        &f.signer,
+        "POST",
+        "/cloudCertificationAuthority",
+        json!({"displayName": "Lead Issuing", "cloudCertificationAuthorityType": "issuingCertificationAuthority",
+               "certificationAuthorityIssuerId": root["id"], "commonName": "Lead Issuing",
+               "certificateKeySize": "eCP256", "validityPeriodInYears": 4,
+               "crlPartitionCount": 2, "deltaCrlEnabled": true}),
+    );
+    let issuing_id = issuing["id"].as_str().unwrap().to_owned();
+    let work = f.dir.path().to_path_buf();
+    let leaves: Vec<(String, String)> = (0..3)
+        .map(|i| {
+            let key = work.join(format!("lead{i}.key"));
+            let csr = openssl(&[
+                "req",
+                "-new",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                key.to_str().unwrap(),
+                "-subj",
+                &format!("/CN=lead-{i}"),
+            ]);
+            let v = api(
+                &f.signer,
+                "POST",
+                &format!("/cloudCertificationAuthority/{issuing_id}/issueLeafCertificate"),
+                json!({"certificateSigningRequest": csr}),
+            );
+            (
+                v["value"]["id"].as_str().unwrap().to_owned(),
+                v["value"]["serialNumber"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+
+    // Every responder's numbers, per CRL, never go down; `history` keeps
+    // what each responder served last.
+    let mut history: Vec<std::collections::BTreeMap<String, u64>> = vec![Default::default(); f.responders.len()];
+    let mut step = |label: &str, signer: &Node, leaf: &(String, String)| {
+        api(
+            signer,
+            "POST",
+            &format!("/cloudCertificationAuthority/{issuing_id}/revokeLeafCertificate"),
+            json!({"leafCertificateId": leaf.0}),
+        );
+        for (r, seen) in f.responders.iter().zip(history.iter_mut()) {
+            f.wait_crl(r, &issuing_id, &leaf.1, Duration::from_secs(10));
+            let now = crl_numbers(r, &issuing_id).unwrap_or_else(|| panic!("{label}: {} serves every CRL", r.url));
+            assert_eq!(now.len(), 6, "{label}: current, 1, 2 and their deltas: {now:?}");
+            for (file, n) in &now {
+                let before = seen.get(file).copied().unwrap_or(0);
+                assert!(
+                    *n >= before,
+                    "{label}: {} served {file} number {n} after {before}",
+                    r.url
+                );
+            }
+            let newest_before = seen.values().max().copied().unwrap_or(0);
+            assert!(
+                now.values().max().copied().unwrap_or(0) > newest_before,
+                "{label}: the revocation was published under a new, higher number: {now:?} after {seen:?}"
+            );
+            *seen = now;
+        }
+    };
+    step("A leads", &f.signer, &leaves[0]);
+    move_lead_to("cloudpki-signer-b");
+    step("B leads", &signer_b, &leaves[1]);
+    move_lead_to("cloudpki-signer-a");
+    step("A leads again", &f.signer, &leaves[2]);
+    assert!(
+        f.signer.log().contains("signing lead changed"),
+        "A saw its lead go and come back: {}",
+        f.signer.log()
+    );
 }
