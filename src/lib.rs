@@ -17,6 +17,9 @@
 //! - [`observability`]: Prometheus metrics and the tracing subscriber.
 //! - [`snapshot`]: immutable snapshots of everything relying parties ask
 //!   for, built by a maintainer thread that follows the change log.
+//! - [`crl`]: the CRL owner: every CRL scope's entries (partitions, deltas),
+//!   when each is re-signed, expired entries leaving, storing what was
+//!   published. Hands bytes to the snapshot, knows nothing of it.
 //! - [`domain`]: certification authorities, leaf certificates, lifecycle
 //!   rules, KEK rotation, audit. The only layer that writes PKI state.
 //! - [`x509`]: keys and signing, certificates, CSRs, CRLs, OCSP, revocation

@@ -154,7 +154,7 @@ impl Api {
                 };
                 let n = self
                     .mutate(access, audit::REVOKE_LEAF, (CA_T, id), (id, &[]), move |p| {
-                        p.revoke_all_leaves(&ca_id, reason, 500, &mut |_| {})
+                        p.revoke_all_leaves(&ca_id, reason, 500, None, &mut |_| {})
                     })
                     .await?;
                 return Ok(json_response(StatusCode::OK, &json!({ "value": n })));

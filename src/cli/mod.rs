@@ -421,6 +421,9 @@ pub enum CertCommand {
         /// Leaves per transaction.
         #[arg(long, default_value_t = 500)]
         batch: u32,
+        /// Revoke at most this many (the oldest first): a staged mass revocation.
+        #[arg(long)]
+        limit: Option<u64>,
         /// Do not ask for confirmation.
         #[arg(long, short = 'y')]
         yes: bool,
@@ -785,8 +788,15 @@ fn cert_command(pki: &Pki, cmd: CertCommand, o: &mut output::Output<'_>) -> Resu
             };
             o.leaf(&leaf)
         }
-        CertCommand::RevokeAll { ca, reason, batch, yes } => {
-            let total = pki.count_leaves(Some(&ca), Some(LeafStatus::Active))?;
+        CertCommand::RevokeAll {
+            ca,
+            reason,
+            batch,
+            limit,
+            yes,
+        } => {
+            let active = pki.count_leaves(Some(&ca), Some(LeafStatus::Active))?;
+            let total = limit.map_or(active, |l| active.min(l));
             if total > 0 {
                 confirm(
                     &format!(
@@ -800,7 +810,7 @@ fn cert_command(pki: &Pki, cmd: CertCommand, o: &mut output::Output<'_>) -> Resu
             }
             let bar = o.progress(total, "revoking");
             let mut write_err = None;
-            let n = pki.revoke_all_leaves(&ca, reason, batch, &mut |done| {
+            let n = pki.revoke_all_leaves(&ca, reason, batch, limit, &mut |done| {
                 bar.inc(done.len() as u64);
                 if let Err(e) = o.acknowledged(done) {
                     write_err.get_or_insert(e);

@@ -151,8 +151,17 @@ pub struct CrlBook {
     dirty: HashSet<Scope>,
     /// Scopes whose complete CRL is due (new, stale, or at start).
     complete_due: HashSet<Scope>,
+    /// When each scope was last signed: during a storm a scope is re-signed
+    /// at most every [`STORM_INTERVAL`].
+    last_signed: HashMap<Scope, Instant>,
     storer: Option<Sender<CrlRow>>,
 }
+
+/// During a mass revocation each CRL is re-signed at most this often: its
+/// entries keep growing, and re-signing every partition on every round
+/// would spend a core that the revocations themselves need. A lone
+/// revocation is published at once.
+pub const STORM_INTERVAL: Duration = Duration::from_millis(500);
 
 impl CrlBook {
     pub fn new(pki: Arc<Pki>) -> Self {
@@ -161,6 +170,7 @@ impl CrlBook {
             scopes: BTreeMap::new(),
             dirty: HashSet::new(),
             complete_due: HashSet::new(),
+            last_signed: HashMap::new(),
             storer: None,
         }
     }
@@ -239,14 +249,26 @@ impl CrlBook {
         self.scopes.retain(|s, _| s.ca_id != ca_id);
         self.dirty.retain(|s| s.ca_id != ca_id);
         self.complete_due.retain(|s| s.ca_id != ca_id);
+        self.last_signed.retain(|s, _| s.ca_id != ca_id);
     }
 
     /// Signs what every due scope needs, as `served` says: a complete CRL
     /// (then, with deltas, an empty delta naming it), or only a delta of the
     /// revocations since the last complete one. Revocations that arrive
-    /// meanwhile are folded into the next round: a storm coalesces.
-    pub fn publish(&mut self, served: impl Fn(&Scope) -> Served) -> (Vec<Published>, Vec<Failed>) {
-        let mut due: Vec<Scope> = self.dirty.drain().chain(self.complete_due.iter().cloned()).collect();
+    /// meanwhile are folded into the next round: a storm coalesces, and
+    /// while one lasts (`storm`: the caller just applied many changes) a
+    /// scope signed less than [`STORM_INTERVAL`] ago waits for a later round.
+    pub fn publish(&mut self, served: impl Fn(&Scope) -> Served, storm: bool) -> (Vec<Published>, Vec<Failed>) {
+        let started = Instant::now();
+        let recent = |s: &Scope, last: &HashMap<Scope, Instant>| {
+            storm && last.get(s).is_some_and(|t| started.duration_since(*t) < STORM_INTERVAL)
+        };
+        let (held, changed): (Vec<Scope>, Vec<Scope>) = self
+            .dirty
+            .drain()
+            .partition(|s| !self.complete_due.contains(s) && recent(s, &self.last_signed));
+        self.dirty.extend(held);
+        let mut due: Vec<Scope> = changed.into_iter().chain(self.complete_due.iter().cloned()).collect();
         due.sort();
         due.dedup();
         let complete_due = std::mem::take(&mut self.complete_due);
@@ -263,6 +285,7 @@ impl CrlBook {
                 Served::Complete => false,
                 Served::WithDeltas => true,
             };
+            self.last_signed.insert(scope.clone(), started);
             let state = self.scopes.entry(scope.clone()).or_default();
             let cut = !deltas
                 || complete_due.contains(&scope)
@@ -364,6 +387,43 @@ fn spawn_storer(pki: Arc<Pki>) -> Sender<CrlRow> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{open, OpenOptions};
+    use crate::domain::CaType;
+
+    /// A lone revocation is signed at once; during a storm a scope signed
+    /// less than `STORM_INTERVAL` ago waits, and is signed once it is over.
+    #[test]
+    fn storms_coalesce_per_scope_and_lone_revocations_do_not_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = Arc::new(open(&OpenOptions::new(dir.path().to_path_buf())).unwrap());
+        let new_ca = crate::domain::engine::tests::new_ca;
+        let root = pki
+            .create_ca(new_ca(CaType::RootCertificationAuthority, "R", None))
+            .unwrap();
+        let issuing = pki
+            .create_ca(new_ca(CaType::IssuingCertificationAuthority, "I", Some(root.id)))
+            .unwrap();
+        let mut book = CrlBook::new(pki);
+        let scope = Scope::new(&issuing.id, 3);
+        let served = |_: &Scope| Served::Complete;
+        book.add(&scope, &[1], 1_800_000_000, None, 1_900_000_000).unwrap();
+        let (published, failed) = book.publish(served, false);
+        assert!(failed.is_empty(), "{failed:?}");
+        assert_eq!(published.len(), 1);
+        assert_eq!(
+            (published[0].row.scope, published[0].entries),
+            (CrlScopeKey::complete(3), 1)
+        );
+
+        book.add(&scope, &[2], 1_800_000_001, None, 1_900_000_000).unwrap();
+        let (published, _) = book.publish(served, true);
+        assert!(published.is_empty(), "signed again within the storm interval");
+        assert!(book.has_work(), "the change waits, it is not dropped");
+        let (published, _) = book.publish(served, false);
+        assert_eq!(published.len(), 1);
+        assert_eq!(published[0].entries, 2);
+        assert!(!book.has_work());
+    }
 
     /// RFC 5280 §3.3: an entry leaves only after it appeared on one CRL
     /// issued after its certificate's notAfter (plus what the operator keeps).

@@ -69,6 +69,11 @@ const REFRESH_EVERY: Duration = Duration::from_secs(60);
 const REFRESH_PER_ROUND: u32 = 20_000;
 const REFRESH_BATCH: u32 = 500;
 
+/// A round that applies this many changes starts (or prolongs by a second)
+/// a storm, during which each CRL is re-signed at most every
+/// `crl::STORM_INTERVAL`.
+const STORM_CHANGES: usize = 16;
+
 pub struct Maintainer {
     pki: Arc<Pki>,
     published: Published,
@@ -82,6 +87,8 @@ pub struct Maintainer {
     last_refresh: Instant,
     /// Whether this node led the signing work in the last round.
     leading: bool,
+    /// Until when the current storm of changes lasts.
+    storm_until: Instant,
 }
 
 fn ts(t: OffsetDateTime) -> i64 {
@@ -121,6 +128,7 @@ impl Maintainer {
             poll: Duration::from_millis(100),
             // Refresh on the first round: answers missing or stale since the last run.
             leading: false,
+            storm_until: Instant::now(),
             last_refresh: Instant::now()
                 .checked_sub(Duration::from_secs(3600))
                 .unwrap_or_else(Instant::now),
@@ -188,13 +196,17 @@ impl Maintainer {
     }
 
     fn upsert_cert(&mut self, ca_id: &str, serial: &[u8], state: CertState) {
-        let Some(ca) = self.snapshot.cas.get(ca_id) else {
-            return;
-        };
         let Some(key) = SerialKey::new(serial) else {
             return;
         };
-        let mut ca = CaState::clone(ca);
+        let Some(ca) = self.snapshot.cas.remove(ca_id) else {
+            return;
+        };
+        // Uniquely owned between two swaps: the map is changed in place, so
+        // a mass revocation copies each tree node once per snapshot, not once
+        // per certificate (the garbage of a copy per certificate is what the
+        // allocator then keeps).
+        let mut ca = Arc::try_unwrap(ca).unwrap_or_else(|shared| CaState::clone(&shared));
         ca.certs.insert(key, Arc::new(state));
         self.snapshot.cas.insert(ca.id.clone(), Arc::new(ca));
     }
@@ -375,12 +387,15 @@ impl Maintainer {
             if changes.is_empty() {
                 return Ok(applied);
             }
+            // One read transaction for the leaves of a page of changes: a
+            // mass revocation is hundreds of thousands of them.
+            let store = self.pki.store().clone();
+            let mut reader = store.begin(TxMode::Read)?;
             for change in &changes {
                 match change.kind {
                     ChangeKind::LeafIssued | ChangeKind::LeafRevoked => {
                         let Some(id) = &change.leaf_id else { continue };
-                        let row = self.pki.store().begin(TxMode::Read)?.leaf_status(id)?;
-                        if let Some(row) = row {
+                        if let Some(row) = reader.leaf_status(id)? {
                             self.apply_leaf(&row)?;
                         }
                     }
@@ -473,7 +488,8 @@ impl Maintainer {
             Some(ca) if s.partition <= ca.crl_partitions => Served::Complete,
             _ => Served::No,
         };
-        let (published, failed) = self.crls.publish(served);
+        let storm = Instant::now() < self.storm_until;
+        let (published, failed) = self.crls.publish(served, storm);
         for f in failed {
             if matches!(f.error, PkiError::CrlCheck(_)) {
                 self.metrics
@@ -543,6 +559,9 @@ impl Maintainer {
         let applied = self.follow()?;
         if applied > 0 {
             self.swap(started);
+        }
+        if applied >= STORM_CHANGES {
+            self.storm_until = started + Duration::from_secs(1);
         }
         self.sync.synced();
         if !self.signs()? {

@@ -345,7 +345,12 @@ impl Tx for SqliteTx<'_> {
 
     fn ca(&mut self, id: &str) -> Result<Option<CaRow>> {
         let sql = format!("SELECT {CA_COLUMNS} FROM cas WHERE id = ? AND deleted_at IS NULL");
-        Ok(self.conn.query_row(&sql, [id], decode(rows::ca_row)).optional()?)
+        // Cached: every change's audit row reads its CA's scope tags.
+        Ok(self
+            .conn
+            .prepare_cached(&sql)?
+            .query_row([id], decode(rows::ca_row))
+            .optional()?)
     }
 
     fn cas(&mut self) -> Result<Vec<CaRow>> {

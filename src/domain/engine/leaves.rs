@@ -312,32 +312,50 @@ impl Pki {
     ) -> Result<Leaf> {
         let ca = self.load_ca(tx, &row.ca_id, now)?;
         lifecycle::check(Action::RevokeLeaf, ca.facts(tx, now, Action::RevokeLeaf)?)?;
-        if row.revoked_at.is_some() {
-            return Err(PkiError::AlreadyRevoked(row.id.clone()));
-        }
-        let serial = crate::x509::cert::ParsedCert::from_der(&row.der)?
-            .tbs()
-            .serial_number
-            .as_bytes()
-            .to_vec();
-        let key = self.responder(tx, &ca, now)?;
+        self.revoke_rows(tx, &ca, std::slice::from_ref(row), reason, now)?
+            .pop()
+            .ok_or_else(|| corrupt("a revocation returned no leaf"))
+    }
+
+    /// Revokes unrevoked leaves of one CA, already checked against the
+    /// lifecycle rules in `tx`: the CA's OCSP key is read once and the
+    /// answers are signed on every core.
+    fn revoke_rows(
+        &self,
+        tx: &mut dyn Tx,
+        ca: &LoadedCa,
+        rows: &[LeafRow],
+        reason: RevocationReason,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Leaf>> {
+        let key = self.responder(tx, ca, now)?;
+        let serials = rows.iter().map(|r| hex_bytes(&r.serial)).collect::<Result<Vec<_>>>()?;
         let status = ocsp::Status::Revoked { at: now, reason };
-        let presigned = self.presign(&ca.cert()?, key.as_ref(), &serial, status, now)?;
-        if !tx.revoke_leaf(&row.id, ts(now), reason, &presigned)? {
-            return Err(PkiError::AlreadyRevoked(row.id.clone()));
+        let presigned = self.presign_many(&ca.cert()?, key.as_ref(), &serials, status, now)?;
+        // The audit rows carry the CA's scope tags as stored.
+        let tags = ca.row.scope_tags.clone();
+        let mut out = Vec::with_capacity(rows.len());
+        for (row, answers) in rows.iter().zip(presigned) {
+            if row.ca_id != ca.row.id
+                || row.revoked_at.is_some()
+                || !tx.revoke_leaf(&row.id, ts(now), reason, &answers)?
+            {
+                return Err(PkiError::AlreadyRevoked(row.id.clone()));
+            }
+            self.record_tagged(
+                tx,
+                now,
+                ChangeKind::LeafRevoked,
+                (&row.ca_id, &tags),
+                Some(&row.id),
+                audit::REVOKE_LEAF,
+            )?;
+            let mut revoked = row.clone();
+            revoked.revoked_at = Some(ts(now));
+            revoked.revocation_reason = Some(reason);
+            out.push(self.leaf_record(&revoked, now)?);
         }
-        self.record(
-            tx,
-            now,
-            ChangeKind::LeafRevoked,
-            &row.ca_id,
-            Some(&row.id),
-            audit::REVOKE_LEAF,
-        )?;
-        let mut revoked = row.clone();
-        revoked.revoked_at = Some(ts(now));
-        revoked.revocation_reason = Some(reason);
-        self.leaf_record(&revoked, now)
+        Ok(out)
     }
 
     /// Revokes one leaf by id. Revoking twice is an error, not a second entry.
@@ -384,17 +402,24 @@ impl Pki {
         Ok(out)
     }
 
-    /// Revokes every active leaf of a CA, committing every `batch` leaves;
-    /// `on_batch` is called after each commit with what it made durable.
+    /// Revokes every active leaf of a CA (at most `limit`, oldest first),
+    /// committing every `batch` leaves; `on_batch` is called after each
+    /// commit with what it made durable.
     pub fn revoke_all_leaves(
         &self,
         ca_id: &str,
         reason: RevocationReason,
         batch: u32,
+        limit: Option<u64>,
         on_batch: &mut dyn FnMut(&[Leaf]),
     ) -> Result<u64> {
         let mut total = 0;
         loop {
+            let left = limit.map_or(u64::MAX, |l| l.saturating_sub(total));
+            if left == 0 {
+                return Ok(total);
+            }
+            let batch = u32::try_from(left).map_or(batch, |left| batch.min(left));
             let now = self.clock.now();
             let mut tx = self.store.begin(TxMode::Write)?;
             let ca = self.load_ca(tx.as_mut(), ca_id, now)?;
@@ -408,10 +433,7 @@ impl Pki {
             if rows.is_empty() {
                 return Ok(total);
             }
-            let mut done = Vec::with_capacity(rows.len());
-            for row in &rows {
-                done.push(self.revoke_row(tx.as_mut(), row, reason, now)?);
-            }
+            let done = self.revoke_rows(tx.as_mut(), &ca, &rows, reason, now)?;
             self.commit(tx)?;
             total += done.len() as u64;
             on_batch(&done);

@@ -426,13 +426,26 @@ impl Pki {
         leaf_id: Option<&str>,
         activity: &str,
     ) -> Result<()> {
+        let tags = stored_scope_tags(tx, ca_id)?;
+        self.record_tagged(tx, now, kind, (ca_id, &tags), leaf_id, activity)
+    }
+
+    /// [`Pki::record`] for a caller that already holds the CA's stored scope tags.
+    fn record_tagged(
+        &self,
+        tx: &mut dyn Tx,
+        now: OffsetDateTime,
+        kind: ChangeKind,
+        (ca_id, tags): (&str, &[String]),
+        leaf_id: Option<&str>,
+        activity: &str,
+    ) -> Result<()> {
         tx.append_change(ts(now), kind, ca_id, leaf_id)?;
         let target = match leaf_id {
             Some(l) => ("CloudCertificationAuthorityLeafCertificate", l),
             None => ("CloudCertificationAuthority", ca_id),
         };
-        let tags = stored_scope_tags(tx, ca_id)?;
-        tx.append_audit(&audit_row(now, activity, target, "success", "", &tags))?;
+        tx.append_audit(&audit_row(now, activity, target, "success", "", tags))?;
         Ok(())
     }
 
