@@ -24,7 +24,7 @@ use time::OffsetDateTime;
 
 use crate::domain::{Pki, PkiError};
 use crate::store::{CrlRow, CrlScopeKey};
-use crate::x509::crl::CrlEntries;
+use crate::x509::crl::{CrlEntries, EntriesMark};
 use crate::x509::{RevocationReason, X509Error};
 
 /// One CRL: a CA and a partition of it (0: `current.crl`).
@@ -58,8 +58,10 @@ pub(crate) struct ScopeState {
     earliest_not_after: i64,
     /// thisUpdate of the last CRL published from this state (0: none yet).
     pub(crate) last_this_update: i64,
-    /// The entries added since the last complete CRL: a delta CRL's list.
-    since_base: CrlEntries,
+    /// Where `entries` stood at the last complete CRL: the entries after it
+    /// are a delta CRL's list (entries are only appended between two
+    /// complete CRLs; pruning happens when one is cut).
+    base_mark: EntriesMark,
     /// The number of the last complete CRL this process signed (None: none
     /// yet, so the next publication cuts one).
     base_number: Option<i64>,
@@ -84,7 +86,6 @@ impl ScopeState {
         let at = OffsetDateTime::from_unix_timestamp(at).map_err(|e| X509Error::Time(e.to_string()))?;
         let reason = reason.unwrap_or(RevocationReason::Unspecified);
         self.entries.push(serial, at, reason)?;
-        self.since_base.push(serial, at, reason)?;
         Ok(true)
     }
 
@@ -154,8 +155,16 @@ pub struct CrlBook {
     /// When each scope was last signed: during a storm a scope is re-signed
     /// at most every [`STORM_INTERVAL`].
     last_signed: HashMap<Scope, Instant>,
+    /// Signed CRLs not yet handed to the storer (held during a storm).
+    unstored: HashMap<(String, CrlScopeKey), CrlRow>,
+    last_stored: Instant,
     storer: Option<Sender<CrlRow>>,
 }
+
+/// During a storm signed CRLs are stored at most this often: each is up to
+/// megabytes, and what is stored serves restarts (which sign afresh anyway)
+/// and keyless responders, which then follow within this interval.
+pub const STORM_STORE_INTERVAL: Duration = Duration::from_secs(5);
 
 /// During a mass revocation each CRL is re-signed at most this often: its
 /// entries keep growing, and re-signing every partition on every round
@@ -171,6 +180,8 @@ impl CrlBook {
             dirty: HashSet::new(),
             complete_due: HashSet::new(),
             last_signed: HashMap::new(),
+            unstored: HashMap::new(),
+            last_stored: Instant::now(),
             storer: None,
         }
     }
@@ -290,7 +301,7 @@ impl CrlBook {
             let cut = !deltas
                 || complete_due.contains(&scope)
                 || state.base_number.is_none()
-                || state.since_base.len() >= max_delta
+                || state.entries.count_since(state.base_mark) >= max_delta
                 || now - state.last_this_update >= base_after;
             let started = Instant::now();
             let mut sign = |key: CrlScopeKey, base: Option<i64>, entries: &CrlEntries| match self.pki.sign_crl(
@@ -325,27 +336,37 @@ impl CrlBook {
                 };
                 state.last_this_update = now;
                 state.base_number = Some(number);
-                state.since_base = CrlEntries::new();
+                state.base_mark = state.entries.mark();
                 if deltas {
                     sign(CrlScopeKey::delta(scope.partition), Some(number), &CrlEntries::new());
                 }
+            } else if let Some(delta) = state.entries.since(state.base_mark) {
+                sign(CrlScopeKey::delta(scope.partition), state.base_number, &delta);
             } else {
-                sign(
-                    CrlScopeKey::delta(scope.partition),
-                    state.base_number,
-                    &state.since_base,
-                );
+                // The list was rebuilt since the complete CRL: cut a new one.
+                state.base_number = None;
+                self.dirty.insert(scope.clone());
             }
         }
         (published, failed)
     }
 
     /// Hands signed CRLs to the storer thread, so the next round of changes
-    /// is not held up by this write's fsync.
-    pub fn store(&mut self, rows: Vec<CrlRow>) {
-        if rows.is_empty() {
+    /// is not held up by this write's fsync; during a storm, at most every
+    /// [`STORM_STORE_INTERVAL`] (only the newest of each scope). Called
+    /// every round, so what a storm held is stored when it is over.
+    pub fn store(&mut self, rows: Vec<CrlRow>, storm: bool) {
+        for row in rows {
+            let key = (row.ca_id.clone(), row.scope);
+            if self.unstored.get(&key).is_none_or(|r| r.number < row.number) {
+                self.unstored.insert(key, row);
+            }
+        }
+        if self.unstored.is_empty() || (storm && self.last_stored.elapsed() < STORM_STORE_INTERVAL) {
             return;
         }
+        self.last_stored = Instant::now();
+        let rows: Vec<CrlRow> = self.unstored.drain().map(|(_, r)| r).collect();
         let pki = self.pki.clone();
         let sender = self.storer.get_or_insert_with(|| spawn_storer(pki));
         for row in rows {

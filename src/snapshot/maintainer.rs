@@ -331,8 +331,8 @@ impl Maintainer {
                     self.crls.mark_complete(Scope::new(id, partition));
                 }
             }
-            let signed = self.publish_crls();
-            self.crls.store(signed);
+            let signed = self.publish_crls(false);
+            self.crls.store(signed, false);
         } else {
             for id in ids {
                 self.adopt_stored_crl(&id)?;
@@ -481,14 +481,13 @@ impl Maintainer {
 
     /// Signs a new CRL for every scope due one and serves it; returns the
     /// CRLs still to be stored (after the swap, off the visibility path).
-    fn publish_crls(&mut self) -> Vec<crate::store::CrlRow> {
+    fn publish_crls(&mut self, storm: bool) -> Vec<crate::store::CrlRow> {
         let cas = &self.snapshot.cas;
         let served = |s: &Scope| match cas.get(s.ca_id.as_str()) {
             Some(ca) if s.partition <= ca.crl_partitions && ca.delta_crls => Served::WithDeltas,
             Some(ca) if s.partition <= ca.crl_partitions => Served::Complete,
             _ => Served::No,
         };
-        let storm = Instant::now() < self.storm_until;
         let (published, failed) = self.crls.publish(served, storm);
         for f in failed {
             if matches!(f.error, PkiError::CrlCheck(_)) {
@@ -568,14 +567,16 @@ impl Maintainer {
             return Ok(());
         }
         self.mark_stale_crls();
+        let storm = Instant::now() < self.storm_until;
+        let mut signed = Vec::new();
         if self.crls.has_work() {
             let started = Instant::now();
-            let signed = self.publish_crls();
+            signed = self.publish_crls(storm);
             if !signed.is_empty() {
                 self.swap(started);
-                self.crls.store(signed);
             }
         }
+        self.crls.store(signed, storm);
         if self.last_refresh.elapsed() >= REFRESH_EVERY {
             self.last_refresh = Instant::now();
             // Small transactions, so API writes interleave with re-signing;

@@ -72,6 +72,36 @@ impl CrlEntries {
     pub fn encoded_len(&self) -> usize {
         self.buf.len()
     }
+
+    /// Where the list stands now: the entries pushed after it are
+    /// [`CrlEntries::since`] it.
+    pub fn mark(&self) -> EntriesMark {
+        EntriesMark {
+            bytes: self.buf.len(),
+            count: self.count,
+        }
+    }
+
+    /// The entries pushed after `mark` (a delta CRL's list), or None when
+    /// the list was rebuilt since (the mark no longer fits).
+    pub fn since(&self, mark: EntriesMark) -> Option<CrlEntries> {
+        Some(CrlEntries {
+            buf: self.buf.get(mark.bytes..)?.to_vec(),
+            count: self.count.checked_sub(mark.count)?,
+        })
+    }
+
+    /// How many entries were pushed after `mark`.
+    pub fn count_since(&self, mark: EntriesMark) -> usize {
+        self.count.saturating_sub(mark.count)
+    }
+}
+
+/// A position in a [`CrlEntries`] list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EntriesMark {
+    bytes: usize,
+    count: usize,
 }
 
 /// RFC 5280 §5.1.2:
@@ -513,6 +543,30 @@ mod tests {
             .tbs_cert_list
             .revoked_certificates
             .is_none());
+    }
+
+    /// A delta CRL's list is the tail of its scope's entries after the mark
+    /// taken when the complete CRL was cut.
+    #[test]
+    fn entries_since_a_mark_are_the_tail() {
+        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let mut all = CrlEntries::new();
+        all.push(&[1], now, RevocationReason::KeyCompromise).unwrap();
+        let mark = all.mark();
+        assert_eq!(all.since(mark).unwrap().len(), 0);
+        let mut tail = CrlEntries::new();
+        for serial in [2u8, 3, 4] {
+            all.push(&[serial], now, RevocationReason::Superseded).unwrap();
+            tail.push(&[serial], now, RevocationReason::Superseded).unwrap();
+        }
+        let since = all.since(mark).unwrap();
+        assert_eq!((since.len(), all.count_since(mark)), (3, 3));
+        assert_eq!(since.buf, tail.buf);
+        // A list rebuilt shorter than the mark (pruned) has no tail after it.
+        let mut pruned = CrlEntries::new();
+        pruned.push(&[9], now, RevocationReason::Unspecified).unwrap();
+        let far = all.mark();
+        assert!(pruned.since(far).is_none());
     }
 
     /// Each way a CRL can come out wrong is caught by the check before
