@@ -21,7 +21,8 @@ What it checks, against the restarted `serve` and the store:
                the store cannot be read after the restart
   regressions  a CA whose CRL served after the restart has a number not greater
                than the highest number the poller saw before the kill
-  disagreements the served CRL and the store disagree on any leaf of the CAs;
+  disagreements the served CRLs (every partition and delta) and the store
+               disagree on any leaf of the CAs;
                the responder's OCSP answer (SHA-1 CertID, signature checked)
                for any leaf of the CA the operation touched is not the store's
                status; `openssl ocsp` on a sample of revoked and good leaves
@@ -38,6 +39,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 from cryptography import x509
@@ -131,13 +133,27 @@ CRL_RECORD = None  # the poller's log: CRLs seen here count as seen before a lat
 
 
 def served_crl(serve, ca):
-    der = fetch(f"{serve}/crls/{ca}_v1/current.crl")
-    crl = x509.load_der_x509_crl(der)
-    number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    """Every CRL of a CA as served (current.crl and each partition in its
+    partitions.json, with their deltas): the highest CRL number (a CA's CRLs
+    share one sequence) and the union of the listed serials."""
+    urls = json.loads(fetch(f"{serve}/crls/{ca}_v1/partitions.json"))
+    number, serials = -1, set()
+    for url in urls:
+        path = url[url.index("/crls/"):]
+        for p in (path, path.replace(".crl", "-delta.crl")):
+            try:
+                der = fetch(f"{serve}{p}")
+            except urllib.error.HTTPError as e:
+                if e.code == 404 and p.endswith("-delta.crl"):
+                    continue  # the CA publishes no deltas
+                raise
+            crl = x509.load_der_x509_crl(der)
+            number = max(number, crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number)
+            serials |= {format(r.serial_number, "X") for r in crl}
     if CRL_RECORD:
         with open(CRL_RECORD, "a") as f:
             f.write(f"{ca} crlNumber=0x{number:X} verify\n")
-    return number, {format(r.serial_number, "X") for r in crl}
+    return number, serials
 
 
 def poller_max(path):
