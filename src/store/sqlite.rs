@@ -75,10 +75,6 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        // The one writer keeps 64 MB of pages (default 2 MB): a batch of
-        // revocations touches the leaf rows, their indexes, the change log
-        // and the audit log, and re-reads from the OS cost a third of it.
-        conn.pragma_update(None, "cache_size", -65_536)?;
         let store = SqliteStore {
             conn: Mutex::new(conn),
             readers: Mutex::new(Vec::new()),
