@@ -43,6 +43,6 @@ violation src/store '\bserde_json\b' "the store must not know JSON"
 violation src/domain '\bserde_json\b' "the domain must not know JSON"
 
 if [ "$fail" = 0 ]; then
-  echo "layers: ok (api -/-> http; domain, x509, store -/-> api, http, hyper; JSON only at the edge)"
+  echo "layers: ok (api -/-> http; snapshot -/-> api, http; crl -/-> snapshot, api, http, hyper; domain, x509, store -/-> api, http, hyper; JSON only at the edge)"
 fi
 exit "$fail"
