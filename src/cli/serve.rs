@@ -206,7 +206,7 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
                     println!("  public URL:     {public_url}");
                     if role != Role::Signer {
                         println!("  OCSP:           {public_url}/ocsp");
-                        println!("  CRLs:           {public_url}/crls/<caId>_v1/current.crl");
+                        println!("  CRLs:           {public_url}/crls/<caId>_v1/partitions.json (current.crl, N.crl)");
                         println!("  CA certificates: {public_url}/cacerts/<caId>_v1/cert.cer");
                     }
                     match h.admin_addr {
