@@ -188,6 +188,17 @@ fn snapshot_update(c: &mut Criterion) {
 fn crl_build(c: &mut Criterion) {
     let (_, ca_cert, key) = snapshot(1);
     let now = time::OffsetDateTime::now_utc();
+    let params = |number| crl::CrlParams {
+        issuer: &ca_cert.tbs_certificate.subject,
+        issuer_key_id: &[1; 20],
+        number,
+        this_update: now,
+        next_update: now + time::Duration::days(7),
+        distribution_point: "http://127.0.0.1:8180/crls/bench_v1/current.crl",
+        only_ca_certs: false,
+        delta_base: None,
+        freshest_crl: None,
+    };
     let mut g = c.benchmark_group("crl_sign");
     g.sample_size(10).measurement_time(Duration::from_secs(10));
     for n in [10_000u32, 100_000, 1_000_000] {
@@ -199,25 +210,7 @@ fn crl_build(c: &mut Criterion) {
         }
         g.throughput(Throughput::Elements(u64::from(n)));
         g.bench_with_input(BenchmarkId::from_parameter(n), &entries, |b, entries| {
-            b.iter(|| {
-                crl::sign_crl(
-                    &crl::CrlParams {
-                        issuer: &ca_cert.tbs_certificate.subject,
-                        issuer_key_id: &[1; 20],
-                        number: 1,
-                        this_update: now,
-                        next_update: now + time::Duration::days(7),
-                        distribution_point: "http://127.0.0.1:8180/crls/bench_v1/current.crl",
-                        only_ca_certs: false,
-                        delta_base: None,
-                        freshest_crl: None,
-                    },
-                    entries,
-                    &key,
-                )
-                .unwrap()
-                .len()
-            })
+            b.iter(|| crl::sign_crl(&params(1), entries, &key).unwrap().len())
         });
     }
     g.finish();
@@ -231,17 +224,7 @@ fn crl_build(c: &mut Criterion) {
                 .push(&serial(i), now, cloudpki::x509::RevocationReason::KeyCompromise)
                 .unwrap();
         }
-        let params = crl::CrlParams {
-            issuer: &ca_cert.tbs_certificate.subject,
-            issuer_key_id: &[1; 20],
-            number: 2,
-            this_update: now,
-            next_update: now + time::Duration::days(7),
-            distribution_point: "http://127.0.0.1:8180/crls/bench_v1/current.crl",
-            only_ca_certs: false,
-            delta_base: None,
-            freshest_crl: None,
-        };
+        let params = params(2);
         let der = crl::sign_crl(&params, &entries, &key).unwrap();
         g.throughput(Throughput::Elements(u64::from(n)));
         g.bench_with_input(BenchmarkId::from_parameter(n), &der, |b, der| {

@@ -484,32 +484,46 @@ mod tests {
     use der::Decode;
     use x509_cert::crl::CertificateList;
 
-    #[test]
-    fn crl_decodes_and_verifies() {
-        let (key, _) = SoftwareKey::generate(KeyAlgorithm::EcP256, HashAlgorithm::Sha256).unwrap();
-        let name = crate::x509::names::SubjectParts {
+    /// The issuer's name, a fixed instant, and the parameters of a CRL
+    /// numbered 7 of `current.crl` signed then, valid 7 days.
+    fn ca_name() -> Name {
+        crate::x509::names::SubjectParts {
             common_name: "CA".into(),
             ..Default::default()
         }
         .to_name()
-        .unwrap();
-        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        .unwrap()
+    }
+
+    fn at() -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
+    }
+
+    fn params(name: &Name) -> CrlParams<'_> {
+        CrlParams {
+            issuer: name,
+            issuer_key_id: &[1; 20],
+            number: 7,
+            this_update: at(),
+            next_update: at() + time::Duration::days(7),
+            distribution_point: "http://x/crls/a_v1/current.crl",
+            only_ca_certs: false,
+            delta_base: None,
+            freshest_crl: None,
+        }
+    }
+
+    #[test]
+    fn crl_decodes_and_verifies() {
+        let (key, _) = SoftwareKey::generate(KeyAlgorithm::EcP256, HashAlgorithm::Sha256).unwrap();
+        let name = ca_name();
+        let now = at();
         let mut entries = CrlEntries::new();
         entries
             .push(&[0x01, 0x02], now, RevocationReason::KeyCompromise)
             .unwrap();
         entries.push(&[0x7f; 16], now, RevocationReason::Unspecified).unwrap();
-        let params = CrlParams {
-            issuer: &name,
-            issuer_key_id: &[1; 20],
-            number: 7,
-            this_update: now,
-            next_update: now + time::Duration::days(7),
-            distribution_point: "http://x/crls/a_v1/current.crl",
-            only_ca_certs: false,
-            delta_base: None,
-            freshest_crl: None,
-        };
+        let params = params(&name);
         let der = sign_crl(&params, &entries, &key).unwrap();
         verify_signed_der(&der, key.public_key()).unwrap();
         let crl = CertificateList::from_der(&der).unwrap();
@@ -549,7 +563,7 @@ mod tests {
     /// taken when the complete CRL was cut.
     #[test]
     fn entries_since_a_mark_are_the_tail() {
-        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let now = at();
         let mut all = CrlEntries::new();
         all.push(&[1], now, RevocationReason::KeyCompromise).unwrap();
         let mark = all.mark();
@@ -575,26 +589,11 @@ mod tests {
     fn check_before_publish_catches_a_bad_crl() {
         let (key, _) = SoftwareKey::generate(KeyAlgorithm::EcP256, HashAlgorithm::Sha256).unwrap();
         let (other, _) = SoftwareKey::generate(KeyAlgorithm::EcP256, HashAlgorithm::Sha256).unwrap();
-        let name = crate::x509::names::SubjectParts {
-            common_name: "CA".into(),
-            ..Default::default()
-        }
-        .to_name()
-        .unwrap();
-        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let name = ca_name();
+        let now = at();
         let mut entries = CrlEntries::new();
         entries.push(&[0x05], now, RevocationReason::KeyCompromise).unwrap();
-        let params = CrlParams {
-            issuer: &name,
-            issuer_key_id: &[1; 20],
-            number: 7,
-            this_update: now,
-            next_update: now + time::Duration::days(7),
-            distribution_point: "http://x/crls/a_v1/current.crl",
-            only_ca_certs: false,
-            delta_base: None,
-            freshest_crl: None,
-        };
+        let params = params(&name);
         let check = |der: &[u8], params: &CrlParams<'_>, entries: &CrlEntries, newest: Option<u64>| {
             check_crl(
                 der,

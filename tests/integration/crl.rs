@@ -93,20 +93,7 @@ fn partitioned_crls_as_relying_parties_fetch_them() {
     let csr = env.openssl_csr("leaf", &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"], "/CN=leaf");
     let mut leaves = Vec::new();
     for i in 0..8 {
-        let pem = env.save(
-            &[
-                "cert",
-                "issue",
-                "--ca",
-                &issuing,
-                "--csr",
-                csr.to_str().unwrap(),
-                "--pem",
-            ],
-            &format!("leaf{i}.pem"),
-        );
-        let serial = openssl(&["x509", "-in", pem.to_str().unwrap(), "-noout", "-serial"]);
-        let serial = serial.trim().trim_start_matches("serial=").to_owned();
+        let (pem, serial) = env.issue_pem(&issuing, &csr, &format!("leaf{i}.pem"));
         leaves.push((pem, serial, i % 2 == 1));
     }
     let dir = format!("{}/crls/{issuing}_v1/", server.url);
@@ -261,22 +248,7 @@ fn delta_crls_as_relying_parties_use_them() {
     assert_eq!(env.json(&["ca", "show", &issuing])["deltaCrlEnabled"], true);
     let csr = env.openssl_csr("leaf", &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"], "/CN=leaf");
     let leaves: Vec<(std::path::PathBuf, String)> = (0..5)
-        .map(|i| {
-            let pem = env.save(
-                &[
-                    "cert",
-                    "issue",
-                    "--ca",
-                    &issuing,
-                    "--csr",
-                    csr.to_str().unwrap(),
-                    "--pem",
-                ],
-                &format!("leaf{i}.pem"),
-            );
-            let serial = openssl(&["x509", "-in", pem.to_str().unwrap(), "-noout", "-serial"]);
-            (pem.clone(), serial.trim().trim_start_matches("serial=").to_owned())
-        })
+        .map(|i| env.issue_pem(&issuing, &csr, &format!("leaf{i}.pem")))
         .collect();
     let dir = format!("{}/crls/{issuing}_v1/", server.url);
     let (base_url, delta_url) = (format!("{dir}1.crl"), format!("{dir}1-delta.crl"));

@@ -360,6 +360,24 @@ fn crl_numbers(node: &Node, ca: &str) -> Option<std::collections::BTreeMap<Strin
     Some(out)
 }
 
+/// A fresh P-256 key in `dir` and a PEM CSR for `/CN={cn}`.
+fn new_csr(dir: &Path, cn: &str) -> String {
+    let key = dir.join(format!("{cn}.key"));
+    openssl(&[
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        key.to_str().unwrap(),
+        "-subj",
+        &format!("/CN={cn}"),
+    ])
+}
+
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02X}")).collect()
 }
@@ -395,11 +413,16 @@ struct Fleet {
 
 impl Fleet {
     fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.api_at(&self.signer, method, path, body)
+    }
+
+    /// The API of one signer (any signer takes the administrator's token).
+    fn api_at(&self, signer: &Node, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let auth = format!("Bearer {}", self.token);
         let bytes = body.map(|b| b.to_string().into_bytes());
         let r = curl(
             method,
-            &format!("{}/beta/deviceManagement{path}", self.signer.url),
+            &format!("{}/beta/deviceManagement{path}", signer.url),
             bytes.as_deref(),
             &[("Authorization", &auth), ("Content-Type", "application/json")],
         );
@@ -407,9 +430,35 @@ impl Fleet {
     }
 
     fn api_ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        let (status, v) = self.api(method, path, body);
+        self.api_ok_at(&self.signer, method, path, body)
+    }
+
+    fn api_ok_at(&self, signer: &Node, method: &str, path: &str, body: Option<Value>) -> Value {
+        let (status, v) = self.api_at(signer, method, path, body);
         assert!((200..300).contains(&status), "{method} {path}: {status} {v}");
         v
+    }
+
+    /// A root and an issuing CA (P-256) through the API; `issuing_extra`
+    /// adds properties to the issuing CA's body. Returns their ids.
+    fn hierarchy(&self, name: &str, issuing_extra: Value) -> (String, String) {
+        let root = self.api_ok(
+            "POST",
+            "/cloudCertificationAuthority",
+            Some(json!({"displayName": format!("{name} Root"),
+                "cloudCertificationAuthorityType": "rootCertificationAuthority",
+                "commonName": format!("{name} Root"), "certificateKeySize": "eCP256", "validityPeriodInYears": 10})),
+        );
+        let root_id = root["id"].as_str().unwrap().to_owned();
+        let mut body = json!({"displayName": format!("{name} Issuing"),
+            "cloudCertificationAuthorityType": "issuingCertificationAuthority",
+            "certificationAuthorityIssuerId": root_id, "commonName": format!("{name} Issuing"),
+            "certificateKeySize": "eCP256", "validityPeriodInYears": 4});
+        if let (Some(b), Some(extra)) = (body.as_object_mut(), issuing_extra.as_object()) {
+            b.extend(extra.clone());
+        }
+        let issuing = self.api_ok("POST", "/cloudCertificationAuthority", Some(body));
+        (root_id, issuing["id"].as_str().unwrap().to_owned())
     }
 
     /// Revokes through the signer's API; returns when the API acknowledged.
@@ -576,25 +625,7 @@ fn fleet_on_postgres_signer_and_keyless_responders() {
         404
     );
 
-    let root = f.api_ok(
-        "POST",
-        "/cloudCertificationAuthority",
-        Some(
-            json!({"displayName": "Fleet Root", "cloudCertificationAuthorityType": "rootCertificationAuthority",
-            "commonName": "Fleet Root", "certificateKeySize": "eCP256", "validityPeriodInYears": 10}),
-        ),
-    );
-    let root_id = root["id"].as_str().unwrap().to_owned();
-    let issuing = f.api_ok(
-        "POST",
-        "/cloudCertificationAuthority",
-        Some(
-            json!({"displayName": "Fleet Issuing", "cloudCertificationAuthorityType": "issuingCertificationAuthority",
-            "certificationAuthorityIssuerId": root_id, "commonName": "Fleet Issuing",
-            "certificateKeySize": "eCP256", "validityPeriodInYears": 4}),
-        ),
-    );
-    let issuing_id = issuing["id"].as_str().unwrap().to_owned();
+    let (root_id, issuing_id) = f.hierarchy("Fleet", json!({}));
 
     // AIA from a responder: the CA certificates, served without any key.
     let work = f.dir.path().to_path_buf();
@@ -623,20 +654,7 @@ fn fleet_on_postgres_signer_and_keyless_responders() {
     // Leaves through the API, and their OCSP requests built by openssl.
     let mut leaves = Vec::new();
     for i in 0..30 {
-        let key = work.join(format!("leaf{i}.key"));
-        let csr = openssl(&[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            key.to_str().unwrap(),
-            "-subj",
-            &format!("/CN=fleet-device-{i}"),
-        ]);
+        let csr = new_csr(&work, &format!("fleet-device-{i}"));
         let v = f.api_ok(
             "POST",
             &format!("/cloudCertificationAuthority/{issuing_id}/issueLeafCertificate"),
@@ -948,52 +966,12 @@ fn crl_numbers_only_grow_as_the_signing_lead_moves_a_b_a() {
     };
     move_lead_to("cloudpki-signer-a");
 
-    let api = |signer: &Node, method: &str, path: &str, body: Value| {
-        let auth = format!("Bearer {}", f.token);
-        let r = curl(
-            method,
-            &format!("{}/beta/deviceManagement{path}", signer.url),
-            Some(body.to_string().as_bytes()),
-            &[("Authorization", &auth), ("Content-Type", "application/json")],
-        );
-        let v: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
-        assert!((200..300).contains(&r.status), "{method} {path}: {} {v}", r.status);
-        v
-    };
-    let root = api(
-        &f.signer,
-        "POST",
-        "/cloudCertificationAuthority",
-        json!({"displayName": "Lead Root", "cloudCertificationAuthorityType": "rootCertificationAuthority",
-               "commonName": "Lead Root", "certificateKeySize": "eCP256", "validityPeriodInYears": 10}),
-    );
-    let issuing = api(
-        &f.signer,
-        "POST",
-        "/cloudCertificationAuthority",
-        json!({"displayName": "Lead Issuing", "cloudCertificationAuthorityType": "issuingCertificationAuthority",
-               "certificationAuthorityIssuerId": root["id"], "commonName": "Lead Issuing",
-               "certificateKeySize": "eCP256", "validityPeriodInYears": 4,
-               "crlPartitionCount": 2, "deltaCrlEnabled": true}),
-    );
-    let issuing_id = issuing["id"].as_str().unwrap().to_owned();
+    let api = |signer: &Node, method: &str, path: &str, body: Value| f.api_ok_at(signer, method, path, Some(body));
+    let (_, issuing_id) = f.hierarchy("Lead", json!({"crlPartitionCount": 2, "deltaCrlEnabled": true}));
     let work = f.dir.path().to_path_buf();
     let leaves: Vec<(String, String)> = (0..3)
         .map(|i| {
-            let key = work.join(format!("lead{i}.key"));
-            let csr = openssl(&[
-                "req",
-                "-new",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                key.to_str().unwrap(),
-                "-subj",
-                &format!("/CN=lead-{i}"),
-            ]);
+            let csr = new_csr(&work, &format!("lead-{i}"));
             let v = api(
                 &f.signer,
                 "POST",

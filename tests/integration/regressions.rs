@@ -485,18 +485,7 @@ fn head_carries_the_headers_and_content_length_of_get() {
     let server = env.server();
     let (_, issuing) = env.ec_hierarchy("HEAD");
     let csr = env.openssl_csr("head", &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"], "/CN=head");
-    let leaf = env.save(
-        &[
-            "cert",
-            "issue",
-            "--ca",
-            &issuing,
-            "--csr",
-            csr.to_str().unwrap(),
-            "--pem",
-        ],
-        "head.pem",
-    );
+    let (leaf, _) = env.issue_pem(&issuing, &csr, "head.pem");
     let issuing_pem = env.save(&["ca", "cert", &issuing], "issuing.pem");
     let req = env.path("head.req");
     openssl(&[

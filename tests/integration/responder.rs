@@ -52,21 +52,10 @@ fn served_with(key_size: &str, init_args: &[&str]) -> Served {
             &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
             &format!("/CN={name}"),
         );
-        leaves.push(env.save(
-            &[
-                "cert",
-                "issue",
-                "--ca",
-                &issuing,
-                "--csr",
-                csr.to_str().unwrap(),
-                "--pem",
-            ],
-            &format!("{name}.pem"),
-        ));
+        leaves.push(env.issue_pem(&issuing, &csr, &format!("{name}.pem")));
     }
-    let serial = openssl(&["x509", "-in", leaves[1].to_str().unwrap(), "-noout", "-serial"]);
-    let serial = serial.trim().trim_start_matches("serial=").to_owned();
+    let serial = leaves[1].1.clone();
+    let leaves: Vec<PathBuf> = leaves.into_iter().map(|(pem, _)| pem).collect();
     env.json(&["cert", "revoke", "--serial", &serial, "--reason", "keyCompromise"]);
     let root_pem = env.save(&["ca", "cert", &root], "root.pem");
     let issuing_pem = env.save(&["ca", "cert", &issuing], "issuing.pem");

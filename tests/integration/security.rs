@@ -716,20 +716,7 @@ fn new_leaf(s: &Served, name: &str) -> (std::path::PathBuf, String) {
         &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
         &format!("/CN={name}"),
     );
-    let pem = s.env.save(
-        &[
-            "cert",
-            "issue",
-            "--ca",
-            &s.issuing,
-            "--csr",
-            csr.to_str().unwrap(),
-            "--pem",
-        ],
-        &format!("{name}.pem"),
-    );
-    let serial = openssl(&["x509", "-in", pem.to_str().unwrap(), "-noout", "-serial"]);
-    (pem, serial.trim().trim_start_matches("serial=").to_owned())
+    s.env.issue_pem(&s.issuing, &csr, &format!("{name}.pem"))
 }
 
 fn wait_until(what: &str, mut f: impl FnMut() -> bool) {

@@ -118,6 +118,17 @@ impl Env {
         (root, issuing)
     }
 
+    /// Issues a leaf from `csr` with the CLI, saved as PEM in `name`; returns
+    /// its path and its serial (uppercase hex, as openssl prints it).
+    pub fn issue_pem(&self, ca: &str, csr: &Path, name: &str) -> (PathBuf, String) {
+        let pem = self.save(
+            &["cert", "issue", "--ca", ca, "--csr", csr.to_str().unwrap(), "--pem"],
+            name,
+        );
+        let serial = serial_of(&pem);
+        (pem, serial)
+    }
+
     /// Makes a key and a CSR with openssl; returns the CSR path.
     pub fn openssl_csr(&self, name: &str, key_args: &[&str], subject: &str) -> PathBuf {
         let key = self.path(&format!("{name}.key"));
@@ -136,6 +147,12 @@ pub fn id(v: &Value) -> String {
 }
 
 /// Runs openssl, expecting success; returns stdout.
+/// A PEM certificate's serial, as `openssl x509 -serial` prints it (uppercase hex).
+pub fn serial_of(pem: &Path) -> String {
+    let out = openssl(&["x509", "-in", pem.to_str().unwrap(), "-noout", "-serial"]);
+    out.trim().trim_start_matches("serial=").to_owned()
+}
+
 /// The CRL URL a certificate names (its CRL Distribution Point): where a
 /// relying party fetches the CRL that covers it.
 pub fn cdp_url(pem: &std::path::Path) -> String {

@@ -328,25 +328,29 @@ impl Pki {
         reason: RevocationReason,
         now: OffsetDateTime,
     ) -> Result<Vec<Leaf>> {
+        if let Some(row) = rows.iter().find(|r| r.ca_id != ca.row.id) {
+            return Err(corrupt(format!("leaf {} is not of CA {}", row.id, ca.row.id)));
+        }
+        if let Some(row) = rows.iter().find(|r| r.revoked_at.is_some()) {
+            return Err(PkiError::AlreadyRevoked(row.id.clone()));
+        }
         let key = self.responder(tx, ca, now)?;
         let serials = rows.iter().map(|r| hex_bytes(&r.serial)).collect::<Result<Vec<_>>>()?;
         let status = ocsp::Status::Revoked { at: now, reason };
         let presigned = self.presign_many(&ca.cert()?, key.as_ref(), &serials, status, now)?;
-        // The audit rows carry the CA's scope tags as stored.
-        let tags = ca.row.scope_tags.clone();
         let mut out = Vec::with_capacity(rows.len());
         for (row, answers) in rows.iter().zip(presigned) {
-            if row.ca_id != ca.row.id
-                || row.revoked_at.is_some()
-                || !tx.revoke_leaf(&row.id, ts(now), reason, &answers)?
-            {
+            // Revoked meanwhile (the row was read in this transaction: only
+            // the same transaction could have).
+            if !tx.revoke_leaf(&row.id, ts(now), reason, &answers)? {
                 return Err(PkiError::AlreadyRevoked(row.id.clone()));
             }
+            // The audit row carries the CA's scope tags as stored.
             self.record_tagged(
                 tx,
                 now,
                 ChangeKind::LeafRevoked,
-                (&row.ca_id, &tags),
+                (&row.ca_id, &ca.row.scope_tags),
                 Some(&row.id),
                 audit::REVOKE_LEAF,
             )?;

@@ -39,7 +39,7 @@ impl Pki {
         status: ocsp::Status,
         now: OffsetDateTime,
     ) -> Result<Presigned> {
-        self.presign_many(issuer, key, &[serial.to_vec()], status, now)?
+        self.presign_many(issuer, key, &[serial], status, now)?
             .pop()
             .ok_or_else(|| corrupt("no OCSP answer signed"))
     }
@@ -51,7 +51,7 @@ impl Pki {
         &self,
         issuer: &ParsedCert,
         key: &OcspResponder,
-        serials: &[Vec<u8>],
+        serials: &[impl AsRef<[u8]> + Sync],
         status: ocsp::Status,
         now: OffsetDateTime,
     ) -> Result<Vec<Presigned>> {
@@ -79,13 +79,13 @@ impl Pki {
         };
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
         if threads < 2 || serials.len() < 64 {
-            return serials.iter().map(|s| sign(s)).collect();
+            return serials.iter().map(|s| sign(s.as_ref())).collect();
         }
         let chunk = serials.len().div_ceil(threads);
         std::thread::scope(|scope| {
             let workers: Vec<_> = serials
                 .chunks(chunk)
-                .map(|part| scope.spawn(move || part.iter().map(|s| sign(s)).collect::<Result<Vec<_>>>()))
+                .map(|part| scope.spawn(move || part.iter().map(|s| sign(s.as_ref())).collect::<Result<Vec<_>>>()))
                 .collect();
             let mut out = Vec::with_capacity(serials.len());
             for w in workers {
