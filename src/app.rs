@@ -176,6 +176,28 @@ pub async fn run(
         .map_err(AppError::Kek)?;
         Some(spawn_heartbeat(pki.clone(), registration, stop.clone()).map_err(AppError::Thread)?)
     };
+    // A responder signs what nothing pre-signed fits with a key of its own,
+    // once an operator approved it (see domain::engine::edge).
+    let edge = if cfg.role == Role::Responder {
+        let name = format!("{}@{}", host_name(), cfg.listen);
+        let edge = Arc::new(config::edge_key(&cfg.open.data_dir, &name)?);
+        let (p, e) = (pki.clone(), edge.clone());
+        let standing = tokio::task::spawn_blocking(move || p.request_edge_signing(&e))
+            .await
+            .map_err(|e| AppError::Thread(std::io::Error::other(e)))?;
+        match standing {
+            Ok(crate::domain::lifecycle::ResponderStanding::Requested) => tracing::warn!(
+                responder = %edge.id,
+                "this responder's OCSP key awaits approval (cloudpki responder approve {}); until then nonces are ignored and several CertIDs, SHA-384/512 CertIDs and unknown serials answer unauthorized",
+                edge.id
+            ),
+            Ok(standing) => tracing::info!(responder = %edge.id, ?standing, "responder OCSP key"),
+            Err(e) => tracing::warn!(responder = %edge.id, error = %e, "could not record this responder's key request"),
+        }
+        Some(edge)
+    } else {
+        None
+    };
     let metrics = Arc::new(Metrics::new()?);
     let published = Arc::new(ArcSwap::from_pointee(Snapshot::empty()));
     let wake = Arc::new(Wake::default());
@@ -191,6 +213,9 @@ pub async fn run(
         metrics.clone(),
         wake.clone(),
     );
+    if let Some(edge) = edge {
+        maintainer = maintainer.with_edge(edge);
+    }
     let maintainer = tokio::task::spawn_blocking(move || maintainer.load().map(|()| maintainer))
         .await
         .map_err(|e| AppError::Thread(std::io::Error::other(e)))??;
@@ -293,6 +318,16 @@ pub async fn run(
     .await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// This machine's name, for people reading `cloudpki responder list`.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "responder".into())
 }
 
 /// The public URL is fixed when the store is initialised (certificates

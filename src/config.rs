@@ -95,6 +95,8 @@ pub enum ConfigError {
     Store(#[from] StoreError),
     #[error("the database is not initialised: start a signer (or run `cloudpki init`) against it first; responders initialise nothing")]
     NotInitialised,
+    #[error("{path}: not a responder key ({reason}); move it away to generate a new one (the new key must be approved again)")]
+    EdgeKey { path: String, reason: String },
     #[error("a shared database needs an explicit key-encryption key ({KEK_ENV} or --kek-file): generating one per node would seal keys nobody else can open")]
     SharedDatabaseNeedsKek,
 }
@@ -185,6 +187,44 @@ pub(crate) fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()>
 #[cfg(not(unix))]
 pub(crate) fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     std::fs::write(path, contents)
+}
+
+/// The file holding a keyless responder's own OCSP key in its data directory.
+pub const EDGE_KEY_FILE: &str = "responder-key.p8";
+
+/// A keyless responder's own OCSP signing key (`responder-key.p8` in its
+/// data directory: PKCS#8, owner-only, never in the store), generated and
+/// written atomically on first start. It is not sealed with the KEK:
+/// responders hold none.
+pub fn edge_key(data_dir: &Path, name: &str) -> Result<crate::domain::engine::EdgeKey, ConfigError> {
+    use crate::domain::engine::EdgeKey;
+    let path = data_dir.join(EDGE_KEY_FILE);
+    let shown = || path.display().to_string();
+    match std::fs::read(&path) {
+        Ok(pkcs8) => {
+            let pkcs8 = zeroize::Zeroizing::new(pkcs8);
+            EdgeKey::from_pkcs8(&pkcs8, name).map_err(|e| ConfigError::EdgeKey {
+                path: shown(),
+                reason: e.to_string(),
+            })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            create_dir(data_dir)?;
+            let (key, pkcs8) = EdgeKey::generate(name).map_err(|e| ConfigError::EdgeKey {
+                path: shown(),
+                reason: e.to_string(),
+            })?;
+            // Written whole under a temporary name, then renamed: a crash
+            // leaves either no key or the whole key.
+            let tmp = data_dir.join(format!("{EDGE_KEY_FILE}.tmp"));
+            let write = |source| ConfigError::Write { path: shown(), source };
+            let _ = std::fs::remove_file(&tmp);
+            write_private(&tmp, &pkcs8).map_err(write)?;
+            std::fs::rename(&tmp, &path).map_err(write)?;
+            Ok(key)
+        }
+        Err(source) => Err(ConfigError::Write { path: shown(), source }),
+    }
 }
 
 fn create_dir(path: &Path) -> Result<(), ConfigError> {

@@ -127,6 +127,22 @@ pub enum Command {
     /// Certificate revocation lists.
     #[command(subcommand)]
     Crl(CrlCommand),
+    /// Keyless responders' own OCSP keys: approve one to let it sign nonces,
+    /// SHA-384/512 CertIDs and several CertIDs with a delegated certificate.
+    #[command(subcommand)]
+    Responder(ResponderCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ResponderCommand {
+    /// Every responder that asked to sign with its own key.
+    List,
+    /// Trust a responder's key: the signing leader issues it a delegated OCSP
+    /// certificate per CA (within seconds) and renews them.
+    Approve { id: String },
+    /// Stop renewing a responder's certificates (a lost or retired node):
+    /// they lapse within their lifetime; the key is never trusted again.
+    Remove { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -485,7 +501,7 @@ impl Cli {
             },
             database: self.database.clone(),
             // Status reads headers only: it needs no KEK.
-            keyless: matches!(self.command, Command::Kek(KekCommand::Status)),
+            keyless: matches!(self.command, Command::Kek(KekCommand::Status) | Command::Responder(_)),
         }
     }
 }
@@ -509,6 +525,13 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         }
         Command::Ca(cmd) => ca_command(&pki, cmd, &mut o),
         Command::Crl(CrlCommand::Verify { ca }) => crl::verify(&pki, ca.as_deref(), &mut o),
+        Command::Responder(ResponderCommand::List) => o.responders(&pki.responders()?),
+        Command::Responder(ResponderCommand::Approve { id }) => {
+            o.responders(&[pki.set_responder(&id, crate::domain::lifecycle::ResponderAction::Approve)?])
+        }
+        Command::Responder(ResponderCommand::Remove { id }) => {
+            o.responders(&[pki.set_responder(&id, crate::domain::lifecycle::ResponderAction::Remove)?])
+        }
         Command::Cert(cmd) => cert_command(&pki, cmd, &mut o),
         Command::Serve(_) | Command::Kek(KekCommand::Id { .. }) => Ok(()),
         Command::Kek(KekCommand::Status) => o.kek_status(&pki.kek_status()?),

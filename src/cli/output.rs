@@ -183,6 +183,39 @@ impl<'a> Output<'a> {
         self.line(&format!("deleted {id}"))
     }
 
+    pub fn responders(&mut self, responders: &[crate::domain::engine::ResponderInfo]) -> Result<()> {
+        let when = |t: time::OffsetDateTime| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_else(|_| t.unix_timestamp().to_string())
+        };
+        let standing = |s: crate::domain::lifecycle::ResponderStanding| format!("{s:?}").to_lowercase();
+        if self.json {
+            let rows: Vec<serde_json::Value> = responders
+                .iter()
+                .map(|r| {
+                    serde_json::json!({
+                        "id": r.id, "name": r.name, "status": standing(r.standing),
+                        "requestedDateTime": when(r.requested_at),
+                        "approvedDateTime": r.approved_at.map(when), "approvedBy": r.approved_by,
+                    })
+                })
+                .collect();
+            return self.json_value(&rows);
+        }
+        let mut table = comfy_table::Table::new();
+        table.set_header(["ID", "NAME", "STATUS", "REQUESTED", "APPROVED BY"]);
+        for r in responders {
+            table.add_row([
+                r.id.clone(),
+                r.name.clone(),
+                standing(r.standing),
+                when(r.requested_at),
+                r.approved_by.clone().unwrap_or_else(|| "-".into()),
+            ]);
+        }
+        self.line(&table.to_string())
+    }
+
     pub fn tokens(&mut self, tokens: &[crate::store::TokenRow]) -> Result<()> {
         let when = |t: i64| {
             if t == 0 {

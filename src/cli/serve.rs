@@ -56,6 +56,11 @@ pub struct FileConfig {
     /// cut (default 24), and the delta size that cuts one sooner (5,000).
     pub crl_delta_base_hours: Option<i64>,
     pub crl_delta_max_entries: Option<usize>,
+    /// Signers: lifetime of the delegated OCSP certificates of approved
+    /// keyless responders (default 172800: 2 days), and how long before
+    /// the end they are renewed (default 86400).
+    pub responder_cert_validity_seconds: Option<i64>,
+    pub responder_cert_renew_seconds: Option<i64>,
     pub max_connections: Option<usize>,
     pub signing_concurrency: Option<usize>,
     pub signing_queue: Option<usize>,
@@ -91,6 +96,14 @@ fn hours(h: Option<i64>, default: time::Duration, what: &str) -> Result<time::Du
     }
 }
 
+fn seconds(s: Option<i64>, default: time::Duration, what: &str) -> Result<time::Duration> {
+    match s {
+        None => Ok(default),
+        Some(s) if s > 0 && s <= 86_400 * 366 => Ok(time::Duration::seconds(s)),
+        Some(_) => Err(CliError::Usage(format!("{what} must be 1 to 31622400 seconds"))),
+    }
+}
+
 pub fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
     let file = match &args.config {
         Some(p) => load_file(p)?,
@@ -114,10 +127,21 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
             "crl_delta_base_hours",
         )?,
         crl_delta_max_entries: file.crl_delta_max_entries.unwrap_or(d.crl_delta_max_entries).max(1),
+        responder_cert_validity: seconds(
+            file.responder_cert_validity_seconds,
+            d.responder_cert_validity,
+            "responder_cert_validity_seconds",
+        )?,
+        responder_cert_renew_before: seconds(
+            file.responder_cert_renew_seconds,
+            d.responder_cert_renew_before,
+            "responder_cert_renew_seconds",
+        )?,
     };
     if timings.ocsp_refresh_after >= timings.ocsp_validity
         || timings.crl_republish_after >= timings.crl_validity
         || timings.crl_delta_base_after >= timings.crl_validity
+        || timings.responder_cert_renew_before >= timings.responder_cert_validity
     {
         return Err(CliError::Usage(
             "refresh/republish intervals must be shorter than the validity they renew".into(),

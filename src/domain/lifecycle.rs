@@ -105,6 +105,41 @@ pub enum Refusal {
     NotSigningPending(&'static str),
     #[error("the CA has no certificate yet (signing pending), so it has no leaves")]
     NoLeavesYet,
+    #[error("the responder was removed: its key is never trusted again; start it with a new key (delete its responder-key.p8) and approve the new request")]
+    ResponderRemoved,
+}
+
+/// Where a keyless responder's request to sign OCSP answers with its own
+/// key stands (see `domain::engine::edge`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ResponderStanding {
+    /// Asked; nothing is issued to it.
+    Requested,
+    /// Approved by an operator: the signing leader keeps a delegated OCSP
+    /// certificate per CA version for its key.
+    Approved,
+    /// Its certificates are no longer renewed and lapse within their short
+    /// lifetime: how a lost responder key is contained.
+    Removed,
+}
+
+/// What an operator does to a responder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ResponderAction {
+    Approve,
+    Remove,
+}
+
+/// Decides a responder action. Approving twice or removing twice changes
+/// nothing; a removed responder is never approved again (its key may be
+/// the lost one).
+pub fn check_responder(action: ResponderAction, standing: ResponderStanding) -> Result<ResponderStanding, Refusal> {
+    use ResponderStanding::*;
+    match (action, standing) {
+        (ResponderAction::Approve, Requested | Approved) => Ok(Approved),
+        (ResponderAction::Approve, Removed) => Err(Refusal::ResponderRemoved),
+        (ResponderAction::Remove, _) => Ok(Removed),
+    }
 }
 
 /// Decides whether `action` may happen to a CA with these `facts`.
@@ -191,6 +226,23 @@ mod tests {
     use super::*;
     use CaStatus::*;
     use CaType::*;
+
+    #[test]
+    fn responder_transitions_table() {
+        use ResponderAction::*;
+        use ResponderStanding::*;
+        let table = [
+            (Approve, Requested, Ok(Approved)),
+            (Approve, Approved, Ok(Approved)),
+            (Approve, Removed, Err(Refusal::ResponderRemoved)),
+            (Remove, Requested, Ok(Removed)),
+            (Remove, Approved, Ok(Removed)),
+            (Remove, Removed, Ok(Removed)),
+        ];
+        for (action, standing, want) in table {
+            assert_eq!(check_responder(action, standing), want, "{action:?} on {standing:?}");
+        }
+    }
 
     const ROOT: CaType = RootCertificationAuthority;
     const ISS: CaType = IssuingCertificationAuthority;

@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 
 use super::{AiaDocument, CaState, CertState, CrlDocument, CrlScopeKey, Document, Published, SerialKey, Snapshot};
 use crate::crl::{CrlBook, Scope, Served};
-use crate::domain::engine::hex_bytes;
+use crate::domain::engine::{hex_bytes, EdgeKey};
 use crate::domain::{Pki, PkiError};
 use crate::observability::Metrics;
 use crate::store::{CaRow, ChangeKind, LeafStatusRow, StoreError, TxMode};
@@ -74,6 +74,10 @@ const REFRESH_BATCH: u32 = 500;
 /// `crl::STORM_INTERVAL`.
 const STORM_CHANGES: usize = 16;
 
+/// How often the signing leader looks for responder certificates to issue
+/// or renew (approval takes effect within this; renewal windows are hours).
+const EDGE_RENEW_EVERY: Duration = Duration::from_secs(2);
+
 pub struct Maintainer {
     pki: Arc<Pki>,
     published: Published,
@@ -89,6 +93,9 @@ pub struct Maintainer {
     leading: bool,
     /// Until when the current storm of changes lasts.
     storm_until: Instant,
+    /// A keyless responder's own OCSP key (see `domain::engine::edge`).
+    edge: Option<Arc<EdgeKey>>,
+    last_edge_renewal: Instant,
 }
 
 fn ts(t: OffsetDateTime) -> i64 {
@@ -129,6 +136,10 @@ impl Maintainer {
             // Refresh on the first round: answers missing or stale since the last run.
             leading: false,
             storm_until: Instant::now(),
+            edge: None,
+            last_edge_renewal: Instant::now()
+                .checked_sub(EDGE_RENEW_EVERY)
+                .unwrap_or_else(Instant::now),
             last_refresh: Instant::now()
                 .checked_sub(Duration::from_secs(3600))
                 .unwrap_or_else(Instant::now),
@@ -155,7 +166,16 @@ impl Maintainer {
         // A keyless node signs nothing: it serves what signers stored, and
         // never asks for a key (which opens a write transaction: on
         // PostgreSQL the fleet-wide writer lock).
-        let responder = if !self.pki.holds_keys() {
+        let responder = if let Some(edge) = &self.edge {
+            // A keyless responder signs with its own key once a CA certified it.
+            match self.pki.edge_responder(edge, row) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(ca = %row.id, error = %e, "responder certificate unusable: on-demand answers unavailable");
+                    None
+                }
+            }
+        } else if !self.pki.holds_keys() {
             None
         } else {
             match self.pki.ocsp_responder(&row.id) {
@@ -271,6 +291,13 @@ impl Maintainer {
         }
         self.snapshot.deleted.insert(id.into());
         self.crls.remove_ca(id);
+    }
+
+    /// Signs on-demand answers with this responder key once CAs certify it
+    /// (keyless responders only; set before `load`).
+    pub fn with_edge(mut self, edge: Arc<EdgeKey>) -> Self {
+        self.edge = Some(edge);
+        self
     }
 
     /// Loads everything from the store.
@@ -413,6 +440,9 @@ impl Maintainer {
                     ChangeKind::CaCreated | ChangeKind::CaUpdated => self.reload_ca(&change.ca_id)?,
                     ChangeKind::CaDeleted => self.remove_ca(&change.ca_id),
                     ChangeKind::CrlPublished => self.adopt_stored_crl(&change.ca_id)?,
+                    // Only a node with a responder key of its own cares.
+                    ChangeKind::ResponderCertIssued if self.edge.is_some() => self.reload_ca(&change.ca_id)?,
+                    ChangeKind::ResponderCertIssued => {}
                 }
                 self.snapshot.change_seq = change.seq;
                 applied += 1;
@@ -577,6 +607,12 @@ impl Maintainer {
             }
         }
         self.crls.store(signed, storm);
+        if self.last_edge_renewal.elapsed() >= EDGE_RENEW_EVERY {
+            self.last_edge_renewal = Instant::now();
+            if let Err(e) = self.pki.renew_responder_certs() {
+                tracing::error!(error = %e, "renewing responder certificates failed");
+            }
+        }
         if self.last_refresh.elapsed() >= REFRESH_EVERY {
             self.last_refresh = Instant::now();
             // Small transactions, so API writes interleave with re-signing;

@@ -178,6 +178,14 @@ pub struct CaState {
     pub responder: Option<Arc<OcspResponder>>,
 }
 
+impl CaState {
+    /// Whether this node can sign on demand for this CA now (a responder's
+    /// delegated certificate may have lapsed since the snapshot was built).
+    pub fn can_sign(&self) -> bool {
+        self.responder.as_ref().is_some_and(|r| r.usable_now())
+    }
+}
+
 impl std::fmt::Debug for CaState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CaState")
@@ -269,7 +277,7 @@ impl Snapshot {
         // The common case: one known certificate, SHA-1 or SHA-256, no nonce.
         // A node without a signing key answers a nonce request from the same
         // pre-signed set, without the nonce (RFC 8954 §2.1 allows ignoring it).
-        let presigned_will_do = req.nonce.is_none() || ca.responder.is_none();
+        let presigned_will_do = req.nonce.is_none() || !ca.can_sign();
         if let ([(_, hash, Some(state))], true) = (answers.as_slice(), presigned_will_do) {
             let body = match hash {
                 CertIdHash::Sha1 => Some(&state.sha1),
@@ -284,7 +292,7 @@ impl Snapshot {
                 };
             }
         }
-        if ca.responder.is_none() {
+        if !ca.can_sign() {
             // Nothing pre-signed fits and this node cannot sign (RFC 5019 §2.2.3).
             return OcspDecision::Error(ErrorAnswer::Unauthorized, Outcome::Unauthorized);
         }

@@ -323,6 +323,50 @@ ALTER TABLE crls DROP CONSTRAINT crls_pkey;
 ALTER TABLE crls ADD PRIMARY KEY (ca_id, crl_partition, delta);
 "#,
     },
+    // 11: keyless responders' own OCSP signing keys. A responder asks once
+    // (its public key only: the private key never leaves it); an operator
+    // approves it; the signing leader then keeps a short-lived delegated
+    // OCSP certificate per CA version for it.
+    Migration {
+        sqlite: r#"
+CREATE TABLE responders (
+    id           TEXT PRIMARY KEY,
+    name         TEXT NOT NULL,
+    public_key   BLOB NOT NULL,
+    requested_at INTEGER NOT NULL,
+    approved_at  INTEGER,
+    approved_by  TEXT,
+    removed_at   INTEGER
+);
+CREATE TABLE responder_certs (
+    responder_id TEXT NOT NULL,
+    ca_id        TEXT NOT NULL,
+    ca_version   INTEGER NOT NULL,
+    cert         BLOB NOT NULL,
+    not_after    INTEGER NOT NULL,
+    PRIMARY KEY (responder_id, ca_id, ca_version)
+);
+"#,
+        postgres: r#"
+CREATE TABLE responders (
+    id           TEXT PRIMARY KEY,
+    name         TEXT NOT NULL,
+    public_key   BYTEA NOT NULL,
+    requested_at BIGINT NOT NULL,
+    approved_at  BIGINT,
+    approved_by  TEXT,
+    removed_at   BIGINT
+);
+CREATE TABLE responder_certs (
+    responder_id TEXT NOT NULL,
+    ca_id        TEXT NOT NULL,
+    ca_version   BIGINT NOT NULL,
+    cert         BYTEA NOT NULL,
+    not_after    BIGINT NOT NULL,
+    PRIMARY KEY (responder_id, ca_id, ca_version)
+);
+"#,
+    },
 ];
 
 const TYPED_RECORDS_SQLITE: &str = r#"

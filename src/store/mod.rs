@@ -167,6 +167,32 @@ pub struct DelegateRow {
     pub not_after: i64,
 }
 
+/// A keyless responder's own OCSP signing key, as it asked to be trusted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponderRow {
+    /// Derived from the key (see `domain::edge`): one id, one key.
+    pub id: String,
+    pub name: String,
+    /// SubjectPublicKeyInfo, DER.
+    pub public_key: Vec<u8>,
+    /// Unix seconds.
+    pub requested_at: i64,
+    pub approved_at: Option<i64>,
+    pub approved_by: Option<String>,
+    pub removed_at: Option<i64>,
+}
+
+/// A delegated OCSP responder certificate of one responder for one CA version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponderCertRow {
+    pub responder_id: String,
+    pub ca_id: String,
+    pub ca_version: i64,
+    pub cert: Vec<u8>,
+    /// Unix seconds.
+    pub not_after: i64,
+}
+
 /// One audit event (append-only).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditRow {
@@ -362,6 +388,8 @@ pub enum ChangeKind {
     /// carry this change's sequence number in `ocsp_seq`.
     OcspRefreshed,
     CrlPublished,
+    /// A responder's delegated OCSP certificate for this CA was issued or renewed.
+    ResponderCertIssued,
 }
 
 impl ChangeKind {
@@ -375,10 +403,11 @@ impl ChangeKind {
             ChangeKind::LeafUpdated => "leafUpdated",
             ChangeKind::OcspRefreshed => "ocspRefreshed",
             ChangeKind::CrlPublished => "crlPublished",
+            ChangeKind::ResponderCertIssued => "responderCertIssued",
         }
     }
 
-    pub const ALL: [ChangeKind; 8] = [
+    pub const ALL: [ChangeKind; 9] = [
         ChangeKind::CaCreated,
         ChangeKind::CaUpdated,
         ChangeKind::CaDeleted,
@@ -387,6 +416,7 @@ impl ChangeKind {
         ChangeKind::LeafUpdated,
         ChangeKind::OcspRefreshed,
         ChangeKind::CrlPublished,
+        ChangeKind::ResponderCertIssued,
     ];
 
     pub fn parse(s: &str) -> Option<Self> {
@@ -561,6 +591,13 @@ pub trait Tx {
     fn put_ocsp_delegate(&mut self, ca_id: &str, cert: &[u8], sealed_key: &[u8], not_after: i64) -> Result<()>;
     /// Stores a CRL unless one with a higher or equal number is stored for
     /// its partition.
+    /// Records a responder's key request; false when its id is already known.
+    fn request_responder(&mut self, row: &ResponderRow) -> Result<bool>;
+    fn responders(&mut self) -> Result<Vec<ResponderRow>>;
+    /// Writes a responder's approval and removal fields.
+    fn set_responder_state(&mut self, row: &ResponderRow) -> Result<()>;
+    fn responder_cert(&mut self, responder_id: &str, ca_id: &str, ca_version: i64) -> Result<Option<ResponderCertRow>>;
+    fn put_responder_cert(&mut self, row: &ResponderCertRow) -> Result<()>;
     fn put_crl(&mut self, crl: &CrlRow) -> Result<()>;
 
     /// Appends to the change log; returns the new sequence number.

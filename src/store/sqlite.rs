@@ -13,7 +13,8 @@ use super::migrations::MIGRATIONS;
 use super::rows::{self, Columns, Dialect, Value, CA_COLUMNS, LEAF_COLUMNS, LEAF_STATUS_COLUMNS};
 use super::{
     AuditRow, CaRow, Change, ChangeKind, CrlRow, CrlScopeKey, DelegateRow, LeafFilter, LeafQuery, LeafRow,
-    LeafStatusRow, Presigned, Result, RevocationReason, SealedTable, Store, StoreError, TokenRow, Tx, TxMode,
+    LeafStatusRow, Presigned, ResponderCertRow, ResponderRow, Result, RevocationReason, SealedTable, Store, StoreError,
+    TokenRow, Tx, TxMode,
 };
 
 /// How long a writer waits for another process's write lock before failing.
@@ -713,6 +714,76 @@ impl Tx for SqliteTx<'_> {
              ON CONFLICT (ca_id) DO UPDATE SET cert = excluded.cert, sealed_key = excluded.sealed_key,
                  not_after = excluded.not_after",
             params![ca_id, cert, sealed_key, not_after],
+        )?;
+        Ok(())
+    }
+
+    fn request_responder(&mut self, row: &ResponderRow) -> Result<bool> {
+        let n = self.conn.execute(
+            "INSERT INTO responders (id, name, public_key, requested_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT (id) DO NOTHING",
+            params![row.id, row.name, row.public_key, row.requested_at],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn responders(&mut self) -> Result<Vec<ResponderRow>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, name, public_key, requested_at, approved_at, approved_by, removed_at
+             FROM responders ORDER BY requested_at, id",
+        )?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(ResponderRow {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    public_key: r.get(2)?,
+                    requested_at: r.get(3)?,
+                    approved_at: r.get(4)?,
+                    approved_by: r.get(5)?,
+                    removed_at: r.get(6)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn set_responder_state(&mut self, row: &ResponderRow) -> Result<()> {
+        let n = self.conn.execute(
+            "UPDATE responders SET approved_at = ?, approved_by = ?, removed_at = ? WHERE id = ?",
+            params![row.approved_at, row.approved_by, row.removed_at, row.id],
+        )?;
+        if n != 1 {
+            return Err(StoreError::Conflict);
+        }
+        Ok(())
+    }
+
+    fn responder_cert(&mut self, responder_id: &str, ca_id: &str, ca_version: i64) -> Result<Option<ResponderCertRow>> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT cert, not_after FROM responder_certs
+                 WHERE responder_id = ? AND ca_id = ? AND ca_version = ?",
+            )?
+            .query_row(params![responder_id, ca_id, ca_version], |r| {
+                Ok(ResponderCertRow {
+                    responder_id: responder_id.to_owned(),
+                    ca_id: ca_id.to_owned(),
+                    ca_version,
+                    cert: r.get(0)?,
+                    not_after: r.get(1)?,
+                })
+            })
+            .optional()?)
+    }
+
+    fn put_responder_cert(&mut self, row: &ResponderCertRow) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO responder_certs (responder_id, ca_id, ca_version, cert, not_after) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (responder_id, ca_id, ca_version) DO UPDATE SET cert = excluded.cert,
+                 not_after = excluded.not_after",
+            params![row.responder_id, row.ca_id, row.ca_version, row.cert, row.not_after],
         )?;
         Ok(())
     }

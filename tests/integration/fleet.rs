@@ -507,7 +507,14 @@ impl Fleet {
 }
 
 fn start_fleet() -> Fleet {
+    start_fleet_with("")
+}
+
+/// A fleet whose signer reads `signer_config` (TOML) as its configuration file.
+fn start_fleet_with(signer_config: &str) -> Fleet {
     let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("signer.toml");
+    std::fs::write(&config, signer_config).unwrap();
     // Under target/, which the postgres account can reach (a private /tmp
     // directory it could not); removed when the test ends.
     let nanos = std::time::SystemTime::now()
@@ -536,6 +543,8 @@ fn start_fleet() -> Fleet {
             "serve".into(),
             "--role".into(),
             "signer".into(),
+            "--config".into(),
+            config.to_str().unwrap().to_owned(),
             "--listen".into(),
             format!("127.0.0.1:{signer_port}"),
         ],
@@ -1025,4 +1034,195 @@ fn crl_numbers_only_grow_as_the_signing_lead_moves_a_b_a() {
         "A saw its lead go and come back: {}",
         f.signer.log()
     );
+}
+
+/// Runs the CLI against the fleet's database (no KEK: responder commands need none).
+fn fleet_cli(f: &Fleet, args: &[&str]) -> Value {
+    let out = Command::new(BIN)
+        .args([
+            "--data-dir",
+            f.dir.path().join("cli").to_str().unwrap(),
+            "--database",
+            &f.pg.url,
+            "--json",
+        ])
+        .args(args)
+        .env_remove("CLOUDPKI_KEK")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The serial of the certificate that signed an OCSP response (hex), if it carries one.
+fn responder_cert_serial(response: &[u8]) -> Option<String> {
+    let resp = x509_ocsp::OcspResponse::from_der(response).ok()?;
+    let basic = x509_ocsp::BasicOcspResponse::from_der(resp.response_bytes?.response.as_bytes()).ok()?;
+    Some(hex(basic.certs?.first()?.tbs_certificate.serial_number.as_bytes()))
+}
+
+/// A keyless responder signs what nothing pre-signed fits (a nonce, a
+/// SHA-384 CertID, several CertIDs) with a key of its own once an operator
+/// approved it; its delegated certificates are renewed before they expire
+/// without a failed answer; it keeps signing with the database gone.
+#[test]
+fn keyless_responder_signs_at_the_edge_once_approved() {
+    // Short-lived responder certificates, so renewals happen within the test.
+    let f = start_fleet_with("responder_cert_validity_seconds = 30\nresponder_cert_renew_seconds = 20\n");
+    for r in &f.responders {
+        r.wait_status("/readyz", 200, Duration::from_secs(30));
+    }
+    let (root_id, issuing_id) = f.hierarchy("Edge", json!({}));
+    let work = f.dir.path().to_path_buf();
+    let save = |path: &str, name: &str| {
+        let file = work.join(name);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some((200, body)) = http(&f.responders[0].url, "GET", path, &[], b"") {
+                std::fs::write(&file, body).unwrap();
+                return file;
+            }
+            assert!(Instant::now() < deadline, "no {path}: {}", f.responders[0].log());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    let root_pem = save(&format!("/cacerts/{root_id}_v1/cert.pem"), "edge-root.pem");
+    let issuing_pem = save(&format!("/cacerts/{issuing_id}_v1/cert.pem"), "edge-issuing.pem");
+    let mut leaves = Vec::new();
+    for i in 0..2 {
+        let csr = new_csr(&work, &format!("edge-device-{i}"));
+        let v = f.api_ok(
+            "POST",
+            &format!("/cloudCertificationAuthority/{issuing_id}/issueLeafCertificate"),
+            Some(json!({"certificateSigningRequest": csr})),
+        );
+        let der =
+            <base64ct::Base64 as base64ct::Encoding>::decode_vec(v["value"]["certificate"].as_str().unwrap()).unwrap();
+        let der_file = work.join(format!("edge{i}.der"));
+        std::fs::write(&der_file, &der).unwrap();
+        let pem = work.join(format!("edge{i}.pem"));
+        openssl(&[
+            "x509",
+            "-inform",
+            "DER",
+            "-in",
+            der_file.to_str().unwrap(),
+            "-out",
+            pem.to_str().unwrap(),
+        ]);
+        leaves.push(pem);
+    }
+    let leaf = |i: usize| leaves[i].to_str().unwrap();
+    let ask = |node: &Node, extra: &[&str], respout: Option<&Path>| -> String {
+        let url = format!("{}/ocsp", node.url);
+        let mut args = vec!["ocsp", "-issuer", issuing_pem.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["-url", &url, "-CAfile", root_pem.to_str().unwrap()]);
+        if let Some(p) = respout {
+            args.extend_from_slice(&["-respout", p.to_str().unwrap()]);
+        }
+        openssl_any(&args).1
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ask(&f.responders[0], &["-no_nonce", "-cert", leaf(0)], None).contains(": good") {
+        assert!(Instant::now() < deadline, "{}", f.responders[0].log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Before approval: the nonce is ignored, a SHA-384 CertID is not served.
+    let out = ask(&f.responders[0], &["-nonce", "-cert", leaf(0)], None);
+    assert!(
+        out.contains(": good") && out.contains("WARNING: no nonce in response"),
+        "{out}"
+    );
+    let out = ask(&f.responders[0], &["-sha384", "-no_nonce", "-cert", leaf(0)], None);
+    assert!(out.contains("unauthorized"), "{out}");
+
+    // Both responders asked; the operator approves the first by its id.
+    let listed = fleet_cli(&f, &["responder", "list"]);
+    let rows = listed.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{listed}");
+    assert!(rows.iter().all(|r| r["status"] == "requested"), "{listed}");
+    let address = f.responders[0].url.trim_start_matches("http://").to_owned();
+    let first = rows
+        .iter()
+        .find(|r| r["name"].as_str().unwrap().ends_with(&format!("@{address}")))
+        .unwrap_or_else(|| panic!("no responder named for {address}: {listed}"));
+    let id = first["id"].as_str().unwrap().to_owned();
+    assert!(
+        f.responders[0].log().contains(&id),
+        "the responder names its key id in its log"
+    );
+    let approved = fleet_cli(&f, &["responder", "approve", &id]);
+    assert_eq!(approved[0]["status"], "approved", "{approved}");
+
+    // Within seconds it signs nonces with its own key and a delegated certificate.
+    let approved_at = Instant::now();
+    let signed = |out: &str| out.contains("Response verify OK") && !out.contains("WARNING: no nonce");
+    loop {
+        let out = ask(&f.responders[0], &["-nonce", "-cert", leaf(0)], None);
+        if signed(&out) && out.contains(": good") {
+            break;
+        }
+        assert!(
+            approved_at.elapsed() < Duration::from_secs(15),
+            "{out}\n{}",
+            f.responders[0].log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("approval to first edge-signed answer: {:?}", approved_at.elapsed());
+    let resp = work.join("edge-nonce.resp");
+    for extra in [
+        &["-sha256", "-nonce", "-cert", leaf(0)][..],
+        &["-sha384", "-nonce", "-cert", leaf(0)][..],
+        &["-sha512", "-no_nonce", "-cert", leaf(0)][..],
+        &["-nonce", "-cert", leaf(0), "-cert", leaf(1)][..],
+        &["-nonce", "-serial", "0x0123456789ABCDEF01"][..],
+    ] {
+        let out = ask(&f.responders[0], extra, Some(&resp));
+        assert!(out.contains("Response verify OK"), "{extra:?}: {out}");
+        assert!(!out.contains("WARNING"), "{extra:?}: {out}");
+        assert!(out.contains(": good") || out.contains(": unknown"), "{extra:?}: {out}");
+        let body = std::fs::read(&resp).unwrap();
+        assert!(
+            responder_cert_serial(&body).is_some(),
+            "a delegated certificate travels with the answer"
+        );
+        crate::support::pkilint("ocsp", std::slice::from_ref(&resp));
+    }
+    let out = ask(&f.responders[0], &["-nonce", "-cert", leaf(0), "-cert", leaf(1)], None);
+    assert!(
+        out.contains("edge0.pem: good") && out.contains("edge1.pem: good"),
+        "{out}"
+    );
+    // The other responder was not approved: it still ignores nonces.
+    let out = ask(&f.responders[1], &["-nonce", "-cert", leaf(0)], None);
+    assert!(out.contains("WARNING: no nonce in response"), "{out}");
+
+    // Certificates live 30 s and are renewed 20 s before their end: over
+    // 25 s every answer verifies and at least two certificates signed them.
+    let mut serials = std::collections::BTreeSet::new();
+    let started = Instant::now();
+    let mut asked = 0;
+    while started.elapsed() < Duration::from_secs(25) {
+        let out = ask(&f.responders[0], &["-nonce", "-cert", leaf(1)], Some(&resp));
+        assert!(signed(&out) && out.contains(": good"), "answer {asked} failed: {out}");
+        serials.insert(responder_cert_serial(&std::fs::read(&resp).unwrap()).unwrap());
+        asked += 1;
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        serials.len() >= 2,
+        "{asked} answers, responder certificates {serials:?}"
+    );
+
+    // The database goes away: the responder keeps signing with its key.
+    f.pg.stop();
+    let out = ask(&f.responders[0], &["-nonce", "-cert", leaf(1)], None);
+    assert!(signed(&out) && out.contains(": good"), "{out}");
 }

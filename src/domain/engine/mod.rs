@@ -26,10 +26,12 @@ use super::model::*;
 
 mod cas;
 mod crls;
+mod edge;
 mod leaves;
 mod responder;
 
 pub use crls::CrlScope;
+pub use edge::{EdgeKey, ResponderInfo, EDGE_KEY};
 pub use responder::OcspResponder;
 
 /// Certificates are back-dated this much to absorb relying parties' clock
@@ -112,6 +114,12 @@ pub struct Timings {
     /// ... or once the delta lists this many revocations (default 5,000,
     /// about 245 KB): past that, fetching the base again is the cheaper way.
     pub crl_delta_max_entries: usize,
+    /// Lifetime of a keyless responder's delegated OCSP certificate
+    /// (default 2 days: ocsp-nocheck certificates are never checked for
+    /// revocation, so their lifetime bounds a lost responder key) ...
+    pub responder_cert_validity: Duration,
+    /// ... renewed when this little of it is left (default 1 day).
+    pub responder_cert_renew_before: Duration,
 }
 
 impl Default for Timings {
@@ -124,6 +132,8 @@ impl Default for Timings {
             crl_keep_expired: Duration::ZERO,
             crl_delta_base_after: Duration::hours(24),
             crl_delta_max_entries: 5_000,
+            responder_cert_validity: Duration::days(2),
+            responder_cert_renew_before: Duration::days(1),
         }
     }
 }

@@ -21,6 +21,12 @@ impl std::fmt::Debug for OcspResponder {
 }
 
 impl OcspResponder {
+    /// Whether it may sign now: a delegated certificate past its notAfter
+    /// signs nothing (a keyless responder then answers as one without key).
+    pub fn usable_now(&self) -> bool {
+        self.not_after.is_none_or(|t| t > OffsetDateTime::now_utc())
+    }
+
     pub fn as_key(&self) -> ocsp::ResponderKey<'_> {
         ocsp::ResponderKey {
             signer: self.key.as_ref(),
@@ -170,7 +176,6 @@ impl Pki {
             }
             _ => {
                 let ca_key = self.signer(tx, ca)?;
-                let ca_cert = ca.cert()?;
                 let ca_end = ca
                     .entity
                     .version
@@ -186,36 +191,9 @@ impl Pki {
                     }));
                 }
                 let (key, pkcs8) = SoftwareKey::generate(ca.entity.key_algorithm, ca.entity.hash_algorithm)?;
-                let mut subject = ca_cert.tbs().subject.clone();
                 let cn = format!("{} OCSP Responder", ca.entity.subject.common_name);
-                subject.0.retain(|rdn| !rdn.0.iter().any(|a| a.oid == oids::CN));
-                subject.0.extend(
-                    SubjectParts {
-                        common_name: cn,
-                        ..Default::default()
-                    }
-                    .to_name()?
-                    .0,
-                );
-                let der = cert::issue(
-                    &CertRequest {
-                        serial: cert::random_serial()?,
-                        subject,
-                        issuer: ca_cert.tbs().subject.clone(),
-                        issuer_key_id: cert::key_identifier(ca_key.public_key()),
-                        public_key: key.public_key().clone(),
-                        not_before: now - BACKDATE,
-                        not_after,
-                        role: CertRole::OcspResponder,
-                        key_usage: x509_cert::ext::pkix::KeyUsage(
-                            x509_cert::ext::pkix::KeyUsages::DigitalSignature.into(),
-                        ),
-                        ekus: vec![oids::KP_OCSP_SIGNING],
-                        pointers: None,
-                        subject_alt_name: None,
-                    },
-                    ca_key.as_ref(),
-                )?;
+                let der =
+                    self.delegated_ocsp_cert(ca, ca_key.as_ref(), key.public_key().clone(), &cn, now, not_after)?;
                 let sealed = self.seal_in(tx, SealedKind::OcspDelegateKey, id, &pkcs8)?;
                 tx.put_ocsp_delegate(id, &der, &sealed, ts(not_after))?;
                 let cert = ParsedCert::from_der(&der)?;
@@ -232,6 +210,48 @@ impl Pki {
             .unwrap_or_else(|p| p.into_inner())
             .insert(id.clone(), fresh.clone());
         Ok(fresh)
+    }
+
+    /// A delegated OCSP responder certificate (id-kp-OCSPSigning,
+    /// id-pkix-ocsp-nocheck) for `public_key`, issued by `ca`: the CA's
+    /// subject with `common_name` as its CN.
+    pub(super) fn delegated_ocsp_cert(
+        &self,
+        ca: &LoadedCa,
+        ca_key: &dyn Signer,
+        public_key: spki::SubjectPublicKeyInfoOwned,
+        common_name: &str,
+        now: OffsetDateTime,
+        not_after: OffsetDateTime,
+    ) -> Result<Vec<u8>> {
+        let ca_cert = ca.cert()?;
+        let mut subject = ca_cert.tbs().subject.clone();
+        subject.0.retain(|rdn| !rdn.0.iter().any(|a| a.oid == oids::CN));
+        subject.0.extend(
+            SubjectParts {
+                common_name: common_name.to_owned(),
+                ..Default::default()
+            }
+            .to_name()?
+            .0,
+        );
+        Ok(cert::issue(
+            &CertRequest {
+                serial: cert::random_serial()?,
+                subject,
+                issuer: ca_cert.tbs().subject.clone(),
+                issuer_key_id: cert::key_identifier(ca_key.public_key()),
+                public_key,
+                not_before: now - BACKDATE,
+                not_after,
+                role: CertRole::OcspResponder,
+                key_usage: x509_cert::ext::pkix::KeyUsage(x509_cert::ext::pkix::KeyUsages::DigitalSignature.into()),
+                ekus: vec![oids::KP_OCSP_SIGNING],
+                pointers: None,
+                subject_alt_name: None,
+            },
+            ca_key,
+        )?)
     }
 
     /// Re-signs pre-signed OCSP answers older than the refresh age: up to

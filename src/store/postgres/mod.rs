@@ -49,7 +49,8 @@ use super::pg_tls::{describe_tls_error, PgConnector};
 use super::rows::{Dialect, Value};
 use super::{
     AuditRow, CaRow, Change, ChangeKind, CrlRow, CrlScopeKey, DelegateRow, LeafFilter, LeafQuery, LeafRow,
-    LeafStatusRow, Presigned, Result, RevocationReason, SealedTable, Store, StoreError, TokenRow, Tx, TxMode,
+    LeafStatusRow, Presigned, ResponderCertRow, ResponderRow, Result, RevocationReason, SealedTable, Store, StoreError,
+    TokenRow, Tx, TxMode,
 };
 
 mod rows;
@@ -948,6 +949,83 @@ impl Tx for PgTx {
              ON CONFLICT (ca_id) DO UPDATE SET cert = excluded.cert, sealed_key = excluded.sealed_key,
                  not_after = excluded.not_after",
             &[&ca_id, &cert, &sealed_key, &not_after],
+        )?;
+        Ok(())
+    }
+
+    fn request_responder(&mut self, row: &ResponderRow) -> Result<bool> {
+        let n = self.execute(
+            "INSERT INTO responders (id, name, public_key, requested_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (id) DO NOTHING",
+            &[&row.id, &row.name, &row.public_key, &row.requested_at],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn responders(&mut self) -> Result<Vec<ResponderRow>> {
+        let rows = self.query(
+            "SELECT id, name, public_key, requested_at, approved_at, approved_by, removed_at
+             FROM responders ORDER BY requested_at, id",
+            &[],
+        )?;
+        rows.iter()
+            .map(|r| {
+                Ok(ResponderRow {
+                    id: get(r, 0)?,
+                    name: get(r, 1)?,
+                    public_key: get(r, 2)?,
+                    requested_at: get(r, 3)?,
+                    approved_at: get(r, 4)?,
+                    approved_by: get(r, 5)?,
+                    removed_at: get(r, 6)?,
+                })
+            })
+            .collect()
+    }
+
+    fn set_responder_state(&mut self, row: &ResponderRow) -> Result<()> {
+        let n = self.execute(
+            "UPDATE responders SET approved_at = $1, approved_by = $2, removed_at = $3 WHERE id = $4",
+            &[&row.approved_at, &row.approved_by, &row.removed_at, &row.id],
+        )?;
+        if n != 1 {
+            return Err(StoreError::Conflict);
+        }
+        Ok(())
+    }
+
+    fn responder_cert(&mut self, responder_id: &str, ca_id: &str, ca_version: i64) -> Result<Option<ResponderCertRow>> {
+        let row = self.query_opt(
+            "SELECT cert, not_after FROM responder_certs
+             WHERE responder_id = $1 AND ca_id = $2 AND ca_version = $3",
+            &[&responder_id, &ca_id, &ca_version],
+        )?;
+        row.as_ref()
+            .map(|r| {
+                Ok(ResponderCertRow {
+                    responder_id: responder_id.to_owned(),
+                    ca_id: ca_id.to_owned(),
+                    ca_version,
+                    cert: get(r, 0)?,
+                    not_after: get(r, 1)?,
+                })
+            })
+            .transpose()
+    }
+
+    fn put_responder_cert(&mut self, row: &ResponderCertRow) -> Result<()> {
+        self.execute(
+            "INSERT INTO responder_certs (responder_id, ca_id, ca_version, cert, not_after)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (responder_id, ca_id, ca_version) DO UPDATE SET cert = excluded.cert,
+                 not_after = excluded.not_after",
+            &[
+                &row.responder_id,
+                &row.ca_id,
+                &row.ca_version,
+                &row.cert,
+                &row.not_after,
+            ],
         )?;
         Ok(())
     }
