@@ -50,6 +50,9 @@ pub struct ServeConfig {
     pub api_rate_limit: u32,
     /// Cap on OCSP GET max-age (seconds); None: until nextUpdate.
     pub ocsp_max_age: Option<i64>,
+    /// Responders: a token from `cloudpki responder enrolment-token` that
+    /// approves this responder's key without an operator's `approve`.
+    pub enrolment_token: Option<String>,
 }
 
 impl ServeConfig {
@@ -66,6 +69,7 @@ impl ServeConfig {
             oidc: Vec::new(),
             api_rate_limit: DEFAULT_API_RATE_LIMIT,
             ocsp_max_age: None,
+            enrolment_token: None,
         }
     }
 }
@@ -181,8 +185,8 @@ pub async fn run(
     let edge = if cfg.role == Role::Responder {
         let name = format!("{}@{}", host_name(), cfg.listen);
         let edge = Arc::new(config::edge_key(&cfg.open.data_dir, &name)?);
-        let (p, e) = (pki.clone(), edge.clone());
-        let standing = tokio::task::spawn_blocking(move || p.request_edge_signing(&e))
+        let (p, e, token) = (pki.clone(), edge.clone(), cfg.enrolment_token.clone());
+        let standing = tokio::task::spawn_blocking(move || p.request_edge_signing(&e, token.as_deref()))
             .await
             .map_err(|e| AppError::Thread(std::io::Error::other(e)))?;
         match standing {

@@ -143,6 +143,17 @@ pub enum ResponderCommand {
     /// Stop renewing a responder's certificates (a lost or retired node):
     /// they lapse within their lifetime; the key is never trusted again.
     Remove { id: String },
+    /// A token that approves responders' keys at their first start (give it
+    /// to responders as CLOUDPKI_RESPONDER_ENROLMENT_TOKEN): for nodes
+    /// deployed where nobody approves each one. Only its hash is stored.
+    EnrolmentToken {
+        /// How many responders it approves.
+        #[arg(long, default_value_t = 1)]
+        uses: u32,
+        /// Hours it stays valid.
+        #[arg(long, default_value_t = 24)]
+        valid_hours: i64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -531,6 +542,9 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         }
         Command::Responder(ResponderCommand::Remove { id }) => {
             o.responders(&[pki.set_responder(&id, crate::domain::lifecycle::ResponderAction::Remove)?])
+        }
+        Command::Responder(ResponderCommand::EnrolmentToken { uses, valid_hours }) => {
+            o.enrolment_token(&pki.create_enrolment_token(uses, time::Duration::hours(valid_hours))?)
         }
         Command::Cert(cmd) => cert_command(&pki, cmd, &mut o),
         Command::Serve(_) | Command::Kek(KekCommand::Id { .. }) => Ok(()),

@@ -216,6 +216,22 @@ impl<'a> Output<'a> {
         self.line(&table.to_string())
     }
 
+    pub fn enrolment_token(&mut self, t: &crate::domain::engine::EnrolmentToken) -> Result<()> {
+        let expires = t
+            .expires_at
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        if self.json {
+            return self.json_value(&serde_json::json!({
+                "token": t.token, "uses": t.uses, "expirationDateTime": expires,
+            }));
+        }
+        self.line(&format!(
+            "{}\n(approves {} responder(s) until {expires}; shown once, only its hash is stored)",
+            t.token, t.uses
+        ))
+    }
+
     pub fn tokens(&mut self, tokens: &[crate::store::TokenRow]) -> Result<()> {
         let when = |t: i64| {
             if t == 0 {

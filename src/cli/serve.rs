@@ -31,6 +31,11 @@ pub struct ServeArgs {
     /// KEK); responder: OCSP/CRL/AIA from what signers stored, with no key.
     #[arg(long, env = "CLOUDPKI_ROLE", value_enum)]
     pub role: Option<Role>,
+    /// Responders: an enrolment token (`cloudpki responder enrolment-token`)
+    /// that approves this responder's OCSP key at its first start. Prefer
+    /// the environment variable: arguments are visible to other users.
+    #[arg(long, env = "CLOUDPKI_RESPONDER_ENROLMENT_TOKEN", hide_env_values = true)]
+    pub enrolment_token: Option<String>,
 }
 
 /// The configuration file. Every key is optional.
@@ -200,6 +205,7 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
             Some(n) if n >= 0 => Some(n),
             Some(_) => return Err(CliError::Usage("ocsp_max_age_seconds must not be negative".into())),
         },
+        enrolment_token: args.enrolment_token.clone().filter(|t| !t.trim().is_empty()),
     };
     // The database URL and its TLS settings (the sslrootcert file is read
     // here) are checked before the runtime starts and any port is bound.

@@ -1204,6 +1204,57 @@ fn keyless_responder_signs_at_the_edge_once_approved() {
     let out = ask(&f.responders[1], &["-nonce", "-cert", leaf(0)], None);
     assert!(out.contains("WARNING: no nonce in response"), "{out}");
 
+    // A responder deployed with an enrolment token is approved at its first
+    // start, with no operator step; the token is then spent.
+    let minted = fleet_cli(
+        &f,
+        &["responder", "enrolment-token", "--uses", "1", "--valid-hours", "1"],
+    );
+    let token = minted["token"].as_str().unwrap().to_owned();
+    let port = free_port();
+    let pod = Node::spawn(
+        vec![
+            "--data-dir".into(),
+            work.join("pod").to_str().unwrap().to_owned(),
+            "--database".into(),
+            f.pg.url.clone(),
+            "serve".into(),
+            "--role".into(),
+            "responder".into(),
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+        ],
+        vec![("CLOUDPKI_RESPONDER_ENROLMENT_TOKEN".into(), token.clone())],
+        port,
+        work.join("pod.log"),
+    );
+    pod.wait_status("/readyz", 200, Duration::from_secs(30));
+    let pod_started = Instant::now();
+    loop {
+        let out = ask(&pod, &["-sha384", "-nonce", "-cert", leaf(0)], None);
+        if signed(&out) && out.contains(": good") {
+            break;
+        }
+        assert!(pod_started.elapsed() < Duration::from_secs(15), "{out}\n{}", pod.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!pod.log().contains(&token), "the token is never logged");
+    let listed = fleet_cli(&f, &["responder", "list"]);
+    let approved: Vec<&Value> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] == "approved")
+        .collect();
+    assert_eq!(approved.len(), 2, "{listed}");
+    assert!(
+        approved
+            .iter()
+            .any(|r| r["approvedBy"].as_str().unwrap().starts_with("enrolment token")),
+        "{listed}"
+    );
+    drop(pod);
+
     // Certificates live 30 s and are renewed 20 s before their end: over
     // 25 s every answer verifies and at least two certificates signed them.
     let mut serials = std::collections::BTreeSet::new();

@@ -111,10 +111,95 @@ fn clean_name(name: &str) -> String {
     }
 }
 
+/// Where enrolment tokens live in meta: this prefix and the SHA-256 of the
+/// token (never the token), valued `{uses left} {expiry, unix seconds}`.
+const ENROLMENT_PREFIX: &str = "responder_enrolment:";
+
+fn enrolment_key(token: &str) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.trim().as_bytes());
+    format!(
+        "{ENROLMENT_PREFIX}{}",
+        crate::x509::hex_upper(digest.as_ref()).to_lowercase()
+    )
+}
+
+/// A new enrolment token, as handed to responders at deploy.
+#[derive(Debug, Clone)]
+pub struct EnrolmentToken {
+    pub token: String,
+    pub uses: u32,
+    pub expires_at: OffsetDateTime,
+}
+
 impl Pki {
+    /// Mints a token that approves up to `uses` responders' requests until
+    /// `valid_for` has passed: for responders deployed where nobody runs
+    /// `responder approve` for each (autoscaled pods with no disk). Only its
+    /// hash is stored.
+    pub fn create_enrolment_token(&self, uses: u32, valid_for: Duration) -> Result<EnrolmentToken> {
+        use aws_lc_rs::rand::SecureRandom;
+        if uses == 0 || valid_for <= Duration::ZERO || valid_for > Duration::days(366) {
+            return Err(PkiError::Invalid(
+                "an enrolment token needs at least one use and a validity of at most a year".into(),
+            ));
+        }
+        let mut raw = [0u8; 32];
+        aws_lc_rs::rand::SystemRandom::new()
+            .fill(&mut raw)
+            .map_err(|_| corrupt("no randomness for an enrolment token"))?;
+        let token = format!(
+            "cre_{}",
+            <base64ct::Base64UrlUnpadded as base64ct::Encoding>::encode_string(&raw)
+        );
+        let now = self.clock.now();
+        let expires_at = now + valid_for;
+        let mut tx = self.store.begin(TxMode::Write)?;
+        tx.set_meta(&enrolment_key(&token), &format!("{uses} {}", ts(expires_at)))?;
+        tx.append_audit(&audit_row(
+            now,
+            "createResponderEnrolmentToken",
+            ("Responder", "*"),
+            "success",
+            &format!("{uses} use(s) until {expires_at}"),
+            &[],
+        ))?;
+        self.commit(tx)?;
+        Ok(EnrolmentToken {
+            token,
+            uses,
+            expires_at,
+        })
+    }
+
+    /// Spends one use of an enrolment token; false when it is unknown,
+    /// expired or used up.
+    fn spend_enrolment_token(&self, tx: &mut dyn Tx, token: &str, now: OffsetDateTime) -> Result<bool> {
+        let key = enrolment_key(token);
+        let Some(value) = tx.meta(&key)? else {
+            return Ok(false);
+        };
+        let parsed = value
+            .split_once(' ')
+            .and_then(|(u, e)| Some((u.parse::<u32>().ok()?, e.parse::<i64>().ok()?)));
+        let Some((uses, expires)) = parsed else {
+            return Err(corrupt(format!("enrolment token record {value:?}")));
+        };
+        if uses == 0 || expires <= ts(now) {
+            tx.delete_meta(&key)?;
+            return Ok(false);
+        }
+        if uses == 1 {
+            tx.delete_meta(&key)?;
+        } else {
+            tx.set_meta(&key, &format!("{} {expires}", uses - 1))?;
+        }
+        Ok(true)
+    }
+
     /// Records a responder's request to sign with its own key (nothing
-    /// changes when it asked before). Returns where it stands.
-    pub fn request_edge_signing(&self, edge: &EdgeKey) -> Result<ResponderStanding> {
+    /// changes when it asked before); an enrolment token, when given and
+    /// valid, approves a pending request at once. Returns where it stands.
+    pub fn request_edge_signing(&self, edge: &EdgeKey, enrolment_token: Option<&str>) -> Result<ResponderStanding> {
         let now = self.clock.now();
         let mut tx = self.store.begin(TxMode::Write)?;
         let row = ResponderRow {
@@ -136,13 +221,43 @@ impl Pki {
                 &[],
             ))?;
         }
-        let stored = tx
+        let mut stored = tx
             .responders()?
             .into_iter()
             .find(|r| r.id == edge.id)
             .ok_or_else(|| corrupt("responder request not stored"))?;
         if stored.public_key != edge.spki {
             return Err(corrupt(format!("responder {}: another key under its id", edge.id)));
+        }
+        let from = standing(&stored);
+        if let (Some(token), ResponderStanding::Requested) = (enrolment_token, from) {
+            if check_responder(ResponderAction::Approve, from).is_ok()
+                && self.spend_enrolment_token(tx.as_mut(), token, now)?
+            {
+                stored.approved_at = Some(ts(now));
+                stored.approved_by = Some(format!(
+                    "enrolment token {}",
+                    &enrolment_key(token)[ENROLMENT_PREFIX.len()..][..8]
+                ));
+                tx.set_responder_state(&stored)?;
+                tx.append_audit(&audit_row(
+                    now,
+                    "approveResponder",
+                    ("Responder", &stored.id),
+                    "success",
+                    "enrolment token",
+                    &[],
+                ))?;
+            } else {
+                tx.append_audit(&audit_row(
+                    now,
+                    "approveResponder",
+                    ("Responder", &stored.id),
+                    "failure",
+                    "enrolment token unknown, expired or used up",
+                    &[],
+                ))?;
+            }
         }
         self.commit(tx)?;
         Ok(standing(&stored))
@@ -348,9 +463,15 @@ mod tests {
             .unwrap();
         let (edge, _) = EdgeKey::generate("edge-1").unwrap();
         let (other, _) = EdgeKey::generate("edge-2").unwrap();
-        assert_eq!(pki.request_edge_signing(&edge).unwrap(), ResponderStanding::Requested);
-        assert_eq!(pki.request_edge_signing(&edge).unwrap(), ResponderStanding::Requested);
-        pki.request_edge_signing(&other).unwrap();
+        assert_eq!(
+            pki.request_edge_signing(&edge, None).unwrap(),
+            ResponderStanding::Requested
+        );
+        assert_eq!(
+            pki.request_edge_signing(&edge, None).unwrap(),
+            ResponderStanding::Requested
+        );
+        pki.request_edge_signing(&other, None).unwrap();
         // Nothing is issued before approval.
         assert_eq!(pki.renew_responder_certs().unwrap(), 0);
         let row = |pki: &Pki, id: &str| pki.store().begin(TxMode::Read).unwrap().ca(id).unwrap().unwrap();
@@ -412,6 +533,57 @@ mod tests {
             .collect();
         assert_eq!(standings[&edge.id], ResponderStanding::Removed);
         assert_eq!(standings[&other.id], ResponderStanding::Requested);
+    }
+
+    #[test]
+    fn enrolment_tokens_approve_as_many_requests_as_they_have_uses_until_they_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = crate::clock::truncate(OffsetDateTime::now_utc());
+        let open = |t: OffsetDateTime| {
+            open_with_clock(&OpenOptions::new(dir.path().to_path_buf()), Arc::new(FixedClock(t))).unwrap()
+        };
+        let pki = open(t0);
+        assert!(matches!(
+            pki.create_enrolment_token(0, Duration::hours(1)),
+            Err(PkiError::Invalid(_))
+        ));
+        let two = pki.create_enrolment_token(2, Duration::hours(1)).unwrap();
+        assert!(two.token.starts_with("cre_") && two.token.len() > 40);
+        let keys: Vec<EdgeKey> = (0..4)
+            .map(|i| EdgeKey::generate(&format!("pod-{i}")).unwrap().0)
+            .collect();
+        let ask = |pki: &Pki, k: &EdgeKey, token: &str| pki.request_edge_signing(k, Some(token)).unwrap();
+        assert_eq!(ask(&pki, &keys[0], &two.token), ResponderStanding::Approved);
+        assert_eq!(ask(&pki, &keys[1], &two.token), ResponderStanding::Approved);
+        assert_eq!(ask(&pki, &keys[2], &two.token), ResponderStanding::Requested, "used up");
+        assert_eq!(ask(&pki, &keys[2], "cre_wrong"), ResponderStanding::Requested);
+        // Asking again with a spent token changes nothing for one approved already.
+        assert_eq!(ask(&pki, &keys[0], &two.token), ResponderStanding::Approved);
+        let one = pki.create_enrolment_token(1, Duration::hours(1)).unwrap();
+        assert_eq!(
+            ask(&open(t0 + Duration::hours(2)), &keys[2], &one.token),
+            ResponderStanding::Requested,
+            "expired"
+        );
+        // A removed responder is not approved again by a token.
+        let fresh = pki.create_enrolment_token(1, Duration::hours(1)).unwrap();
+        pki.set_responder(&keys[1].id, ResponderAction::Remove).unwrap();
+        assert_eq!(ask(&pki, &keys[1], &fresh.token), ResponderStanding::Removed);
+        assert_eq!(
+            ask(&pki, &keys[3], &fresh.token),
+            ResponderStanding::Approved,
+            "not spent on the removed one"
+        );
+        // Only hashes are stored.
+        let stored = pki
+            .store()
+            .begin(TxMode::Read)
+            .unwrap()
+            .meta_with_prefix(ENROLMENT_PREFIX)
+            .unwrap();
+        assert!(stored
+            .iter()
+            .all(|(k, v)| !k.contains(&two.token[4..]) && !v.contains("cre_")));
     }
 
     #[test]

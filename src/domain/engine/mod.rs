@@ -31,7 +31,7 @@ mod leaves;
 mod responder;
 
 pub use crls::CrlScope;
-pub use edge::{EdgeKey, ResponderInfo, EDGE_KEY};
+pub use edge::{EdgeKey, EnrolmentToken, ResponderInfo, EDGE_KEY};
 pub use responder::OcspResponder;
 
 /// Certificates are back-dated this much to absorb relying parties' clock
