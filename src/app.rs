@@ -102,7 +102,9 @@ pub struct Handles {
     pub addr: SocketAddr,
     /// The admin listener's address, when there is one.
     pub admin_addr: Option<SocketAddr>,
-    pub pki: Arc<Pki>,
+    /// None on a responder that started from its disk snapshot, until its
+    /// store answers.
+    pub pki: Option<Arc<Pki>>,
     pub published: Published,
 }
 
@@ -123,12 +125,79 @@ pub async fn run(
     }
     // Store access blocks (the PostgreSQL client runs a runtime of its own):
     // keep it off the async workers.
+    let metrics = Arc::new(Metrics::new()?);
+    let shared = Shared {
+        published: Arc::new(ArcSwap::from_pointee(Snapshot::empty())),
+        sync: Arc::new(crate::snapshot::SyncState::default()),
+        metrics: metrics.clone(),
+        wake: Arc::new(Wake::default()),
+        stop: Arc::new(AtomicBool::new(false)),
+    };
+    // Background threads stop on every way out of here, errors included.
+    let _stop_on_return = StopOnDrop(shared.stop.clone());
+    let (published, sync, wake, stop) = (
+        shared.published.clone(),
+        shared.sync.clone(),
+        shared.wake.clone(),
+        shared.stop.clone(),
+    );
+    // A responder signs what nothing pre-signed fits with a key of its own,
+    // once an operator approved it (see domain::engine::edge), and keeps its
+    // last snapshot on its own disk (see snapshot::disk).
+    let (edge, disk) = if cfg.role == Role::Responder {
+        let name = format!("{}@{}", host_name(), cfg.listen);
+        (
+            Some(Arc::new(config::edge_key(&cfg.open.data_dir, &name)?)),
+            Some(crate::snapshot::disk::dir_of(&cfg.open.data_dir)),
+        )
+    } else {
+        (None, None)
+    };
+    let edge_start = EdgeStart {
+        edge: edge.clone(),
+        token: cfg.enrolment_token.clone(),
+        disk: disk.clone(),
+    };
     let open = cfg.open.clone();
-    let mut pki = tokio::task::spawn_blocking(move || config::open(&open))
+    let opened = tokio::task::spawn_blocking(move || config::open(&open))
         .await
-        .map_err(|e| AppError::Thread(std::io::Error::other(e)))??;
-    pki.set_timings(cfg.timings);
-    let pki = Arc::new(pki);
+        .map_err(|e| AppError::Thread(std::io::Error::other(e)))?;
+    let mut reconnect = None;
+    let pki = match opened {
+        Ok(mut pki) => {
+            pki.set_timings(cfg.timings);
+            Some(Arc::new(pki))
+        }
+        // A responder restarted while the store is unreachable serves the
+        // snapshot it last wrote to disk, degraded, until the store returns.
+        Err(ConfigError::Store(crate::store::StoreError::Unavailable(why))) if cfg.role == Role::Responder => {
+            let dir = disk.clone().unwrap_or_default();
+            let restored = crate::snapshot::disk::load(&dir, edge.as_deref()).map_err(|e| {
+                tracing::error!(error = %e, "the store is unreachable and there is no snapshot on disk to start from");
+                AppError::Config(ConfigError::Store(crate::store::StoreError::Unavailable(why.clone())))
+            })?;
+            sync.restored(restored.synced_ms);
+            tracing::warn!(
+                store = %why,
+                age_seconds = sync.age_seconds(),
+                certificates = restored.snapshot.cas.values().map(|c| c.certs.len()).sum::<usize>(),
+                "the store is unreachable: serving the snapshot last written to disk until it returns"
+            );
+            published.store(Arc::new(restored.snapshot));
+            reconnect = Some(
+                spawn_reconnect(cfg.open.clone(), cfg.timings, edge_start.clone(), shared.clone())
+                    .map_err(AppError::Thread)?,
+            );
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
+    // Only a responder starting from disk has no store yet; every other
+    // node has returned above if it could not open one.
+    let store_pki = || {
+        pki.clone()
+            .ok_or_else(|| AppError::Thread(std::io::Error::other("no store opened")))
+    };
     // Everything the configuration names is checked before any port is
     // bound: a bad JWKS file or token key serves nothing.
     let external = cfg
@@ -141,6 +210,7 @@ pub async fn run(
     let api = if cfg.role == Role::Responder {
         None
     } else {
+        let pki = store_pki()?;
         let setup = pki.clone();
         let data_dir = cfg.open.data_dir.clone();
         let (tokens, first) = tokio::task::spawn_blocking(move || {
@@ -156,15 +226,13 @@ pub async fn run(
         }
         Some(crate::api::Api::new(pki.clone(), tokens, cfg.api_rate_limit))
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    // Background threads stop on every way out of here, errors included.
-    let _stop_on_return = StopOnDrop(stop.clone());
     // Signers register the KEK ids they hold before touching any key, and
     // keep the registration fresh, so `kek rotate` knows who must hold the
     // new KEK (see domain::kek).
     let heartbeat = if cfg.role == Role::Responder {
         None
     } else {
+        let pki = store_pki()?;
         let (p, role, listen) = (
             pki.clone(),
             format!("{:?}", cfg.role).to_lowercase(),
@@ -180,64 +248,16 @@ pub async fn run(
         .map_err(AppError::Kek)?;
         Some(spawn_heartbeat(pki.clone(), registration, stop.clone()).map_err(AppError::Thread)?)
     };
-    // A responder signs what nothing pre-signed fits with a key of its own,
-    // once an operator approved it (see domain::engine::edge).
-    let edge = if cfg.role == Role::Responder {
-        let name = format!("{}@{}", host_name(), cfg.listen);
-        let edge = Arc::new(config::edge_key(&cfg.open.data_dir, &name)?);
-        let (p, e, token) = (pki.clone(), edge.clone(), cfg.enrolment_token.clone());
-        let standing = tokio::task::spawn_blocking(move || p.request_edge_signing(&e, token.as_deref()))
-            .await
-            .map_err(|e| AppError::Thread(std::io::Error::other(e)))?;
-        match standing {
-            Ok(crate::domain::lifecycle::ResponderStanding::Requested) => tracing::warn!(
-                responder = %edge.id,
-                "this responder's OCSP key awaits approval (cloudpki responder approve {}); until then nonces are ignored and several CertIDs, SHA-384/512 CertIDs and unknown serials answer unauthorized",
-                edge.id
-            ),
-            Ok(standing) => tracing::info!(responder = %edge.id, ?standing, "responder OCSP key"),
-            Err(e) => tracing::warn!(responder = %edge.id, error = %e, "could not record this responder's key request"),
+    let following = match &pki {
+        Some(pki) => {
+            let (pki, shared) = (pki.clone(), shared.clone());
+            Some(
+                tokio::task::spawn_blocking(move || follow(pki, &edge_start, &shared))
+                    .await
+                    .map_err(|e| AppError::Thread(std::io::Error::other(e)))??,
+            )
         }
-        Some(edge)
-    } else {
-        None
-    };
-    let metrics = Arc::new(Metrics::new()?);
-    let published = Arc::new(ArcSwap::from_pointee(Snapshot::empty()));
-    let wake = Arc::new(Wake::default());
-    {
-        let wake = wake.clone();
-        pki.set_commit_hook(Arc::new(move || wake.notify()));
-    }
-    let sync = Arc::new(crate::snapshot::SyncState::default());
-    let mut maintainer = Maintainer::new(
-        pki.clone(),
-        published.clone(),
-        sync.clone(),
-        metrics.clone(),
-        wake.clone(),
-    );
-    if let Some(edge) = edge {
-        maintainer = maintainer.with_edge(edge);
-    }
-    let maintainer = tokio::task::spawn_blocking(move || maintainer.load().map(|()| maintainer))
-        .await
-        .map_err(|e| AppError::Thread(std::io::Error::other(e)))??;
-    // Other processes' commits: pushed where the store can (PostgreSQL), and
-    // the maintainer's poll catches anything a lost notification missed.
-    let watcher = {
-        let wake = wake.clone();
-        match pki.store().watch(Arc::new(move || wake.notify()), stop.clone()) {
-            Some(handle) => Some(handle.map_err(AppError::Thread)?),
-            None => None,
-        }
-    };
-    let thread = {
-        let stop = stop.clone();
-        std::thread::Builder::new()
-            .name("snapshot".into())
-            .spawn(move || maintainer.run(stop))
-            .map_err(AppError::Thread)?
+        None => None,
     };
 
     let listener = TcpListener::bind(cfg.listen).await.map_err(|source| AppError::Bind {
@@ -258,7 +278,9 @@ pub async fn run(
         }
         None => None,
     };
-    warn_if_public_port_differs(&pki.settings().public_url, addr);
+    if let Some(pki) = &pki {
+        warn_if_public_port_differs(&pki.settings().public_url, addr);
+    }
     on_listening(&Handles {
         addr,
         admin_addr: admin.as_ref().map(|(_, a)| *a),
@@ -311,9 +333,11 @@ pub async fn run(
     stop.store(true, Ordering::Relaxed);
     wake.notify();
     let _ = tokio::task::spawn_blocking(move || {
-        let _ = thread.join();
-        if let Some(w) = watcher {
-            let _ = w.join();
+        if let Some(f) = following {
+            f.join();
+        }
+        if let Some(r) = reconnect {
+            let _ = r.join();
         }
         if let Some(h) = heartbeat {
             let _ = h.join();
@@ -322,6 +346,120 @@ pub async fn run(
     .await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// What every thread that keeps the snapshot shares with the listeners.
+#[derive(Clone)]
+struct Shared {
+    published: Published,
+    sync: Arc<crate::snapshot::SyncState>,
+    metrics: Arc<Metrics>,
+    wake: Arc<Wake>,
+    stop: Arc<AtomicBool>,
+}
+
+/// A responder's own key, enrolment token and disk copy (all None elsewhere).
+#[derive(Clone)]
+struct EdgeStart {
+    edge: Option<Arc<crate::domain::engine::EdgeKey>>,
+    token: Option<String>,
+    disk: Option<std::path::PathBuf>,
+}
+
+/// What keeps the snapshot current: the maintainer thread and the store's
+/// change watcher.
+struct Following {
+    thread: std::thread::JoinHandle<()>,
+    watcher: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Following {
+    fn join(self) {
+        let _ = self.thread.join();
+        if let Some(w) = self.watcher {
+            let _ = w.join();
+        }
+    }
+}
+
+/// Loads the snapshot from the store and starts following it (blocking).
+fn follow(pki: Arc<Pki>, start: &EdgeStart, shared: &Shared) -> Result<Following, AppError> {
+    if let Some(edge) = &start.edge {
+        match pki.request_edge_signing(edge, start.token.as_deref()) {
+            Ok(crate::domain::lifecycle::ResponderStanding::Requested) => tracing::warn!(
+                responder = %edge.id,
+                "this responder's OCSP key awaits approval (cloudpki responder approve {}); until then nonces are ignored and several CertIDs, SHA-384/512 CertIDs and unknown serials answer unauthorized",
+                edge.id
+            ),
+            Ok(standing) => tracing::info!(responder = %edge.id, ?standing, "responder OCSP key"),
+            Err(e) => tracing::warn!(responder = %edge.id, error = %e, "could not record this responder's key request"),
+        }
+    }
+    {
+        let wake = shared.wake.clone();
+        pki.set_commit_hook(Arc::new(move || wake.notify()));
+    }
+    let mut maintainer = Maintainer::new(
+        pki.clone(),
+        shared.published.clone(),
+        shared.sync.clone(),
+        shared.metrics.clone(),
+        shared.wake.clone(),
+    );
+    if let Some(edge) = &start.edge {
+        maintainer = maintainer.with_edge(edge.clone());
+    }
+    if let Some(dir) = &start.disk {
+        maintainer = maintainer.with_disk(dir.clone()).map_err(AppError::Thread)?;
+    }
+    maintainer.load()?;
+    // Other processes' commits: pushed where the store can (PostgreSQL), and
+    // the maintainer's poll catches anything a lost notification missed.
+    let watcher = {
+        let wake = shared.wake.clone();
+        match pki.store().watch(Arc::new(move || wake.notify()), shared.stop.clone()) {
+            Some(handle) => Some(handle.map_err(AppError::Thread)?),
+            None => None,
+        }
+    };
+    let stop = shared.stop.clone();
+    let thread = std::thread::Builder::new()
+        .name("snapshot".into())
+        .spawn(move || maintainer.run(stop))
+        .map_err(AppError::Thread)?;
+    Ok(Following { thread, watcher })
+}
+
+/// A responder started from disk: tries the store every second until it
+/// answers, then loads from it and follows, as a normal start would.
+fn spawn_reconnect(
+    open: OpenOptions,
+    timings: Timings,
+    start: EdgeStart,
+    shared: Shared,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new().name("reconnect".into()).spawn(move || {
+        while !shared.stop.load(Ordering::Relaxed) {
+            let attempt = config::open(&open).map_err(AppError::from).and_then(|mut pki| {
+                pki.set_timings(timings);
+                follow(Arc::new(pki), &start, &shared)
+            });
+            match attempt {
+                Ok(following) => {
+                    tracing::info!("the store is reachable again: snapshot reloaded from it");
+                    following.join();
+                    return;
+                }
+                Err(e) => tracing::debug!(error = %e, "the store is still unreachable"),
+            }
+            for _ in 0..10 {
+                if shared.stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        }
+    })
 }
 
 /// This machine's name, for people reading `cloudpki responder list`.

@@ -224,7 +224,11 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
             app::run(
                 cfg,
                 |h| {
-                    let (addr, public_url) = (h.addr, h.pki.settings().public_url.as_str());
+                    let addr = h.addr;
+                    // A responder starting from its disk snapshot has no store yet.
+                    let public_url = h.pki.as_ref().map_or("(the store's, once reachable)".to_owned(), |p| {
+                        p.settings().public_url.clone()
+                    });
                     println!(
                         "cloudpki listening on http://{addr} (role {})",
                         format!("{role:?}").to_lowercase()

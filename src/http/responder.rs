@@ -361,6 +361,12 @@ impl Responder {
         }
         match snap.answer_ocsp(&req) {
             OcspDecision::Error(answer, outcome) => self.error(answer, outcome),
+            // Never an answer past its nextUpdate (a responder serving an old
+            // snapshot while the store is away): a relying party would reject
+            // it, and it may no longer be true.
+            OcspDecision::Ready { state, .. } if state.next_update <= now_unix() => {
+                self.error(ErrorAnswer::TryLater, Outcome::TryLater)
+            }
             OcspDecision::Ready { body, state, outcome } => {
                 self.outcome(outcome);
                 if get {
@@ -437,10 +443,21 @@ impl Responder {
         self.waiting.fetch_sub(1, Ordering::AcqRel);
         let permit = permit.ok()?;
         let validity = self.ocsp_validity;
+        let now = crate::clock::truncate(time::OffsetDateTime::now_utc());
+        // thisUpdate is when the status was last known to be right (RFC 6960
+        // §4.2.2.1): now, unless the store has been unreachable since then.
+        let known = match self.sync.synced_ms() {
+            at if self.sync.degraded() && at > 0 => {
+                time::OffsetDateTime::from_unix_timestamp((at / 1000) as i64).map_or(now, |t| t.min(now))
+            }
+            _ => now,
+        };
+        if known + validity <= now {
+            return None;
+        }
         let signed = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let now = crate::clock::truncate(time::OffsetDateTime::now_utc());
-            snapshot::sign_pending(&ca, &answers, nonce.as_deref(), now, validity)
+            snapshot::sign_pending(&ca, &answers, nonce.as_deref(), now, known, validity)
         })
         .await;
         match signed {

@@ -16,14 +16,14 @@ use bytes::Bytes;
 use der::{Decode, Encode};
 use time::OffsetDateTime;
 
-use super::{AiaDocument, CaState, CertState, CrlDocument, CrlScopeKey, Document, Published, SerialKey, Snapshot};
+use super::{CaParts, CaState, CertState, CrlDocument, CrlScopeKey, Document, Published, SerialKey, Snapshot};
 use crate::crl::{CrlBook, Scope, Served};
 use crate::domain::engine::{hex_bytes, EdgeKey};
 use crate::domain::{Pki, PkiError};
 use crate::observability::Metrics;
 use crate::store::{CaRow, ChangeKind, LeafStatusRow, StoreError, TxMode};
-use crate::x509::ocsp::{CertIdHash, IssuerHashes, Status};
-use crate::x509::{pem, X509Error};
+use crate::x509::ocsp::Status;
+use crate::x509::X509Error;
 
 /// Wakes the maintainer.
 #[derive(Debug, Default)]
@@ -96,6 +96,10 @@ pub struct Maintainer {
     /// A keyless responder's own OCSP key (see `domain::engine::edge`).
     edge: Option<Arc<EdgeKey>>,
     last_edge_renewal: Instant,
+    /// A responder's copy of its snapshot on local disk, and what changed
+    /// since the last round written there.
+    disk: Option<super::disk::DiskWriter>,
+    dirty: super::disk::Dirty,
 }
 
 fn ts(t: OffsetDateTime) -> i64 {
@@ -137,6 +141,8 @@ impl Maintainer {
             leading: false,
             storm_until: Instant::now(),
             edge: None,
+            disk: None,
+            dirty: super::disk::Dirty::default(),
             last_edge_renewal: Instant::now()
                 .checked_sub(EDGE_RENEW_EVERY)
                 .unwrap_or_else(Instant::now),
@@ -159,10 +165,6 @@ impl Maintainer {
         let p7c = cms::content_info::ContentInfo::try_from(chain)
             .and_then(|ci| ci.to_der())
             .map_err(X509Error::from)?;
-        let hashes = CertIdHash::ALL
-            .iter()
-            .map(|h| IssuerHashes::of(&parsed, *h))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
         // A keyless node signs nothing: it serves what signers stored, and
         // never asks for a key (which opens a write transaction: on
         // PostgreSQL the fleet-wide writer lock).
@@ -186,23 +188,24 @@ impl Maintainer {
                 }
             }
         };
-        Ok(Some(CaState {
+        let parts = CaParts {
             id: row.id.as_str().into(),
             version: i32::try_from(entity.version.number).unwrap_or(i32::MAX),
             status: entity.status,
-            cert_der: AiaDocument::new(Bytes::from(cert.clone())),
-            cert_pem: AiaDocument::new(Bytes::from(pem::encode("CERTIFICATE", cert)?)),
-            chain_p7c: AiaDocument::new(Bytes::from(p7c)),
-            hashes,
-            crls: old.map(|o| o.crls.clone()).unwrap_or_default(),
+            cert_der: Bytes::from(cert.clone()),
+            chain_p7c: Bytes::from(p7c),
+            partitions_json: Bytes::from(
+                serde_json::to_vec(&entity.crl_urls()).map_err(|e| MaintainError::Json(e.to_string()))?,
+            ),
             crl_partitions: entity.crl_partitions,
             delta_crls: entity.delta_crls,
-            partitions_json: AiaDocument::new(Bytes::from(
-                serde_json::to_vec(&entity.crl_urls()).map_err(|e| MaintainError::Json(e.to_string()))?,
-            )),
-            certs: old.map(|o| o.certs.clone()).unwrap_or_default(),
+        };
+        Ok(Some(CaState::assemble(
+            parts,
+            old.map(|o| o.crls.clone()).unwrap_or_default(),
+            old.map(|o| o.certs.clone()).unwrap_or_default(),
             responder,
-        }))
+        )?))
     }
 
     fn reindex(&mut self) {
@@ -222,6 +225,9 @@ impl Maintainer {
         let Some(ca) = self.snapshot.cas.remove(ca_id) else {
             return;
         };
+        if self.disk.is_some() {
+            self.dirty.certs.insert((ca.id.clone(), key));
+        }
         // Uniquely owned between two swaps: the map is changed in place, so
         // a mass revocation copies each tree node once per snapshot, not once
         // per certificate (the garbage of a copy per certificate is what the
@@ -276,6 +282,9 @@ impl Maintainer {
         let old = self.snapshot.cas.get(id).cloned();
         if let Some(state) = self.ca_state(&row, old.as_deref())? {
             let is_new = old.is_none();
+            if self.disk.is_some() {
+                self.dirty.cas.insert(state.id.clone());
+            }
             self.snapshot.cas.insert(state.id.clone(), Arc::new(state));
             // A new CA (or new partitions) has CRLs to sign: mark_stale_crls finds them.
             if is_new {
@@ -286,6 +295,9 @@ impl Maintainer {
     }
 
     fn remove_ca(&mut self, id: &str) {
+        if self.disk.is_some() {
+            self.dirty.removed.insert(id.into());
+        }
         if self.snapshot.cas.remove(id).is_some() {
             self.reindex();
         }
@@ -298,6 +310,13 @@ impl Maintainer {
     pub fn with_edge(mut self, edge: Arc<EdgeKey>) -> Self {
         self.edge = Some(edge);
         self
+    }
+
+    /// Keeps a copy of every snapshot in `dir`, to start from when the store
+    /// is unreachable (see `snapshot::disk`).
+    pub fn with_disk(mut self, dir: std::path::PathBuf) -> std::io::Result<Self> {
+        self.disk = Some(super::disk::DiskWriter::start(dir)?);
+        Ok(self)
     }
 
     /// Loads everything from the store.
@@ -367,7 +386,12 @@ impl Maintainer {
         }
         self.snapshot.ready = true;
         self.sync.synced();
+        // Everything is new: the disk copy gets a whole base, not a journal.
+        self.dirty = super::disk::Dirty::default();
         self.swap(started);
+        if let Some(disk) = &self.disk {
+            disk.whole(&self.snapshot, self.sync.synced_ms());
+        }
         tracing::info!(
             cas = self.snapshot.cas.len(),
             certificates = self.snapshot.cas.values().map(|c| c.certs.len()).sum::<usize>(),
@@ -485,6 +509,9 @@ impl Maintainer {
             return;
         }
         let mut ca = CaState::clone(ca);
+        if self.disk.is_some() {
+            self.dirty.crls.insert((ca.id.clone(), row.scope));
+        }
         let partition = row.scope.label();
         let labels = [row.ca_id.as_str(), partition.as_str()];
         let m = &self.metrics;
@@ -563,6 +590,9 @@ impl Maintainer {
         self.metrics.snapshot_generation.set(self.snapshot.generation as i64);
         self.metrics.snapshot_seq.set(self.snapshot.change_seq);
         self.metrics.rebuild_seconds.observe(started.elapsed().as_secs_f64());
+        if let (Some(disk), false) = (&self.disk, self.dirty.is_empty() || !self.snapshot.ready) {
+            disk.changed(&self.snapshot, std::mem::take(&mut self.dirty), self.sync.synced_ms());
+        }
     }
 
     /// Whether this node signs CRLs and refreshes OCSP answers: it holds the

@@ -11,6 +11,7 @@
 //! copies a handful of tree nodes, not the CA's million entries, and the old
 //! snapshot stays valid for readers still holding it.
 
+pub mod disk;
 pub mod maintainer;
 
 use std::collections::HashMap;
@@ -56,6 +57,19 @@ impl SyncState {
     /// A round failed to reach the store.
     pub fn failed(&self) {
         self.degraded.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Serving a snapshot read back from disk, last current at `synced_ms`
+    /// (unix milliseconds): degraded until a round reaches the store.
+    pub fn restored(&self, synced_ms: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.synced_ms.store(synced_ms, Relaxed);
+        self.degraded.store(true, Relaxed);
+    }
+
+    /// Unix milliseconds of the last round that reached the store (0: none yet).
+    pub fn synced_ms(&self) -> u64 {
+        self.synced_ms.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn degraded(&self) -> bool {
@@ -178,7 +192,52 @@ pub struct CaState {
     pub responder: Option<Arc<OcspResponder>>,
 }
 
+/// What a CA's served documents are built from: the store, or the disk copy.
+#[derive(Debug, Clone)]
+pub struct CaParts {
+    pub id: Arc<str>,
+    pub version: i32,
+    pub status: CaStatus,
+    pub cert_der: Bytes,
+    /// The certificate and its chain as PKCS#7 (`.p7c`), DER.
+    pub chain_p7c: Bytes,
+    pub partitions_json: Bytes,
+    pub crl_partitions: u32,
+    pub delta_crls: bool,
+}
+
 impl CaState {
+    /// A CA's state from its parts: the PEM, the CertID hashes and the
+    /// validators are derived here, once.
+    pub fn assemble(
+        parts: CaParts,
+        crls: Arc<std::collections::BTreeMap<CrlScopeKey, Arc<CrlDocument>>>,
+        certs: imbl::HashMap<SerialKey, Arc<CertState>>,
+        responder: Option<Arc<OcspResponder>>,
+    ) -> Result<CaState, crate::x509::X509Error> {
+        use der::Decode;
+        let parsed = x509_cert::Certificate::from_der(&parts.cert_der)?;
+        let hashes = CertIdHash::ALL
+            .iter()
+            .map(|h| IssuerHashes::of(&parsed, *h))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(CaState {
+            id: parts.id,
+            version: parts.version,
+            status: parts.status,
+            cert_pem: AiaDocument::new(Bytes::from(crate::x509::pem::encode("CERTIFICATE", &parts.cert_der)?)),
+            cert_der: AiaDocument::new(parts.cert_der),
+            chain_p7c: AiaDocument::new(parts.chain_p7c),
+            hashes,
+            crls,
+            crl_partitions: parts.crl_partitions,
+            delta_crls: parts.delta_crls,
+            partitions_json: AiaDocument::new(parts.partitions_json),
+            certs,
+            responder,
+        })
+    }
+
     /// Whether this node can sign on demand for this CA now (a responder's
     /// delegated certificate may have lapsed since the snapshot was built).
     pub fn can_sign(&self) -> bool {
@@ -363,12 +422,14 @@ pub enum OcspDecision {
     Error(ErrorAnswer, Outcome),
 }
 
-/// Signs an on-demand answer (blocking: call off the async runtime).
+/// Signs an on-demand answer (blocking: call off the async runtime),
+/// produced `now` about statuses known to be right at `known`.
 pub fn sign_pending(
     ca: &CaState,
     answers: &[PendingAnswer],
     nonce: Option<&[u8]>,
     now: time::OffsetDateTime,
+    known: time::OffsetDateTime,
     validity: time::Duration,
 ) -> Result<Vec<u8>, crate::x509::X509Error> {
     let signer = ca
@@ -380,8 +441,8 @@ pub fn sign_pending(
         .map(|a| SingleAnswer {
             cert_id: a.cert_id.clone(),
             status: a.status,
-            this_update: now,
-            next_update: now + validity,
+            this_update: known,
+            next_update: known + validity,
         })
         .collect();
     ocsp::sign_response(&signer.as_key(), &single, nonce, now)

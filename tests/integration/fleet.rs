@@ -793,6 +793,53 @@ fn fleet_on_postgres_signer_and_keyless_responders() {
     );
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["error"]["code"], "ServiceUnavailable");
+    // A responder killed during the outage starts again from the snapshot it
+    // kept on its own disk: degraded, but every answer right.
+    f.responders[1].child.kill().unwrap();
+    f.responders[1].child.wait().unwrap();
+    let cold = Instant::now();
+    f.responders[1].restart();
+    loop {
+        let r = &f.responders[1];
+        if ocsp_status(r, &leaves[0].request) == Some(Seen::Revoked)
+            && ocsp_status(r, &leaves[25].request) == Some(Seen::Good)
+        {
+            break;
+        }
+        assert!(
+            cold.elapsed() < Duration::from_secs(30),
+            "no answer from disk:\n{}",
+            r.log()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    println!(
+        "cold start from the disk snapshot with PostgreSQL down: first correct OCSP answer after {:?}",
+        cold.elapsed()
+    );
+    {
+        let r = &f.responders[1];
+        let body = r.wait_status("/readyz", 503, Duration::from_secs(5));
+        assert!(body.contains("degraded"), "{body}");
+        assert!(
+            r.log().contains("serving the snapshot last written to disk"),
+            "{}",
+            r.log()
+        );
+        assert!(
+            r.metric("cloudpki_snapshot_age_seconds") >= 1,
+            "the age counts from the last sync"
+        );
+        for (i, leaf) in leaves.iter().enumerate() {
+            let want = if i < 20 { Seen::Revoked } else { Seen::Good };
+            assert_eq!(ocsp_status(r, &leaf.request), Some(want), "leaf {i} from disk");
+        }
+        let mut on_crl = crl_serials(r, &issuing_id).unwrap();
+        let mut want: Vec<String> = leaves[..20].iter().map(|l| norm(&l.serial)).collect();
+        on_crl.sort();
+        want.sort();
+        assert_eq!(on_crl, want, "the CRLs come from disk too");
+    }
     f.pg.restart();
     for r in &f.responders {
         r.wait_status("/readyz", 200, Duration::from_secs(30));

@@ -694,7 +694,7 @@ fn revocations_become_visible_fast() {
         "--count",
         "2000",
     ]);
-    let pki = server.handles.pki.clone();
+    let pki = server.handles.pki.clone().unwrap();
     let published = server.handles.published.clone();
     // Wait until the server has followed the CLI's issuance.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -865,7 +865,7 @@ fn visibility_at_100k_certificates() {
         "--batch",
         "5000",
     ]);
-    let pki = server.handles.pki.clone();
+    let pki = server.handles.pki.clone().unwrap();
     let published = server.handles.published.clone();
     let deadline = Instant::now() + Duration::from_secs(120);
     while published.load().cas.get(issuing.as_str()).map_or(0, |c| c.certs.len()) < 100_000 {
@@ -929,6 +929,8 @@ fn measure_visibility(
             .entries;
         handles
             .pki
+            .as_ref()
+            .unwrap()
             .revoke_leaf(&leaf.id, None, cloudpki::domain::RevocationReason::KeyCompromise)
             .unwrap();
         let committed = Instant::now();

@@ -398,24 +398,37 @@ impl Pki {
         ) else {
             return Ok(None);
         };
-        let cert = ParsedCert::from_der(&held.cert)?;
+        edge.responder_for(&held.cert, ca_cert, self.clock.now())
+    }
+}
+
+impl EdgeKey {
+    /// This key's OCSP signer under `cert`, if `cert` certifies exactly this
+    /// key, was signed by the CA certificate `ca_cert` and is valid at `now`.
+    pub fn responder_for(
+        &self,
+        cert: &[u8],
+        ca_cert: &[u8],
+        now: OffsetDateTime,
+    ) -> Result<Option<Arc<OcspResponder>>> {
+        let cert = ParsedCert::from_der(cert)?;
         let issuer = ParsedCert::from_der(ca_cert)?;
         let ours = cert
             .tbs()
             .subject_public_key_info
             .to_der()
             .map_err(crate::x509::X509Error::from)?
-            == edge.spki;
+            == self.spki;
         if !ours || cert.verify_signed_by(&issuer.tbs().subject_public_key_info).is_err() {
-            tracing::warn!(ca = %ca.id, "a stored responder certificate is not for this key or not from this CA; ignored");
+            tracing::warn!("a responder certificate is not for this key or not from its CA; ignored");
             return Ok(None);
         }
         let not_after = cert.not_after()?;
-        if not_after <= self.clock.now() {
+        if not_after <= now {
             return Ok(None);
         }
         Ok(Some(Arc::new(OcspResponder {
-            key: edge.key.clone(),
+            key: self.key.clone(),
             cert: Some(Arc::new(cert.cert)),
             not_after: Some(not_after),
         })))
