@@ -1,5 +1,8 @@
 //! Responder hot path and snapshot maintenance:
-//! - OCSP request decode + snapshot lookup (1M certificates in one CA);
+//! - the per-request path: `GET /ocsp/…` decoded, the request read and the
+//!   answer found, at 10k and 1M certificates in one CA (10M with
+//!   `CLOUDPKI_BENCH_10M=1`: ~2 GB and a minute to build), on the
+//!   allocation-free path every plain request takes and on the general one;
 //! - one revocation applied to a 1M-certificate snapshot: the persistent map
 //!   we use (imbl) against copying a std HashMap, the alternative it replaced;
 //! - CRL signing at 10k / 100k / 1M entries.
@@ -31,7 +34,10 @@ fn serial(i: u32) -> [u8; 16] {
 
 fn state(i: u32) -> Arc<CertState> {
     // ~300-byte bodies like a P-256 response; content is irrelevant to lookup cost.
-    let body = Bytes::from(vec![i as u8; 300]);
+    state_with(Bytes::from(vec![i as u8; 300]))
+}
+
+fn state_with(body: Bytes) -> Arc<CertState> {
     Arc::new(CertState {
         status: Status::Good,
         this_update: 0,
@@ -71,8 +77,10 @@ fn snapshot(n: u32) -> (Snapshot, x509_cert::Certificate, SoftwareKey) {
     .unwrap();
     let ca_cert: x509_cert::Certificate = der::Decode::from_der(&der).unwrap();
     let mut certs = imbl::HashMap::new();
+    // One shared body: at 10M certificates, memory for the map alone.
+    let body = Bytes::from(vec![0x30; 300]);
     for i in 0..n {
-        certs.insert(SerialKey::new(&serial(i)).unwrap(), state(i));
+        certs.insert(SerialKey::new(&serial(i)).unwrap(), state_with(body.clone()));
     }
     let hashes: Vec<IssuerHashes> = CertIdHash::ALL
         .iter()
@@ -127,22 +135,50 @@ fn request(ca_cert: &x509_cert::Certificate, i: u32) -> Vec<u8> {
 }
 
 fn ocsp_lookup(c: &mut Criterion) {
-    let (snap, ca_cert, _) = snapshot(N);
-    let reqs: Vec<Vec<u8>> = (0..1024).map(|i| request(&ca_cert, i * 977)).collect();
+    let mut sizes = vec![(10_000u32, "10k"), (N, "1m")];
+    if std::env::var("CLOUDPKI_BENCH_10M").is_ok() {
+        sizes.push((10_000_000, "10m"));
+    }
     let mut g = c.benchmark_group("ocsp");
     g.throughput(Throughput::Elements(1))
         .measurement_time(Duration::from_secs(5));
-    let mut i = 0;
-    g.bench_function("decode_and_lookup_1m", |b| {
-        b.iter(|| {
-            i = (i + 1) % reqs.len();
-            let parsed = ocsp::parse_request(&reqs[i]).unwrap();
-            match snap.answer_ocsp(&parsed) {
-                cloudpki::snapshot::OcspDecision::Ready { body, .. } => body.len(),
-                other => panic!("expected a pre-signed answer, got {other:?}"),
-            }
-        })
-    });
+    for (n, label) in sizes {
+        let (snap, ca_cert, _) = snapshot(n);
+        let reqs: Vec<Vec<u8>> = (0..1024).map(|i| request(&ca_cert, (i * 977) % n)).collect();
+        let paths: Vec<String> = reqs
+            .iter()
+            .map(|r| <base64ct::Base64 as base64ct::Encoding>::encode_string(r).replace('/', "%2F"))
+            .collect();
+        let mut i = 0;
+        // What every plain GET costs us before hyper writes the answer.
+        g.bench_function(BenchmarkId::new("get_path_decode_lookup", label), |b| {
+            b.iter(|| {
+                i = (i + 1) % paths.len();
+                let mut buf = [0u8; 1024];
+                let der = cloudpki::http::responder::decode_get_path_into(&paths[i], &mut buf).unwrap();
+                let q = ocsp::parse_simple(der).unwrap();
+                snap.answer_simple(&q).unwrap().0.len()
+            })
+        });
+        g.bench_function(BenchmarkId::new("post_decode_lookup", label), |b| {
+            b.iter(|| {
+                i = (i + 1) % reqs.len();
+                let q = ocsp::parse_simple(&reqs[i]).unwrap();
+                snap.answer_simple(&q).unwrap().0.len()
+            })
+        });
+        // The general path (nonces, several CertIDs, unknown serials).
+        g.bench_function(BenchmarkId::new("general_decode_lookup", label), |b| {
+            b.iter(|| {
+                i = (i + 1) % reqs.len();
+                let parsed = ocsp::parse_request(&reqs[i]).unwrap();
+                match snap.answer_ocsp(&parsed) {
+                    cloudpki::snapshot::OcspDecision::Ready { body, .. } => body.len(),
+                    other => panic!("expected a pre-signed answer, got {other:?}"),
+                }
+            })
+        });
+    }
     g.finish();
 }
 

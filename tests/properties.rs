@@ -322,6 +322,28 @@ fn valid_request() -> impl Strategy<Value = RequestSpec> {
         })
 }
 
+/// Whatever `parse_simple` accepts, `parse_request` accepts as the same one question.
+fn check_simple(der: &[u8]) -> Result<(), TestCaseError> {
+    let Some(q) = cocsp::parse_simple(der) else {
+        return Ok(());
+    };
+    let full = cocsp::parse_request(der);
+    prop_assert!(
+        full.is_ok(),
+        "fast path accepted what parse_request refuses: {:?}",
+        full
+    );
+    let full = full.unwrap();
+    prop_assert!(full.nonce.is_none());
+    prop_assert_eq!(full.questions.len(), 1);
+    let one = &full.questions[0];
+    prop_assert_eq!(one.hash, Some(q.hash));
+    prop_assert_eq!(one.cert_id.issuer_name_hash.as_bytes(), q.name_hash);
+    prop_assert_eq!(one.cert_id.issuer_key_hash.as_bytes(), q.key_hash);
+    prop_assert_eq!(one.cert_id.serial_number.as_bytes(), q.serial);
+    Ok(())
+}
+
 /// What must hold of any request parse_request accepts, whatever its bytes,
 /// and of the decision an empty snapshot makes on it.
 fn check_accepted(req: &ParsedRequest) -> Result<(), TestCaseError> {
@@ -416,6 +438,40 @@ proptest! {
         if let Ok(req) = cocsp::parse_request(&der) {
             check_accepted(&req)?;
         }
+    }
+
+    /// The allocation-free reader agrees with the full one wherever it
+    /// answers: whatever bytes, an accepted request is exactly one CertID
+    /// with a hash we serve, no nonce, and the same fields.
+    #[test]
+    fn parse_simple_agrees_with_parse_request(
+        spec in request_spec(0..=3, 1..=32),
+        flips in prop::collection::vec((any::<Index>(), 0u8..8), 0..=2),
+    ) {
+        let der = flip(spec.der(), &flips);
+        check_simple(&der)?;
+        for cut in 0..der.len() {
+            prop_assert!(cocsp::parse_simple(&der[..cut]).is_none());
+        }
+    }
+
+    #[test]
+    fn parse_simple_agrees_on_untrusted_bytes(bytes in untrusted_bytes()) {
+        check_simple(&bytes)?;
+    }
+
+    /// Every plain request (one CertID, SHA-1 or SHA-256, no extension)
+    /// takes the fast path.
+    #[test]
+    fn plain_requests_take_the_fast_path(id in cert_id()) {
+        prop_assume!(matches!(CertIdHash::from_oid(&id.hash_algorithm.oid), Some(CertIdHash::Sha1 | CertIdHash::Sha256)));
+        let spec = RequestSpec { ids: vec![id.clone()], nonce: None, other: None, other_first: false };
+        let der = spec.der();
+        let q = cocsp::parse_simple(&der);
+        prop_assert!(q.is_some());
+        let q = q.unwrap();
+        prop_assert_eq!(q.serial, id.serial_number.as_bytes());
+        prop_assert_eq!(q.key_hash, id.issuer_key_hash.as_bytes());
     }
 
     #[test]

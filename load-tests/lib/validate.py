@@ -184,19 +184,27 @@ def check_cloudpki(base, fix, storm_revoked=None, keyless=False):
     # CRLs and CA certificates
     for ca_id, cert in ((ids["ISSUING_ID"], c.ca), (ids["ROOT_ID"], c.root)):
         issuer = c.ca if cert is c.ca else c.root
-        code, ctype, body = get("GET", f"/crls/{ca_id}_v1/current.crl")
-        if code != 200 or ctype != "application/pkix-crl":
-            c.err(f"CRL {ca_id}: HTTP {code} {ctype}")
+        # Every CRL the CA serves (partitions.json lists current.crl and each partition).
+        code, _, body = get("GET", f"/crls/{ca_id}_v1/partitions.json")
+        paths = [u[u.index("/crls/"):] for u in json.loads(body)] if code == 200 else [f"/crls/{ca_id}_v1/current.crl"]
+        listed, bad = set(), False
+        for path in paths:
+            code, ctype, body = get("GET", path)
+            if code != 200 or ctype != "application/pkix-crl":
+                c.err(f"CRL {path}: HTTP {code} {ctype}")
+                bad = True
+                continue
+            crl = x509.load_der_x509_crl(body)
+            if not crl.is_signature_valid(issuer.public_key()):
+                c.err(f"CRL {path}: bad signature")
+            listed |= {f"{e.serial_number:X}" for e in crl}
+        if bad:
             continue
-        crl = x509.load_der_x509_crl(body)
-        if not crl.is_signature_valid(issuer.public_key()):
-            c.err(f"CRL {ca_id}: bad signature")
         if cert is c.ca:
-            listed = {f"{e.serial_number:X}" for e in crl}
             missing = {s.lstrip("0") for s in revoked} - listed
             if missing:
                 c.err(f"CRL: {len(missing)} revoked serials missing, e.g. {sorted(missing)[:2]}")
-            c.count("crl_entries", len(crl))
+            c.count("crl_entries", len(listed))
         code, ctype, body = get("GET", f"/cacerts/{ca_id}_v1/cert.cer")
         if code != 200 or body != cert.public_bytes(serialization.Encoding.DER):
             c.err(f"AIA {ca_id}: HTTP {code} or bytes differ from `ca cert`")

@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use base64ct::Encoding;
 use bytes::Bytes;
 use dashmap::DashMap;
 use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
@@ -176,14 +175,37 @@ fn not_modified(req: &HeaderMap, etag: &str, last_modified: Option<i64>) -> bool
 
 /// A document with RFC 5019 §6 caching headers (and 304 on a conditional GET).
 fn cached(req: &HeaderMap, doc: &Document, content_type: &'static str, max_age_cap: Option<i64>) -> Response<Body> {
-    let now = now_unix();
+    let dated = Dated {
+        body: &doc.body,
+        this_update: doc.this_update,
+        next_update: doc.next_update,
+        etag: &doc.etag,
+    };
+    cached_at(req, &dated, content_type, max_age_cap, now_unix())
+}
+
+/// What [`cached_at`] needs of a document, borrowed.
+struct Dated<'a> {
+    body: &'a Bytes,
+    this_update: i64,
+    next_update: i64,
+    etag: &'a str,
+}
+
+fn cached_at(
+    req: &HeaderMap,
+    doc: &Dated<'_>,
+    content_type: &'static str,
+    max_age_cap: Option<i64>,
+    now: i64,
+) -> Response<Body> {
     let mut max_age = (doc.next_update - now).max(0);
     if let Some(cap) = max_age_cap {
         max_age = max_age.min(cap);
     }
     // A zero thisUpdate marks a document without a date validator (AIA).
     let last_modified = (doc.this_update > 0).then_some(doc.this_update);
-    let fresh = not_modified(req, &doc.etag, last_modified);
+    let fresh = not_modified(req, doc.etag, last_modified);
     let mut r = Response::new(if fresh {
         Full::default()
     } else {
@@ -199,7 +221,7 @@ fn cached(req: &HeaderMap, doc: &Document, content_type: &'static str, max_age_c
         h.insert(header::LAST_MODIFIED, date_header(t));
     }
     h.insert(header::EXPIRES, date_header(doc.next_update));
-    set(h, header::ETAG, &doc.etag);
+    set(h, header::ETAG, doc.etag);
     r
 }
 
@@ -302,28 +324,54 @@ fn aia(headers: &HeaderMap, doc: &snapshot::AiaDocument, content_type: &'static 
 /// tolerating what clients and proxies do to it: percent-encoding (`%2B`,
 /// `%2F`, `%3D`), `+` turned into a space, missing padding, URL-safe base64.
 pub fn decode_get_path(raw: &str) -> Option<Vec<u8>> {
-    if raw.is_empty() || raw.len() > 4096 {
+    let mut buf = vec![0u8; get_buffer_len(raw)];
+    decode_get_path_into(raw, &mut buf).map(<[u8]>::to_vec)
+}
+
+/// The longest `GET /ocsp/…` suffix decoded (the URL limit).
+const MAX_GET_PATH: usize = 4096;
+
+/// The buffer [`decode_get_path_into`] needs for `raw`: the cleaned text
+/// (padding re-added), then the decoded request beside it.
+pub fn get_buffer_len(raw: &str) -> usize {
+    2 * (raw.len() + 4)
+}
+
+/// [`decode_get_path`] into a caller's buffer (at least
+/// [`get_buffer_len`]): no allocation on the hot path.
+pub fn decode_get_path_into<'b>(raw: &str, buf: &'b mut [u8]) -> Option<&'b [u8]> {
+    if raw.is_empty() || raw.len() > MAX_GET_PATH || buf.len() < get_buffer_len(raw) {
         return None;
     }
-    let decoded: std::borrow::Cow<'_, [u8]> = percent_encoding::percent_decode(raw.as_bytes()).into();
-    // One pass over bytes: undo `+`-as-space and the URL-safe alphabet, drop
-    // padding and line breaks (padding is re-added below).
-    let mut b64 = Vec::with_capacity(decoded.len() + 3);
-    for &c in decoded.iter() {
-        match c {
-            b' ' | b'-' => b64.push(b'+'),
-            b'_' => b64.push(b'/'),
-            b'=' | b'\r' | b'\n' | b'\t' => {}
-            c => b64.push(c),
-        }
+    // One pass: percent-decoding (which only shrinks), `+`-as-space and the
+    // URL-safe alphabet undone, padding and line breaks dropped (padding is
+    // re-added below).
+    let mut n = 0;
+    for c in percent_encoding::percent_decode(raw.as_bytes()) {
+        let c = match c {
+            b' ' | b'-' => b'+',
+            b'_' => b'/',
+            b'=' | b'\r' | b'\n' | b'\t' => continue,
+            c => c,
+        };
+        *buf.get_mut(n)? = c;
+        n += 1;
     }
-    if b64.len() % 4 == 1 {
+    if n % 4 == 1 {
         return None;
     }
-    while b64.len() % 4 != 0 {
-        b64.push(b'=');
+    while n % 4 != 0 {
+        *buf.get_mut(n)? = b'=';
+        n += 1;
     }
-    base64ct::Base64::decode_vec(std::str::from_utf8(&b64).ok()?).ok()
+    // Decoded in place (output is shorter than input). Not base64ct: a
+    // request is public, constant time buys nothing, and this runs per GET.
+    use base64::Engine;
+    let (text, out) = buf.split_at_mut(n);
+    let len = base64::engine::general_purpose::STANDARD
+        .decode_slice(&*text, out)
+        .ok()?;
+    Some(&out[..len])
 }
 
 fn ocsp_body(body: Bytes) -> Response<Body> {
@@ -349,8 +397,46 @@ impl Responder {
         ocsp_uncacheable(Bytes::from_static(answer.der()), false)
     }
 
+    /// The common request (one SHA-1 or SHA-256 CertID, nothing else)
+    /// answered from its pre-signed bytes without allocating but for the
+    /// response. None: [`Responder::ocsp`]'s general path decides.
+    fn ocsp_simple(&self, der: &[u8], get: bool, headers: &HeaderMap) -> Option<Response<Body>> {
+        let q = ocsp::parse_simple(der)?;
+        let snap = self.published.load();
+        if !snap.ready {
+            return None;
+        }
+        let (body, state, outcome) = snap.answer_simple(&q)?;
+        let now = now_unix();
+        if state.next_update <= now {
+            return None; // the general path answers tryLater
+        }
+        self.outcome(outcome);
+        Some(if get {
+            let etag = snapshot::Etag::of(body);
+            let dated = Dated {
+                body,
+                this_update: state.this_update,
+                next_update: state.next_update,
+                etag: etag.as_str(),
+            };
+            cached_at(headers, &dated, "application/ocsp-response", self.ocsp_max_age, now)
+        } else {
+            ocsp_body(body.clone())
+        })
+    }
+
     /// Answers one OCSP request (DER). `get` selects RFC 5019 caching headers.
     pub async fn ocsp(&self, der: &[u8], get: bool, headers: &HeaderMap) -> Response<Body> {
+        match self.ocsp_simple(der, get, headers) {
+            Some(r) => r,
+            None => self.ocsp_general(der, get, headers).await,
+        }
+    }
+
+    /// Any request: parsed whole, decided by the snapshot, signed on demand
+    /// where nothing pre-signed fits.
+    async fn ocsp_general(&self, der: &[u8], get: bool, headers: &HeaderMap) -> Response<Body> {
         let req = match ocsp::parse_request(der) {
             Ok(r) => r,
             Err(_) => return self.error(ErrorAnswer::MalformedRequest, Outcome::Malformed),
@@ -488,15 +574,35 @@ impl Responder {
             return self.ocsp(&body.unwrap_or_default(), false, headers).await;
         }
         let raw = path.strip_prefix("/ocsp/").unwrap_or("");
-        match decode_get_path(raw) {
-            Some(der) => self.ocsp(&der, true, headers).await,
-            None => self.error(ErrorAnswer::MalformedRequest, Outcome::Malformed),
-        }
+        // Decoded on the stack; copied only for the general path (which
+        // may wait for a signature).
+        let der = {
+            // A plain request's path is ~100 characters: a small stack buffer
+            // (zeroed per request, so not a big one), the heap past that.
+            let mut small = [0u8; 1024];
+            let mut big = Vec::new();
+            let buf: &mut [u8] = if get_buffer_len(raw) <= small.len() {
+                &mut small
+            } else {
+                big.resize(get_buffer_len(raw), 0);
+                &mut big
+            };
+            let Some(der) = decode_get_path_into(raw, buf) else {
+                return self.error(ErrorAnswer::MalformedRequest, Outcome::Malformed);
+            };
+            if let Some(r) = self.ocsp_simple(der, true, headers) {
+                return r;
+            }
+            der.to_vec()
+        };
+        self.ocsp_general(&der, true, headers).await
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use base64ct::Encoding;
+
     use super::*;
 
     #[test]

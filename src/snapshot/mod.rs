@@ -123,11 +123,37 @@ pub struct CertState {
     pub sha256: Bytes,
 }
 
-/// The ETag of a signed document. The signature ends every signed
-/// structure, so its last bytes identify the body.
+/// The ETag of a signed document: its last 8 bytes in hex, quoted. The
+/// signature ends every signed structure, so they identify the body.
+/// Rendered on the stack: OCSP GET answers compute theirs per request.
+#[derive(Clone, Copy)]
+pub struct Etag {
+    text: [u8; 18],
+    len: usize,
+}
+
+impl Etag {
+    pub fn of(body: &[u8]) -> Etag {
+        const HEX: &[u8; 16] = b"0123456789ABCDEF";
+        let tail = &body[body.len().saturating_sub(8)..];
+        let mut text = [b'"'; 18];
+        for (i, b) in tail.iter().enumerate() {
+            text[1 + 2 * i] = HEX[usize::from(b >> 4)];
+            text[2 + 2 * i] = HEX[usize::from(b & 15)];
+        }
+        let len = 2 * tail.len() + 2;
+        text[len - 1] = b'"';
+        Etag { text, len }
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Quotes and hex digits only.
+        std::str::from_utf8(&self.text[..self.len]).unwrap_or("\"\"")
+    }
+}
+
 pub fn etag_of(body: &[u8]) -> Arc<str> {
-    let tail = &body[body.len().saturating_sub(8)..];
-    format!("\"{}\"", crate::x509::hex_upper(tail)).into()
+    Etag::of(body).as_str().into()
 }
 
 /// A published document with its HTTP validators.
@@ -286,6 +312,28 @@ impl Snapshot {
     /// The CA serving `{id}_v{version}`, if it exists in that version.
     pub fn ca_version(&self, id: &str, version: i32) -> Option<&Arc<CaState>> {
         self.cas.get(id).filter(|c| c.version == version)
+    }
+
+    /// The common request's pre-signed answer (one lookup, no allocation),
+    /// with its state and outcome. None: [`Snapshot::answer_ocsp`] decides
+    /// (an issuer or serial not found here, SHA-384/512, ...), so both
+    /// always agree.
+    pub fn answer_simple(&self, q: &ocsp::SimpleQuestion<'_>) -> Option<(&Bytes, &Arc<CertState>, Outcome)> {
+        let ca = self.cas.get(self.issuers.get(q.key_hash)?)?;
+        if !ca.hashes.iter().any(|h| h.hash == q.hash && h.name_hash == q.name_hash) {
+            return None;
+        }
+        let state = ca.certs.get(&SerialKey::new(q.serial)?)?;
+        let body = match q.hash {
+            CertIdHash::Sha1 => &state.sha1,
+            CertIdHash::Sha256 => &state.sha256,
+            _ => return None,
+        };
+        let outcome = match state.status {
+            Status::Revoked { .. } => Outcome::Revoked,
+            _ => Outcome::Good,
+        };
+        Some((body, state, outcome))
     }
 
     /// Decides an OCSP request against this snapshot.

@@ -342,6 +342,65 @@ pub fn parse_request(der: &[u8]) -> Result<ParsedRequest, RequestError> {
     Ok(ParsedRequest { questions, nonce })
 }
 
+/// The one CertID of the common request, borrowed from the request's
+/// bytes: what nearly every relying party sends (one CertID, no nonce, no
+/// extension, no requestor name, no signature).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SimpleQuestion<'a> {
+    pub hash: CertIdHash,
+    pub name_hash: &'a [u8],
+    pub key_hash: &'a [u8],
+    /// The serialNumber INTEGER's content octets, as `SerialNumber::as_bytes`.
+    pub serial: &'a [u8],
+}
+
+/// Reads the common request without allocating; None for anything else
+/// (the caller then uses [`parse_request`]). Whatever it accepts,
+/// [`parse_request`] accepts with the same single question (a property
+/// test holds it to that).
+pub fn parse_simple(der: &[u8]) -> Option<SimpleQuestion<'_>> {
+    use der::asn1::{IntRef, OctetStringRef};
+    use der::{Reader, SliceReader};
+    if der.len() > MAX_REQUEST_LEN {
+        return None;
+    }
+    let mut reader = SliceReader::new(der).ok()?;
+    // OCSPRequest { TBSRequest { requestList { Request { CertID } } } }: each
+    // `sequence` fails on anything left over (a version, extensions, ...).
+    let (oid, name, key, serial) = reader
+        .sequence(|request| {
+            request.sequence(|tbs| {
+                tbs.sequence(|list| {
+                    list.sequence(|one| {
+                        one.sequence(|cert_id| {
+                            let oid = cert_id.sequence(|alg| {
+                                let oid = ObjectIdentifier::decode(alg)?;
+                                if !alg.is_finished() {
+                                    Null::decode(alg)?;
+                                }
+                                Ok(oid)
+                            })?;
+                            let name = OctetStringRef::decode(cert_id)?;
+                            let key = OctetStringRef::decode(cert_id)?;
+                            let serial = IntRef::decode(cert_id)?;
+                            Ok((oid, name.as_bytes(), key.as_bytes(), serial.as_bytes()))
+                        })
+                    })
+                })
+            })
+        })
+        .ok()?;
+    if !reader.is_finished() {
+        return None;
+    }
+    Some(SimpleQuestion {
+        hash: CertIdHash::from_oid(&oid)?,
+        name_hash: name,
+        key_hash: key,
+        serial,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
