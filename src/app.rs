@@ -123,8 +123,6 @@ pub async fn run(
     if cfg.open.default_public_url.is_none() {
         cfg.open.default_public_url = config::public_url_for_listen(cfg.listen);
     }
-    // Store access blocks (the PostgreSQL client runs a runtime of its own):
-    // keep it off the async workers.
     let metrics = Arc::new(Metrics::new()?);
     let shared = Shared {
         published: Arc::new(ArcSwap::from_pointee(Snapshot::empty())),
@@ -158,6 +156,8 @@ pub async fn run(
         token: cfg.enrolment_token.clone(),
         disk: disk.clone(),
     };
+    // Store access blocks (the PostgreSQL client runs a runtime of its own):
+    // keep it off the async workers.
     let open = cfg.open.clone();
     let opened = tokio::task::spawn_blocking(move || config::open(&open))
         .await

@@ -19,7 +19,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
@@ -361,36 +361,62 @@ impl Replay {
     }
 }
 
-/// Reads one file's records into `replay`, stopping at the first damaged
-/// frame; returns whether the file ended on a complete round.
-fn read_file(path: &Path, replay: &mut Replay) -> Result<bool> {
-    let mut bytes = Vec::new();
-    File::open(path)
-        .and_then(|mut f| f.read_to_end(&mut bytes))
-        .map_err(|source| DiskError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
-    let Some(mut rest) = bytes.strip_prefix(MAGIC.as_slice()) else {
-        return Err(DiskError::Invalid(path.display().to_string()));
-    };
-    // Records since the last Seq are buffered: a round is applied whole or not at all.
-    let mut round: Vec<&[u8]> = Vec::new();
+/// How a file's records are applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rounds {
+    /// The base: written whole and renamed into place, so its records are
+    /// applied as they are read (no copy of the file in memory); a damaged
+    /// one makes the whole base invalid.
+    Whole,
+    /// The journal: a round is applied once its `Seq` is read; a damaged or
+    /// torn frame ends the file there.
+    Buffered,
+}
+
+/// The largest record read back (a CRL of a few million entries).
+const MAX_RECORD: usize = 256 << 20;
+
+/// Streams one file's records into `replay`; returns whether the file
+/// ended on a complete round.
+fn read_file(path: &Path, replay: &mut Replay, rounds: Rounds) -> Result<bool> {
+    let invalid = || DiskError::Invalid(path.display().to_string());
+    let mut input = BufReader::with_capacity(1 << 20, File::open(path).map_err(io(path))?);
+    let mut magic = [0u8; 8];
+    if input.read_exact(&mut magic).is_err() || magic != *MAGIC {
+        return Err(invalid());
+    }
+    let mut round: Vec<Vec<u8>> = Vec::new();
     let mut complete = false;
-    while rest.len() >= 4 {
-        let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-        let Some(framed) = rest.get(4..4 + len + 8) else { break };
-        let (record, check) = framed.split_at(len);
-        if aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, record).as_ref()[..8] != *check {
+    loop {
+        let mut len = [0u8; 4];
+        match input.read_exact(&mut len) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(e) => return Err(io(path)(e)),
+        }
+        let len = u32::from_be_bytes(len) as usize;
+        if len > MAX_RECORD {
             break;
         }
-        rest = &rest[4 + len + 8..];
-        round.push(record);
-        if record.first() == Some(&SEQ) {
+        let mut record = vec![0u8; len];
+        let mut check = [0u8; 8];
+        if input.read_exact(&mut record).is_err() || input.read_exact(&mut check).is_err() {
+            break; // a torn tail
+        }
+        if aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &record).as_ref()[..8] != check {
+            if rounds == Rounds::Whole {
+                return Err(invalid());
+            }
+            break;
+        }
+        let closes_round = record.first() == Some(&SEQ);
+        match rounds {
+            Rounds::Whole => replay.apply(&record).ok_or_else(invalid)?,
+            Rounds::Buffered => round.push(record),
+        }
+        if closes_round {
             for r in round.drain(..) {
-                if replay.apply(r).is_none() {
-                    return Err(DiskError::Invalid(path.display().to_string()));
-                }
+                replay.apply(&r).ok_or_else(invalid)?;
             }
             complete = true;
         }
@@ -414,14 +440,14 @@ pub struct Restored {
 /// responder's delegated certificates that are still valid.
 pub fn load(dir: &Path, edge: Option<&EdgeKey>) -> Result<Restored> {
     let mut replay = Replay::default();
-    if !read_file(&dir.join("base"), &mut replay)? {
+    if !read_file(&dir.join("base"), &mut replay, Rounds::Whole)? {
         return Err(DiskError::Invalid(dir.join("base").display().to_string()));
     }
     let journal = dir.join("journal");
     if journal.exists() {
         // A journal is only ever appended after a complete base: a damaged
         // tail loses the last round, never the base.
-        let _ = read_file(&journal, &mut replay)?;
+        let _ = read_file(&journal, &mut replay, Rounds::Buffered)?;
     }
     let (seq, synced_ms) = replay
         .seq
@@ -731,6 +757,13 @@ mod tests {
         let older = load(&disk_dir, None).unwrap();
         assert!(older.snapshot.change_seq < expected.change_seq);
         assert_eq!(older.snapshot.cas[issuing.id.as_str()].certs.len(), 5);
+        // A damaged base is not started from (it was written whole: a bad frame is corruption).
+        let base = disk_dir.join("base");
+        let mut damaged = std::fs::read(&base).unwrap();
+        let middle = damaged.len() / 2;
+        damaged[middle] ^= 0xff;
+        std::fs::write(&base, &damaged).unwrap();
+        assert!(load(&disk_dir, None).is_err());
         // No base: nothing to start from.
         std::fs::remove_file(disk_dir.join("base")).unwrap();
         assert!(load(&disk_dir, None).is_err());
