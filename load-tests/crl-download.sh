@@ -29,10 +29,7 @@ trap 'exit 130' INT TERM
 prioritize
 command -v nginx >/dev/null || { log "nginx missing: apt-get install nginx-light"; exit 1; }
 command -v wrk >/dev/null || { log "wrk missing: apt-get install wrk"; exit 1; }
-[ -x "$BIN" ] || { log "no binary $BIN: cargo build --release"; exit 1; }
-cp -p "$BIN" "$TMP/cloudpki"
-BIN_INFO="$(date -u -r "$BIN" '+%Y-%m-%d %H:%M UTC'), sha256 $(sha256sum "$BIN" | cut -c1-12)"
-BIN=$TMP/cloudpki
+private_binary
 SIZES=(60k:1200 600k:12000 6m:122000)
 
 if [ ! -f "$FIX/done" ]; then

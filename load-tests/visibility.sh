@@ -25,10 +25,7 @@ mkdir -p "$OUT"
 trap 'rc=$?; cleanup_all; rm -rf "$TMP"; exit $rc' EXIT
 trap 'exit 130' INT TERM
 
-[ -x "$BIN" ] || { log "no binary $BIN: cargo build --release"; exit 1; }
-cp -p "$BIN" "$TMP/cloudpki"
-BIN_INFO="$(date -u -r "$BIN" '+%Y-%m-%d %H:%M UTC'), sha256 $(sha256sum "$BIN" | cut -c1-12)"
-BIN=$TMP/cloudpki
+private_binary
 D=$TMP/data
 pki() { "$BIN" --data-dir "$D" --json "$@"; }
 jget() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
@@ -63,9 +60,9 @@ run slow "$TMP/leaves.json.slow" "$COUNT" "$RATE"
 run fast "$TMP/leaves.json.fast" "$FAST_COUNT" "$FAST_RATE"
 stop_pg "$SERVER"
 
-python3 - "$OUT" "$RESULTS" "$CMDLINE" "$BIN_INFO" "$(git -C "$ROOT" rev-parse --short HEAD)" <<'PY'
+LIB=$HERE/lib python3 - "$OUT" "$RESULTS" "$CMDLINE" "$BIN_INFO" "$(git -C "$ROOT" rev-parse --short HEAD)" <<'PY'
 import json, os, sys, datetime
-sys.path.insert(0, os.path.join(os.path.dirname(sys.argv[2]), "lib"))
+sys.path.insert(0, os.environ["LIB"])
 from results_section import replace_section
 out, results, cmd, binary, rev = sys.argv[1:6]
 rows = []

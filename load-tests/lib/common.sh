@@ -6,6 +6,15 @@ log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 
 STARTED_PGIDS=()
 
+# private_binary: checks $BIN, copies it into $TMP and points BIN at the copy (target/ is shared
+# with builds that replace the binary: one run, one binary), BIN_INFO at what it was built from.
+private_binary() {
+  [ -x "$BIN" ] || { log "no binary $BIN: cargo build --release"; exit 1; }
+  cp -p "$BIN" "$TMP/cloudpki"
+  BIN_INFO="$(date -u -r "$BIN" '+%Y-%m-%d %H:%M UTC'), sha256 $(sha256sum "$BIN" | cut -c1-12)"
+  BIN=$TMP/cloudpki
+}
+
 # start_pg LOGFILE CMD... : runs CMD in a new session/process group; sets PG (pid = pgid).
 # With PIN=1 the server is pinned to $SERVER_CPU. Its nice value is inherited from the script
 # (prioritize: NICE, e.g. -10, root only); its session's autogroup gets NICE as well. (setsid does not fork here: a background job
