@@ -378,12 +378,21 @@ const MAX_RECORD: usize = 256 << 20;
 
 /// Streams one file's records into `replay`; returns whether the file
 /// ended on a complete round.
-fn read_file(path: &Path, replay: &mut Replay, rounds: Rounds) -> Result<bool> {
+fn read_file(path: &Path, replay: &mut Replay, rounds: Rounds, generation: &mut Option<u64>) -> Result<bool> {
     let invalid = || DiskError::Invalid(path.display().to_string());
     let mut input = BufReader::with_capacity(1 << 20, File::open(path).map_err(io(path))?);
-    let mut magic = [0u8; 8];
-    if input.read_exact(&mut magic).is_err() || magic != *MAGIC {
+    let mut head = [0u8; 16];
+    if input.read_exact(&mut head).is_err() || head[..8] != *MAGIC {
         return Err(invalid());
+    }
+    let this = u64::from_be_bytes([
+        head[8], head[9], head[10], head[11], head[12], head[13], head[14], head[15],
+    ]);
+    match generation {
+        // A journal of another base (a crash between a new base and its journal).
+        Some(g) if *g != this => return Ok(false),
+        Some(_) => {}
+        None => *generation = Some(this),
     }
     let mut round: Vec<Vec<u8>> = Vec::new();
     let mut complete = false;
@@ -440,14 +449,17 @@ pub struct Restored {
 /// responder's delegated certificates that are still valid.
 pub fn load(dir: &Path, edge: Option<&EdgeKey>) -> Result<Restored> {
     let mut replay = Replay::default();
-    if !read_file(&dir.join("base"), &mut replay, Rounds::Whole)? {
+    let mut generation = None;
+    if !read_file(&dir.join("base"), &mut replay, Rounds::Whole, &mut generation)? {
         return Err(DiskError::Invalid(dir.join("base").display().to_string()));
     }
     let journal = dir.join("journal");
     if journal.exists() {
-        // A journal is only ever appended after a complete base: a damaged
-        // tail loses the last round, never the base.
-        let _ = read_file(&journal, &mut replay, Rounds::Buffered)?;
+        // Whatever is wrong with the journal (torn, damaged, half created),
+        // the base and the rounds read before the damage stand.
+        if let Err(e) = read_file(&journal, &mut replay, Rounds::Buffered, &mut generation) {
+            tracing::warn!(error = %e, "snapshot journal unreadable from some point: using what precedes it");
+        }
     }
     let (seq, synced_ms) = replay
         .seq
@@ -544,27 +556,42 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DiskError + '_ {
     }
 }
 
+/// A file's header: the magic string and the generation of the base it
+/// belongs to (a journal is only ever replayed on top of its own base).
+fn header(generation: u64) -> [u8; 16] {
+    let mut h = [0u8; 16];
+    h[..8].copy_from_slice(MAGIC);
+    h[8..].copy_from_slice(&generation.to_be_bytes());
+    h
+}
+
 fn write_base(dir: &Path, snapshot: &Snapshot, synced_ms: u64, files: &mut Files) -> Result<()> {
     let started = Instant::now();
+    // Distinct per base: the write time in nanoseconds.
+    let generation = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64);
     let tmp = dir.join("base.tmp");
     let mut out = BufWriter::with_capacity(1 << 20, File::create(&tmp).map_err(io(&tmp))?);
-    out.write_all(MAGIC).map_err(io(&tmp))?;
+    out.write_all(&header(generation)).map_err(io(&tmp))?;
     whole(snapshot, synced_ms, &mut out).map_err(io(&tmp))?;
     let file = out.into_inner().map_err(|e| io(&tmp)(e.into_error()))?;
     file.sync_all().map_err(io(&tmp))?;
     let len = file.metadata().map_err(io(&tmp))?.len();
-    // The journal belongs to the old base: empty it before the new base
-    // replaces the old one (a crash in between leaves the old base, whole).
-    let journal = dir.join("journal");
-    let mut j = File::create(&journal).map_err(io(&journal))?;
-    j.write_all(MAGIC).map_err(io(&journal))?;
-    j.sync_all().map_err(io(&journal))?;
+    // The new base first, then a new journal: a crash in between leaves the
+    // new base with the old journal, which names the old base's generation
+    // and is ignored. (The other order could leave the old base alone, older
+    // than what was served.)
     std::fs::rename(&tmp, dir.join("base")).map_err(io(&tmp))?;
     File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
+    let journal = dir.join("journal");
+    let mut j = File::create(&journal).map_err(io(&journal))?;
+    j.write_all(&header(generation)).map_err(io(&journal))?;
+    j.sync_all().map_err(io(&journal))?;
     files.journal = Some(BufWriter::new(
         OpenOptions::new().append(true).open(&journal).map_err(io(&journal))?,
     ));
-    files.journal_len = MAGIC.len() as u64;
+    files.journal_len = 16;
     files.base_len = len;
     tracing::info!(
         bytes = len,
@@ -582,7 +609,22 @@ fn write_loop(dir: &Path, rx: Receiver<Message>) {
         base_len: 0,
         last_sync: Instant::now(),
     };
-    while let Ok(first) = rx.recv() {
+    let mut unsynced = false;
+    loop {
+        let first = match rx.recv_timeout(SYNC_EVERY) {
+            Ok(m) => m,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                // A quiet second after a write: sync it now.
+                if let (true, Some(j)) = (unsynced, files.journal.as_mut()) {
+                    if j.get_ref().sync_data().is_ok() {
+                        unsynced = false;
+                        files.last_sync = Instant::now();
+                    }
+                }
+                continue;
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        };
         // Coalesce what queued up meanwhile: the newest snapshot, every change.
         let mut whole_at: Option<(Snapshot, u64)> = None;
         let mut latest: Option<(Snapshot, u64)> = None;
@@ -614,9 +656,11 @@ fn write_loop(dir: &Path, rx: Receiver<Message>) {
             journal.write_all(&buf).map_err(io(&path))?;
             journal.flush().map_err(io(&path))?;
             files.journal_len += buf.len() as u64;
+            unsynced = true;
             if files.last_sync.elapsed() >= SYNC_EVERY {
                 journal.get_ref().sync_data().map_err(io(&path))?;
                 files.last_sync = Instant::now();
+                unsynced = false;
             }
             if files.journal_len > files.base_len.max(JOURNAL_MAX) {
                 write_base(dir, &s, at, &mut files)?;
@@ -751,12 +795,27 @@ mod tests {
         assert_eq!(served(&again.snapshot), served(&expected));
         // A flipped byte in the first journal record: that round and what
         // follows are dropped, the base stands.
-        let mut flipped = whole_journal;
-        flipped[MAGIC.len() + 5] ^= 0xff;
+        let mut flipped = whole_journal.clone();
+        flipped[16 + 5] ^= 0xff;
         std::fs::write(&journal, &flipped).unwrap();
         let older = load(&disk_dir, None).unwrap();
         assert!(older.snapshot.change_seq < expected.change_seq);
         assert_eq!(older.snapshot.cas[issuing.id.as_str()].certs.len(), 5);
+        // A journal of another base (a crash between a new base and its
+        // journal) is not replayed on this one.
+        let mut other = whole_journal;
+        other[15] ^= 0x01;
+        std::fs::write(&journal, &other).unwrap();
+        assert_eq!(
+            load(&disk_dir, None).unwrap().snapshot.change_seq,
+            older.snapshot.change_seq
+        );
+        // Half created (no header yet): the base stands.
+        std::fs::write(&journal, b"").unwrap();
+        assert_eq!(
+            load(&disk_dir, None).unwrap().snapshot.change_seq,
+            older.snapshot.change_seq
+        );
         // A damaged base is not started from (it was written whole: a bad frame is corruption).
         let base = disk_dir.join("base");
         let mut damaged = std::fs::read(&base).unwrap();

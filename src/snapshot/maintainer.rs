@@ -78,6 +78,10 @@ const STORM_CHANGES: usize = 16;
 /// or renew (approval takes effect within this; renewal windows are hours).
 const EDGE_RENEW_EVERY: Duration = Duration::from_secs(2);
 
+/// How often the disk copy is told the snapshot is still current when
+/// nothing changed: after a restart from disk, its age counts from there.
+const DISK_MARK_EVERY: Duration = Duration::from_secs(10);
+
 pub struct Maintainer {
     pki: Arc<Pki>,
     published: Published,
@@ -100,6 +104,8 @@ pub struct Maintainer {
     /// since the last round written there.
     disk: Option<super::disk::DiskWriter>,
     dirty: super::disk::Dirty,
+    /// When the disk copy last heard the snapshot was current.
+    last_disk_mark: Instant,
 }
 
 fn ts(t: OffsetDateTime) -> i64 {
@@ -143,6 +149,7 @@ impl Maintainer {
             edge: None,
             disk: None,
             dirty: super::disk::Dirty::default(),
+            last_disk_mark: Instant::now(),
             last_edge_renewal: Instant::now()
                 .checked_sub(EDGE_RENEW_EVERY)
                 .unwrap_or_else(Instant::now),
@@ -592,6 +599,7 @@ impl Maintainer {
         self.metrics.rebuild_seconds.observe(started.elapsed().as_secs_f64());
         if let (Some(disk), false) = (&self.disk, self.dirty.is_empty() || !self.snapshot.ready) {
             disk.changed(&self.snapshot, std::mem::take(&mut self.dirty), self.sync.synced_ms());
+            self.last_disk_mark = Instant::now();
         }
     }
 
@@ -623,6 +631,10 @@ impl Maintainer {
             self.storm_until = started + Duration::from_secs(1);
         }
         self.sync.synced();
+        if let (Some(disk), true) = (&self.disk, self.last_disk_mark.elapsed() >= DISK_MARK_EVERY) {
+            disk.changed(&self.snapshot, super::disk::Dirty::default(), self.sync.synced_ms());
+            self.last_disk_mark = Instant::now();
+        }
         if !self.signs()? {
             return Ok(());
         }

@@ -347,8 +347,23 @@ impl Pki {
             return Ok(0);
         }
         let mut tx = self.store.begin(TxMode::Write)?;
+        // Standing again, under the writer lock: a responder removed since
+        // the read above gets nothing.
+        let still_approved: std::collections::HashSet<String> = tx
+            .responders()?
+            .into_iter()
+            .filter(|r| standing(r) == ResponderStanding::Approved)
+            .map(|r| r.id)
+            .collect();
         let mut issued = 0;
         for (ca_row, responders) in due {
+            let responders: Vec<ResponderRow> = responders
+                .into_iter()
+                .filter(|r| still_approved.contains(&r.id))
+                .collect();
+            if responders.is_empty() {
+                continue;
+            }
             let ca = LoadedCa {
                 entity: self.ca_record(&ca_row, now)?,
                 row: ca_row,
@@ -366,7 +381,10 @@ impl Pki {
                 }
             };
             for r in responders {
-                let spki = SubjectPublicKeyInfoOwned::from_der(&r.public_key).map_err(crate::x509::X509Error::from)?;
+                let Ok(spki) = SubjectPublicKeyInfoOwned::from_der(&r.public_key) else {
+                    tracing::warn!(responder = %r.id, "a responder's stored key does not parse; not certified");
+                    continue;
+                };
                 let not_after = (now + t.responder_cert_validity).min(ca_end);
                 let cn = format!("OCSP Responder {}", r.id);
                 let der = self.delegated_ocsp_cert(&ca, key.as_ref(), spki, &cn, now, not_after)?;
