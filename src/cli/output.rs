@@ -197,13 +197,14 @@ impl<'a> Output<'a> {
                         "id": r.id, "name": r.name, "status": standing(r.standing),
                         "requestedDateTime": when(r.requested_at),
                         "approvedDateTime": r.approved_at.map(when), "approvedBy": r.approved_by,
+                        "lastSeenDateTime": r.last_seen_at.map(when),
                     })
                 })
                 .collect();
             return self.json_value(&rows);
         }
         let mut table = comfy_table::Table::new();
-        table.set_header(["ID", "NAME", "STATUS", "REQUESTED", "APPROVED BY"]);
+        table.set_header(["ID", "NAME", "STATUS", "REQUESTED", "APPROVED BY", "LAST SEEN"]);
         for r in responders {
             table.add_row([
                 r.id.clone(),
@@ -211,6 +212,7 @@ impl<'a> Output<'a> {
                 standing(r.standing),
                 when(r.requested_at),
                 r.approved_by.clone().unwrap_or_else(|| "-".into()),
+                r.last_seen_at.map_or_else(|| "-".into(), when),
             ]);
         }
         self.line(&table.to_string())

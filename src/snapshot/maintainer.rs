@@ -78,6 +78,10 @@ const STORM_CHANGES: usize = 16;
 /// or renew (approval takes effect within this; renewal windows are hours).
 const EDGE_RENEW_EVERY: Duration = Duration::from_secs(2);
 
+/// How often a responder with a key of its own tells the store it is alive
+/// (its certificates stop being renewed after a lifetime of silence).
+const SEEN_EVERY: Duration = Duration::from_secs(3600);
+
 /// How often the disk copy is told the snapshot is still current when
 /// nothing changed: after a restart from disk, its age counts from there.
 const DISK_MARK_EVERY: Duration = Duration::from_secs(10);
@@ -106,6 +110,8 @@ pub struct Maintainer {
     dirty: super::disk::Dirty,
     /// When the disk copy last heard the snapshot was current.
     last_disk_mark: Instant,
+    /// When this responder last told the store it is alive.
+    last_seen_mark: Instant,
 }
 
 fn ts(t: OffsetDateTime) -> i64 {
@@ -150,6 +156,8 @@ impl Maintainer {
             disk: None,
             dirty: super::disk::Dirty::default(),
             last_disk_mark: Instant::now(),
+            // The start's key request counted as the first sign of life.
+            last_seen_mark: Instant::now(),
             last_edge_renewal: Instant::now()
                 .checked_sub(EDGE_RENEW_EVERY)
                 .unwrap_or_else(Instant::now),
@@ -634,6 +642,12 @@ impl Maintainer {
         if let (Some(disk), true) = (&self.disk, self.last_disk_mark.elapsed() >= DISK_MARK_EVERY) {
             disk.changed(&self.snapshot, super::disk::Dirty::default(), self.sync.synced_ms());
             self.last_disk_mark = Instant::now();
+        }
+        if let (Some(edge), true) = (&self.edge, self.last_seen_mark.elapsed() >= SEEN_EVERY) {
+            self.last_seen_mark = Instant::now();
+            if let Err(e) = self.pki.mark_responder_seen(edge) {
+                tracing::warn!(error = %e, "could not tell the store this responder is alive; retrying in an hour");
+            }
         }
         if !self.signs()? {
             return Ok(());

@@ -367,6 +367,12 @@ CREATE TABLE responder_certs (
 );
 "#,
     },
+    // 12: when each responder last said it is alive: the certificates of one
+    // not seen for a certificate lifetime are no longer renewed.
+    Migration {
+        sqlite: "ALTER TABLE responders ADD COLUMN last_seen_at INTEGER;",
+        postgres: "ALTER TABLE responders ADD COLUMN last_seen_at BIGINT;",
+    },
 ];
 
 const TYPED_RECORDS_SQLITE: &str = r#"

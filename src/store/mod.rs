@@ -180,6 +180,8 @@ pub struct ResponderRow {
     pub approved_at: Option<i64>,
     pub approved_by: Option<String>,
     pub removed_at: Option<i64>,
+    /// When the responder last said it is alive (unix seconds).
+    pub last_seen_at: Option<i64>,
 }
 
 /// A delegated OCSP responder certificate of one responder for one CA version.
@@ -594,6 +596,8 @@ pub trait Tx {
     /// Records a responder's key request; false when its id is already known.
     fn request_responder(&mut self, row: &ResponderRow) -> Result<bool>;
     fn responders(&mut self) -> Result<Vec<ResponderRow>>;
+    /// Records that a responder is alive; false when it is unknown.
+    fn responder_seen(&mut self, id: &str, at: i64) -> Result<bool>;
     /// Writes a responder's approval and removal fields.
     fn set_responder_state(&mut self, row: &ResponderRow) -> Result<()>;
     fn responder_cert(&mut self, responder_id: &str, ca_id: &str, ca_version: i64) -> Result<Option<ResponderCertRow>>;

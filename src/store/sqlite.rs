@@ -729,7 +729,7 @@ impl Tx for SqliteTx<'_> {
 
     fn responders(&mut self) -> Result<Vec<ResponderRow>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT id, name, public_key, requested_at, approved_at, approved_by, removed_at
+            "SELECT id, name, public_key, requested_at, approved_at, approved_by, removed_at, last_seen_at
              FROM responders ORDER BY requested_at, id",
         )?;
         let rows = stmt
@@ -742,10 +742,18 @@ impl Tx for SqliteTx<'_> {
                     approved_at: r.get(4)?,
                     approved_by: r.get(5)?,
                     removed_at: r.get(6)?,
+                    last_seen_at: r.get(7)?,
                 })
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
+    }
+
+    fn responder_seen(&mut self, id: &str, at: i64) -> Result<bool> {
+        let n = self
+            .conn
+            .execute("UPDATE responders SET last_seen_at = ? WHERE id = ?", params![at, id])?;
+        Ok(n == 1)
     }
 
     fn set_responder_state(&mut self, row: &ResponderRow) -> Result<()> {

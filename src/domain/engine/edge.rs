@@ -79,6 +79,7 @@ pub struct ResponderInfo {
     pub requested_at: OffsetDateTime,
     pub approved_at: Option<OffsetDateTime>,
     pub approved_by: Option<String>,
+    pub last_seen_at: Option<OffsetDateTime>,
 }
 
 fn standing(row: &ResponderRow) -> ResponderStanding {
@@ -97,7 +98,14 @@ fn info(row: &ResponderRow) -> Result<ResponderInfo> {
         requested_at: from_ts(row.requested_at)?,
         approved_at: row.approved_at.map(from_ts).transpose()?,
         approved_by: row.approved_by.clone(),
+        last_seen_at: row.last_seen_at.map(from_ts).transpose()?,
     })
+}
+
+/// Approved, and seen within `dormant_after` (a responder that never said
+/// when it was last seen counts as seen).
+fn renewable(row: &ResponderRow, now: OffsetDateTime, dormant_after: Duration) -> bool {
+    standing(row) == ResponderStanding::Approved && row.last_seen_at.is_none_or(|t| t >= ts(now - dormant_after))
 }
 
 /// Bounds the name a responder gives itself (it ends up in audit events and
@@ -210,6 +218,7 @@ impl Pki {
             approved_at: None,
             approved_by: None,
             removed_at: None,
+            last_seen_at: Some(ts(now)),
         };
         if tx.request_responder(&row)? {
             tx.append_audit(&audit_row(
@@ -229,6 +238,7 @@ impl Pki {
         if stored.public_key != edge.spki {
             return Err(corrupt(format!("responder {}: another key under its id", edge.id)));
         }
+        tx.responder_seen(&edge.id, ts(now))?;
         let from = standing(&stored);
         if let (Some(token), ResponderStanding::Requested) = (enrolment_token, from) {
             if check_responder(ResponderAction::Approve, from).is_ok()
@@ -261,6 +271,16 @@ impl Pki {
         }
         self.commit(tx)?;
         Ok(standing(&stored))
+    }
+
+    /// Records that this responder is alive (responders call it every hour):
+    /// the signing leader stops renewing the certificates of one not seen
+    /// for a certificate lifetime, so replaced nodes' keys lapse on their own.
+    pub fn mark_responder_seen(&self, edge: &EdgeKey) -> Result<()> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin(TxMode::Write)?;
+        tx.responder_seen(&edge.id, ts(now))?;
+        self.commit(tx)
     }
 
     /// Every responder that asked to sign, oldest first.
@@ -308,6 +328,9 @@ impl Pki {
     pub fn renew_responder_certs(&self) -> Result<usize> {
         let now = self.clock.now();
         let t = &self.settings.timings;
+        // Responders say they are alive every hour; one silent for a whole
+        // certificate lifetime (at least a day) is gone: let its keys lapse.
+        let dormant_after = t.responder_cert_validity.max(Duration::days(1));
         // A read first: nothing is due in almost every round, and a write
         // transaction on PostgreSQL takes the fleet-wide writer lock.
         let due = {
@@ -315,7 +338,7 @@ impl Pki {
             let approved: Vec<ResponderRow> = tx
                 .responders()?
                 .into_iter()
-                .filter(|r| standing(r) == ResponderStanding::Approved)
+                .filter(|r| renewable(r, now, dormant_after))
                 .collect();
             if approved.is_empty() {
                 return Ok(0);
@@ -352,7 +375,7 @@ impl Pki {
         let still_approved: std::collections::HashSet<String> = tx
             .responders()?
             .into_iter()
-            .filter(|r| standing(r) == ResponderStanding::Approved)
+            .filter(|r| renewable(r, now, dormant_after))
             .map(|r| r.id)
             .collect();
         let mut issued = 0;
@@ -564,6 +587,33 @@ mod tests {
             .collect();
         assert_eq!(standings[&edge.id], ResponderStanding::Removed);
         assert_eq!(standings[&other.id], ResponderStanding::Requested);
+    }
+
+    #[test]
+    fn a_responder_not_seen_for_a_certificate_lifetime_is_not_renewed() {
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = crate::clock::truncate(OffsetDateTime::now_utc());
+        let open = |t: OffsetDateTime| {
+            open_with_clock(&OpenOptions::new(dir.path().to_path_buf()), Arc::new(FixedClock(t))).unwrap()
+        };
+        let pki = open(t0);
+        pki.create_ca(new_ca(CaType::RootCertificationAuthority, "Root", None))
+            .unwrap();
+        let (edge, _) = EdgeKey::generate("pod").unwrap();
+        pki.request_edge_signing(&edge, None).unwrap();
+        pki.set_responder(&edge.id, ResponderAction::Approve).unwrap();
+        assert_eq!(pki.renew_responder_certs().unwrap(), 1);
+        // Seen at t0 only: after two days and a second it is gone.
+        let later = open(t0 + Duration::days(2) + Duration::seconds(1));
+        assert_eq!(later.renew_responder_certs().unwrap(), 0);
+        assert_eq!(
+            later.responders().unwrap()[0].last_seen_at,
+            Some(t0),
+            "the request counts as a sign of life"
+        );
+        // It says it is alive again: renewed at once.
+        later.mark_responder_seen(&edge).unwrap();
+        assert_eq!(later.renew_responder_certs().unwrap(), 1);
     }
 
     #[test]

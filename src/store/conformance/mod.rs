@@ -955,6 +955,7 @@ fn responders_and_their_certificates(h: &dyn Harness) {
         approved_at: None,
         approved_by: None,
         removed_at: None,
+        last_seen_at: None,
     };
     let mut tx = h.store().begin(TxMode::Write).unwrap();
     assert!(tx.request_responder(&request("b", 5)).unwrap());
@@ -975,6 +976,9 @@ fn responders_and_their_certificates(h: &dyn Harness) {
         Err(StoreError::Conflict)
     ));
     assert_eq!(tx.responders().unwrap(), vec![approved.clone(), request("a", 7)]);
+    assert!(tx.responder_seen("a", 8).unwrap());
+    assert!(!tx.responder_seen("nobody", 8).unwrap());
+    assert_eq!(tx.responders().unwrap()[1].last_seen_at, Some(8));
 
     let cert = |v: i64, byte: u8, not_after: i64| ResponderCertRow {
         responder_id: "b".into(),

@@ -964,7 +964,7 @@ impl Tx for PgTx {
 
     fn responders(&mut self) -> Result<Vec<ResponderRow>> {
         let rows = self.query(
-            "SELECT id, name, public_key, requested_at, approved_at, approved_by, removed_at
+            "SELECT id, name, public_key, requested_at, approved_at, approved_by, removed_at, last_seen_at
              FROM responders ORDER BY requested_at, id",
             &[],
         )?;
@@ -978,9 +978,15 @@ impl Tx for PgTx {
                     approved_at: get(r, 4)?,
                     approved_by: get(r, 5)?,
                     removed_at: get(r, 6)?,
+                    last_seen_at: get(r, 7)?,
                 })
             })
             .collect()
+    }
+
+    fn responder_seen(&mut self, id: &str, at: i64) -> Result<bool> {
+        let n = self.execute("UPDATE responders SET last_seen_at = $1 WHERE id = $2", &[&at, &id])?;
+        Ok(n == 1)
     }
 
     fn set_responder_state(&mut self, row: &ResponderRow) -> Result<()> {
