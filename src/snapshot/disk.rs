@@ -688,23 +688,6 @@ pub fn now_ms() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{open, OpenOptions};
-    use crate::domain::{CaType, NewLeaf, Pki};
-    use crate::observability::Metrics;
-    use crate::snapshot::maintainer::{Maintainer, Wake};
-    use crate::snapshot::{Published, SyncState};
-    use crate::x509::{HashAlgorithm, KeyAlgorithm, SoftwareKey};
-
-    fn csr() -> Vec<u8> {
-        let (key, _) = SoftwareKey::generate(KeyAlgorithm::EcP256, HashAlgorithm::Sha256).unwrap();
-        let subject = crate::x509::names::SubjectParts {
-            common_name: "device".into(),
-            ..Default::default()
-        }
-        .to_name()
-        .unwrap();
-        crate::x509::csr::build_ca_request(&subject, &key, &[]).unwrap()
-    }
 
     /// Per serial: the status and both answers.
     type Answers = BTreeMap<Vec<u8>, (String, Bytes, Bytes)>;
@@ -734,50 +717,24 @@ mod tests {
     #[test]
     fn a_snapshot_written_to_disk_reads_back_as_served_and_a_torn_round_is_dropped() {
         let dir = tempfile::tempdir().unwrap();
-        let pki: Arc<Pki> = Arc::new(open(&OpenOptions::new(dir.path().join("data"))).unwrap());
-        let ca = crate::domain::engine::tests::new_ca;
-        let root = pki
-            .create_ca(ca(CaType::RootCertificationAuthority, "R", None))
-            .unwrap();
-        let issuing = pki
-            .create_ca(ca(CaType::IssuingCertificationAuthority, "I", Some(root.id.clone())))
-            .unwrap();
-        let request = NewLeaf {
-            csr: csr(),
-            ..Default::default()
-        };
-        let mut leaves = Vec::new();
-        for _ in 0..5 {
-            leaves.push(pki.issue_leaf(&issuing.id, &request).unwrap().0);
-        }
-        pki.revoke_leaf(&leaves[0].id, None, RevocationReason::KeyCompromise)
-            .unwrap();
-
-        let published: Published = Arc::new(arc_swap::ArcSwap::from_pointee(Snapshot::empty()));
+        let f = crate::snapshot::tests::Fixture::new(dir.path().join("data"), 5);
         let disk_dir = dir.path().join("snapshot");
-        let mut m = Maintainer::new(
-            pki.clone(),
-            published.clone(),
-            Arc::new(SyncState::default()),
-            Arc::new(Metrics::new().unwrap()),
-            Arc::new(Wake::default()),
-        )
-        .with_disk(disk_dir.clone())
-        .unwrap();
+        let mut m = f.maintainer().with_disk(disk_dir.clone()).unwrap();
         m.load().unwrap();
         // Changes after the base go to the journal.
-        pki.revoke_leaf(&leaves[1].id, None, RevocationReason::Superseded)
+        f.pki
+            .revoke_leaf(&f.leaves[1].id, None, RevocationReason::Superseded)
             .unwrap();
-        pki.issue_leaf(&issuing.id, &request).unwrap();
+        f.pki.issue_leaf(&f.issuing, &f.request).unwrap();
         m.step().unwrap();
-        let expected = published.load_full();
+        let expected = f.published.load_full();
         drop(m); // stops the writer after it wrote everything
 
         let restored = load(&disk_dir, None).unwrap();
         assert_eq!(served(&restored.snapshot), served(&expected));
         assert_eq!(restored.snapshot.change_seq, expected.change_seq);
         assert!(restored.synced_ms > 0);
-        let issuing_state = &restored.snapshot.cas[issuing.id.as_str()];
+        let issuing_state = &restored.snapshot.cas[f.issuing.as_str()];
         assert_eq!(issuing_state.certs.len(), 6);
         assert!(!issuing_state.crls.is_empty(), "the CRLs are on disk too");
         assert_eq!(restored.snapshot.issuers.len(), expected.issuers.len());
@@ -800,7 +757,7 @@ mod tests {
         std::fs::write(&journal, &flipped).unwrap();
         let older = load(&disk_dir, None).unwrap();
         assert!(older.snapshot.change_seq < expected.change_seq);
-        assert_eq!(older.snapshot.cas[issuing.id.as_str()].certs.len(), 5);
+        assert_eq!(older.snapshot.cas[f.issuing.as_str()].certs.len(), 5);
         // A journal of another base (a crash between a new base and its
         // journal) is not replayed on this one.
         let mut other = whole_journal;

@@ -510,46 +510,72 @@ mod tests {
     use crate::snapshot::maintainer::{Maintainer, Wake};
     use crate::x509::{HashAlgorithm, KeyAlgorithm, RevocationReason, SoftwareKey};
 
+    /// A store with a root, an issuing CA and `count` leaves (the first
+    /// revoked), the request they were issued from, and a maintainer
+    /// publishing into a fresh `Published`: what snapshot tests start from.
+    pub(crate) struct Fixture {
+        pub pki: Arc<Pki>,
+        pub issuing: String,
+        pub leaves: Vec<crate::domain::Leaf>,
+        pub request: NewLeaf,
+        pub published: Published,
+    }
+
+    impl Fixture {
+        pub fn new(data_dir: std::path::PathBuf, count: usize) -> Fixture {
+            let pki: Arc<Pki> = Arc::new(open(&OpenOptions::new(data_dir)).unwrap());
+            let ca = crate::domain::engine::tests::new_ca;
+            let root = pki
+                .create_ca(ca(CaType::RootCertificationAuthority, "R", None))
+                .unwrap();
+            let issuing = pki
+                .create_ca(ca(CaType::IssuingCertificationAuthority, "I", Some(root.id.clone())))
+                .unwrap();
+            let (key, _) = SoftwareKey::generate(KeyAlgorithm::EcP256, HashAlgorithm::Sha256).unwrap();
+            let subject = crate::x509::names::SubjectParts {
+                common_name: "device".into(),
+                ..Default::default()
+            }
+            .to_name()
+            .unwrap();
+            let request = NewLeaf {
+                csr: crate::x509::csr::build_ca_request(&subject, &key, &[]).unwrap(),
+                ..Default::default()
+            };
+            let leaves: Vec<_> = (0..count)
+                .map(|_| pki.issue_leaf(&issuing.id, &request).unwrap().0)
+                .collect();
+            pki.revoke_leaf(&leaves[0].id, None, RevocationReason::KeyCompromise)
+                .unwrap();
+            Fixture {
+                pki,
+                issuing: issuing.id,
+                leaves,
+                request,
+                published: Arc::new(ArcSwap::from_pointee(Snapshot::empty())),
+            }
+        }
+
+        pub fn maintainer(&self) -> Maintainer {
+            Maintainer::new(
+                self.pki.clone(),
+                self.published.clone(),
+                Arc::new(SyncState::default()),
+                Arc::new(Metrics::new().unwrap()),
+                Arc::new(Wake::default()),
+            )
+        }
+    }
+
     /// The plain request's path and the general one give the same answer
     /// for every certificate a real snapshot holds, revoked ones included,
     /// with both hashes; and refuse the same questions.
     #[test]
     fn the_plain_request_path_agrees_with_the_general_one() {
         let dir = tempfile::tempdir().unwrap();
-        let pki: Arc<Pki> = Arc::new(open(&OpenOptions::new(dir.path().to_path_buf())).unwrap());
-        let ca = crate::domain::engine::tests::new_ca;
-        let root = pki
-            .create_ca(ca(CaType::RootCertificationAuthority, "R", None))
-            .unwrap();
-        let issuing = pki
-            .create_ca(ca(CaType::IssuingCertificationAuthority, "I", Some(root.id.clone())))
-            .unwrap();
-        let (key, _) = SoftwareKey::generate(KeyAlgorithm::EcP256, HashAlgorithm::Sha256).unwrap();
-        let subject = crate::x509::names::SubjectParts {
-            common_name: "device".into(),
-            ..Default::default()
-        }
-        .to_name()
-        .unwrap();
-        let request = NewLeaf {
-            csr: crate::x509::csr::build_ca_request(&subject, &key, &[]).unwrap(),
-            ..Default::default()
-        };
-        let leaves: Vec<_> = (0..6)
-            .map(|_| pki.issue_leaf(&issuing.id, &request).unwrap().0)
-            .collect();
-        pki.revoke_leaf(&leaves[0].id, None, RevocationReason::KeyCompromise)
-            .unwrap();
-        let published: Published = Arc::new(ArcSwap::from_pointee(Snapshot::empty()));
-        let mut m = Maintainer::new(
-            pki.clone(),
-            published.clone(),
-            Arc::new(SyncState::default()),
-            Arc::new(Metrics::new().unwrap()),
-            Arc::new(Wake::default()),
-        );
-        m.load().unwrap();
-        let snap = published.load_full();
+        let f = Fixture::new(dir.path().to_path_buf(), 6);
+        f.maintainer().load().unwrap();
+        let snap = f.published.load_full();
         let mut compared = 0;
         for state in snap.cas.values() {
             for hashes in &state.hashes {
