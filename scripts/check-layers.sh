@@ -31,11 +31,12 @@ violation() {
 }
 
 violation src/api '(crate|super)::http\b' "api must not import http (http serves api, not the other way round)"
+violation src/enrol '(crate|super)::(http|api)\b' "enrol (SCEP at the edge) must not import http or api"
 violation src/snapshot '(crate)::(api|http)\b' "snapshot must not import api or http"
 violation src/crl '(crate)::(snapshot|api|http)\b' "the CRL owner must not import snapshot, api or http (it hands bytes up)"
 violation src/crl '\bhyper(_util)?::' "the CRL owner must not import hyper"
 for low in src/domain src/x509 src/store; do
-  violation "$low" '(crate)::(api|http)\b' "$low must not import api or http"
+  violation "$low" '(crate)::(api|http|enrol)\b' "$low must not import api, http or enrol"
   violation "$low" '\bhyper(_util)?::' "$low must not import hyper"
 done
 violation src/x509 '\bserde_json\b' "x509 must not know JSON"

@@ -7,6 +7,12 @@ apt_pkgs=()
 command -v openssl >/dev/null || apt_pkgs+=(openssl)
 command -v curl >/dev/null || apt_pkgs+=(curl)
 command -v python3 >/dev/null || apt_pkgs+=(python3 python3-pip)
+# Enrolment clients we did not write: strongSwan's `pki --scep/--scepca`
+# (HTTP through the curl plugin in libstrongswan-extra-plugins) and
+# certmonger's scep-submit helper.
+command -v pki >/dev/null || apt_pkgs+=(strongswan-pki)
+[ -e /usr/lib/ipsec/plugins/libstrongswan-curl.so ] || apt_pkgs+=(libstrongswan-extra-plugins)
+[ -x /usr/lib/certmonger/scep-submit ] || apt_pkgs+=(certmonger)
 # PostgreSQL server binaries for the PostgreSQL store's tests, which run a
 # throwaway cluster of their own (scripts/pg-throwaway.sh).
 if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then

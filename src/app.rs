@@ -295,9 +295,15 @@ pub async fn run(
         cfg.signing,
     );
     responder.ocsp_max_age = cfg.ocsp_max_age;
+    // SCEP, like the API, needs the keys: nodes that hold them serve it.
+    let scep = match (&pki, cfg.role) {
+        (Some(pki), Role::All | Role::Signer) => Some(crate::enrol::Scep::new(pki.clone())),
+        _ => None,
+    };
     let state = Arc::new(AppState {
         responder,
         api,
+        scep,
         limits: cfg.limits,
         surface: if admin.is_some() { Surface::Public } else { Surface::All },
         responder_routes: cfg.role != Role::Signer,
@@ -311,6 +317,7 @@ pub async fn run(
         let state = Arc::new(AppState {
             responder: Responder::new(published, sync, metrics, cfg.timings.ocsp_validity, cfg.signing),
             api: None,
+            scep: None,
             limits: cfg.limits,
             surface: Surface::Admin,
             responder_routes: false,

@@ -40,6 +40,7 @@ pub mod clock;
 pub mod config;
 pub mod crl;
 pub mod domain;
+pub mod enrol;
 pub mod http;
 pub mod observability;
 pub mod secrets;

@@ -83,6 +83,8 @@ sealed_kinds! {
     CaKey = "caKey",
     /// A delegated OCSP signing key (`ocsp_delegates.sealed_key`), owner = CA id.
     OcspDelegateKey = "ocspDelegateKey",
+    /// A CA's SCEP RA key (`scep_ras.sealed_key`), owner = CA id.
+    ScepRaKey = "scepRaKey",
     /// The API token issuer key (meta `token_signing_key`), no owner.
     TokenSigningKey = "tokenSigningKey",
     /// A known plaintext (meta `kek_check`) proving a process holds the KEK, no owner.
@@ -99,6 +101,7 @@ impl SealedKind {
         match self {
             SealedKind::CaKey => owner.to_owned(),
             SealedKind::OcspDelegateKey => format!("ocsp:{owner}"),
+            SealedKind::ScepRaKey => format!("scep-ra:{owner}"),
             SealedKind::TokenSigningKey => "token-issuer".to_owned(),
             SealedKind::KekCheck => "cloudpki kek check".to_owned(),
         }

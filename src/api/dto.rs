@@ -158,7 +158,8 @@ impl From<&Ca> for CertificationAuthority {
             id: ca.id.clone(),
             display_name: ca.display_name.clone(),
             description: ca.description.clone(),
-            scep_server_url: None,
+            // Roots issue no leaves: nothing enrols with them.
+            scep_server_url: (ca.ca_type != CaType::RootCertificationAuthority).then(|| ca.urls.scep.clone()),
             certificate_revocation_list_url: Some(ca.urls.crl.clone()),
             certificate_download_url: Some(ca.urls.certificate.clone()),
             certification_authority_issuer_uri: ca.issuer_cert_url.clone(),

@@ -131,6 +131,71 @@ pub enum Command {
     /// SHA-384/512 CertIDs and several CertIDs with a delegated certificate.
     #[command(subcommand)]
     Responder(ResponderCommand),
+    /// Enrolment profiles: what devices may get from an issuing CA by SCEP.
+    #[command(subcommand)]
+    Profile(ProfileCommand),
+    /// Enrolment challenges: one-time or multi-use secrets a device puts in
+    /// its request (SCEP challengePassword). Shown once; only the hash is stored.
+    #[command(subcommand)]
+    Challenge(ChallengeCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProfileCommand {
+    /// Create a profile under an issuing CA.
+    Create {
+        #[arg(long)]
+        ca: String,
+        #[arg(long)]
+        name: String,
+        /// Allowed key types (rsa2048, rsa3072, rsa4096, eCP256, ...);
+        /// default: the RSA sizes no stronger than the CA's key.
+        #[arg(long = "key-type")]
+        key_types: Vec<String>,
+        /// The common name must end with one of these (default: any).
+        #[arg(long = "cn-suffix")]
+        cn_suffixes: Vec<String>,
+        /// DNS names in subjectAltName must end with one of these ("*": any;
+        /// default: no subjectAltName allowed).
+        #[arg(long = "dns-suffix")]
+        dns_suffixes: Vec<String>,
+        /// EKUs of issued certificates (OIDs; default: the CA's).
+        #[arg(long = "eku")]
+        ekus: Vec<String>,
+        #[arg(long, default_value_t = 365)]
+        validity_days: u32,
+        /// Renewals are accepted this many days before expiry.
+        #[arg(long, default_value_t = 30)]
+        renewal_days: u32,
+    },
+    /// Live profiles.
+    List {
+        #[arg(long)]
+        ca: Option<String>,
+    },
+    /// Remove a profile: its challenges stop working.
+    Remove { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ChallengeCommand {
+    /// Create a challenge for a profile.
+    Create {
+        #[arg(long)]
+        profile: String,
+        /// How many requests it authorises.
+        #[arg(long, default_value_t = 1)]
+        uses: u32,
+        /// Hours it stays valid.
+        #[arg(long, default_value_t = 24)]
+        valid_hours: u64,
+        /// Recorded as the issued leaf's device id.
+        #[arg(long)]
+        device_id: Option<String>,
+        /// The common name a request must carry.
+        #[arg(long)]
+        subject: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -517,6 +582,51 @@ impl Cli {
     }
 }
 
+fn profile_command(pki: &crate::domain::Pki, cmd: ProfileCommand, o: &mut output::Output<'_>) -> Result<()> {
+    match cmd {
+        ProfileCommand::Create {
+            ca,
+            name,
+            key_types,
+            cn_suffixes,
+            dns_suffixes,
+            ekus,
+            validity_days,
+            renewal_days,
+        } => {
+            let key_types = key_types
+                .iter()
+                .map(|k| {
+                    crate::x509::KeyAlgorithm::parse(k)
+                        .ok_or_else(|| CliError::Usage(format!("unknown key type {k:?}")))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let ekus = ekus
+                .iter()
+                .map(|e| {
+                    der::asn1::ObjectIdentifier::new(e).map_err(|_| CliError::Usage(format!("{e:?} is not an OID")))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let p = pki.create_profile(&crate::domain::NewProfile {
+                ca_id: ca,
+                name,
+                key_types,
+                cn_suffixes,
+                dns_suffixes,
+                ekus,
+                validity_days,
+                renewal_days,
+            })?;
+            o.profiles(&[p])
+        }
+        ProfileCommand::List { ca } => o.profiles(&pki.profiles(ca.as_deref())?),
+        ProfileCommand::Remove { id } => {
+            pki.remove_profile(&id)?;
+            o.deleted(&id)
+        }
+    }
+}
+
 /// Runs one command, writing results to `out`.
 pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
     if let Command::Serve(args) = &cli.command {
@@ -547,6 +657,20 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             o.enrolment_token(&pki.create_enrolment_token(uses, time::Duration::hours(valid_hours))?)
         }
         Command::Cert(cmd) => cert_command(&pki, cmd, &mut o),
+        Command::Profile(cmd) => profile_command(&pki, cmd, &mut o),
+        Command::Challenge(ChallengeCommand::Create {
+            profile,
+            uses,
+            valid_hours,
+            device_id,
+            subject,
+        }) => o.challenge(&pki.create_challenge(&crate::domain::NewChallenge {
+            profile_id: profile,
+            uses,
+            valid_for: std::time::Duration::from_secs(valid_hours.saturating_mul(3600)),
+            device_id,
+            subject,
+        })?),
         Command::Serve(_) | Command::Kek(KekCommand::Id { .. }) => Ok(()),
         Command::Kek(KekCommand::Status) => o.kek_status(&pki.kek_status()?),
         Command::Kek(KekCommand::Verify) => o.sealed_keys_opened(pki.verify_sealed_keys()?),

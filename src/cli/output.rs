@@ -218,6 +218,56 @@ impl<'a> Output<'a> {
         self.line(&table.to_string())
     }
 
+    pub fn profiles(&mut self, profiles: &[crate::domain::Profile]) -> Result<()> {
+        let list = |v: &[String]| if v.is_empty() { "-".to_owned() } else { v.join(" ") };
+        if self.json {
+            let rows: Vec<serde_json::Value> = profiles
+                .iter()
+                .map(|p| {
+                    serde_json::json!({
+                        "id": p.id, "caId": p.ca_id, "displayName": p.name,
+                        "keyTypes": p.key_types.iter().map(|k| k.name()).collect::<Vec<_>>(),
+                        "commonNameSuffixes": p.cn_suffixes, "dnsNameSuffixes": p.dns_suffixes,
+                        "extendedKeyUsages": p.ekus.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                        "validityDays": p.validity_days, "renewalDays": p.renewal_days,
+                    })
+                })
+                .collect();
+            return self.json_value(&rows);
+        }
+        let mut table = comfy_table::Table::new();
+        table.set_header(["ID", "CA", "NAME", "KEYS", "CN SUFFIXES", "DNS SUFFIXES", "DAYS"]);
+        for p in profiles {
+            table.add_row([
+                p.id.clone(),
+                p.ca_id.clone(),
+                p.name.clone(),
+                p.key_types.iter().map(|k| k.name()).collect::<Vec<_>>().join(" "),
+                list(&p.cn_suffixes),
+                list(&p.dns_suffixes),
+                p.validity_days.to_string(),
+            ]);
+        }
+        self.line(&table.to_string())
+    }
+
+    pub fn challenge(&mut self, c: &crate::domain::IssuedChallenge) -> Result<()> {
+        let expires = c
+            .expires_at
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        if self.json {
+            return self.json_value(&serde_json::json!({
+                "id": c.id, "profileId": c.profile_id, "challenge": c.secret, "uses": c.uses,
+                "expirationDateTime": expires,
+            }));
+        }
+        self.line(&format!(
+            "{}\n({} use(s) under profile {} until {expires}; shown once, only its hash is stored)",
+            c.secret, c.uses, c.profile_id
+        ))
+    }
+
     pub fn enrolment_token(&mut self, t: &crate::domain::engine::EnrolmentToken) -> Result<()> {
         let expires = t
             .expires_at

@@ -42,6 +42,9 @@ pub enum PkiError {
     CrlCheck(#[from] crate::x509::crl::CrlCheckError),
     #[error(transparent)]
     Secret(#[from] SecretError),
+    /// A device's enrolment request was refused (SCEP: a CertRep FAILURE).
+    #[error("enrolment refused: {0}")]
+    Enrolment(#[from] super::engine::EnrolRefusal),
     #[error(transparent)]
     Store(StoreError),
 }

@@ -58,6 +58,7 @@ fn place(kind: SealedKind) -> Place {
     match kind {
         SealedKind::CaKey => Place::Table(SealedTable::CaKeys),
         SealedKind::OcspDelegateKey => Place::Table(SealedTable::OcspDelegateKeys),
+        SealedKind::ScepRaKey => Place::Table(SealedTable::ScepRaKeys),
         SealedKind::TokenSigningKey => Place::Meta(META_TOKEN_KEY),
         SealedKind::KekCheck => Place::Meta(META_KEK_CHECK),
     }
@@ -756,6 +757,27 @@ mod tests {
         let ca = root(&pki, "Root A");
         let ca2 = root(&pki, "Root B");
         pki.ocsp_responder(&ca).unwrap(); // a delegated OCSP key
+        let issuing = pki
+            .create_ca(NewCa {
+                ca_type: CaType::IssuingCertificationAuthority,
+                display_name: None,
+                description: None,
+                subject: SubjectParts {
+                    common_name: "Issuing A".into(),
+                    ..Default::default()
+                },
+                issuer_id: Some(ca.clone()),
+                key_size: KeyAlgorithm::EcP256,
+                hash: HashAlgorithm::Sha256,
+                validity_years: 2,
+                ekus: vec![],
+                role_scope_tag_ids: vec![],
+                crl_partitions: None,
+                delta_crls: false,
+            })
+            .unwrap()
+            .id;
+        assert!(pki.scep_ra(&issuing).unwrap().is_some()); // a SCEP RA key
         crate::auth::TokenIssuer::load_or_create(&pki).unwrap(); // the token key
                                                                  // A legacy V1 blob (data sealed before KEK ids existed).
         {

@@ -14,6 +14,9 @@ pub mod lifecycle;
 pub mod model;
 
 pub use crate::store::{LeafCursor, LeafOrder, SortKey};
-pub use engine::{CaPatch, CrlScope, LeafListQuery, LeafPageRequest, NewCa, NewLeaf, Pki, Settings};
+pub use engine::{
+    CaPatch, CrlScope, EnrolRefusal, EnrolRequest, Enrolled, IssuedChallenge, LeafListQuery, LeafPageRequest, NewCa,
+    NewChallenge, NewLeaf, NewProfile, Pki, Profile, ScepRa, Settings,
+};
 pub use error::PkiError;
 pub use model::*;

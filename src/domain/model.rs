@@ -238,6 +238,8 @@ pub struct CaUrls {
     pub crl_dir: String,
     pub certificate: String,
     pub ocsp: String,
+    /// `…/scep/{caId}`: where devices enrol (issuing CAs only answer there).
+    pub scep: String,
 }
 
 impl CaUrls {
@@ -371,6 +373,7 @@ mod tests {
             crl_dir: "http://x/crls/a_v1/".into(),
             certificate: String::new(),
             ocsp: String::new(),
+            scep: String::new(),
         };
         assert_eq!(urls.crl_partition(0), "http://x/crls/a_v1/current.crl");
         assert_eq!(urls.crl_partition(7), "http://x/crls/a_v1/7.crl");

@@ -27,6 +27,10 @@ fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
     responder::plain(status, text).map(http_body_util::Either::Left)
 }
 
+/// Longest URL of a SCEP request: a GET PKIOperation with a 4096-bit key's
+/// request, base64 and percent-encoded, is about 12 KiB.
+const SCEP_MAX_URI: usize = 32 * 1024;
+
 /// Limits on what a client may send.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -75,6 +79,8 @@ pub enum Surface {
 pub struct AppState {
     pub responder: Responder,
     pub api: Option<crate::api::Api>,
+    /// SCEP at /scep/{caId} (nodes that hold keys).
+    pub scep: Option<crate::enrol::Scep>,
     pub limits: Limits,
     pub surface: Surface,
     /// Serves /ocsp, /crls, /cacerts (false on signer-only nodes).
@@ -95,6 +101,7 @@ fn route_of(method: &Method, path: &str) -> &'static str {
         }
         p if p.starts_with("/crls/") => "crl",
         p if p.starts_with("/cacerts/") => "aia",
+        p if p.starts_with("/scep/") => "scep",
         _ => "other",
     }
 }
@@ -189,7 +196,13 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Result<Resp
     let r = &state.responder;
     let uri_len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
     let has_body = !hyper::body::Body::is_end_stream(req.body());
-    let (mut response, body_read) = if uri_len > state.limits.max_uri_len {
+    // SCEP's GET PKIOperation carries the whole request in the URL.
+    let max_uri = if path.starts_with("/scep/") {
+        state.limits.max_uri_len.max(SCEP_MAX_URI)
+    } else {
+        state.limits.max_uri_len
+    };
+    let (mut response, body_read) = if uri_len > max_uri {
         (plain(StatusCode::URI_TOO_LONG, "URI too long\n"), false)
     } else {
         dispatch(&state, req, &method, &path).await
@@ -301,6 +314,27 @@ async fn dispatch(state: &AppState, req: Request<Incoming>, method: &Method, pat
             body,
         };
         return (api.execute(&prepared, req, &ids).await, reads);
+    }
+    if let (Some(scep), true) = (&state.scep, path.starts_with("/scep/")) {
+        let query = req.uri().query().map(str::to_owned);
+        if *method == Method::POST {
+            let (parts, body) = req.into_parts();
+            return match read_body(body, &parts.headers, crate::x509::scep::MAX_MESSAGE_LEN, &state.limits).await {
+                Ok(body) => (
+                    scep.serve(method, path, query.as_deref(), Some(body))
+                        .await
+                        .map(http_body_util::Either::Left),
+                    true,
+                ),
+                Err(e) => (e.plain(), false),
+            };
+        }
+        return (
+            scep.serve(method, path, query.as_deref(), None)
+                .await
+                .map(http_body_util::Either::Left),
+            false,
+        );
     }
     if !state.responder_routes {
         return (plain(StatusCode::NOT_FOUND, "not found\n"), false);

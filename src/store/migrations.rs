@@ -373,6 +373,106 @@ CREATE TABLE responder_certs (
         sqlite: "ALTER TABLE responders ADD COLUMN last_seen_at INTEGER;",
         postgres: "ALTER TABLE responders ADD COLUMN last_seen_at BIGINT;",
     },
+    // 13: enrolment. Profiles say what a device may get from an issuing CA;
+    // challenges (only their SHA-256 is stored) authorise a request under
+    // one profile; each CA's SCEP RA certificate and sealed RSA key; and
+    // the senderNonces seen, so a replayed request is refused.
+    Migration {
+        sqlite: r#"
+CREATE TABLE enrolment_profiles (
+    id            TEXT PRIMARY KEY,
+    ca_id         TEXT NOT NULL,
+    name          TEXT NOT NULL,
+    key_types     TEXT NOT NULL,
+    cn_suffixes   TEXT NOT NULL,
+    dns_suffixes  TEXT NOT NULL,
+    ekus          TEXT NOT NULL,
+    validity_days INTEGER NOT NULL,
+    renewal_days  INTEGER NOT NULL,
+    created_at    INTEGER NOT NULL,
+    created_by    TEXT NOT NULL,
+    removed_at    INTEGER
+);
+CREATE INDEX enrolment_profiles_by_ca ON enrolment_profiles (ca_id);
+CREATE TABLE enrolment_challenges (
+    id          TEXT PRIMARY KEY,
+    profile_id  TEXT NOT NULL,
+    secret_hash BLOB NOT NULL UNIQUE,
+    uses_left   INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    device_id   TEXT,
+    subject     TEXT,
+    created_at  INTEGER NOT NULL,
+    created_by  TEXT NOT NULL
+);
+CREATE TABLE scep_ras (
+    ca_id      TEXT PRIMARY KEY,
+    cert       BLOB NOT NULL,
+    sealed_key BLOB NOT NULL,
+    not_after  INTEGER NOT NULL
+);
+CREATE TABLE enrolment_nonces (
+    ca_id      TEXT NOT NULL,
+    nonce      BLOB NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (ca_id, nonce)
+);
+CREATE INDEX enrolment_nonces_by_expiry ON enrolment_nonces (expires_at);
+CREATE TABLE enrolments (
+    leaf_id        TEXT PRIMARY KEY,
+    profile_id     TEXT NOT NULL,
+    transaction_id TEXT NOT NULL,
+    at             INTEGER NOT NULL
+);
+"#,
+        postgres: r#"
+CREATE TABLE enrolment_profiles (
+    id            TEXT PRIMARY KEY,
+    ca_id         TEXT NOT NULL,
+    name          TEXT NOT NULL,
+    key_types     TEXT NOT NULL,
+    cn_suffixes   TEXT NOT NULL,
+    dns_suffixes  TEXT NOT NULL,
+    ekus          TEXT NOT NULL,
+    validity_days BIGINT NOT NULL,
+    renewal_days  BIGINT NOT NULL,
+    created_at    BIGINT NOT NULL,
+    created_by    TEXT NOT NULL,
+    removed_at    BIGINT
+);
+CREATE INDEX enrolment_profiles_by_ca ON enrolment_profiles (ca_id);
+CREATE TABLE enrolment_challenges (
+    id          TEXT PRIMARY KEY,
+    profile_id  TEXT NOT NULL,
+    secret_hash BYTEA NOT NULL UNIQUE,
+    uses_left   BIGINT NOT NULL,
+    expires_at  BIGINT NOT NULL,
+    device_id   TEXT,
+    subject     TEXT,
+    created_at  BIGINT NOT NULL,
+    created_by  TEXT NOT NULL
+);
+CREATE TABLE scep_ras (
+    ca_id      TEXT PRIMARY KEY,
+    cert       BYTEA NOT NULL,
+    sealed_key BYTEA NOT NULL,
+    not_after  BIGINT NOT NULL
+);
+CREATE TABLE enrolment_nonces (
+    ca_id      TEXT NOT NULL,
+    nonce      BYTEA NOT NULL,
+    expires_at BIGINT NOT NULL,
+    PRIMARY KEY (ca_id, nonce)
+);
+CREATE INDEX enrolment_nonces_by_expiry ON enrolment_nonces (expires_at);
+CREATE TABLE enrolments (
+    leaf_id        TEXT PRIMARY KEY,
+    profile_id     TEXT NOT NULL,
+    transaction_id TEXT NOT NULL,
+    at             BIGINT NOT NULL
+);
+"#,
+    },
 ];
 
 const TYPED_RECORDS_SQLITE: &str = r#"

@@ -167,6 +167,40 @@ pub struct DelegateRow {
     pub not_after: i64,
 }
 
+/// An enrolment profile: what a device may get from one issuing CA.
+/// Lists are space-separated (key type names, suffixes, EKU OIDs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileRow {
+    pub id: String,
+    pub ca_id: String,
+    pub name: String,
+    pub key_types: String,
+    pub cn_suffixes: String,
+    pub dns_suffixes: String,
+    pub ekus: String,
+    pub validity_days: i64,
+    pub renewal_days: i64,
+    pub created_at: i64,
+    pub created_by: String,
+    pub removed_at: Option<i64>,
+}
+
+/// An enrolment challenge; the secret itself is never stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChallengeRow {
+    pub id: String,
+    pub profile_id: String,
+    /// SHA-256 of the secret.
+    pub secret_hash: Vec<u8>,
+    pub uses_left: i64,
+    pub expires_at: i64,
+    pub device_id: Option<String>,
+    /// The common name a request must carry, when bound.
+    pub subject: Option<String>,
+    pub created_at: i64,
+    pub created_by: String,
+}
+
 /// A keyless responder's own OCSP signing key, as it asked to be trusted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResponderRow {
@@ -444,6 +478,8 @@ pub enum SealedTable {
     CaKeys,
     /// `ocsp_delegates.sealed_key`; owner = CA id.
     OcspDelegateKeys,
+    /// `scep_ras.sealed_key`; owner = CA id.
+    ScepRaKeys,
 }
 
 /// Whether a transaction may write.
@@ -603,6 +639,27 @@ pub trait Tx {
     fn responder_cert(&mut self, responder_id: &str, ca_id: &str, ca_version: i64) -> Result<Option<ResponderCertRow>>;
     fn put_responder_cert(&mut self, row: &ResponderCertRow) -> Result<()>;
     fn put_crl(&mut self, crl: &CrlRow) -> Result<()>;
+
+    fn insert_profile(&mut self, row: &ProfileRow) -> Result<()>;
+    /// A profile, removed or not.
+    fn profile(&mut self, id: &str) -> Result<Option<ProfileRow>>;
+    /// Profiles not removed, of one CA or all, oldest first.
+    fn profiles(&mut self, ca_id: Option<&str>) -> Result<Vec<ProfileRow>>;
+    /// Marks a profile removed; false if there is no such live profile.
+    fn remove_profile(&mut self, id: &str, at: i64) -> Result<bool>;
+    fn insert_challenge(&mut self, row: &ChallengeRow) -> Result<()>;
+    fn challenge_by_hash(&mut self, secret_hash: &[u8]) -> Result<Option<ChallengeRow>>;
+    /// Spends one use of a challenge; false if none is left.
+    fn spend_challenge(&mut self, id: &str) -> Result<bool>;
+    fn scep_ra(&mut self, ca_id: &str) -> Result<Option<DelegateRow>>;
+    fn put_scep_ra(&mut self, ca_id: &str, cert: &[u8], sealed_key: &[u8], not_after: i64) -> Result<()>;
+    /// Remembers a request's senderNonce until `expires_at`; false if it was
+    /// already remembered (a replay). Forgets nonces expired at `now`.
+    fn remember_nonce(&mut self, ca_id: &str, nonce: &[u8], expires_at: i64, now: i64) -> Result<bool>;
+    /// Records which profile (and enrolment transaction) a leaf came from.
+    fn put_enrolment(&mut self, leaf_id: &str, profile_id: &str, transaction_id: &str, at: i64) -> Result<()>;
+    /// The profile a leaf was enrolled under, if it was enrolled.
+    fn enrolment_profile(&mut self, leaf_id: &str) -> Result<Option<String>>;
 
     /// Appends to the change log; returns the new sequence number.
     fn append_change(&mut self, at: i64, kind: ChangeKind, ca_id: &str, leaf_id: Option<&str>) -> Result<i64>;

@@ -669,6 +669,14 @@ pub(crate) fn audit_values(e: &AuditRow) -> Vec<(&'static str, Value)> {
     ]
 }
 
+/// Columns of `enrolment_profiles`, in `ProfileRow` order.
+pub const PROFILE_COLUMNS: &str = "id, ca_id, name, key_types, cn_suffixes, dns_suffixes, ekus, validity_days, \
+     renewal_days, created_at, created_by, removed_at";
+
+/// Columns of `enrolment_challenges`, in `ChallengeRow` order.
+pub const CHALLENGE_COLUMNS: &str =
+    "id, profile_id, secret_hash, uses_left, expires_at, device_id, subject, created_at, created_by";
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,12 +9,14 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
+use super::rows::{CHALLENGE_COLUMNS, PROFILE_COLUMNS};
+
 use super::migrations::MIGRATIONS;
 use super::rows::{self, Columns, Dialect, Value, CA_COLUMNS, LEAF_COLUMNS, LEAF_STATUS_COLUMNS};
 use super::{
-    AuditRow, CaRow, Change, ChangeKind, CrlRow, CrlScopeKey, DelegateRow, LeafFilter, LeafQuery, LeafRow,
-    LeafStatusRow, Presigned, ResponderCertRow, ResponderRow, Result, RevocationReason, SealedTable, Store, StoreError,
-    TokenRow, Tx, TxMode,
+    AuditRow, CaRow, ChallengeRow, Change, ChangeKind, CrlRow, CrlScopeKey, DelegateRow, LeafFilter, LeafQuery,
+    LeafRow, LeafStatusRow, Presigned, ProfileRow, ResponderCertRow, ResponderRow, Result, RevocationReason,
+    SealedTable, Store, StoreError, TokenRow, Tx, TxMode,
 };
 
 /// How long a writer waits for another process's write lock before failing.
@@ -328,6 +330,7 @@ impl Tx for SqliteTx<'_> {
             SealedTable::OcspDelegateKeys => {
                 "SELECT ca_id, sealed_key FROM ocsp_delegates WHERE ca_id > ? ORDER BY ca_id LIMIT ?"
             }
+            SealedTable::ScepRaKeys => "SELECT ca_id, sealed_key FROM scep_ras WHERE ca_id > ? ORDER BY ca_id LIMIT ?",
         };
         let mut stmt = self.conn.prepare_cached(sql)?;
         let rows = stmt.query_map(params![after_owner, limit], |r| Ok((r.get(0)?, r.get(1)?)))?;
@@ -340,6 +343,7 @@ impl Tx for SqliteTx<'_> {
                 "UPDATE cas SET sealed_key = ? WHERE id = ? AND deleted_at IS NULL AND sealed_key IS NOT NULL"
             }
             SealedTable::OcspDelegateKeys => "UPDATE ocsp_delegates SET sealed_key = ? WHERE ca_id = ?",
+            SealedTable::ScepRaKeys => "UPDATE scep_ras SET sealed_key = ? WHERE ca_id = ?",
         };
         Ok(self.conn.execute(sql, params![sealed, owner])? == 1)
     }
@@ -417,6 +421,7 @@ impl Tx for SqliteTx<'_> {
     fn delete_ca(&mut self, id: &str, at: i64) -> Result<()> {
         self.conn.execute("DELETE FROM leaves WHERE ca_id = ?", [id])?;
         self.conn.execute("DELETE FROM ocsp_delegates WHERE ca_id = ?", [id])?;
+        self.conn.execute("DELETE FROM scep_ras WHERE ca_id = ?", [id])?;
         let n = self.conn.execute(
             "UPDATE cas SET deleted_at = ?, sealed_key = NULL, csr = NULL, row_version = row_version + 1
              WHERE id = ? AND deleted_at IS NULL",
@@ -875,6 +880,160 @@ impl Tx for SqliteTx<'_> {
         Ok(())
     }
 
+    fn insert_profile(&mut self, p: &ProfileRow) -> Result<()> {
+        self.conn.execute(
+            &format!("INSERT INTO enrolment_profiles ({PROFILE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+            params![
+                p.id,
+                p.ca_id,
+                p.name,
+                p.key_types,
+                p.cn_suffixes,
+                p.dns_suffixes,
+                p.ekus,
+                p.validity_days,
+                p.renewal_days,
+                p.created_at,
+                p.created_by,
+                p.removed_at
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn profile(&mut self, id: &str) -> Result<Option<ProfileRow>> {
+        Ok(self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {PROFILE_COLUMNS} FROM enrolment_profiles WHERE id = ?"
+            ))?
+            .query_row([id], profile_row)
+            .optional()?)
+    }
+
+    fn profiles(&mut self, ca_id: Option<&str>) -> Result<Vec<ProfileRow>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {PROFILE_COLUMNS} FROM enrolment_profiles
+             WHERE removed_at IS NULL AND (?1 IS NULL OR ca_id = ?1) ORDER BY created_at, id"
+        ))?;
+        let rows = stmt.query_map([ca_id], profile_row)?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    fn remove_profile(&mut self, id: &str, at: i64) -> Result<bool> {
+        let n = self.conn.execute(
+            "UPDATE enrolment_profiles SET removed_at = ? WHERE id = ? AND removed_at IS NULL",
+            params![at, id],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn insert_challenge(&mut self, c: &ChallengeRow) -> Result<()> {
+        self.conn.execute(
+            &format!("INSERT INTO enrolment_challenges ({CHALLENGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+            params![
+                c.id,
+                c.profile_id,
+                c.secret_hash,
+                c.uses_left,
+                c.expires_at,
+                c.device_id,
+                c.subject,
+                c.created_at,
+                c.created_by
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn challenge_by_hash(&mut self, secret_hash: &[u8]) -> Result<Option<ChallengeRow>> {
+        Ok(self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {CHALLENGE_COLUMNS} FROM enrolment_challenges WHERE secret_hash = ?"
+            ))?
+            .query_row([secret_hash], |r| {
+                Ok(ChallengeRow {
+                    id: r.get(0)?,
+                    profile_id: r.get(1)?,
+                    secret_hash: r.get(2)?,
+                    uses_left: r.get(3)?,
+                    expires_at: r.get(4)?,
+                    device_id: r.get(5)?,
+                    subject: r.get(6)?,
+                    created_at: r.get(7)?,
+                    created_by: r.get(8)?,
+                })
+            })
+            .optional()?)
+    }
+
+    fn spend_challenge(&mut self, id: &str) -> Result<bool> {
+        let n = self.conn.execute(
+            "UPDATE enrolment_challenges SET uses_left = uses_left - 1 WHERE id = ? AND uses_left > 0",
+            [id],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn scep_ra(&mut self, ca_id: &str) -> Result<Option<DelegateRow>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT cert, sealed_key, not_after FROM scep_ras WHERE ca_id = ?",
+                [ca_id],
+                |r| {
+                    Ok(DelegateRow {
+                        cert: r.get(0)?,
+                        sealed_key: r.get(1)?,
+                        not_after: r.get(2)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    fn put_scep_ra(&mut self, ca_id: &str, cert: &[u8], sealed_key: &[u8], not_after: i64) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO scep_ras (ca_id, cert, sealed_key, not_after) VALUES (?, ?, ?, ?)
+             ON CONFLICT (ca_id) DO UPDATE SET cert = excluded.cert, sealed_key = excluded.sealed_key,
+                 not_after = excluded.not_after",
+            params![ca_id, cert, sealed_key, not_after],
+        )?;
+        Ok(())
+    }
+
+    fn remember_nonce(&mut self, ca_id: &str, nonce: &[u8], expires_at: i64, now: i64) -> Result<bool> {
+        self.conn
+            .prepare_cached("DELETE FROM enrolment_nonces WHERE expires_at < ?")?
+            .execute([now])?;
+        let n = self
+            .conn
+            .prepare_cached(
+                "INSERT INTO enrolment_nonces (ca_id, nonce, expires_at) VALUES (?, ?, ?)
+                 ON CONFLICT (ca_id, nonce) DO NOTHING",
+            )?
+            .execute(params![ca_id, nonce, expires_at])?;
+        Ok(n == 1)
+    }
+
+    fn put_enrolment(&mut self, leaf_id: &str, profile_id: &str, transaction_id: &str, at: i64) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO enrolments (leaf_id, profile_id, transaction_id, at) VALUES (?, ?, ?, ?)",
+            params![leaf_id, profile_id, transaction_id, at],
+        )?;
+        Ok(())
+    }
+
+    fn enrolment_profile(&mut self, leaf_id: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row("SELECT profile_id FROM enrolments WHERE leaf_id = ?", [leaf_id], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
     fn append_change(&mut self, at: i64, kind: ChangeKind, ca_id: &str, leaf_id: Option<&str>) -> Result<i64> {
         self.conn
             .prepare_cached("INSERT INTO changes (at, kind, ca_id, leaf_id) VALUES (?, ?, ?, ?)")?
@@ -927,6 +1086,23 @@ impl Tx for SqliteTx<'_> {
 
 // The tests of this backend are the shared conformance suite in
 // `super::conformance`, which runs them against PostgreSQL too.
+
+fn profile_row(r: &Row<'_>) -> rusqlite::Result<ProfileRow> {
+    Ok(ProfileRow {
+        id: r.get(0)?,
+        ca_id: r.get(1)?,
+        name: r.get(2)?,
+        key_types: r.get(3)?,
+        cn_suffixes: r.get(4)?,
+        dns_suffixes: r.get(5)?,
+        ekus: r.get(6)?,
+        validity_days: r.get(7)?,
+        renewal_days: r.get(8)?,
+        created_at: r.get(9)?,
+        created_by: r.get(10)?,
+        removed_at: r.get(11)?,
+    })
+}
 
 #[cfg(test)]
 mod tests {

@@ -14,6 +14,16 @@ use super::cert::{ca_key_usage, key_identifier};
 use super::keys::{verify_signed_der, Signer};
 use super::{oids, X509Error};
 
+/// A challenge as a device sent it; its `Debug` never shows it.
+#[derive(Clone)]
+pub struct ChallengePassword(pub zeroize::Zeroizing<String>);
+
+impl std::fmt::Debug for ChallengePassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ChallengePassword(..)")
+    }
+}
+
 /// A CSR whose signature has been checked.
 #[derive(Debug, Clone)]
 pub struct VerifiedCsr {
@@ -23,6 +33,8 @@ pub struct VerifiedCsr {
     pub requested_ekus: Vec<der::asn1::ObjectIdentifier>,
     /// The requested subjectAltName extension, copied verbatim.
     pub subject_alt_name: Option<Extension>,
+    /// PKCS#9 challengePassword (SCEP's challenge), if present.
+    pub challenge_password: Option<ChallengePassword>,
 }
 
 /// Largest CSR we accept: far above any real one, small enough to bound work.
@@ -46,7 +58,18 @@ pub fn verify(der: &[u8], min_strength: u16) -> Result<VerifiedCsr, X509Error> {
 
     let mut requested_ekus = Vec::new();
     let mut subject_alt_name = None;
+    let mut challenge_password = None;
     for attr in req.info.attributes.iter() {
+        if attr.oid == super::scep::CHALLENGE_PASSWORD {
+            challenge_password = attr
+                .values
+                .iter()
+                .next()
+                .map(directory_string)
+                .transpose()?
+                .map(ChallengePassword);
+            continue;
+        }
         if attr.oid != oids::EXTENSION_REQUEST {
             continue;
         }
@@ -68,7 +91,20 @@ pub fn verify(der: &[u8], min_strength: u16) -> Result<VerifiedCsr, X509Error> {
         public_key: req.info.public_key,
         requested_ekus,
         subject_alt_name,
+        challenge_password,
     })
+}
+
+/// A DirectoryString's text (challengePassword is one).
+fn directory_string(v: &der::Any) -> Result<zeroize::Zeroizing<String>, X509Error> {
+    use der::Tagged;
+    let s = match v.tag() {
+        der::Tag::PrintableString => v.decode_as::<der::asn1::PrintableString>()?.to_string(),
+        der::Tag::Utf8String => v.decode_as::<String>()?,
+        der::Tag::Ia5String => v.decode_as::<der::asn1::Ia5String>()?.to_string(),
+        _ => return Err(X509Error::Malformed("challengePassword is not a DirectoryString")),
+    };
+    Ok(zeroize::Zeroizing::new(s))
 }
 
 /// Builds the CSR of a CA that an external CA will sign: subject, the CA's

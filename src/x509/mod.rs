@@ -14,6 +14,7 @@ pub mod ocsp;
 pub mod oids;
 pub mod pem;
 pub mod reason;
+pub mod scep;
 
 pub use keys::{HashAlgorithm, KeyAlgorithm, Signer, SoftwareKey};
 pub use reason::RevocationReason;

@@ -43,6 +43,8 @@ pub const KP_IPSEC_TUNNEL: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.3.6");
 pub const KP_IPSEC_USER: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.3.7");
 pub const KP_TIME_STAMPING: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.3.8");
 pub const KP_OCSP_SIGNING: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.3.9");
+/// id-kp-cmcRA (RFC 6402): a registration authority, as SCEP RA certificates say.
+pub const KP_CMC_RA: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.3.28");
 pub const KP_SMARTCARD_LOGON: Oid = Oid::new_unwrap("1.3.6.1.4.1.311.20.2.2");
 // RFC 5280 §4.2.2.1 access methods
 pub const AD_OCSP: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.48.1");

@@ -27,11 +27,15 @@ use super::model::*;
 mod cas;
 mod crls;
 mod edge;
+mod enrolment;
 mod leaves;
 mod responder;
 
 pub use crls::CrlScope;
 pub use edge::{EdgeKey, EnrolmentToken, ResponderInfo, EDGE_KEY};
+pub use enrolment::{
+    EnrolRefusal, EnrolRequest, Enrolled, IssuedChallenge, NewChallenge, NewProfile, Profile, ScepRa, ENROL,
+};
 pub use responder::OcspResponder;
 
 /// Certificates are back-dated this much to absorb relying parties' clock
@@ -245,6 +249,8 @@ pub struct Pki {
     crl_numbers: Mutex<HashMap<String, (i64, i64)>>,
     /// Delegated OCSP responders, by CA id.
     delegates: Mutex<HashMap<String, Arc<OcspResponder>>>,
+    /// SCEP RAs (certificate and unsealed key), by CA id.
+    scep_ras: Mutex<HashMap<String, Arc<ScepRa>>>,
     /// Called after every commit (the responder's snapshot follower wakes on it).
     on_commit: Mutex<Option<CommitHook>>,
 }
@@ -396,6 +402,7 @@ impl Pki {
             settings,
             signers: Mutex::new(HashMap::new()),
             delegates: Mutex::new(HashMap::new()),
+            scep_ras: Mutex::new(HashMap::new()),
             crl_numbers: Mutex::new(HashMap::new()),
             on_commit: Mutex::new(None),
         }
@@ -602,6 +609,7 @@ impl Pki {
             crl_dir: self.settings.crl_dir(ca_id, version),
             certificate: self.settings.cert_url(ca_id, version),
             ocsp: self.settings.ocsp_url(),
+            scep: format!("{}/scep/{ca_id}", self.settings.public_url),
         }
     }
 

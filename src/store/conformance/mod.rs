@@ -11,9 +11,9 @@
 use std::path::PathBuf;
 
 use super::{
-    AuditRow, CaRow, ChangeKind, CrlRow, CrlScopeKey, DelegateRow, LeafFilter, LeafQuery, LeafRow, LeafStatusRow,
-    PgStore, Presigned, ResponderCertRow, ResponderRow, RevocationReason, SealedTable, SqliteStore, Store, StoreError,
-    TokenRow, TxMode,
+    AuditRow, CaRow, ChallengeRow, ChangeKind, CrlRow, CrlScopeKey, DelegateRow, LeafFilter, LeafQuery, LeafRow,
+    LeafStatusRow, PgStore, Presigned, ProfileRow, ResponderCertRow, ResponderRow, RevocationReason, SealedTable,
+    SqliteStore, Store, StoreError, TokenRow, TxMode,
 };
 
 /// A backend under test.
@@ -946,6 +946,86 @@ fn ocsp_delegates(h: &dyn Harness) {
     tx.commit().unwrap();
 }
 
+fn enrolment_profiles_challenges_and_nonces(h: &dyn Harness) {
+    let profile = |id: &str, ca: &str, at: i64| ProfileRow {
+        id: id.into(),
+        ca_id: ca.into(),
+        name: format!("profile {id}"),
+        key_types: "rsa2048 rsa3072".into(),
+        cn_suffixes: "devices.example".into(),
+        dns_suffixes: String::new(),
+        ekus: "1.3.6.1.5.5.7.3.2".into(),
+        validity_days: 365,
+        renewal_days: 30,
+        created_at: at,
+        created_by: "admin".into(),
+        removed_at: None,
+    };
+    let mut tx = h.store().begin(TxMode::Write).unwrap();
+    tx.insert_ca(&ca("i", "I", None), None).unwrap();
+    tx.insert_profile(&profile("p1", "i", 1)).unwrap();
+    tx.insert_profile(&profile("p2", "i", 2)).unwrap();
+    tx.insert_profile(&profile("p3", "other", 3)).unwrap();
+    assert_eq!(tx.profile("p1").unwrap(), Some(profile("p1", "i", 1)));
+    let ids = |v: Vec<ProfileRow>| v.into_iter().map(|p| p.id).collect::<Vec<_>>();
+    assert_eq!(ids(tx.profiles(Some("i")).unwrap()), ["p1", "p2"]);
+    assert_eq!(ids(tx.profiles(None).unwrap()), ["p1", "p2", "p3"]);
+    assert!(tx.remove_profile("p2", 5).unwrap());
+    assert!(!tx.remove_profile("p2", 6).unwrap(), "removed once");
+    assert_eq!(ids(tx.profiles(Some("i")).unwrap()), ["p1"]);
+    assert_eq!(tx.profile("p2").unwrap().unwrap().removed_at, Some(5));
+
+    let challenge = ChallengeRow {
+        id: "c1".into(),
+        profile_id: "p1".into(),
+        secret_hash: vec![7; 32],
+        uses_left: 2,
+        expires_at: 100,
+        device_id: Some("dev".into()),
+        subject: None,
+        created_at: 1,
+        created_by: "admin".into(),
+    };
+    tx.insert_challenge(&challenge).unwrap();
+    assert_eq!(tx.challenge_by_hash(&[7; 32]).unwrap(), Some(challenge.clone()));
+    assert!(tx.challenge_by_hash(&[8; 32]).unwrap().is_none());
+    assert!(tx.spend_challenge("c1").unwrap());
+    assert!(tx.spend_challenge("c1").unwrap());
+    assert!(!tx.spend_challenge("c1").unwrap(), "two uses only");
+    assert_eq!(tx.challenge_by_hash(&[7; 32]).unwrap().unwrap().uses_left, 0);
+
+    assert!(tx.remember_nonce("i", &[1; 16], 50, 10).unwrap());
+    assert!(!tx.remember_nonce("i", &[1; 16], 50, 20).unwrap(), "a replay");
+    assert!(tx.remember_nonce("other", &[1; 16], 50, 20).unwrap(), "per CA");
+    assert!(
+        tx.remember_nonce("i", &[1; 16], 80, 60).unwrap(),
+        "forgotten after expiry"
+    );
+
+    assert!(tx.enrolment_profile("leaf").unwrap().is_none());
+    tx.put_enrolment("leaf", "p1", "tid", 9).unwrap();
+    assert_eq!(tx.enrolment_profile("leaf").unwrap().as_deref(), Some("p1"));
+
+    assert!(tx.scep_ra("i").unwrap().is_none());
+    tx.put_scep_ra("i", &[1], &[2], 10).unwrap();
+    tx.put_scep_ra("i", &[3], &[4], 20).unwrap();
+    assert_eq!(
+        tx.scep_ra("i").unwrap(),
+        Some(DelegateRow {
+            cert: vec![3],
+            sealed_key: vec![4],
+            not_after: 20
+        })
+    );
+    assert_eq!(
+        tx.sealed_keys(SealedTable::ScepRaKeys, "", 10).unwrap(),
+        [("i".to_owned(), vec![4])]
+    );
+    tx.delete_ca("i", 30).unwrap();
+    assert!(tx.scep_ra("i").unwrap().is_none(), "the RA key goes with its CA");
+    tx.commit().unwrap();
+}
+
 fn responders_and_their_certificates(h: &dyn Harness) {
     let request = |id: &str, at: i64| ResponderRow {
         id: id.into(),
@@ -1232,6 +1312,7 @@ suite!(
     roles_and_assignments,
     audit_append_only,
     ocsp_delegates,
+    enrolment_profiles_challenges_and_nonces,
     responders_and_their_certificates,
     token_deny_list,
     change_log_seq_monotonic_and_changes_since,

@@ -46,11 +46,11 @@ use postgres::{Client, Row, Statement};
 
 use super::migrations::MIGRATIONS;
 use super::pg_tls::{describe_tls_error, PgConnector};
-use super::rows::{Dialect, Value};
+use super::rows::{Dialect, Value, CHALLENGE_COLUMNS, PROFILE_COLUMNS};
 use super::{
-    AuditRow, CaRow, Change, ChangeKind, CrlRow, CrlScopeKey, DelegateRow, LeafFilter, LeafQuery, LeafRow,
-    LeafStatusRow, Presigned, ResponderCertRow, ResponderRow, Result, RevocationReason, SealedTable, Store, StoreError,
-    TokenRow, Tx, TxMode,
+    AuditRow, CaRow, ChallengeRow, Change, ChangeKind, CrlRow, CrlScopeKey, DelegateRow, LeafFilter, LeafQuery,
+    LeafRow, LeafStatusRow, Presigned, ProfileRow, ResponderCertRow, ResponderRow, Result, RevocationReason,
+    SealedTable, Store, StoreError, TokenRow, Tx, TxMode,
 };
 
 mod rows;
@@ -543,6 +543,9 @@ impl Tx for PgTx {
             SealedTable::OcspDelegateKeys => {
                 "SELECT ca_id, sealed_key FROM ocsp_delegates WHERE ca_id COLLATE \"C\" > $1 ORDER BY ca_id COLLATE \"C\" LIMIT $2"
             }
+            SealedTable::ScepRaKeys => {
+                "SELECT ca_id, sealed_key FROM scep_ras WHERE ca_id COLLATE \"C\" > $1 ORDER BY ca_id COLLATE \"C\" LIMIT $2"
+            }
         };
         let rows = self.query(sql, &[&after_owner, &i64::from(limit)])?;
         map(&rows, |r| Ok((get(r, 0)?, get(r, 1)?)))
@@ -554,6 +557,7 @@ impl Tx for PgTx {
                 "UPDATE cas SET sealed_key = $1 WHERE id = $2 AND deleted_at IS NULL AND sealed_key IS NOT NULL"
             }
             SealedTable::OcspDelegateKeys => "UPDATE ocsp_delegates SET sealed_key = $1 WHERE ca_id = $2",
+            SealedTable::ScepRaKeys => "UPDATE scep_ras SET sealed_key = $1 WHERE ca_id = $2",
         };
         Ok(self.execute(sql, &[&sealed, &owner])? == 1)
     }
@@ -625,6 +629,7 @@ impl Tx for PgTx {
     fn delete_ca(&mut self, id: &str, at: i64) -> Result<()> {
         self.execute("DELETE FROM leaves WHERE ca_id = $1", &[&id])?;
         self.execute("DELETE FROM ocsp_delegates WHERE ca_id = $1", &[&id])?;
+        self.execute("DELETE FROM scep_ras WHERE ca_id = $1", &[&id])?;
         let n = self.execute(
             "UPDATE cas SET deleted_at = $1, sealed_key = NULL, csr = NULL, row_version = row_version + 1
              WHERE id = $2 AND deleted_at IS NULL",
@@ -1056,6 +1061,156 @@ impl Tx for PgTx {
         Ok(())
     }
 
+    fn insert_profile(&mut self, p: &ProfileRow) -> Result<()> {
+        self.execute(
+            &format!(
+                "INSERT INTO enrolment_profiles ({PROFILE_COLUMNS})
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+            ),
+            &[
+                &p.id,
+                &p.ca_id,
+                &p.name,
+                &p.key_types,
+                &p.cn_suffixes,
+                &p.dns_suffixes,
+                &p.ekus,
+                &p.validity_days,
+                &p.renewal_days,
+                &p.created_at,
+                &p.created_by,
+                &p.removed_at,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn profile(&mut self, id: &str) -> Result<Option<ProfileRow>> {
+        let row = self.query_opt(
+            &format!("SELECT {PROFILE_COLUMNS} FROM enrolment_profiles WHERE id = $1"),
+            &[&id],
+        )?;
+        row.as_ref().map(profile_row).transpose()
+    }
+
+    fn profiles(&mut self, ca_id: Option<&str>) -> Result<Vec<ProfileRow>> {
+        let rows = self.query(
+            &format!(
+                "SELECT {PROFILE_COLUMNS} FROM enrolment_profiles
+                 WHERE removed_at IS NULL AND ($1::TEXT IS NULL OR ca_id = $1) ORDER BY created_at, id"
+            ),
+            &[&ca_id],
+        )?;
+        map(&rows, profile_row)
+    }
+
+    fn remove_profile(&mut self, id: &str, at: i64) -> Result<bool> {
+        let n = self.execute(
+            "UPDATE enrolment_profiles SET removed_at = $1 WHERE id = $2 AND removed_at IS NULL",
+            &[&at, &id],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn insert_challenge(&mut self, c: &ChallengeRow) -> Result<()> {
+        self.execute(
+            &format!(
+                "INSERT INTO enrolment_challenges ({CHALLENGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            ),
+            &[
+                &c.id,
+                &c.profile_id,
+                &c.secret_hash,
+                &c.uses_left,
+                &c.expires_at,
+                &c.device_id,
+                &c.subject,
+                &c.created_at,
+                &c.created_by,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn challenge_by_hash(&mut self, secret_hash: &[u8]) -> Result<Option<ChallengeRow>> {
+        let row = self.query_opt(
+            &format!("SELECT {CHALLENGE_COLUMNS} FROM enrolment_challenges WHERE secret_hash = $1"),
+            &[&secret_hash],
+        )?;
+        row.as_ref()
+            .map(|r| {
+                Ok(ChallengeRow {
+                    id: get(r, 0)?,
+                    profile_id: get(r, 1)?,
+                    secret_hash: get(r, 2)?,
+                    uses_left: get(r, 3)?,
+                    expires_at: get(r, 4)?,
+                    device_id: get(r, 5)?,
+                    subject: get(r, 6)?,
+                    created_at: get(r, 7)?,
+                    created_by: get(r, 8)?,
+                })
+            })
+            .transpose()
+    }
+
+    fn spend_challenge(&mut self, id: &str) -> Result<bool> {
+        let n = self.execute(
+            "UPDATE enrolment_challenges SET uses_left = uses_left - 1 WHERE id = $1 AND uses_left > 0",
+            &[&id],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn scep_ra(&mut self, ca_id: &str) -> Result<Option<DelegateRow>> {
+        let row = self.query_opt(
+            "SELECT cert, sealed_key, not_after FROM scep_ras WHERE ca_id = $1",
+            &[&ca_id],
+        )?;
+        row.as_ref()
+            .map(|r| {
+                Ok(DelegateRow {
+                    cert: get(r, 0)?,
+                    sealed_key: get(r, 1)?,
+                    not_after: get(r, 2)?,
+                })
+            })
+            .transpose()
+    }
+
+    fn put_scep_ra(&mut self, ca_id: &str, cert: &[u8], sealed_key: &[u8], not_after: i64) -> Result<()> {
+        self.execute(
+            "INSERT INTO scep_ras (ca_id, cert, sealed_key, not_after) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (ca_id) DO UPDATE SET cert = excluded.cert, sealed_key = excluded.sealed_key,
+                 not_after = excluded.not_after",
+            &[&ca_id, &cert, &sealed_key, &not_after],
+        )?;
+        Ok(())
+    }
+
+    fn remember_nonce(&mut self, ca_id: &str, nonce: &[u8], expires_at: i64, now: i64) -> Result<bool> {
+        self.execute("DELETE FROM enrolment_nonces WHERE expires_at < $1", &[&now])?;
+        let n = self.execute(
+            "INSERT INTO enrolment_nonces (ca_id, nonce, expires_at) VALUES ($1, $2, $3)
+             ON CONFLICT (ca_id, nonce) DO NOTHING",
+            &[&ca_id, &nonce, &expires_at],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn put_enrolment(&mut self, leaf_id: &str, profile_id: &str, transaction_id: &str, at: i64) -> Result<()> {
+        self.execute(
+            "INSERT INTO enrolments (leaf_id, profile_id, transaction_id, at) VALUES ($1, $2, $3, $4)",
+            &[&leaf_id, &profile_id, &transaction_id, &at],
+        )?;
+        Ok(())
+    }
+
+    fn enrolment_profile(&mut self, leaf_id: &str) -> Result<Option<String>> {
+        let row = self.query_opt("SELECT profile_id FROM enrolments WHERE leaf_id = $1", &[&leaf_id])?;
+        row.as_ref().map(|r| get(r, 0)).transpose()
+    }
+
     fn append_change(&mut self, at: i64, kind: ChangeKind, ca_id: &str, leaf_id: Option<&str>) -> Result<i64> {
         let row = self.query_one(
             "INSERT INTO changes (at, kind, ca_id, leaf_id) VALUES ($1, $2, $3, $4) RETURNING seq",
@@ -1182,6 +1337,23 @@ fn sleep_unless_stopped(total: Duration, stop: &AtomicBool) {
         std::thread::sleep(step);
         left -= step;
     }
+}
+
+fn profile_row(r: &postgres::Row) -> Result<ProfileRow> {
+    Ok(ProfileRow {
+        id: get(r, 0)?,
+        ca_id: get(r, 1)?,
+        name: get(r, 2)?,
+        key_types: get(r, 3)?,
+        cn_suffixes: get(r, 4)?,
+        dns_suffixes: get(r, 5)?,
+        ekus: get(r, 6)?,
+        validity_days: get(r, 7)?,
+        renewal_days: get(r, 8)?,
+        created_at: get(r, 9)?,
+        created_by: get(r, 10)?,
+        removed_at: get(r, 11)?,
+    })
 }
 
 #[cfg(test)]

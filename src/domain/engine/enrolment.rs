@@ -1,0 +1,795 @@
+//! Enrolment: profiles (what a device may get from an issuing CA), challenges
+//! (what authorises one request), each CA's SCEP RA, and the decision on one
+//! device request. The protocols (SCEP's CMS, later EST) live at the edge and
+//! in `x509::scep`; this module decides and issues.
+
+use std::time::Duration as StdDuration;
+
+use x509_cert::ext::pkix::name::GeneralName;
+use x509_cert::ext::pkix::SubjectAltName;
+
+use super::*;
+use crate::store::{ChallengeRow, DelegateRow, ProfileRow};
+use crate::x509::scep::RaDecryptor;
+
+/// Audit activity of an enrolment (success or refusal).
+pub const ENROL: &str = "Enrol CloudCertificationAuthorityLeafCertificate";
+pub const CREATE_PROFILE: &str = "Create EnrolmentProfile";
+pub const REMOVE_PROFILE: &str = "Delete EnrolmentProfile";
+pub const CREATE_CHALLENGE: &str = "Create EnrolmentChallenge";
+
+/// RA certificates live a year (or until the CA's end) and are replaced a
+/// month before they expire.
+const RA_VALIDITY: Duration = Duration::days(365);
+const RA_ROTATE_BEFORE: Duration = Duration::days(30);
+/// How long a renewal's senderNonce is remembered (no challenge bounds it).
+const RENEWAL_NONCE_TTL: Duration = Duration::days(2);
+/// Longest a challenge may live.
+pub const MAX_CHALLENGE_LIFETIME: StdDuration = StdDuration::from_secs(90 * 24 * 3600);
+
+/// Why an enrolment was refused, in the terms the protocols answer in.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnrolRefusal {
+    /// The request asks for something its profile or CA does not allow, or
+    /// the CA does not issue now (paused, revoked).
+    #[error("{0}")]
+    NotAllowed(String),
+    /// No such challenge, or it is used up, or bound to something else.
+    #[error("{0}")]
+    Challenge(String),
+    /// The challenge expired.
+    #[error("the challenge expired at {0}")]
+    ChallengeExpired(String),
+    /// A renewal signed with a certificate that is not a current one of this CA.
+    #[error("{0}")]
+    Certificate(String),
+    /// The request was seen before.
+    #[error("replayed request: this senderNonce was already used")]
+    Replay,
+}
+
+/// An enrolment profile (Intune's SCEP certificate profile).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    pub id: String,
+    pub ca_id: String,
+    pub name: String,
+    pub key_types: Vec<KeyAlgorithm>,
+    /// A request's common name must end with one of these (empty: any).
+    pub cn_suffixes: Vec<String>,
+    /// DNS names a request may carry must end with one of these (empty: no
+    /// subjectAltName at all).
+    pub dns_suffixes: Vec<String>,
+    /// EKUs of issued certificates (a subset of the CA's).
+    pub ekus: Vec<ObjectIdentifier>,
+    pub validity_days: u32,
+    /// A renewal is accepted this many days before the current certificate expires.
+    pub renewal_days: u32,
+    pub created_at: OffsetDateTime,
+}
+
+/// What an administrator asks for when creating a profile.
+#[derive(Debug, Clone)]
+pub struct NewProfile {
+    pub ca_id: String,
+    pub name: String,
+    /// Empty: RSA-2048, 3072 and 4096, bounded by the CA.
+    pub key_types: Vec<KeyAlgorithm>,
+    pub cn_suffixes: Vec<String>,
+    pub dns_suffixes: Vec<String>,
+    /// Empty: the CA's EKUs.
+    pub ekus: Vec<ObjectIdentifier>,
+    pub validity_days: u32,
+    pub renewal_days: u32,
+}
+
+/// What an administrator asks for when creating a challenge.
+#[derive(Debug, Clone)]
+pub struct NewChallenge {
+    pub profile_id: String,
+    pub uses: u32,
+    pub valid_for: StdDuration,
+    pub device_id: Option<String>,
+    /// The common name a request must carry.
+    pub subject: Option<String>,
+}
+
+/// A new challenge: the secret is shown once and never stored.
+#[derive(Debug, Clone)]
+pub struct IssuedChallenge {
+    pub id: String,
+    pub profile_id: String,
+    pub secret: String,
+    pub uses: u32,
+    pub expires_at: OffsetDateTime,
+}
+
+/// A CA's SCEP registration authority: an RSA certificate the CA issued,
+/// whose key decrypts device requests and signs CertReps.
+pub struct ScepRa {
+    pub key: SoftwareKey,
+    pub decryptor: RaDecryptor,
+    pub cert: x509_cert::Certificate,
+    pub cert_der: Vec<u8>,
+    pub not_after: OffsetDateTime,
+}
+
+impl std::fmt::Debug for ScepRa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScepRa")
+            .field("not_after", &self.not_after)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One device request, as the protocol edge read it.
+#[derive(Debug, Clone)]
+pub struct EnrolRequest {
+    /// DER PKCS#10.
+    pub csr: Vec<u8>,
+    /// For a renewal: the current certificate the request was signed with.
+    pub renewing: Option<Vec<u8>>,
+    pub transaction_id: String,
+    pub nonce: Vec<u8>,
+    /// "scep" or "est", for the audit trail.
+    pub protocol: &'static str,
+}
+
+/// An issued enrolment: the leaf, its DER and the issuing CA's certificate.
+#[derive(Debug, Clone)]
+pub struct Enrolled {
+    pub leaf: Leaf,
+    pub der: Vec<u8>,
+    pub ca_der: Vec<u8>,
+    pub profile_id: String,
+}
+
+fn split(list: &str) -> Vec<String> {
+    list.split_whitespace().map(str::to_owned).collect()
+}
+
+fn profile_from_row(row: &ProfileRow) -> Result<Profile> {
+    Ok(Profile {
+        id: row.id.clone(),
+        ca_id: row.ca_id.clone(),
+        name: row.name.clone(),
+        key_types: row
+            .key_types
+            .split_whitespace()
+            .map(|k| KeyAlgorithm::parse(k).ok_or_else(|| corrupt("profile key type")))
+            .collect::<Result<_>>()?,
+        cn_suffixes: split(&row.cn_suffixes),
+        dns_suffixes: split(&row.dns_suffixes),
+        ekus: row.ekus.split_whitespace().map(parse_oid).collect::<Result<_>>()?,
+        validity_days: u32::try_from(row.validity_days).map_err(|_| corrupt("profile validity"))?,
+        renewal_days: u32::try_from(row.renewal_days).map_err(|_| corrupt("profile renewal window"))?,
+        created_at: from_ts(row.created_at)?,
+    })
+}
+
+fn secret_hash(secret: &str) -> Vec<u8> {
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, secret.as_bytes())
+        .as_ref()
+        .to_vec()
+}
+
+fn suffix_ok(name: &str, suffixes: &[String]) -> bool {
+    let name = name.to_ascii_lowercase();
+    suffixes.iter().any(|s| {
+        let s = s.to_ascii_lowercase();
+        s == "*" || name == s.trim_start_matches('.') || name.ends_with(&format!(".{}", s.trim_start_matches('.')))
+    })
+}
+
+/// Checks a verified CSR against a profile: key type, common name, SANs, EKUs.
+fn check_against_profile(csr: &csr::VerifiedCsr, profile: &Profile) -> std::result::Result<(), EnrolRefusal> {
+    let deny = |m: String| Err(EnrolRefusal::NotAllowed(m));
+    let kind = crate::x509::keys::key_algorithm_of(&csr.public_key)
+        .map_err(|e| EnrolRefusal::NotAllowed(format!("the requested key: {e}")))?;
+    if !profile.key_types.contains(&kind) {
+        return deny(format!(
+            "profile {:?} does not allow {} keys (allowed: {})",
+            profile.name,
+            kind.name(),
+            profile
+                .key_types
+                .iter()
+                .map(|k| k.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    let cn = names::common_name(&csr.subject);
+    match &cn {
+        None => return deny("the request's subject has no common name".into()),
+        Some(cn) if !profile.cn_suffixes.is_empty() && !suffix_ok(cn, &profile.cn_suffixes) => {
+            return deny(format!(
+                "common name {cn:?} is not under {} (profile {:?})",
+                profile.cn_suffixes.join(", "),
+                profile.name
+            ))
+        }
+        _ => {}
+    }
+    if let Some(ext) = &csr.subject_alt_name {
+        let san = <SubjectAltName as der::Decode>::from_der(ext.extn_value.as_bytes())
+            .map_err(|_| EnrolRefusal::NotAllowed("unreadable subjectAltName".into()))?;
+        for name in &san.0 {
+            match name {
+                GeneralName::DnsName(d) if suffix_ok(d.as_str(), &profile.dns_suffixes) => {}
+                GeneralName::DnsName(d) => {
+                    return deny(format!(
+                        "DNS name {:?} is not allowed by profile {:?}",
+                        d.as_str(),
+                        profile.name
+                    ))
+                }
+                _ => {
+                    return deny(format!(
+                        "profile {:?} allows only DNS names in subjectAltName",
+                        profile.name
+                    ))
+                }
+            }
+        }
+    }
+    if let Some(eku) = csr.requested_ekus.iter().find(|e| !profile.ekus.contains(e)) {
+        return deny(format!("EKU {eku} is not in profile {:?}", profile.name));
+    }
+    Ok(())
+}
+
+impl Pki {
+    /// Creates a profile under an issuing CA. Its key types must not be
+    /// stronger than the CA's key, its EKUs a subset of the CA's (never Any
+    /// Purpose), its validity at most the CA's.
+    pub fn create_profile(&self, new: &NewProfile) -> Result<Profile> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin(TxMode::Write)?;
+        let ca = self.load_ca(tx.as_mut(), &new.ca_id, now)?;
+        if ca.entity.ca_type == CaType::RootCertificationAuthority {
+            return Err(PkiError::Invalid(
+                "enrolment profiles belong to issuing CAs, not to roots".into(),
+            ));
+        }
+        let name = new.name.trim();
+        if name.is_empty() || name.len() > 128 {
+            return Err(PkiError::Invalid(
+                "a profile needs a name of 1 to 128 characters".into(),
+            ));
+        }
+        let ca_strength = ca.entity.key_algorithm.strength_bits();
+        let key_types = if new.key_types.is_empty() {
+            [KeyAlgorithm::Rsa2048, KeyAlgorithm::Rsa3072, KeyAlgorithm::Rsa4096]
+                .into_iter()
+                .filter(|k| k.strength_bits() <= ca_strength)
+                .collect()
+        } else {
+            new.key_types.clone()
+        };
+        if let Some(k) = key_types.iter().find(|k| k.strength_bits() > ca_strength) {
+            return Err(PkiError::Invalid(format!(
+                "{} keys are stronger than the CA's {} key",
+                k.name(),
+                ca.entity.key_algorithm.name()
+            )));
+        }
+        if key_types.is_empty() {
+            return Err(PkiError::Invalid("no key type fits under this CA's key".into()));
+        }
+        let ca_ekus = ca.ekus()?;
+        let ekus = if new.ekus.is_empty() {
+            ca_ekus.clone()
+        } else {
+            new.ekus.clone()
+        };
+        if ekus.contains(&oids::ANY_EKU) {
+            return Err(PkiError::Invalid("Any Purpose is not allowed in a profile".into()));
+        }
+        if let Some(e) = ekus.iter().find(|e| !ca_ekus.contains(e)) {
+            return Err(PkiError::Invalid(format!("the CA does not have EKU {e}")));
+        }
+        if !(1..=3650).contains(&new.validity_days) {
+            return Err(PkiError::Invalid("validity must be 1 to 3650 days".into()));
+        }
+        if new.renewal_days > new.validity_days {
+            return Err(PkiError::Invalid(
+                "the renewal window cannot exceed the validity".into(),
+            ));
+        }
+        for s in new.cn_suffixes.iter().chain(&new.dns_suffixes) {
+            if s.is_empty() || s.len() > 253 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(PkiError::Invalid(format!("bad suffix {s:?}")));
+            }
+        }
+        let row = ProfileRow {
+            id: format!("prf-{}", uuid::Uuid::new_v4().simple()),
+            ca_id: ca.row.id.clone(),
+            name: name.to_owned(),
+            key_types: key_types.iter().map(|k| k.name()).collect::<Vec<_>>().join(" "),
+            cn_suffixes: new.cn_suffixes.join(" "),
+            dns_suffixes: new.dns_suffixes.join(" "),
+            ekus: ekus.iter().map(ToString::to_string).collect::<Vec<_>>().join(" "),
+            validity_days: i64::from(new.validity_days),
+            renewal_days: i64::from(new.renewal_days),
+            created_at: ts(now),
+            created_by: audit::current_actor(),
+            removed_at: None,
+        };
+        tx.insert_profile(&row)?;
+        let tags = stored_scope_tags(tx.as_mut(), &ca.row.id)?;
+        tx.append_audit(&audit_row(
+            now,
+            CREATE_PROFILE,
+            ("EnrolmentProfile", &row.id),
+            "success",
+            &row.name,
+            &tags,
+        ))?;
+        self.commit(tx)?;
+        profile_from_row(&row)
+    }
+
+    /// Live profiles, of one CA or all.
+    pub fn profiles(&self, ca_id: Option<&str>) -> Result<Vec<Profile>> {
+        let mut tx = self.store.begin(TxMode::Read)?;
+        tx.profiles(ca_id)?.iter().map(profile_from_row).collect()
+    }
+
+    /// A live profile.
+    pub fn profile(&self, id: &str) -> Result<Profile> {
+        let mut tx = self.store.begin(TxMode::Read)?;
+        match tx.profile(id)? {
+            Some(row) if row.removed_at.is_none() => profile_from_row(&row),
+            _ => Err(PkiError::NotFound {
+                what: "enrolment profile",
+                id: id.to_owned(),
+            }),
+        }
+    }
+
+    /// Removes a profile: its challenges stop working at once.
+    pub fn remove_profile(&self, id: &str) -> Result<()> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin(TxMode::Write)?;
+        let row = tx.profile(id)?.ok_or_else(|| PkiError::NotFound {
+            what: "enrolment profile",
+            id: id.to_owned(),
+        })?;
+        if !tx.remove_profile(id, ts(now))? {
+            return Err(PkiError::NotFound {
+                what: "enrolment profile",
+                id: id.to_owned(),
+            });
+        }
+        let tags = stored_scope_tags(tx.as_mut(), &row.ca_id)?;
+        tx.append_audit(&audit_row(
+            now,
+            REMOVE_PROFILE,
+            ("EnrolmentProfile", id),
+            "success",
+            &row.name,
+            &tags,
+        ))?;
+        self.commit(tx)
+    }
+
+    /// Creates a challenge for a profile; only its SHA-256 is stored.
+    pub fn create_challenge(&self, new: &NewChallenge) -> Result<IssuedChallenge> {
+        use aws_lc_rs::rand::SecureRandom;
+        let now = self.clock.now();
+        if new.uses == 0 || new.uses > 1_000_000 {
+            return Err(PkiError::Invalid("a challenge has 1 to 1000000 uses".into()));
+        }
+        if new.valid_for.is_zero() || new.valid_for > MAX_CHALLENGE_LIFETIME {
+            return Err(PkiError::Invalid("a challenge lives from 1 second to 90 days".into()));
+        }
+        let mut tx = self.store.begin(TxMode::Write)?;
+        let profile = match tx.profile(&new.profile_id)? {
+            Some(p) if p.removed_at.is_none() => p,
+            _ => {
+                return Err(PkiError::NotFound {
+                    what: "enrolment profile",
+                    id: new.profile_id.clone(),
+                })
+            }
+        };
+        // 160 random bits as hex: PrintableString-safe (SCEP puts it in a
+        // challengePassword) and easy to paste.
+        let mut raw = [0u8; 20];
+        aws_lc_rs::rand::SystemRandom::new()
+            .fill(&mut raw)
+            .map_err(|_| PkiError::X509(crate::x509::X509Error::Crypto("random challenge")))?;
+        let secret = crate::x509::hex_upper(&raw);
+        let valid_for = Duration::try_from(new.valid_for).map_err(|_| PkiError::Invalid("lifetime".into()))?;
+        let expires_at = now + valid_for;
+        let row = ChallengeRow {
+            id: format!("chl-{}", uuid::Uuid::new_v4().simple()),
+            profile_id: profile.id.clone(),
+            secret_hash: secret_hash(&secret),
+            uses_left: i64::from(new.uses),
+            expires_at: ts(expires_at),
+            device_id: new.device_id.clone(),
+            subject: new.subject.clone(),
+            created_at: ts(now),
+            created_by: audit::current_actor(),
+        };
+        tx.insert_challenge(&row)?;
+        let tags = stored_scope_tags(tx.as_mut(), &profile.ca_id)?;
+        tx.append_audit(&audit_row(
+            now,
+            CREATE_CHALLENGE,
+            ("EnrolmentChallenge", &row.id),
+            "success",
+            &format!("profile {} ({} uses)", profile.id, new.uses),
+            &tags,
+        ))?;
+        self.commit(tx)?;
+        Ok(IssuedChallenge {
+            id: row.id,
+            profile_id: profile.id,
+            secret,
+            uses: new.uses,
+            expires_at,
+        })
+    }
+
+    /// The CA's SCEP RA, issued on first use and replaced a month before it
+    /// expires. None for a CA that cannot issue one now (revoked or paused
+    /// before it ever had one, or without a key): it still answers
+    /// GetCACert with its own certificate.
+    pub fn scep_ra(&self, ca_id: &str) -> Result<Option<Arc<ScepRa>>> {
+        let now = self.clock.now();
+        let cached = self
+            .scep_ras
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(ca_id)
+            .cloned();
+        if let Some(ra) = cached.filter(|r| r.not_after > now + RA_ROTATE_BEFORE) {
+            return Ok(Some(ra));
+        }
+        let mut tx = self.store.begin(TxMode::Write)?;
+        let ca = self.load_ca(tx.as_mut(), ca_id, now)?;
+        if ca.entity.ca_type == CaType::RootCertificationAuthority {
+            // Roots issue no leaves: nothing enrols with them.
+            return Ok(None);
+        }
+        let stored = tx.scep_ra(ca_id)?;
+        let usable = |row: &DelegateRow| from_ts(row.not_after).map(|t| t > now + RA_ROTATE_BEFORE);
+        let ra = match stored {
+            Some(row) if usable(&row)? || ca.status() != CaStatus::Active => self.open_ra(ca_id, &row)?,
+            _ if ca.status() != CaStatus::Active || ca.row.cert.is_none() => return Ok(None),
+            _ => {
+                let ca_key = self.signer(tx.as_mut(), &ca)?;
+                let ca_end = ca
+                    .entity
+                    .version
+                    .not_after
+                    .ok_or_else(|| corrupt("CA without validity"))?;
+                let not_after = (now + RA_VALIDITY).min(ca_end);
+                let (key, pkcs8) = SoftwareKey::generate(KeyAlgorithm::Rsa2048, HashAlgorithm::Sha256)?;
+                let ca_cert = ca.cert()?;
+                let mut subject = ca_cert.tbs().subject.clone();
+                subject.0.retain(|rdn| !rdn.0.iter().any(|a| a.oid == oids::CN));
+                subject.0.extend(
+                    SubjectParts {
+                        common_name: format!("{} SCEP RA", ca.entity.subject.common_name),
+                        ..Default::default()
+                    }
+                    .to_name()?
+                    .0,
+                );
+                let der = cert::issue(
+                    &CertRequest {
+                        serial: cert::random_serial()?,
+                        subject,
+                        issuer: ca_cert.tbs().subject.clone(),
+                        issuer_key_id: cert::key_identifier(ca_key.public_key()),
+                        public_key: key.public_key().clone(),
+                        not_before: now - BACKDATE,
+                        not_after,
+                        role: CertRole::EndEntity,
+                        key_usage: x509_cert::ext::pkix::KeyUsage(
+                            x509_cert::ext::pkix::KeyUsages::DigitalSignature
+                                | x509_cert::ext::pkix::KeyUsages::KeyEncipherment,
+                        ),
+                        ekus: vec![oids::KP_CMC_RA],
+                        pointers: None,
+                        subject_alt_name: None,
+                    },
+                    ca_key.as_ref(),
+                )?;
+                let sealed = self.seal_in(tx.as_mut(), SealedKind::ScepRaKey, ca_id, &pkcs8)?;
+                tx.put_scep_ra(ca_id, &der, &sealed, ts(not_after))?;
+                self.commit(tx)?;
+                ScepRa {
+                    decryptor: RaDecryptor::from_pkcs8(&pkcs8)?,
+                    key,
+                    cert: <x509_cert::Certificate as der::Decode>::from_der(&der)
+                        .map_err(crate::x509::X509Error::from)?,
+                    cert_der: der,
+                    not_after,
+                }
+            }
+        };
+        let ra = Arc::new(ra);
+        self.scep_ras
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(ca_id.to_owned(), ra.clone());
+        Ok(Some(ra))
+    }
+
+    fn open_ra(&self, ca_id: &str, row: &DelegateRow) -> Result<ScepRa> {
+        let pkcs8 = self.unseal(SealedKind::ScepRaKey, ca_id, &row.sealed_key)?;
+        Ok(ScepRa {
+            key: SoftwareKey::from_pkcs8(KeyAlgorithm::Rsa2048, HashAlgorithm::Sha256, &pkcs8)?,
+            decryptor: RaDecryptor::from_pkcs8(&pkcs8)?,
+            cert: <x509_cert::Certificate as der::Decode>::from_der(&row.cert).map_err(crate::x509::X509Error::from)?,
+            cert_der: row.cert.clone(),
+            not_after: from_ts(row.not_after)?,
+        })
+    }
+
+    /// Decides one device request and, if it is allowed, issues its
+    /// certificate. A refusal is audited (naming the profile when known) and
+    /// returned as [`PkiError::Enrolment`].
+    pub fn enrol(&self, ca_id: &str, request: &EnrolRequest) -> Result<Enrolled> {
+        match self.try_enrol(ca_id, request) {
+            Ok(done) => Ok(done),
+            Err((profile, e)) => {
+                let detail = format!("{}: {} (transaction {})", request.protocol, e, request.transaction_id);
+                let target = profile.as_deref().unwrap_or("-");
+                // Best effort: the refusal is the answer even if auditing fails.
+                if let Err(audit_error) = self.record_failure(ENROL, ("EnrolmentProfile", target), ca_id, &[], &detail)
+                {
+                    tracing::warn!(error = %audit_error, "could not audit a refused enrolment");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn try_enrol(
+        &self,
+        ca_id: &str,
+        request: &EnrolRequest,
+    ) -> std::result::Result<Enrolled, (Option<String>, PkiError)> {
+        let refuse = |p: Option<&str>, r: EnrolRefusal| (p.map(str::to_owned), PkiError::Enrolment(r));
+        let plain = |p: Option<&str>| {
+            let p = p.map(str::to_owned);
+            move |e: PkiError| (p, e)
+        };
+        let now = self.clock.now();
+        let mut tx = self.store.begin(TxMode::Write).map_err(|e| (None, e.into()))?;
+        let ca = self.load_ca(tx.as_mut(), ca_id, now).map_err(plain(None))?;
+        let facts = ca.facts(tx.as_mut(), now, Action::IssueLeaf).map_err(plain(None))?;
+        if let Err(r) = lifecycle::check(Action::IssueLeaf, facts) {
+            return Err(refuse(None, EnrolRefusal::NotAllowed(r.to_string())));
+        }
+        let csr = csr::verify(&request.csr, MIN_LEAF_STRENGTH).map_err(|e| {
+            refuse(
+                None,
+                EnrolRefusal::NotAllowed(format!("certificate signing request: {e}")),
+            )
+        })?;
+
+        // Who authorises it: a challenge, or (renewal) the current certificate.
+        let (profile_row, challenge, nonce_until) = match &request.renewing {
+            None => {
+                let secret = csr.challenge_password.as_ref().ok_or_else(|| {
+                    refuse(
+                        None,
+                        EnrolRefusal::Challenge("the request carries no challengePassword".into()),
+                    )
+                })?;
+                let c = tx
+                    .challenge_by_hash(&secret_hash(&secret.0))
+                    .map_err(|e| (None, e.into()))?
+                    .ok_or_else(|| refuse(None, EnrolRefusal::Challenge("unknown challenge".into())))?;
+                let pid = Some(c.profile_id.as_str());
+                if c.expires_at <= ts(now) {
+                    let at = from_ts(c.expires_at).map_err(plain(pid))?;
+                    return Err(refuse(pid, EnrolRefusal::ChallengeExpired(rfc3339(at))));
+                }
+                if c.uses_left <= 0 {
+                    return Err(refuse(pid, EnrolRefusal::Challenge("the challenge is used up".into())));
+                }
+                let p = tx.profile(&c.profile_id).map_err(|e| (None, e.into()))?;
+                let p = match p {
+                    Some(p) if p.removed_at.is_none() && p.ca_id == ca.row.id => p,
+                    _ => {
+                        return Err(refuse(
+                            pid,
+                            EnrolRefusal::Challenge("the challenge is not for this CA".into()),
+                        ))
+                    }
+                };
+                if let Some(bound) = &c.subject {
+                    if names::common_name(&csr.subject).as_deref() != Some(bound.as_str()) {
+                        return Err(refuse(
+                            pid,
+                            EnrolRefusal::Challenge(format!("the challenge is bound to common name {bound:?}")),
+                        ));
+                    }
+                }
+                let until = c.expires_at;
+                (p, Some(c), until)
+            }
+            Some(current) => {
+                let (row, profile_id) = self.renewable(tx.as_mut(), &ca, current, &csr, now)?;
+                let p = tx
+                    .profile(&profile_id)
+                    .map_err(|e| (None, e.into()))?
+                    .filter(|p| p.removed_at.is_none())
+                    .ok_or_else(|| {
+                        refuse(
+                            Some(&profile_id),
+                            EnrolRefusal::NotAllowed("the certificate's profile was removed".into()),
+                        )
+                    })?;
+                let pid = Some(p.id.as_str());
+                let profile = profile_from_row(&p).map_err(plain(pid))?;
+                let not_after = from_ts(row.not_after).map_err(plain(pid))?;
+                if not_after - Duration::days(i64::from(profile.renewal_days)) > now {
+                    return Err(refuse(
+                        pid,
+                        EnrolRefusal::NotAllowed(format!(
+                            "too early to renew: the profile renews {} days before expiry ({})",
+                            profile.renewal_days,
+                            rfc3339(not_after)
+                        )),
+                    ));
+                }
+                (p, None, ts(now + RENEWAL_NONCE_TTL))
+            }
+        };
+        let pid = Some(profile_row.id.as_str());
+        let profile = profile_from_row(&profile_row).map_err(plain(pid))?;
+        if !tx
+            .remember_nonce(&ca.row.id, &request.nonce, nonce_until, ts(now))
+            .map_err(|e| (pid.map(str::to_owned), e.into()))?
+        {
+            return Err(refuse(pid, EnrolRefusal::Replay));
+        }
+        check_against_profile(&csr, &profile).map_err(|r| refuse(pid, r))?;
+        if let Some(c) = &challenge {
+            if !tx
+                .spend_challenge(&c.id)
+                .map_err(|e| (pid.map(str::to_owned), e.into()))?
+            {
+                return Err(refuse(pid, EnrolRefusal::Challenge("the challenge is used up".into())));
+            }
+        }
+        let ekus = if csr.requested_ekus.is_empty() {
+            profile.ekus.clone()
+        } else {
+            csr.requested_ekus.clone()
+        };
+        let new_leaf = NewLeaf {
+            csr: request.csr.clone(),
+            device_name: names::common_name(&csr.subject),
+            user_principal_name: None,
+            device_id: challenge.as_ref().and_then(|c| c.device_id.clone()),
+            user_id: None,
+            device_platform: None,
+            validity_days: Some(profile.validity_days),
+        };
+        let out = (|| {
+            let signer = self.signer(tx.as_mut(), &ca)?;
+            let responder = self.responder(tx.as_mut(), &ca, now)?;
+            let keys = IssuingKeys {
+                ca: &ca,
+                ca_cert: ca.cert()?,
+                signer,
+                responder,
+            };
+            let prepared = (csr.clone(), ekus, "Unknown".to_owned());
+            let (leaf, der) = self.build_leaf(tx.as_mut(), &keys, &prepared, &new_leaf, now)?;
+            tx.put_enrolment(&leaf.id, &profile.id, &request.transaction_id, ts(now))?;
+            let tags = stored_scope_tags(tx.as_mut(), &ca.row.id)?;
+            tx.append_audit(&audit_row(
+                now,
+                ENROL,
+                ("CloudCertificationAuthorityLeafCertificate", &leaf.id),
+                "success",
+                &format!(
+                    "{} {} under profile {} (transaction {})",
+                    request.protocol,
+                    if request.renewing.is_some() {
+                        "renewal"
+                    } else {
+                        "enrolment"
+                    },
+                    profile.id,
+                    request.transaction_id
+                ),
+                &tags,
+            ))?;
+            Ok::<_, PkiError>((leaf, der))
+        })()
+        .map_err(plain(pid))?;
+        let ca_der = ca.row.cert.clone().unwrap_or_default();
+        self.commit(tx).map_err(plain(pid))?;
+        Ok(Enrolled {
+            leaf: out.0,
+            der: out.1,
+            ca_der,
+            profile_id: profile.id,
+        })
+    }
+
+    /// A renewal's current certificate: issued by this CA, enrolled under a
+    /// profile, not revoked, not expired, for the same subject as the new
+    /// request. Returns its row and its profile id.
+    fn renewable(
+        &self,
+        tx: &mut dyn Tx,
+        ca: &LoadedCa,
+        current: &[u8],
+        csr: &csr::VerifiedCsr,
+        now: OffsetDateTime,
+    ) -> std::result::Result<(crate::store::LeafRow, String), (Option<String>, PkiError)> {
+        let refuse = |r: EnrolRefusal| (None, PkiError::Enrolment(r));
+        let cert = <x509_cert::Certificate as der::Decode>::from_der(current).map_err(|_| {
+            refuse(EnrolRefusal::Certificate(
+                "the signing certificate cannot be read".into(),
+            ))
+        })?;
+        let serial = crate::x509::hex_upper(cert.tbs_certificate.serial_number.as_bytes());
+        let row = match self.leaf_row_by_serial(tx, Some(&ca.row.id), &serial) {
+            Ok(row) if row.der == current => row,
+            _ => {
+                return Err(refuse(EnrolRefusal::Certificate(
+                    "the renewal is not signed with a certificate of this CA".into(),
+                )))
+            }
+        };
+        if row.revoked_at.is_some() {
+            return Err(refuse(EnrolRefusal::Certificate(format!(
+                "certificate {serial} is revoked; enrol again with a challenge"
+            ))));
+        }
+        if row.not_after <= ts(now) {
+            return Err(refuse(EnrolRefusal::Certificate(format!(
+                "certificate {serial} has expired"
+            ))));
+        }
+        if cert.tbs_certificate.subject != csr.subject {
+            return Err(refuse(EnrolRefusal::NotAllowed(
+                "a renewal must ask for the same subject as the current certificate".into(),
+            )));
+        }
+        let profile = tx
+            .enrolment_profile(&row.id)
+            .map_err(|e| (None, e.into()))?
+            .ok_or_else(|| {
+                refuse(EnrolRefusal::Certificate(format!(
+                    "certificate {serial} was not enrolled"
+                )))
+            })?;
+        Ok((row, profile))
+    }
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suffixes_match_whole_labels() {
+        let s = vec!["devices.example".to_owned()];
+        assert!(suffix_ok("a.devices.example", &s));
+        assert!(suffix_ok("DEVICES.example", &s));
+        assert!(!suffix_ok("evildevices.example", &s));
+        assert!(!suffix_ok("a.example", &s));
+        assert!(suffix_ok("anything", &["*".to_owned()]));
+        assert!(!suffix_ok("anything", &[]));
+    }
+}

@@ -1,0 +1,326 @@
+//! Device enrolment at the edge: SCEP (RFC 8894) at `/scep/{caId}`.
+//!
+//! This module owns the protocol's HTTP shape (operations, content types)
+//! and the one mapping from domain refusals to SCEP failInfo
+//! ([`refusal_of`]). The CMS work is `x509::scep`; the decision is
+//! `domain::Pki::enrol`. Served by nodes that hold keys (roles `all` and
+//! `signer`).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Response, StatusCode};
+use http_body_util::Full;
+
+use crate::domain::{EnrolRefusal, EnrolRequest, Pki, PkiError};
+use crate::x509::scep::{self, FailInfo, MessageType, Refusal, Reply};
+
+/// What GetCACaps advertises: exactly what is implemented. SHA-384 matters
+/// beyond itself: strongSwan 5.9.8 (Debian 12) tests its capability flags
+/// with enum values instead of bits, so it accepts SHA-256, AES and
+/// Renewal only when the line in SHA-384's position is present.
+const CA_CAPS: &str = "POSTPKIOperation\nSHA-256\nSHA-384\nSHA-512\nAES\nSCEPStandard\nRenewal\n";
+
+/// The SCEP service of one node.
+#[derive(Clone)]
+pub struct Scep {
+    pki: Arc<Pki>,
+}
+
+impl std::fmt::Debug for Scep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Scep")
+    }
+}
+
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+fn binary(content_type: &'static str, body: Vec<u8>) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+/// The SCEP answer to a domain refusal or error: `Some` failInfo for what
+/// the device did wrong (or may not do), `None` for our own failure (HTTP 503:
+/// the device retries later).
+pub fn refusal_of(e: &PkiError) -> Option<Refusal> {
+    let r = |f, t: String| Some(Refusal::new(f, t));
+    match e {
+        PkiError::Enrolment(refusal) => {
+            let fail = match refusal {
+                EnrolRefusal::NotAllowed(_) | EnrolRefusal::Challenge(_) | EnrolRefusal::Replay => FailInfo::BadRequest,
+                EnrolRefusal::ChallengeExpired(_) => FailInfo::BadTime,
+                EnrolRefusal::Certificate(_) => FailInfo::BadCertId,
+            };
+            r(fail, refusal.to_string())
+        }
+        PkiError::Lifecycle(_) | PkiError::Invalid(_) | PkiError::Rejected(_) | PkiError::X509(_) => {
+            r(FailInfo::BadRequest, e.to_string())
+        }
+        PkiError::NotFound { .. } | PkiError::AmbiguousSerial(_) => r(FailInfo::BadCertId, e.to_string()),
+        _ => None,
+    }
+}
+
+/// Splits `/scep/{caId}` (or `/scep/{caId}/pkiclient.exe`, as old clients
+/// append) into the CA id.
+fn ca_of(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix("/scep/")?;
+    let id = rest.strip_suffix("/pkiclient.exe").unwrap_or(rest);
+    (!id.is_empty() && !id.contains('/')).then_some(id)
+}
+
+fn query_param(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        (k == name).then(|| percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned())
+    })
+}
+
+impl Scep {
+    pub fn new(pki: Arc<Pki>) -> Self {
+        Scep { pki }
+    }
+
+    /// Answers one SCEP request. `body` is the POST body (PKIOperation).
+    pub async fn serve(
+        &self,
+        method: &Method,
+        path: &str,
+        query: Option<&str>,
+        body: Option<Bytes>,
+    ) -> Response<Full<Bytes>> {
+        let Some(ca_id) = ca_of(path) else {
+            return text(StatusCode::NOT_FOUND, "not found\n");
+        };
+        let query = query.unwrap_or("");
+        let operation = query_param(query, "operation").unwrap_or_default();
+        match (method, operation.as_str()) {
+            (&Method::GET, "GetCACaps") => {
+                let pki = self.pki.clone();
+                let id = ca_id.to_owned();
+                match blocking(move || pki.ca_certificate(&id)).await {
+                    Ok(_) => text(StatusCode::OK, CA_CAPS),
+                    Err(e) => self.unavailable(&e),
+                }
+            }
+            (&Method::GET, "GetCACert") => self.get_ca_cert(ca_id).await,
+            (&Method::GET, "PKIOperation") => {
+                let Some(message) = query_param(query, "message") else {
+                    return text(StatusCode::BAD_REQUEST, "PKIOperation needs a message parameter\n");
+                };
+                // Form encoding may have turned base64's '+' into ' '.
+                let message: String = message.chars().filter(|c| !c.is_whitespace() || *c == ' ').collect();
+                let message = message.replace(' ', "+");
+                use base64::Engine as _;
+                match base64::engine::general_purpose::STANDARD.decode(message.trim_end_matches('\n')) {
+                    Ok(der) => self.pki_operation(ca_id, der).await,
+                    Err(_) => text(StatusCode::BAD_REQUEST, "the message parameter is not base64\n"),
+                }
+            }
+            (&Method::POST, "PKIOperation") => match body {
+                Some(b) => self.pki_operation(ca_id, b.to_vec()).await,
+                None => text(StatusCode::BAD_REQUEST, "empty PKIOperation\n"),
+            },
+            (&Method::GET | &Method::POST, "") => text(StatusCode::BAD_REQUEST, "missing operation parameter\n"),
+            (&Method::GET | &Method::POST, _) => text(StatusCode::BAD_REQUEST, "unsupported SCEP operation\n"),
+            _ => {
+                let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+                r.headers_mut()
+                    .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+                r
+            }
+        }
+    }
+
+    fn unavailable(&self, e: &PkiError) -> Response<Full<Bytes>> {
+        match e {
+            PkiError::NotFound { .. } => text(StatusCode::NOT_FOUND, "no such certification authority\n"),
+            PkiError::Invalid(m) => text(StatusCode::NOT_FOUND, format!("{m}\n")),
+            other => {
+                tracing::warn!(error = %other, "SCEP request failed");
+                text(StatusCode::SERVICE_UNAVAILABLE, "temporarily unavailable\n")
+            }
+        }
+    }
+
+    async fn get_ca_cert(&self, ca_id: &str) -> Response<Full<Bytes>> {
+        let pki = self.pki.clone();
+        let id = ca_id.to_owned();
+        let got = blocking(move || {
+            let ca = pki.ca_certificate(&id)?;
+            let chain = pki.ca_chain(&id)?;
+            let ra = pki.scep_ra(&id)?;
+            Ok((ca, chain, ra))
+        })
+        .await;
+        match got {
+            // RA, CA, then the chain up to the root: clients (strongSwan's
+            // `pki --scepca`) establish trust from the root in the reply.
+            Ok((ca, chain, Some(ra))) => match scep::certs_only(&[vec![ra.cert_der.clone(), ca], chain].concat(), None)
+            {
+                Ok(der) => binary("application/x-x509-ca-ra-cert", der),
+                Err(e) => self.unavailable(&e.into()),
+            },
+            Ok((ca, _, None)) => binary("application/x-x509-ca-cert", ca),
+            Err(e) => self.unavailable(&e),
+        }
+    }
+
+    async fn pki_operation(&self, ca_id: &str, der: Vec<u8>) -> Response<Full<Bytes>> {
+        let request = match scep::parse(&der) {
+            Ok(r) => r,
+            Err(e) => return text(StatusCode::BAD_REQUEST, format!("not a SCEP pkiMessage: {e}\n")),
+        };
+        let pki = self.pki.clone();
+        let id = ca_id.to_owned();
+        let answer = blocking(move || {
+            let Some(ra) = pki.scep_ra(&id)? else {
+                return Ok(None);
+            };
+            let reply = decide(&pki, &id, &ra, &request);
+            let (certs, cipher, failure) = match reply {
+                Decision::Issued(certs, cipher) => (certs, cipher, None),
+                Decision::Refused(r) => (Vec::new(), scep::ContentCipher::Aes128, Some(r)),
+                Decision::Error(e) => return Err(e),
+            };
+            let reply = match &failure {
+                Some(r) => Reply::Failure(r),
+                None => Reply::Success { certs: &certs, cipher },
+            };
+            Ok(Some(scep::cert_rep(
+                &ra.key,
+                &ra.cert,
+                &request.header,
+                reply,
+                pki.now(),
+            )?))
+        })
+        .await;
+        match answer {
+            Ok(Some(rep)) => binary("application/x-pki-message", rep),
+            Ok(None) => text(
+                StatusCode::FORBIDDEN,
+                "this certification authority does not enrol devices (no SCEP RA: not an active issuing CA)\n",
+            ),
+            Err(e) => self.unavailable(&e),
+        }
+    }
+}
+
+enum Decision {
+    Issued(Vec<Vec<u8>>, scep::ContentCipher),
+    Refused(Refusal),
+    Error(PkiError),
+}
+
+/// Decides a parsed, RA-addressed request.
+fn decide(pki: &Pki, ca_id: &str, ra: &crate::domain::ScepRa, request: &scep::Request) -> Decision {
+    let header = &request.header;
+    let content = match &request.verified {
+        Ok(c) => c,
+        Err(r) => return Decision::Refused(r.clone()),
+    };
+    let (inner, cipher) = match scep::open(content, &ra.decryptor) {
+        Ok(x) => x,
+        Err(r) => return Decision::Refused(r),
+    };
+    match header.message_type {
+        MessageType::PkcsReq | MessageType::RenewalReq => {
+            let renewing = header.message_type == MessageType::RenewalReq;
+            if !renewing {
+                // A first request is signed by a self-signed certificate of
+                // the very key it asks a certificate for.
+                let same_key = <x509_cert::request::CertReq as der::Decode>::from_der(&inner)
+                    .map(|csr| csr.info.public_key == header.signer.public_key)
+                    .unwrap_or(false);
+                if !same_key {
+                    return Decision::Refused(Refusal::new(
+                        FailInfo::BadMessageCheck,
+                        "PKCSReq must be signed with the requested key",
+                    ));
+                }
+            }
+            let req = EnrolRequest {
+                csr: inner.to_vec(),
+                renewing: renewing.then(|| header.signer_cert_der.clone()),
+                transaction_id: header.transaction_id.clone(),
+                nonce: header.sender_nonce.clone(),
+                protocol: "scep",
+            };
+            match pki.enrol(ca_id, &req) {
+                Ok(done) => Decision::Issued(vec![done.der, done.ca_der], cipher),
+                Err(e) => match refusal_of(&e) {
+                    Some(r) => Decision::Refused(r),
+                    None => Decision::Error(e),
+                },
+            }
+        }
+        MessageType::GetCert => {
+            let found = scep::issuer_and_serial(&inner).map_err(PkiError::from).and_then(|ias| {
+                let serial = crate::x509::hex_upper(ias.serial_number.as_bytes());
+                pki.find_leaf_by_serial(Some(ca_id), &serial)
+                    .and_then(|leaf| pki.get_leaf(&leaf.id))
+            });
+            match found {
+                Ok((_, der)) => Decision::Issued(vec![der], cipher),
+                Err(e) => match refusal_of(&e) {
+                    Some(r) => Decision::Refused(r),
+                    None => Decision::Error(e),
+                },
+            }
+        }
+        // Every request is decided at once (no manual approval yet), so
+        // there is never a pending one to poll.
+        MessageType::CertPoll => Decision::Refused(Refusal::new(
+            FailInfo::BadCertId,
+            "no pending request with this transactionID",
+        )),
+        MessageType::GetCrl => Decision::Refused(Refusal::new(
+            FailInfo::BadRequest,
+            "fetch the CRL from the certificate's CRL distribution point",
+        )),
+        MessageType::CertRep => Decision::Refused(Refusal::new(FailInfo::BadRequest, "a CertRep is not a request")),
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, PkiError> + Send + 'static) -> Result<T, PkiError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(_) => Err(PkiError::Store(crate::store::StoreError::Backend(
+            "an enrolment task failed".into(),
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ca_ids_from_paths() {
+        assert_eq!(ca_of("/scep/abc"), Some("abc"));
+        assert_eq!(ca_of("/scep/abc/pkiclient.exe"), Some("abc"));
+        assert_eq!(ca_of("/scep/"), None);
+        assert_eq!(ca_of("/scep/a/b"), None);
+    }
+
+    #[test]
+    fn query_parameters_are_percent_decoded() {
+        assert_eq!(
+            query_param("operation=PKIOperation&message=ab%2Bc%3D", "message").as_deref(),
+            Some("ab+c=")
+        );
+        assert_eq!(query_param("operation=GetCACaps", "message"), None);
+    }
+}
