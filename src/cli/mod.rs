@@ -189,6 +189,9 @@ pub enum ChallengeCommand {
         /// Hours it stays valid.
         #[arg(long, default_value_t = 24)]
         valid_hours: u64,
+        /// Seconds it stays valid (instead of --valid-hours).
+        #[arg(long, conflicts_with = "valid_hours")]
+        valid_seconds: Option<u64>,
         /// Recorded as the issued leaf's device id.
         #[arg(long)]
         device_id: Option<String>,
@@ -662,12 +665,13 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             profile,
             uses,
             valid_hours,
+            valid_seconds,
             device_id,
             subject,
         }) => o.challenge(&pki.create_challenge(&crate::domain::NewChallenge {
             profile_id: profile,
             uses,
-            valid_for: std::time::Duration::from_secs(valid_hours.saturating_mul(3600)),
+            valid_for: std::time::Duration::from_secs(valid_seconds.unwrap_or(valid_hours.saturating_mul(3600))),
             device_id,
             subject,
         })?),

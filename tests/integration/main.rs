@@ -7,6 +7,7 @@ mod api_conformance;
 mod chains;
 mod crl;
 mod durability;
+mod enrolment;
 mod external;
 mod fleet;
 mod kek;

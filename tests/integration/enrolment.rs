@@ -1,0 +1,445 @@
+//! Enrolment by SCEP with clients we did not write: strongSwan's
+//! `pki --scepca/--scep` and certmonger (its daemon driving `scep-submit`).
+//! Every issued certificate is checked with openssl and pkilint, and its
+//! OCSP answer followed through a revocation.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::support::{id, openssl, openssl_verify, pkilint, Env, TestServer};
+
+/// A server with a root and an issuing CA (clientAuth), and one profile.
+struct Scep {
+    env: Env,
+    server: TestServer,
+    issuing: String,
+    profile: String,
+    /// `pki --scepca` output: ca.der (root), ca-1.der (issuing), ra.der.
+    certs: PathBuf,
+}
+
+fn setup(key: &str, profile_args: &[&str]) -> Scep {
+    let env = Env::new();
+    let server = env.server();
+    let root = id(&env.create_ca(&["--type", "root", "--common-name", "Enrol Root", "--key-size", key]));
+    let issuing = id(&env.create_ca(&[
+        "--type",
+        "issuing",
+        "--issuer",
+        &root,
+        "--common-name",
+        "Enrol Issuing",
+        "--key-size",
+        key,
+        "--eku",
+        "1.3.6.1.5.5.7.3.2",
+    ]));
+    let mut args = vec![
+        "profile",
+        "create",
+        "--ca",
+        &issuing,
+        "--name",
+        "laptops",
+        "--cn-suffix",
+        "devices.example",
+    ];
+    args.extend_from_slice(profile_args);
+    let profile = env.json(&args)[0]["id"].as_str().unwrap().to_owned();
+    let certs = env.path("scepca");
+    std::fs::create_dir_all(&certs).unwrap();
+    let s = Scep {
+        env,
+        server,
+        issuing,
+        profile,
+        certs,
+    };
+    let out = s.pki(&[
+        "--scepca",
+        "--url",
+        &s.url(),
+        "--caout",
+        s.certs.join("ca.der").to_str().unwrap(),
+        "--raout",
+        s.certs.join("ra.der").to_str().unwrap(),
+    ]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "pki --scepca: {log}");
+    assert!(log.contains("RA cert is trusted"), "the RA chains to the root: {log}");
+    assert!(s.certs.join("ra.der").exists() && s.certs.join("ca-1.der").exists());
+    s
+}
+
+impl Scep {
+    fn url(&self) -> String {
+        format!("{}/scep/{}", self.server.url, self.issuing)
+    }
+
+    fn pki(&self, args: &[&str]) -> Output {
+        Command::new("pki")
+            .args(args)
+            .output()
+            .expect("strongSwan's pki (Debian strongswan-pki) must be installed")
+    }
+
+    fn challenge(&self, extra: &[&str]) -> String {
+        let mut args = vec!["challenge", "create", "--profile", &self.profile];
+        args.extend_from_slice(extra);
+        self.env.json(&args)["challenge"].as_str().unwrap().to_owned()
+    }
+
+    fn key(&self, name: &str, bits: &str) -> PathBuf {
+        let path = self.env.path(name);
+        let out = self.pki(&["--gen", "--type", "rsa", "--size", bits]);
+        assert!(out.status.success());
+        std::fs::write(&path, out.stdout).unwrap();
+        path
+    }
+
+    /// `pki --scep`; returns (certificate PEM path if issued, stderr).
+    fn enrol(&self, key: &Path, dn: &str, extra: &[&str], name: &str) -> (Option<PathBuf>, String) {
+        let c = |f: &str| self.certs.join(f).to_str().unwrap().to_owned();
+        let url = self.url();
+        let (ra, ca1, ca) = (c("ra.der"), c("ca-1.der"), c("ca.der"));
+        let mut args = vec![
+            "--scep",
+            "--url",
+            &url,
+            "--in",
+            key.to_str().unwrap(),
+            "--dn",
+            dn,
+            "--cacert-enc",
+            &ra,
+            "--cacert-sig",
+            &ra,
+            "--cacert",
+            &ca1,
+            "--cacert",
+            &ca,
+            "--outform",
+            "pem",
+            "--maxpolltime",
+            "5",
+        ];
+        args.extend_from_slice(extra);
+        let out = self.pki(&args);
+        let log = String::from_utf8_lossy(&out.stderr).into_owned();
+        if !out.status.success() {
+            return (None, log);
+        }
+        let path = self.env.path(name);
+        std::fs::write(&path, &out.stdout).unwrap();
+        (Some(path), log)
+    }
+
+    fn pem(&self, file: &str) -> PathBuf {
+        let path = self.env.path(&format!("{file}.pem"));
+        let pem = openssl(&["x509", "-inform", "DER", "-in", self.certs.join(file).to_str().unwrap()]);
+        std::fs::write(&path, pem).unwrap();
+        path
+    }
+
+    /// openssl verify against the chain, pkilint, and the subject.
+    fn check_issued(&self, cert: &Path, cn: &str) {
+        openssl_verify(&self.pem("ca.der"), &self.pem("ca-1.der"), cert);
+        pkilint("cert", &[cert.to_path_buf()]);
+        let text = openssl(&[
+            "x509",
+            "-in",
+            cert.to_str().unwrap(),
+            "-noout",
+            "-subject",
+            "-ext",
+            "extendedKeyUsage",
+        ]);
+        assert!(text.contains(&format!("CN = {cn}")), "{text}");
+        assert!(
+            text.contains("TLS Web Client Authentication"),
+            "the profile's EKU: {text}"
+        );
+    }
+
+    fn ocsp(&self, cert: &Path) -> String {
+        openssl(&[
+            "ocsp",
+            "-issuer",
+            self.pem("ca-1.der").to_str().unwrap(),
+            "-cert",
+            cert.to_str().unwrap(),
+            "-url",
+            &format!("{}/ocsp", self.server.url),
+            "-CAfile",
+            self.pem("ca.der").to_str().unwrap(),
+            "-no_nonce",
+        ])
+    }
+
+    fn revoke(&self, cert: &Path) {
+        let serial = crate::support::serial_of(cert);
+        self.env
+            .json(&["cert", "revoke", "--serial", &serial, "--ca", &self.issuing]);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !self.ocsp(cert).contains(": revoked") {
+            assert!(std::time::Instant::now() < deadline, "not revoked at OCSP");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+fn fail_info(log: &str) -> &str {
+    log.lines()
+        .find_map(|l| l.trim().strip_prefix("failInfo:"))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("no SCEP failInfo in: {log}"))
+}
+
+#[test]
+fn strongswan_enrols_renews_and_re_enrols_after_revocation_against_an_rsa_issuing_ca() {
+    // Renewals accepted at once: the whole validity is the renewal window.
+    let s = setup("rsa2048", &["--validity-days", "30", "--renewal-days", "30"]);
+    let key = s.key("laptop1.key", "2048");
+    let (cert, log) = s.enrol(
+        &key,
+        "CN=laptop1.devices.example",
+        &["--password", &s.challenge(&[])],
+        "l1.pem",
+    );
+    let cert = cert.unwrap_or_else(|| panic!("enrolment failed: {log}"));
+    s.check_issued(&cert, "laptop1.devices.example");
+    assert!(s.ocsp(&cert).contains(": good"));
+    // The leaf list shows it, with the device name from the request.
+    let leaves = s.env.json(&["cert", "list", "--ca", &s.issuing]);
+    assert!(leaves.to_string().contains("laptop1.devices.example"), "{leaves}");
+
+    // RenewalReq: a new key, signed with the current certificate and key.
+    let key2 = s.key("laptop1b.key", "2048");
+    let (renewed, log) = s.enrol(
+        &key2,
+        "CN=laptop1.devices.example",
+        &["--cert", cert.to_str().unwrap(), "--key", key.to_str().unwrap()],
+        "l1b.pem",
+    );
+    let renewed = renewed.unwrap_or_else(|| panic!("renewal failed: {log}"));
+    s.check_issued(&renewed, "laptop1.devices.example");
+    assert_ne!(crate::support::serial_of(&renewed), crate::support::serial_of(&cert));
+
+    // Revoked: its renewal is refused (badCertId), a new challenge enrols again.
+    s.revoke(&renewed);
+    let key3 = s.key("laptop1c.key", "2048");
+    let (none, log) = s.enrol(
+        &key3,
+        "CN=laptop1.devices.example",
+        &["--cert", renewed.to_str().unwrap(), "--key", key2.to_str().unwrap()],
+        "l1c.pem",
+    );
+    assert!(none.is_none());
+    assert!(fail_info(&log).starts_with("badCertId"), "{log}");
+    let (again, log) = s.enrol(
+        &key3,
+        "CN=laptop1.devices.example",
+        &["--password", &s.challenge(&[])],
+        "l1d.pem",
+    );
+    let again = again.unwrap_or_else(|| panic!("re-enrolment failed: {log}"));
+    s.check_issued(&again, "laptop1.devices.example");
+    assert!(s.ocsp(&again).contains(": good"));
+}
+
+#[test]
+fn strongswan_enrols_against_an_ec_issuing_ca_through_its_rsa_ra() {
+    let s = setup("eCP256", &[]);
+    let ra = openssl(&[
+        "x509",
+        "-inform",
+        "DER",
+        "-in",
+        s.certs.join("ra.der").to_str().unwrap(),
+        "-noout",
+        "-text",
+    ]);
+    assert!(ra.contains("rsaEncryption") && ra.contains("Key Encipherment"), "{ra}");
+    assert!(ra.contains("Issuer: CN = Enrol Issuing"), "{ra}");
+    let key = s.key("ec-device.key", "2048");
+    let (cert, log) = s.enrol(
+        &key,
+        "CN=ec1.devices.example",
+        &["--password", &s.challenge(&[])],
+        "ec1.pem",
+    );
+    let cert = cert.unwrap_or_else(|| panic!("enrolment failed: {log}"));
+    s.check_issued(&cert, "ec1.devices.example");
+    let text = openssl(&["x509", "-in", cert.to_str().unwrap(), "-noout", "-text"]);
+    assert!(text.contains("ecdsa-with-SHA256"), "signed by the EC CA: {text}");
+    assert!(s.ocsp(&cert).contains(": good"));
+    s.revoke(&cert);
+}
+
+#[test]
+fn scep_refusals_are_certreps_with_the_right_fail_info() {
+    let s = setup("rsa2048", &[]);
+    let key = s.key("k.key", "2048");
+    let refused = |dn: &str, extra: &[&str]| {
+        let (cert, log) = s.enrol(&key, dn, extra, "refused.pem");
+        assert!(cert.is_none(), "{dn} {extra:?} should be refused: {log}");
+        fail_info(&log).to_owned()
+    };
+
+    // One-time challenge: used once, then refused.
+    let once = s.challenge(&[]);
+    let (ok, log) = s.enrol(&key, "CN=a.devices.example", &["--password", &once], "a.pem");
+    assert!(ok.is_some(), "{log}");
+    assert!(refused("CN=b.devices.example", &["--password", &once]).starts_with("badRequest"));
+    // Unknown and expired challenges.
+    assert!(refused("CN=b.devices.example", &["--password", "not-a-challenge"]).starts_with("badRequest"));
+    let short = s.challenge(&["--valid-seconds", "1"]);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(refused("CN=b.devices.example", &["--password", &short]).starts_with("badTime"));
+    // A subject, a SAN and a key the profile does not allow.
+    assert!(refused("CN=intruder.example", &["--password", &s.challenge(&[])]).starts_with("badRequest"));
+    assert!(refused(
+        "CN=c.devices.example",
+        &["--password", &s.challenge(&[]), "--san", "www.elsewhere.example"]
+    )
+    .starts_with("badRequest"));
+    let big = s.key("big.key", "3072");
+    let (cert, log) = s.enrol(
+        &big,
+        "CN=d.devices.example",
+        &["--password", &s.challenge(&[])],
+        "d.pem",
+    );
+    assert!(cert.is_none() && fail_info(&log).starts_with("badRequest"), "{log}");
+    // A challenge bound to one subject.
+    let bound = s.challenge(&["--subject", "e.devices.example"]);
+    assert!(refused("CN=f.devices.example", &["--password", &bound]).starts_with("badRequest"));
+    // An EKU the CA does not have never makes it into a profile.
+    let err = s.env.fails(&[
+        "profile",
+        "create",
+        "--ca",
+        &s.issuing,
+        "--name",
+        "servers",
+        "--eku",
+        "1.3.6.1.5.5.7.3.1",
+    ]);
+    assert!(err.contains("the CA does not have EKU 1.3.6.1.5.5.7.3.1"), "{err}");
+    let err = s.env.fails(&[
+        "profile",
+        "create",
+        "--ca",
+        &s.issuing,
+        "--name",
+        "any",
+        "--eku",
+        "2.5.29.37.0",
+    ]);
+    assert!(err.contains("Any Purpose"), "{err}");
+
+    // Every refusal is audited with its reason.
+    let db = s.env.data_dir().join("cloudpki.db");
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let details: Vec<String> = conn
+        .prepare("SELECT detail FROM audit_events WHERE activity LIKE 'Enrol %' AND result = 'failure'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    for reason in [
+        "used up",
+        "unknown challenge",
+        "expired",
+        "is not under",
+        "DNS name",
+        "does not allow rsa3072",
+    ] {
+        assert!(
+            details.iter().any(|d| d.contains(reason)),
+            "no audited refusal for {reason:?}: {details:?}"
+        );
+    }
+
+    // A paused CA refuses enrolment but keeps answering GetCACaps and GetCACert.
+    s.env.json(&["ca", "pause", &s.issuing]);
+    assert!(refused("CN=g.devices.example", &["--password", &s.challenge(&[])]).starts_with("badRequest"));
+    let caps = crate::support::curl("GET", &format!("{}?operation=GetCACaps", s.url()), None, &[]);
+    assert_eq!(caps.status, 200);
+    assert!(String::from_utf8_lossy(&caps.body).contains("SCEPStandard"));
+    let cacert = crate::support::curl("GET", &format!("{}?operation=GetCACert", s.url()), None, &[]);
+    assert_eq!(cacert.status, 200);
+    assert_eq!(cacert.header("content-type"), Some("application/x-x509-ca-ra-cert"));
+
+    // Garbage is an HTTP 400 with a reason (no transaction to answer a
+    // CertRep to); an unknown CA is a 404.
+    let garbage = crate::support::curl(
+        "POST",
+        &format!("{}?operation=PKIOperation", s.url()),
+        Some(b"\x30\x03\x02\x01\x00"),
+        &[("Content-Type", "application/x-pki-message")],
+    );
+    assert_eq!(garbage.status, 400);
+    assert!(String::from_utf8_lossy(&garbage.body).contains("not a SCEP pkiMessage"));
+    let nobody = format!("{}/scep/no-such-ca?operation=GetCACert", s.server.url);
+    assert_eq!(crate::support::curl("GET", &nobody, None, &[]).status, 404);
+}
+
+#[test]
+fn scep_on_a_revoked_ca_refuses_enrolment_and_still_serves_its_certificates() {
+    let s = setup("rsa2048", &[]);
+    s.env.json(&["ca", "pause", &s.issuing]);
+    let out = s.env.run(&["ca", "revoke", &s.issuing, "--yes"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let key = s.key("k.key", "2048");
+    let (cert, log) = s.enrol(
+        &key,
+        "CN=a.devices.example",
+        &["--password", &s.challenge(&[])],
+        "a.pem",
+    );
+    assert!(cert.is_none());
+    assert!(fail_info(&log).starts_with("badRequest"), "{log}");
+    let cacert = crate::support::curl("GET", &format!("{}?operation=GetCACert", s.url()), None, &[]);
+    assert_eq!(cacert.status, 200);
+}
+
+#[test]
+fn certmonger_enrols_by_scep() {
+    let s = setup("rsa2048", &[]);
+    let challenge = s.challenge(&[]);
+    let dir = s.env.path("certmonger");
+    for d in ["requests", "cas", "tmp", "local"] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    let (key, cert) = (dir.join("key.pem"), dir.join("cert.pem"));
+    // The daemon on a private session bus, its state in the test's directory.
+    let script = format!(
+        "certmonger -s -n > {log} 2>&1 & \
+         for i in $(seq 50); do getcert list-cas -s >/dev/null 2>&1 && break; sleep 0.1; done; \
+         getcert add-scep-ca -s -c cloudpki -u '{url}' && \
+         for i in $(seq 100); do getcert list-cas -s -c cloudpki | grep -q 'SCEP CA certificate thumbprint' && break; sleep 0.1; done; \
+         getcert request -s -c cloudpki -k {key} -f {cert} -N CN=cm1.devices.example -L {challenge} -w; \
+         getcert list -s",
+        log = dir.join("daemon.log").display(),
+        url = s.url(),
+        key = key.display(),
+        cert = cert.display(),
+    );
+    let out = Command::new("timeout")
+        .args(["120", "dbus-run-session", "--", "bash", "-c", &script])
+        .env("CERTMONGER_REQUESTS_DIR", dir.join("requests"))
+        .env("CERTMONGER_CAS_DIR", dir.join("cas"))
+        .env("CERTMONGER_TMPDIR", dir.join("tmp"))
+        .env("CERTMONGER_LOCAL_CA_DIR", dir.join("local"))
+        .output()
+        .expect("dbus-run-session and certmonger (Debian certmonger) must be installed");
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        log.contains("status: MONITORING"),
+        "certmonger did not get its certificate: {log}"
+    );
+    s.check_issued(&cert, "cm1.devices.example");
+    assert!(s.ocsp(&cert).contains(": good"));
+}
