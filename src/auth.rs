@@ -395,14 +395,18 @@ pub enum CloudPkiPermission {
     DisableReenableCas,
     #[serde(rename = "Revoke issued leaf certificates")]
     RevokeLeaves,
+    /// cloudpki's own: enrolment profiles and challenges (SCEP).
+    #[serde(rename = "Manage enrolment profiles and challenges")]
+    ManageEnrolment,
 }
 
 impl CloudPkiPermission {
-    pub const ALL: [CloudPkiPermission; 4] = [
+    pub const ALL: [CloudPkiPermission; 5] = [
         CloudPkiPermission::ReadCas,
         CloudPkiPermission::CreateCas,
         CloudPkiPermission::DisableReenableCas,
         CloudPkiPermission::RevokeLeaves,
+        CloudPkiPermission::ManageEnrolment,
     ];
 
     pub fn name(self) -> &'static str {
@@ -411,6 +415,7 @@ impl CloudPkiPermission {
             CloudPkiPermission::CreateCas => "Create certificate authorities",
             CloudPkiPermission::DisableReenableCas => "Disable and reenable CAs",
             CloudPkiPermission::RevokeLeaves => "Revoke issued leaf certificates",
+            CloudPkiPermission::ManageEnrolment => "Manage enrolment profiles and challenges",
         }
     }
 
@@ -484,7 +489,7 @@ pub struct Access {
 pub enum RbacError {
     #[error("unknown role {0:?}")]
     UnknownRole(String),
-    #[error("unknown permission {0:?}; expected one of: Read CAs, Create certificate authorities, Disable and reenable CAs, Revoke issued leaf certificates")]
+    #[error("unknown permission {0:?}; expected one of: Read CAs, Create certificate authorities, Disable and reenable CAs, Revoke issued leaf certificates, Manage enrolment profiles and challenges")]
     UnknownPermission(String),
     #[error("the role name {0:?} is reserved")]
     Reserved(String),

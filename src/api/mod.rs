@@ -28,6 +28,7 @@ mod actions;
 mod bodies;
 mod cas;
 pub mod dto;
+mod enrolment;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -407,6 +408,10 @@ impl Api {
         match prepared.route.op {
             Op::AuditEvents => self.audit_events(req, access).await,
             Op::ListTokens => self.list_tokens(access).await,
+            Op::ListProfiles => self.list_profiles(access, first).await,
+            Op::CreateProfile => self.create_profile(req, access, first).await,
+            Op::DeleteProfile => self.delete_profile(access, first, second).await,
+            Op::CreateChallenge => self.create_challenge(req, access, first, second).await,
             Op::RevokeToken => self.revoke_token(access, first).await,
             Op::ListCas => self.list_cas(req, access).await,
             Op::CreateCa => self.create_ca(req, access).await,

@@ -53,6 +53,8 @@ fn request_schema(op: Op, g: &mut SchemaGenerator) -> Option<Schema> {
         Op::IssueLeaf => g.subschema_for::<IssueBody>(),
         Op::RevokeAllLeaves => g.subschema_for::<ReasonBody>(),
         Op::PatchCaLeaf | Op::PatchLeaf => g.subschema_for::<PatchLeafBody>(),
+        Op::CreateProfile => g.subschema_for::<super::enrolment::ProfileBody>(),
+        Op::CreateChallenge => g.subschema_for::<super::enrolment::ChallengeBody>(),
         _ => return None,
     })
 }
@@ -92,6 +94,15 @@ fn success(op: Op) -> (u16, Option<Value>) {
         Op::AuditEvents => (200, Some(component("auditEventCollection"))),
         Op::ListTokens => (200, Some(component("cloudPkiApiTokenCollection"))),
         Op::RevokeToken => (204, None),
+        Op::ListProfiles => (
+            200,
+            Some(value_of(
+                json!({"type": "array", "items": component("cloudPkiEnrolmentProfile")}),
+            )),
+        ),
+        Op::CreateProfile => (201, Some(component("cloudPkiEnrolmentProfile"))),
+        Op::DeleteProfile => (204, None),
+        Op::CreateChallenge => (201, Some(component("cloudPkiEnrolmentChallenge"))),
     }
 }
 
@@ -215,6 +226,7 @@ fn operation(route: &Route, requests: &mut SchemaGenerator) -> Value {
         "tags": [match route.op {
             Op::AuditEvents => "auditEvents",
             Op::ListTokens | Op::RevokeToken => "cloudPkiApiTokens",
+            Op::ListProfiles | Op::CreateProfile | Op::DeleteProfile | Op::CreateChallenge => "enrolment",
             _ => "cloudCertificationAuthority",
         }],
         "parameters": path_parameters(route).into_iter().chain(query_parameters(route.op)).collect::<Vec<_>>(),
@@ -273,6 +285,8 @@ pub fn document(public_url: &str) -> Value {
     responses.subschema_for::<CertificationAuthority>();
     responses.subschema_for::<LeafCertificate>();
     responses.subschema_for::<ApiToken>();
+    responses.subschema_for::<super::enrolment::EnrolmentProfile>();
+    responses.subschema_for::<super::enrolment::EnrolmentChallenge>();
     let mut paths = Map::new();
     for route in ROUTES {
         let item = paths

@@ -29,6 +29,10 @@ pub enum Op {
     AuditEvents,
     ListTokens,
     RevokeToken,
+    ListProfiles,
+    CreateProfile,
+    DeleteProfile,
+    CreateChallenge,
 }
 
 /// One row of the table.
@@ -69,6 +73,42 @@ const fn r(
 const CA: &str = "/cloudCertificationAuthority";
 
 pub const ROUTES: &[Route] = &[
+    r(
+        Op::ListProfiles,
+        "GET",
+        "/cloudCertificationAuthority/{id}/enrolmentProfiles",
+        "cloudCertificationAuthority_ListEnrolmentProfiles",
+        "Extension: the SCEP enrolment profiles of an issuing CA",
+        false,
+        true,
+    ),
+    r(
+        Op::CreateProfile,
+        "POST",
+        "/cloudCertificationAuthority/{id}/enrolmentProfiles",
+        "cloudCertificationAuthority_CreateEnrolmentProfile",
+        "Extension: create an enrolment profile (key types, name rules, EKUs, validity) under an issuing CA",
+        true,
+        true,
+    ),
+    r(
+        Op::DeleteProfile,
+        "DELETE",
+        "/cloudCertificationAuthority/{id}/enrolmentProfiles/{profileId}",
+        "cloudCertificationAuthority_DeleteEnrolmentProfile",
+        "Extension: delete an enrolment profile (its challenges stop working)",
+        true,
+        true,
+    ),
+    r(
+        Op::CreateChallenge,
+        "POST",
+        "/cloudCertificationAuthority/{id}/enrolmentProfiles/{profileId}/createChallenge",
+        "cloudCertificationAuthority_CreateEnrolmentChallenge",
+        "Extension: create a challenge for a profile (shown once; only its hash is stored)",
+        true,
+        true,
+    ),
     r(
         Op::ListCas,
         "GET",

@@ -18,6 +18,10 @@ pub const REVOKE_LEAF: &str = "RevokeLeafCertAsync CloudCertificationAuthorityLe
 pub const ISSUE_LEAF: &str = "IssueLeafCertificate CloudCertificationAuthorityLeafCertificate";
 pub const PATCH_LEAF: &str = "Patch CloudCertificationAuthorityLeafCertificate";
 /// Key-encryption key rotation (`cloudpki kek rotate`): read by administrators only.
+pub const ENROL: &str = "Enrol CloudCertificationAuthorityLeafCertificate";
+pub const CREATE_PROFILE: &str = "Create EnrolmentProfile";
+pub const REMOVE_PROFILE: &str = "Delete EnrolmentProfile";
+pub const CREATE_CHALLENGE: &str = "Create EnrolmentChallenge";
 pub const KEK_ROTATION_STARTED: &str = "kekRotationStarted";
 pub const KEK_ROTATION_COMPLETED: &str = "kekRotationCompleted";
 
@@ -34,6 +38,10 @@ const ACTIVITY_NAMES: &[(&str, &str)] = &[
     (REVOKE_LEAF, "Revoke leaf certificate"),
     (ISSUE_LEAF, "Issue leaf certificate"),
     (PATCH_LEAF, "Update leaf certificate"),
+    (ENROL, "Enrol a device (SCEP)"),
+    (CREATE_PROFILE, "Create enrolment profile"),
+    (REMOVE_PROFILE, "Delete enrolment profile"),
+    (CREATE_CHALLENGE, "Create enrolment challenge"),
     (KEK_ROTATION_STARTED, "Start key-encryption key rotation"),
     (KEK_ROTATION_COMPLETED, "Complete key-encryption key rotation"),
 ];

@@ -8,19 +8,18 @@ use std::process::{Command, Output};
 
 use crate::support::{id, openssl, openssl_verify, pkilint, Env, TestServer};
 
-/// A server with a root and an issuing CA (clientAuth), and one profile.
-struct Scep {
-    env: Env,
-    server: TestServer,
+/// A server's issuing CA and one of its profiles, as a device sees them.
+struct Scep<'a> {
+    env: &'a Env,
+    server: &'a TestServer,
     issuing: String,
     profile: String,
     /// `pki --scepca` output: ca.der (root), ca-1.der (issuing), ra.der.
     certs: PathBuf,
 }
 
-fn setup(key: &str, profile_args: &[&str]) -> Scep {
-    let env = Env::new();
-    let server = env.server();
+/// A root and an issuing CA (clientAuth) with one profile, on `server`.
+fn setup<'a>(env: &'a Env, server: &'a TestServer, key: &str, profile_args: &[&str]) -> Scep<'a> {
     let root = id(&env.create_ca(&["--type", "root", "--common-name", "Enrol Root", "--key-size", key]));
     let issuing = id(&env.create_ca(&[
         "--type",
@@ -46,7 +45,12 @@ fn setup(key: &str, profile_args: &[&str]) -> Scep {
     ];
     args.extend_from_slice(profile_args);
     let profile = env.json(&args)[0]["id"].as_str().unwrap().to_owned();
-    let certs = env.path("scepca");
+    scep_for(env, server, issuing, profile)
+}
+
+/// Fetches the CA's certificates with `pki --scepca`, as a device starts.
+fn scep_for<'a>(env: &'a Env, server: &'a TestServer, issuing: String, profile: String) -> Scep<'a> {
+    let certs = env.path(&format!("scepca-{issuing}"));
     std::fs::create_dir_all(&certs).unwrap();
     let s = Scep {
         env,
@@ -71,7 +75,7 @@ fn setup(key: &str, profile_args: &[&str]) -> Scep {
     s
 }
 
-impl Scep {
+impl Scep<'_> {
     fn url(&self) -> String {
         format!("{}/scep/{}", self.server.url, self.issuing)
     }
@@ -198,7 +202,14 @@ fn fail_info(log: &str) -> &str {
 #[test]
 fn strongswan_enrols_renews_and_re_enrols_after_revocation_against_an_rsa_issuing_ca() {
     // Renewals accepted at once: the whole validity is the renewal window.
-    let s = setup("rsa2048", &["--validity-days", "30", "--renewal-days", "30"]);
+    let env = Env::new();
+    let server = env.server();
+    let s = setup(
+        &env,
+        &server,
+        "rsa2048",
+        &["--validity-days", "30", "--renewal-days", "30"],
+    );
     let key = s.key("laptop1.key", "2048");
     let (cert, log) = s.enrol(
         &key,
@@ -249,7 +260,9 @@ fn strongswan_enrols_renews_and_re_enrols_after_revocation_against_an_rsa_issuin
 
 #[test]
 fn strongswan_enrols_against_an_ec_issuing_ca_through_its_rsa_ra() {
-    let s = setup("eCP256", &[]);
+    let env = Env::new();
+    let server = env.server();
+    let s = setup(&env, &server, "eCP256", &[]);
     let ra = openssl(&[
         "x509",
         "-inform",
@@ -278,7 +291,9 @@ fn strongswan_enrols_against_an_ec_issuing_ca_through_its_rsa_ra() {
 
 #[test]
 fn scep_refusals_are_certreps_with_the_right_fail_info() {
-    let s = setup("rsa2048", &[]);
+    let env = Env::new();
+    let server = env.server();
+    let s = setup(&env, &server, "rsa2048", &[]);
     let key = s.key("k.key", "2048");
     let refused = |dn: &str, extra: &[&str]| {
         let (cert, log) = s.enrol(&key, dn, extra, "refused.pem");
@@ -388,7 +403,9 @@ fn scep_refusals_are_certreps_with_the_right_fail_info() {
 
 #[test]
 fn scep_on_a_revoked_ca_refuses_enrolment_and_still_serves_its_certificates() {
-    let s = setup("rsa2048", &[]);
+    let env = Env::new();
+    let server = env.server();
+    let s = setup(&env, &server, "rsa2048", &[]);
     s.env.json(&["ca", "pause", &s.issuing]);
     let out = s.env.run(&["ca", "revoke", &s.issuing, "--yes"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -407,7 +424,9 @@ fn scep_on_a_revoked_ca_refuses_enrolment_and_still_serves_its_certificates() {
 
 #[test]
 fn certmonger_enrols_by_scep() {
-    let s = setup("rsa2048", &[]);
+    let env = Env::new();
+    let server = env.server();
+    let s = setup(&env, &server, "rsa2048", &[]);
     let challenge = s.challenge(&[]);
     let dir = s.env.path("certmonger");
     for d in ["requests", "cas", "tmp", "local"] {
@@ -442,4 +461,125 @@ fn certmonger_enrols_by_scep() {
     );
     s.check_issued(&cert, "cm1.devices.example");
     assert!(s.ocsp(&cert).contains(": good"));
+}
+
+#[test]
+fn profiles_and_challenges_over_the_api_with_permissions_and_scope_tags() {
+    use crate::api::{api, token, RW};
+    use serde_json::json;
+    let a = api();
+    let (root, issuing) = a.hierarchy(&["0"]);
+    let (_, hidden) = a.hierarchy(&["7"]);
+    let ca_path = format!("/cloudCertificationAuthority/{issuing}");
+    let ca = a.ok("GET", &ca_path, None);
+    let scep_url = format!("{}/scep/{issuing}", a.server.url);
+    assert_eq!(ca["scepServerUrl"], json!(scep_url));
+    let root_entity = a.ok("GET", &format!("/cloudCertificationAuthority/{root}"), None);
+    assert_eq!(
+        root_entity["scepServerUrl"],
+        serde_json::Value::Null,
+        "roots enrol nobody"
+    );
+
+    let profile = a.ok(
+        "POST",
+        &format!("{ca_path}/enrolmentProfiles"),
+        Some(
+            json!({"displayName": "api laptops", "commonNameSuffixes": ["devices.example"],
+            "validityInDays": 90}),
+        ),
+    );
+    assert_eq!(profile["scepServerUrl"], json!(scep_url));
+    assert_eq!(
+        profile["keyTypes"],
+        json!(["rsa2048", "rsa3072"]),
+        "bounded by the P-256 CA"
+    );
+    assert_eq!(
+        profile["extendedKeyUsages"],
+        json!(["1.3.6.1.5.5.7.3.1", "1.3.6.1.5.5.7.3.2"])
+    );
+    let pid = profile["id"].as_str().unwrap().to_owned();
+    let listed = a.ok("GET", &format!("{ca_path}/enrolmentProfiles"), None);
+    assert_eq!(listed["value"][0]["id"], json!(pid));
+    let challenge = a.ok(
+        "POST",
+        &format!("{ca_path}/enrolmentProfiles/{pid}/createChallenge"),
+        Some(json!({"uses": 2, "validityInSeconds": 600})),
+    );
+    let secret = challenge["challenge"].as_str().unwrap().to_owned();
+    assert_eq!(challenge["uses"], json!(2));
+    // Refused on a root, and with Any Purpose.
+    let r = a.call(
+        &a.admin,
+        "POST",
+        &format!("/cloudCertificationAuthority/{root}/enrolmentProfiles"),
+        Some(json!({"displayName": "x"})),
+    );
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+
+    // A device enrols with the API's challenge.
+    let s = scep_for(&a.env, &a.server, issuing.clone(), pid.clone());
+    let key = s.key("api-device.key", "2048");
+    let (cert, log) = s.enrol(&key, "CN=api1.devices.example", &["--password", &secret], "api1.pem");
+    let cert = cert.unwrap_or_else(|| panic!("{log}"));
+    openssl_verify(&s.pem("ca.der"), &s.pem("ca-1.der"), &cert);
+
+    // Permissions: "Read CAs" alone cannot manage profiles; the enrolment
+    // permission on tag 0 can, but not on a CA tagged 7 (not even seen).
+    for (name, perms) in [
+        ("reader", vec!["Read CAs"]),
+        ("enroller", vec!["Read CAs", "Manage enrolment profiles and challenges"]),
+    ] {
+        let mut args = vec!["role", "create", "--name", name];
+        for p in &perms {
+            args.extend_from_slice(&["--permission", p]);
+        }
+        assert!(a.env.run(&args).status.success());
+        let assign = [
+            "role",
+            "assign",
+            "--principal",
+            name,
+            "--role",
+            name,
+            "--scope-tag",
+            "0",
+        ];
+        assert!(a.env.run(&assign).status.success());
+    }
+    let body = || Some(json!({"displayName": "by role"}));
+    let reader = token(&a.env, "reader", &[RW]);
+    assert_eq!(
+        a.call(&reader, "POST", &format!("{ca_path}/enrolmentProfiles"), body())
+            .status,
+        403
+    );
+    assert_eq!(
+        a.call(&reader, "GET", &format!("{ca_path}/enrolmentProfiles"), None)
+            .status,
+        200
+    );
+    let enroller = token(&a.env, "enroller", &[RW]);
+    assert_eq!(
+        a.call(&enroller, "POST", &format!("{ca_path}/enrolmentProfiles"), body())
+            .status,
+        201
+    );
+    let hidden_path = format!("/cloudCertificationAuthority/{hidden}/enrolmentProfiles");
+    assert_eq!(a.call(&enroller, "POST", &hidden_path, body()).status, 404);
+
+    // Deleting the profile ends its challenges.
+    let del = a.call(&a.admin, "DELETE", &format!("{ca_path}/enrolmentProfiles/{pid}"), None);
+    assert_eq!(del.status, 204);
+    let (none, log) = s.enrol(&key, "CN=api2.devices.example", &["--password", &secret], "api2.pem");
+    assert!(none.is_none());
+    assert!(fail_info(&log).starts_with("badRequest"), "{log}");
+    let gone = a.call(
+        &a.admin,
+        "POST",
+        &format!("{ca_path}/enrolmentProfiles/{pid}/createChallenge"),
+        None,
+    );
+    assert_eq!(gone.status, 404);
 }

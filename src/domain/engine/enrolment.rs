@@ -12,11 +12,7 @@ use super::*;
 use crate::store::{ChallengeRow, DelegateRow, ProfileRow};
 use crate::x509::scep::RaDecryptor;
 
-/// Audit activity of an enrolment (success or refusal).
-pub const ENROL: &str = "Enrol CloudCertificationAuthorityLeafCertificate";
-pub const CREATE_PROFILE: &str = "Create EnrolmentProfile";
-pub const REMOVE_PROFILE: &str = "Delete EnrolmentProfile";
-pub const CREATE_CHALLENGE: &str = "Create EnrolmentChallenge";
+use super::audit::{CREATE_CHALLENGE, CREATE_PROFILE, ENROL, REMOVE_PROFILE};
 
 /// RA certificates live a year (or until the CA's end) and are replaced a
 /// month before they expire.
