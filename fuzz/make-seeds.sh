@@ -16,7 +16,9 @@ trap 'rm -rf "$W"' EXIT
 cd "$W"
 q() { "$@" >/dev/null 2>&1; }
 
-rm -rf "$SEEDS"
+# Only the targets regenerated here: scep_message keeps its captured seeds
+# (real strongSwan and certmonger requests; see fuzz/README.md).
+rm -rf "$SEEDS"/{ocsp_request,ocsp_get_path,csr,pem,cert_upload}
 mkdir -p "$SEEDS"/{ocsp_request,ocsp_get_path,csr,pem,cert_upload} "$FUZZ_DIR/fixtures"
 
 # --- A small PKI -------------------------------------------------------------

@@ -34,7 +34,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ALL_TARGETS=(graph_body odata_query ocsp_request ocsp_get_path csr pem cert_upload)
+ALL_TARGETS=(graph_body odata_query ocsp_request ocsp_get_path csr pem cert_upload scep_message)
 seconds=600
 runs=
 build=1
@@ -77,7 +77,7 @@ bin_dir=fuzz/target/$host/release
 max_len() {
   case $1 in
     ocsp_get_path) echo 4200 ;;
-    pem | graph_body) echo 8192 ;;
+    pem | graph_body | scep_message) echo 8192 ;;
     *) echo 4096 ;;
   esac
 }

@@ -27,7 +27,7 @@ if printenv SECONDS >/dev/null 2>&1; then env_seconds=$SECONDS; fi
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ALL_TARGETS=(ocsp_request ocsp_get_path csr pem cert_upload graph_body odata_query)
+ALL_TARGETS=(ocsp_request ocsp_get_path csr pem cert_upload graph_body odata_query scep_message)
 per_target=${1:-${FUZZ_SECONDS:-${env_seconds:-30}}}
 shift $(($# > 0 ? 1 : 0))
 targets=("$@")

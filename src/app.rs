@@ -53,6 +53,18 @@ pub struct ServeConfig {
     /// Responders: a token from `cloudpki responder enrolment-token` that
     /// approves this responder's key without an operator's `approve`.
     pub enrolment_token: Option<String>,
+    /// The TLS listener (EST; the API too), when configured.
+    pub tls: Option<TlsListen>,
+}
+
+/// Where the TLS listener binds and the PEM files of its certificate.
+#[derive(Debug, Clone)]
+pub struct TlsListen {
+    pub listen: SocketAddr,
+    /// Certificate chain (leaf first) and private key, PEM; reloaded when
+    /// they change and on SIGHUP.
+    pub cert_file: std::path::PathBuf,
+    pub key_file: std::path::PathBuf,
 }
 
 impl ServeConfig {
@@ -70,6 +82,7 @@ impl ServeConfig {
             api_rate_limit: DEFAULT_API_RATE_LIMIT,
             ocsp_max_age: None,
             enrolment_token: None,
+            tls: None,
         }
     }
 }
@@ -84,6 +97,8 @@ pub enum AppError {
     Config(#[from] ConfigError),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
+    #[error(transparent)]
+    Tls(#[from] crate::http::tls::TlsError),
     #[error("loading the snapshot failed: {0}")]
     Snapshot(#[from] MaintainError),
     #[error("metrics: {0}")]
@@ -102,6 +117,8 @@ pub struct Handles {
     pub addr: SocketAddr,
     /// The admin listener's address, when there is one.
     pub admin_addr: Option<SocketAddr>,
+    /// The TLS listener's address, when there is one.
+    pub tls_addr: Option<SocketAddr>,
     /// None on a responder that started from its disk snapshot, until its
     /// store answers.
     pub pki: Option<Arc<Pki>>,
@@ -224,7 +241,7 @@ pub async fn run(
         if let Some(first) = first {
             first.announce();
         }
-        Some(crate::api::Api::new(pki.clone(), tokens, cfg.api_rate_limit))
+        Some(Arc::new(crate::api::Api::new(pki.clone(), tokens, cfg.api_rate_limit)))
     };
     // Signers register the KEK ids they hold before touching any key, and
     // keep the registration fresh, so `kek rotate` knows who must hold the
@@ -278,12 +295,28 @@ pub async fn run(
         }
         None => None,
     };
+    // TLS: the certificate is checked before anything binds.
+    let tls = match &cfg.tls {
+        Some(t) if cfg.role != Role::Responder => {
+            let certs = crate::http::tls::CertStore::open(&t.cert_file, &t.key_file)?;
+            let config = crate::http::tls::server_config(certs.clone())?;
+            let l = TcpListener::bind(t.listen)
+                .await
+                .map_err(|source| AppError::Bind { addr: t.listen, source })?;
+            let bound = l
+                .local_addr()
+                .map_err(|source| AppError::Bind { addr: t.listen, source })?;
+            Some((l, bound, certs, config))
+        }
+        _ => None,
+    };
     if let Some(pki) = &pki {
         warn_if_public_port_differs(&pki.settings().public_url, addr);
     }
     on_listening(&Handles {
         addr,
         admin_addr: admin.as_ref().map(|(_, a)| *a),
+        tls_addr: tls.as_ref().map(|(_, a, _, _)| *a),
         pki: pki.clone(),
         published: published.clone(),
     });
@@ -297,13 +330,15 @@ pub async fn run(
     responder.ocsp_max_age = cfg.ocsp_max_age;
     // SCEP, like the API, needs the keys: nodes that hold them serve it.
     let scep = match (&pki, cfg.role) {
-        (Some(pki), Role::All | Role::Signer) => Some(crate::enrol::Scep::new(pki.clone())),
+        (Some(pki), Role::All | Role::Signer) => Some(crate::enrol::Enrolment::new(pki.clone())),
         _ => None,
     };
+    let api_tls = api.clone();
     let state = Arc::new(AppState {
         responder,
         api,
-        scep,
+        scep: scep.clone(),
+        tls: false,
         limits: cfg.limits,
         surface: if admin.is_some() { Surface::Public } else { Surface::All },
         responder_routes: cfg.role != Role::Signer,
@@ -315,14 +350,43 @@ pub async fn run(
     };
     let admin_task = admin.map(|(l, _)| {
         let state = Arc::new(AppState {
-            responder: Responder::new(published, sync, metrics, cfg.timings.ocsp_validity, cfg.signing),
+            responder: Responder::new(
+                published.clone(),
+                sync.clone(),
+                metrics.clone(),
+                cfg.timings.ocsp_validity,
+                cfg.signing,
+            ),
             api: None,
             scep: None,
+            tls: false,
             limits: cfg.limits,
             surface: Surface::Admin,
             responder_routes: false,
         });
         tokio::spawn(crate::http::serve(l, state, stopped(stop_rx.clone())))
+    });
+    // The TLS listener: the API and enrolment (SCEP and EST); CRL, AIA and
+    // OCSP stay on plain HTTP, where relying parties look for them.
+    let tls_task = tls.map(|(l, _, certs, config)| {
+        let watcher = certs.watch(stop_rx.clone());
+        let state = Arc::new(AppState {
+            responder: Responder::new(
+                published.clone(),
+                sync.clone(),
+                metrics.clone(),
+                cfg.timings.ocsp_validity,
+                cfg.signing,
+            ),
+            api: api_tls,
+            scep,
+            tls: true,
+            limits: cfg.limits,
+            surface: Surface::Public,
+            responder_routes: false,
+        });
+        let served = tokio::spawn(crate::http::serve_tls(l, config, state, stopped(stop_rx.clone())));
+        (served, watcher)
     });
     let main = crate::http::serve(listener, state, stopped(stop_rx));
     tokio::pin!(main);
@@ -336,6 +400,10 @@ pub async fn run(
     let _ = stop_tx.send(true);
     if let Some(t) = admin_task {
         let _ = t.await;
+    }
+    if let Some((served, watcher)) = tls_task {
+        let _ = served.await;
+        let _ = watcher.await;
     }
     stop.store(true, Ordering::Relaxed);
     wake.notify();

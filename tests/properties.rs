@@ -1076,3 +1076,88 @@ proptest! {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// SCEP pkiMessages
+// ---------------------------------------------------------------------------
+
+mod scep_messages {
+    use super::*;
+    use cloudpki::x509::scep::{self, device, ClientRequest, ContentCipher, FailInfo, MessageType, RaDecryptor};
+
+    struct Parties {
+        ra: SoftwareKey,
+        ra_decryptor: RaDecryptor,
+        ra_cert: x509_cert::Certificate,
+        device_cert: x509_cert::Certificate,
+        message: Vec<u8>,
+        csr: Vec<u8>,
+    }
+
+    static PARTIES: LazyLock<Parties> = LazyLock::new(|| {
+        let (ra, pkcs8) = SoftwareKey::generate(KeyAlgorithm::Rsa2048, HashAlgorithm::Sha256).unwrap();
+        let ra_cert = device::self_signed(&ra, "Property RA").unwrap();
+        let device_cert = device::self_signed(&RSA_KEY, "device").unwrap();
+        let csr = device::csr(&RSA_KEY, "device", Some("CHALLENGE")).unwrap();
+        let message = scep::client_request(&ClientRequest {
+            message_type: MessageType::PkcsReq,
+            inner: &csr,
+            signer: &RSA_KEY,
+            signer_cert: &device_cert,
+            ra_cert: &ra_cert,
+            transaction_id: "PROPERTY",
+            sender_nonce: [3; 16],
+            cipher: ContentCipher::Aes256,
+        })
+        .unwrap();
+        Parties {
+            ra_decryptor: RaDecryptor::from_pkcs8(&pkcs8).unwrap(),
+            ra,
+            ra_cert,
+            device_cert,
+            message,
+            csr,
+        }
+    });
+
+    proptest! {
+        #![proptest_config(config(256))]
+
+        /// Flipped bits in a real request: either it no longer parses, or
+        /// whatever still parses is refused unless the flip missed every
+        /// byte that matters, and a CertRep can always be built for it.
+        #[test]
+        fn a_damaged_request_is_refused_or_still_the_same_request(
+            flips in prop::collection::vec((any::<Index>(), 0u8..8), 1..=3),
+        ) {
+            let p = &*PARTIES;
+            let damaged = flip(p.message.clone(), &flips);
+            if let Ok(req) = scep::parse(&damaged) {
+                if let Ok(content) = &req.verified {
+                    // The signature held: the content is what the device signed.
+                    if let Ok((inner, _)) = scep::open(content, &p.ra_decryptor) {
+                        prop_assert_eq!(inner.as_slice(), p.csr.as_slice());
+                    }
+                }
+                let refusal = scep::Refusal::new(FailInfo::BadMessageCheck, "damaged");
+                let rep = scep::cert_rep(&p.ra, &p.ra_cert, &req.header, scep::Reply::Failure(&refusal), OffsetDateTime::now_utc());
+                if let Ok(rep) = rep {
+                    prop_assert_eq!(scep::reply_status(&rep).unwrap(), ("2".to_owned(), Some("1".to_owned())));
+                }
+            }
+            let _ = &p.device_cert;
+        }
+
+        #[test]
+        fn scep_parsing_never_panics(bytes in untrusted_bytes()) {
+            let p = &*PARTIES;
+            if let Ok(req) = scep::parse(&bytes) {
+                if let Ok(content) = &req.verified {
+                    let _ = scep::open(content, &p.ra_decryptor);
+                }
+            }
+            let _ = scep::open(&bytes, &p.ra_decryptor);
+            let _ = scep::issuer_and_serial(&bytes);
+        }
+    }
+}

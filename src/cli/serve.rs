@@ -36,6 +36,16 @@ pub struct ServeArgs {
     /// the environment variable: arguments are visible to other users.
     #[arg(long, env = "CLOUDPKI_RESPONDER_ENROLMENT_TOKEN", hide_env_values = true)]
     pub enrolment_token: Option<String>,
+    /// A TLS listener (EST, and the API and SCEP) on this address; needs
+    /// --tls-cert and --tls-key. CRL, AIA and OCSP stay on plain HTTP.
+    #[arg(long, env = "CLOUDPKI_TLS_LISTEN", requires_all = ["tls_cert", "tls_key"])]
+    pub tls_listen: Option<SocketAddr>,
+    /// The TLS certificate chain, PEM (reloaded when it changes and on SIGHUP).
+    #[arg(long, env = "CLOUDPKI_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// The TLS private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "CLOUDPKI_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// The configuration file. Every key is optional.
@@ -80,6 +90,10 @@ pub struct FileConfig {
     pub api_rate_limit: Option<u32>,
     /// Cap on the max-age of OCSP GET answers, for caches and CDNs in front.
     pub ocsp_max_age_seconds: Option<i64>,
+    /// The TLS listener (see --tls-listen, --tls-cert, --tls-key).
+    pub tls_listen: Option<SocketAddr>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
     /// `[[oidc_issuers]]`: external token issuers trusted by their JWKS file.
     #[serde(default)]
     pub oidc_issuers: Vec<crate::auth::OidcIssuerConfig>,
@@ -206,6 +220,23 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
             Some(_) => return Err(CliError::Usage("ocsp_max_age_seconds must not be negative".into())),
         },
         enrolment_token: args.enrolment_token.clone().filter(|t| !t.trim().is_empty()),
+        tls: match (
+            args.tls_listen.or(file.tls_listen),
+            args.tls_cert.clone().or(file.tls_cert),
+            args.tls_key.clone().or(file.tls_key),
+        ) {
+            (None, _, _) => None,
+            (Some(listen), Some(cert_file), Some(key_file)) => Some(app::TlsListen {
+                listen,
+                cert_file,
+                key_file,
+            }),
+            (Some(_), _, _) => {
+                return Err(CliError::Usage(
+                    "tls_listen needs tls_cert and tls_key (PEM files)".into(),
+                ))
+            }
+        },
     };
     // The database URL and its TLS settings (the sslrootcert file is read
     // here) are checked before the runtime starts and any port is bound.
@@ -252,6 +283,10 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
                     }
                     if role != Role::Responder {
                         println!("  API:            {public_url}/beta/deviceManagement, {public_url}/openapi.json");
+                        println!("  SCEP:           {public_url}/scep/<caId>");
+                    }
+                    if let Some(tls) = h.tls_addr {
+                        println!("  TLS:            https://{tls} (API, SCEP, EST at /.well-known/est/<caId>/)");
                     }
                 },
                 shutdown,

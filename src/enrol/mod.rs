@@ -6,6 +6,8 @@
 //! `domain::Pki::enrol`. Served by nodes that hold keys (roles `all` and
 //! `signer`).
 
+pub mod est;
+
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -21,15 +23,15 @@ use crate::x509::scep::{self, FailInfo, MessageType, Refusal, Reply};
 /// Renewal only when the line in SHA-384's position is present.
 const CA_CAPS: &str = "POSTPKIOperation\nSHA-256\nSHA-384\nSHA-512\nAES\nSCEPStandard\nRenewal\n";
 
-/// The SCEP service of one node.
+/// Enrolment (SCEP, and EST on the TLS listener) of one node.
 #[derive(Clone)]
-pub struct Scep {
+pub struct Enrolment {
     pki: Arc<Pki>,
 }
 
-impl std::fmt::Debug for Scep {
+impl std::fmt::Debug for Enrolment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Scep")
+        f.write_str("Enrolment")
     }
 }
 
@@ -87,9 +89,9 @@ fn query_param(query: &str, name: &str) -> Option<String> {
     })
 }
 
-impl Scep {
+impl Enrolment {
     pub fn new(pki: Arc<Pki>) -> Self {
-        Scep { pki }
+        Enrolment { pki }
     }
 
     /// Answers one SCEP request. `body` is the POST body (PKIOperation).
@@ -178,44 +180,57 @@ impl Scep {
     }
 
     async fn pki_operation(&self, ca_id: &str, der: Vec<u8>) -> Response<Full<Bytes>> {
-        let request = match scep::parse(&der) {
-            Ok(r) => r,
-            Err(e) => return text(StatusCode::BAD_REQUEST, format!("not a SCEP pkiMessage: {e}\n")),
-        };
         let pki = self.pki.clone();
         let id = ca_id.to_owned();
-        let answer = blocking(move || {
-            let Some(ra) = pki.scep_ra(&id)? else {
-                return Ok(None);
-            };
-            let reply = decide(&pki, &id, &ra, &request);
-            let (certs, cipher, failure) = match reply {
-                Decision::Issued(certs, cipher) => (certs, cipher, None),
-                Decision::Refused(r) => (Vec::new(), scep::ContentCipher::Aes128, Some(r)),
-                Decision::Error(e) => return Err(e),
-            };
-            let reply = match &failure {
-                Some(r) => Reply::Failure(r),
-                None => Reply::Success { certs: &certs, cipher },
-            };
-            Ok(Some(scep::cert_rep(
-                &ra.key,
-                &ra.cert,
-                &request.header,
-                reply,
-                pki.now(),
-            )?))
-        })
-        .await;
-        match answer {
-            Ok(Some(rep)) => binary("application/x-pki-message", rep),
-            Ok(None) => text(
+        match blocking(move || operate(&pki, &id, &der)).await {
+            Ok(Operated::CertRep(rep)) => binary("application/x-pki-message", rep),
+            Ok(Operated::NotScep(why)) => text(StatusCode::BAD_REQUEST, format!("not a SCEP pkiMessage: {why}\n")),
+            Ok(Operated::NoRa) => text(
                 StatusCode::FORBIDDEN,
                 "this certification authority does not enrol devices (no SCEP RA: not an active issuing CA)\n",
             ),
             Err(e) => self.unavailable(&e),
         }
     }
+}
+
+/// The outcome of one PKIOperation.
+#[derive(Debug)]
+pub enum Operated {
+    /// The CertRep to send (SUCCESS or FAILURE with its failInfo).
+    CertRep(Vec<u8>),
+    /// Not even a header could be read: no transaction to answer.
+    NotScep(String),
+    /// The CA has no RA (a root, or one that cannot issue).
+    NoRa,
+}
+
+/// Answers one PKIOperation (blocking: it may sign and commit). `Err` is
+/// our own failure (the store), never the device's.
+pub fn operate(pki: &Pki, ca_id: &str, der: &[u8]) -> Result<Operated, PkiError> {
+    let request = match scep::parse(der) {
+        Ok(r) => r,
+        Err(e) => return Ok(Operated::NotScep(e.to_string())),
+    };
+    let Some(ra) = pki.scep_ra(ca_id)? else {
+        return Ok(Operated::NoRa);
+    };
+    let (certs, cipher, failure) = match decide(pki, ca_id, &ra, &request) {
+        Decision::Issued(certs, cipher) => (certs, cipher, None),
+        Decision::Refused(r) => (Vec::new(), scep::ContentCipher::Aes128, Some(r)),
+        Decision::Error(e) => return Err(e),
+    };
+    let reply = match &failure {
+        Some(r) => Reply::Failure(r),
+        None => Reply::Success { certs: &certs, cipher },
+    };
+    Ok(Operated::CertRep(scep::cert_rep(
+        &ra.key,
+        &ra.cert,
+        &request.header,
+        reply,
+        pki.now(),
+    )?))
 }
 
 enum Decision {
@@ -254,8 +269,9 @@ fn decide(pki: &Pki, ca_id: &str, ra: &crate::domain::ScepRa, request: &scep::Re
             let req = EnrolRequest {
                 csr: inner.to_vec(),
                 renewing: renewing.then(|| header.signer_cert_der.clone()),
+                challenge: None,
                 transaction_id: header.transaction_id.clone(),
-                nonce: header.sender_nonce.clone(),
+                nonce: Some(header.sender_nonce.clone()),
                 protocol: "scep",
             };
             match pki.enrol(ca_id, &req) {

@@ -5,6 +5,7 @@
 //! only the snapshot.
 
 pub mod responder;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -78,9 +79,11 @@ pub enum Surface {
 /// What every connection shares.
 pub struct AppState {
     pub responder: Responder,
-    pub api: Option<crate::api::Api>,
-    /// SCEP at /scep/{caId} (nodes that hold keys).
-    pub scep: Option<crate::enrol::Scep>,
+    pub api: Option<Arc<crate::api::Api>>,
+    /// SCEP at /scep/{caId}, and EST on the TLS listener (nodes that hold keys).
+    pub scep: Option<crate::enrol::Enrolment>,
+    /// This listener speaks TLS: EST is served here; CRL, AIA and OCSP are not.
+    pub tls: bool,
     pub limits: Limits,
     pub surface: Surface,
     /// Serves /ocsp, /crls, /cacerts (false on signer-only nodes).
@@ -315,6 +318,37 @@ async fn dispatch(state: &AppState, req: Request<Incoming>, method: &Method, pat
         };
         return (api.execute(&prepared, req, &ids).await, reads);
     }
+    if path.contains("/.well-known/est/") {
+        let Some(enrol) = state.scep.as_ref().filter(|_| state.tls) else {
+            return (
+                plain(
+                    StatusCode::NOT_FOUND,
+                    "EST is served on the TLS listener (tls_listen)\n",
+                ),
+                false,
+            );
+        };
+        let peer = req.extensions().get::<tls::PeerCertificate>().cloned();
+        let (parts, body) = req.into_parts();
+        let (body, read) = if *method == Method::POST {
+            match read_body(body, &parts.headers, crate::enrol::est::MAX_BODY, &state.limits).await {
+                Ok(b) => (Some(b), true),
+                Err(e) => return (e.plain(), false),
+            }
+        } else {
+            (None, false)
+        };
+        let resp = enrol
+            .est(
+                method,
+                path,
+                &parts.headers,
+                body,
+                peer.as_ref().map(|p| p.0.as_slice()),
+            )
+            .await;
+        return (resp.map(http_body_util::Either::Left), read);
+    }
     if let (Some(scep), true) = (&state.scep, path.starts_with("/scep/")) {
         let query = req.uri().query().map(str::to_owned);
         if *method == Method::POST {
@@ -384,6 +418,27 @@ fn method_not_allowed(allow: &'static str) -> Response<Body> {
 /// Serves until `shutdown` resolves, then lets in-flight requests finish
 /// (up to the grace period).
 pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: impl Future<Output = ()>) {
+    serve_with(listener, None, state, shutdown).await
+}
+
+/// [`serve`] over TLS: each connection's handshake (bounded by the header
+/// timeout) comes first, and its client certificate, if any, rides along
+/// in every request's extensions as [`tls::PeerCertificate`].
+pub async fn serve_tls(
+    listener: TcpListener,
+    config: Arc<rustls::ServerConfig>,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()>,
+) {
+    serve_with(listener, Some(tokio_rustls::TlsAcceptor::from(config)), state, shutdown).await
+}
+
+async fn serve_with(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()>,
+) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let connections = Arc::new(Semaphore::new(state.limits.max_connections));
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -411,13 +466,46 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: impl F
                 };
                 let _ = stream.set_nodelay(true);
                 let state = state.clone();
-                let service = service_fn(move |req| handle(state.clone(), req));
-                let conn = builder.serve_connection(TokioIo::new(stream), service);
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                    drop(permit);
-                });
+                match &tls {
+                    None => {
+                        let service = service_fn(move |req| handle(state.clone(), req));
+                        let conn = builder.serve_connection(TokioIo::new(stream), service);
+                        let conn = graceful.watch(conn);
+                        tokio::spawn(async move {
+                            let _ = conn.await;
+                            drop(permit);
+                        });
+                    }
+                    Some(acceptor) => {
+                        let (acceptor, builder, watcher) = (acceptor.clone(), builder.clone(), graceful.watcher());
+                        let handshake_timeout = state.limits.header_timeout;
+                        tokio::spawn(async move {
+                            let stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                                Ok(Ok(s)) => s,
+                                Ok(Err(e)) => {
+                                    tracing::debug!(error = %e, "TLS handshake failed");
+                                    return;
+                                }
+                                Err(_) => return,
+                            };
+                            let peer = stream
+                                .get_ref()
+                                .1
+                                .peer_certificates()
+                                .and_then(|c| c.first())
+                                .map(|c| tls::PeerCertificate(Arc::new(c.as_ref().to_vec())));
+                            let service = service_fn(move |mut req: Request<Incoming>| {
+                                if let Some(p) = &peer {
+                                    req.extensions_mut().insert(p.clone());
+                                }
+                                handle(state.clone(), req)
+                            });
+                            let conn = builder.serve_connection(TokioIo::new(stream), service);
+                            let _ = watcher.watch(conn).await;
+                            drop(permit);
+                        });
+                    }
+                }
             }
             _ = &mut shutdown => break,
         }

@@ -747,19 +747,7 @@ pub fn cert_rep(
         Reply::Pending => ("3", None),
         Reply::Failure(_) => ("2", None),
     };
-    let hash = ra.hash();
-    let digest_alg_oid = match hash {
-        HashAlgorithm::Sha256 => SHA256,
-        HashAlgorithm::Sha384 => SHA384,
-        HashAlgorithm::Sha512 => SHA512,
-    };
-    let digest = aws_lc_rs::digest::digest(hash.digest_alg(), content.as_deref().unwrap_or(&[]));
     let mut attrs = vec![
-        attribute(CONTENT_TYPE, Any::encode_from(&ID_DATA)?)?,
-        attribute(
-            MESSAGE_DIGEST,
-            Any::encode_from(&OctetString::new(digest.as_ref().to_vec())?)?,
-        )?,
         attribute(
             SIGNING_TIME,
             Any::encode_from(&x509_cert::time::Time::UtcTime(der::asn1::UtcTime::from_unix_duration(
@@ -783,13 +771,36 @@ pub fn cert_rep(
         let text: String = refusal.text.chars().take(200).collect();
         attrs.push(attribute(FAIL_INFO_TEXT, Any::encode_from(&text)?)?);
     }
+    signed_data(ra, ra_cert, attrs, content)
+}
+
+/// A SignedData over `content` (absent: none) with `attrs` plus
+/// contentType and messageDigest, signed by `signer` with its certificate.
+fn signed_data(
+    signer: &SoftwareKey,
+    signer_cert: &Certificate,
+    mut attrs: Vec<Attribute>,
+    content: Option<Vec<u8>>,
+) -> Result<Vec<u8>, X509Error> {
+    let hash = signer.hash();
+    let digest_alg_oid = match hash {
+        HashAlgorithm::Sha256 => SHA256,
+        HashAlgorithm::Sha384 => SHA384,
+        HashAlgorithm::Sha512 => SHA512,
+    };
+    let digest = aws_lc_rs::digest::digest(hash.digest_alg(), content.as_deref().unwrap_or(&[]));
+    attrs.push(attribute(CONTENT_TYPE, Any::encode_from(&ID_DATA)?)?);
+    attrs.push(attribute(
+        MESSAGE_DIGEST,
+        Any::encode_from(&OctetString::new(digest.as_ref().to_vec())?)?,
+    )?);
     let signed_attrs = SetOfVec::try_from(attrs)?;
-    let signature = ra.sign(&signed_attrs.to_der()?)?;
+    let signature = signer.sign(&signed_attrs.to_der()?)?;
     let si = SignerInfo {
         version: CmsVersion::V1,
         sid: SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
-            issuer: ra_cert.tbs_certificate.issuer.clone(),
-            serial_number: ra_cert.tbs_certificate.serial_number.clone(),
+            issuer: signer_cert.tbs_certificate.issuer.clone(),
+            serial_number: signer_cert.tbs_certificate.serial_number.clone(),
         }),
         digest_alg: AlgorithmIdentifierOwned {
             oid: digest_alg_oid,
@@ -818,7 +829,7 @@ pub fn cert_rep(
                 .transpose()?,
         },
         certificates: Some(CertificateSet(SetOfVec::try_from(vec![
-            cms::cert::CertificateChoices::Certificate(ra_cert.clone()),
+            cms::cert::CertificateChoices::Certificate(signer_cert.clone()),
         ])?)),
         crls: None,
         signer_infos: SignerInfos(SetOfVec::try_from(vec![si])?),
@@ -828,4 +839,268 @@ pub fn cert_rep(
         content: Any::encode_from(&sd)?,
     }
     .to_der()?)
+}
+
+/// A device's request, for tests, benchmarks and fuzzing seeds: what
+/// strongSwan's `pki --scep` sends.
+#[derive(Debug)]
+pub struct ClientRequest<'a> {
+    pub message_type: MessageType,
+    /// The CSR (PKCSReq, RenewalReq) or IssuerAndSerialNumber (GetCert).
+    pub inner: &'a [u8],
+    /// The device's RSA key and its (self-signed or current) certificate.
+    pub signer: &'a SoftwareKey,
+    pub signer_cert: &'a Certificate,
+    pub ra_cert: &'a Certificate,
+    pub transaction_id: &'a str,
+    pub sender_nonce: [u8; 16],
+    pub cipher: ContentCipher,
+}
+
+/// Builds the pkiMessage a device sends.
+pub fn client_request(r: &ClientRequest<'_>) -> Result<Vec<u8>, X509Error> {
+    let ra = &r.ra_cert.tbs_certificate;
+    let to = SignerIdentity {
+        issuer: ra.issuer.clone(),
+        serial: der::asn1::Int::new(ra.serial_number.as_bytes())?,
+        public_key: ra.subject_public_key_info.clone(),
+    };
+    let enveloped = envelope(r.inner, &to, r.cipher)?;
+    let code = match r.message_type {
+        MessageType::CertRep => "3",
+        MessageType::RenewalReq => "17",
+        MessageType::PkcsReq => "19",
+        MessageType::CertPoll => "20",
+        MessageType::GetCert => "21",
+        MessageType::GetCrl => "22",
+    };
+    let attrs = vec![
+        attribute(MESSAGE_TYPE, printable_any(code)?)?,
+        attribute(TRANSACTION_ID, printable_any(r.transaction_id)?)?,
+        attribute(
+            SENDER_NONCE,
+            Any::encode_from(&OctetString::new(r.sender_nonce.to_vec())?)?,
+        )?,
+    ];
+    signed_data(r.signer, r.signer_cert, attrs, Some(enveloped))
+}
+
+/// What a CertRep says, as a device reads it (tests).
+pub fn reply_status(der: &[u8]) -> Result<(String, Option<String>), X509Error> {
+    let ci = ContentInfo::from_der(der)?;
+    let sd: SignedData = ci.content.decode_as()?;
+    let si = sd
+        .signer_infos
+        .0
+        .iter()
+        .next()
+        .ok_or(X509Error::Malformed("no signer"))?;
+    let attrs = si.signed_attrs.as_ref().ok_or(X509Error::Malformed("no attributes"))?;
+    let status = printable(attrs, PKI_STATUS)?.ok_or(X509Error::Malformed("no pkiStatus"))?;
+    Ok((status, printable(attrs, FAIL_INFO)?))
+}
+
+/// What a device makes before it asks (a throwaway self-signed certificate,
+/// a CSR carrying the challenge): for tests, benchmarks and fuzzing seeds.
+pub mod device {
+    use der::asn1::SetOfVec;
+    use der::{Any, Decode, Encode};
+    use x509_cert::attr::Attribute;
+    use x509_cert::request::{CertReq, CertReqInfo, Version};
+    use x509_cert::Certificate;
+
+    use crate::x509::cert::{self, CertRequest, CertRole};
+    use crate::x509::names::SubjectParts;
+    use crate::x509::{Signer, SoftwareKey, X509Error};
+
+    /// A self-signed certificate of `key` named `cn`, valid for a day.
+    pub fn self_signed(key: &SoftwareKey, cn: &str) -> Result<Certificate, X509Error> {
+        let name = SubjectParts {
+            common_name: cn.to_owned(),
+            ..Default::default()
+        }
+        .to_name()?;
+        let now = time::OffsetDateTime::now_utc();
+        let der = cert::issue(
+            &CertRequest {
+                serial: cert::random_serial()?,
+                subject: name.clone(),
+                issuer: name,
+                issuer_key_id: cert::key_identifier(key.public_key()),
+                public_key: key.public_key().clone(),
+                not_before: now - time::Duration::minutes(5),
+                not_after: now + time::Duration::days(1),
+                role: CertRole::EndEntity,
+                key_usage: cert::leaf_key_usage(key.public_key()),
+                ekus: vec![],
+                pointers: None,
+                subject_alt_name: None,
+            },
+            key,
+        )?;
+        Ok(Certificate::from_der(&der)?)
+    }
+
+    /// A PKCS#10 request of `key` for `cn` with `challenge` as its
+    /// challengePassword (a PrintableString, as strongSwan writes it).
+    pub fn csr(key: &SoftwareKey, cn: &str, challenge: Option<&str>) -> Result<Vec<u8>, X509Error> {
+        let mut attrs = Vec::new();
+        if let Some(c) = challenge {
+            attrs.push(Attribute {
+                oid: super::CHALLENGE_PASSWORD,
+                values: SetOfVec::try_from(vec![Any::encode_from(&der::asn1::PrintableString::new(c)?)?])?,
+            });
+        }
+        let info = CertReqInfo {
+            version: Version::V1,
+            subject: SubjectParts {
+                common_name: cn.to_owned(),
+                ..Default::default()
+            }
+            .to_name()?,
+            public_key: key.public_key().clone(),
+            attributes: SetOfVec::try_from(attrs)?,
+        };
+        let signature = key.sign(&info.to_der()?)?;
+        Ok(CertReq {
+            info,
+            algorithm: key.signature_algorithm().clone(),
+            signature: der::asn1::BitString::from_bytes(&signature)?,
+        }
+        .to_der()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::x509::{csr, KeyAlgorithm};
+
+    struct Fixture {
+        ra_key: SoftwareKey,
+        ra_pkcs8: Zeroizing<Vec<u8>>,
+        ra_cert: Certificate,
+        device_key: SoftwareKey,
+        device_cert: Certificate,
+    }
+
+    fn fixture() -> Fixture {
+        let (ra_key, ra_pkcs8) = SoftwareKey::generate(KeyAlgorithm::Rsa2048, HashAlgorithm::Sha256).unwrap();
+        let ra_cert = device::self_signed(&ra_key, "Test RA").unwrap();
+        let (device_key, _) = SoftwareKey::generate(KeyAlgorithm::Rsa2048, HashAlgorithm::Sha256).unwrap();
+        let device_cert = device::self_signed(&device_key, "device-1").unwrap();
+        Fixture {
+            ra_key,
+            ra_pkcs8,
+            ra_cert,
+            device_key,
+            device_cert,
+        }
+    }
+
+    fn request(f: &Fixture, inner: &[u8], cipher: ContentCipher) -> Vec<u8> {
+        client_request(&ClientRequest {
+            message_type: MessageType::PkcsReq,
+            inner,
+            signer: &f.device_key,
+            signer_cert: &f.device_cert,
+            ra_cert: &f.ra_cert,
+            transaction_id: "TX1",
+            sender_nonce: [7; 16],
+            cipher,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_request_round_trips_through_parse_open_and_cert_rep() {
+        let f = fixture();
+        let csr_der = device::csr(&f.device_key, "device-1", Some("SECRET")).unwrap();
+        for cipher in [ContentCipher::Aes128, ContentCipher::Aes192, ContentCipher::Aes256] {
+            let req = parse(&request(&f, &csr_der, cipher)).unwrap();
+            assert_eq!(req.header.message_type, MessageType::PkcsReq);
+            assert_eq!(req.header.transaction_id, "TX1");
+            assert_eq!(req.header.sender_nonce, [7; 16]);
+            assert_eq!(
+                req.header.signer.public_key,
+                f.device_cert.tbs_certificate.subject_public_key_info
+            );
+            let ra = RaDecryptor::from_pkcs8(&f.ra_pkcs8).unwrap();
+            let (inner, got_cipher) = open(req.verified.as_ref().unwrap(), &ra).unwrap();
+            assert_eq!(got_cipher, cipher);
+            assert_eq!(inner.as_slice(), csr_der.as_slice());
+            let v = csr::verify(&inner, 112).unwrap();
+            assert_eq!(v.challenge_password.unwrap().0.as_str(), "SECRET");
+
+            let issued = vec![f.device_cert.to_der().unwrap()];
+            let rep = cert_rep(
+                &f.ra_key,
+                &f.ra_cert,
+                &req.header,
+                Reply::Success { certs: &issued, cipher },
+                time::OffsetDateTime::now_utc(),
+            )
+            .unwrap();
+            assert_eq!(reply_status(&rep).unwrap(), ("0".to_owned(), None));
+        }
+    }
+
+    #[test]
+    fn failures_name_their_fail_info() {
+        let f = fixture();
+        let req = parse(&request(&f, b"x", ContentCipher::Aes128)).unwrap();
+        let refusal = Refusal::new(FailInfo::BadTime, "expired");
+        let rep = cert_rep(
+            &f.ra_key,
+            &f.ra_cert,
+            &req.header,
+            Reply::Failure(&refusal),
+            time::OffsetDateTime::now_utc(),
+        )
+        .unwrap();
+        assert_eq!(reply_status(&rep).unwrap(), ("2".to_owned(), Some("3".to_owned())));
+    }
+
+    #[test]
+    fn a_tampered_signature_or_content_is_bad_message_check() {
+        let f = fixture();
+        let good = request(&f, b"inner", ContentCipher::Aes128);
+        // The signature is the last bytes of the message.
+        let mut bad_sig = good.clone();
+        let n = bad_sig.len();
+        bad_sig[n - 5] ^= 1;
+        let r = parse(&bad_sig).unwrap();
+        assert_eq!(r.verified.unwrap_err().fail_info, FailInfo::BadMessageCheck);
+        // A byte of the enveloped content: the digest no longer matches.
+        let mut bad_content = good.clone();
+        let at = good.windows(3).position(|w| w == b"\x06\x09\x60").unwrap() + 40;
+        bad_content[at] ^= 1;
+        // (or it no longer parses at all)
+        if let Ok(r) = parse(&bad_content) {
+            assert!(r.verified.is_err());
+        }
+    }
+
+    #[test]
+    fn another_ra_key_cannot_open_the_request() {
+        let f = fixture();
+        let req = parse(&request(&f, b"inner", ContentCipher::Aes128)).unwrap();
+        let (_, other) = SoftwareKey::generate(KeyAlgorithm::Rsa2048, HashAlgorithm::Sha256).unwrap();
+        let other = RaDecryptor::from_pkcs8(&other).unwrap();
+        let refusal = open(req.verified.as_ref().unwrap(), &other).unwrap_err();
+        assert_eq!(refusal.fail_info, FailInfo::BadMessageCheck);
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        for bytes in [
+            &b""[..],
+            b"\x30\x00",
+            b"\x30\x03\x02\x01\x00",
+            &[0x30, 0x82, 0xff, 0xff],
+        ] {
+            assert!(parse(bytes).is_err());
+        }
+        assert!(parse(&vec![0u8; MAX_MESSAGE_LEN + 1]).is_err());
+    }
 }

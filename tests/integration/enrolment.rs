@@ -583,3 +583,326 @@ fn profiles_and_challenges_over_the_api_with_permissions_and_scope_tags() {
     );
     assert_eq!(gone.status, 404);
 }
+
+/// A TLS CA and a server certificate for 127.0.0.1 (openssl), in `dir`;
+/// returns (CA PEM, certificate PEM, key PEM).
+fn tls_files(dir: &Path, serial: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let p = |n: &str| dir.join(n);
+    let s = |p: &Path| p.to_str().unwrap().to_owned();
+    if !p("tls-ca.pem").exists() {
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &s(&p("tls-ca.key")),
+            "-subj",
+            "/CN=TLS Test CA",
+            "-days",
+            "2",
+            "-out",
+            &s(&p("tls-ca.pem")),
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign",
+        ]);
+    }
+    let (cert, key, csr) = (
+        p(&format!("tls-{serial}.pem")),
+        p(&format!("tls-{serial}.key")),
+        p("tls.csr"),
+    );
+    openssl(&[
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        &s(&key),
+        "-subj",
+        "/CN=127.0.0.1",
+        "-out",
+        &s(&csr),
+    ]);
+    let ext = p("tls.ext");
+    std::fs::write(
+        &ext,
+        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &s(&csr),
+        "-CA",
+        &s(&p("tls-ca.pem")),
+        "-CAkey",
+        &s(&p("tls-ca.key")),
+        "-set_serial",
+        serial,
+        "-days",
+        "1",
+        "-extfile",
+        &s(&ext),
+        "-out",
+        &s(&cert),
+    ]);
+    (p("tls-ca.pem"), cert, key)
+}
+
+/// The serial of the certificate the TLS listener presents.
+fn served_serial(addr: std::net::SocketAddr, ca: &Path) -> String {
+    let out = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &addr.to_string(),
+            "-CAfile",
+            ca.to_str().unwrap(),
+            "-verify_return_error",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let pem_start = text.find("-----BEGIN CERTIFICATE-----").expect("a certificate");
+    let pem_end = text.find("-----END CERTIFICATE-----").unwrap() + "-----END CERTIFICATE-----".len();
+    let path = std::env::temp_dir().join(format!("served-{}.pem", addr.port()));
+    std::fs::write(&path, &text[pem_start..pem_end]).unwrap();
+    crate::support::serial_of(&path)
+}
+
+#[test]
+fn strongswan_enrols_and_re_enrols_by_est_over_tls() {
+    let env = Env::new();
+    let dir = env.path("tls");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (tls_ca, cert, key) = tls_files(&dir, "0x1001");
+    let tls_port = crate::support::free_port();
+    let (cert_file, key_file) = (dir.join("server.pem"), dir.join("server.key"));
+    std::fs::copy(&cert, &cert_file).unwrap();
+    std::fs::copy(&key, &key_file).unwrap();
+    let server = env.server_adjusted(|cfg| {
+        cfg.tls = Some(cloudpki::app::TlsListen {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], tls_port)),
+            cert_file: cert_file.clone(),
+            key_file: key_file.clone(),
+        })
+    });
+    let tls_addr = server.handles.tls_addr.expect("a TLS listener");
+    let root = id(&env.create_ca(&["--type", "root", "--common-name", "EST Root", "--key-size", "eCP256"]));
+    let issuing = id(&env.create_ca(&[
+        "--type",
+        "issuing",
+        "--issuer",
+        &root,
+        "--common-name",
+        "EST Issuing",
+        "--key-size",
+        "eCP256",
+        "--eku",
+        "1.3.6.1.5.5.7.3.2",
+    ]));
+    let profile = env.json(&[
+        "profile",
+        "create",
+        "--ca",
+        &issuing,
+        "--name",
+        "est",
+        "--key-type",
+        "eCP256",
+        "--cn-suffix",
+        "devices.example",
+        "--renewal-days",
+        "365",
+    ])[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let challenge = env.json(&["challenge", "create", "--profile", &profile])["challenge"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let base = format!("https://{tls_addr}/{issuing}");
+    let pki = |args: &[&str]| Command::new("pki").args(args).output().unwrap();
+    let s = |p: &Path| p.to_str().unwrap().to_owned();
+
+    // cacerts: the CA and its root.
+    let caout = env.path("est-ca.der");
+    let out = pki(&[
+        "--estca",
+        "--url",
+        &base,
+        "--cacert",
+        &s(&tls_ca),
+        "--caout",
+        &s(&caout),
+    ]);
+    assert!(
+        out.status.success(),
+        "pki --estca: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(env.path("est-ca-1.der").exists() || caout.exists());
+
+    // simpleenroll with the challenge as the Basic password.
+    let csr = |name: &str| {
+        let key = env.path(&format!("{name}.key"));
+        let der = env.path(&format!("{name}.csr.der"));
+        openssl(&[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &s(&key),
+            "-subj",
+            "/CN=est1.devices.example",
+            "-outform",
+            "DER",
+            "-out",
+            &s(&der),
+        ]);
+        (key, der)
+    };
+    let (key1, csr1) = csr("est1");
+    let userpass = format!("est1:{challenge}");
+    let out = pki(&[
+        "--est",
+        "--url",
+        &base,
+        "--in",
+        &s(&csr1),
+        "--cacert",
+        &s(&tls_ca),
+        "--userpass",
+        &userpass,
+        "--outform",
+        "pem",
+    ]);
+    assert!(
+        out.status.success(),
+        "pki --est: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cert1 = env.path("est1.pem");
+    std::fs::write(&cert1, &out.stdout).unwrap();
+    let root_pem = env.save(&["ca", "cert", &root], "est-root.pem");
+    let issuing_pem = env.save(&["ca", "cert", &issuing], "est-issuing.pem");
+    openssl_verify(&root_pem, &issuing_pem, &cert1);
+    pkilint("cert", std::slice::from_ref(&cert1));
+
+    // The one-time challenge is spent: a second simpleenroll is refused (401).
+    let (_, csr2) = csr("est2");
+    let out = pki(&[
+        "--est",
+        "--url",
+        &base,
+        "--in",
+        &s(&csr2),
+        "--cacert",
+        &s(&tls_ca),
+        "--userpass",
+        &userpass,
+        "--maxpolltime",
+        "1",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("401"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // simplereenroll with the current certificate as the TLS client certificate.
+    let (_, csr3) = csr("est3");
+    let out = pki(&[
+        "--est",
+        "--url",
+        &base,
+        "--in",
+        &s(&csr3),
+        "--cacert",
+        &s(&tls_ca),
+        "--cert",
+        &s(&cert1),
+        "--key",
+        &s(&key1),
+        "--outform",
+        "pem",
+    ]);
+    assert!(
+        out.status.success(),
+        "pki --est (re-enrol): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cert3 = env.path("est3.pem");
+    std::fs::write(&cert3, &out.stdout).unwrap();
+    openssl_verify(&root_pem, &issuing_pem, &cert3);
+    assert_ne!(crate::support::serial_of(&cert3), crate::support::serial_of(&cert1));
+
+    // A revoked certificate cannot re-enrol.
+    env.json(&[
+        "cert",
+        "revoke",
+        "--serial",
+        &crate::support::serial_of(&cert3),
+        "--ca",
+        &issuing,
+    ]);
+    let (_, csr4) = csr("est4");
+    let key3 = env.path("est3.key");
+    let out = pki(&[
+        "--est",
+        "--url",
+        &base,
+        "--in",
+        &s(&csr4),
+        "--cacert",
+        &s(&tls_ca),
+        "--cert",
+        &s(&cert3),
+        "--key",
+        &s(&key3),
+        "--maxpolltime",
+        "1",
+    ]);
+    assert!(!out.status.success(), "a revoked certificate re-enrolled");
+
+    // EST is not served on plain HTTP.
+    let plain = crate::support::curl(
+        "GET",
+        &format!("{}/.well-known/est/{issuing}/cacerts", server.url),
+        None,
+        &[],
+    );
+    assert_eq!(plain.status, 404);
+    assert!(String::from_utf8_lossy(&plain.body).contains("TLS listener"));
+
+    // The certificate files change: the listener presents the new one.
+    assert_eq!(served_serial(tls_addr, &tls_ca), "1001");
+    let (_, cert2, key2) = tls_files(&dir, "0x1002");
+    std::fs::copy(&key2, &key_file).unwrap();
+    std::fs::copy(&cert2, &cert_file).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while served_serial(tls_addr, &tls_ca) != "1002" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new TLS certificate was not picked up"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}

@@ -123,10 +123,15 @@ impl std::fmt::Debug for ScepRa {
 pub struct EnrolRequest {
     /// DER PKCS#10.
     pub csr: Vec<u8>,
-    /// For a renewal: the current certificate the request was signed with.
+    /// For a renewal: the current certificate the request was signed with
+    /// (SCEP) or presented in the TLS handshake (EST).
     pub renewing: Option<Vec<u8>>,
+    /// The challenge, when the protocol carries it outside the CSR (EST's
+    /// HTTP Basic password); else the CSR's challengePassword is used.
+    pub challenge: Option<zeroize::Zeroizing<String>>,
     pub transaction_id: String,
-    pub nonce: Vec<u8>,
+    /// A nonce to refuse replays of (SCEP's senderNonce; EST runs over TLS).
+    pub nonce: Option<Vec<u8>>,
     /// "scep" or "est", for the audit trail.
     pub protocol: &'static str,
 }
@@ -574,14 +579,18 @@ impl Pki {
         // Who authorises it: a challenge, or (renewal) the current certificate.
         let (profile_row, challenge, nonce_until) = match &request.renewing {
             None => {
-                let secret = csr.challenge_password.as_ref().ok_or_else(|| {
-                    refuse(
-                        None,
-                        EnrolRefusal::Challenge("the request carries no challengePassword".into()),
-                    )
-                })?;
+                let secret = match (&request.challenge, &csr.challenge_password) {
+                    (Some(c), _) => c.as_str(),
+                    (None, Some(c)) => c.0.as_str(),
+                    (None, None) => {
+                        return Err(refuse(
+                            None,
+                            EnrolRefusal::Challenge("the request carries no challenge".into()),
+                        ))
+                    }
+                };
                 let c = tx
-                    .challenge_by_hash(&secret_hash(&secret.0))
+                    .challenge_by_hash(&secret_hash(secret))
                     .map_err(|e| (None, e.into()))?
                     .ok_or_else(|| refuse(None, EnrolRefusal::Challenge("unknown challenge".into())))?;
                 let pid = Some(c.profile_id.as_str());
@@ -643,11 +652,13 @@ impl Pki {
         };
         let pid = Some(profile_row.id.as_str());
         let profile = profile_from_row(&profile_row).map_err(plain(pid))?;
-        if !tx
-            .remember_nonce(&ca.row.id, &request.nonce, nonce_until, ts(now))
-            .map_err(|e| (pid.map(str::to_owned), e.into()))?
-        {
-            return Err(refuse(pid, EnrolRefusal::Replay));
+        if let Some(nonce) = &request.nonce {
+            if !tx
+                .remember_nonce(&ca.row.id, nonce, nonce_until, ts(now))
+                .map_err(|e| (pid.map(str::to_owned), e.into()))?
+            {
+                return Err(refuse(pid, EnrolRefusal::Replay));
+            }
         }
         check_against_profile(&csr, &profile).map_err(|r| refuse(pid, r))?;
         if let Some(c) = &challenge {
