@@ -76,6 +76,7 @@ fn fixture(key: KeyAlgorithm) -> Fixture {
             ekus: vec![],
             validity_days: 365,
             renewal_days: 30,
+            requires_approval: false,
         })
         .unwrap();
     let challenge = pki
@@ -168,7 +169,10 @@ fn enrolment(c: &mut Criterion) {
                         protocol: "scep",
                     }
                 },
-                |r| f.pki.enrol(&f.issuing, &r).unwrap(),
+                |r| match f.pki.enrol(&f.issuing, &r).unwrap() {
+                    cloudpki::domain::EnrolOutcome::Issued(done) => done,
+                    other => panic!("{other:?}"),
+                },
                 BatchSize::SmallInput,
             )
         });

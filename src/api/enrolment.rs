@@ -13,7 +13,7 @@ use super::error::ApiError;
 use super::{empty_ok, json_response, Api, ApiRequest, Body};
 use crate::auth::{Access, CloudPkiPermission as P};
 use crate::domain::audit as enrolment_audit;
-use crate::domain::{NewChallenge, NewProfile, Profile};
+use crate::domain::{EnrolmentRequestInfo, NewChallenge, NewProfile, Profile};
 
 const PROFILE_T: &str = "EnrolmentProfile";
 
@@ -35,6 +35,8 @@ pub(super) struct EnrolmentProfile {
     validity_in_days: u32,
     /// Renewals are accepted this many days before expiry.
     renewal_window_in_days: u32,
+    /// First enrolments wait for an administrator's approval.
+    requires_approval: bool,
     created_date_time: String,
     /// Where devices enrol.
     scep_server_url: String,
@@ -52,6 +54,7 @@ impl EnrolmentProfile {
             extended_key_usages: p.ekus.iter().map(ToString::to_string).collect(),
             validity_in_days: p.validity_days,
             renewal_window_in_days: p.renewal_days,
+            requires_approval: p.requires_approval,
             created_date_time: rfc3339(p.created_at),
             scep_server_url: scep_url.to_owned(),
         }
@@ -70,6 +73,55 @@ pub(super) struct EnrolmentChallenge {
     challenge: String,
     uses: u32,
     expiration_date_time: String,
+}
+
+/// A device's request under a profile that requires approval.
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(rename = "cloudPkiEnrolmentRequest")]
+pub(super) struct EnrolmentRequest {
+    id: String,
+    certification_authority_id: String,
+    /// The protocol's transaction (SCEP transactionID; EST: the request's SHA-256).
+    transaction_id: String,
+    profile_id: String,
+    common_name: Option<String>,
+    device_id: Option<String>,
+    requested_date_time: String,
+    /// pending, issued or rejected.
+    status: String,
+    decided_date_time: Option<String>,
+    decided_by: Option<String>,
+    /// The issued leaf certificate, once approved.
+    leaf_certificate_id: Option<String>,
+    reason: Option<String>,
+}
+
+impl From<&EnrolmentRequestInfo> for EnrolmentRequest {
+    fn from(r: &EnrolmentRequestInfo) -> Self {
+        EnrolmentRequest {
+            id: r.id.clone(),
+            certification_authority_id: r.ca_id.clone(),
+            transaction_id: r.transaction_id.clone(),
+            profile_id: r.profile_id.clone(),
+            common_name: r.common_name.clone(),
+            device_id: r.device_id.clone(),
+            requested_date_time: rfc3339(r.requested_at),
+            status: r.state.clone(),
+            decided_date_time: r.decided_at.map(rfc3339),
+            decided_by: r.decided_by.clone(),
+            leaf_certificate_id: r.leaf_id.clone(),
+            reason: r.reason.clone(),
+        }
+    }
+}
+
+/// Approving or rejecting a request.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(super) struct DecisionBody {
+    /// Recorded with the decision (and told to the device on a rejection).
+    reason: Option<String>,
 }
 
 /// Creating a profile.
@@ -91,6 +143,9 @@ pub(super) struct ProfileBody {
     validity_in_days: Option<u32>,
     /// Default 30.
     renewal_window_in_days: Option<u32>,
+    /// First enrolments wait for an administrator's approval (default false).
+    #[serde(default)]
+    requires_approval: bool,
 }
 
 /// Creating a challenge.
@@ -160,6 +215,7 @@ impl Api {
             ekus,
             validity_days: b.validity_in_days.unwrap_or(365),
             renewal_days: b.renewal_window_in_days.unwrap_or(30),
+            requires_approval: b.requires_approval,
         };
         let profile = self
             .mutate(
@@ -250,5 +306,48 @@ impl Api {
         })
         .map_err(|e| ApiError::internal(e.to_string()))?;
         Ok(json_response(StatusCode::CREATED, &value))
+    }
+
+    pub(super) async fn list_enrolment_requests(
+        &self,
+        access: &Access,
+        ca_id: &str,
+    ) -> Result<Response<Body>, ApiError> {
+        self.visible_ca(access, ca_id, &[P::ReadCas]).await?;
+        let id = ca_id.to_owned();
+        let rows = self.blocking(access, move |p| p.enrolment_requests(&id)).await?;
+        let value: Vec<EnrolmentRequest> = rows.iter().map(EnrolmentRequest::from).collect();
+        Ok(json_response(StatusCode::OK, &json!({ "value": value })))
+    }
+
+    pub(super) async fn decide_enrolment_request(
+        &self,
+        req: &ApiRequest<'_>,
+        access: &Access,
+        ca_id: &str,
+        request_id: &str,
+        approve: bool,
+    ) -> Result<Response<Body>, ApiError> {
+        let ca = self
+            .visible_ca(access, ca_id, &[P::ReadCas, P::ManageEnrolment])
+            .await?;
+        let b: DecisionBody = body(req)?;
+        if b.reason.as_ref().is_some_and(|r| r.len() > 1024) {
+            return Err(ApiError::bad_request("reason is at most 1024 characters"));
+        }
+        let (id, rid) = (ca_id.to_owned(), request_id.to_owned());
+        let decided = self
+            .mutate(
+                access,
+                enrolment_audit::ENROL,
+                ("EnrolmentRequest", request_id),
+                (ca_id, &ca.scope_tags),
+                move |p| p.decide_enrolment(&id, &rid, approve, b.reason),
+            )
+            .await?;
+        Ok(json_response(
+            StatusCode::OK,
+            &serde_json::to_value(EnrolmentRequest::from(&decided)).map_err(|e| ApiError::internal(e.to_string()))?,
+        ))
     }
 }

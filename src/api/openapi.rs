@@ -55,6 +55,7 @@ fn request_schema(op: Op, g: &mut SchemaGenerator) -> Option<Schema> {
         Op::PatchCaLeaf | Op::PatchLeaf => g.subschema_for::<PatchLeafBody>(),
         Op::CreateProfile => g.subschema_for::<super::enrolment::ProfileBody>(),
         Op::CreateChallenge => g.subschema_for::<super::enrolment::ChallengeBody>(),
+        Op::ApproveEnrolmentRequest | Op::RejectEnrolmentRequest => g.subschema_for::<super::enrolment::DecisionBody>(),
         _ => return None,
     })
 }
@@ -103,6 +104,13 @@ fn success(op: Op) -> (u16, Option<Value>) {
         Op::CreateProfile => (201, Some(component("cloudPkiEnrolmentProfile"))),
         Op::DeleteProfile => (204, None),
         Op::CreateChallenge => (201, Some(component("cloudPkiEnrolmentChallenge"))),
+        Op::ListEnrolmentRequests => (
+            200,
+            Some(value_of(
+                json!({"type": "array", "items": component("cloudPkiEnrolmentRequest")}),
+            )),
+        ),
+        Op::ApproveEnrolmentRequest | Op::RejectEnrolmentRequest => (200, Some(component("cloudPkiEnrolmentRequest"))),
     }
 }
 
@@ -226,7 +234,13 @@ fn operation(route: &Route, requests: &mut SchemaGenerator) -> Value {
         "tags": [match route.op {
             Op::AuditEvents => "auditEvents",
             Op::ListTokens | Op::RevokeToken => "cloudPkiApiTokens",
-            Op::ListProfiles | Op::CreateProfile | Op::DeleteProfile | Op::CreateChallenge => "enrolment",
+            Op::ListProfiles
+            | Op::CreateProfile
+            | Op::DeleteProfile
+            | Op::CreateChallenge
+            | Op::ListEnrolmentRequests
+            | Op::ApproveEnrolmentRequest
+            | Op::RejectEnrolmentRequest => "enrolment",
             _ => "cloudCertificationAuthority",
         }],
         "parameters": path_parameters(route).into_iter().chain(query_parameters(route.op)).collect::<Vec<_>>(),
@@ -287,6 +301,7 @@ pub fn document(public_url: &str) -> Value {
     responses.subschema_for::<ApiToken>();
     responses.subschema_for::<super::enrolment::EnrolmentProfile>();
     responses.subschema_for::<super::enrolment::EnrolmentChallenge>();
+    responses.subschema_for::<super::enrolment::EnrolmentRequest>();
     let mut paths = Map::new();
     for route in ROUTES {
         let item = paths

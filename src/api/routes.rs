@@ -33,6 +33,9 @@ pub enum Op {
     CreateProfile,
     DeleteProfile,
     CreateChallenge,
+    ListEnrolmentRequests,
+    ApproveEnrolmentRequest,
+    RejectEnrolmentRequest,
 }
 
 /// One row of the table.
@@ -73,6 +76,33 @@ const fn r(
 const CA: &str = "/cloudCertificationAuthority";
 
 pub const ROUTES: &[Route] = &[
+    r(
+        Op::ListEnrolmentRequests,
+        "GET",
+        "/cloudCertificationAuthority/{id}/enrolmentRequests",
+        "cloudCertificationAuthority_ListEnrolmentRequests",
+        "Extension: device requests under profiles that require approval, newest first",
+        false,
+        true,
+    ),
+    r(
+        Op::ApproveEnrolmentRequest,
+        "POST",
+        "/cloudCertificationAuthority/{id}/enrolmentRequests/{requestId}/approve",
+        "cloudCertificationAuthority_ApproveEnrolmentRequest",
+        "Extension: approve a pending request (the certificate is issued now; the device gets it when it polls)",
+        true,
+        true,
+    ),
+    r(
+        Op::RejectEnrolmentRequest,
+        "POST",
+        "/cloudCertificationAuthority/{id}/enrolmentRequests/{requestId}/reject",
+        "cloudCertificationAuthority_RejectEnrolmentRequest",
+        "Extension: reject a pending request (the device's next poll is refused)",
+        true,
+        true,
+    ),
     r(
         Op::ListProfiles,
         "GET",

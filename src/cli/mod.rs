@@ -138,6 +138,33 @@ pub enum Command {
     /// its request (SCEP challengePassword). Shown once; only the hash is stored.
     #[command(subcommand)]
     Challenge(ChallengeCommand),
+    /// Device requests under profiles that require approval.
+    #[command(subcommand)]
+    Enrolment(EnrolmentCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EnrolmentCommand {
+    /// A CA's requests, newest first.
+    List {
+        #[arg(long)]
+        ca: String,
+    },
+    /// Approve a pending request: its certificate is issued now, and the
+    /// device gets it when it next asks.
+    Approve {
+        #[arg(long)]
+        ca: String,
+        id: String,
+    },
+    /// Reject a pending request.
+    Reject {
+        #[arg(long)]
+        ca: String,
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -167,6 +194,9 @@ pub enum ProfileCommand {
         /// Renewals are accepted this many days before expiry.
         #[arg(long, default_value_t = 30)]
         renewal_days: u32,
+        /// First enrolments wait for an administrator (`cloudpki enrolment approve`).
+        #[arg(long)]
+        requires_approval: bool,
     },
     /// Live profiles.
     List {
@@ -596,6 +626,7 @@ fn profile_command(pki: &crate::domain::Pki, cmd: ProfileCommand, o: &mut output
             ekus,
             validity_days,
             renewal_days,
+            requires_approval,
         } => {
             let key_types = key_types
                 .iter()
@@ -619,6 +650,7 @@ fn profile_command(pki: &crate::domain::Pki, cmd: ProfileCommand, o: &mut output
                 ekus,
                 validity_days,
                 renewal_days,
+                requires_approval,
             })?;
             o.profiles(&[p])
         }
@@ -661,6 +693,13 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         }
         Command::Cert(cmd) => cert_command(&pki, cmd, &mut o),
         Command::Profile(cmd) => profile_command(&pki, cmd, &mut o),
+        Command::Enrolment(EnrolmentCommand::List { ca }) => o.enrolment_requests(&pki.enrolment_requests(&ca)?),
+        Command::Enrolment(EnrolmentCommand::Approve { ca, id }) => {
+            o.enrolment_requests(&[pki.decide_enrolment(&ca, &id, true, None)?])
+        }
+        Command::Enrolment(EnrolmentCommand::Reject { ca, id, reason }) => {
+            o.enrolment_requests(&[pki.decide_enrolment(&ca, &id, false, reason)?])
+        }
         Command::Challenge(ChallengeCommand::Create {
             profile,
             uses,

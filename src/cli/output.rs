@@ -251,6 +251,41 @@ impl<'a> Output<'a> {
         self.line(&table.to_string())
     }
 
+    pub fn enrolment_requests(&mut self, requests: &[crate::domain::EnrolmentRequestInfo]) -> Result<()> {
+        let when = |t: time::OffsetDateTime| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_else(|_| t.unix_timestamp().to_string())
+        };
+        if self.json {
+            let rows: Vec<serde_json::Value> = requests
+                .iter()
+                .map(|r| {
+                    serde_json::json!({
+                        "id": r.id, "certificationAuthorityId": r.ca_id, "transactionId": r.transaction_id,
+                        "profileId": r.profile_id, "commonName": r.common_name, "deviceId": r.device_id,
+                        "requestedDateTime": when(r.requested_at), "status": r.state,
+                        "decidedDateTime": r.decided_at.map(when), "decidedBy": r.decided_by,
+                        "leafCertificateId": r.leaf_id, "reason": r.reason,
+                    })
+                })
+                .collect();
+            return self.json_value(&rows);
+        }
+        let mut table = comfy_table::Table::new();
+        table.set_header(["ID", "COMMON NAME", "STATUS", "REQUESTED", "DECIDED BY", "LEAF"]);
+        for r in requests {
+            table.add_row([
+                r.id.clone(),
+                r.common_name.clone().unwrap_or_else(|| "-".into()),
+                r.state.clone(),
+                when(r.requested_at),
+                r.decided_by.clone().unwrap_or_else(|| "-".into()),
+                r.leaf_id.clone().unwrap_or_else(|| "-".into()),
+            ]);
+        }
+        self.line(&table.to_string())
+    }
+
     pub fn challenge(&mut self, c: &crate::domain::IssuedChallenge) -> Result<()> {
         let expires = c
             .expires_at

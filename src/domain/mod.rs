@@ -15,8 +15,8 @@ pub mod model;
 
 pub use crate::store::{LeafCursor, LeafOrder, SortKey};
 pub use engine::{
-    CaPatch, CrlScope, EnrolRefusal, EnrolRequest, Enrolled, IssuedChallenge, LeafListQuery, LeafPageRequest, NewCa,
-    NewChallenge, NewLeaf, NewProfile, Pki, Profile, ScepRa, Settings,
+    CaPatch, CrlScope, EnrolOutcome, EnrolRefusal, EnrolRequest, Enrolled, EnrolmentRequestInfo, IssuedChallenge,
+    LeafListQuery, LeafPageRequest, NewCa, NewChallenge, NewLeaf, NewProfile, Pki, Profile, ScepRa, Settings,
 };
 pub use error::PkiError;
 pub use model::*;

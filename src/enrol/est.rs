@@ -19,7 +19,7 @@ use http_body_util::Full;
 use zeroize::Zeroizing;
 
 use super::{blocking, text, Enrolment};
-use crate::domain::{EnrolRefusal, EnrolRequest, PkiError};
+use crate::domain::{EnrolOutcome, EnrolRefusal, EnrolRequest, PkiError};
 use crate::x509::scep;
 
 /// Largest EST request body: a base64 CSR.
@@ -142,19 +142,30 @@ impl Enrolment {
                     Some(Some(der)) if !der.is_empty() => der,
                     _ => return text(StatusCode::BAD_REQUEST, "the body must be a base64 PKCS#10 request\n"),
                 };
+                // EST has no transaction ID: a client waiting for approval
+                // sends the same request again (RFC 7030 §4.2.3), so the
+                // request's hash names it.
+                let transaction_id =
+                    crate::x509::hex_upper(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &csr).as_ref());
                 let request = EnrolRequest {
                     csr,
                     renewing: current,
                     challenge: if renewing { None } else { challenge },
-                    transaction_id: uuid::Uuid::new_v4().simple().to_string(),
+                    transaction_id,
                     nonce: None,
                     protocol: "est",
                 };
                 match blocking(move || pki.enrol(&id, &request)).await {
-                    Ok(done) => match scep::certs_only(&[done.der], None) {
+                    Ok(EnrolOutcome::Issued(done)) => match scep::certs_only(&[done.der], None) {
                         Ok(der) => pkcs7(&der),
                         Err(e) => self.unavailable(&e.into()),
                     },
+                    Ok(EnrolOutcome::Pending { .. }) => {
+                        let mut r = text(StatusCode::ACCEPTED, "waiting for an administrator's approval\n");
+                        r.headers_mut()
+                            .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
+                        r
+                    }
                     Err(e) => refused(&e).unwrap_or_else(|| self.unavailable(&e)),
                 }
             }

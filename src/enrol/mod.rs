@@ -14,7 +14,7 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Method, Response, StatusCode};
 use http_body_util::Full;
 
-use crate::domain::{EnrolRefusal, EnrolRequest, Pki, PkiError};
+use crate::domain::{EnrolOutcome, EnrolRefusal, EnrolRequest, Pki, PkiError};
 use crate::x509::scep::{self, FailInfo, MessageType, Refusal, Reply};
 
 /// What GetCACaps advertises: exactly what is implemented. SHA-384 matters
@@ -215,14 +215,17 @@ pub fn operate(pki: &Pki, ca_id: &str, der: &[u8]) -> Result<Operated, PkiError>
     let Some(ra) = pki.scep_ra(ca_id)? else {
         return Ok(Operated::NoRa);
     };
-    let (certs, cipher, failure) = match decide(pki, ca_id, &ra, &request) {
-        Decision::Issued(certs, cipher) => (certs, cipher, None),
-        Decision::Refused(r) => (Vec::new(), scep::ContentCipher::Aes128, Some(r)),
+    let aes = scep::ContentCipher::Aes128;
+    let (certs, cipher, failure, pending) = match decide(pki, ca_id, &ra, &request) {
+        Decision::Issued(certs, cipher) => (certs, cipher, None, false),
+        Decision::Pending => (Vec::new(), aes, None, true),
+        Decision::Refused(r) => (Vec::new(), aes, Some(r), false),
         Decision::Error(e) => return Err(e),
     };
-    let reply = match &failure {
-        Some(r) => Reply::Failure(r),
-        None => Reply::Success { certs: &certs, cipher },
+    let reply = match (&failure, pending) {
+        (Some(r), _) => Reply::Failure(r),
+        (None, true) => Reply::Pending,
+        (None, false) => Reply::Success { certs: &certs, cipher },
     };
     Ok(Operated::CertRep(scep::cert_rep(
         &ra.key,
@@ -235,8 +238,22 @@ pub fn operate(pki: &Pki, ca_id: &str, der: &[u8]) -> Result<Operated, PkiError>
 
 enum Decision {
     Issued(Vec<Vec<u8>>, scep::ContentCipher),
+    Pending,
     Refused(Refusal),
     Error(PkiError),
+}
+
+impl Decision {
+    fn of(outcome: Result<EnrolOutcome, PkiError>, cipher: scep::ContentCipher) -> Self {
+        match outcome {
+            Ok(EnrolOutcome::Issued(done)) => Decision::Issued(vec![done.der, done.ca_der], cipher),
+            Ok(EnrolOutcome::Pending { .. }) => Decision::Pending,
+            Err(e) => match refusal_of(&e) {
+                Some(r) => Decision::Refused(r),
+                None => Decision::Error(e),
+            },
+        }
+    }
 }
 
 /// Decides a parsed, RA-addressed request.
@@ -274,13 +291,7 @@ fn decide(pki: &Pki, ca_id: &str, ra: &crate::domain::ScepRa, request: &scep::Re
                 nonce: Some(header.sender_nonce.clone()),
                 protocol: "scep",
             };
-            match pki.enrol(ca_id, &req) {
-                Ok(done) => Decision::Issued(vec![done.der, done.ca_der], cipher),
-                Err(e) => match refusal_of(&e) {
-                    Some(r) => Decision::Refused(r),
-                    None => Decision::Error(e),
-                },
-            }
+            Decision::of(pki.enrol(ca_id, &req), cipher)
         }
         MessageType::GetCert => {
             let found = scep::issuer_and_serial(&inner).map_err(PkiError::from).and_then(|ias| {
@@ -296,12 +307,9 @@ fn decide(pki: &Pki, ca_id: &str, ra: &crate::domain::ScepRa, request: &scep::Re
                 },
             }
         }
-        // Every request is decided at once (no manual approval yet), so
-        // there is never a pending one to poll.
-        MessageType::CertPoll => Decision::Refused(Refusal::new(
-            FailInfo::BadCertId,
-            "no pending request with this transactionID",
-        )),
+        // A request waiting for approval: its transactionID names it (the
+        // IssuerAndSubject inside says nothing more).
+        MessageType::CertPoll => Decision::of(pki.poll_enrolment(ca_id, &header.transaction_id), cipher),
         MessageType::GetCrl => Decision::Refused(Refusal::new(
             FailInfo::BadRequest,
             "fetch the CRL from the certificate's CRL distribution point",

@@ -389,6 +389,7 @@ CREATE TABLE enrolment_profiles (
     ekus          TEXT NOT NULL,
     validity_days INTEGER NOT NULL,
     renewal_days  INTEGER NOT NULL,
+    requires_approval INTEGER NOT NULL DEFAULT 0,
     created_at    INTEGER NOT NULL,
     created_by    TEXT NOT NULL,
     removed_at    INTEGER
@@ -424,6 +425,21 @@ CREATE TABLE enrolments (
     transaction_id TEXT NOT NULL,
     at             INTEGER NOT NULL
 );
+CREATE TABLE enrolment_requests (
+    id             TEXT PRIMARY KEY,
+    ca_id          TEXT NOT NULL,
+    transaction_id TEXT NOT NULL,
+    profile_id     TEXT NOT NULL,
+    csr            BLOB NOT NULL,
+    device_id      TEXT,
+    requested_at   INTEGER NOT NULL,
+    state          TEXT NOT NULL,
+    decided_at     INTEGER,
+    decided_by     TEXT,
+    leaf_id        TEXT,
+    reason         TEXT,
+    UNIQUE (ca_id, transaction_id)
+);
 "#,
         postgres: r#"
 CREATE TABLE enrolment_profiles (
@@ -436,6 +452,7 @@ CREATE TABLE enrolment_profiles (
     ekus          TEXT NOT NULL,
     validity_days BIGINT NOT NULL,
     renewal_days  BIGINT NOT NULL,
+    requires_approval BOOLEAN NOT NULL DEFAULT FALSE,
     created_at    BIGINT NOT NULL,
     created_by    TEXT NOT NULL,
     removed_at    BIGINT
@@ -470,6 +487,21 @@ CREATE TABLE enrolments (
     profile_id     TEXT NOT NULL,
     transaction_id TEXT NOT NULL,
     at             BIGINT NOT NULL
+);
+CREATE TABLE enrolment_requests (
+    id             TEXT PRIMARY KEY,
+    ca_id          TEXT NOT NULL,
+    transaction_id TEXT NOT NULL,
+    profile_id     TEXT NOT NULL,
+    csr            BYTEA NOT NULL,
+    device_id      TEXT,
+    requested_at   BIGINT NOT NULL,
+    state          TEXT NOT NULL,
+    decided_at     BIGINT,
+    decided_by     TEXT,
+    leaf_id        TEXT,
+    reason         TEXT,
+    UNIQUE (ca_id, transaction_id)
 );
 "#,
     },

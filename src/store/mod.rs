@@ -180,9 +180,30 @@ pub struct ProfileRow {
     pub ekus: String,
     pub validity_days: i64,
     pub renewal_days: i64,
+    /// Requests wait for an administrator's approval.
+    pub requires_approval: bool,
     pub created_at: i64,
     pub created_by: String,
     pub removed_at: Option<i64>,
+}
+
+/// A device's request waiting for (or decided by) an administrator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrolmentRequestRow {
+    pub id: String,
+    pub ca_id: String,
+    pub transaction_id: String,
+    pub profile_id: String,
+    /// DER PKCS#10.
+    pub csr: Vec<u8>,
+    pub device_id: Option<String>,
+    pub requested_at: i64,
+    /// "pending", "issued" or "rejected".
+    pub state: String,
+    pub decided_at: Option<i64>,
+    pub decided_by: Option<String>,
+    pub leaf_id: Option<String>,
+    pub reason: Option<String>,
 }
 
 /// An enrolment challenge; the secret itself is never stored.
@@ -660,6 +681,17 @@ pub trait Tx {
     fn put_enrolment(&mut self, leaf_id: &str, profile_id: &str, transaction_id: &str, at: i64) -> Result<()>;
     /// The profile a leaf was enrolled under, if it was enrolled.
     fn enrolment_profile(&mut self, leaf_id: &str) -> Result<Option<String>>;
+    fn insert_enrolment_request(&mut self, row: &EnrolmentRequestRow) -> Result<()>;
+    fn enrolment_request(&mut self, id: &str) -> Result<Option<EnrolmentRequestRow>>;
+    fn enrolment_request_by_transaction(
+        &mut self,
+        ca_id: &str,
+        transaction_id: &str,
+    ) -> Result<Option<EnrolmentRequestRow>>;
+    /// A CA's requests, newest first (at most `limit`).
+    fn enrolment_requests(&mut self, ca_id: &str, limit: u32) -> Result<Vec<EnrolmentRequestRow>>;
+    /// Writes a decision; false unless the request was still pending.
+    fn decide_enrolment_request(&mut self, row: &EnrolmentRequestRow) -> Result<bool>;
 
     /// Appends to the change log; returns the new sequence number.
     fn append_change(&mut self, at: i64, kind: ChangeKind, ca_id: &str, leaf_id: Option<&str>) -> Result<i64>;

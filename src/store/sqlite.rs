@@ -9,14 +9,14 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::rows::{CHALLENGE_COLUMNS, PROFILE_COLUMNS};
+use super::rows::{CHALLENGE_COLUMNS, ENROLMENT_REQUEST_COLUMNS, PROFILE_COLUMNS};
 
 use super::migrations::MIGRATIONS;
 use super::rows::{self, Columns, Dialect, Value, CA_COLUMNS, LEAF_COLUMNS, LEAF_STATUS_COLUMNS};
 use super::{
-    AuditRow, CaRow, ChallengeRow, Change, ChangeKind, CrlRow, CrlScopeKey, DelegateRow, LeafFilter, LeafQuery,
-    LeafRow, LeafStatusRow, Presigned, ProfileRow, ResponderCertRow, ResponderRow, Result, RevocationReason,
-    SealedTable, Store, StoreError, TokenRow, Tx, TxMode,
+    AuditRow, CaRow, ChallengeRow, Change, ChangeKind, CrlRow, CrlScopeKey, DelegateRow, EnrolmentRequestRow,
+    LeafFilter, LeafQuery, LeafRow, LeafStatusRow, Presigned, ProfileRow, ResponderCertRow, ResponderRow, Result,
+    RevocationReason, SealedTable, Store, StoreError, TokenRow, Tx, TxMode,
 };
 
 /// How long a writer waits for another process's write lock before failing.
@@ -882,7 +882,9 @@ impl Tx for SqliteTx<'_> {
 
     fn insert_profile(&mut self, p: &ProfileRow) -> Result<()> {
         self.conn.execute(
-            &format!("INSERT INTO enrolment_profiles ({PROFILE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+            &format!(
+                "INSERT INTO enrolment_profiles ({PROFILE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ),
             params![
                 p.id,
                 p.ca_id,
@@ -893,6 +895,7 @@ impl Tx for SqliteTx<'_> {
                 p.ekus,
                 p.validity_days,
                 p.renewal_days,
+                p.requires_approval,
                 p.created_at,
                 p.created_by,
                 p.removed_at
@@ -1034,6 +1037,75 @@ impl Tx for SqliteTx<'_> {
             .optional()?)
     }
 
+    fn insert_enrolment_request(&mut self, q: &EnrolmentRequestRow) -> Result<()> {
+        self.conn.execute(
+            &format!(
+                "INSERT INTO enrolment_requests ({ENROLMENT_REQUEST_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ),
+            params![
+                q.id,
+                q.ca_id,
+                q.transaction_id,
+                q.profile_id,
+                q.csr,
+                q.device_id,
+                q.requested_at,
+                q.state,
+                q.decided_at,
+                q.decided_by,
+                q.leaf_id,
+                q.reason
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn enrolment_request(&mut self, id: &str) -> Result<Option<EnrolmentRequestRow>> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT {ENROLMENT_REQUEST_COLUMNS} FROM enrolment_requests WHERE id = ?"),
+                [id],
+                enrolment_request_row,
+            )
+            .optional()?)
+    }
+
+    fn enrolment_request_by_transaction(
+        &mut self,
+        ca_id: &str,
+        transaction_id: &str,
+    ) -> Result<Option<EnrolmentRequestRow>> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!(
+                    "SELECT {ENROLMENT_REQUEST_COLUMNS} FROM enrolment_requests WHERE ca_id = ? AND transaction_id = ?"
+                ),
+                params![ca_id, transaction_id],
+                enrolment_request_row,
+            )
+            .optional()?)
+    }
+
+    fn enrolment_requests(&mut self, ca_id: &str, limit: u32) -> Result<Vec<EnrolmentRequestRow>> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {ENROLMENT_REQUEST_COLUMNS} FROM enrolment_requests WHERE ca_id = ?
+             ORDER BY requested_at DESC, id LIMIT ?"
+        ))?;
+        let rows = stmt.query_map(params![ca_id, limit], enrolment_request_row)?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    fn decide_enrolment_request(&mut self, q: &EnrolmentRequestRow) -> Result<bool> {
+        let n = self.conn.execute(
+            "UPDATE enrolment_requests SET state = ?, decided_at = ?, decided_by = ?, leaf_id = ?, reason = ?
+             WHERE id = ? AND state = 'pending'",
+            params![q.state, q.decided_at, q.decided_by, q.leaf_id, q.reason, q.id],
+        )?;
+        Ok(n == 1)
+    }
+
     fn append_change(&mut self, at: i64, kind: ChangeKind, ca_id: &str, leaf_id: Option<&str>) -> Result<i64> {
         self.conn
             .prepare_cached("INSERT INTO changes (at, kind, ca_id, leaf_id) VALUES (?, ?, ?, ?)")?
@@ -1098,9 +1170,27 @@ fn profile_row(r: &Row<'_>) -> rusqlite::Result<ProfileRow> {
         ekus: r.get(6)?,
         validity_days: r.get(7)?,
         renewal_days: r.get(8)?,
-        created_at: r.get(9)?,
-        created_by: r.get(10)?,
-        removed_at: r.get(11)?,
+        requires_approval: r.get(9)?,
+        created_at: r.get(10)?,
+        created_by: r.get(11)?,
+        removed_at: r.get(12)?,
+    })
+}
+
+fn enrolment_request_row(r: &Row<'_>) -> rusqlite::Result<EnrolmentRequestRow> {
+    Ok(EnrolmentRequestRow {
+        id: r.get(0)?,
+        ca_id: r.get(1)?,
+        transaction_id: r.get(2)?,
+        profile_id: r.get(3)?,
+        csr: r.get(4)?,
+        device_id: r.get(5)?,
+        requested_at: r.get(6)?,
+        state: r.get(7)?,
+        decided_at: r.get(8)?,
+        decided_by: r.get(9)?,
+        leaf_id: r.get(10)?,
+        reason: r.get(11)?,
     })
 }
 

@@ -892,6 +892,67 @@ fn strongswan_enrols_and_re_enrols_by_est_over_tls() {
     assert_eq!(plain.status, 404);
     assert!(String::from_utf8_lossy(&plain.body).contains("TLS listener"));
 
+    // A profile that requires approval: 202 and Retry-After, then, once
+    // approved, the same request gets its certificate.
+    let held = env.json(&[
+        "profile",
+        "create",
+        "--ca",
+        &issuing,
+        "--name",
+        "held",
+        "--key-type",
+        "eCP256",
+        "--requires-approval",
+    ])[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let held_challenge = env.json(&["challenge", "create", "--profile", &held])["challenge"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, csr5) = csr("est5");
+    let body = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(std::fs::read(&csr5).unwrap())
+    };
+    let post = || {
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                "-i",
+                "--cacert",
+                &s(&tls_ca),
+                "-u",
+                &format!("x:{held_challenge}"),
+                "-H",
+                "Content-Type: application/pkcs10",
+                "--data-binary",
+                &body,
+                &format!("https://{tls_addr}/.well-known/est/{issuing}/simpleenroll"),
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let first = post();
+    assert!(first.starts_with("HTTP/1.1 202"), "{first}");
+    assert!(first.to_ascii_lowercase().contains("retry-after: 30"), "{first}");
+    let again = post();
+    assert!(
+        again.starts_with("HTTP/1.1 202"),
+        "the same request is still waiting: {again}"
+    );
+    let id = request_in(&env, &issuing, "est1.devices.example", "pending");
+    env.json(&["enrolment", "approve", "--ca", &issuing, &id]);
+    let issued = post();
+    assert!(issued.starts_with("HTTP/1.1 200"), "{issued}");
+    assert!(
+        issued.contains("application/pkcs7-mime; smime-type=certs-only"),
+        "{issued}"
+    );
+
     // The certificate files change: the listener presents the new one.
     assert_eq!(served_serial(tls_addr, &tls_ca), "1001");
     let (_, cert2, key2) = tls_files(&dir, "0x1002");
@@ -905,4 +966,108 @@ fn strongswan_enrols_and_re_enrols_by_est_over_tls() {
         );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
+}
+
+/// Waits for the CA's first request in `state`; returns its id.
+fn request_in(env: &Env, ca: &str, cn: &str, state: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let list = env.json(&["enrolment", "list", "--ca", ca]);
+        if let Some(r) = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["commonName"] == cn && r["status"] == state)
+        {
+            return r["id"].as_str().unwrap().to_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {state} request for {cn}: {list}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn approval_holds_scep_devices_pending_until_an_administrator_decides() {
+    let env = Env::new();
+    let server = env.server();
+    let s = setup(&env, &server, "rsa2048", &["--requires-approval"]);
+    let spawn = |name: &str, cn: &str| {
+        let key = s.key(&format!("{name}.key"), "2048");
+        let c = |f: &str| s.certs.join(f).to_str().unwrap().to_owned();
+        Command::new("pki")
+            .args([
+                "--scep",
+                "--url",
+                &s.url(),
+                "--in",
+                key.to_str().unwrap(),
+                "--dn",
+                &format!("CN={cn}"),
+                "--password",
+                &s.challenge(&[]),
+                "--cacert-enc",
+                &c("ra.der"),
+                "--cacert-sig",
+                &c("ra.der"),
+                "--cacert",
+                &c("ca-1.der"),
+                "--cacert",
+                &c("ca.der"),
+                "--outform",
+                "pem",
+                "--interval",
+                "1",
+                "--maxpolltime",
+                "60",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // Approved: the device polls (CertPoll) until the certificate is there.
+    let device = spawn("held", "held.devices.example");
+    let id = request_in(&env, &s.issuing, "held.devices.example", "pending");
+    std::thread::sleep(std::time::Duration::from_millis(1500)); // at least one poll answered PENDING
+    let approved = env.json(&["enrolment", "approve", "--ca", &s.issuing, &id]);
+    assert_eq!(approved[0]["status"], "issued");
+    let out = device.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(
+        log.contains("PENDING") || log.contains("pending"),
+        "the device was told to wait: {log}"
+    );
+    let cert = env.path("held.pem");
+    std::fs::write(&cert, &out.stdout).unwrap();
+    s.check_issued(&cert, "held.devices.example");
+    assert_eq!(
+        crate::support::serial_of(&cert),
+        env.json(&["cert", "show", approved[0]["leafCertificateId"].as_str().unwrap()])["serialNumber"]
+            .as_str()
+            .unwrap()
+    );
+
+    // Rejected: the next poll is a FAILURE.
+    let device = spawn("refused", "refused.devices.example");
+    let id = request_in(&env, &s.issuing, "refused.devices.example", "pending");
+    env.json(&[
+        "enrolment",
+        "reject",
+        "--ca",
+        &s.issuing,
+        &id,
+        "--reason",
+        "unknown device",
+    ]);
+    let out = device.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(fail_info(&log).starts_with("badRequest"), "{log}");
+    // Decided once only.
+    let err = env.fails(&["enrolment", "approve", "--ca", &s.issuing, &id]);
+    assert!(err.contains("already decided"), "{err}");
 }

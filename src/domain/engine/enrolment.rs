@@ -61,6 +61,8 @@ pub struct Profile {
     pub validity_days: u32,
     /// A renewal is accepted this many days before the current certificate expires.
     pub renewal_days: u32,
+    /// First enrolments wait for an administrator (renewals do not).
+    pub requires_approval: bool,
     pub created_at: OffsetDateTime,
 }
 
@@ -77,6 +79,7 @@ pub struct NewProfile {
     pub ekus: Vec<ObjectIdentifier>,
     pub validity_days: u32,
     pub renewal_days: u32,
+    pub requires_approval: bool,
 }
 
 /// What an administrator asks for when creating a challenge.
@@ -136,6 +139,15 @@ pub struct EnrolRequest {
     pub protocol: &'static str,
 }
 
+/// How one issuance came about (for the leaf's record and the audit trail).
+struct Enrolment<'a> {
+    device_id: Option<String>,
+    protocol: &'a str,
+    transaction_id: &'a str,
+    renewal: bool,
+    now: OffsetDateTime,
+}
+
 /// An issued enrolment: the leaf, its DER and the issuing CA's certificate.
 #[derive(Debug, Clone)]
 pub struct Enrolled {
@@ -143,6 +155,56 @@ pub struct Enrolled {
     pub der: Vec<u8>,
     pub ca_der: Vec<u8>,
     pub profile_id: String,
+}
+
+/// What became of a request: issued now, or waiting for an administrator.
+#[derive(Debug, Clone)]
+pub enum EnrolOutcome {
+    Issued(Box<Enrolled>),
+    /// The profile requires approval: the device asks again (SCEP CertPoll,
+    /// or the same request) until an administrator decides.
+    Pending {
+        request_id: String,
+    },
+}
+
+/// A request waiting for (or decided by) an administrator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrolmentRequestInfo {
+    pub id: String,
+    pub ca_id: String,
+    pub transaction_id: String,
+    pub profile_id: String,
+    /// The requested subject's common name.
+    pub common_name: Option<String>,
+    pub device_id: Option<String>,
+    pub requested_at: OffsetDateTime,
+    /// "pending", "issued" or "rejected".
+    pub state: String,
+    pub decided_at: Option<OffsetDateTime>,
+    pub decided_by: Option<String>,
+    pub leaf_id: Option<String>,
+    pub reason: Option<String>,
+}
+
+fn request_info(r: &crate::store::EnrolmentRequestRow) -> Result<EnrolmentRequestInfo> {
+    let common_name = <x509_cert::request::CertReq as der::Decode>::from_der(&r.csr)
+        .ok()
+        .and_then(|c| names::common_name(&c.info.subject));
+    Ok(EnrolmentRequestInfo {
+        id: r.id.clone(),
+        ca_id: r.ca_id.clone(),
+        transaction_id: r.transaction_id.clone(),
+        profile_id: r.profile_id.clone(),
+        common_name,
+        device_id: r.device_id.clone(),
+        requested_at: from_ts(r.requested_at)?,
+        state: r.state.clone(),
+        decided_at: r.decided_at.map(from_ts).transpose()?,
+        decided_by: r.decided_by.clone(),
+        leaf_id: r.leaf_id.clone(),
+        reason: r.reason.clone(),
+    })
 }
 
 fn split(list: &str) -> Vec<String> {
@@ -164,6 +226,7 @@ fn profile_from_row(row: &ProfileRow) -> Result<Profile> {
         ekus: row.ekus.split_whitespace().map(parse_oid).collect::<Result<_>>()?,
         validity_days: u32::try_from(row.validity_days).map_err(|_| corrupt("profile validity"))?,
         renewal_days: u32::try_from(row.renewal_days).map_err(|_| corrupt("profile renewal window"))?,
+        requires_approval: row.requires_approval,
         created_at: from_ts(row.created_at)?,
     })
 }
@@ -313,6 +376,7 @@ impl Pki {
             ekus: ekus.iter().map(ToString::to_string).collect::<Vec<_>>().join(" "),
             validity_days: i64::from(new.validity_days),
             renewal_days: i64::from(new.renewal_days),
+            requires_approval: new.requires_approval,
             created_at: ts(now),
             created_by: audit::current_actor(),
             removed_at: None,
@@ -536,7 +600,7 @@ impl Pki {
     /// Decides one device request and, if it is allowed, issues its
     /// certificate. A refusal is audited (naming the profile when known) and
     /// returned as [`PkiError::Enrolment`].
-    pub fn enrol(&self, ca_id: &str, request: &EnrolRequest) -> Result<Enrolled> {
+    pub fn enrol(&self, ca_id: &str, request: &EnrolRequest) -> Result<EnrolOutcome> {
         match self.try_enrol(ca_id, request) {
             Ok(done) => Ok(done),
             Err((profile, e)) => {
@@ -556,7 +620,7 @@ impl Pki {
         &self,
         ca_id: &str,
         request: &EnrolRequest,
-    ) -> std::result::Result<Enrolled, (Option<String>, PkiError)> {
+    ) -> std::result::Result<EnrolOutcome, (Option<String>, PkiError)> {
         let refuse = |p: Option<&str>, r: EnrolRefusal| (p.map(str::to_owned), PkiError::Enrolment(r));
         let plain = |p: Option<&str>| {
             let p = p.map(str::to_owned);
@@ -565,6 +629,22 @@ impl Pki {
         let now = self.clock.now();
         let mut tx = self.store.begin(TxMode::Write).map_err(|e| (None, e.into()))?;
         let ca = self.load_ca(tx.as_mut(), ca_id, now).map_err(plain(None))?;
+        // The same transaction again is a poll (RFC 8894 §3.3.3; an EST
+        // client repeats its request): answered from what was decided.
+        if let Some(existing) = tx
+            .enrolment_request_by_transaction(&ca.row.id, &request.transaction_id)
+            .map_err(|e| (None, e.into()))?
+        {
+            if existing.csr != request.csr {
+                return Err(refuse(
+                    Some(&existing.profile_id),
+                    EnrolRefusal::NotAllowed("this transaction ID belongs to another request".into()),
+                ));
+            }
+            return self
+                .answer_existing(tx.as_mut(), &ca, &existing)
+                .map_err(|e| (Some(existing.profile_id.clone()), e));
+        }
         let facts = ca.facts(tx.as_mut(), now, Action::IssueLeaf).map_err(plain(None))?;
         if let Err(r) = lifecycle::check(Action::IssueLeaf, facts) {
             return Err(refuse(None, EnrolRefusal::NotAllowed(r.to_string())));
@@ -669,62 +749,243 @@ impl Pki {
                 return Err(refuse(pid, EnrolRefusal::Challenge("the challenge is used up".into())));
             }
         }
+        let device_id = challenge.as_ref().and_then(|c| c.device_id.clone());
+        if profile.requires_approval && request.renewing.is_none() {
+            let row = crate::store::EnrolmentRequestRow {
+                id: format!("enr-{}", uuid::Uuid::new_v4().simple()),
+                ca_id: ca.row.id.clone(),
+                transaction_id: request.transaction_id.clone(),
+                profile_id: profile.id.clone(),
+                csr: request.csr.clone(),
+                device_id,
+                requested_at: ts(now),
+                state: "pending".into(),
+                decided_at: None,
+                decided_by: None,
+                leaf_id: None,
+                reason: None,
+            };
+            (|| {
+                tx.insert_enrolment_request(&row)?;
+                let tags = stored_scope_tags(tx.as_mut(), &ca.row.id)?;
+                tx.append_audit(&audit_row(
+                    now,
+                    ENROL,
+                    ("EnrolmentRequest", &row.id),
+                    "success",
+                    &format!(
+                        "{} request under profile {} awaits approval (transaction {})",
+                        request.protocol, profile.id, request.transaction_id
+                    ),
+                    &tags,
+                ))?;
+                self.commit(tx)
+            })()
+            .map_err(plain(pid))?;
+            return Ok(EnrolOutcome::Pending { request_id: row.id });
+        }
+        let issued = self
+            .issue_enrolled(
+                tx.as_mut(),
+                &ca,
+                &csr,
+                &request.csr,
+                &profile,
+                Enrolment {
+                    device_id,
+                    protocol: request.protocol,
+                    transaction_id: &request.transaction_id,
+                    renewal: request.renewing.is_some(),
+                    now,
+                },
+            )
+            .map_err(plain(pid))?;
+        self.commit(tx).map_err(plain(pid))?;
+        Ok(EnrolOutcome::Issued(Box::new(issued)))
+    }
+
+    /// Issues an allowed request inside `tx` (not committed): the leaf, its
+    /// enrolment record and audit event.
+    fn issue_enrolled(
+        &self,
+        tx: &mut dyn Tx,
+        ca: &LoadedCa,
+        csr: &csr::VerifiedCsr,
+        csr_der: &[u8],
+        profile: &Profile,
+        e: Enrolment<'_>,
+    ) -> Result<Enrolled> {
         let ekus = if csr.requested_ekus.is_empty() {
             profile.ekus.clone()
         } else {
             csr.requested_ekus.clone()
         };
         let new_leaf = NewLeaf {
-            csr: request.csr.clone(),
+            csr: csr_der.to_vec(),
             device_name: names::common_name(&csr.subject),
             user_principal_name: None,
-            device_id: challenge.as_ref().and_then(|c| c.device_id.clone()),
+            device_id: e.device_id,
             user_id: None,
             device_platform: None,
             validity_days: Some(profile.validity_days),
         };
-        let out = (|| {
-            let signer = self.signer(tx.as_mut(), &ca)?;
-            let responder = self.responder(tx.as_mut(), &ca, now)?;
-            let keys = IssuingKeys {
-                ca: &ca,
-                ca_cert: ca.cert()?,
-                signer,
-                responder,
+        let signer = self.signer(tx, ca)?;
+        let responder = self.responder(tx, ca, e.now)?;
+        let keys = IssuingKeys {
+            ca,
+            ca_cert: ca.cert()?,
+            signer,
+            responder,
+        };
+        let prepared = (csr.clone(), ekus, "Unknown".to_owned());
+        let (leaf, der) = self.build_leaf(tx, &keys, &prepared, &new_leaf, e.now)?;
+        tx.put_enrolment(&leaf.id, &profile.id, e.transaction_id, ts(e.now))?;
+        let tags = stored_scope_tags(tx, &ca.row.id)?;
+        tx.append_audit(&audit_row(
+            e.now,
+            ENROL,
+            ("CloudCertificationAuthorityLeafCertificate", &leaf.id),
+            "success",
+            &format!(
+                "{} {} under profile {} (transaction {})",
+                e.protocol,
+                if e.renewal { "renewal" } else { "enrolment" },
+                profile.id,
+                e.transaction_id
+            ),
+            &tags,
+        ))?;
+        Ok(Enrolled {
+            leaf,
+            der,
+            ca_der: ca.row.cert.clone().unwrap_or_default(),
+            profile_id: profile.id.clone(),
+        })
+    }
+
+    /// The answer to a request already recorded (waiting or decided).
+    fn answer_existing(
+        &self,
+        tx: &mut dyn Tx,
+        ca: &LoadedCa,
+        r: &crate::store::EnrolmentRequestRow,
+    ) -> Result<EnrolOutcome> {
+        match (r.state.as_str(), &r.leaf_id) {
+            ("pending", _) => Ok(EnrolOutcome::Pending {
+                request_id: r.id.clone(),
+            }),
+            ("issued", Some(leaf_id)) => {
+                let row = tx
+                    .leaf(leaf_id)?
+                    .ok_or_else(|| corrupt("issued request without its leaf"))?;
+                let now = self.clock.now();
+                Ok(EnrolOutcome::Issued(Box::new(Enrolled {
+                    leaf: self.leaf_record(&row, now)?,
+                    der: row.der,
+                    ca_der: ca.row.cert.clone().unwrap_or_default(),
+                    profile_id: r.profile_id.clone(),
+                })))
+            }
+            _ => Err(PkiError::Enrolment(EnrolRefusal::NotAllowed(format!(
+                "the request was rejected by an administrator{}",
+                r.reason.as_deref().map(|why| format!(": {why}")).unwrap_or_default()
+            )))),
+        }
+    }
+
+    /// SCEP CertPoll: what became of the request with this transaction ID.
+    pub fn poll_enrolment(&self, ca_id: &str, transaction_id: &str) -> Result<EnrolOutcome> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin(TxMode::Read)?;
+        let ca = self.load_ca(tx.as_mut(), ca_id, now)?;
+        match tx.enrolment_request_by_transaction(&ca.row.id, transaction_id)? {
+            Some(r) => self.answer_existing(tx.as_mut(), &ca, &r),
+            None => Err(PkiError::Enrolment(EnrolRefusal::Certificate(
+                "no request with this transaction ID".into(),
+            ))),
+        }
+    }
+
+    /// A CA's enrolment requests, newest first.
+    pub fn enrolment_requests(&self, ca_id: &str) -> Result<Vec<EnrolmentRequestInfo>> {
+        let mut tx = self.store.begin(TxMode::Read)?;
+        tx.enrolment_requests(ca_id, 1000)?.iter().map(request_info).collect()
+    }
+
+    /// An administrator approves (issuing the certificate now: the device
+    /// gets it at its next poll) or rejects a pending request.
+    pub fn decide_enrolment(
+        &self,
+        ca_id: &str,
+        request_id: &str,
+        approve: bool,
+        reason: Option<String>,
+    ) -> Result<EnrolmentRequestInfo> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin(TxMode::Write)?;
+        let mut row = match tx.enrolment_request(request_id)? {
+            Some(r) if r.ca_id == ca_id => r,
+            _ => {
+                return Err(PkiError::NotFound {
+                    what: "enrolment request",
+                    id: request_id.to_owned(),
+                })
+            }
+        };
+        if row.state != "pending" {
+            return Err(PkiError::Invalid(format!(
+                "the request was already decided ({})",
+                row.state
+            )));
+        }
+        let ca = self.load_ca(tx.as_mut(), ca_id, now)?;
+        row.decided_at = Some(ts(now));
+        row.decided_by = Some(audit::current_actor());
+        row.reason = reason;
+        if approve {
+            lifecycle::check(Action::IssueLeaf, ca.facts(tx.as_mut(), now, Action::IssueLeaf)?)?;
+            let profile = match tx.profile(&row.profile_id)? {
+                Some(p) if p.removed_at.is_none() => profile_from_row(&p)?,
+                _ => return Err(PkiError::Invalid("the request's profile was removed".into())),
             };
-            let prepared = (csr.clone(), ekus, "Unknown".to_owned());
-            let (leaf, der) = self.build_leaf(tx.as_mut(), &keys, &prepared, &new_leaf, now)?;
-            tx.put_enrolment(&leaf.id, &profile.id, &request.transaction_id, ts(now))?;
-            let tags = stored_scope_tags(tx.as_mut(), &ca.row.id)?;
+            let csr = csr::verify(&row.csr, MIN_LEAF_STRENGTH)
+                .map_err(|e| PkiError::Rejected(format!("certificate signing request: {e}")))?;
+            let issued = self.issue_enrolled(
+                tx.as_mut(),
+                &ca,
+                &csr,
+                &row.csr,
+                &profile,
+                Enrolment {
+                    device_id: row.device_id.clone(),
+                    protocol: "approval",
+                    transaction_id: &row.transaction_id,
+                    renewal: false,
+                    now,
+                },
+            )?;
+            row.state = "issued".into();
+            row.leaf_id = Some(issued.leaf.id);
+        } else {
+            row.state = "rejected".into();
+            let tags = stored_scope_tags(tx.as_mut(), ca_id)?;
             tx.append_audit(&audit_row(
                 now,
                 ENROL,
-                ("CloudCertificationAuthorityLeafCertificate", &leaf.id),
-                "success",
+                ("EnrolmentRequest", &row.id),
+                "failure",
                 &format!(
-                    "{} {} under profile {} (transaction {})",
-                    request.protocol,
-                    if request.renewing.is_some() {
-                        "renewal"
-                    } else {
-                        "enrolment"
-                    },
-                    profile.id,
-                    request.transaction_id
+                    "rejected by an administrator: {}",
+                    row.reason.as_deref().unwrap_or("no reason given")
                 ),
                 &tags,
             ))?;
-            Ok::<_, PkiError>((leaf, der))
-        })()
-        .map_err(plain(pid))?;
-        let ca_der = ca.row.cert.clone().unwrap_or_default();
-        self.commit(tx).map_err(plain(pid))?;
-        Ok(Enrolled {
-            leaf: out.0,
-            der: out.1,
-            ca_der,
-            profile_id: profile.id,
-        })
+        }
+        if !tx.decide_enrolment_request(&row)? {
+            return Err(PkiError::Store(crate::store::StoreError::Conflict));
+        }
+        self.commit(tx)?;
+        request_info(&row)
     }
 
     /// A renewal's current certificate: issued by this CA, enrolled under a

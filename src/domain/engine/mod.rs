@@ -33,7 +33,10 @@ mod responder;
 
 pub use crls::CrlScope;
 pub use edge::{EdgeKey, EnrolmentToken, ResponderInfo, EDGE_KEY};
-pub use enrolment::{EnrolRefusal, EnrolRequest, Enrolled, IssuedChallenge, NewChallenge, NewProfile, Profile, ScepRa};
+pub use enrolment::{
+    EnrolOutcome, EnrolRefusal, EnrolRequest, Enrolled, EnrolmentRequestInfo, IssuedChallenge, NewChallenge,
+    NewProfile, Profile, ScepRa,
+};
 pub use responder::OcspResponder;
 
 /// Certificates are back-dated this much to absorb relying parties' clock

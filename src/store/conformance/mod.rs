@@ -11,9 +11,9 @@
 use std::path::PathBuf;
 
 use super::{
-    AuditRow, CaRow, ChallengeRow, ChangeKind, CrlRow, CrlScopeKey, DelegateRow, LeafFilter, LeafQuery, LeafRow,
-    LeafStatusRow, PgStore, Presigned, ProfileRow, ResponderCertRow, ResponderRow, RevocationReason, SealedTable,
-    SqliteStore, Store, StoreError, TokenRow, TxMode,
+    AuditRow, CaRow, ChallengeRow, ChangeKind, CrlRow, CrlScopeKey, DelegateRow, EnrolmentRequestRow, LeafFilter,
+    LeafQuery, LeafRow, LeafStatusRow, PgStore, Presigned, ProfileRow, ResponderCertRow, ResponderRow,
+    RevocationReason, SealedTable, SqliteStore, Store, StoreError, TokenRow, TxMode,
 };
 
 /// A backend under test.
@@ -957,6 +957,7 @@ fn enrolment_profiles_challenges_and_nonces(h: &dyn Harness) {
         ekus: "1.3.6.1.5.5.7.3.2".into(),
         validity_days: 365,
         renewal_days: 30,
+        requires_approval: id == "p2",
         created_at: at,
         created_by: "admin".into(),
         removed_at: None,
@@ -1021,9 +1022,55 @@ fn enrolment_profiles_challenges_and_nonces(h: &dyn Harness) {
         tx.sealed_keys(SealedTable::ScepRaKeys, "", 10).unwrap(),
         [("i".to_owned(), vec![4])]
     );
+
+    let request = |id: &str, tid: &str, at: i64| EnrolmentRequestRow {
+        id: id.into(),
+        ca_id: "i".into(),
+        transaction_id: tid.into(),
+        profile_id: "p1".into(),
+        csr: vec![1, 2, 3],
+        device_id: None,
+        requested_at: at,
+        state: "pending".into(),
+        decided_at: None,
+        decided_by: None,
+        leaf_id: None,
+        reason: None,
+    };
+    tx.insert_enrolment_request(&request("r1", "T1", 1)).unwrap();
+    tx.insert_enrolment_request(&request("r2", "T2", 2)).unwrap();
+    assert_eq!(tx.enrolment_request("r1").unwrap(), Some(request("r1", "T1", 1)));
+    assert_eq!(
+        tx.enrolment_request_by_transaction("i", "T2").unwrap().unwrap().id,
+        "r2"
+    );
+    assert!(tx.enrolment_request_by_transaction("other", "T2").unwrap().is_none());
+    let ids: Vec<String> = tx
+        .enrolment_requests("i", 10)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(ids, ["r2", "r1"], "newest first");
+    let decided = EnrolmentRequestRow {
+        state: "issued".into(),
+        decided_at: Some(5),
+        decided_by: Some("admin".into()),
+        leaf_id: Some("leaf".into()),
+        ..request("r1", "T1", 1)
+    };
+    assert!(tx.decide_enrolment_request(&decided).unwrap());
+    assert!(!tx.decide_enrolment_request(&decided).unwrap(), "decided once");
+    assert_eq!(tx.enrolment_request("r1").unwrap(), Some(decided));
+    tx.commit().unwrap();
+    let mut tx = h.store().begin(TxMode::Write).unwrap();
+    assert!(tx.profile("p2").unwrap().unwrap().requires_approval);
     tx.delete_ca("i", 30).unwrap();
     assert!(tx.scep_ra("i").unwrap().is_none(), "the RA key goes with its CA");
     tx.commit().unwrap();
+    // One request per transaction (last: PostgreSQL aborts the transaction).
+    let mut tx = h.store().begin(TxMode::Write).unwrap();
+    assert!(tx.insert_enrolment_request(&request("r3", "T1", 3)).is_err());
 }
 
 fn responders_and_their_certificates(h: &dyn Harness) {

@@ -46,11 +46,11 @@ use postgres::{Client, Row, Statement};
 
 use super::migrations::MIGRATIONS;
 use super::pg_tls::{describe_tls_error, PgConnector};
-use super::rows::{Dialect, Value, CHALLENGE_COLUMNS, PROFILE_COLUMNS};
+use super::rows::{Dialect, Value, CHALLENGE_COLUMNS, ENROLMENT_REQUEST_COLUMNS, PROFILE_COLUMNS};
 use super::{
-    AuditRow, CaRow, ChallengeRow, Change, ChangeKind, CrlRow, CrlScopeKey, DelegateRow, LeafFilter, LeafQuery,
-    LeafRow, LeafStatusRow, Presigned, ProfileRow, ResponderCertRow, ResponderRow, Result, RevocationReason,
-    SealedTable, Store, StoreError, TokenRow, Tx, TxMode,
+    AuditRow, CaRow, ChallengeRow, Change, ChangeKind, CrlRow, CrlScopeKey, DelegateRow, EnrolmentRequestRow,
+    LeafFilter, LeafQuery, LeafRow, LeafStatusRow, Presigned, ProfileRow, ResponderCertRow, ResponderRow, Result,
+    RevocationReason, SealedTable, Store, StoreError, TokenRow, Tx, TxMode,
 };
 
 mod rows;
@@ -1065,7 +1065,7 @@ impl Tx for PgTx {
         self.execute(
             &format!(
                 "INSERT INTO enrolment_profiles ({PROFILE_COLUMNS})
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
             ),
             &[
                 &p.id,
@@ -1077,6 +1077,7 @@ impl Tx for PgTx {
                 &p.ekus,
                 &p.validity_days,
                 &p.renewal_days,
+                &p.requires_approval,
                 &p.created_at,
                 &p.created_by,
                 &p.removed_at,
@@ -1209,6 +1210,72 @@ impl Tx for PgTx {
     fn enrolment_profile(&mut self, leaf_id: &str) -> Result<Option<String>> {
         let row = self.query_opt("SELECT profile_id FROM enrolments WHERE leaf_id = $1", &[&leaf_id])?;
         row.as_ref().map(|r| get(r, 0)).transpose()
+    }
+
+    fn insert_enrolment_request(&mut self, q: &EnrolmentRequestRow) -> Result<()> {
+        self.execute(
+            &format!(
+                "INSERT INTO enrolment_requests ({ENROLMENT_REQUEST_COLUMNS})
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+            ),
+            &[
+                &q.id,
+                &q.ca_id,
+                &q.transaction_id,
+                &q.profile_id,
+                &q.csr,
+                &q.device_id,
+                &q.requested_at,
+                &q.state,
+                &q.decided_at,
+                &q.decided_by,
+                &q.leaf_id,
+                &q.reason,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn enrolment_request(&mut self, id: &str) -> Result<Option<EnrolmentRequestRow>> {
+        let row = self.query_opt(
+            &format!("SELECT {ENROLMENT_REQUEST_COLUMNS} FROM enrolment_requests WHERE id = $1"),
+            &[&id],
+        )?;
+        row.as_ref().map(enrolment_request_row).transpose()
+    }
+
+    fn enrolment_request_by_transaction(
+        &mut self,
+        ca_id: &str,
+        transaction_id: &str,
+    ) -> Result<Option<EnrolmentRequestRow>> {
+        let row = self.query_opt(
+            &format!(
+                "SELECT {ENROLMENT_REQUEST_COLUMNS} FROM enrolment_requests WHERE ca_id = $1 AND transaction_id = $2"
+            ),
+            &[&ca_id, &transaction_id],
+        )?;
+        row.as_ref().map(enrolment_request_row).transpose()
+    }
+
+    fn enrolment_requests(&mut self, ca_id: &str, limit: u32) -> Result<Vec<EnrolmentRequestRow>> {
+        let rows = self.query(
+            &format!(
+                "SELECT {ENROLMENT_REQUEST_COLUMNS} FROM enrolment_requests WHERE ca_id = $1
+                 ORDER BY requested_at DESC, id LIMIT $2"
+            ),
+            &[&ca_id, &i64::from(limit)],
+        )?;
+        map(&rows, enrolment_request_row)
+    }
+
+    fn decide_enrolment_request(&mut self, q: &EnrolmentRequestRow) -> Result<bool> {
+        let n = self.execute(
+            "UPDATE enrolment_requests SET state = $1, decided_at = $2, decided_by = $3, leaf_id = $4, reason = $5
+             WHERE id = $6 AND state = 'pending'",
+            &[&q.state, &q.decided_at, &q.decided_by, &q.leaf_id, &q.reason, &q.id],
+        )?;
+        Ok(n == 1)
     }
 
     fn append_change(&mut self, at: i64, kind: ChangeKind, ca_id: &str, leaf_id: Option<&str>) -> Result<i64> {
@@ -1350,9 +1417,27 @@ fn profile_row(r: &postgres::Row) -> Result<ProfileRow> {
         ekus: get(r, 6)?,
         validity_days: get(r, 7)?,
         renewal_days: get(r, 8)?,
-        created_at: get(r, 9)?,
-        created_by: get(r, 10)?,
-        removed_at: get(r, 11)?,
+        requires_approval: get(r, 9)?,
+        created_at: get(r, 10)?,
+        created_by: get(r, 11)?,
+        removed_at: get(r, 12)?,
+    })
+}
+
+fn enrolment_request_row(r: &postgres::Row) -> Result<EnrolmentRequestRow> {
+    Ok(EnrolmentRequestRow {
+        id: get(r, 0)?,
+        ca_id: get(r, 1)?,
+        transaction_id: get(r, 2)?,
+        profile_id: get(r, 3)?,
+        csr: get(r, 4)?,
+        device_id: get(r, 5)?,
+        requested_at: get(r, 6)?,
+        state: get(r, 7)?,
+        decided_at: get(r, 8)?,
+        decided_by: get(r, 9)?,
+        leaf_id: get(r, 10)?,
+        reason: get(r, 11)?,
     })
 }
 
