@@ -10,20 +10,23 @@
 //! happens in the untimed setup of each iteration.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 
 use cloudpki::config::{self, OpenOptions};
 use cloudpki::domain::{CaType, EnrolRequest, HashAlgorithm, KeyAlgorithm, NewCa, NewChallenge, NewProfile, Pki};
-use cloudpki::enrol::{operate, Operated};
+use cloudpki::enrol::limit::{EnrolLimits, Rate};
+use cloudpki::enrol::{Enrolment, Operated};
 use cloudpki::x509::names::SubjectParts;
 use cloudpki::x509::scep::{self, device, ClientRequest, ContentCipher, MessageType};
 use cloudpki::x509::SoftwareKey;
 
 struct Fixture {
     _dir: tempfile::TempDir,
-    pki: Pki,
+    pki: Arc<Pki>,
+    scep: Enrolment,
     issuing: String,
     challenge: String,
     device_key: SoftwareKey,
@@ -33,7 +36,7 @@ struct Fixture {
 
 fn fixture(key: KeyAlgorithm) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let pki = config::open(&OpenOptions::new(dir.path().join("data"))).unwrap();
+    let pki = Arc::new(config::open(&OpenOptions::new(dir.path().join("data"))).unwrap());
     let ca = |ca_type, cn: &str, issuer: Option<String>| NewCa {
         ca_type,
         display_name: None,
@@ -92,9 +95,22 @@ fn fixture(key: KeyAlgorithm) -> Fixture {
     let ra = pki.scep_ra(&issuing).unwrap().unwrap();
     let (device_key, _) = SoftwareKey::generate(KeyAlgorithm::Rsa2048, HashAlgorithm::Sha256).unwrap();
     let device_cert = device::self_signed(&device_key, "bench-device").unwrap();
+    // Unlimited: the bench is one source and one challenge.
+    let off = Rate {
+        per_second: 0.0,
+        burst: 1.0,
+    };
+    let scep = Enrolment::new(
+        pki.clone(),
+        EnrolLimits {
+            per_source: off,
+            per_challenge: off,
+        },
+    );
     Fixture {
         _dir: dir,
         pki,
+        scep,
         issuing,
         challenge,
         device_key,
@@ -136,7 +152,7 @@ fn enrolment(c: &mut Criterion) {
                     n += 1;
                     f.message(n)
                 },
-                |m| match operate(&f.pki, &f.issuing, &m).unwrap() {
+                |m| match f.scep.operate(&f.issuing, &m).unwrap() {
                     Operated::CertRep(rep) => assert_eq!(scep::reply_status(&rep).unwrap().0, "0"),
                     other => panic!("{other:?}"),
                 },

@@ -55,6 +55,8 @@ pub struct ServeConfig {
     pub enrolment_token: Option<String>,
     /// The TLS listener (EST; the API too), when configured.
     pub tls: Option<TlsListen>,
+    /// SCEP/EST requests per source address and per challenge.
+    pub enrol_limits: crate::enrol::limit::EnrolLimits,
 }
 
 /// Where the TLS listener binds and the PEM files of its certificate.
@@ -83,6 +85,7 @@ impl ServeConfig {
             ocsp_max_age: None,
             enrolment_token: None,
             tls: None,
+            enrol_limits: Default::default(),
         }
     }
 }
@@ -330,7 +333,7 @@ pub async fn run(
     responder.ocsp_max_age = cfg.ocsp_max_age;
     // SCEP, like the API, needs the keys: nodes that hold them serve it.
     let scep = match (&pki, cfg.role) {
-        (Some(pki), Role::All | Role::Signer) => Some(crate::enrol::Enrolment::new(pki.clone())),
+        (Some(pki), Role::All | Role::Signer) => Some(crate::enrol::Enrolment::new(pki.clone(), cfg.enrol_limits)),
         _ => None,
     };
     let api_tls = api.clone();

@@ -90,6 +90,13 @@ pub struct FileConfig {
     pub api_rate_limit: Option<u32>,
     /// Cap on the max-age of OCSP GET answers, for caches and CDNs in front.
     pub ocsp_max_age_seconds: Option<i64>,
+    /// Enrolment requests (SCEP PKIOperation, EST enrol) per second and
+    /// burst, per source address (default 20/100) and per challenge
+    /// (10/50); 0 per second: unlimited.
+    pub enrol_rate_per_source: Option<f64>,
+    pub enrol_burst_per_source: Option<f64>,
+    pub enrol_rate_per_challenge: Option<f64>,
+    pub enrol_burst_per_challenge: Option<f64>,
     /// The TLS listener (see --tls-listen, --tls-cert, --tls-key).
     pub tls_listen: Option<SocketAddr>,
     pub tls_cert: Option<PathBuf>,
@@ -220,6 +227,32 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
             Some(_) => return Err(CliError::Usage("ocsp_max_age_seconds must not be negative".into())),
         },
         enrolment_token: args.enrolment_token.clone().filter(|t| !t.trim().is_empty()),
+        enrol_limits: {
+            let d = crate::enrol::limit::EnrolLimits::default();
+            let rate = |r: Option<f64>, b: Option<f64>, d: crate::enrol::limit::Rate, what: &str| {
+                let (per_second, burst) = (r.unwrap_or(d.per_second), b.unwrap_or(d.burst));
+                if !(per_second >= 0.0 && burst >= 1.0 && per_second.is_finite() && burst.is_finite()) {
+                    return Err(CliError::Usage(format!(
+                        "enrol_rate_per_{what} must be >= 0 and enrol_burst_per_{what} >= 1"
+                    )));
+                }
+                Ok(crate::enrol::limit::Rate { per_second, burst })
+            };
+            crate::enrol::limit::EnrolLimits {
+                per_source: rate(
+                    file.enrol_rate_per_source,
+                    file.enrol_burst_per_source,
+                    d.per_source,
+                    "source",
+                )?,
+                per_challenge: rate(
+                    file.enrol_rate_per_challenge,
+                    file.enrol_burst_per_challenge,
+                    d.per_challenge,
+                    "challenge",
+                )?,
+            }
+        },
         tls: match (
             args.tls_listen.or(file.tls_listen),
             args.tls_cert.clone().or(file.tls_cert),

@@ -18,7 +18,7 @@ use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
 use http_body_util::Full;
 use zeroize::Zeroizing;
 
-use super::{blocking, text, Enrolment};
+use super::{blocking, text, too_many, Enrolment};
 use crate::domain::{EnrolOutcome, EnrolRefusal, EnrolRequest, PkiError};
 use crate::x509::scep;
 
@@ -102,10 +102,16 @@ impl Enrolment {
         headers: &HeaderMap,
         body: Option<Bytes>,
         client_cert: Option<&[u8]>,
+        peer: Option<std::net::IpAddr>,
     ) -> Response<Full<Bytes>> {
         let Some((ca_id, op)) = route(path) else {
             return text(StatusCode::NOT_FOUND, "not found\n");
         };
+        if op.starts_with("simple") {
+            if let Some(Err(retry)) = peer.map(|ip| self.limiter.source(ip)) {
+                return too_many(retry);
+            }
+        }
         let pki = self.pki.clone();
         let id = ca_id.to_owned();
         match (method, op) {
@@ -125,6 +131,9 @@ impl Enrolment {
             (&Method::POST, "simpleenroll" | "simplereenroll") => {
                 let renewing = op == "simplereenroll";
                 let challenge = basic_password(headers);
+                if let Some(Err(retry)) = challenge.as_ref().map(|c| self.limiter.challenge(c)) {
+                    return too_many(retry);
+                }
                 let current =
                     match (renewing, client_cert) {
                         (true, Some(c)) => Some(c.to_vec()),

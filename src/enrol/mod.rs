@@ -7,6 +7,7 @@
 //! `signer`).
 
 pub mod est;
+pub mod limit;
 
 use std::sync::Arc;
 
@@ -27,6 +28,7 @@ const CA_CAPS: &str = "POSTPKIOperation\nSHA-256\nSHA-384\nSHA-512\nAES\nSCEPSta
 #[derive(Clone)]
 pub struct Enrolment {
     pki: Arc<Pki>,
+    limiter: Arc<limit::Limiter>,
 }
 
 impl std::fmt::Debug for Enrolment {
@@ -42,6 +44,18 @@ fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
+    r
+}
+
+/// 429 with Retry-After: over a rate limit.
+fn too_many(retry_after: u64) -> Response<Full<Bytes>> {
+    let mut r = text(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too many enrolment requests; retry later\n",
+    );
+    if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
     r
 }
 
@@ -90,23 +104,33 @@ fn query_param(query: &str, name: &str) -> Option<String> {
 }
 
 impl Enrolment {
-    pub fn new(pki: Arc<Pki>) -> Self {
-        Enrolment { pki }
+    pub fn new(pki: Arc<Pki>, limits: limit::EnrolLimits) -> Self {
+        Enrolment {
+            pki,
+            limiter: Arc::new(limit::Limiter::new(limits)),
+        }
     }
 
-    /// Answers one SCEP request. `body` is the POST body (PKIOperation).
+    /// Answers one SCEP request. `body` is the POST body (PKIOperation);
+    /// `peer` the client's address (rate limits).
     pub async fn serve(
         &self,
         method: &Method,
         path: &str,
         query: Option<&str>,
         body: Option<Bytes>,
+        peer: Option<std::net::IpAddr>,
     ) -> Response<Full<Bytes>> {
         let Some(ca_id) = ca_of(path) else {
             return text(StatusCode::NOT_FOUND, "not found\n");
         };
         let query = query.unwrap_or("");
         let operation = query_param(query, "operation").unwrap_or_default();
+        if operation == "PKIOperation" {
+            if let Some(Err(retry)) = peer.map(|ip| self.limiter.source(ip)) {
+                return too_many(retry);
+            }
+        }
         match (method, operation.as_str()) {
             (&Method::GET, "GetCACaps") => {
                 let pki = self.pki.clone();
@@ -180,9 +204,9 @@ impl Enrolment {
     }
 
     async fn pki_operation(&self, ca_id: &str, der: Vec<u8>) -> Response<Full<Bytes>> {
-        let pki = self.pki.clone();
+        let this = self.clone();
         let id = ca_id.to_owned();
-        match blocking(move || operate(&pki, &id, &der)).await {
+        match blocking(move || this.operate(&id, &der)).await {
             Ok(Operated::CertRep(rep)) => binary("application/x-pki-message", rep),
             Ok(Operated::NotScep(why)) => text(StatusCode::BAD_REQUEST, format!("not a SCEP pkiMessage: {why}\n")),
             Ok(Operated::NoRa) => text(
@@ -205,9 +229,15 @@ pub enum Operated {
     NoRa,
 }
 
-/// Answers one PKIOperation (blocking: it may sign and commit). `Err` is
-/// our own failure (the store), never the device's.
-pub fn operate(pki: &Pki, ca_id: &str, der: &[u8]) -> Result<Operated, PkiError> {
+impl Enrolment {
+    /// Answers one PKIOperation (blocking: it may sign and commit). `Err` is
+    /// our own failure (the store), never the device's.
+    pub fn operate(&self, ca_id: &str, der: &[u8]) -> Result<Operated, PkiError> {
+        operate(&self.pki, &self.limiter, ca_id, der)
+    }
+}
+
+fn operate(pki: &Pki, limiter: &limit::Limiter, ca_id: &str, der: &[u8]) -> Result<Operated, PkiError> {
     let request = match scep::parse(der) {
         Ok(r) => r,
         Err(e) => return Ok(Operated::NotScep(e.to_string())),
@@ -216,7 +246,7 @@ pub fn operate(pki: &Pki, ca_id: &str, der: &[u8]) -> Result<Operated, PkiError>
         return Ok(Operated::NoRa);
     };
     let aes = scep::ContentCipher::Aes128;
-    let (certs, cipher, failure, pending) = match decide(pki, ca_id, &ra, &request) {
+    let (certs, cipher, failure, pending) = match decide(pki, limiter, ca_id, &ra, &request) {
         Decision::Issued(certs, cipher) => (certs, cipher, None, false),
         Decision::Pending => (Vec::new(), aes, None, true),
         Decision::Refused(r) => (Vec::new(), aes, Some(r), false),
@@ -257,7 +287,13 @@ impl Decision {
 }
 
 /// Decides a parsed, RA-addressed request.
-fn decide(pki: &Pki, ca_id: &str, ra: &crate::domain::ScepRa, request: &scep::Request) -> Decision {
+fn decide(
+    pki: &Pki,
+    limiter: &limit::Limiter,
+    ca_id: &str,
+    ra: &crate::domain::ScepRa,
+    request: &scep::Request,
+) -> Decision {
     let header = &request.header;
     let content = match &request.verified {
         Ok(c) => c,
@@ -282,6 +318,12 @@ fn decide(pki: &Pki, ca_id: &str, ra: &crate::domain::ScepRa, request: &scep::Re
                         "PKCSReq must be signed with the requested key",
                     ));
                 }
+            }
+            if let Some(Err(retry)) = crate::x509::csr::challenge_password(&inner).map(|c| limiter.challenge(&c.0)) {
+                return Decision::Refused(Refusal::new(
+                    FailInfo::BadRequest,
+                    format!("too many requests with this challenge; retry in {retry} s"),
+                ));
             }
             let req = EnrolRequest {
                 csr: inner.to_vec(),

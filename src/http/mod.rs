@@ -191,7 +191,11 @@ fn close_after(mut r: Response<Body>) -> Response<Body> {
 }
 
 /// Handles one request.
-pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Result<Response<Body>, std::convert::Infallible> {
+pub async fn handle(
+    state: Arc<AppState>,
+    req: Request<Incoming>,
+    peer: Option<std::net::IpAddr>,
+) -> Result<Response<Body>, std::convert::Infallible> {
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
@@ -208,7 +212,7 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Result<Resp
     let (mut response, body_read) = if uri_len > max_uri {
         (plain(StatusCode::URI_TOO_LONG, "URI too long\n"), false)
     } else {
-        dispatch(&state, req, &method, &path).await
+        dispatch(&state, req, &method, &path, peer).await
     };
     if has_body && !body_read {
         response = close_after(response);
@@ -238,7 +242,13 @@ fn head_of(response: &mut Response<Body>) {
 }
 
 /// Routes one request; says whether its body was read to the end.
-async fn dispatch(state: &AppState, req: Request<Incoming>, method: &Method, path: &str) -> (Response<Body>, bool) {
+async fn dispatch(
+    state: &AppState,
+    req: Request<Incoming>,
+    method: &Method,
+    path: &str,
+    peer: Option<std::net::IpAddr>,
+) -> (Response<Body>, bool) {
     let r = &state.responder;
     let is_get = *method == Method::GET || *method == Method::HEAD;
     match path {
@@ -328,7 +338,7 @@ async fn dispatch(state: &AppState, req: Request<Incoming>, method: &Method, pat
                 false,
             );
         };
-        let peer = req.extensions().get::<tls::PeerCertificate>().cloned();
+        let client_cert = req.extensions().get::<tls::PeerCertificate>().cloned();
         let (parts, body) = req.into_parts();
         let (body, read) = if *method == Method::POST {
             match read_body(body, &parts.headers, crate::enrol::est::MAX_BODY, &state.limits).await {
@@ -344,7 +354,8 @@ async fn dispatch(state: &AppState, req: Request<Incoming>, method: &Method, pat
                 path,
                 &parts.headers,
                 body,
-                peer.as_ref().map(|p| p.0.as_slice()),
+                client_cert.as_ref().map(|p| p.0.as_slice()),
+                peer,
             )
             .await;
         return (resp.map(http_body_util::Either::Left), read);
@@ -355,7 +366,7 @@ async fn dispatch(state: &AppState, req: Request<Incoming>, method: &Method, pat
             let (parts, body) = req.into_parts();
             return match read_body(body, &parts.headers, crate::x509::scep::MAX_MESSAGE_LEN, &state.limits).await {
                 Ok(body) => (
-                    scep.serve(method, path, query.as_deref(), Some(body))
+                    scep.serve(method, path, query.as_deref(), Some(body), peer)
                         .await
                         .map(http_body_util::Either::Left),
                     true,
@@ -364,7 +375,7 @@ async fn dispatch(state: &AppState, req: Request<Incoming>, method: &Method, pat
             };
         }
         return (
-            scep.serve(method, path, query.as_deref(), None)
+            scep.serve(method, path, query.as_deref(), None, peer)
                 .await
                 .map(http_body_util::Either::Left),
             false,
@@ -451,7 +462,7 @@ async fn serve_with(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, _) = match accepted {
+                let (stream, remote) = match accepted {
                     Ok(s) => s,
                     Err(e) => {
                         // Out of file descriptors and the like: back off briefly.
@@ -468,7 +479,8 @@ async fn serve_with(
                 let state = state.clone();
                 match &tls {
                     None => {
-                        let service = service_fn(move |req| handle(state.clone(), req));
+                        let peer = Some(remote.ip());
+                        let service = service_fn(move |req| handle(state.clone(), req, peer));
                         let conn = builder.serve_connection(TokioIo::new(stream), service);
                         let conn = graceful.watch(conn);
                         tokio::spawn(async move {
@@ -498,7 +510,7 @@ async fn serve_with(
                                 if let Some(p) = &peer {
                                     req.extensions_mut().insert(p.clone());
                                 }
-                                handle(state.clone(), req)
+                                handle(state.clone(), req, Some(remote.ip()))
                             });
                             let conn = builder.serve_connection(TokioIo::new(stream), service);
                             let _ = watcher.watch(conn).await;

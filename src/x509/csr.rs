@@ -95,6 +95,22 @@ pub fn verify(der: &[u8], min_strength: u16) -> Result<VerifiedCsr, X509Error> {
     })
 }
 
+/// The challengePassword of a request, read without verifying it (for rate
+/// limits before the request is decided; `verify` reads it again).
+pub fn challenge_password(der: &[u8]) -> Option<ChallengePassword> {
+    let req = CertReq::from_der(der).ok()?;
+    let attr = req
+        .info
+        .attributes
+        .iter()
+        .find(|a| a.oid == super::scep::CHALLENGE_PASSWORD)?;
+    attr.values
+        .iter()
+        .next()
+        .and_then(|v| directory_string(v).ok())
+        .map(ChallengePassword)
+}
+
 /// A DirectoryString's text (challengePassword is one).
 fn directory_string(v: &der::Any) -> Result<zeroize::Zeroizing<String>, X509Error> {
     use der::Tagged;

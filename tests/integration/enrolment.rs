@@ -1071,3 +1071,49 @@ fn approval_holds_scep_devices_pending_until_an_administrator_decides() {
     let err = env.fails(&["enrolment", "approve", "--ca", &s.issuing, &id]);
     assert!(err.contains("already decided"), "{err}");
 }
+
+#[test]
+fn enrolment_is_rate_limited_per_source_and_per_challenge() {
+    use cloudpki::enrol::limit::{EnrolLimits, Rate};
+    let env = Env::new();
+    let server = env.server_adjusted(|cfg| {
+        cfg.enrol_limits = EnrolLimits {
+            per_source: Rate {
+                per_second: 0.01,
+                burst: 4.0,
+            },
+            per_challenge: Rate {
+                per_second: 0.01,
+                burst: 1.0,
+            },
+        }
+    });
+    let s = setup(&env, &server, "rsa2048", &[]);
+    // The same multi-use challenge twice: the second is refused before it is decided.
+    let challenge = s.challenge(&["--uses", "5"]);
+    let key = s.key("k.key", "2048");
+    let (first, log) = s.enrol(&key, "CN=r1.devices.example", &["--password", &challenge], "r1.pem");
+    assert!(first.is_some(), "{log}");
+    let (second, log) = s.enrol(&key, "CN=r2.devices.example", &["--password", &challenge], "r2.pem");
+    assert!(second.is_none());
+    // (strongSwan does not print failInfoText, which names the limit.)
+    assert!(fail_info(&log).starts_with("badRequest"), "{log}");
+    // Another challenge of the same profile is not held back.
+    let (third, log) = s.enrol(
+        &key,
+        "CN=r3.devices.example",
+        &["--password", &s.challenge(&[])],
+        "r3.pem",
+    );
+    assert!(third.is_some(), "{log}");
+    // The source has spent its burst of 4 PKIOperations: HTTP 429 before any work.
+    let url = format!("{}?operation=PKIOperation", s.url());
+    let garbage = crate::support::curl("POST", &url, Some(b"\x30\x00"), &[]);
+    assert_eq!(garbage.status, 400, "the 4th is still let through");
+    let limited = crate::support::curl("POST", &url, Some(b"\x30\x00"), &[]);
+    assert_eq!(limited.status, 429);
+    assert!(limited.header("retry-after").is_some());
+    // GetCACert is not limited.
+    let cacert = crate::support::curl("GET", &format!("{}?operation=GetCACert", s.url()), None, &[]);
+    assert_eq!(cacert.status, 200);
+}
