@@ -92,7 +92,8 @@ fn fixture(key: KeyAlgorithm) -> Fixture {
         })
         .unwrap()
         .secret;
-    let ra = pki.scep_ra(&issuing).unwrap().unwrap();
+    let ras = pki.scep_ra(&issuing).unwrap().unwrap();
+    let ra = ras.current().unwrap();
     let (device_key, _) = SoftwareKey::generate(KeyAlgorithm::Rsa2048, HashAlgorithm::Sha256).unwrap();
     let device_cert = device::self_signed(&device_key, "bench-device").unwrap();
     // Unlimited: the bench is one source and one challenge.
@@ -163,15 +164,17 @@ fn enrolment(c: &mut Criterion) {
             continue;
         }
         // The stages of one enrolment (RSA-2048 CA).
-        let ra = f.pki.scep_ra(&f.issuing).unwrap().unwrap();
+        let ras = f.pki.scep_ra(&f.issuing).unwrap().unwrap();
+        let ra = ras.current().unwrap();
+        let keys = [(&ra.cert, &ra.decryptor)];
         let sample = f.message(u64::MAX);
         g.bench_function("stage/parse-and-verify", |b| b.iter(|| scep::parse(&sample).unwrap()));
         let parsed = scep::parse(&sample).unwrap();
         let content = parsed.verified.clone().unwrap();
         g.bench_function("stage/open-envelope", |b| {
-            b.iter(|| scep::open(&content, &ra.decryptor).unwrap())
+            b.iter(|| scep::open(&content, &keys).unwrap())
         });
-        let (csr, _) = scep::open(&content, &ra.decryptor).unwrap();
+        let (csr, _, _) = scep::open(&content, &keys).unwrap();
         g.bench_function(format!("stage/decide-issue-commit/{label}"), |b| {
             b.iter_batched(
                 || {

@@ -83,7 +83,7 @@ sealed_kinds! {
     CaKey = "caKey",
     /// A delegated OCSP signing key (`ocsp_delegates.sealed_key`), owner = CA id.
     OcspDelegateKey = "ocspDelegateKey",
-    /// A CA's SCEP RA key (`scep_ras.sealed_key`), owner = CA id.
+    /// A CA's SCEP RA key (`scep_ras.sealed_key`), owner = the RA's id.
     ScepRaKey = "scepRaKey",
     /// The API token issuer key (meta `token_signing_key`), no owner.
     TokenSigningKey = "tokenSigningKey",

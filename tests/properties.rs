@@ -1135,7 +1135,7 @@ mod scep_messages {
             if let Ok(req) = scep::parse(&damaged) {
                 if let Ok(content) = &req.verified {
                     // The signature held: the content is what the device signed.
-                    if let Ok((inner, _)) = scep::open(content, &p.ra_decryptor) {
+                    if let Ok((inner, _, _)) = scep::open(content, &[(&p.ra_cert, &p.ra_decryptor)]) {
                         prop_assert_eq!(inner.as_slice(), p.csr.as_slice());
                     }
                 }
@@ -1153,10 +1153,10 @@ mod scep_messages {
             let p = &*PARTIES;
             if let Ok(req) = scep::parse(&bytes) {
                 if let Ok(content) = &req.verified {
-                    let _ = scep::open(content, &p.ra_decryptor);
+                    let _ = scep::open(content, &[(&p.ra_cert, &p.ra_decryptor)]);
                 }
             }
-            let _ = scep::open(&bytes, &p.ra_decryptor);
+            let _ = scep::open(&bytes, &[(&p.ra_cert, &p.ra_decryptor)]);
             let _ = scep::issuer_and_serial(&bytes);
         }
     }

@@ -30,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
         assert!(!req.header.transaction_id.is_empty() && req.header.transaction_id.len() <= 128);
         assert_eq!(req.header.sender_nonce.len(), 16);
         if let Ok(content) = &req.verified {
-            let _ = scep::open(content, &ra.decryptor);
+            let _ = scep::open(content, &[(&ra.cert, &ra.decryptor)]);
         }
         // Every parsed header gets an answer that encodes (or a typed error:
         // a transactionID that is not a PrintableString cannot be echoed).
@@ -39,6 +39,6 @@ fuzz_target!(|data: &[u8]| {
         let _ = scep::cert_rep(&ra.key, &ra.cert, &req.header, Reply::Failure(&refusal), now);
     }
     // The same bytes as the envelope inside a request, and as GetCert's content.
-    let _ = scep::open(data, &ra.decryptor);
+    let _ = scep::open(data, &[(&ra.cert, &ra.decryptor)]);
     let _ = scep::issuer_and_serial(data);
 });

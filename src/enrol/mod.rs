@@ -193,8 +193,15 @@ impl Enrolment {
         match got {
             // RA, CA, then the chain up to the root: clients (strongSwan's
             // `pki --scepca`) establish trust from the root in the reply.
-            Ok((ca, chain, Some(ra))) => match scep::certs_only(&[vec![ra.cert_der.clone(), ca], chain].concat(), None)
-            {
+            Ok((ca, chain, Some(ras))) => match scep::certs_only(
+                &[
+                    ras.current().map(|r| r.cert_der.clone()).into_iter().collect(),
+                    vec![ca],
+                    chain,
+                ]
+                .concat(),
+                None,
+            ) {
                 Ok(der) => binary("application/x-x509-ca-ra-cert", der),
                 Err(e) => self.unavailable(&e.into()),
             },
@@ -242,11 +249,16 @@ fn operate(pki: &Pki, limiter: &limit::Limiter, ca_id: &str, der: &[u8]) -> Resu
         Ok(r) => r,
         Err(e) => return Ok(Operated::NotScep(e.to_string())),
     };
-    let Some(ra) = pki.scep_ra(ca_id)? else {
+    let Some(ras) = pki.scep_ra(ca_id)? else {
         return Ok(Operated::NoRa);
     };
     let aes = scep::ContentCipher::Aes128;
-    let (certs, cipher, failure, pending) = match decide(pki, limiter, ca_id, &ra, &request) {
+    let (decision, which) = decide(pki, limiter, ca_id, &ras, &request);
+    // The reply is signed by the RA the request was encrypted to.
+    let Some(ra) = ras.ras.get(which) else {
+        return Ok(Operated::NoRa);
+    };
+    let (certs, cipher, failure, pending) = match decision {
         Decision::Issued(certs, cipher) => (certs, cipher, None, false),
         Decision::Pending => (Vec::new(), aes, None, true),
         Decision::Refused(r) => (Vec::new(), aes, Some(r), false),
@@ -286,30 +298,42 @@ impl Decision {
     }
 }
 
-/// Decides a parsed, RA-addressed request.
+/// Decides a parsed, RA-addressed request; also says which RA opened it.
 fn decide(
     pki: &Pki,
     limiter: &limit::Limiter,
     ca_id: &str,
-    ra: &crate::domain::ScepRa,
+    ras: &crate::domain::ScepRas,
     request: &scep::Request,
-) -> Decision {
-    let header = &request.header;
+) -> (Decision, usize) {
     let content = match &request.verified {
         Ok(c) => c,
-        Err(r) => return Decision::Refused(r.clone()),
+        Err(r) => return (Decision::Refused(r.clone()), 0),
     };
-    let (inner, cipher) = match scep::open(content, &ra.decryptor) {
+    let keys: Vec<_> = ras.ras.iter().map(|r| (&r.cert, &r.decryptor)).collect();
+    let (inner, cipher, which) = match scep::open(content, &keys) {
         Ok(x) => x,
-        Err(r) => return Decision::Refused(r),
+        Err(r) => return (Decision::Refused(r), 0),
     };
+    (decide_opened(pki, limiter, ca_id, request, &inner, cipher), which)
+}
+
+fn decide_opened(
+    pki: &Pki,
+    limiter: &limit::Limiter,
+    ca_id: &str,
+    request: &scep::Request,
+    inner: &[u8],
+    cipher: scep::ContentCipher,
+) -> Decision {
+    let header = &request.header;
     match header.message_type {
         MessageType::PkcsReq | MessageType::RenewalReq => {
             let renewing = header.message_type == MessageType::RenewalReq;
             if !renewing {
                 // A first request is signed by a self-signed certificate of
                 // the very key it asks a certificate for.
-                let same_key = <x509_cert::request::CertReq as der::Decode>::from_der(&inner)
+                let same_key = <x509_cert::request::CertReq as der::Decode>::from_der(inner)
                     .map(|csr| csr.info.public_key == header.signer.public_key)
                     .unwrap_or(false);
                 if !same_key {
@@ -319,7 +343,7 @@ fn decide(
                     ));
                 }
             }
-            if let Some(Err(retry)) = crate::x509::csr::challenge_password(&inner).map(|c| limiter.challenge(&c.0)) {
+            if let Some(Err(retry)) = crate::x509::csr::challenge_password(inner).map(|c| limiter.challenge(&c.0)) {
                 return Decision::Refused(Refusal::new(
                     FailInfo::BadRequest,
                     format!("too many requests with this challenge; retry in {retry} s"),
@@ -336,7 +360,7 @@ fn decide(
             Decision::of(pki.enrol(ca_id, &req), cipher)
         }
         MessageType::GetCert => {
-            let found = scep::issuer_and_serial(&inner).map_err(PkiError::from).and_then(|ias| {
+            let found = scep::issuer_and_serial(inner).map_err(PkiError::from).and_then(|ias| {
                 let serial = crate::x509::hex_upper(ias.serial_number.as_bytes());
                 pki.find_leaf_by_serial(Some(ca_id), &serial)
                     .and_then(|leaf| pki.get_leaf(&leaf.id))

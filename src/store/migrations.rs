@@ -407,11 +407,13 @@ CREATE TABLE enrolment_challenges (
     created_by  TEXT NOT NULL
 );
 CREATE TABLE scep_ras (
-    ca_id      TEXT PRIMARY KEY,
+    id         TEXT PRIMARY KEY,
+    ca_id      TEXT NOT NULL,
     cert       BLOB NOT NULL,
     sealed_key BLOB NOT NULL,
     not_after  INTEGER NOT NULL
 );
+CREATE INDEX scep_ras_by_ca ON scep_ras (ca_id, not_after);
 CREATE TABLE enrolment_nonces (
     ca_id      TEXT NOT NULL,
     nonce      BLOB NOT NULL,
@@ -470,11 +472,13 @@ CREATE TABLE enrolment_challenges (
     created_by  TEXT NOT NULL
 );
 CREATE TABLE scep_ras (
-    ca_id      TEXT PRIMARY KEY,
+    id         TEXT PRIMARY KEY,
+    ca_id      TEXT NOT NULL,
     cert       BYTEA NOT NULL,
     sealed_key BYTEA NOT NULL,
     not_after  BIGINT NOT NULL
 );
+CREATE INDEX scep_ras_by_ca ON scep_ras (ca_id, not_after);
 CREATE TABLE enrolment_nonces (
     ca_id      TEXT NOT NULL,
     nonce      BYTEA NOT NULL,

@@ -499,7 +499,7 @@ pub enum SealedTable {
     CaKeys,
     /// `ocsp_delegates.sealed_key`; owner = CA id.
     OcspDelegateKeys,
-    /// `scep_ras.sealed_key`; owner = CA id.
+    /// `scep_ras.sealed_key`; owner = the RA's id (`{caId}:{serial}`).
     ScepRaKeys,
 }
 
@@ -672,8 +672,12 @@ pub trait Tx {
     fn challenge_by_hash(&mut self, secret_hash: &[u8]) -> Result<Option<ChallengeRow>>;
     /// Spends one use of a challenge; false if none is left.
     fn spend_challenge(&mut self, id: &str) -> Result<bool>;
-    fn scep_ra(&mut self, ca_id: &str) -> Result<Option<DelegateRow>>;
-    fn put_scep_ra(&mut self, ca_id: &str, cert: &[u8], sealed_key: &[u8], not_after: i64) -> Result<()>;
+    /// A CA's SCEP RAs that have not expired at `now`, latest notAfter first:
+    /// (RA id, certificate and sealed key).
+    fn scep_ras(&mut self, ca_id: &str, now: i64) -> Result<Vec<(String, DelegateRow)>>;
+    /// Adds an RA (`id` names it: `{caId}:{serial}`); expired RAs of the CA
+    /// are removed.
+    fn put_scep_ra(&mut self, id: &str, ca_id: &str, ra: &DelegateRow, now: i64) -> Result<()>;
     /// Remembers a request's senderNonce until `expires_at`; false if it was
     /// already remembered (a replay). Forgets nonces expired at `now`.
     fn remember_nonce(&mut self, ca_id: &str, nonce: &[u8], expires_at: i64, now: i64) -> Result<bool>;

@@ -330,7 +330,7 @@ impl Tx for SqliteTx<'_> {
             SealedTable::OcspDelegateKeys => {
                 "SELECT ca_id, sealed_key FROM ocsp_delegates WHERE ca_id > ? ORDER BY ca_id LIMIT ?"
             }
-            SealedTable::ScepRaKeys => "SELECT ca_id, sealed_key FROM scep_ras WHERE ca_id > ? ORDER BY ca_id LIMIT ?",
+            SealedTable::ScepRaKeys => "SELECT id, sealed_key FROM scep_ras WHERE id > ? ORDER BY id LIMIT ?",
         };
         let mut stmt = self.conn.prepare_cached(sql)?;
         let rows = stmt.query_map(params![after_owner, limit], |r| Ok((r.get(0)?, r.get(1)?)))?;
@@ -343,7 +343,7 @@ impl Tx for SqliteTx<'_> {
                 "UPDATE cas SET sealed_key = ? WHERE id = ? AND deleted_at IS NULL AND sealed_key IS NOT NULL"
             }
             SealedTable::OcspDelegateKeys => "UPDATE ocsp_delegates SET sealed_key = ? WHERE ca_id = ?",
-            SealedTable::ScepRaKeys => "UPDATE scep_ras SET sealed_key = ? WHERE ca_id = ?",
+            SealedTable::ScepRaKeys => "UPDATE scep_ras SET sealed_key = ? WHERE id = ?",
         };
         Ok(self.conn.execute(sql, params![sealed, owner])? == 1)
     }
@@ -979,29 +979,32 @@ impl Tx for SqliteTx<'_> {
         Ok(n == 1)
     }
 
-    fn scep_ra(&mut self, ca_id: &str) -> Result<Option<DelegateRow>> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT cert, sealed_key, not_after FROM scep_ras WHERE ca_id = ?",
-                [ca_id],
-                |r| {
-                    Ok(DelegateRow {
-                        cert: r.get(0)?,
-                        sealed_key: r.get(1)?,
-                        not_after: r.get(2)?,
-                    })
+    fn scep_ras(&mut self, ca_id: &str, now: i64) -> Result<Vec<(String, DelegateRow)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, cert, sealed_key, not_after FROM scep_ras WHERE ca_id = ? AND not_after > ?
+             ORDER BY not_after DESC, id",
+        )?;
+        let rows = stmt.query_map(params![ca_id, now], |r| {
+            Ok((
+                r.get(0)?,
+                DelegateRow {
+                    cert: r.get(1)?,
+                    sealed_key: r.get(2)?,
+                    not_after: r.get(3)?,
                 },
-            )
-            .optional()?)
+            ))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
-    fn put_scep_ra(&mut self, ca_id: &str, cert: &[u8], sealed_key: &[u8], not_after: i64) -> Result<()> {
+    fn put_scep_ra(&mut self, id: &str, ca_id: &str, ra: &DelegateRow, now: i64) -> Result<()> {
         self.conn.execute(
-            "INSERT INTO scep_ras (ca_id, cert, sealed_key, not_after) VALUES (?, ?, ?, ?)
-             ON CONFLICT (ca_id) DO UPDATE SET cert = excluded.cert, sealed_key = excluded.sealed_key,
-                 not_after = excluded.not_after",
-            params![ca_id, cert, sealed_key, not_after],
+            "DELETE FROM scep_ras WHERE ca_id = ? AND not_after <= ?",
+            params![ca_id, now],
+        )?;
+        self.conn.execute(
+            "INSERT INTO scep_ras (id, ca_id, cert, sealed_key, not_after) VALUES (?, ?, ?, ?, ?)",
+            params![id, ca_id, ra.cert, ra.sealed_key, ra.not_after],
         )?;
         Ok(())
     }

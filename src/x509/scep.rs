@@ -499,9 +499,14 @@ impl RaDecryptor {
     }
 }
 
-/// Opens the EnvelopedData of a verified request with the RA's key; returns
-/// the inner DER and the cipher to answer with.
-pub fn open(enveloped: &[u8], ra: &RaDecryptor) -> Result<(Zeroizing<Vec<u8>>, ContentCipher), Refusal> {
+/// Opens the EnvelopedData of a verified request with the key of the RA it
+/// was encrypted to (`ras`: the CA's RAs, current first; a device may still
+/// hold the certificate of the one before a rotation); returns the inner
+/// DER, the cipher to answer with, and which RA opened it (it signs the reply).
+pub fn open(
+    enveloped: &[u8],
+    ras: &[(&Certificate, &RaDecryptor)],
+) -> Result<(Zeroizing<Vec<u8>>, ContentCipher, usize), Refusal> {
     let bad = || Refusal::new(FailInfo::BadMessageCheck, "the enveloped content cannot be read");
     let ci = ContentInfo::from_der(enveloped).map_err(|_| bad())?;
     if ci.content_type != ID_ENVELOPED_DATA {
@@ -528,15 +533,31 @@ pub fn open(enveloped: &[u8], ra: &RaDecryptor) -> Result<(Zeroizing<Vec<u8>>, C
         .and_then(|p| p.decode_as::<OctetString>().ok())
         .and_then(|o| o.as_bytes().try_into().ok())
         .ok_or_else(|| Refusal::new(FailInfo::BadMessageCheck, "missing or bad AES IV"))?;
-    let ktri = ed
+    let rsa: Vec<&cms::enveloped_data::KeyTransRecipientInfo> = ed
         .recip_infos
         .0
         .iter()
-        .find_map(|ri| match ri {
+        .filter_map(|ri| match ri {
             RecipientInfo::Ktri(k) if k.key_enc_alg.oid == oids::RSA_ENCRYPTION => Some(k),
             _ => None,
         })
-        .ok_or_else(|| Refusal::new(FailInfo::BadAlg, "no RSA key-transport recipient"))?;
+        .collect();
+    // The recipient our RA certificate names; else the current RA.
+    let named = rsa.iter().find_map(|k| match &k.rid {
+        cms::enveloped_data::RecipientIdentifier::IssuerAndSerialNumber(ias) => ras
+            .iter()
+            .position(|(c, _)| {
+                c.tbs_certificate.issuer == ias.issuer && c.tbs_certificate.serial_number == ias.serial_number
+            })
+            .map(|i| (*k, i)),
+        _ => None,
+    });
+    let (ktri, which) = match (named, rsa.first()) {
+        (Some(found), _) => found,
+        (None, Some(k)) => (*k, 0),
+        (None, None) => return Err(Refusal::new(FailInfo::BadAlg, "no RSA key-transport recipient")),
+    };
+    let ra = ras.get(which).map(|(_, d)| *d).ok_or_else(bad)?;
     // RFC 3218 §2.3.2: on a bad PKCS#1 block go on with a random key, so the
     // answer (a failure to decrypt the content) does not tell why.
     let key = {
@@ -566,7 +587,7 @@ pub fn open(enveloped: &[u8], ra: &RaDecryptor) -> Result<(Zeroizing<Vec<u8>>, C
             aws_lc_rs::cipher::DecryptionContext::Iv128(aws_lc_rs::iv::FixedLength::from(iv)),
         )
         .map_err(|_| bad())?;
-    Ok((Zeroizing::new(plain.to_vec()), cipher))
+    Ok((Zeroizing::new(plain.to_vec()), cipher, which))
 }
 
 /// CertPoll's content (RFC 8894 §3.3.3).
@@ -1026,7 +1047,8 @@ mod tests {
                 f.device_cert.tbs_certificate.subject_public_key_info
             );
             let ra = RaDecryptor::from_pkcs8(&f.ra_pkcs8).unwrap();
-            let (inner, got_cipher) = open(req.verified.as_ref().unwrap(), &ra).unwrap();
+            let (inner, got_cipher, which) = open(req.verified.as_ref().unwrap(), &[(&f.ra_cert, &ra)]).unwrap();
+            assert_eq!(which, 0);
             assert_eq!(got_cipher, cipher);
             assert_eq!(inner.as_slice(), csr_der.as_slice());
             let v = csr::verify(&inner, 112).unwrap();
@@ -1087,8 +1109,23 @@ mod tests {
         let req = parse(&request(&f, b"inner", ContentCipher::Aes128)).unwrap();
         let (_, other) = SoftwareKey::generate(KeyAlgorithm::Rsa2048, HashAlgorithm::Sha256).unwrap();
         let other = RaDecryptor::from_pkcs8(&other).unwrap();
-        let refusal = open(req.verified.as_ref().unwrap(), &other).unwrap_err();
+        let refusal = open(req.verified.as_ref().unwrap(), &[(&f.ra_cert, &other)]).unwrap_err();
         assert_eq!(refusal.fail_info, FailInfo::BadMessageCheck);
+    }
+
+    #[test]
+    fn the_ra_a_request_names_opens_it_after_a_rotation() {
+        let f = fixture();
+        let req = parse(&request(&f, b"inner", ContentCipher::Aes128)).unwrap();
+        let (new_key, new_pkcs8) = SoftwareKey::generate(KeyAlgorithm::Rsa2048, HashAlgorithm::Sha256).unwrap();
+        let new_cert = device::self_signed(&new_key, "Test RA 2").unwrap();
+        let (new, old) = (
+            RaDecryptor::from_pkcs8(&new_pkcs8).unwrap(),
+            RaDecryptor::from_pkcs8(&f.ra_pkcs8).unwrap(),
+        );
+        // Current first, the one the device encrypted to second.
+        let (inner, _, which) = open(req.verified.as_ref().unwrap(), &[(&new_cert, &new), (&f.ra_cert, &old)]).unwrap();
+        assert_eq!((inner.as_slice(), which), (&b"inner"[..], 1));
     }
 
     #[test]

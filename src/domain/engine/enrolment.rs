@@ -113,6 +113,21 @@ pub struct ScepRa {
     pub not_after: OffsetDateTime,
 }
 
+/// A CA's RAs that have not expired: the current one first (GetCACert
+/// serves it; new requests are encrypted to it), then those it replaced,
+/// which keep decrypting requests from devices that still hold their
+/// certificate until they expire.
+#[derive(Debug)]
+pub struct ScepRas {
+    pub ras: Vec<ScepRa>,
+}
+
+impl ScepRas {
+    pub fn current(&self) -> Option<&ScepRa> {
+        self.ras.first()
+    }
+}
+
 impl std::fmt::Debug for ScepRa {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ScepRa")
@@ -499,11 +514,12 @@ impl Pki {
         })
     }
 
-    /// The CA's SCEP RA, issued on first use and replaced a month before it
-    /// expires. None for a CA that cannot issue one now (revoked or paused
-    /// before it ever had one, or without a key): it still answers
+    /// The CA's SCEP RAs, the first issued on first use, each replaced a
+    /// month before it expires (RSA-2048, a year or the CA's remaining
+    /// life). None for a CA that never had one and cannot issue one now
+    /// (paused, revoked, a root, no certificate): it still answers
     /// GetCACert with its own certificate.
-    pub fn scep_ra(&self, ca_id: &str) -> Result<Option<Arc<ScepRa>>> {
+    pub fn scep_ra(&self, ca_id: &str) -> Result<Option<Arc<ScepRas>>> {
         let now = self.clock.now();
         let cached = self
             .scep_ras
@@ -511,8 +527,8 @@ impl Pki {
             .unwrap_or_else(|p| p.into_inner())
             .get(ca_id)
             .cloned();
-        if let Some(ra) = cached.filter(|r| r.not_after > now + RA_ROTATE_BEFORE) {
-            return Ok(Some(ra));
+        if let Some(ras) = cached.filter(|r| r.current().is_some_and(|c| c.not_after > now + RA_ROTATE_BEFORE)) {
+            return Ok(Some(ras));
         }
         let mut tx = self.store.begin(TxMode::Write)?;
         let ca = self.load_ca(tx.as_mut(), ca_id, now)?;
@@ -520,74 +536,99 @@ impl Pki {
             // Roots issue no leaves: nothing enrols with them.
             return Ok(None);
         }
-        let stored = tx.scep_ra(ca_id)?;
-        let usable = |row: &DelegateRow| from_ts(row.not_after).map(|t| t > now + RA_ROTATE_BEFORE);
-        let ra = match stored {
-            Some(row) if usable(&row)? || ca.status() != CaStatus::Active => self.open_ra(ca_id, &row)?,
-            _ if ca.status() != CaStatus::Active || ca.row.cert.is_none() => return Ok(None),
-            _ => {
-                let ca_key = self.signer(tx.as_mut(), &ca)?;
-                let ca_end = ca
-                    .entity
-                    .version
-                    .not_after
-                    .ok_or_else(|| corrupt("CA without validity"))?;
-                let not_after = (now + RA_VALIDITY).min(ca_end);
-                let (key, pkcs8) = SoftwareKey::generate(KeyAlgorithm::Rsa2048, HashAlgorithm::Sha256)?;
-                let ca_cert = ca.cert()?;
-                let mut subject = ca_cert.tbs().subject.clone();
-                subject.0.retain(|rdn| !rdn.0.iter().any(|a| a.oid == oids::CN));
-                subject.0.extend(
-                    SubjectParts {
-                        common_name: format!("{} SCEP RA", ca.entity.subject.common_name),
-                        ..Default::default()
-                    }
-                    .to_name()?
-                    .0,
-                );
-                let der = cert::issue(
-                    &CertRequest {
-                        serial: cert::random_serial()?,
-                        subject,
-                        issuer: ca_cert.tbs().subject.clone(),
-                        issuer_key_id: cert::key_identifier(ca_key.public_key()),
-                        public_key: key.public_key().clone(),
-                        not_before: now - BACKDATE,
-                        not_after,
-                        role: CertRole::EndEntity,
-                        key_usage: x509_cert::ext::pkix::KeyUsage(
-                            x509_cert::ext::pkix::KeyUsages::DigitalSignature
-                                | x509_cert::ext::pkix::KeyUsages::KeyEncipherment,
-                        ),
-                        ekus: vec![oids::KP_CMC_RA],
-                        pointers: None,
-                        subject_alt_name: None,
-                    },
-                    ca_key.as_ref(),
-                )?;
-                let sealed = self.seal_in(tx.as_mut(), SealedKind::ScepRaKey, ca_id, &pkcs8)?;
-                tx.put_scep_ra(ca_id, &der, &sealed, ts(not_after))?;
-                self.commit(tx)?;
-                ScepRa {
-                    decryptor: RaDecryptor::from_pkcs8(&pkcs8)?,
-                    key,
-                    cert: <x509_cert::Certificate as der::Decode>::from_der(&der)
-                        .map_err(crate::x509::X509Error::from)?,
-                    cert_der: der,
-                    not_after,
-                }
-            }
-        };
-        let ra = Arc::new(ra);
+        let stored = tx.scep_ras(ca_id, ts(now))?;
+        let fresh = stored
+            .first()
+            .map(|(_, row)| from_ts(row.not_after).map(|t| t > now + RA_ROTATE_BEFORE))
+            .transpose()?
+            .unwrap_or(false);
+        let can_issue = ca.status() == CaStatus::Active && ca.row.cert.is_some();
+        let mut ras = Vec::with_capacity(stored.len() + 1);
+        if !fresh && can_issue {
+            ras.push(self.issue_ra(tx.as_mut(), &ca, now)?);
+            self.commit(tx)?;
+        } else {
+            drop(tx);
+        }
+        for (id, row) in &stored {
+            ras.push(self.open_ra(id, row)?);
+        }
+        if ras.is_empty() {
+            return Ok(None);
+        }
+        let ras = Arc::new(ScepRas { ras });
         self.scep_ras
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(ca_id.to_owned(), ra.clone());
-        Ok(Some(ra))
+            .insert(ca_id.to_owned(), ras.clone());
+        Ok(Some(ras))
     }
 
-    fn open_ra(&self, ca_id: &str, row: &DelegateRow) -> Result<ScepRa> {
-        let pkcs8 = self.unseal(SealedKind::ScepRaKey, ca_id, &row.sealed_key)?;
+    /// Issues and stores a new RA for `ca` (inside `tx`, not committed).
+    fn issue_ra(&self, tx: &mut dyn Tx, ca: &LoadedCa, now: OffsetDateTime) -> Result<ScepRa> {
+        let ca_key = self.signer(tx, ca)?;
+        let ca_end = ca
+            .entity
+            .version
+            .not_after
+            .ok_or_else(|| corrupt("CA without validity"))?;
+        let not_after = (now + RA_VALIDITY).min(ca_end);
+        let (key, pkcs8) = SoftwareKey::generate(KeyAlgorithm::Rsa2048, HashAlgorithm::Sha256)?;
+        let ca_cert = ca.cert()?;
+        let mut subject = ca_cert.tbs().subject.clone();
+        subject.0.retain(|rdn| !rdn.0.iter().any(|a| a.oid == oids::CN));
+        subject.0.extend(
+            SubjectParts {
+                common_name: format!("{} SCEP RA", ca.entity.subject.common_name),
+                ..Default::default()
+            }
+            .to_name()?
+            .0,
+        );
+        let serial = cert::random_serial()?;
+        let der = cert::issue(
+            &CertRequest {
+                serial: serial.clone(),
+                subject,
+                issuer: ca_cert.tbs().subject.clone(),
+                issuer_key_id: cert::key_identifier(ca_key.public_key()),
+                public_key: key.public_key().clone(),
+                not_before: now - BACKDATE,
+                not_after,
+                role: CertRole::EndEntity,
+                key_usage: x509_cert::ext::pkix::KeyUsage(
+                    x509_cert::ext::pkix::KeyUsages::DigitalSignature
+                        | x509_cert::ext::pkix::KeyUsages::KeyEncipherment,
+                ),
+                ekus: vec![oids::KP_CMC_RA],
+                pointers: None,
+                subject_alt_name: None,
+            },
+            ca_key.as_ref(),
+        )?;
+        let id = format!("{}:{}", ca.row.id, crate::x509::hex_upper(&serial));
+        let sealed = self.seal_in(tx, SealedKind::ScepRaKey, &id, &pkcs8)?;
+        tx.put_scep_ra(
+            &id,
+            &ca.row.id,
+            &DelegateRow {
+                cert: der.clone(),
+                sealed_key: sealed,
+                not_after: ts(not_after),
+            },
+            ts(now),
+        )?;
+        Ok(ScepRa {
+            decryptor: RaDecryptor::from_pkcs8(&pkcs8)?,
+            key,
+            cert: <x509_cert::Certificate as der::Decode>::from_der(&der).map_err(crate::x509::X509Error::from)?,
+            cert_der: der,
+            not_after,
+        })
+    }
+
+    fn open_ra(&self, id: &str, row: &DelegateRow) -> Result<ScepRa> {
+        let pkcs8 = self.unseal(SealedKind::ScepRaKey, id, &row.sealed_key)?;
         Ok(ScepRa {
             key: SoftwareKey::from_pkcs8(KeyAlgorithm::Rsa2048, HashAlgorithm::Sha256, &pkcs8)?,
             decryptor: RaDecryptor::from_pkcs8(&pkcs8)?,

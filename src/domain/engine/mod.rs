@@ -35,7 +35,7 @@ pub use crls::CrlScope;
 pub use edge::{EdgeKey, EnrolmentToken, ResponderInfo, EDGE_KEY};
 pub use enrolment::{
     EnrolOutcome, EnrolRefusal, EnrolRequest, Enrolled, EnrolmentRequestInfo, IssuedChallenge, NewChallenge,
-    NewProfile, Profile, ScepRa,
+    NewProfile, Profile, ScepRa, ScepRas,
 };
 pub use responder::OcspResponder;
 
@@ -251,7 +251,7 @@ pub struct Pki {
     /// Delegated OCSP responders, by CA id.
     delegates: Mutex<HashMap<String, Arc<OcspResponder>>>,
     /// SCEP RAs (certificate and unsealed key), by CA id.
-    scep_ras: Mutex<HashMap<String, Arc<ScepRa>>>,
+    scep_ras: Mutex<HashMap<String, Arc<ScepRas>>>,
     /// Called after every commit (the responder's snapshot follower wakes on it).
     on_commit: Mutex<Option<CommitHook>>,
 }
@@ -809,6 +809,40 @@ pub(crate) mod tests {
             assert!(parse_oid(bad).is_err(), "{bad}");
         }
         assert_eq!(parse_oid(" 1.3.6.1.5.5.7.3.2 ").unwrap(), oids::KP_CLIENT_AUTH);
+    }
+
+    #[test]
+    fn scep_ras_rotate_and_the_replaced_one_keeps_decrypting_until_it_expires() {
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = crate::clock::truncate(OffsetDateTime::now_utc());
+        let open = |t: OffsetDateTime| {
+            open_with_clock(&OpenOptions::new(dir.path().to_path_buf()), Arc::new(FixedClock(t))).unwrap()
+        };
+        let pki = open(t0);
+        let root = pki
+            .create_ca(new_ca(CaType::RootCertificationAuthority, "Root", None))
+            .unwrap();
+        assert!(pki.scep_ra(&root.id).unwrap().is_none(), "roots have no RA");
+        let issuing = pki
+            .create_ca(new_ca(CaType::IssuingCertificationAuthority, "Issuing", Some(root.id)))
+            .unwrap();
+        let serial = |r: &ScepRa| r.cert.tbs_certificate.serial_number.clone();
+        let first = pki.scep_ra(&issuing.id).unwrap().unwrap();
+        assert_eq!(first.ras.len(), 1);
+        let first_serial = serial(first.current().unwrap());
+        // 300 days on: the same RA (from the store, not just the cache).
+        let same = open(t0 + Duration::days(300)).scep_ra(&issuing.id).unwrap().unwrap();
+        assert_eq!(same.ras.len(), 1);
+        assert_eq!(serial(same.current().unwrap()), first_serial);
+        // Within 30 days of its end: a new current RA, the old one still listed.
+        let rotated = open(t0 + Duration::days(340)).scep_ra(&issuing.id).unwrap().unwrap();
+        assert_eq!(rotated.ras.len(), 2);
+        assert_ne!(serial(rotated.current().unwrap()), first_serial);
+        assert_eq!(serial(&rotated.ras[1]), first_serial);
+        // After the old one expired: only the new one.
+        let later = open(t0 + Duration::days(370)).scep_ra(&issuing.id).unwrap().unwrap();
+        assert_eq!(later.ras.len(), 1);
+        assert_eq!(serial(later.current().unwrap()), serial(rotated.current().unwrap()));
     }
 
     #[test]

@@ -1007,20 +1007,29 @@ fn enrolment_profiles_challenges_and_nonces(h: &dyn Harness) {
     tx.put_enrolment("leaf", "p1", "tid", 9).unwrap();
     assert_eq!(tx.enrolment_profile("leaf").unwrap().as_deref(), Some("p1"));
 
-    assert!(tx.scep_ra("i").unwrap().is_none());
-    tx.put_scep_ra("i", &[1], &[2], 10).unwrap();
-    tx.put_scep_ra("i", &[3], &[4], 20).unwrap();
+    assert!(tx.scep_ras("i", 0).unwrap().is_empty());
+    let ra = |cert: u8, key: u8, not_after: i64| DelegateRow {
+        cert: vec![cert],
+        sealed_key: vec![key],
+        not_after,
+    };
+    tx.put_scep_ra("i:01", "i", &ra(1, 2, 10), 0).unwrap();
+    tx.put_scep_ra("i:02", "i", &ra(3, 4, 20), 0).unwrap();
     assert_eq!(
-        tx.scep_ra("i").unwrap(),
-        Some(DelegateRow {
-            cert: vec![3],
-            sealed_key: vec![4],
-            not_after: 20
-        })
+        tx.scep_ras("i", 5).unwrap(),
+        [("i:02".to_owned(), ra(3, 4, 20)), ("i:01".to_owned(), ra(1, 2, 10))],
+        "latest first; the earlier one still decrypts until it expires"
     );
     assert_eq!(
+        tx.scep_ras("i", 10).unwrap(),
+        [("i:02".to_owned(), ra(3, 4, 20))],
+        "expired: gone"
+    );
+    tx.put_scep_ra("i:03", "i", &ra(5, 6, 30), 15).unwrap();
+    assert_eq!(
         tx.sealed_keys(SealedTable::ScepRaKeys, "", 10).unwrap(),
-        [("i".to_owned(), vec![4])]
+        [("i:02".to_owned(), vec![4]), ("i:03".to_owned(), vec![6])],
+        "an expired RA's key is deleted when a new one is added"
     );
 
     let request = |id: &str, tid: &str, at: i64| EnrolmentRequestRow {
@@ -1066,7 +1075,7 @@ fn enrolment_profiles_challenges_and_nonces(h: &dyn Harness) {
     let mut tx = h.store().begin(TxMode::Write).unwrap();
     assert!(tx.profile("p2").unwrap().unwrap().requires_approval);
     tx.delete_ca("i", 30).unwrap();
-    assert!(tx.scep_ra("i").unwrap().is_none(), "the RA key goes with its CA");
+    assert!(tx.scep_ras("i", 0).unwrap().is_empty(), "the RA keys go with their CA");
     tx.commit().unwrap();
     // One request per transaction (last: PostgreSQL aborts the transaction).
     let mut tx = h.store().begin(TxMode::Write).unwrap();

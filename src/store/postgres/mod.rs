@@ -544,7 +544,7 @@ impl Tx for PgTx {
                 "SELECT ca_id, sealed_key FROM ocsp_delegates WHERE ca_id COLLATE \"C\" > $1 ORDER BY ca_id COLLATE \"C\" LIMIT $2"
             }
             SealedTable::ScepRaKeys => {
-                "SELECT ca_id, sealed_key FROM scep_ras WHERE ca_id COLLATE \"C\" > $1 ORDER BY ca_id COLLATE \"C\" LIMIT $2"
+                "SELECT id, sealed_key FROM scep_ras WHERE id COLLATE \"C\" > $1 ORDER BY id COLLATE \"C\" LIMIT $2"
             }
         };
         let rows = self.query(sql, &[&after_owner, &i64::from(limit)])?;
@@ -557,7 +557,7 @@ impl Tx for PgTx {
                 "UPDATE cas SET sealed_key = $1 WHERE id = $2 AND deleted_at IS NULL AND sealed_key IS NOT NULL"
             }
             SealedTable::OcspDelegateKeys => "UPDATE ocsp_delegates SET sealed_key = $1 WHERE ca_id = $2",
-            SealedTable::ScepRaKeys => "UPDATE scep_ras SET sealed_key = $1 WHERE ca_id = $2",
+            SealedTable::ScepRaKeys => "UPDATE scep_ras SET sealed_key = $1 WHERE id = $2",
         };
         Ok(self.execute(sql, &[&sealed, &owner])? == 1)
     }
@@ -1163,28 +1163,32 @@ impl Tx for PgTx {
         Ok(n == 1)
     }
 
-    fn scep_ra(&mut self, ca_id: &str) -> Result<Option<DelegateRow>> {
-        let row = self.query_opt(
-            "SELECT cert, sealed_key, not_after FROM scep_ras WHERE ca_id = $1",
-            &[&ca_id],
+    fn scep_ras(&mut self, ca_id: &str, now: i64) -> Result<Vec<(String, DelegateRow)>> {
+        let rows = self.query(
+            "SELECT id, cert, sealed_key, not_after FROM scep_ras WHERE ca_id = $1 AND not_after > $2
+             ORDER BY not_after DESC, id",
+            &[&ca_id, &now],
         )?;
-        row.as_ref()
-            .map(|r| {
-                Ok(DelegateRow {
-                    cert: get(r, 0)?,
-                    sealed_key: get(r, 1)?,
-                    not_after: get(r, 2)?,
-                })
-            })
-            .transpose()
+        map(&rows, |r| {
+            Ok((
+                get(r, 0)?,
+                DelegateRow {
+                    cert: get(r, 1)?,
+                    sealed_key: get(r, 2)?,
+                    not_after: get(r, 3)?,
+                },
+            ))
+        })
     }
 
-    fn put_scep_ra(&mut self, ca_id: &str, cert: &[u8], sealed_key: &[u8], not_after: i64) -> Result<()> {
+    fn put_scep_ra(&mut self, id: &str, ca_id: &str, ra: &DelegateRow, now: i64) -> Result<()> {
         self.execute(
-            "INSERT INTO scep_ras (ca_id, cert, sealed_key, not_after) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (ca_id) DO UPDATE SET cert = excluded.cert, sealed_key = excluded.sealed_key,
-                 not_after = excluded.not_after",
-            &[&ca_id, &cert, &sealed_key, &not_after],
+            "DELETE FROM scep_ras WHERE ca_id = $1 AND not_after <= $2",
+            &[&ca_id, &now],
+        )?;
+        self.execute(
+            "INSERT INTO scep_ras (id, ca_id, cert, sealed_key, not_after) VALUES ($1, $2, $3, $4, $5)",
+            &[&id, &ca_id, &ra.cert, &ra.sealed_key, &ra.not_after],
         )?;
         Ok(())
     }
