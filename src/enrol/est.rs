@@ -152,10 +152,17 @@ impl Enrolment {
                     _ => return text(StatusCode::BAD_REQUEST, "the body must be a base64 PKCS#10 request\n"),
                 };
                 // EST has no transaction ID: a client waiting for approval
-                // sends the same request again (RFC 7030 §4.2.3), so the
-                // request's hash names it.
-                let transaction_id =
-                    crate::x509::hex_upper(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &csr).as_ref());
+                // (or that lost the reply) sends the same request again
+                // (RFC 7030 §4.2.3), so the hash of the request (and of the
+                // certificate it renews) names it.
+                let transaction_id = {
+                    let mut h = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+                    h.update(&csr);
+                    if let Some(c) = &current {
+                        h.update(c);
+                    }
+                    crate::x509::hex_upper(h.finish().as_ref())
+                };
                 let request = EnrolRequest {
                     csr,
                     renewing: current,

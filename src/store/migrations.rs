@@ -427,6 +427,7 @@ CREATE TABLE enrolments (
     transaction_id TEXT NOT NULL,
     at             INTEGER NOT NULL
 );
+CREATE INDEX enrolments_by_transaction ON enrolments (transaction_id);
 CREATE TABLE enrolment_requests (
     id             TEXT PRIMARY KEY,
     ca_id          TEXT NOT NULL,
@@ -492,6 +493,7 @@ CREATE TABLE enrolments (
     transaction_id TEXT NOT NULL,
     at             BIGINT NOT NULL
 );
+CREATE INDEX enrolments_by_transaction ON enrolments (transaction_id);
 CREATE TABLE enrolment_requests (
     id             TEXT PRIMARY KEY,
     ca_id          TEXT NOT NULL,

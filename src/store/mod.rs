@@ -685,6 +685,8 @@ pub trait Tx {
     fn put_enrolment(&mut self, leaf_id: &str, profile_id: &str, transaction_id: &str, at: i64) -> Result<()>;
     /// The profile a leaf was enrolled under, if it was enrolled.
     fn enrolment_profile(&mut self, leaf_id: &str) -> Result<Option<String>>;
+    /// The leaf a CA issued for an enrolment transaction, if any.
+    fn enrolled_leaf(&mut self, ca_id: &str, transaction_id: &str) -> Result<Option<String>>;
     fn insert_enrolment_request(&mut self, row: &EnrolmentRequestRow) -> Result<()>;
     fn enrolment_request(&mut self, id: &str) -> Result<Option<EnrolmentRequestRow>>;
     fn enrolment_request_by_transaction(

@@ -1040,6 +1040,18 @@ impl Tx for SqliteTx<'_> {
             .optional()?)
     }
 
+    fn enrolled_leaf(&mut self, ca_id: &str, transaction_id: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT e.leaf_id FROM enrolments e JOIN leaves l ON l.id = e.leaf_id
+                 WHERE e.transaction_id = ? AND l.ca_id = ? ORDER BY e.at DESC LIMIT 1",
+                params![transaction_id, ca_id],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
     fn insert_enrolment_request(&mut self, q: &EnrolmentRequestRow) -> Result<()> {
         self.conn.execute(
             &format!(

@@ -1117,3 +1117,59 @@ fn enrolment_is_rate_limited_per_source_and_per_challenge() {
     let cacert = crate::support::curl("GET", &format!("{}?operation=GetCACert", s.url()), None, &[]);
     assert_eq!(cacert.status, 200);
 }
+
+#[test]
+fn a_lost_scep_reply_is_answered_again_with_the_same_certificate() {
+    use cloudpki::x509::scep::{self, device, ClientRequest, ContentCipher, MessageType, RaDecryptor};
+    use cloudpki::x509::{HashAlgorithm, KeyAlgorithm, SoftwareKey};
+    use der::Decode;
+    let env = Env::new();
+    let server = env.server();
+    let s = setup(&env, &server, "rsa2048", &["--key-type", "rsa2048"]);
+    let ra = x509_cert::Certificate::from_der(&std::fs::read(s.certs.join("ra.der")).unwrap()).unwrap();
+    let (key, pkcs8) = SoftwareKey::generate(KeyAlgorithm::Rsa2048, HashAlgorithm::Sha256).unwrap();
+    let self_signed = device::self_signed(&key, "lost.devices.example").unwrap();
+    let csr = device::csr(&key, "lost.devices.example", Some(&s.challenge(&[]))).unwrap();
+    // The device's own key opens the reply, as it opens any CertRep.
+    let mine = RaDecryptor::from_pkcs8(&pkcs8).unwrap();
+    let ask = |nonce: u8| {
+        let message = scep::client_request(&ClientRequest {
+            message_type: MessageType::PkcsReq,
+            inner: &csr,
+            signer: &key,
+            signer_cert: &self_signed,
+            ra_cert: &ra,
+            transaction_id: "LOST-REPLY-1",
+            sender_nonce: [nonce; 16],
+            cipher: ContentCipher::Aes256,
+        })
+        .unwrap();
+        let url = format!("{}?operation=PKIOperation", s.url());
+        let r = crate::support::curl(
+            "POST",
+            &url,
+            Some(&message),
+            &[("Content-Type", "application/x-pki-message")],
+        );
+        assert_eq!(r.status, 200);
+        let rep = scep::parse(&r.body).unwrap();
+        assert_eq!(scep::reply_status(&r.body).unwrap().0, "0", "SUCCESS");
+        let (inner, cipher, _) = scep::open(rep.verified.as_ref().unwrap(), &[(&self_signed, &mine)]).unwrap();
+        assert_eq!(cipher, ContentCipher::Aes256, "answered with the request's cipher");
+        let ci = cms::content_info::ContentInfo::from_der(&inner).unwrap();
+        let sd: cms::signed_data::SignedData = ci.content.decode_as().unwrap();
+        let first = sd.certificates.unwrap().0.into_vec().remove(0);
+        match first {
+            cms::cert::CertificateChoices::Certificate(c) => c.tbs_certificate.serial_number,
+            other => panic!("{other:?}"),
+        }
+    };
+    let first = ask(1);
+    let again = ask(2);
+    assert_eq!(first, again, "the same certificate, not a second one");
+    let leaves = env.json(&["cert", "list", "--ca", &s.issuing]);
+    let n = leaves["value"].as_array().map_or(0, |a| {
+        a.iter().filter(|l| l["deviceName"] == "lost.devices.example").count()
+    });
+    assert_eq!(n, 1, "{leaves}");
+}

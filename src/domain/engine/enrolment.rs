@@ -686,6 +686,36 @@ impl Pki {
                 .answer_existing(tx.as_mut(), &ca, &existing)
                 .map_err(|e| (Some(existing.profile_id.clone()), e));
         }
+        // A transaction already answered with a certificate (the device lost
+        // the reply and asks again): the same certificate, when the request
+        // is for the same key and subject and it is still good; no second
+        // certificate, no second use of the challenge. (strongSwan derives
+        // its transactionID from the key alone, so a new request from the
+        // same key for another subject, or after a revocation, is new.)
+        if let Some(leaf_id) = tx
+            .enrolled_leaf(&ca.row.id, &request.transaction_id)
+            .map_err(|e| (None, e.into()))?
+        {
+            let row = tx
+                .leaf(&leaf_id)
+                .map_err(|e| (None, e.into()))?
+                .ok_or_else(|| (None, corrupt("enrolment without its leaf")))?;
+            let same = <x509_cert::request::CertReq as der::Decode>::from_der(&request.csr)
+                .ok()
+                .zip(ParsedCert::from_der(&row.der).ok())
+                .is_some_and(|(csr, cert)| {
+                    csr.info.public_key == cert.tbs().subject_public_key_info && csr.info.subject == cert.tbs().subject
+                });
+            if same && row.revoked_at.is_none() && row.not_after > ts(now) {
+                let profile_id = tx.enrolment_profile(&leaf_id).map_err(|e| (None, e.into()))?;
+                return Ok(EnrolOutcome::Issued(Box::new(Enrolled {
+                    leaf: self.leaf_record(&row, now).map_err(plain(None))?,
+                    der: row.der,
+                    ca_der: ca.row.cert.clone().unwrap_or_default(),
+                    profile_id: profile_id.unwrap_or_default(),
+                })));
+            }
+        }
         let facts = ca.facts(tx.as_mut(), now, Action::IssueLeaf).map_err(plain(None))?;
         if let Err(r) = lifecycle::check(Action::IssueLeaf, facts) {
             return Err(refuse(None, EnrolRefusal::NotAllowed(r.to_string())));

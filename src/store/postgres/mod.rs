@@ -1216,6 +1216,15 @@ impl Tx for PgTx {
         row.as_ref().map(|r| get(r, 0)).transpose()
     }
 
+    fn enrolled_leaf(&mut self, ca_id: &str, transaction_id: &str) -> Result<Option<String>> {
+        let row = self.query_opt(
+            "SELECT e.leaf_id FROM enrolments e JOIN leaves l ON l.id = e.leaf_id
+             WHERE e.transaction_id = $1 AND l.ca_id = $2 ORDER BY e.at DESC LIMIT 1",
+            &[&transaction_id, &ca_id],
+        )?;
+        row.as_ref().map(|r| get(r, 0)).transpose()
+    }
+
     fn insert_enrolment_request(&mut self, q: &EnrolmentRequestRow) -> Result<()> {
         self.execute(
             &format!(
