@@ -191,8 +191,10 @@ impl Enrolment {
         })
         .await;
         match got {
-            // RA, CA, then the chain up to the root: clients (strongSwan's
-            // `pki --scepca`) establish trust from the root in the reply.
+            // The RA, the CA and its chain up to the root (a DER SET: in
+            // no particular order; clients tell the RA by its missing cA
+            // flag and its key usages, and strongSwan's `pki --scepca`
+            // establishes trust from the root in the reply).
             Ok((ca, chain, Some(ras))) => match scep::certs_only(
                 &[
                     ras.current().map(|r| r.cert_der.clone()).into_iter().collect(),
