@@ -55,7 +55,10 @@ fn main() {
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("load:{challenge}"))
     );
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let next = Arc::new(AtomicUsize::new(0));
     let bodies = Arc::new(bodies);
     let latencies = Arc::new(Mutex::new(Vec::with_capacity(count)));
@@ -64,7 +67,8 @@ fn main() {
     rt.block_on(async {
         let mut tasks = Vec::new();
         for _ in 0..concurrency {
-            let (next, bodies, latencies, failures) = (next.clone(), bodies.clone(), latencies.clone(), failures.clone());
+            let (next, bodies, latencies, failures) =
+                (next.clone(), bodies.clone(), latencies.clone(), failures.clone());
             let (host, path, auth, tls) = (host.clone(), path.clone(), auth.clone(), tls.clone());
             tasks.push(tokio::spawn(async move {
                 let tcp = tokio::net::TcpStream::connect(&host).await.unwrap();
@@ -82,12 +86,14 @@ fn main() {
                     if i >= bodies.len() {
                         break;
                     }
-                    let mut req = http::Request::post(&path)
-                        .header(http::header::HOST, &host)
-                        .header(
-                            http::header::CONTENT_TYPE,
-                            if is_est { "application/pkcs10" } else { "application/x-pki-message" },
-                        );
+                    let mut req = http::Request::post(&path).header(http::header::HOST, &host).header(
+                        http::header::CONTENT_TYPE,
+                        if is_est {
+                            "application/pkcs10"
+                        } else {
+                            "application/x-pki-message"
+                        },
+                    );
                     if is_est {
                         req = req.header(http::header::AUTHORIZATION, &auth);
                     }
@@ -96,8 +102,8 @@ fn main() {
                     let resp = sender.send_request(req).await.unwrap();
                     let status = resp.status();
                     let body = resp.into_body().collect().await.unwrap().to_bytes();
-                    let ok = status == 200
-                        && (is_est || scep::reply_status(&body).map(|(s, _)| s == "0").unwrap_or(false));
+                    let ok =
+                        status == 200 && (is_est || scep::reply_status(&body).map(|(s, _)| s == "0").unwrap_or(false));
                     if ok {
                         latencies.lock().unwrap().push(sent.elapsed());
                     } else {
@@ -113,7 +119,11 @@ fn main() {
     let seconds = t0.elapsed().as_secs_f64();
     let mut l = latencies.lock().unwrap().clone();
     l.sort();
-    let pct = |p: f64| l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1))).copied().unwrap_or_default();
+    let pct = |p: f64| {
+        l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!(
         "{{\"kind\":\"{kind}\",\"ok\":{},\"failures\":{},\"seconds\":{seconds:.3},\"per_second\":{:.1},\"p50_ms\":{:.2},\"p99_ms\":{:.2},\"max_ms\":{:.2}}}",
@@ -164,7 +174,11 @@ fn prepare(est: bool, est_rsa: bool, trust: &str, challenge: &str, count: usize)
     let est_key = if est_rsa {
         rsa.clone()
     } else {
-        Arc::new(SoftwareKey::generate(KeyAlgorithm::EcP256, HashAlgorithm::Sha256).unwrap().0)
+        Arc::new(
+            SoftwareKey::generate(KeyAlgorithm::EcP256, HashAlgorithm::Sha256)
+                .unwrap()
+                .0,
+        )
     };
     let chunks: Vec<Vec<usize>> = (0..threads).map(|t| (t..count).step_by(threads).collect()).collect();
     let out: Vec<Vec<(usize, Vec<u8>)>> = std::thread::scope(|s| {

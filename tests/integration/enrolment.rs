@@ -262,7 +262,12 @@ fn strongswan_enrols_renews_and_re_enrols_after_revocation_against_an_rsa_issuin
 fn strongswan_enrols_against_an_ec_issuing_ca_through_its_rsa_ra() {
     let env = Env::new();
     let server = env.server();
-    let s = setup(&env, &server, "eCP256", &[]);
+    let s = setup(
+        &env,
+        &server,
+        "eCP256",
+        &["--validity-days", "30", "--renewal-days", "30"],
+    );
     let ra = openssl(&[
         "x509",
         "-inform",
@@ -286,7 +291,19 @@ fn strongswan_enrols_against_an_ec_issuing_ca_through_its_rsa_ra() {
     let text = openssl(&["x509", "-in", cert.to_str().unwrap(), "-noout", "-text"]);
     assert!(text.contains("ecdsa-with-SHA256"), "signed by the EC CA: {text}");
     assert!(s.ocsp(&cert).contains(": good"));
+    // Renewal through the RA too.
+    let key2 = s.key("ec-device2.key", "2048");
+    let (renewed, log) = s.enrol(
+        &key2,
+        "CN=ec1.devices.example",
+        &["--cert", cert.to_str().unwrap(), "--key", key.to_str().unwrap()],
+        "ec1b.pem",
+    );
+    let renewed = renewed.unwrap_or_else(|| panic!("renewal failed: {log}"));
+    s.check_issued(&renewed, "ec1.devices.example");
+    assert_ne!(crate::support::serial_of(&renewed), crate::support::serial_of(&cert));
     s.revoke(&cert);
+    assert!(s.ocsp(&renewed).contains(": good"));
 }
 
 #[test]
@@ -804,6 +821,21 @@ fn strongswan_enrols_and_re_enrols_by_est_over_tls() {
     let issuing_pem = env.save(&["ca", "cert", &issuing], "est-issuing.pem");
     openssl_verify(&root_pem, &issuing_pem, &cert1);
     pkilint("cert", std::slice::from_ref(&cert1));
+    let ocsp = |cert: &Path| {
+        openssl(&[
+            "ocsp",
+            "-issuer",
+            &s(&issuing_pem),
+            "-cert",
+            &s(cert),
+            "-url",
+            &format!("{}/ocsp", server.url),
+            "-CAfile",
+            &s(&root_pem),
+            "-no_nonce",
+        ])
+    };
+    assert!(ocsp(&cert1).contains(": good"));
 
     // The one-time challenge is spent: a second simpleenroll is refused (401).
     let (_, csr2) = csr("est2");
