@@ -74,7 +74,16 @@ impl Limiter {
         }
     }
 
+    /// An IPv6 source counts by its /64: one host can hold a whole /64.
     pub fn source(&self, ip: IpAddr) -> Result<(), RetryAfter> {
+        let ip = match ip {
+            IpAddr::V6(v6) => {
+                let mut o = v6.octets();
+                o[8..].fill(0);
+                IpAddr::V6(o.into())
+            }
+            v4 => v4,
+        };
         self.take(Key::Source(ip), self.limits.per_source)
     }
 
@@ -91,9 +100,16 @@ impl Limiter {
         }
         let now = Instant::now();
         if self.buckets.len() > MAX_BUCKETS {
-            // Full buckets carry no information: forget them.
-            self.buckets
-                .retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * rate.per_second < rate.burst);
+            // Full buckets carry no information: forget them (each judged
+            // by the rate of its own kind).
+            let limits = self.limits;
+            self.buckets.retain(|k, b| {
+                let r = match k {
+                    Key::Source(_) => limits.per_source,
+                    Key::Challenge(_) => limits.per_challenge,
+                };
+                r.per_second > 0.0 && b.tokens + now.duration_since(b.at).as_secs_f64() * r.per_second < r.burst
+            });
         }
         let mut b = self.buckets.entry(key).or_insert(Bucket {
             tokens: rate.burst,
@@ -130,6 +146,12 @@ mod tests {
         }
         assert_eq!(l.source(ip), Err(1));
         assert!(l.source([192, 0, 2, 2].into()).is_ok(), "per source");
+        let a: IpAddr = "2001:db8::1".parse().unwrap();
+        let b: IpAddr = "2001:db8::2:3".parse().unwrap();
+        for _ in 0..3 {
+            assert!(l.source(a).is_ok());
+        }
+        assert!(l.source(b).is_err(), "one IPv6 /64, one source");
     }
 
     #[test]

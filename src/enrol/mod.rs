@@ -29,7 +29,17 @@ const CA_CAPS: &str = "POSTPKIOperation\nSHA-256\nSHA-384\nSHA-512\nAES\nSCEPSta
 pub struct Enrolment {
     pki: Arc<Pki>,
     limiter: Arc<limit::Limiter>,
+    /// Content-encryption keys seen (see `scep::content_key_id`), with the
+    /// message each came in and when.
+    envelopes: Arc<Envelopes>,
 }
+
+/// Content-key fingerprint → (fingerprint of the message it came in, when).
+type Envelopes = dashmap::DashMap<[u8; 32], ([u8; 32], std::time::Instant)>;
+
+/// How long a content key is remembered, and how many at most.
+const ENVELOPE_MEMORY: std::time::Duration = std::time::Duration::from_secs(2 * 24 * 3600);
+const MAX_ENVELOPES: usize = 200_000;
 
 impl std::fmt::Debug for Enrolment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -108,6 +118,7 @@ impl Enrolment {
         Enrolment {
             pki,
             limiter: Arc::new(limit::Limiter::new(limits)),
+            envelopes: Arc::new(dashmap::DashMap::new()),
         }
     }
 
@@ -242,15 +253,47 @@ impl Enrolment {
     /// Answers one PKIOperation (blocking: it may sign and commit). `Err` is
     /// our own failure (the store), never the device's.
     pub fn operate(&self, ca_id: &str, der: &[u8]) -> Result<Operated, PkiError> {
-        operate(&self.pki, &self.limiter, ca_id, der)
+        operate(self, ca_id, der)
+    }
+
+    /// False when the envelope's content key came before in another
+    /// message: an exact resend (a lost reply) passes, a tampered copy not.
+    fn fresh_envelope(&self, content: &[u8], message: &[u8]) -> bool {
+        let Some(key) = scep::content_key_id(content) else {
+            return true; // unreadable: `open` refuses it the same way for all
+        };
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, message);
+        let mut msg = [0u8; 32];
+        msg.copy_from_slice(digest.as_ref());
+        let now = std::time::Instant::now();
+        if self.envelopes.len() > MAX_ENVELOPES {
+            self.envelopes
+                .retain(|_, (_, at)| now.duration_since(*at) < ENVELOPE_MEMORY);
+        }
+        match self.envelopes.entry(key) {
+            dashmap::Entry::Occupied(seen) => seen.get().0 == msg,
+            dashmap::Entry::Vacant(v) => {
+                v.insert((msg, now));
+                true
+            }
+        }
     }
 }
 
-fn operate(pki: &Pki, limiter: &limit::Limiter, ca_id: &str, der: &[u8]) -> Result<Operated, PkiError> {
-    let request = match scep::parse(der) {
+fn operate(enrolment: &Enrolment, ca_id: &str, der: &[u8]) -> Result<Operated, PkiError> {
+    let (pki, limiter) = (enrolment.pki.as_ref(), enrolment.limiter.as_ref());
+    let mut request = match scep::parse(der) {
         Ok(r) => r,
         Err(e) => return Ok(Operated::NotScep(e.to_string())),
     };
+    if let Ok(content) = &request.verified {
+        if !enrolment.fresh_envelope(content, der) {
+            request.verified = Err(Refusal::new(
+                FailInfo::BadMessageCheck,
+                "the enveloped content cannot be read",
+            ));
+        }
+    }
     let Some(ras) = pki.scep_ra(ca_id)? else {
         return Ok(Operated::NoRa);
     };
@@ -260,16 +303,18 @@ fn operate(pki: &Pki, limiter: &limit::Limiter, ca_id: &str, der: &[u8]) -> Resu
     let Some(ra) = ras.ras.get(which) else {
         return Ok(Operated::NoRa);
     };
-    let (certs, cipher, failure, pending) = match decision {
-        Decision::Issued(certs, cipher) => (certs, cipher, None, false),
-        Decision::Pending => (Vec::new(), aes, None, true),
-        Decision::Refused(r) => (Vec::new(), aes, Some(r), false),
+    let (certs, crl, cipher, failure, pending) = match decision {
+        Decision::Issued(certs, cipher) => (certs, None, cipher, None, false),
+        Decision::Crl(crl, cipher) => (Vec::new(), Some(crl), cipher, None, false),
+        Decision::Pending => (Vec::new(), None, aes, None, true),
+        Decision::Refused(r) => (Vec::new(), None, aes, Some(r), false),
         Decision::Error(e) => return Err(e),
     };
-    let reply = match (&failure, pending) {
-        (Some(r), _) => Reply::Failure(r),
-        (None, true) => Reply::Pending,
-        (None, false) => Reply::Success { certs: &certs, cipher },
+    let reply = match (&failure, pending, &crl) {
+        (Some(r), _, _) => Reply::Failure(r),
+        (None, true, _) => Reply::Pending,
+        (None, false, Some(crl)) => Reply::SuccessCrl { crl, cipher },
+        (None, false, None) => Reply::Success { certs: &certs, cipher },
     };
     Ok(Operated::CertRep(scep::cert_rep(
         &ra.key,
@@ -282,6 +327,8 @@ fn operate(pki: &Pki, limiter: &limit::Limiter, ca_id: &str, der: &[u8]) -> Resu
 
 enum Decision {
     Issued(Vec<Vec<u8>>, scep::ContentCipher),
+    /// GetCRL's answer.
+    Crl(Vec<u8>, scep::ContentCipher),
     Pending,
     Refused(Refusal),
     Error(PkiError),
@@ -290,7 +337,9 @@ enum Decision {
 impl Decision {
     fn of(outcome: Result<EnrolOutcome, PkiError>, cipher: scep::ContentCipher) -> Self {
         match outcome {
-            Ok(EnrolOutcome::Issued(done)) => Decision::Issued(vec![done.der, done.ca_der], cipher),
+            // Only the issued certificate: a SET has no order, and some
+            // clients take the first certificate as theirs.
+            Ok(EnrolOutcome::Issued(done)) => Decision::Issued(vec![done.der], cipher),
             Ok(EnrolOutcome::Pending { .. }) => Decision::Pending,
             Err(e) => match refusal_of(&e) {
                 Some(r) => Decision::Refused(r),
@@ -329,6 +378,16 @@ fn decide_opened(
     cipher: scep::ContentCipher,
 ) -> Decision {
     let header = &request.header;
+    // Every reply that carries a certificate or CRL is encrypted to the
+    // signer's key, which SCEP's key transport needs to be RSA: refuse
+    // anything else before issuing what could never be delivered.
+    let answerable = header.signer.public_key.algorithm.oid == crate::x509::oids::RSA_ENCRYPTION;
+    if !answerable && header.message_type != MessageType::CertRep {
+        return Decision::Refused(Refusal::new(
+            FailInfo::BadAlg,
+            "SCEP replies are encrypted to the requester's key, which must be RSA (EST serves EC devices)",
+        ));
+    }
     match header.message_type {
         MessageType::PkcsReq | MessageType::RenewalReq => {
             let renewing = header.message_type == MessageType::RenewalReq;
@@ -378,10 +437,18 @@ fn decide_opened(
         // A request waiting for approval: its transactionID names it (the
         // IssuerAndSubject inside says nothing more).
         MessageType::CertPoll => Decision::of(pki.poll_enrolment(ca_id, &header.transaction_id), cipher),
-        MessageType::GetCrl => Decision::Refused(Refusal::new(
-            FailInfo::BadRequest,
-            "fetch the CRL from the certificate's CRL distribution point",
-        )),
+        MessageType::GetCrl => {
+            let crl = scep::issuer_and_serial(inner)
+                .map_err(PkiError::from)
+                .and_then(|ias| pki.crl_for_certificate(ca_id, &crate::x509::hex_upper(ias.serial_number.as_bytes())));
+            match crl {
+                Ok(crl) => Decision::Crl(crl, cipher),
+                Err(e) => match refusal_of(&e) {
+                    Some(r) => Decision::Refused(r),
+                    None => Decision::Error(e),
+                },
+            }
+        }
         MessageType::CertRep => Decision::Refused(Refusal::new(FailInfo::BadRequest, "a CertRep is not a request")),
     }
 }
@@ -405,6 +472,35 @@ mod tests {
         assert_eq!(ca_of("/scep/abc/pkiclient.exe"), Some("abc"));
         assert_eq!(ca_of("/scep/"), None);
         assert_eq!(ca_of("/scep/a/b"), None);
+    }
+
+    #[test]
+    fn a_content_key_seen_in_another_message_is_refused_an_exact_resend_is_not() {
+        use crate::x509::scep::{device, ClientRequest, ContentCipher, MessageType};
+        use crate::x509::{HashAlgorithm, KeyAlgorithm, SoftwareKey};
+        let dir = tempfile::tempdir().unwrap();
+        let pki = crate::config::open(&crate::config::OpenOptions::new(dir.path().to_path_buf())).unwrap();
+        let e = Enrolment::new(Arc::new(pki), limit::EnrolLimits::default());
+        let (key, _) = SoftwareKey::generate(KeyAlgorithm::Rsa2048, HashAlgorithm::Sha256).unwrap();
+        let cert = device::self_signed(&key, "probe").unwrap();
+        let message = scep::client_request(&ClientRequest {
+            message_type: MessageType::PkcsReq,
+            inner: b"x",
+            signer: &key,
+            signer_cert: &cert,
+            ra_cert: &cert,
+            transaction_id: "T",
+            sender_nonce: [1; 16],
+            cipher: ContentCipher::Aes128,
+        })
+        .unwrap();
+        let content = scep::parse(&message).unwrap().verified.unwrap();
+        assert!(e.fresh_envelope(&content, &message));
+        assert!(e.fresh_envelope(&content, &message), "an exact resend (a lost reply)");
+        let mut probe = message.clone();
+        let n = probe.len();
+        probe[n - 1] ^= 1; // another message around the same envelope
+        assert!(!e.fresh_envelope(&content, &probe));
     }
 
     #[test]

@@ -194,7 +194,7 @@ pub struct EnrolmentRequestRow {
     pub ca_id: String,
     pub transaction_id: String,
     pub profile_id: String,
-    /// DER PKCS#10.
+    /// DER CertificationRequestInfo, without its challengePassword.
     pub csr: Vec<u8>,
     pub device_id: Option<String>,
     pub requested_at: i64,
@@ -696,6 +696,8 @@ pub trait Tx {
     ) -> Result<Option<EnrolmentRequestRow>>;
     /// A CA's requests, newest first (at most `limit`).
     fn enrolment_requests(&mut self, ca_id: &str, limit: u32) -> Result<Vec<EnrolmentRequestRow>>;
+    /// Deletes a decided request (its transaction ID may be used again).
+    fn forget_enrolment_request(&mut self, id: &str) -> Result<()>;
     /// Writes a decision; false unless the request was still pending.
     fn decide_enrolment_request(&mut self, row: &EnrolmentRequestRow) -> Result<bool>;
 

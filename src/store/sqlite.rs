@@ -1112,6 +1112,11 @@ impl Tx for SqliteTx<'_> {
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
+    fn forget_enrolment_request(&mut self, id: &str) -> Result<()> {
+        self.conn.execute("DELETE FROM enrolment_requests WHERE id = ?", [id])?;
+        Ok(())
+    }
+
     fn decide_enrolment_request(&mut self, q: &EnrolmentRequestRow) -> Result<bool> {
         let n = self.conn.execute(
             "UPDATE enrolment_requests SET state = ?, decided_at = ?, decided_by = ?, leaf_id = ?, reason = ?

@@ -47,6 +47,7 @@ pub fn verify(der: &[u8], min_strength: u16) -> Result<VerifiedCsr, X509Error> {
     if der.len() > MAX_CSR_LEN {
         return Err(X509Error::Malformed("CSR larger than 64 KiB"));
     }
+    super::check_der_shape(der, 64)?;
     let req = CertReq::from_der(der)?;
     let strength = super::keys::strength_bits(&req.info.public_key)?;
     if strength < min_strength {
@@ -55,11 +56,16 @@ pub fn verify(der: &[u8], min_strength: u16) -> Result<VerifiedCsr, X509Error> {
         )));
     }
     verify_signed_der(der, &req.info.public_key)?;
+    from_info(req.info)
+}
 
+/// What a request asks for, read from its CertificationRequestInfo
+/// (whose signature has been checked, or is checked by the caller).
+fn from_info(info: CertReqInfo) -> Result<VerifiedCsr, X509Error> {
     let mut requested_ekus = Vec::new();
     let mut subject_alt_name = None;
     let mut challenge_password = None;
-    for attr in req.info.attributes.iter() {
+    for attr in info.attributes.iter() {
         if attr.oid == super::scep::CHALLENGE_PASSWORD {
             challenge_password = attr
                 .values
@@ -87,12 +93,37 @@ pub fn verify(der: &[u8], min_strength: u16) -> Result<VerifiedCsr, X509Error> {
         }
     }
     Ok(VerifiedCsr {
-        subject: req.info.subject,
-        public_key: req.info.public_key,
+        subject: info.subject,
+        public_key: info.public_key,
         requested_ekus,
         subject_alt_name,
         challenge_password,
     })
+}
+
+/// A request's CertificationRequestInfo without its challengePassword: what
+/// is kept of a request that waits for approval (the secret is not stored).
+pub fn without_challenge(der: &[u8]) -> Result<Vec<u8>, X509Error> {
+    let mut info = CertReq::from_der(der)?.info;
+    let kept: Vec<Attribute> = info
+        .attributes
+        .iter()
+        .filter(|a| a.oid != super::scep::CHALLENGE_PASSWORD)
+        .cloned()
+        .collect();
+    info.attributes = SetOfVec::try_from(kept)?;
+    Ok(info.to_der()?)
+}
+
+/// Reads back what [`without_challenge`] kept, checking the key's strength
+/// again (the signature was checked when the request arrived).
+pub fn from_kept_info(der: &[u8], min_strength: u16) -> Result<VerifiedCsr, X509Error> {
+    let info = CertReqInfo::from_der(der)?;
+    let strength = super::keys::strength_bits(&info.public_key)?;
+    if strength < min_strength {
+        return Err(X509Error::WeakKey(format!("{strength} bits of security")));
+    }
+    from_info(info)
 }
 
 /// The challengePassword of a request, read without verifying it (for rate

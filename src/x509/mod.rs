@@ -16,6 +16,32 @@ pub mod pem;
 pub mod reason;
 pub mod scep;
 
+/// Refuses DER whose constructed values hold more than `max_children`
+/// elements (or nest deeper than 32): decoding a SET OF sorts it, which is
+/// quadratic, so untrusted input is bounded before it is decoded.
+pub fn check_der_shape(der: &[u8], max_children: usize) -> Result<(), X509Error> {
+    fn walk(bytes: &[u8], max: usize, depth: usize) -> Result<(), X509Error> {
+        use der::{Decode, Reader, Tagged};
+        if depth > 32 {
+            return Err(X509Error::Malformed("DER nested too deeply"));
+        }
+        let mut r = der::SliceReader::new(bytes)?;
+        let mut n = 0usize;
+        while !r.is_finished() {
+            let tlv = der::AnyRef::decode(&mut r)?;
+            n += 1;
+            if n > max {
+                return Err(X509Error::Malformed("too many elements in one DER value"));
+            }
+            if tlv.tag().is_constructed() {
+                walk(tlv.value(), max, depth + 1)?;
+            }
+        }
+        Ok(())
+    }
+    walk(der, max_children, 0)
+}
+
 pub use keys::{HashAlgorithm, KeyAlgorithm, Signer, SoftwareKey};
 pub use reason::RevocationReason;
 

@@ -54,6 +54,10 @@ const DES_EDE3_CBC: Oid = Oid::new_unwrap("1.2.840.113549.3.7");
 /// signed with a certificate, is under 8 KiB.
 pub const MAX_MESSAGE_LEN: usize = 64 * 1024;
 
+/// Most elements any constructed value of a message may hold (certificates,
+/// attributes, names...): real ones hold a handful.
+const MAX_ELEMENTS: usize = 64;
+
 /// SCEP messageType values (RFC 8894 §3.2.1.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MessageType {
@@ -281,6 +285,7 @@ pub fn parse(der: &[u8]) -> Result<Request, X509Error> {
     if der.len() > MAX_MESSAGE_LEN {
         return Err(X509Error::Malformed("pkiMessage larger than 64 KiB"));
     }
+    super::check_der_shape(der, MAX_ELEMENTS)?;
     let ci = ContentInfo::from_der(der)?;
     if ci.content_type != ID_SIGNED_DATA {
         return Err(X509Error::Malformed("pkiMessage is not a SignedData"));
@@ -297,9 +302,11 @@ pub fn parse(der: &[u8]) -> Result<Request, X509Error> {
     let message_type = printable(attrs, MESSAGE_TYPE)?
         .and_then(|s| MessageType::parse(&s))
         .ok_or(X509Error::Malformed("missing or unknown messageType"))?;
+    // Echoed back as a PrintableString: one that cannot be (a UTF8String
+    // with other characters) would leave a request without an answer.
     let transaction_id = printable(attrs, TRANSACTION_ID)?
-        .filter(|t| !t.is_empty() && t.len() <= 128)
-        .ok_or(X509Error::Malformed("missing transactionID"))?;
+        .filter(|t| !t.is_empty() && t.len() <= 128 && PrintableString::new(t).is_ok())
+        .ok_or(X509Error::Malformed("missing transactionID, or not a PrintableString"))?;
     let sender_nonce = octets(attrs, SENDER_NONCE)?
         .filter(|n| n.len() == 16)
         .ok_or(X509Error::Malformed("missing senderNonce (16 bytes)"))?;
@@ -508,6 +515,7 @@ pub fn open(
     ras: &[(&Certificate, &RaDecryptor)],
 ) -> Result<(Zeroizing<Vec<u8>>, ContentCipher, usize), Refusal> {
     let bad = || Refusal::new(FailInfo::BadMessageCheck, "the enveloped content cannot be read");
+    super::check_der_shape(enveloped, MAX_ELEMENTS).map_err(|_| bad())?;
     let ci = ContentInfo::from_der(enveloped).map_err(|_| bad())?;
     if ci.content_type != ID_ENVELOPED_DATA {
         return Err(Refusal::new(
@@ -590,6 +598,25 @@ pub fn open(
     Ok((Zeroizing::new(plain.to_vec()), cipher, which))
 }
 
+/// A fingerprint of an envelope's encrypted content-encryption key (the
+/// first RSA recipient's): a device makes a fresh key for every message, so
+/// one seen again in a different message is someone probing the envelope
+/// (a padding oracle on the CBC layer needs exactly that).
+pub fn content_key_id(enveloped: &[u8]) -> Option<[u8; 32]> {
+    super::check_der_shape(enveloped, MAX_ELEMENTS).ok()?;
+    let ci = ContentInfo::from_der(enveloped).ok()?;
+    let ed: EnvelopedData = ci.content.decode_as().ok()?;
+    ed.recip_infos.0.iter().find_map(|ri| match ri {
+        RecipientInfo::Ktri(k) => {
+            let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, k.enc_key.as_bytes());
+            let mut id = [0u8; 32];
+            id.copy_from_slice(d.as_ref());
+            Some(id)
+        }
+        _ => None,
+    })
+}
+
 /// CertPoll's content (RFC 8894 §3.3.3).
 #[derive(Clone, Debug, Eq, PartialEq, der::Sequence)]
 pub struct IssuerAndSubject {
@@ -599,6 +626,7 @@ pub struct IssuerAndSubject {
 
 /// GetCert / GetCRL content.
 pub fn issuer_and_serial(der: &[u8]) -> Result<IssuerAndSerialNumber, X509Error> {
+    super::check_der_shape(der, MAX_ELEMENTS)?;
     Ok(IssuerAndSerialNumber::from_der(der)?)
 }
 

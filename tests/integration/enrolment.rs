@@ -208,13 +208,21 @@ fn strongswan_enrols_renews_and_re_enrols_after_revocation_against_an_rsa_issuin
         &env,
         &server,
         "rsa2048",
-        &["--validity-days", "30", "--renewal-days", "30"],
+        &[
+            "--validity-days",
+            "30",
+            "--renewal-days",
+            "30",
+            "--dns-suffix",
+            "devices.example",
+        ],
     );
     let key = s.key("laptop1.key", "2048");
+    let san = ["--san", "laptop1.devices.example"];
     let (cert, log) = s.enrol(
         &key,
         "CN=laptop1.devices.example",
-        &["--password", &s.challenge(&[])],
+        &["--password", &s.challenge(&[]), san[0], san[1]],
         "l1.pem",
     );
     let cert = cert.unwrap_or_else(|| panic!("enrolment failed: {log}"));
@@ -224,12 +232,35 @@ fn strongswan_enrols_renews_and_re_enrols_after_revocation_against_an_rsa_issuin
     let leaves = s.env.json(&["cert", "list", "--ca", &s.issuing]);
     assert!(leaves.to_string().contains("laptop1.devices.example"), "{leaves}");
 
-    // RenewalReq: a new key, signed with the current certificate and key.
+    // A renewal cannot change the subjectAltName (another device's name).
     let key2 = s.key("laptop1b.key", "2048");
+    let (none, log) = s.enrol(
+        &key2,
+        "CN=laptop1.devices.example",
+        &[
+            "--cert",
+            cert.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+            "--san",
+            "laptop2.devices.example",
+        ],
+        "l1x.pem",
+    );
+    assert!(none.is_none());
+    assert!(fail_info(&log).starts_with("badRequest"), "{log}");
+    // RenewalReq: a new key, signed with the current certificate and key.
     let (renewed, log) = s.enrol(
         &key2,
         "CN=laptop1.devices.example",
-        &["--cert", cert.to_str().unwrap(), "--key", key.to_str().unwrap()],
+        &[
+            "--cert",
+            cert.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+            san[0],
+            san[1],
+        ],
         "l1b.pem",
     );
     let renewed = renewed.unwrap_or_else(|| panic!("renewal failed: {log}"));
@@ -242,7 +273,14 @@ fn strongswan_enrols_renews_and_re_enrols_after_revocation_against_an_rsa_issuin
     let (none, log) = s.enrol(
         &key3,
         "CN=laptop1.devices.example",
-        &["--cert", renewed.to_str().unwrap(), "--key", key2.to_str().unwrap()],
+        &[
+            "--cert",
+            renewed.to_str().unwrap(),
+            "--key",
+            key2.to_str().unwrap(),
+            san[0],
+            san[1],
+        ],
         "l1c.pem",
     );
     assert!(none.is_none());
@@ -343,6 +381,13 @@ fn scep_refusals_are_certreps_with_the_right_fail_info() {
         "d.pem",
     );
     assert!(cert.is_none() && fail_info(&log).starts_with("badRequest"), "{log}");
+    // A subject with more than a CN, and a wildcard.
+    assert!(refused(
+        "CN=h.devices.example, O=system:masters",
+        &["--password", &s.challenge(&[])]
+    )
+    .starts_with("badRequest"));
+    assert!(refused("CN=*.devices.example", &["--password", &s.challenge(&[])]).starts_with("badRequest"));
     // A challenge bound to one subject.
     let bound = s.challenge(&["--subject", "e.devices.example"]);
     assert!(refused("CN=f.devices.example", &["--password", &bound]).starts_with("badRequest"));
@@ -1204,4 +1249,52 @@ fn a_lost_scep_reply_is_answered_again_with_the_same_certificate() {
         a.iter().filter(|l| l["deviceName"] == "lost.devices.example").count()
     });
     assert_eq!(n, 1, "{leaves}");
+
+    // GetCert and GetCRL for that certificate (IssuerAndSerialNumber inside).
+    use der::Encode;
+    let issuing = x509_cert::Certificate::from_der(&std::fs::read(s.certs.join("ca-1.der")).unwrap()).unwrap();
+    let ias = cms::cert::IssuerAndSerialNumber {
+        issuer: issuing.tbs_certificate.subject.clone(),
+        serial_number: first.clone(),
+    }
+    .to_der()
+    .unwrap();
+    let query = |message_type: MessageType, nonce: u8| {
+        let message = scep::client_request(&ClientRequest {
+            message_type,
+            inner: &ias,
+            signer: &key,
+            signer_cert: &self_signed,
+            ra_cert: &ra,
+            transaction_id: &format!("QUERY-{nonce}"),
+            sender_nonce: [nonce; 16],
+            cipher: ContentCipher::Aes128,
+        })
+        .unwrap();
+        let url = format!("{}?operation=PKIOperation", s.url());
+        let r = crate::support::curl(
+            "POST",
+            &url,
+            Some(&message),
+            &[("Content-Type", "application/x-pki-message")],
+        );
+        assert_eq!(scep::reply_status(&r.body).unwrap().0, "0", "SUCCESS");
+        let rep = scep::parse(&r.body).unwrap();
+        let (inner, _, _) = scep::open(rep.verified.as_ref().unwrap(), &[(&self_signed, &mine)]).unwrap();
+        let ci = cms::content_info::ContentInfo::from_der(&inner).unwrap();
+        ci.content.decode_as::<cms::signed_data::SignedData>().unwrap()
+    };
+    let got = query(MessageType::GetCert, 10);
+    match &got.certificates.unwrap().0.as_slice()[0] {
+        cms::cert::CertificateChoices::Certificate(c) => assert_eq!(c.tbs_certificate.serial_number, first),
+        other => panic!("{other:?}"),
+    }
+    let got = query(MessageType::GetCrl, 11);
+    let crls = got.crls.expect("a CRL");
+    match &crls.0.as_slice()[0] {
+        cms::revocation::RevocationInfoChoice::Crl(crl) => {
+            assert_eq!(crl.tbs_cert_list.issuer, issuing.tbs_certificate.subject);
+        }
+        other => panic!("{other:?}"),
+    }
 }

@@ -82,6 +82,11 @@ fn store_made_by_the_previous_release_migrates_forward() {
             crl.replace("current.crl", "partitions.json").into(),
         );
         obj.insert("deltaCrlEnabled".into(), false.into());
+        // Issuing CAs now answer SCEP (roots keep null).
+        if was["cloudCertificationAuthorityType"] != "rootCertificationAuthority" {
+            let base = crl.split("/crls/").next().unwrap().to_owned();
+            obj.insert("scepServerUrl".into(), format!("{base}/scep/{id}").into());
+        }
         assert_eq!(cas[id], want, "CA {id}");
     }
     let issuing = old

@@ -203,9 +203,9 @@ pub struct EnrolmentRequestInfo {
 }
 
 fn request_info(r: &crate::store::EnrolmentRequestRow) -> Result<EnrolmentRequestInfo> {
-    let common_name = <x509_cert::request::CertReq as der::Decode>::from_der(&r.csr)
+    let common_name = <x509_cert::request::CertReqInfo as der::Decode>::from_der(&r.csr)
         .ok()
-        .and_then(|c| names::common_name(&c.info.subject));
+        .and_then(|i| names::common_name(&i.subject));
     Ok(EnrolmentRequestInfo {
         id: r.id.clone(),
         ca_id: r.ca_id.clone(),
@@ -260,7 +260,40 @@ fn suffix_ok(name: &str, suffixes: &[String]) -> bool {
     })
 }
 
-/// Checks a verified CSR against a profile: key type, common name, SANs, EKUs.
+/// The DNS names of a request's subjectAltName (None: another name type,
+/// or an unreadable extension).
+fn dns_names(csr: &csr::VerifiedCsr) -> Option<Vec<String>> {
+    let Some(ext) = &csr.subject_alt_name else {
+        return Some(Vec::new());
+    };
+    let san = <SubjectAltName as der::Decode>::from_der(ext.extn_value.as_bytes()).ok()?;
+    san.0
+        .iter()
+        .map(|n| match n {
+            GeneralName::DnsName(d) => Some(d.as_str().to_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A host name as certificates carry them: LDH labels of 1 to 63
+/// characters, at most 253 in all, no wildcard.
+fn is_host_name(name: &str) -> bool {
+    name.len() <= 253
+        && !name.is_empty()
+        && name.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+/// Checks a verified CSR against a profile: key type, the subject (exactly
+/// one common name and nothing else: other attributes, such as an O that
+/// some systems read as a group, are not the device's to choose), SANs
+/// (DNS names only, host-name syntax, no wildcard), EKUs.
 fn check_against_profile(csr: &csr::VerifiedCsr, profile: &Profile) -> std::result::Result<(), EnrolRefusal> {
     let deny = |m: String| Err(EnrolRefusal::NotAllowed(m));
     let kind = crate::x509::keys::key_algorithm_of(&csr.public_key)
@@ -278,38 +311,35 @@ fn check_against_profile(csr: &csr::VerifiedCsr, profile: &Profile) -> std::resu
                 .join(", ")
         ));
     }
-    let cn = names::common_name(&csr.subject);
-    match &cn {
-        None => return deny("the request's subject has no common name".into()),
-        Some(cn) if !profile.cn_suffixes.is_empty() && !suffix_ok(cn, &profile.cn_suffixes) => {
-            return deny(format!(
-                "common name {cn:?} is not under {} (profile {:?})",
-                profile.cn_suffixes.join(", "),
-                profile.name
-            ))
-        }
-        _ => {}
+    let attrs: Vec<_> = csr.subject.0.iter().flat_map(|rdn| rdn.0.iter()).collect();
+    if attrs.len() != 1 || attrs[0].oid != oids::CN {
+        return deny("the subject must be exactly one common name (CN=...)".into());
     }
-    if let Some(ext) = &csr.subject_alt_name {
-        let san = <SubjectAltName as der::Decode>::from_der(ext.extn_value.as_bytes())
-            .map_err(|_| EnrolRefusal::NotAllowed("unreadable subjectAltName".into()))?;
-        for name in &san.0 {
-            match name {
-                GeneralName::DnsName(d) if suffix_ok(d.as_str(), &profile.dns_suffixes) => {}
-                GeneralName::DnsName(d) => {
-                    return deny(format!(
-                        "DNS name {:?} is not allowed by profile {:?}",
-                        d.as_str(),
-                        profile.name
-                    ))
-                }
-                _ => {
-                    return deny(format!(
-                        "profile {:?} allows only DNS names in subjectAltName",
-                        profile.name
-                    ))
-                }
-            }
+    let Some(cn) = names::common_name(&csr.subject) else {
+        return deny("the request's common name is not readable text".into());
+    };
+    if cn.is_empty() || cn.len() > 64 || cn.contains('*') || cn.chars().any(char::is_control) {
+        return deny(format!(
+            "common name {cn:?} is not allowed (1 to 64 characters, no wildcard)"
+        ));
+    }
+    let cn_allowed = profile.cn_suffixes.is_empty() || (is_host_name(&cn) && suffix_ok(&cn, &profile.cn_suffixes));
+    if !cn_allowed {
+        return deny(format!(
+            "common name {cn:?} is not under {} (profile {:?})",
+            profile.cn_suffixes.join(", "),
+            profile.name
+        ));
+    }
+    let Some(dns) = dns_names(csr) else {
+        return deny(format!(
+            "profile {:?} allows only DNS names in subjectAltName",
+            profile.name
+        ));
+    };
+    for d in &dns {
+        if !is_host_name(d) || !suffix_ok(d, &profile.dns_suffixes) {
+            return deny(format!("DNS name {d:?} is not allowed by profile {:?}", profile.name));
         }
     }
     if let Some(eku) = csr.requested_ekus.iter().find(|e| !profile.ekus.contains(e)) {
@@ -527,7 +557,7 @@ impl Pki {
             .unwrap_or_else(|p| p.into_inner())
             .get(ca_id)
             .cloned();
-        if let Some(ras) = cached.filter(|r| r.current().is_some_and(|c| c.not_after > now + RA_ROTATE_BEFORE)) {
+        if let Some((ras, _)) = cached.filter(|(_, until)| *until > now) {
             return Ok(Some(ras));
         }
         let mut tx = self.store.begin(TxMode::Write)?;
@@ -537,14 +567,19 @@ impl Pki {
             return Ok(None);
         }
         let stored = tx.scep_ras(ca_id, ts(now))?;
-        let fresh = stored
-            .first()
-            .map(|(_, row)| from_ts(row.not_after).map(|t| t > now + RA_ROTATE_BEFORE))
-            .transpose()?
-            .unwrap_or(false);
+        let current_end = stored.first().map(|(_, row)| from_ts(row.not_after)).transpose()?;
+        let fresh = current_end.is_some_and(|end| end > now + RA_ROTATE_BEFORE);
+        let ca_end = ca.entity.version.not_after;
         let can_issue = ca.status() == CaStatus::Active && ca.row.cert.is_some();
+        // A replacement is worth issuing only if it outlives the current RA
+        // (near the CA's end it would not: keep the current one).
+        let worth = match (current_end, ca_end) {
+            (None, _) => true,
+            (Some(end), Some(ca_end)) => (now + RA_VALIDITY).min(ca_end) > end,
+            (Some(_), None) => false,
+        };
         let mut ras = Vec::with_capacity(stored.len() + 1);
-        if !fresh && can_issue {
+        if !fresh && can_issue && worth {
             ras.push(self.issue_ra(tx.as_mut(), &ca, now)?);
             self.commit(tx)?;
         } else {
@@ -553,14 +588,18 @@ impl Pki {
         for (id, row) in &stored {
             ras.push(self.open_ra(id, row)?);
         }
-        if ras.is_empty() {
+        let Some(first) = ras.first() else {
             return Ok(None);
-        }
+        };
+        // Until the current RA is due for replacement; a CA that cannot
+        // replace it now (paused, near its end) is looked at again in 5 min.
+        let due = first.not_after - RA_ROTATE_BEFORE;
+        let until = if due > now { due } else { now + Duration::minutes(5) };
         let ras = Arc::new(ScepRas { ras });
         self.scep_ras
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(ca_id.to_owned(), ras.clone());
+            .insert(ca_id.to_owned(), (ras.clone(), until));
         Ok(Some(ras))
     }
 
@@ -672,29 +711,50 @@ impl Pki {
         let ca = self.load_ca(tx.as_mut(), ca_id, now).map_err(plain(None))?;
         // The same transaction again is a poll (RFC 8894 §3.3.3; an EST
         // client repeats its request): answered from what was decided.
+        // What is kept of a request that waits: no challengePassword.
+        let kept = csr::without_challenge(&request.csr).map_err(|e| {
+            refuse(
+                None,
+                EnrolRefusal::NotAllowed(format!("certificate signing request: {e}")),
+            )
+        })?;
         if let Some(existing) = tx
             .enrolment_request_by_transaction(&ca.row.id, &request.transaction_id)
             .map_err(|e| (None, e.into()))?
         {
-            if existing.csr != request.csr {
-                return Err(refuse(
-                    Some(&existing.profile_id),
-                    EnrolRefusal::NotAllowed("this transaction ID belongs to another request".into()),
-                ));
+            let still_good = match (existing.state.as_str(), &existing.leaf_id) {
+                ("pending", _) => true,
+                ("issued", Some(leaf)) => tx
+                    .leaf(leaf)
+                    .map_err(|e| (None, e.into()))?
+                    .is_some_and(|l| l.revoked_at.is_none() && l.not_after > ts(now)),
+                _ => false,
+            };
+            if still_good {
+                if existing.csr != kept {
+                    return Err(refuse(
+                        Some(&existing.profile_id),
+                        EnrolRefusal::NotAllowed("this transaction ID belongs to another request".into()),
+                    ));
+                }
+                return self
+                    .answer_existing(tx.as_mut(), &ca, &existing)
+                    .map_err(|e| (Some(existing.profile_id.clone()), e));
             }
-            return self
-                .answer_existing(tx.as_mut(), &ca, &existing)
-                .map_err(|e| (Some(existing.profile_id.clone()), e));
+            // Rejected, or its certificate is revoked or expired: the same
+            // key asks anew (strongSwan's transactionID names the key).
+            tx.forget_enrolment_request(&existing.id)
+                .map_err(|e| (None, e.into()))?;
         }
-        // A transaction already answered with a certificate (the device lost
-        // the reply and asks again): the same certificate, when the request
-        // is for the same key and subject and it is still good; no second
-        // certificate, no second use of the challenge. (strongSwan derives
-        // its transactionID from the key alone, so a new request from the
-        // same key for another subject, or after a revocation, is new.)
-        if let Some(leaf_id) = tx
-            .enrolled_leaf(&ca.row.id, &request.transaction_id)
+        // (Not for renewals: a renewal from the same key names the same
+        // transaction as the enrolment it renews.)
+        if let Some(leaf_id) = request
+            .renewing
+            .is_none()
+            .then(|| tx.enrolled_leaf(&ca.row.id, &request.transaction_id))
+            .transpose()
             .map_err(|e| (None, e.into()))?
+            .flatten()
         {
             let row = tx
                 .leaf(&leaf_id)
@@ -728,6 +788,7 @@ impl Pki {
         })?;
 
         // Who authorises it: a challenge, or (renewal) the current certificate.
+        let mut renewed_device = None;
         let (profile_row, challenge, nonce_until) = match &request.renewing {
             None => {
                 let secret = match (&request.challenge, &csr.challenge_password) {
@@ -763,10 +824,15 @@ impl Pki {
                     }
                 };
                 if let Some(bound) = &c.subject {
-                    if names::common_name(&csr.subject).as_deref() != Some(bound.as_str()) {
+                    let cn_ok = names::common_name(&csr.subject).as_deref() == Some(bound.as_str());
+                    // Its DNS names too: a bound challenge names one device.
+                    let san_ok = dns_names(&csr)
+                        .map(|names| names.iter().all(|n| n.eq_ignore_ascii_case(bound)))
+                        .unwrap_or(false);
+                    if !cn_ok || !san_ok {
                         return Err(refuse(
                             pid,
-                            EnrolRefusal::Challenge(format!("the challenge is bound to common name {bound:?}")),
+                            EnrolRefusal::Challenge(format!("the challenge is bound to {bound:?}")),
                         ));
                     }
                 }
@@ -775,6 +841,7 @@ impl Pki {
             }
             Some(current) => {
                 let (row, profile_id) = self.renewable(tx.as_mut(), &ca, current, &csr, now)?;
+                renewed_device = row.device_id.clone();
                 let p = tx
                     .profile(&profile_id)
                     .map_err(|e| (None, e.into()))?
@@ -820,14 +887,14 @@ impl Pki {
                 return Err(refuse(pid, EnrolRefusal::Challenge("the challenge is used up".into())));
             }
         }
-        let device_id = challenge.as_ref().and_then(|c| c.device_id.clone());
+        let device_id = challenge.as_ref().and_then(|c| c.device_id.clone()).or(renewed_device);
         if profile.requires_approval && request.renewing.is_none() {
             let row = crate::store::EnrolmentRequestRow {
                 id: format!("enr-{}", uuid::Uuid::new_v4().simple()),
                 ca_id: ca.row.id.clone(),
                 transaction_id: request.transaction_id.clone(),
                 profile_id: profile.id.clone(),
-                csr: request.csr.clone(),
+                csr: kept,
                 device_id,
                 requested_at: ts(now),
                 state: "pending".into(),
@@ -977,6 +1044,21 @@ impl Pki {
         }
     }
 
+    /// SCEP GetCRL: the stored complete CRL of the partition that covers the
+    /// CA's certificate with this serial (the one its CDP names).
+    pub fn crl_for_certificate(&self, ca_id: &str, serial: &str) -> Result<Vec<u8>> {
+        let mut tx = self.store.begin(TxMode::Read)?;
+        let row = self.leaf_row_by_serial(tx.as_mut(), Some(ca_id), serial)?;
+        let partition = u32::try_from(row.crl_partition).map_err(|_| corrupt("leaf CRL partition"))?;
+        let crl = tx
+            .crl(ca_id, crate::store::CrlScopeKey::complete(partition))?
+            .ok_or_else(|| PkiError::NotFound {
+                what: "CRL of the partition of certificate",
+                id: serial.to_owned(),
+            })?;
+        Ok(crl.der)
+    }
+
     /// A CA's enrolment requests, newest first.
     pub fn enrolment_requests(&self, ca_id: &str) -> Result<Vec<EnrolmentRequestInfo>> {
         let mut tx = self.store.begin(TxMode::Read)?;
@@ -1019,7 +1101,7 @@ impl Pki {
                 Some(p) if p.removed_at.is_none() => profile_from_row(&p)?,
                 _ => return Err(PkiError::Invalid("the request's profile was removed".into())),
             };
-            let csr = csr::verify(&row.csr, MIN_LEAF_STRENGTH)
+            let csr = csr::from_kept_info(&row.csr, MIN_LEAF_STRENGTH)
                 .map_err(|e| PkiError::Rejected(format!("certificate signing request: {e}")))?;
             let issued = self.issue_enrolled(
                 tx.as_mut(),
@@ -1095,10 +1177,34 @@ impl Pki {
                 "certificate {serial} has expired"
             ))));
         }
+        // RFC 7030 §4.2.2 (and what a renewal means): the same subject and
+        // subjectAltName, and no EKU beyond the current certificate's.
         if cert.tbs_certificate.subject != csr.subject {
             return Err(refuse(EnrolRefusal::NotAllowed(
                 "a renewal must ask for the same subject as the current certificate".into(),
             )));
+        }
+        let current_san = cert
+            .tbs_certificate
+            .extensions
+            .iter()
+            .flatten()
+            .find(|e| e.extn_id == <SubjectAltName as der::oid::AssociatedOid>::OID);
+        let asked_san = csr.subject_alt_name.as_ref();
+        if current_san.map(|e| e.extn_value.as_bytes()) != asked_san.map(|e| e.extn_value.as_bytes()) {
+            return Err(refuse(EnrolRefusal::NotAllowed(
+                "a renewal must ask for the same subjectAltName as the current certificate".into(),
+            )));
+        }
+        let current_ekus = &row.ekus;
+        if let Some(e) = csr
+            .requested_ekus
+            .iter()
+            .find(|e| !current_ekus.contains(&e.to_string()))
+        {
+            return Err(refuse(EnrolRefusal::NotAllowed(format!(
+                "a renewal cannot add EKU {e}"
+            ))));
         }
         let profile = tx
             .enrolment_profile(&row.id)
@@ -1120,6 +1226,14 @@ fn rfc3339(t: OffsetDateTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_names_are_ldh_without_wildcards() {
+        assert!(is_host_name("a-1.devices.example"));
+        for bad in ["*.devices.example", "a..b", "-a.b", "a b", "a/b", "", &"x".repeat(64)] {
+            assert!(!is_host_name(bad), "{bad:?}");
+        }
+    }
 
     #[test]
     fn suffixes_match_whole_labels() {

@@ -251,7 +251,8 @@ pub struct Pki {
     /// Delegated OCSP responders, by CA id.
     delegates: Mutex<HashMap<String, Arc<OcspResponder>>>,
     /// SCEP RAs (certificate and unsealed key), by CA id.
-    scep_ras: Mutex<HashMap<String, Arc<ScepRas>>>,
+    /// With the instant each entry is to be looked at again.
+    scep_ras: Mutex<HashMap<String, (Arc<ScepRas>, OffsetDateTime)>>,
     /// Called after every commit (the responder's snapshot follower wakes on it).
     on_commit: Mutex<Option<CommitHook>>,
 }
@@ -843,6 +844,35 @@ pub(crate) mod tests {
         let later = open(t0 + Duration::days(370)).scep_ra(&issuing.id).unwrap().unwrap();
         assert_eq!(later.ras.len(), 1);
         assert_eq!(serial(later.current().unwrap()), serial(rotated.current().unwrap()));
+    }
+
+    #[test]
+    fn an_ra_is_not_replaced_when_the_replacement_would_not_outlive_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = crate::clock::truncate(OffsetDateTime::now_utc());
+        let open = |t: OffsetDateTime| {
+            open_with_clock(&OpenOptions::new(dir.path().to_path_buf()), Arc::new(FixedClock(t))).unwrap()
+        };
+        let pki = open(t0);
+        let root = pki
+            .create_ca(new_ca(CaType::RootCertificationAuthority, "Root", None))
+            .unwrap();
+        let issuing = pki
+            .create_ca(new_ca(CaType::IssuingCertificationAuthority, "Issuing", Some(root.id)))
+            .unwrap();
+        let ca_end = issuing.version.not_after.unwrap();
+        // Ten days before the CA ends: one RA, ending with the CA...
+        let late = ca_end - Duration::days(10);
+        let first = open(late).scep_ra(&issuing.id).unwrap().unwrap();
+        assert_eq!(first.ras.len(), 1);
+        assert_eq!(first.current().unwrap().not_after, ca_end);
+        // ... and asking again (a new process: no cache) keeps it.
+        let again = open(late + Duration::hours(1)).scep_ra(&issuing.id).unwrap().unwrap();
+        assert_eq!(again.ras.len(), 1, "no new RA on every request near the CA's end");
+        assert_eq!(
+            again.current().unwrap().cert.tbs_certificate.serial_number,
+            first.current().unwrap().cert.tbs_certificate.serial_number
+        );
     }
 
     #[test]

@@ -1282,6 +1282,11 @@ impl Tx for PgTx {
         map(&rows, enrolment_request_row)
     }
 
+    fn forget_enrolment_request(&mut self, id: &str) -> Result<()> {
+        self.execute("DELETE FROM enrolment_requests WHERE id = $1", &[&id])?;
+        Ok(())
+    }
+
     fn decide_enrolment_request(&mut self, q: &EnrolmentRequestRow) -> Result<bool> {
         let n = self.execute(
             "UPDATE enrolment_requests SET state = $1, decided_at = $2, decided_by = $3, leaf_id = $4, reason = $5
