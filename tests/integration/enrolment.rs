@@ -1043,6 +1043,31 @@ fn strongswan_enrols_and_re_enrols_by_est_over_tls() {
         );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
+
+    // SIGHUP reloads even when the files' times say nothing changed.
+    let sh = |cmd: &str| {
+        assert!(
+            Command::new("sh").args(["-c", cmd]).status().unwrap().success(),
+            "{cmd}"
+        )
+    };
+    let (c, k) = (s(&cert_file), s(&key_file));
+    sh(&format!("cp -p {c} {c}.ref && cp -p {k} {k}.ref"));
+    let (_, cert3, key3) = tls_files(&dir, "0x1003");
+    std::fs::copy(&key3, &key_file).unwrap();
+    std::fs::copy(&cert3, &cert_file).unwrap();
+    sh(&format!("touch -r {c}.ref {c} && touch -r {k}.ref {k}"));
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert_eq!(served_serial(tls_addr, &tls_ca), "1002", "the 2 s check sees no change");
+    sh(&format!("kill -HUP {}", std::process::id()));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while served_serial(tls_addr, &tls_ca) != "1003" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "SIGHUP did not reload the certificate"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
 
 /// Waits for the CA's first request in `state`; returns its id.
