@@ -183,6 +183,7 @@ fn enrolment(c: &mut Criterion) {
                         csr: csr.to_vec(),
                         renewing: None,
                         challenge: None,
+                        authorised_profile: None,
                         transaction_id: format!("S{n}"),
                         nonce: Some(n.to_be_bytes().repeat(2)),
                         protocol: "scep",

@@ -240,7 +240,7 @@ pub async fn run(
         })
         .await
         .map_err(|e| AppError::Thread(std::io::Error::other(e)))??;
-        let tokens = tokens.with_external(external);
+        let tokens = Arc::new(tokens.with_external(external));
         if let Some(first) = first {
             first.announce();
         }
@@ -333,7 +333,9 @@ pub async fn run(
     responder.ocsp_max_age = cfg.ocsp_max_age;
     // SCEP, like the API, needs the keys: nodes that hold them serve it.
     let scep = match (&pki, cfg.role) {
-        (Some(pki), Role::All | Role::Signer) => Some(crate::enrol::Enrolment::new(pki.clone(), cfg.enrol_limits)),
+        (Some(pki), Role::All | Role::Signer) => Some(
+            crate::enrol::Enrolment::new(pki.clone(), cfg.enrol_limits).with_tokens(api.as_ref().map(|a| a.tokens())),
+        ),
         _ => None,
     };
     let api_tls = api.clone();

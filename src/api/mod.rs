@@ -66,7 +66,7 @@ pub const MAX_BODY: usize = 1024 * 1024;
 /// What the API needs.
 pub struct Api {
     pki: Arc<Pki>,
-    tokens: TokenIssuer,
+    tokens: Arc<TokenIssuer>,
     throttle: Option<Throttle>,
     /// `/openapi.json`, built once.
     openapi: Bytes,
@@ -234,7 +234,12 @@ fn empty_ok() -> Response<Body> {
 
 impl Api {
     /// `rate_limit`: requests per second per principal (bursts of twice that); 0 turns throttling off.
-    pub fn new(pki: Arc<Pki>, tokens: TokenIssuer, rate_limit: u32) -> Self {
+    /// The token issuer the API trusts (EST accepts the same bearer tokens).
+    pub fn tokens(&self) -> Arc<TokenIssuer> {
+        self.tokens.clone()
+    }
+
+    pub fn new(pki: Arc<Pki>, tokens: Arc<TokenIssuer>, rate_limit: u32) -> Self {
         let doc = openapi::document(&pki.settings().public_url);
         Api {
             metadata: Bytes::from(metadata::document(&doc)),

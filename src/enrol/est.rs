@@ -93,17 +93,31 @@ fn refused(e: &PkiError) -> Option<Response<Full<Bytes>>> {
     })
 }
 
+/// One EST request as the listener received it.
+#[derive(Debug)]
+pub struct EstRequest<'a> {
+    pub method: &'a Method,
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    pub headers: &'a HeaderMap,
+    pub body: Option<Bytes>,
+    /// The TLS client certificate (end entity, DER).
+    pub client_cert: Option<&'a [u8]>,
+    pub peer: Option<std::net::IpAddr>,
+}
+
 impl Enrolment {
-    /// Answers one EST request. `client_cert` is the TLS client certificate.
-    pub async fn est(
-        &self,
-        method: &Method,
-        path: &str,
-        headers: &HeaderMap,
-        body: Option<Bytes>,
-        client_cert: Option<&[u8]>,
-        peer: Option<std::net::IpAddr>,
-    ) -> Response<Full<Bytes>> {
+    /// Answers one EST request.
+    pub async fn est(&self, req: EstRequest<'_>) -> Response<Full<Bytes>> {
+        let EstRequest {
+            method,
+            path,
+            query,
+            headers,
+            body,
+            client_cert,
+            peer,
+        } = req;
         let Some((ca_id, op)) = route(path) else {
             return text(StatusCode::NOT_FOUND, "not found\n");
         };
@@ -130,6 +144,15 @@ impl Enrolment {
             },
             (&Method::POST, "simpleenroll" | "simplereenroll") => {
                 let renewing = op == "simplereenroll";
+                // An administrator's (or an MDM's) API token may enrol
+                // instead of a challenge, naming the profile.
+                let (authorised_profile, actor) = match bearer(headers) {
+                    Some(token) if !renewing => match self.bearer_profile(token, ca_id, query).await {
+                        Ok((profile, principal)) => (Some(profile), Some(principal)),
+                        Err(resp) => return resp,
+                    },
+                    _ => (None, None),
+                };
                 let challenge = basic_password(headers);
                 if let Some(Err(retry)) = challenge.as_ref().map(|c| self.limiter.challenge(c)) {
                     return too_many(retry);
@@ -142,7 +165,7 @@ impl Enrolment {
                                 "simplereenroll needs the current certificate as the TLS client certificate",
                             )
                         }
-                        (false, _) if challenge.is_none() => return unauthorized(
+                        (false, _) if challenge.is_none() && authorised_profile.is_none() => return unauthorized(
                             "simpleenroll needs HTTP Basic authentication with an enrolment challenge as the password",
                         ),
                         (false, _) => None,
@@ -167,11 +190,17 @@ impl Enrolment {
                     csr,
                     renewing: current,
                     challenge: if renewing { None } else { challenge },
+                    authorised_profile,
                     transaction_id,
                     nonce: None,
                     protocol: "est",
                 };
-                match blocking(move || pki.enrol(&id, &request)).await {
+                match blocking(move || match actor {
+                    Some(a) => crate::domain::audit::with_actor(&a, || pki.enrol(&id, &request)),
+                    None => pki.enrol(&id, &request),
+                })
+                .await
+                {
                     Ok(EnrolOutcome::Issued(done)) => match scep::certs_only(&[done.der], None) {
                         Ok(der) => pkcs7(&der),
                         Err(e) => self.unavailable(&e.into()),
@@ -190,6 +219,54 @@ impl Enrolment {
             }
             // serverkeygen and fullcmc are not offered (RFC 7030: optional).
             _ => text(StatusCode::NOT_FOUND, "unsupported EST operation\n"),
+        }
+    }
+}
+
+/// The token of an `Authorization: Bearer` header.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+impl Enrolment {
+    /// The profile a bearer-token enrolment may use: the token verifies, its
+    /// principal holds "Manage enrolment profiles and challenges" on a scope
+    /// tag of the CA, and the request names a profile (`?profile=ID`).
+    async fn bearer_profile(
+        &self,
+        token: &str,
+        ca_id: &str,
+        query: Option<&str>,
+    ) -> Result<(String, String), Response<Full<Bytes>>> {
+        let Some(tokens) = &self.tokens else {
+            return Err(unauthorized("bearer tokens are not accepted on this node"));
+        };
+        let claims = tokens.verify(token).map_err(|e| unauthorized(e.public_message()))?;
+        let Some(profile) = query.and_then(|q| super::query_param(q, "profile")) else {
+            return Err(text(
+                StatusCode::BAD_REQUEST,
+                "an enrolment with a bearer token names its profile: ?profile=ID\n",
+            ));
+        };
+        let (pki, id) = (self.pki.clone(), ca_id.to_owned());
+        let decided = tokio::task::spawn_blocking(move || {
+            let access = crate::auth::Access::resolve(&pki, claims).map_err(|e| e.to_string())?;
+            let ca = pki.get_ca(&id).map_err(|e| e.to_string())?;
+            let allowed = access.allows(crate::auth::CloudPkiPermission::ReadCas, &ca.scope_tags)
+                && access.allows(crate::auth::CloudPkiPermission::ManageEnrolment, &ca.scope_tags);
+            Ok::<_, String>(allowed.then_some(access.claims.sub))
+        })
+        .await;
+        match decided {
+            Ok(Ok(Some(principal))) => Ok((profile, principal)),
+            Ok(Ok(None)) => Err(text(
+                StatusCode::FORBIDDEN,
+                "the token's principal may not manage enrolment on this CA\n",
+            )),
+            Ok(Err(why)) => Err(unauthorized(&why)),
+            Err(_) => Err(text(StatusCode::SERVICE_UNAVAILABLE, "temporarily unavailable\n")),
         }
     }
 }

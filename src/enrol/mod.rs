@@ -32,6 +32,8 @@ pub struct Enrolment {
     /// Content-encryption keys seen (see `scep::content_key_id`), with the
     /// message each came in and when.
     envelopes: Arc<Envelopes>,
+    /// Bearer tokens for EST (the API's issuer), where the API is served.
+    tokens: Option<Arc<crate::auth::TokenIssuer>>,
 }
 
 /// Content-key fingerprint → (fingerprint of the message it came in, when).
@@ -119,7 +121,14 @@ impl Enrolment {
             pki,
             limiter: Arc::new(limit::Limiter::new(limits)),
             envelopes: Arc::new(dashmap::DashMap::new()),
+            tokens: None,
         }
+    }
+
+    /// Accepts the API's bearer tokens for EST enrolment.
+    pub fn with_tokens(mut self, tokens: Option<Arc<crate::auth::TokenIssuer>>) -> Self {
+        self.tokens = tokens;
+        self
     }
 
     /// Answers one SCEP request. `body` is the POST body (PKIOperation);
@@ -414,6 +423,7 @@ fn decide_opened(
                 csr: inner.to_vec(),
                 renewing: renewing.then(|| header.signer_cert_der.clone()),
                 challenge: None,
+                authorised_profile: None,
                 transaction_id: header.transaction_id.clone(),
                 nonce: Some(header.sender_nonce.clone()),
                 protocol: "scep",

@@ -339,6 +339,7 @@ async fn dispatch(
             );
         };
         let client_cert = req.extensions().get::<tls::PeerCertificate>().cloned();
+        let query = req.uri().query().map(str::to_owned);
         let (parts, body) = req.into_parts();
         let (body, read) = if *method == Method::POST {
             match read_body(body, &parts.headers, crate::enrol::est::MAX_BODY, &state.limits).await {
@@ -349,14 +350,15 @@ async fn dispatch(
             (None, false)
         };
         let resp = enrol
-            .est(
+            .est(crate::enrol::est::EstRequest {
                 method,
                 path,
-                &parts.headers,
+                query: query.as_deref(),
+                headers: &parts.headers,
                 body,
-                client_cert.as_ref().map(|p| p.0.as_slice()),
+                client_cert: client_cert.as_ref().map(|p| p.0.as_slice()),
                 peer,
-            )
+            })
             .await;
         return (resp.map(http_body_util::Either::Left), read);
     }

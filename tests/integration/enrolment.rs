@@ -1030,6 +1030,42 @@ fn strongswan_enrols_and_re_enrols_by_est_over_tls() {
         "{issued}"
     );
 
+    // An API token instead of a challenge: its principal must manage
+    // enrolment on the CA, and it names the profile.
+    let admin = std::fs::read_to_string(env.data_dir().join("admin-token")).unwrap();
+    let nobody = crate::api::token(&env, "nobody", &[crate::api::RW]);
+    let (_, csr6) = csr("est6");
+    let body6 = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(std::fs::read(&csr6).unwrap())
+    };
+    let with_token = |token: &str, query: &str| {
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--cacert",
+                &s(&tls_ca),
+                "-H",
+                &format!("Authorization: Bearer {}", token.trim()),
+                "-H",
+                "Content-Type: application/pkcs10",
+                "--data-binary",
+                &body6,
+                &format!("https://{tls_addr}/.well-known/est/{issuing}/simpleenroll{query}"),
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(with_token(&admin, ""), "400", "no profile named");
+    assert_eq!(with_token("not-a-token", &format!("?profile={profile}")), "401");
+    assert_eq!(with_token(&nobody, &format!("?profile={profile}")), "403");
+    assert_eq!(with_token(&admin, &format!("?profile={profile}")), "200");
+
     // The certificate files change: the listener presents the new one.
     assert_eq!(served_serial(tls_addr, &tls_ca), "1001");
     let (_, cert2, key2) = tls_files(&dir, "0x1002");

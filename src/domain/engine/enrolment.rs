@@ -147,6 +147,9 @@ pub struct EnrolRequest {
     /// The challenge, when the protocol carries it outside the CSR (EST's
     /// HTTP Basic password); else the CSR's challengePassword is used.
     pub challenge: Option<zeroize::Zeroizing<String>>,
+    /// Instead of a challenge: an administrator's token already allowed this
+    /// profile (EST with a bearer token; the edge checked the permission).
+    pub authorised_profile: Option<String>,
     pub transaction_id: String,
     /// A nonce to refuse replays of (SCEP's senderNonce; EST runs over TLS).
     pub nonce: Option<Vec<u8>>,
@@ -790,6 +793,19 @@ impl Pki {
         // Who authorises it: a challenge, or (renewal) the current certificate.
         let mut renewed_device = None;
         let (profile_row, challenge, nonce_until) = match &request.renewing {
+            None if request.authorised_profile.is_some() => {
+                let id = request.authorised_profile.as_deref().unwrap_or_default();
+                let p = tx.profile(id).map_err(|e| (None, e.into()))?;
+                match p {
+                    Some(p) if p.removed_at.is_none() && p.ca_id == ca.row.id => (p, None, ts(now + RENEWAL_NONCE_TTL)),
+                    _ => {
+                        return Err(refuse(
+                            None,
+                            EnrolRefusal::NotAllowed(format!("no enrolment profile {id} under this CA")),
+                        ))
+                    }
+                }
+            }
             None => {
                 let secret = match (&request.challenge, &csr.challenge_password) {
                     (Some(c), _) => c.as_str(),
