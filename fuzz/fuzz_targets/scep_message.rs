@@ -1,7 +1,8 @@
 //! SCEP pkiMessages from devices (`scep::parse`), the EnvelopedData inside
 //! (`scep::open`), and the CertRep built back for whatever header parsed:
 //! nothing a device sends may panic the server or make it build a reply
-//! that does not encode.
+//! that does not encode. Also the EST request path: the URL's route and
+//! the base64 body read as a CSR.
 #![no_main]
 
 use std::sync::LazyLock;
@@ -41,4 +42,13 @@ fuzz_target!(|data: &[u8]| {
     // The same bytes as the envelope inside a request, and as GetCert's content.
     let _ = scep::open(data, &[(&ra.cert, &ra.decryptor)]);
     let _ = scep::issuer_and_serial(data);
+    // EST: a path, and a body.
+    if let Ok(path) = std::str::from_utf8(data) {
+        if let Some((ca, op)) = cloudpki::enrol::est::route(path) {
+            assert!(!ca.is_empty() && !ca.contains('/') && !op.contains('/'));
+        }
+    }
+    if let Some(der) = cloudpki::enrol::est::decode_base64(data) {
+        let _ = cloudpki::x509::csr::verify(&der, 112);
+    }
 });

@@ -271,7 +271,8 @@ impl Enrolment {
     }
 }
 
-fn decode_base64(body: &[u8]) -> Option<Vec<u8>> {
+/// The DER of an EST enrolment body (base64, line breaks allowed).
+pub fn decode_base64(body: &[u8]) -> Option<Vec<u8>> {
     use base64::Engine as _;
     let clean: Vec<u8> = body.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
     base64::engine::general_purpose::STANDARD.decode(clean).ok()

@@ -523,6 +523,7 @@ fn certmonger_enrols_by_scep() {
     );
     s.check_issued(&cert, "cm1.devices.example");
     assert!(s.ocsp(&cert).contains(": good"));
+    s.revoke(&cert);
 }
 
 #[test]
