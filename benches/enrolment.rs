@@ -80,6 +80,7 @@ fn fixture(key: KeyAlgorithm) -> Fixture {
             validity_days: 365,
             renewal_days: 30,
             requires_approval: false,
+            key_usages: vec![],
         })
         .unwrap();
     let challenge = pki

@@ -134,6 +134,7 @@ impl Api {
                     user_id: b.meta.user_id,
                     device_platform: b.meta.device_platform,
                     validity_days: b.validity_in_days,
+                    key_usages: Vec::new(),
                 };
                 let (leaf, der) = self
                     .mutate(access, audit::ISSUE_LEAF, (CA_T, id), (id, &[]), move |p| {

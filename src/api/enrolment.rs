@@ -37,6 +37,8 @@ pub(super) struct EnrolmentProfile {
     renewal_window_in_days: u32,
     /// First enrolments wait for an administrator's approval.
     requires_approval: bool,
+    /// Key usages of issued certificates (empty: by key type).
+    key_usages: Vec<String>,
     created_date_time: String,
     /// Where devices enrol.
     scep_server_url: String,
@@ -55,6 +57,7 @@ impl EnrolmentProfile {
             validity_in_days: p.validity_days,
             renewal_window_in_days: p.renewal_days,
             requires_approval: p.requires_approval,
+            key_usages: p.key_usages.clone(),
             created_date_time: rfc3339(p.created_at),
             scep_server_url: scep_url.to_owned(),
         }
@@ -146,6 +149,10 @@ pub(super) struct ProfileBody {
     /// First enrolments wait for an administrator's approval (default false).
     #[serde(default)]
     requires_approval: bool,
+    /// Key usages of issued certificates (DigitalSignature, NonRepudiation,
+    /// KeyEncipherment, DataEncipherment, KeyAgreement); default: by key type.
+    #[serde(default)]
+    key_usages: Vec<String>,
 }
 
 /// Creating a challenge.
@@ -216,6 +223,7 @@ impl Api {
             validity_days: b.validity_in_days.unwrap_or(365),
             renewal_days: b.renewal_window_in_days.unwrap_or(30),
             requires_approval: b.requires_approval,
+            key_usages: b.key_usages,
         };
         let profile = self
             .mutate(

@@ -197,6 +197,10 @@ pub enum ProfileCommand {
         /// First enrolments wait for an administrator (`cloudpki enrolment approve`).
         #[arg(long)]
         requires_approval: bool,
+        /// Key usages of issued certificates (DigitalSignature, NonRepudiation,
+        /// KeyEncipherment, DataEncipherment, KeyAgreement); default: by key type.
+        #[arg(long = "key-usage")]
+        key_usages: Vec<String>,
     },
     /// Live profiles.
     List {
@@ -627,6 +631,7 @@ fn profile_command(pki: &crate::domain::Pki, cmd: ProfileCommand, o: &mut output
             validity_days,
             renewal_days,
             requires_approval,
+            key_usages,
         } => {
             let key_types = key_types
                 .iter()
@@ -651,6 +656,7 @@ fn profile_command(pki: &crate::domain::Pki, cmd: ProfileCommand, o: &mut output
                 validity_days,
                 renewal_days,
                 requires_approval,
+                key_usages,
             })?;
             o.profiles(&[p])
         }
@@ -927,6 +933,7 @@ fn new_leaf(csr_path: &Path, meta: LeafMeta) -> Result<NewLeaf> {
         user_id: meta.user_id,
         device_platform: meta.device_platform,
         validity_days: meta.validity_days,
+        key_usages: Vec::new(),
     })
 }
 

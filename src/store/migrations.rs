@@ -392,7 +392,8 @@ CREATE TABLE enrolment_profiles (
     requires_approval INTEGER NOT NULL DEFAULT 0,
     created_at    INTEGER NOT NULL,
     created_by    TEXT NOT NULL,
-    removed_at    INTEGER
+    removed_at    INTEGER,
+    key_usages    TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX enrolment_profiles_by_ca ON enrolment_profiles (ca_id);
 CREATE TABLE enrolment_challenges (
@@ -458,7 +459,8 @@ CREATE TABLE enrolment_profiles (
     requires_approval BOOLEAN NOT NULL DEFAULT FALSE,
     created_at    BIGINT NOT NULL,
     created_by    TEXT NOT NULL,
-    removed_at    BIGINT
+    removed_at    BIGINT,
+    key_usages    TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX enrolment_profiles_by_ca ON enrolment_profiles (ca_id);
 CREATE TABLE enrolment_challenges (

@@ -185,6 +185,8 @@ pub struct ProfileRow {
     pub created_at: i64,
     pub created_by: String,
     pub removed_at: Option<i64>,
+    /// Space-separated Graph names; empty: by key type.
+    pub key_usages: String,
 }
 
 /// A device's request waiting for (or decided by) an administrator.

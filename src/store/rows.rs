@@ -671,7 +671,7 @@ pub(crate) fn audit_values(e: &AuditRow) -> Vec<(&'static str, Value)> {
 
 /// Columns of `enrolment_profiles`, in `ProfileRow` order.
 pub const PROFILE_COLUMNS: &str = "id, ca_id, name, key_types, cn_suffixes, dns_suffixes, ekus, validity_days, \
-     renewal_days, requires_approval, created_at, created_by, removed_at";
+     renewal_days, requires_approval, created_at, created_by, removed_at, key_usages";
 
 /// Columns of `enrolment_requests`, in `EnrolmentRequestRow` order.
 pub const ENROLMENT_REQUEST_COLUMNS: &str = "id, ca_id, transaction_id, profile_id, csr, device_id, requested_at, \

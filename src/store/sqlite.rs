@@ -883,7 +883,7 @@ impl Tx for SqliteTx<'_> {
     fn insert_profile(&mut self, p: &ProfileRow) -> Result<()> {
         self.conn.execute(
             &format!(
-                "INSERT INTO enrolment_profiles ({PROFILE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                "INSERT INTO enrolment_profiles ({PROFILE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             ),
             params![
                 p.id,
@@ -898,7 +898,8 @@ impl Tx for SqliteTx<'_> {
                 p.requires_approval,
                 p.created_at,
                 p.created_by,
-                p.removed_at
+                p.removed_at,
+                p.key_usages
             ],
         )?;
         Ok(())
@@ -1194,6 +1195,7 @@ fn profile_row(r: &Row<'_>) -> rusqlite::Result<ProfileRow> {
         created_at: r.get(10)?,
         created_by: r.get(11)?,
         removed_at: r.get(12)?,
+        key_usages: r.get(13)?,
     })
 }
 

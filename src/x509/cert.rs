@@ -238,6 +238,26 @@ pub fn leaf_key_usage(spki: &SubjectPublicKeyInfoOwned) -> KeyUsage {
     }
 }
 
+/// A leaf's key usage from Graph-style names (a profile's choice), checked
+/// against what the key can do: encipherment needs RSA, key agreement EC;
+/// CA bits are never a leaf's.
+pub fn leaf_key_usage_named(names: &[String], spki: &SubjectPublicKeyInfoOwned) -> Result<KeyUsage, String> {
+    let rsa = spki.algorithm.oid == oids::RSA_ENCRYPTION;
+    let mut bits = der::flagset::FlagSet::<KeyUsages>::default();
+    for n in names {
+        let bit = match n.as_str() {
+            "DigitalSignature" => KeyUsages::DigitalSignature,
+            "NonRepudiation" => KeyUsages::NonRepudiation,
+            "KeyEncipherment" if rsa => KeyUsages::KeyEncipherment,
+            "DataEncipherment" if rsa => KeyUsages::DataEncipherment,
+            "KeyAgreement" if !rsa => KeyUsages::KeyAgreement,
+            other => return Err(format!("key usage {other} does not fit this key")),
+        };
+        bits |= bit;
+    }
+    Ok(KeyUsage(bits))
+}
+
 /// Graph-style names of a KeyUsage's bits.
 pub fn key_usage_names(ku: &KeyUsage) -> Vec<String> {
     let all = [

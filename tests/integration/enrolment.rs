@@ -304,7 +304,14 @@ fn strongswan_enrols_against_an_ec_issuing_ca_through_its_rsa_ra() {
         &env,
         &server,
         "eCP256",
-        &["--validity-days", "30", "--renewal-days", "30"],
+        &[
+            "--validity-days",
+            "30",
+            "--renewal-days",
+            "30",
+            "--key-usage",
+            "DigitalSignature",
+        ],
     );
     let ra = openssl(&[
         "x509",
@@ -328,6 +335,11 @@ fn strongswan_enrols_against_an_ec_issuing_ca_through_its_rsa_ra() {
     s.check_issued(&cert, "ec1.devices.example");
     let text = openssl(&["x509", "-in", cert.to_str().unwrap(), "-noout", "-text"]);
     assert!(text.contains("ecdsa-with-SHA256"), "signed by the EC CA: {text}");
+    // The profile's key usage, not the RSA default (which adds keyEncipherment).
+    assert!(
+        text.contains("Digital Signature") && !text.contains("Key Encipherment"),
+        "{text}"
+    );
     assert!(s.ocsp(&cert).contains(": good"));
     // Renewal through the RA too.
     let key2 = s.key("ec-device2.key", "2048");

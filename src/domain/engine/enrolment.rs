@@ -63,6 +63,8 @@ pub struct Profile {
     pub renewal_days: u32,
     /// First enrolments wait for an administrator (renewals do not).
     pub requires_approval: bool,
+    /// Key usages of issued certificates by Graph name (empty: by key type).
+    pub key_usages: Vec<String>,
     pub created_at: OffsetDateTime,
 }
 
@@ -80,6 +82,8 @@ pub struct NewProfile {
     pub validity_days: u32,
     pub renewal_days: u32,
     pub requires_approval: bool,
+    /// Empty: by key type (digitalSignature, plus keyEncipherment for RSA).
+    pub key_usages: Vec<String>,
 }
 
 /// What an administrator asks for when creating a challenge.
@@ -245,6 +249,7 @@ fn profile_from_row(row: &ProfileRow) -> Result<Profile> {
         validity_days: u32::try_from(row.validity_days).map_err(|_| corrupt("profile validity"))?,
         renewal_days: u32::try_from(row.renewal_days).map_err(|_| corrupt("profile renewal window"))?,
         requires_approval: row.requires_approval,
+        key_usages: split(&row.key_usages),
         created_at: from_ts(row.created_at)?,
     })
 }
@@ -348,6 +353,10 @@ fn check_against_profile(csr: &csr::VerifiedCsr, profile: &Profile) -> std::resu
     if let Some(eku) = csr.requested_ekus.iter().find(|e| !profile.ekus.contains(e)) {
         return deny(format!("EKU {eku} is not in profile {:?}", profile.name));
     }
+    if !profile.key_usages.is_empty() {
+        crate::x509::cert::leaf_key_usage_named(&profile.key_usages, &csr.public_key)
+            .map_err(|why| EnrolRefusal::NotAllowed(format!("{why} (profile {:?})", profile.name)))?;
+    }
     Ok(())
 }
 
@@ -404,6 +413,19 @@ impl Pki {
         if !(1..=3650).contains(&new.validity_days) {
             return Err(PkiError::Invalid("validity must be 1 to 3650 days".into()));
         }
+        const LEAF_USAGES: [&str; 5] = [
+            "DigitalSignature",
+            "NonRepudiation",
+            "KeyEncipherment",
+            "DataEncipherment",
+            "KeyAgreement",
+        ];
+        if let Some(u) = new.key_usages.iter().find(|u| !LEAF_USAGES.contains(&u.as_str())) {
+            return Err(PkiError::Invalid(format!(
+                "key usage {u:?} is not a leaf's (one of {})",
+                LEAF_USAGES.join(", ")
+            )));
+        }
         if new.renewal_days > new.validity_days {
             return Err(PkiError::Invalid(
                 "the renewal window cannot exceed the validity".into(),
@@ -425,6 +447,7 @@ impl Pki {
             validity_days: i64::from(new.validity_days),
             renewal_days: i64::from(new.renewal_days),
             requires_approval: new.requires_approval,
+            key_usages: new.key_usages.join(" "),
             created_at: ts(now),
             created_by: audit::current_actor(),
             removed_at: None,
@@ -982,6 +1005,7 @@ impl Pki {
             user_id: None,
             device_platform: None,
             validity_days: Some(profile.validity_days),
+            key_usages: profile.key_usages.clone(),
         };
         let signer = self.signer(tx, ca)?;
         let responder = self.responder(tx, ca, e.now)?;

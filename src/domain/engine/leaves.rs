@@ -70,7 +70,11 @@ impl Pki {
         let not_before = now - BACKDATE;
         let not_after = (now + Duration::days(i64::from(days))).min(ca_end);
         let urls = &ca.entity.urls;
-        let key_usage = cert::leaf_key_usage(&csr.public_key);
+        let key_usage = if request.key_usages.is_empty() {
+            cert::leaf_key_usage(&csr.public_key)
+        } else {
+            cert::leaf_key_usage_named(&request.key_usages, &csr.public_key).map_err(PkiError::Rejected)?
+        };
         let mut req = CertRequest {
             serial: Vec::new(),
             subject: csr.subject.clone(),

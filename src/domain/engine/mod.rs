@@ -206,6 +206,8 @@ pub struct NewLeaf {
     pub device_platform: Option<String>,
     /// Requested lifetime in days (default 365, capped at the CA's notAfter).
     pub validity_days: Option<u32>,
+    /// Key usages by Graph name (empty: by key type, see `cert::leaf_key_usage`).
+    pub key_usages: Vec<String>,
 }
 
 /// A page request over leaves.

@@ -961,6 +961,11 @@ fn enrolment_profiles_challenges_and_nonces(h: &dyn Harness) {
         created_at: at,
         created_by: "admin".into(),
         removed_at: None,
+        key_usages: if id == "p1" {
+            "DigitalSignature".into()
+        } else {
+            String::new()
+        },
     };
     let mut tx = h.store().begin(TxMode::Write).unwrap();
     tx.insert_ca(&ca("i", "I", None), None).unwrap();

@@ -1065,7 +1065,7 @@ impl Tx for PgTx {
         self.execute(
             &format!(
                 "INSERT INTO enrolment_profiles ({PROFILE_COLUMNS})
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
             ),
             &[
                 &p.id,
@@ -1081,6 +1081,7 @@ impl Tx for PgTx {
                 &p.created_at,
                 &p.created_by,
                 &p.removed_at,
+                &p.key_usages,
             ],
         )?;
         Ok(())
@@ -1439,6 +1440,7 @@ fn profile_row(r: &postgres::Row) -> Result<ProfileRow> {
         created_at: get(r, 10)?,
         created_by: get(r, 11)?,
         removed_at: get(r, 12)?,
+        key_usages: get(r, 13)?,
     })
 }
 
