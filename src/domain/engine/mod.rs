@@ -814,21 +814,34 @@ pub(crate) mod tests {
         assert_eq!(parse_oid(" 1.3.6.1.5.5.7.3.2 ").unwrap(), oids::KP_CLIENT_AUTH);
     }
 
+    /// A store in `dir` whose clock stands at `t`.
+    fn clocked(dir: &std::path::Path, t: OffsetDateTime) -> Pki {
+        open_with_clock(&OpenOptions::new(dir.to_path_buf()), Arc::new(FixedClock(t))).unwrap()
+    }
+
+    /// A root and an issuing CA under it (RA tests).
+    fn ra_hierarchy(pki: &Pki) -> (Ca, Ca) {
+        let root = pki
+            .create_ca(new_ca(CaType::RootCertificationAuthority, "Root", None))
+            .unwrap();
+        let issuing = pki
+            .create_ca(new_ca(
+                CaType::IssuingCertificationAuthority,
+                "Issuing",
+                Some(root.id.clone()),
+            ))
+            .unwrap();
+        (root, issuing)
+    }
+
     #[test]
     fn scep_ras_rotate_and_the_replaced_one_keeps_decrypting_until_it_expires() {
         let dir = tempfile::tempdir().unwrap();
         let t0 = crate::clock::truncate(OffsetDateTime::now_utc());
-        let open = |t: OffsetDateTime| {
-            open_with_clock(&OpenOptions::new(dir.path().to_path_buf()), Arc::new(FixedClock(t))).unwrap()
-        };
+        let open = |t: OffsetDateTime| clocked(dir.path(), t);
         let pki = open(t0);
-        let root = pki
-            .create_ca(new_ca(CaType::RootCertificationAuthority, "Root", None))
-            .unwrap();
+        let (root, issuing) = ra_hierarchy(&pki);
         assert!(pki.scep_ra(&root.id).unwrap().is_none(), "roots have no RA");
-        let issuing = pki
-            .create_ca(new_ca(CaType::IssuingCertificationAuthority, "Issuing", Some(root.id)))
-            .unwrap();
         let serial = |r: &ScepRa| r.cert.tbs_certificate.serial_number.clone();
         let first = pki.scep_ra(&issuing.id).unwrap().unwrap();
         assert_eq!(first.ras.len(), 1);
@@ -852,16 +865,8 @@ pub(crate) mod tests {
     fn an_ra_is_not_replaced_when_the_replacement_would_not_outlive_it() {
         let dir = tempfile::tempdir().unwrap();
         let t0 = crate::clock::truncate(OffsetDateTime::now_utc());
-        let open = |t: OffsetDateTime| {
-            open_with_clock(&OpenOptions::new(dir.path().to_path_buf()), Arc::new(FixedClock(t))).unwrap()
-        };
-        let pki = open(t0);
-        let root = pki
-            .create_ca(new_ca(CaType::RootCertificationAuthority, "Root", None))
-            .unwrap();
-        let issuing = pki
-            .create_ca(new_ca(CaType::IssuingCertificationAuthority, "Issuing", Some(root.id)))
-            .unwrap();
+        let open = |t: OffsetDateTime| clocked(dir.path(), t);
+        let (_, issuing) = ra_hierarchy(&open(t0));
         let ca_end = issuing.version.not_after.unwrap();
         // Ten days before the CA ends: one RA, ending with the CA...
         let late = ca_end - Duration::days(10);
