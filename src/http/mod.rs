@@ -241,6 +241,14 @@ fn head_of(response: &mut Response<Body>) {
     *response.body_mut() = full(Bytes::new());
 }
 
+/// EST's two path forms (see `enrol::est::route`). The responder's routes
+/// are ruled out by their prefix first, so OCSP/CRL/AIA requests pay no
+/// substring search.
+fn is_est_path(path: &str) -> bool {
+    let responder_route = path.starts_with("/ocsp") || path.starts_with("/crls/") || path.starts_with("/cacerts/");
+    path.starts_with("/.well-known/est/") || (!responder_route && path.contains("/.well-known/est/"))
+}
+
 /// Routes one request; says whether its body was read to the end.
 async fn dispatch(
     state: &AppState,
@@ -328,7 +336,7 @@ async fn dispatch(
         };
         return (api.execute(&prepared, req, &ids).await, reads);
     }
-    if path.contains("/.well-known/est/") {
+    if is_est_path(path) {
         let Some(enrol) = state.scep.as_ref().filter(|_| state.tls) else {
             return (
                 plain(
