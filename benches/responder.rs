@@ -38,13 +38,8 @@ fn state(i: u32) -> Arc<CertState> {
 }
 
 fn state_with(body: Bytes) -> Arc<CertState> {
-    Arc::new(CertState {
-        status: Status::Good,
-        this_update: 0,
-        next_update: 1,
-        sha1: body.clone(),
-        sha256: body,
-    })
+    // Both answers ready, as after a SHA-256 question was first answered.
+    Arc::new(CertState::new(Status::Good, 0, 1, body.clone(), Some(body)))
 }
 
 /// A snapshot with one CA holding `n` certificates, and that CA's certificate.

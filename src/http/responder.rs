@@ -406,9 +406,9 @@ impl Responder {
         if !snap.ready {
             return None;
         }
-        let (body, state, outcome) = snap.answer_simple(&q)?;
+        let (body, this_update, next_update, outcome) = snap.answer_simple(&q)?;
         let now = now_unix();
-        if state.next_update <= now {
+        if next_update <= now {
             return None; // the general path answers tryLater
         }
         self.outcome(outcome);
@@ -416,8 +416,8 @@ impl Responder {
             let etag = snapshot::Etag::of(body);
             let dated = Dated {
                 body,
-                this_update: state.this_update,
-                next_update: state.next_update,
+                this_update,
+                next_update,
                 etag: etag.as_str(),
             };
             cached_at(headers, &dated, "application/ocsp-response", self.ocsp_max_age, now)
@@ -450,24 +450,46 @@ impl Responder {
             // Never an answer past its nextUpdate (a responder serving an old
             // snapshot while the store is away): a relying party would reject
             // it, and it may no longer be true.
-            OcspDecision::Ready { state, .. } if state.next_update <= now_unix() => {
+            OcspDecision::Ready { next_update, .. } if next_update <= now_unix() => {
                 self.error(ErrorAnswer::TryLater, Outcome::TryLater)
             }
-            OcspDecision::Ready { body, state, outcome } => {
+            OcspDecision::Ready {
+                body,
+                this_update,
+                next_update,
+                outcome,
+            } => {
                 self.outcome(outcome);
-                if get {
-                    let doc = Document {
-                        etag: snapshot::etag_of(&body),
-                        body,
-                        this_update: state.this_update,
-                        next_update: state.next_update,
-                    };
-                    cached(headers, &doc, "application/ocsp-response", self.ocsp_max_age)
-                } else {
-                    ocsp_body(body)
+                self.ready(body, this_update, next_update, get, headers)
+            }
+            OcspDecision::Sign {
+                keep: Some(state),
+                ca,
+                answers,
+                nonce: _,
+                outcome,
+            } => {
+                // A leaf's first SHA-256 question: signed with the state's
+                // thisUpdate and nextUpdate, then kept beside its SHA-1 answer,
+                // and from then on served like it. Two racing first questions
+                // both sign; the first kept wins.
+                let basis = time::OffsetDateTime::from_unix_timestamp(state.this_update)
+                    .ok()
+                    .map(|t| (t, time::Duration::seconds(state.next_update - state.this_update)));
+                match self.sign_on_demand(ca, answers, None, basis).await {
+                    Some((body, next_update)) => {
+                        self.outcome(outcome);
+                        let kept = state.sha256.get_or_init(|| snapshot::Answer { body, next_update });
+                        self.ready(kept.body.clone(), state.this_update, kept.next_update, get, headers)
+                    }
+                    None => {
+                        self.metrics.on_demand_rejected.inc();
+                        self.error(ErrorAnswer::TryLater, Outcome::TryLater)
+                    }
                 }
             }
             OcspDecision::Sign {
+                keep: None,
                 ca,
                 answers,
                 nonce,
@@ -490,8 +512,8 @@ impl Responder {
                         }
                     }
                 }
-                match self.sign_on_demand(ca, answers, nonce.clone()).await {
-                    Some(body) => {
+                match self.sign_on_demand(ca, answers, nonce.clone(), None).await {
+                    Some((body, _)) => {
                         self.outcome(outcome);
                         if let Some(key) = cache_key {
                             // Bounded: a flood of random serials must not grow memory.
@@ -513,14 +535,32 @@ impl Responder {
         }
     }
 
+    /// A ready answer with its caching headers (GET) or without (POST).
+    fn ready(&self, body: Bytes, this_update: i64, next_update: i64, get: bool, headers: &HeaderMap) -> Response<Body> {
+        if get {
+            let doc = Document {
+                etag: snapshot::etag_of(&body),
+                body,
+                this_update,
+                next_update,
+            };
+            cached(headers, &doc, "application/ocsp-response", self.ocsp_max_age)
+        } else {
+            ocsp_body(body)
+        }
+    }
+
     /// Signs off the async runtime, within the concurrency and queue bounds;
-    /// None means "try later".
+    /// the answer and its nextUpdate (unix seconds), or None for "try
+    /// later". `basis`: the thisUpdate and validity to sign with, instead of
+    /// now and this node's setting.
     async fn sign_on_demand(
         &self,
         ca: Arc<CaState>,
         answers: Vec<snapshot::PendingAnswer>,
         nonce: Option<Vec<u8>>,
-    ) -> Option<Bytes> {
+        basis: Option<(time::OffsetDateTime, time::Duration)>,
+    ) -> Option<(Bytes, i64)> {
         if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.limits.queue {
             self.waiting.fetch_sub(1, Ordering::AcqRel);
             return None;
@@ -528,16 +568,18 @@ impl Responder {
         let permit = self.permits.clone().acquire_owned().await;
         self.waiting.fetch_sub(1, Ordering::AcqRel);
         let permit = permit.ok()?;
-        let validity = self.ocsp_validity;
         let now = crate::clock::truncate(time::OffsetDateTime::now_utc());
         // thisUpdate is when the status was last known to be right (RFC 6960
         // §4.2.2.1): now, unless the store has been unreachable since then.
-        let known = match self.sync.synced_ms() {
-            at if self.sync.degraded() && at > 0 => {
-                time::OffsetDateTime::from_unix_timestamp((at / 1000) as i64).map_or(now, |t| t.min(now))
-            }
-            _ => now,
-        };
+        let (known, validity) = basis.unwrap_or_else(|| {
+            let known = match self.sync.synced_ms() {
+                at if self.sync.degraded() && at > 0 => {
+                    time::OffsetDateTime::from_unix_timestamp((at / 1000) as i64).map_or(now, |t| t.min(now))
+                }
+                _ => now,
+            };
+            (known, self.ocsp_validity)
+        });
         if known + validity <= now {
             return None;
         }
@@ -547,9 +589,9 @@ impl Responder {
         })
         .await;
         match signed {
-            Ok(Ok(der)) => {
+            Ok(Ok((der, next_update))) => {
                 self.metrics.signatures.with_label_values(&["ocsp_on_demand"]).inc();
-                Some(Bytes::from(der))
+                Some((Bytes::from(der), next_update.unix_timestamp()))
             }
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "on-demand OCSP signing failed");

@@ -165,7 +165,12 @@ fn cert_record(ca_id: &str, serial: &SerialKey, state: &CertState) -> Vec<u8> {
     e.i64(state.this_update);
     e.i64(state.next_update);
     e.bytes(&state.sha1);
-    e.bytes(&state.sha256);
+    // A SHA-256 answer is kept on disk only when it shares the state's
+    // nextUpdate (pre-signed ones always do); empty: signed on demand.
+    match state.sha256.get() {
+        Some(a) if a.next_update == state.next_update => e.bytes(&a.body),
+        _ => e.bytes(&[]),
+    }
     e.0
 }
 
@@ -322,13 +327,13 @@ impl Replay {
                     },
                     _ => return None,
                 };
-                let state = CertState {
+                let state = CertState::new(
                     status,
-                    this_update: d.i64()?,
-                    next_update: d.i64()?,
-                    sha1: Bytes::copy_from_slice(d.bytes()?),
-                    sha256: Bytes::copy_from_slice(d.bytes()?),
-                };
+                    d.i64()?,
+                    d.i64()?,
+                    Bytes::copy_from_slice(d.bytes()?),
+                    Some(Bytes::copy_from_slice(d.bytes()?)),
+                );
                 self.cas.get_mut(id)?.certs.insert(serial, Arc::new(state));
             }
             CRL => {
@@ -690,7 +695,7 @@ mod tests {
     use super::*;
 
     /// Per serial: the status and both answers.
-    type Answers = BTreeMap<Vec<u8>, (String, Bytes, Bytes)>;
+    type Answers = BTreeMap<Vec<u8>, (String, Bytes, Option<Bytes>)>;
 
     /// The served state, comparable: per CA its certificate, CRL bodies and
     /// every answer.
@@ -704,7 +709,11 @@ mod tests {
                     .map(|(k, v)| {
                         (
                             k.as_bytes().to_vec(),
-                            (format!("{:?}", v.status), v.sha1.clone(), v.sha256.clone()),
+                            (
+                                format!("{:?}", v.status),
+                                v.sha1.clone(),
+                                v.sha256.get().map(|a| a.body.clone()),
+                            ),
                         )
                     })
                     .collect();

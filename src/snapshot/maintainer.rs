@@ -118,14 +118,18 @@ fn ts(t: OffsetDateTime) -> i64 {
     t.unix_timestamp()
 }
 
+/// The served state of pre-signed answers. Their nextUpdate is the signed
+/// one; `validity` (this node's setting) only dates rows signed before it
+/// was stored.
 fn cert_state(status: Status, ocsp: crate::store::Presigned, validity: time::Duration) -> CertState {
-    CertState {
+    let next_update = ocsp.next_update.unwrap_or(ocsp.this_update + validity.whole_seconds());
+    CertState::new(
         status,
-        this_update: ocsp.this_update,
-        next_update: ocsp.this_update + validity.whole_seconds(),
-        sha1: Bytes::from(ocsp.sha1),
-        sha256: Bytes::from(ocsp.sha256),
-    }
+        ocsp.this_update,
+        next_update,
+        Bytes::from(ocsp.sha1),
+        ocsp.sha256.map(Bytes::from),
+    )
 }
 
 fn leaf_status(row: &LeafStatusRow) -> Result<Status> {
@@ -712,6 +716,39 @@ mod tests {
     use std::sync::atomic::AtomicUsize;
 
     use super::*;
+
+    /// Regression: a node whose own validity setting is longer than its
+    /// signer's served pre-signed answers past the nextUpdate they carry.
+    #[test]
+    fn regression_presigned_next_update_is_the_signed_one_not_this_nodes_setting() {
+        let signed = crate::store::Presigned {
+            sha1: vec![1],
+            sha256: None,
+            this_update: 1_000,
+            next_update: Some(1_000 + 3_600),
+        };
+        let week = time::Duration::days(7);
+        let state = cert_state(Status::Good, signed.clone(), week);
+        assert_eq!((state.this_update, state.next_update), (1_000, 4_600));
+        assert!(
+            state.answer(crate::x509::ocsp::CertIdHash::Sha256).is_none(),
+            "signed on demand"
+        );
+        // Rows signed before the nextUpdate was stored: dated by the setting.
+        let old = crate::store::Presigned {
+            next_update: None,
+            sha256: Some(vec![2]),
+            ..signed
+        };
+        let state = cert_state(Status::Good, old, week);
+        assert_eq!(state.next_update, 1_000 + 7 * 86_400);
+        assert_eq!(
+            state
+                .answer(crate::x509::ocsp::CertIdHash::Sha256)
+                .map(|(b, n)| (b.to_vec(), n)),
+            Some((vec![2], state.next_update))
+        );
+    }
     use crate::config::{open, OpenOptions};
     use crate::domain::CaType;
     use crate::store::{SqliteStore, Store, Tx};

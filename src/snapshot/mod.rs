@@ -116,11 +116,49 @@ impl SerialKey {
 #[derive(Debug, Clone)]
 pub struct CertState {
     pub status: Status,
-    /// Unix seconds.
+    /// Unix seconds; of the SHA-1 answer, as signed.
     pub this_update: i64,
     pub next_update: i64,
     pub sha1: Bytes,
-    pub sha256: Bytes,
+    /// The SHA-256 CertID answer: pre-signed (CA certificates, rows signed
+    /// before leaves' became lazy), or signed on demand at its first request
+    /// and kept for as long as this state is current (a change makes a new
+    /// state, so a kept answer never outlives the status it states).
+    pub sha256: std::sync::OnceLock<Answer>,
+}
+
+/// A signed answer kept with its nextUpdate (which may be earlier than the
+/// SHA-1 answer's: capped at a delegated certificate's end).
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub body: Bytes,
+    /// Unix seconds.
+    pub next_update: i64,
+}
+
+impl CertState {
+    pub fn new(status: Status, this_update: i64, next_update: i64, sha1: Bytes, sha256: Option<Bytes>) -> Self {
+        let kept = std::sync::OnceLock::new();
+        if let Some(body) = sha256.filter(|b| !b.is_empty()) {
+            let _ = kept.set(Answer { body, next_update });
+        }
+        CertState {
+            status,
+            this_update,
+            next_update,
+            sha1,
+            sha256: kept,
+        }
+    }
+
+    /// The ready answer for a CertID hash with its nextUpdate, if there is one.
+    pub fn answer(&self, hash: CertIdHash) -> Option<(&Bytes, i64)> {
+        match hash {
+            CertIdHash::Sha1 => Some((&self.sha1, self.next_update)),
+            CertIdHash::Sha256 => self.sha256.get().map(|a| (&a.body, a.next_update)),
+            _ => None,
+        }
+    }
 }
 
 /// The ETag of a signed document: its last 8 bytes in hex, quoted. The
@@ -314,26 +352,22 @@ impl Snapshot {
         self.cas.get(id).filter(|c| c.version == version)
     }
 
-    /// The common request's pre-signed answer (one lookup, no allocation),
-    /// with its state and outcome. None: [`Snapshot::answer_ocsp`] decides
-    /// (an issuer or serial not found here, SHA-384/512, ...), so both
-    /// always agree.
-    pub fn answer_simple(&self, q: &ocsp::SimpleQuestion<'_>) -> Option<(&Bytes, &Arc<CertState>, Outcome)> {
+    /// The common request's ready answer (one lookup, no allocation), with
+    /// its thisUpdate, nextUpdate and outcome. None: [`Snapshot::answer_ocsp`]
+    /// decides (an issuer or serial not found here, SHA-384/512, a SHA-256
+    /// answer not signed yet, ...), so both always agree.
+    pub fn answer_simple(&self, q: &ocsp::SimpleQuestion<'_>) -> Option<(&Bytes, i64, i64, Outcome)> {
         let ca = self.cas.get(self.issuers.get(q.key_hash)?)?;
         if !ca.hashes.iter().any(|h| h.hash == q.hash && h.name_hash == q.name_hash) {
             return None;
         }
         let state = ca.certs.get(&SerialKey::new(q.serial)?)?;
-        let body = match q.hash {
-            CertIdHash::Sha1 => &state.sha1,
-            CertIdHash::Sha256 => &state.sha256,
-            _ => return None,
-        };
+        let (body, next_update) = state.answer(q.hash)?;
         let outcome = match state.status {
             Status::Revoked { .. } => Outcome::Revoked,
             _ => Outcome::Good,
         };
-        Some((body, state, outcome))
+        Some((body, state.this_update, next_update, outcome))
     }
 
     /// Decides an OCSP request against this snapshot.
@@ -385,18 +419,19 @@ impl Snapshot {
         // A node without a signing key answers a nonce request from the same
         // pre-signed set, without the nonce (RFC 8954 §2.1 allows ignoring it).
         let presigned_will_do = req.nonce.is_none() || !ca.can_sign();
+        let mut keep = None;
         if let ([(_, hash, Some(state))], true) = (answers.as_slice(), presigned_will_do) {
-            let body = match hash {
-                CertIdHash::Sha1 => Some(&state.sha1),
-                CertIdHash::Sha256 => Some(&state.sha256),
-                _ => None,
-            };
-            if let Some(body) = body {
+            if let Some((body, next_update)) = state.answer(*hash) {
                 return OcspDecision::Ready {
                     body: body.clone(),
-                    state: state.clone(),
+                    this_update: state.this_update,
+                    next_update,
                     outcome,
                 };
+            }
+            // A leaf's SHA-256 answer: signed now, then kept with the state.
+            if *hash == CertIdHash::Sha256 && req.nonce.is_none() {
+                keep = Some(state.clone());
             }
         }
         if !ca.can_sign() {
@@ -404,6 +439,7 @@ impl Snapshot {
             return OcspDecision::Error(ErrorAnswer::Unauthorized, Outcome::Unauthorized);
         }
         OcspDecision::Sign {
+            keep,
             ca: ca.clone(),
             answers: answers
                 .into_iter()
@@ -456,11 +492,17 @@ pub enum OcspDecision {
     /// Pre-signed bytes, served as they are.
     Ready {
         body: Bytes,
-        state: Arc<CertState>,
+        /// Unix seconds, of this answer.
+        this_update: i64,
+        next_update: i64,
         outcome: Outcome,
     },
-    /// Must be signed on demand (nonce, unknown serial, several CertIDs, SHA-384/512).
+    /// Must be signed on demand (nonce, unknown serial, several CertIDs,
+    /// SHA-384/512, a leaf's first SHA-256 question).
     Sign {
+        /// The state whose SHA-256 answer this is, to keep it in once signed
+        /// (with the state's thisUpdate, so that it says what the SHA-1 one says).
+        keep: Option<Arc<CertState>>,
         ca: Arc<CaState>,
         answers: Vec<PendingAnswer>,
         nonce: Option<Vec<u8>>,
@@ -471,7 +513,8 @@ pub enum OcspDecision {
 }
 
 /// Signs an on-demand answer (blocking: call off the async runtime),
-/// produced `now` about statuses known to be right at `known`.
+/// produced `now` about statuses known to be right at `known`; with the
+/// nextUpdate it carries.
 pub fn sign_pending(
     ca: &CaState,
     answers: &[PendingAnswer],
@@ -479,7 +522,7 @@ pub fn sign_pending(
     now: time::OffsetDateTime,
     known: time::OffsetDateTime,
     validity: time::Duration,
-) -> Result<Vec<u8>, crate::x509::X509Error> {
+) -> Result<(Vec<u8>, time::OffsetDateTime), crate::x509::X509Error> {
     let signer = ca
         .responder
         .as_deref()
@@ -498,7 +541,7 @@ pub fn sign_pending(
             next_update,
         })
         .collect();
-    ocsp::sign_response(&signer.as_key(), &single, nonce, now)
+    Ok((ocsp::sign_response(&signer.as_key(), &single, nonce, now)?, next_update))
 }
 
 #[cfg(test)]
@@ -576,7 +619,7 @@ mod tests {
         let f = Fixture::new(dir.path().to_path_buf(), 6);
         f.maintainer().load().unwrap();
         let snap = f.published.load_full();
-        let mut compared = 0;
+        let (mut compared, mut lazy) = (0, 0);
         for state in snap.cas.values() {
             for hashes in &state.hashes {
                 let mut serials: Vec<Vec<u8>> = state.certs.keys().map(|k| k.as_bytes().to_vec()).collect();
@@ -598,14 +641,24 @@ mod tests {
                     let general = snap.answer_ocsp(&req);
                     match (snap.answer_simple(&q), general) {
                         (
-                            Some((body, _, outcome)),
+                            Some((body, this_update, next_update, outcome)),
                             OcspDecision::Ready {
-                                body: b, outcome: o, ..
+                                body: b,
+                                this_update: t,
+                                next_update: n,
+                                outcome: o,
                             },
                         ) => {
-                            assert_eq!(body, &b);
-                            assert_eq!(outcome, o);
+                            assert_eq!((body, this_update, next_update, outcome), (&b, t, n, o));
                             compared += 1;
+                        }
+                        (None, OcspDecision::Sign { keep: Some(_), .. }) => {
+                            assert_eq!(
+                                hashes.hash,
+                                CertIdHash::Sha256,
+                                "only SHA-256 answers are signed lazily"
+                            );
+                            lazy += 1;
                         }
                         (None, OcspDecision::Ready { .. }) => {
                             panic!("the plain path missed a pre-signed answer ({:?})", hashes.hash)
@@ -616,7 +669,9 @@ mod tests {
                 }
             }
         }
-        // 7 certificates (6 leaves, the issuing CA's own) with SHA-1 and SHA-256.
-        assert_eq!(compared, 14);
+        // 7 certificates (6 leaves, the issuing CA's own) with SHA-1; the
+        // CA's own with SHA-256 too: the leaves' SHA-256 answers are signed
+        // at their first question.
+        assert_eq!((compared, lazy), (8, 6));
     }
 }

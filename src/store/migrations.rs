@@ -513,6 +513,15 @@ CREATE TABLE enrolment_requests (
 );
 "#,
     },
+    // 14: the signed nextUpdate of pre-signed answers, so that a node never
+    // serves one past it whatever its own validity setting; SHA-256 answers
+    // of leaves are signed on demand from now on (the column may be NULL).
+    Migration::same(
+        r#"
+ALTER TABLE leaves ADD COLUMN ocsp_next_update BIGINT;
+ALTER TABLE cas ADD COLUMN ocsp_next_update BIGINT;
+"#,
+    ),
 ];
 
 const TYPED_RECORDS_SQLITE: &str = r#"

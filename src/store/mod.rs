@@ -133,14 +133,19 @@ pub struct CaRow {
     pub ocsp: Option<Presigned>,
 }
 
-/// Pre-signed OCSP responses for one certificate, one per CertID hash
-/// (SHA-1 for RFC 5019 clients, SHA-256 for RFC 9919 ones).
+/// Pre-signed OCSP responses for one certificate: the SHA-1 CertID answer
+/// (RFC 5019's, what clients send) always; the SHA-256 one only for CA
+/// certificates and rows signed before it became lazy (a leaf's is signed
+/// on demand where asked for).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Presigned {
     pub sha1: Vec<u8>,
-    pub sha256: Vec<u8>,
+    pub sha256: Option<Vec<u8>>,
     /// Unix seconds; the responses' thisUpdate.
     pub this_update: i64,
+    /// Unix seconds; their nextUpdate as signed (None: rows signed before it
+    /// was stored, whose nextUpdate is thisUpdate plus the validity setting).
+    pub next_update: Option<i64>,
 }
 
 /// What the responder needs of a leaf: status and pre-signed answers, no certificate.

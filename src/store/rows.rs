@@ -82,14 +82,17 @@ impl<'a> Cursor<'a> {
     }
 
     fn presigned(&mut self) -> Result<Option<Presigned>> {
-        Ok(match (self.opt_bytes()?, self.opt_bytes()?, self.opt_int()?) {
-            (Some(sha1), Some(sha256), Some(this_update)) => Some(Presigned {
-                sha1,
-                sha256,
-                this_update,
-            }),
-            _ => None,
-        })
+        Ok(
+            match (self.opt_bytes()?, self.opt_bytes()?, self.opt_int()?, self.opt_int()?) {
+                (Some(sha1), sha256, Some(this_update), next_update) => Some(Presigned {
+                    sha1,
+                    sha256,
+                    this_update,
+                    next_update,
+                }),
+                _ => None,
+            },
+        )
     }
 }
 
@@ -166,11 +169,12 @@ fn int(n: i64) -> Value {
     Value::Int(Some(n))
 }
 
-fn presigned_values(p: &Option<Presigned>) -> [(&'static str, Value); 3] {
+fn presigned_values(p: &Option<Presigned>) -> [(&'static str, Value); 4] {
     [
         ("ocsp_sha1", Value::Bytes(p.as_ref().map(|o| o.sha1.clone()))),
-        ("ocsp_sha256", Value::Bytes(p.as_ref().map(|o| o.sha256.clone()))),
+        ("ocsp_sha256", Value::Bytes(p.as_ref().and_then(|o| o.sha256.clone()))),
         ("ocsp_this_update", Value::Int(p.as_ref().map(|o| o.this_update))),
+        ("ocsp_next_update", Value::Int(p.as_ref().and_then(|o| o.next_update))),
     ]
 }
 
@@ -181,7 +185,7 @@ pub(crate) const CA_COLUMNS: &str = "id, ca_type, display_name, description, iss
      organization_name, organization_unit, country_name, state_name, locality_name, subject_name, key_algorithm, \
      hash_algorithm, key_platform, validity_years, ekus, scope_tags, created_at, modified_at, version_number, \
      issuer_common_name, root_common_name, issuer_cert_url, cert, chain, csr, revoked_at, revocation_reason, \
-     row_version, crl_number, ocsp_sha1, ocsp_sha256, ocsp_this_update, crl_partitions, delta_crls";
+     row_version, crl_number, ocsp_sha1, ocsp_sha256, ocsp_this_update, ocsp_next_update, crl_partitions, delta_crls";
 
 pub(crate) fn ca_row(r: &dyn Columns) -> Result<CaRow> {
     let mut c = Cursor::new(r);
@@ -309,7 +313,7 @@ pub(crate) fn update_ca_sql(dialect: Dialect, row: &CaRow) -> (String, Vec<Value
 /// Columns [`leaf_row`] reads, in its order.
 pub(crate) const LEAF_COLUMNS: &str = "seq, id, ca_id, ca_version, serial, subject_name, issuer_name, not_before, \
      not_after, thumbprint, revoked_at, revocation_reason, device_name, user_principal_name, device_id, user_id, \
-     device_platform, key_usages, ekus, der, ocsp_sha1, ocsp_sha256, ocsp_this_update, crl_partition";
+     device_platform, key_usages, ekus, der, ocsp_sha1, ocsp_sha256, ocsp_this_update, ocsp_next_update, crl_partition";
 
 pub(crate) fn leaf_row(r: &dyn Columns) -> Result<LeafRow> {
     let mut c = Cursor::new(r);
@@ -374,7 +378,7 @@ pub(crate) fn leaf_values(row: &LeafRow) -> Vec<(&'static str, Value)> {
 
 /// Columns [`leaf_status_row`] reads, in its order.
 pub(crate) const LEAF_STATUS_COLUMNS: &str =
-    "seq, id, ca_id, serial, not_after, revoked_at, revocation_reason, ocsp_sha1, ocsp_sha256, ocsp_this_update, \
+    "seq, id, ca_id, serial, not_after, revoked_at, revocation_reason, ocsp_sha1, ocsp_sha256, ocsp_this_update, ocsp_next_update, \
      crl_partition";
 
 pub(crate) fn leaf_status_row(r: &dyn Columns) -> Result<LeafStatusRow> {

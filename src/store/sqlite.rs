@@ -562,19 +562,36 @@ impl Tx for SqliteTx<'_> {
             .conn
             .prepare_cached(
                 "UPDATE leaves SET revoked_at = ?, revocation_reason = ?, ocsp_sha1 = ?, ocsp_sha256 = ?,
-                                   ocsp_this_update = ?
+                                   ocsp_this_update = ?, ocsp_next_update = ?
                  WHERE id = ? AND revoked_at IS NULL",
             )?
-            .execute(params![at, reason.code(), ocsp.sha1, ocsp.sha256, ocsp.this_update, id])?;
+            .execute(params![
+                at,
+                reason.code(),
+                ocsp.sha1,
+                ocsp.sha256,
+                ocsp.this_update,
+                ocsp.next_update,
+                id
+            ])?;
         Ok(n == 1)
     }
 
     fn set_leaf_ocsp(&mut self, id: &str, ocsp: &Presigned, seq: i64) -> Result<()> {
         self.conn
             .prepare_cached(
-                "UPDATE leaves SET ocsp_sha1 = ?, ocsp_sha256 = ?, ocsp_this_update = ?, ocsp_seq = ? WHERE id = ?",
+                "UPDATE leaves SET ocsp_sha1 = ?, ocsp_sha256 = ?, ocsp_this_update = ?, ocsp_next_update = ?,
+                                   ocsp_seq = ?
+                 WHERE id = ?",
             )?
-            .execute(params![ocsp.sha1, ocsp.sha256, ocsp.this_update, seq, id])?;
+            .execute(params![
+                ocsp.sha1,
+                ocsp.sha256,
+                ocsp.this_update,
+                ocsp.next_update,
+                seq,
+                id
+            ])?;
         Ok(())
     }
 

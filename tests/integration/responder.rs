@@ -988,3 +988,70 @@ fn ocsp_get_max_age_can_be_capped_for_caches_in_front() {
     assert_eq!(r.body, uncapped.body);
     assert_ne!(uncapped.header("cache-control"), r.header("cache-control"));
 }
+
+/// A leaf's SHA-256 CertID answer is not pre-signed: the first question
+/// signs it (with the SHA-1 answer's thisUpdate and nextUpdate), later ones
+/// get the same bytes without a signature, and a revocation replaces it.
+#[test]
+fn a_leafs_sha256_answer_is_signed_once_then_kept_until_its_status_changes() {
+    let s = served("eCP256");
+    let on_demand = || -> i64 {
+        let m = curl("GET", &format!("{}/metrics", s.server.url), None, &[]).body;
+        String::from_utf8(m)
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("cloudpki_signatures_total{purpose=\"ocsp_on_demand\"} "))
+            .map_or(0, |v| v.parse().unwrap())
+    };
+    let get = |digest: &str, name: &str| {
+        let der = request_der(&s, &s.good, &[digest, "-no_nonce"], name);
+        let url = format!("{}/ocsp/{}", s.server.url, base64ct::Base64::encode_string(&der));
+        curl("GET", &url, None, &[])
+    };
+    let status_of = |body: &[u8], digest: &str| {
+        let resp = s.env.path("kept.resp");
+        std::fs::write(&resp, body).unwrap();
+        let (_, out) = openssl_any(&[
+            "ocsp",
+            "-respin",
+            p(&resp),
+            "-issuer",
+            p(&s.issuing_pem),
+            digest,
+            "-cert",
+            p(&s.good),
+            "-CAfile",
+            p(&s.root_pem),
+        ]);
+        assert!(out.contains("Response verify OK"), "{out}");
+        out
+    };
+    let before = on_demand();
+    let first = get("-sha256", "a.req");
+    assert_eq!(first.status, 200);
+    assert!(status_of(&first.body, "-sha256").contains(": good"));
+    assert_eq!(
+        on_demand(),
+        before + 1,
+        "the first SHA-256 question is signed on demand"
+    );
+    let second = get("-sha256", "b.req");
+    assert_eq!(second.body, first.body, "then kept: the same bytes");
+    assert_eq!(on_demand(), before + 1, "and not signed again");
+    // It states what the SHA-1 answer states, for the same period.
+    let sha1 = get("-sha1", "c.req");
+    assert_eq!(sha1.header("last-modified"), first.header("last-modified"));
+    assert_eq!(sha1.header("expires"), first.header("expires"));
+    assert_eq!(on_demand(), before + 1);
+
+    let serial = crate::support::serial_of(&s.good);
+    s.env
+        .json(&["cert", "revoke", "--serial", &serial, "--reason", "superseded"]);
+    wait_for(&s, &s.good, "revoked");
+    let after = get("-sha256", "d.req");
+    assert!(
+        status_of(&after.body, "-sha256").contains(": revoked"),
+        "a new state, a new answer"
+    );
+    assert_eq!(on_demand(), before + 2);
+}

@@ -126,7 +126,7 @@ impl Pki {
                 ekus: ekus.iter().map(ToString::to_string).collect(),
                 der: der.clone(),
                 // A new certificate has its signed answer from the moment it exists.
-                ocsp: Some(self.presign(ca_cert, responder, &req.serial, ocsp::Status::Good, now)?),
+                ocsp: Some(self.presign(ca_cert, responder, &req.serial, ocsp::Status::Good, Presign::Sha1, now)?),
                 crl_partition: i64::from(partition),
             };
             match tx.insert_leaf(&row) {
@@ -341,7 +341,7 @@ impl Pki {
         let key = self.responder(tx, ca, now)?;
         let serials = rows.iter().map(|r| hex_bytes(&r.serial)).collect::<Result<Vec<_>>>()?;
         let status = ocsp::Status::Revoked { at: now, reason };
-        let presigned = self.presign_many(&ca.cert()?, key.as_ref(), &serials, status, now)?;
+        let presigned = self.presign_many(&ca.cert()?, key.as_ref(), &serials, status, Presign::Sha1, now)?;
         let mut out = Vec::with_capacity(rows.len());
         for (row, answers) in rows.iter().zip(presigned) {
             // Revoked meanwhile (the row was read in this transaction: only

@@ -38,6 +38,7 @@ pub use enrolment::{
     NewProfile, Profile, ScepRa, ScepRas,
 };
 pub use responder::OcspResponder;
+use responder::Presign;
 
 /// Certificates are back-dated this much to absorb relying parties' clock
 /// skew (Cloud PKI's leaves show the same 10 minutes).

@@ -337,8 +337,10 @@ pub(crate) fn leaf(id: &str, ca: &str, serial: &str, not_after: i64) -> LeafRow 
 fn presigned(n: u8, this_update: i64) -> Presigned {
     Presigned {
         sha1: vec![n],
-        sha256: vec![n, n],
+        // Both shapes round-trip: with and without a SHA-256 answer.
+        sha256: (n % 2 == 1).then(|| vec![n, n]),
         this_update,
+        next_update: (n % 2 == 0).then_some(this_update + 100),
     }
 }
 

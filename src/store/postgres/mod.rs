@@ -755,14 +755,15 @@ impl Tx for PgTx {
     fn revoke_leaf(&mut self, id: &str, at: i64, reason: RevocationReason, ocsp: &Presigned) -> Result<bool> {
         let n = self.execute(
             "UPDATE leaves SET revoked_at = $1, revocation_reason = $2, ocsp_sha1 = $3, ocsp_sha256 = $4,
-                               ocsp_this_update = $5
-             WHERE id = $6 AND revoked_at IS NULL",
+                               ocsp_this_update = $5, ocsp_next_update = $6
+             WHERE id = $7 AND revoked_at IS NULL",
             &[
                 &at,
                 &i64::from(reason.code()),
                 &ocsp.sha1,
                 &ocsp.sha256,
                 &ocsp.this_update,
+                &ocsp.next_update,
                 &id,
             ],
         )?;
@@ -771,8 +772,17 @@ impl Tx for PgTx {
 
     fn set_leaf_ocsp(&mut self, id: &str, ocsp: &Presigned, seq: i64) -> Result<()> {
         self.execute(
-            "UPDATE leaves SET ocsp_sha1 = $1, ocsp_sha256 = $2, ocsp_this_update = $3, ocsp_seq = $4 WHERE id = $5",
-            &[&ocsp.sha1, &ocsp.sha256, &ocsp.this_update, &seq, &id],
+            "UPDATE leaves SET ocsp_sha1 = $1, ocsp_sha256 = $2, ocsp_this_update = $3, ocsp_next_update = $4,
+                               ocsp_seq = $5
+             WHERE id = $6",
+            &[
+                &ocsp.sha1,
+                &ocsp.sha256,
+                &ocsp.this_update,
+                &ocsp.next_update,
+                &seq,
+                &id,
+            ],
         )?;
         Ok(())
     }
