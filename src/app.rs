@@ -143,6 +143,9 @@ pub async fn run(
     if cfg.open.default_public_url.is_none() {
         cfg.open.default_public_url = config::public_url_for_listen(cfg.listen);
     }
+    // Large CRLs are sent from unnamed files on the data directory's disk
+    // (see snapshot::zerocopy).
+    crate::snapshot::zerocopy::mirror_in(&cfg.open.data_dir);
     let metrics = Arc::new(Metrics::new()?);
     let shared = Shared {
         published: Arc::new(ArcSwap::from_pointee(Snapshot::empty())),

@@ -22,6 +22,7 @@ pub struct Metrics {
     pub snapshot_generation: IntGauge,
     pub snapshot_seq: IntGauge,
     pub snapshot_age_seconds: prometheus::Gauge,
+    pub zero_copy_bodies: IntGauge,
     pub store_degraded: IntGauge,
     pub rebuild_seconds: Histogram,
     pub crl_bytes: IntGaugeVec,
@@ -95,6 +96,10 @@ impl Metrics {
             "snapshot_age_seconds",
             "Seconds since the served snapshot was last known current with the store",
         )?;
+        let zero_copy_bodies = IntGauge::new(
+            "zero_copy_bodies",
+            "Published bodies (large CRLs) sent with sendfile from a file copy instead of copied per download",
+        )?;
         let store_degraded = IntGauge::new(
             "store_degraded",
             "1 while the store cannot be reached and the last snapshot is served",
@@ -155,6 +160,7 @@ impl Metrics {
         registry.register(Box::new(snapshot_seq.clone()))?;
         registry.register(Box::new(snapshot_age_seconds.clone()))?;
         registry.register(Box::new(store_degraded.clone()))?;
+        registry.register(Box::new(zero_copy_bodies.clone()))?;
         registry.register(Box::new(rebuild_seconds.clone()))?;
         registry.register(Box::new(crl_bytes.clone()))?;
         registry.register(Box::new(crl_entries.clone()))?;
@@ -190,6 +196,7 @@ impl Metrics {
             snapshot_generation,
             snapshot_seq,
             snapshot_age_seconds,
+            zero_copy_bodies,
             store_degraded,
             rebuild_seconds,
             crl_bytes,

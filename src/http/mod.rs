@@ -5,6 +5,7 @@
 //! only the snapshot.
 
 pub mod responder;
+pub mod sendfile;
 pub mod tls;
 
 use std::future::Future;
@@ -277,6 +278,9 @@ async fn dispatch(
         }
         "/metrics" if is_get && state.surface != Surface::Public => {
             r.metrics.snapshot_age_seconds.set(r.sync.age_seconds());
+            r.metrics
+                .zero_copy_bodies
+                .set(crate::snapshot::zerocopy::mirrored() as i64);
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
             for (id, ca) in r.published.load().cas.iter() {
                 for (partition, crl) in ca.crls.iter() {
@@ -491,7 +495,7 @@ async fn serve_with(
                     None => {
                         let peer = Some(remote.ip());
                         let service = service_fn(move |req| handle(state.clone(), req, peer));
-                        let conn = builder.serve_connection(TokioIo::new(stream), service);
+                        let conn = builder.serve_connection(TokioIo::new(sendfile::SendfileStream::new(stream)), service);
                         let conn = graceful.watch(conn);
                         tokio::spawn(async move {
                             let _ = conn.await;

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use der::Encode;
 
-use super::{etag_of, CaParts, CaState, CertState, CrlDocument, CrlScopeKey, Document, SerialKey, Snapshot};
+use super::{CaParts, CaState, CertState, CrlDocument, CrlScopeKey, SerialKey, Snapshot};
 use crate::domain::engine::EdgeKey;
 use crate::domain::CaStatus;
 use crate::x509::ocsp::Status;
@@ -347,16 +347,7 @@ impl Replay {
                 let next_update = d.i64()?;
                 let entries = usize::try_from(d.i64()?).ok()?;
                 let body = Bytes::copy_from_slice(d.bytes()?);
-                let doc = CrlDocument {
-                    doc: Document {
-                        etag: etag_of(&body),
-                        body,
-                        this_update,
-                        next_update,
-                    },
-                    number,
-                    entries,
-                };
+                let doc = CrlDocument::new(body, this_update, next_update, number, entries);
                 self.cas.get_mut(id)?.crls.insert(key, Arc::new(doc));
             }
             SEQ => self.seq = Some((d.i64()?, u64::try_from(d.i64()?).ok()?)),

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use der::{Decode, Encode};
 use time::OffsetDateTime;
 
-use super::{CaParts, CaState, CertState, CrlDocument, CrlScopeKey, Document, Published, SerialKey, Snapshot};
+use super::{CaParts, CaState, CertState, CrlDocument, CrlScopeKey, Published, SerialKey, Snapshot};
 use crate::crl::{CrlBook, Scope, Served};
 use crate::domain::engine::{hex_bytes, EdgeKey};
 use crate::domain::{Pki, PkiError};
@@ -541,16 +541,13 @@ impl Maintainer {
         m.crl_next_update.with_label_values(&labels).set(row.next_update);
         Arc::make_mut(&mut ca.crls).insert(
             row.scope,
-            Arc::new(CrlDocument {
-                doc: Document {
-                    etag: super::etag_of(&row.der),
-                    body: Bytes::from(row.der),
-                    this_update: row.this_update,
-                    next_update: row.next_update,
-                },
-                number: row.number,
+            Arc::new(CrlDocument::new(
+                Bytes::from(row.der),
+                row.this_update,
+                row.next_update,
+                row.number,
                 entries,
-            }),
+            )),
         );
         self.snapshot.cas.insert(ca.id.clone(), Arc::new(ca));
     }

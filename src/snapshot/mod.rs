@@ -13,6 +13,7 @@
 
 pub mod disk;
 pub mod maintainer;
+pub mod zerocopy;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -210,6 +211,24 @@ pub struct CrlDocument {
     pub doc: Document,
     pub number: i64,
     pub entries: usize,
+    /// The body's sealed file copy, sent without copying (large CRLs).
+    pub mirror: Option<Arc<zerocopy::Mirror>>,
+}
+
+impl CrlDocument {
+    pub fn new(body: Bytes, this_update: i64, next_update: i64, number: i64, entries: usize) -> Self {
+        CrlDocument {
+            mirror: zerocopy::Mirror::of(&body),
+            doc: Document {
+                etag: etag_of(&body),
+                body,
+                this_update,
+                next_update,
+            },
+            number,
+            entries,
+        }
+    }
 }
 
 /// A CA certificate as served at one AIA URL, with its validator.

@@ -416,3 +416,86 @@ print(len(list(base)), len(list(delta)))
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
     server.stop();
 }
+
+/// A CRL past 32 KiB is sent with `sendfile` from an unnamed file copy
+/// (snapshot::zerocopy): relying parties get exactly the signed bytes, in
+/// parallel downloads, and `crl verify` finds them equal to the store.
+#[test]
+fn large_crls_are_sent_from_a_file_copy_byte_for_byte() {
+    let env = Env::new();
+    let server = env.server();
+    let (_, issuing) = env.ec_hierarchy_with("Large", &["--crl-partitions", "0"]);
+    let csr = env.openssl_csr("leaf", &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"], "/CN=leaf");
+    let n = 800; // 49 bytes an entry: about 39 KB
+    env.json(&[
+        "cert",
+        "issue-bulk",
+        "--ca",
+        &issuing,
+        "--csr",
+        csr.to_str().unwrap(),
+        "--count",
+        &n.to_string(),
+    ]);
+    let out = env.run(&[
+        "cert",
+        "revoke-all",
+        "--ca",
+        &issuing,
+        "--reason",
+        "keyCompromise",
+        "--yes",
+    ]);
+    assert!(out.status.success());
+    let issuing_pem = env.save(&["ca", "cert", &issuing], "issuing.pem");
+    let url = format!("{}/crls/{issuing}_v1/current.crl", server.url);
+    let zero_copy = || -> i64 {
+        let m = String::from_utf8(curl("GET", &format!("{}/metrics", server.url), None, &[]).body).unwrap();
+        m.lines()
+            .find_map(|l| l.strip_prefix("cloudpki_zero_copy_bodies "))
+            .map_or(0, |v| v.parse().unwrap())
+    };
+    let listed = |der: &[u8]| -> usize {
+        let f = env.path("listed.crl");
+        std::fs::write(&f, der).unwrap();
+        openssl(&["crl", "-inform", "DER", "-in", f.to_str().unwrap(), "-noout", "-text"])
+            .matches("Serial Number:")
+            .count()
+    };
+    // The server follows the CLI's commits: wait for the CRL listing all.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let body = loop {
+        let body = curl("GET", &url, None, &[]).body;
+        if listed(&body) == n {
+            break body;
+        }
+        assert!(std::time::Instant::now() < deadline, "the CRL never listed all {n}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(body.len() > 32 * 1024, "{} bytes: too small to be mirrored", body.len());
+    assert!(zero_copy() >= 1, "the CRL is served from a file copy");
+    // Parallel downloads, each whole and identical, and verifiable.
+    let downloads: Vec<Vec<u8>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..6).map(|_| s.spawn(|| curl("GET", &url, None, &[]).body)).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(downloads.iter().all(|d| *d == body), "every download is the same bytes");
+    let f = env.path("large.crl");
+    std::fs::write(&f, &body).unwrap();
+    let (ok, out) = openssl_any(&[
+        "crl",
+        "-inform",
+        "DER",
+        "-in",
+        f.to_str().unwrap(),
+        "-CAfile",
+        issuing_pem.to_str().unwrap(),
+        "-noout",
+    ]);
+    assert!(ok && out.contains("verify OK"), "{out}");
+    let whole = curl("GET", &url, None, &[]);
+    assert_eq!(whole.header("content-length"), Some(body.len().to_string().as_str()));
+    let out = env.run(&["crl", "verify", "--ca", &issuing]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    server.stop();
+}
