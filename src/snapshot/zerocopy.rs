@@ -42,7 +42,9 @@ pub const MAX_MIRRORED: usize = 2 * 1024 * 1024;
 /// directory); unset, nothing is mirrored.
 static DIR: OnceLock<PathBuf> = OnceLock::new();
 
-/// Makes mirrors in `dir` from now on (the first call wins).
+/// Makes mirrors in `dir` from now on (the first call wins: one server per
+/// process; tests running several fall back to the temporary directory
+/// once the first one's is gone).
 pub fn mirror_in(dir: &Path) {
     let _ = DIR.set(dir.to_path_buf());
 }
@@ -96,7 +98,9 @@ impl Mirror {
         if current.len() >= MAX_MIRRORS || current.contains_key(&start) {
             return None;
         }
-        let file = match file_copy(dir, body) {
+        // The temporary directory if the data directory refuses (gone, or
+        // a file system without O_TMPFILE): slower on tmpfs, still right.
+        let file = match file_copy(dir, body).or_else(|_| file_copy(&std::env::temp_dir(), body)) {
             Ok(f) => f,
             Err(e) => {
                 tracing::debug!(error = %e, "no zero-copy mirror for a published body");
