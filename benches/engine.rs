@@ -201,7 +201,7 @@ fn crl_partitions(c: &mut Criterion) {
     let one = &partitions[0];
     let sign = |p: u32, entries: &CrlEntries| {
         f.pki
-            .sign_crl(&f.issuing, CrlScopeKey::complete(p), None, entries)
+            .sign_crl(&f.issuing, CrlScopeKey::complete(p), None, entries, None)
             .unwrap()
     };
     // Bytes per entry: the CRL with its entries minus the same CRL empty.

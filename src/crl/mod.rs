@@ -22,9 +22,9 @@ use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 
-use crate::domain::{Pki, PkiError};
+use crate::domain::{CrlBasis, Pki, PkiError};
 use crate::store::{CrlRow, CrlScopeKey};
-use crate::x509::crl::{CrlEntries, EntriesMark};
+use crate::x509::crl::{CrlEntries, EntriesMark, SerialDigest};
 use crate::x509::{RevocationReason, X509Error};
 
 /// One CRL: a CA and a partition of it (0: `current.crl`).
@@ -65,6 +65,11 @@ pub(crate) struct ScopeState {
     /// The number of the last complete CRL this process signed (None: none
     /// yet, so the next publication cuts one).
     base_number: Option<i64>,
+    /// The listed serials' digest, and that of the ones expired off the
+    /// list since it was loaded: together, what the store holds for the
+    /// scope (compared before each complete CRL is served).
+    listed_digest: SerialDigest,
+    dropped_digest: SerialDigest,
 }
 
 impl ScopeState {
@@ -82,11 +87,17 @@ impl ScopeState {
             self.earliest_not_after = i64::MAX;
         }
         self.listed.insert(serial.to_vec(), (at, reason, not_after));
+        self.listed_digest.add(serial);
         self.earliest_not_after = self.earliest_not_after.min(not_after);
         let at = OffsetDateTime::from_unix_timestamp(at).map_err(|e| X509Error::Time(e.to_string()))?;
         let reason = reason.unwrap_or(RevocationReason::Unspecified);
         self.entries.push(serial, at, reason)?;
         Ok(true)
+    }
+
+    /// Everything this scope was built from: listed, and expired off it.
+    pub(crate) fn digest(&self) -> SerialDigest {
+        self.listed_digest.plus(self.dropped_digest)
     }
 
     /// Drops the entries that already appeared on a CRL issued after their
@@ -103,12 +114,21 @@ impl ScopeState {
         if !self.listed.values().any(gone) {
             return Ok(false);
         }
-        let mut kept: Vec<(Vec<u8>, Listed)> = self.listed.drain().filter(|(_, e)| !gone(e)).collect();
+        let mut dropped = self.dropped_digest;
+        let mut kept = Vec::with_capacity(self.listed.len());
+        for (serial, entry) in self.listed.drain() {
+            if gone(&entry) {
+                dropped.add(&serial);
+            } else {
+                kept.push((serial, entry));
+            }
+        }
         // Oldest revocation first, as the entries were added.
         kept.sort_by(|a, b| (a.1 .0, &a.0).cmp(&(b.1 .0, &b.0)));
         let mut fresh = ScopeState {
             last_this_update: before,
             base_number: self.base_number,
+            dropped_digest: dropped,
             ..ScopeState::default()
         };
         for (serial, (at, reason, not_after)) in kept {
@@ -269,7 +289,15 @@ impl CrlBook {
     /// meanwhile are folded into the next round: a storm coalesces, and
     /// while one lasts (`storm`: the caller just applied many changes) a
     /// scope signed less than [`STORM_INTERVAL`] ago waits for a later round.
-    pub fn publish(&mut self, served: impl Fn(&Scope) -> Served, storm: bool) -> (Vec<Published>, Vec<Failed>) {
+    /// `known_seq`: the change-log position the entries reflect (see
+    /// [`Pki::sign_crl`]: each CRL is compared with the store when it has
+    /// nothing newer).
+    pub fn publish(
+        &mut self,
+        served: impl Fn(&Scope) -> Served,
+        storm: bool,
+        known_seq: Option<i64>,
+    ) -> (Vec<Published>, Vec<Failed>) {
         let started = Instant::now();
         let recent = |s: &Scope, last: &HashMap<Scope, Instant>| {
             storm && last.get(s).is_some_and(|t| started.duration_since(*t) < STORM_INTERVAL)
@@ -304,11 +332,12 @@ impl CrlBook {
                 || state.entries.count_since(state.base_mark) >= max_delta
                 || now - state.last_this_update >= base_after;
             let started = Instant::now();
-            let mut sign = |key: CrlScopeKey, base: Option<i64>, entries: &CrlEntries| match self.pki.sign_crl(
+            let mut sign = |key: CrlScopeKey, base: Option<i64>, entries: &CrlEntries, basis| match self.pki.sign_crl(
                 &scope.ca_id,
                 key,
                 base,
                 entries,
+                basis,
             ) {
                 Ok(row) => {
                     let row_number = row.number;
@@ -331,17 +360,26 @@ impl CrlBook {
                 if let Err(e) = state.prune(keep) {
                     tracing::error!(ca = %scope.ca_id, partition = scope.partition, error = %e, "pruning expired CRL entries failed");
                 }
-                let Some(number) = sign(CrlScopeKey::complete(scope.partition), None, &state.entries) else {
+                let basis = known_seq.map(|known_seq| CrlBasis {
+                    known_seq,
+                    digest: state.digest(),
+                });
+                let Some(number) = sign(CrlScopeKey::complete(scope.partition), None, &state.entries, basis) else {
                     continue;
                 };
                 state.last_this_update = now;
                 state.base_number = Some(number);
                 state.base_mark = state.entries.mark();
                 if deltas {
-                    sign(CrlScopeKey::delta(scope.partition), Some(number), &CrlEntries::new());
+                    sign(
+                        CrlScopeKey::delta(scope.partition),
+                        Some(number),
+                        &CrlEntries::new(),
+                        None,
+                    );
                 }
             } else if let Some(delta) = state.entries.since(state.base_mark) {
-                sign(CrlScopeKey::delta(scope.partition), state.base_number, &delta);
+                sign(CrlScopeKey::delta(scope.partition), state.base_number, &delta, None);
             } else {
                 // The list was rebuilt since the complete CRL: cut a new one.
                 state.base_number = None;
@@ -428,7 +466,7 @@ mod tests {
         let scope = Scope::new(&issuing.id, 3);
         let served = |_: &Scope| Served::Complete;
         book.add(&scope, &[1], 1_800_000_000, None, 1_900_000_000).unwrap();
-        let (published, failed) = book.publish(served, false);
+        let (published, failed) = book.publish(served, false, None);
         assert!(failed.is_empty(), "{failed:?}");
         assert_eq!(published.len(), 1);
         assert_eq!(
@@ -437,10 +475,10 @@ mod tests {
         );
 
         book.add(&scope, &[2], 1_800_000_001, None, 1_900_000_000).unwrap();
-        let (published, _) = book.publish(served, true);
+        let (published, _) = book.publish(served, true, None);
         assert!(published.is_empty(), "signed again within the storm interval");
         assert!(book.has_work(), "the change waits, it is not dropped");
-        let (published, _) = book.publish(served, false);
+        let (published, _) = book.publish(served, false, None);
         assert_eq!(published.len(), 1);
         assert_eq!(published[0].entries, 2);
         assert!(!book.has_work());

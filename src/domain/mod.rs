@@ -15,8 +15,9 @@ pub mod model;
 
 pub use crate::store::{LeafCursor, LeafOrder, SortKey};
 pub use engine::{
-    CaPatch, CrlScope, EnrolOutcome, EnrolRefusal, EnrolRequest, Enrolled, EnrolmentRequestInfo, IssuedChallenge,
-    LeafListQuery, LeafPageRequest, NewCa, NewChallenge, NewLeaf, NewProfile, Pki, Profile, ScepRa, ScepRas, Settings,
+    CaPatch, CrlBasis, CrlScope, EnrolOutcome, EnrolRefusal, EnrolRequest, Enrolled, EnrolmentRequestInfo,
+    IssuedChallenge, LeafListQuery, LeafPageRequest, NewCa, NewChallenge, NewLeaf, NewProfile, Pki, Profile, ScepRa,
+    ScepRas, Settings,
 };
 pub use error::PkiError;
 pub use model::*;

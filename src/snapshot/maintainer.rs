@@ -561,7 +561,7 @@ impl Maintainer {
             Some(ca) if s.partition <= ca.crl_partitions => Served::Complete,
             _ => Served::No,
         };
-        let (published, failed) = self.crls.publish(served, storm);
+        let (published, failed) = self.crls.publish(served, storm, Some(self.snapshot.change_seq));
         for f in failed {
             if matches!(f.error, PkiError::CrlCheck(_)) {
                 self.metrics

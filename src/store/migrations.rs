@@ -522,6 +522,22 @@ ALTER TABLE leaves ADD COLUMN ocsp_next_update BIGINT;
 ALTER TABLE cas ADD COLUMN ocsp_next_update BIGINT;
 "#,
     ),
+    // 15: each CRL is compared with the store before it is served, through
+    // a digest of every revocation of its scope (count and sum of a 32-bit
+    // hash per serial), kept in each revocation's transaction: one small
+    // row per scope instead of an index over every revoked serial. A row
+    // appears when a signer first needs it (computed from the leaves).
+    Migration::same(
+        r#"
+CREATE TABLE crl_scope_digests (
+    ca_id         TEXT NOT NULL,
+    crl_partition BIGINT NOT NULL,
+    entries       BIGINT NOT NULL,
+    digest        BIGINT NOT NULL,
+    PRIMARY KEY (ca_id, crl_partition)
+);
+"#,
+    ),
 ];
 
 const TYPED_RECORDS_SQLITE: &str = r#"

@@ -564,6 +564,16 @@ pub trait Tx {
     /// CAs revoked while anchored to `issuer_id`, deleted or not: the entries
     /// of that issuer's CRL.
     fn revoked_children(&mut self, issuer_id: &str) -> Result<Vec<CaRow>>;
+    /// Every revoked leaf of `ca_id` whose certificate names CRL partition
+    /// `partition`: (serial hex, revoked at, notAfter), what that CRL must
+    /// list (expired ones aside).
+    fn revoked_in_partition(&mut self, ca_id: &str, partition: u32) -> Result<Vec<(String, i64, i64)>>;
+    /// The digest of every revocation of one CRL scope: (entries, digest),
+    /// None until first set.
+    fn crl_scope_digest(&mut self, ca_id: &str, partition: u32) -> Result<Option<(i64, i64)>>;
+    fn set_crl_scope_digest(&mut self, ca_id: &str, partition: u32, entries: i64, digest: i64) -> Result<()>;
+    /// Counts one more revocation into a scope's digest, if it has one.
+    fn add_to_crl_scope_digest(&mut self, ca_id: &str, partition: u32, serial_digest: i64) -> Result<()>;
     /// Number of live CAs anchored to `issuer_id`.
     fn live_children(&mut self, issuer_id: &str) -> Result<u64>;
     fn insert_ca(&mut self, row: &CaRow, sealed_key: Option<&[u8]>) -> Result<()>;
@@ -712,6 +722,9 @@ pub trait Tx {
     fn append_change(&mut self, at: i64, kind: ChangeKind, ca_id: &str, leaf_id: Option<&str>) -> Result<i64>;
     /// Highest sequence number committed (0 when empty).
     fn last_change_seq(&mut self) -> Result<i64>;
+    /// How many changes after `seq` can change a CRL's entries (a leaf
+    /// revoked, a CA updated: revoked).
+    fn revocation_changes_after(&mut self, seq: i64) -> Result<u64>;
     fn changes_since(&mut self, seq: i64, limit: u32) -> Result<Vec<Change>>;
 
     /// Makes the transaction durable. Only after this returns may a change be

@@ -378,6 +378,45 @@ impl Tx for SqliteTx<'_> {
         Ok(rows)
     }
 
+    fn revoked_in_partition(&mut self, ca_id: &str, partition: u32) -> Result<Vec<(String, i64, i64)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT serial, revoked_at, not_after FROM leaves
+             WHERE ca_id = ? AND crl_partition = ? AND revoked_at IS NOT NULL",
+        )?;
+        let rows = stmt
+            .query_map(params![ca_id, partition], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn crl_scope_digest(&mut self, ca_id: &str, partition: u32) -> Result<Option<(i64, i64)>> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT entries, digest FROM crl_scope_digests WHERE ca_id = ? AND crl_partition = ?")?
+            .query_row(params![ca_id, partition], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?)
+    }
+
+    fn set_crl_scope_digest(&mut self, ca_id: &str, partition: u32, entries: i64, digest: i64) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO crl_scope_digests (ca_id, crl_partition, entries, digest) VALUES (?, ?, ?, ?)
+                 ON CONFLICT (ca_id, crl_partition) DO UPDATE SET entries = excluded.entries, digest = excluded.digest",
+            )?
+            .execute(params![ca_id, partition, entries, digest])?;
+        Ok(())
+    }
+
+    fn add_to_crl_scope_digest(&mut self, ca_id: &str, partition: u32, serial_digest: i64) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "UPDATE crl_scope_digests SET entries = entries + 1, digest = digest + ?
+                 WHERE ca_id = ? AND crl_partition = ?",
+            )?
+            .execute(params![serial_digest, ca_id, partition])?;
+        Ok(())
+    }
+
     fn live_children(&mut self, issuer_id: &str) -> Result<u64> {
         let n: i64 = self.conn.query_row(
             "SELECT count(*) FROM cas WHERE issuer_id = ? AND deleted_at IS NULL",
@@ -1155,6 +1194,14 @@ impl Tx for SqliteTx<'_> {
         Ok(self
             .conn
             .query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| r.get(0))?)
+    }
+
+    fn revocation_changes_after(&mut self, seq: i64) -> Result<u64> {
+        let n: i64 = self
+            .conn
+            .prepare_cached("SELECT count(*) FROM changes WHERE seq > ? AND kind IN ('leafRevoked', 'caUpdated')")?
+            .query_row([seq], |r| r.get(0))?;
+        Ok(n as u64)
     }
 
     fn changes_since(&mut self, seq: i64, limit: u32) -> Result<Vec<Change>> {

@@ -95,6 +95,23 @@ impl CrlEntries {
     pub fn count_since(&self, mark: EntriesMark) -> usize {
         self.count.saturating_sub(mark.count)
     }
+
+    /// The listed serials (INTEGER contents), in order.
+    pub fn serials(&self) -> Result<Vec<Vec<u8>>, CrlCheckError> {
+        serials_of(&self.buf)
+    }
+}
+
+/// The serials of encoded revokedCertificates entries, in order.
+fn serials_of(entries_der: &[u8]) -> Result<Vec<Vec<u8>>, CrlCheckError> {
+    use der::Decode;
+    let mut reader = der::SliceReader::new(entries_der).map_err(|e| CrlCheckError::Parse(e.to_string()))?;
+    let mut out = Vec::new();
+    while !der::Reader::is_finished(&reader) {
+        let entry = RevokedCert::decode(&mut reader).map_err(|e| CrlCheckError::Parse(e.to_string()))?;
+        out.push(entry.serial_number.as_bytes().to_vec());
+    }
+    Ok(out)
 }
 
 /// A position in a [`CrlEntries`] list.
@@ -248,6 +265,58 @@ pub enum CrlCheckError {
     Entries,
     #[error("delta CRL: {0}")]
     Delta(&'static str),
+    #[error("the CRL's entries differ from the store: {0}")]
+    Store(String),
+}
+
+/// A digest of a set of revoked serials: how many, and the sum of a 32-bit
+/// hash of each. Kept by the store in each revocation's transaction and by
+/// the CRL owner per scope, so that a CRL is compared with everything the
+/// store holds for its scope without reading it: a serial missing, added or
+/// replaced changes the digest (a collision needs a 32-bit coincidence).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SerialDigest {
+    pub entries: i64,
+    pub sum: i64,
+}
+
+impl SerialDigest {
+    /// The hash one serial contributes.
+    pub fn of_serial(serial: &[u8]) -> i64 {
+        let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, serial);
+        let b = d.as_ref();
+        i64::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    pub fn add(&mut self, serial: &[u8]) {
+        self.entries += 1;
+        self.sum += Self::of_serial(serial);
+    }
+
+    pub fn plus(self, other: SerialDigest) -> SerialDigest {
+        SerialDigest {
+            entries: self.entries + other.entries,
+            sum: self.sum + other.sum,
+        }
+    }
+}
+
+/// A complete CRL's scope as its builder knows it and as the store holds
+/// it: they must be equal before the CRL is served.
+pub fn check_against_store(built_from: SerialDigest, in_store: SerialDigest) -> Result<(), CrlCheckError> {
+    if built_from == in_store {
+        return Ok(());
+    }
+    Err(CrlCheckError::Store(format!(
+        "the store holds {} revocations for this scope, the CRL was built from {} (listed and expired off it){}",
+        in_store.entries,
+        built_from.entries,
+        if built_from.entries == in_store.entries {
+            ": the same count, other serials"
+        } else {
+            ""
+        }
+    )))
 }
 
 /// What a signed CRL is checked against before it is stored or served:
@@ -316,14 +385,7 @@ pub struct CrlFacts {
 impl CrlFacts {
     /// The listed serials (INTEGER contents), in order.
     pub fn serials(&self) -> Result<Vec<Vec<u8>>, CrlCheckError> {
-        use der::Decode;
-        let mut reader = der::SliceReader::new(&self.entries_der).map_err(|e| CrlCheckError::Parse(e.to_string()))?;
-        let mut out = Vec::new();
-        while !der::Reader::is_finished(&reader) {
-            let entry = RevokedCert::decode(&mut reader).map_err(|e| CrlCheckError::Parse(e.to_string()))?;
-            out.push(entry.serial_number.as_bytes().to_vec());
-        }
-        Ok(out)
+        serials_of(&self.entries_der)
     }
 }
 
@@ -483,6 +545,37 @@ mod tests {
     use crate::x509::{HashAlgorithm, KeyAlgorithm, SoftwareKey};
     use der::Decode;
     use x509_cert::crl::CertificateList;
+
+    #[test]
+    fn a_digest_tells_a_missing_an_extra_and_a_replaced_serial() {
+        let of = |serials: &[&[u8]]| {
+            let mut d = SerialDigest::default();
+            for s in serials {
+                d.add(s);
+            }
+            d
+        };
+        let crl = of(&[b"\x01", b"\x02"]);
+        assert!(
+            check_against_store(crl, of(&[b"\x02", b"\x01"])).is_ok(),
+            "order does not matter"
+        );
+        let missing = check_against_store(crl, of(&[b"\x01", b"\x02", b"\x03"])).unwrap_err();
+        assert!(missing.to_string().contains("holds 3 revocations"), "{missing}");
+        assert!(
+            check_against_store(crl, of(&[b"\x01"])).is_err(),
+            "listed but not revoked"
+        );
+        let replaced = check_against_store(crl, of(&[b"\x01", b"\x04"])).unwrap_err();
+        assert!(
+            replaced.to_string().contains("the same count, other serials"),
+            "{replaced}"
+        );
+        // What expired off a CRL is counted beside what it lists.
+        let listed = of(&[b"\x01"]);
+        let expired = of(&[b"\x02"]);
+        assert_eq!(listed.plus(expired), crl);
+    }
 
     /// The issuer's name, a fixed instant, and the parameters of a CRL
     /// numbered 7 of `current.crl` signed then, valid 7 days.

@@ -499,3 +499,77 @@ fn large_crls_are_sent_from_a_file_copy_byte_for_byte() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
     server.stop();
 }
+
+/// Before a CRL is served it is compared with the store's digest of its
+/// scope's revocations: one the store holds that the CRL would not list
+/// (written here behind the engine's back, as a lost change-log entry would
+/// leave it) stops the publication, so relying parties keep the last good
+/// CRL, and the failure is counted for the alert.
+#[test]
+fn a_crl_that_differs_from_the_store_is_never_served() {
+    let env = Env::new();
+    let server = env.server();
+    let (_, issuing) = env.ec_hierarchy_with("Differs", &["--crl-partitions", "0"]);
+    let csr = env.openssl_csr("leaf", &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"], "/CN=leaf");
+    let csr = csr.to_str().unwrap();
+    let leaves: Vec<serde_json::Value> = (0..3)
+        .map(|_| env.json(&["cert", "issue", "--ca", &issuing, "--csr", csr]))
+        .collect();
+    let serial = |i: usize| leaves[i]["serialNumber"].as_str().unwrap().to_owned();
+    let url = format!("{}/crls/{issuing}_v1/current.crl", server.url);
+    let listed = |name: &str| -> String {
+        let f = env.path(name);
+        std::fs::write(&f, curl("GET", &url, None, &[]).body).unwrap();
+        openssl(&["crl", "-inform", "DER", "-in", f.to_str().unwrap(), "-noout", "-text"])
+    };
+    let failures = || -> i64 {
+        let m = String::from_utf8(curl("GET", &format!("{}/metrics", server.url), None, &[]).body).unwrap();
+        m.lines()
+            .filter(|l| l.starts_with("cloudpki_crl_check_failures_total{") && l.contains(&issuing))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<i64>().unwrap())
+            .sum()
+    };
+    let wait = |what: &str, ok: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !ok() {
+            assert!(std::time::Instant::now() < deadline, "{what}");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    // A proper revocation is listed: the comparison passes.
+    env.json(&["cert", "revoke", &id(&leaves[0]), "--reason", "keyCompromise"]);
+    wait("the first revocation is listed", &|| {
+        listed("a.crl").contains(&serial(0))
+    });
+    assert_eq!(failures(), 0);
+
+    // A revocation the store recorded but no change announced (a lost
+    // change-log entry): the row, and the scope's digest as the engine keeps it.
+    let db = rusqlite::Connection::open(env.data_dir().join("cloudpki.db")).unwrap();
+    db.execute(
+        "UPDATE leaves SET revoked_at = 1700000000, revocation_reason = 1 WHERE id = ?1",
+        [id(&leaves[1])],
+    )
+    .unwrap();
+    let serial_bytes: Vec<u8> = (0..serial(1).len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&serial(1)[i..i + 2], 16).unwrap())
+        .collect();
+    let counted = db
+        .execute(
+            "UPDATE crl_scope_digests SET entries = entries + 1, digest = digest + ?1 WHERE ca_id = ?2",
+            rusqlite::params![cloudpki::x509::crl::SerialDigest::of_serial(&serial_bytes), issuing],
+        )
+        .unwrap();
+    assert_eq!(counted, 1, "the scope's digest was kept since its first CRL");
+    drop(db);
+    // The next revocation's CRL would lack it: it is refused, not served.
+    env.json(&["cert", "revoke", &id(&leaves[2]), "--reason", "keyCompromise"]);
+    wait("the refusal is counted", &|| failures() >= 1);
+    let served = listed("b.crl");
+    assert!(
+        served.contains(&serial(0)) && !served.contains(&serial(2)) && !served.contains(&serial(1)),
+        "the last good CRL is still the one served: {served}"
+    );
+    server.stop();
+}

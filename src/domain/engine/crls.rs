@@ -38,22 +38,39 @@ impl Pki {
     /// [`Pki::store_crl`]. A delta CRL (`scope.delta`) names the complete
     /// CRL `delta_base` it lists the changes since, and the same
     /// distribution point; a complete CRL of a CA with deltas names its delta.
+    ///
+    /// `basis`: for a complete CRL, the change-log position `entries`
+    /// reflect and the digest of the scope they were built from (listed and
+    /// expired off). When the store holds no revocation after that position,
+    /// the digest must equal the store's for the scope before the CRL is
+    /// handed back; a store ahead of it (a storm of revocations) is compared
+    /// at the next CRL that catches up.
     pub fn sign_crl(
         &self,
         ca_id: &str,
         scope: CrlScopeKey,
         delta_base: Option<i64>,
         entries: &crl::CrlEntries,
+        basis: Option<CrlBasis>,
     ) -> Result<CrlRow> {
         let partition = scope.partition;
         let now = self.clock.now();
-        let (ca, key, numbers) = {
+        let (ca, key, numbers, mut in_store) = {
             let mut tx = self.store.begin(TxMode::Read)?;
             let ca = self.load_ca(tx.as_mut(), ca_id, now)?;
             let key = self.signer(tx.as_mut(), &ca)?;
             let numbers = tx.crl_numbers(ca_id)?;
-            (ca, key, numbers)
+            let in_store = match basis {
+                Some(b) if !scope.delta && tx.revocation_changes_after(b.known_seq)? == 0 => {
+                    Some(scope_digest(tx.as_mut(), &ca, partition)?)
+                }
+                _ => None,
+            };
+            (ca, key, numbers, in_store)
         };
+        if let (Some(None), Some(b)) = (&in_store, basis) {
+            in_store = Some(self.first_scope_digest(ca_id, partition, b.known_seq)?);
+        }
         if partition > ca.entity.crl_partitions || (scope.delta && !ca.entity.delta_crls) {
             return Err(PkiError::NotFound {
                 what: "CRL",
@@ -95,6 +112,9 @@ impl Pki {
                 newest_published: newest.and_then(|n| u64::try_from(n).ok()),
             },
         )?;
+        if let (Some(Some(in_store)), Some(b)) = (in_store, basis) {
+            crl::check_against_store(b.digest, in_store)?;
+        }
         Ok(CrlRow {
             ca_id: ca_id.to_owned(),
             scope,
@@ -116,9 +136,56 @@ impl Pki {
 
     /// Signs and stores a CRL in one call.
     pub fn publish_crl(&self, ca_id: &str, partition: u32, entries: &crl::CrlEntries) -> Result<CrlRow> {
-        let row = self.sign_crl(ca_id, CrlScopeKey::complete(partition), None, entries)?;
+        let row = self.sign_crl(ca_id, CrlScopeKey::complete(partition), None, entries, None)?;
         self.store_crl(&row)?;
         Ok(row)
+    }
+}
+
+/// What a complete CRL was built from, for the comparison with the store.
+#[derive(Debug, Clone, Copy)]
+pub struct CrlBasis {
+    /// The change-log position its entries reflect.
+    pub known_seq: i64,
+    /// Its scope's revocations: listed, and expired off it.
+    pub digest: crl::SerialDigest,
+}
+
+/// The store's digest of one CRL scope: a root's revoked issuing CAs,
+/// computed (a handful); an issuing CA's partition, kept with each
+/// revocation (None: not kept yet).
+fn scope_digest(tx: &mut dyn Tx, ca: &LoadedCa, partition: u32) -> Result<Option<crl::SerialDigest>> {
+    if ca.entity.ca_type != CaType::RootCertificationAuthority {
+        return Ok(tx
+            .crl_scope_digest(&ca.row.id, partition)?
+            .map(|(entries, sum)| crl::SerialDigest { entries, sum }));
+    }
+    let mut d = crl::SerialDigest::default();
+    for child in tx.revoked_children(&ca.row.id)? {
+        if let Some(cert) = child.cert {
+            d.add(ParsedCert::from_der(&cert)?.tbs().serial_number.as_bytes());
+        }
+    }
+    Ok(Some(d))
+}
+
+impl Pki {
+    /// Computes a partition's digest from its leaves and keeps it, so that
+    /// revocations count themselves in from now on (once per scope: a scan
+    /// of the CA's revoked leaves). In one write transaction, serialised
+    /// with revocations; None when a revocation came after `known_seq`.
+    fn first_scope_digest(&self, ca_id: &str, partition: u32, known_seq: i64) -> Result<Option<crl::SerialDigest>> {
+        let mut tx = self.store.begin(TxMode::Write)?;
+        if tx.revocation_changes_after(known_seq)? != 0 {
+            return Ok(None);
+        }
+        let mut d = crl::SerialDigest::default();
+        for (serial, _, _) in tx.revoked_in_partition(ca_id, partition)? {
+            d.add(&hex_bytes(&serial)?);
+        }
+        tx.set_crl_scope_digest(ca_id, partition, d.entries, d.sum)?;
+        self.commit(tx)?;
+        Ok(Some(d))
     }
 }
 

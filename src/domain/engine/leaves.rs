@@ -349,6 +349,14 @@ impl Pki {
             if !tx.revoke_leaf(&row.id, ts(now), reason, &answers)? {
                 return Err(PkiError::AlreadyRevoked(row.id.clone()));
             }
+            // Counted into its CRL scope's digest, which each CRL is
+            // compared with before it is served.
+            let partition = u32::try_from(row.crl_partition).map_err(|_| corrupt("negative CRL partition"))?;
+            tx.add_to_crl_scope_digest(
+                &row.ca_id,
+                partition,
+                crl::SerialDigest::of_serial(&hex_bytes(&row.serial)?),
+            )?;
             // The audit row carries the CA's scope tags as stored.
             self.record_tagged(
                 tx,

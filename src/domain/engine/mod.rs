@@ -31,7 +31,7 @@ mod enrolment;
 mod leaves;
 mod responder;
 
-pub use crls::CrlScope;
+pub use crls::{CrlBasis, CrlScope};
 pub use edge::{EdgeKey, EnrolmentToken, ResponderInfo, EDGE_KEY};
 pub use enrolment::{
     EnrolOutcome, EnrolRefusal, EnrolRequest, Enrolled, EnrolmentRequestInfo, IssuedChallenge, NewChallenge,

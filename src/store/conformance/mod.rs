@@ -636,6 +636,21 @@ fn leaves_filter_page_and_revoke_once(h: &dyn Harness) {
         (l0.revoked_at, l0.revocation_reason, l0.ocsp),
         (Some(50), Some(RevocationReason::KeyCompromise), Some(p))
     );
+    // What a CRL scope must list, and its digest.
+    assert_eq!(
+        tx.revoked_in_partition("i", l0.crl_partition as u32).unwrap(),
+        vec![("00".to_owned(), 50, 100)]
+    );
+    assert!(tx.revoked_in_partition("i", 9).unwrap().is_empty());
+    assert_eq!(tx.crl_scope_digest("i", 2).unwrap(), None);
+    tx.add_to_crl_scope_digest("i", 2, 7).unwrap(); // no row yet: nothing kept
+    assert_eq!(tx.crl_scope_digest("i", 2).unwrap(), None);
+    tx.set_crl_scope_digest("i", 2, 1, 40).unwrap();
+    tx.add_to_crl_scope_digest("i", 2, 7).unwrap();
+    assert_eq!(tx.crl_scope_digest("i", 2).unwrap(), Some((2, 47)));
+    tx.set_crl_scope_digest("i", 2, 5, 5).unwrap();
+    assert_eq!(tx.crl_scope_digest("i", 2).unwrap(), Some((5, 5)));
+    assert_eq!(tx.crl_scope_digest("i", 3).unwrap(), None);
 
     // l0 revoked; l1..l7 and l10 active at 50; l8, l9 expired; m5 on j.
     assert_eq!(tx.count_leaves(Some("i"), LeafFilter::Active { now: 50 }).unwrap(), 8);
@@ -1277,6 +1292,10 @@ fn change_log_seq_monotonic_and_changes_since(h: &dyn Harness) {
         seqs.push(seq);
     }
     assert_eq!(tx.last_change_seq().unwrap(), *seqs.last().unwrap());
+    // Changes that can change a CRL: a leaf revoked, a CA updated.
+    assert_eq!(tx.revocation_changes_after(0).unwrap(), 2);
+    assert_eq!(tx.revocation_changes_after(seqs[1]).unwrap(), 1);
+    assert_eq!(tx.revocation_changes_after(seqs[4]).unwrap(), 0);
     tx.commit().unwrap();
 
     let changes = s.begin(TxMode::Read).unwrap().changes_since(0, 100).unwrap();

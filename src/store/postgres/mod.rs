@@ -582,6 +582,43 @@ impl Tx for PgTx {
         map(&rows, ca_row)
     }
 
+    fn revoked_in_partition(&mut self, ca_id: &str, partition: u32) -> Result<Vec<(String, i64, i64)>> {
+        let rows = self.query(
+            "SELECT serial, revoked_at, not_after FROM leaves
+             WHERE ca_id = $1 AND crl_partition = $2 AND revoked_at IS NOT NULL",
+            &[&ca_id, &i64::from(partition)],
+        )?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect()
+    }
+
+    fn crl_scope_digest(&mut self, ca_id: &str, partition: u32) -> Result<Option<(i64, i64)>> {
+        let rows = self.query(
+            "SELECT entries, digest FROM crl_scope_digests WHERE ca_id = $1 AND crl_partition = $2",
+            &[&ca_id, &i64::from(partition)],
+        )?;
+        rows.first().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
+    }
+
+    fn set_crl_scope_digest(&mut self, ca_id: &str, partition: u32, entries: i64, digest: i64) -> Result<()> {
+        self.execute(
+            "INSERT INTO crl_scope_digests (ca_id, crl_partition, entries, digest) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (ca_id, crl_partition) DO UPDATE SET entries = excluded.entries, digest = excluded.digest",
+            &[&ca_id, &i64::from(partition), &entries, &digest],
+        )?;
+        Ok(())
+    }
+
+    fn add_to_crl_scope_digest(&mut self, ca_id: &str, partition: u32, serial_digest: i64) -> Result<()> {
+        self.execute(
+            "UPDATE crl_scope_digests SET entries = entries + 1, digest = digest + $1
+             WHERE ca_id = $2 AND crl_partition = $3",
+            &[&serial_digest, &ca_id, &i64::from(partition)],
+        )?;
+        Ok(())
+    }
+
     fn live_children(&mut self, issuer_id: &str) -> Result<u64> {
         let row = self.query_one(
             "SELECT count(*) FROM cas WHERE issuer_id = $1 AND deleted_at IS NULL",
@@ -1320,6 +1357,14 @@ impl Tx for PgTx {
     fn last_change_seq(&mut self) -> Result<i64> {
         let row = self.query_one("SELECT coalesce(max(seq), 0) FROM changes", &[])?;
         get(&row, 0)
+    }
+
+    fn revocation_changes_after(&mut self, seq: i64) -> Result<u64> {
+        let row = self.query_one(
+            "SELECT count(*) FROM changes WHERE seq > $1 AND kind IN ('leafRevoked', 'caUpdated')",
+            &[&seq],
+        )?;
+        count(&row)
     }
 
     fn changes_since(&mut self, seq: i64, limit: u32) -> Result<Vec<Change>> {
