@@ -335,6 +335,25 @@ fn delta_crls_as_relying_parties_use_them() {
     let (ok, out) = verify(&leaves[1].0, true);
     assert!(ok && out.contains(": OK"), "{out}");
 
+    // pyhanko-certvalidator follows the leaf's Freshest CRL too: with
+    // revocation from CRLs only, the revocation only the delta lists is caught.
+    let pyhanko = |pem: &std::path::Path| -> String {
+        let out = std::process::Command::new("python3")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tools/pyhanko_crl.py"))
+            .args([&root_pem, &issuing_pem, pem])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let out = pyhanko(revoked_pem);
+    assert!(out.starts_with("revoked\n"), "pyhanko through the delta: {out}");
+    assert!(
+        out.lines().any(|l| l == base_url) && out.lines().any(|l| l == delta_url),
+        "it fetched the base and the delta: {out}"
+    );
+    let out = pyhanko(&leaves[1].0);
+    assert!(out.starts_with("valid\n"), "{out}");
+
     // Python cryptography reads both; pkilint lints both.
     let script = r#"
 import sys
