@@ -70,6 +70,10 @@ pub(crate) struct ScopeState {
     /// scope (compared before each complete CRL is served).
     listed_digest: SerialDigest,
     dropped_digest: SerialDigest,
+    /// The serials expired off the list: a later sighting of one (the daily
+    /// OCSP refresh re-reads revoked rows, a CA update re-reads its revoked
+    /// children) must not list it again, nor count it twice.
+    dropped: HashSet<Vec<u8>>,
 }
 
 impl ScopeState {
@@ -80,7 +84,7 @@ impl ScopeState {
         reason: Option<RevocationReason>,
         not_after: i64,
     ) -> Result<bool, X509Error> {
-        if self.listed.contains_key(serial) {
+        if self.listed.contains_key(serial) || self.dropped.contains(serial) {
             return Ok(false);
         }
         if self.listed.is_empty() {
@@ -114,11 +118,13 @@ impl ScopeState {
         if !self.listed.values().any(gone) {
             return Ok(false);
         }
-        let mut dropped = self.dropped_digest;
+        let mut dropped_digest = self.dropped_digest;
+        let mut dropped = std::mem::take(&mut self.dropped);
         let mut kept = Vec::with_capacity(self.listed.len());
         for (serial, entry) in self.listed.drain() {
             if gone(&entry) {
-                dropped.add(&serial);
+                dropped_digest.add(&serial);
+                dropped.insert(serial);
             } else {
                 kept.push((serial, entry));
             }
@@ -128,7 +134,8 @@ impl ScopeState {
         let mut fresh = ScopeState {
             last_this_update: before,
             base_number: self.base_number,
-            dropped_digest: dropped,
+            dropped_digest,
+            dropped,
             ..ScopeState::default()
         };
         for (serial, (at, reason, not_after)) in kept {
@@ -522,5 +529,23 @@ mod tests {
         assert!(!crl.prune(86_400).unwrap());
         assert!(crl.prune(0).unwrap());
         assert_eq!(serials(&crl), [vec![2]]);
+    }
+
+    /// Regression: the daily OCSP refresh re-reads every revoked row, so a
+    /// serial expired off the list was added again and counted twice in the
+    /// scope's digest; from then on every complete CRL differed from the
+    /// store's digest and was refused.
+    #[test]
+    fn regression_an_expired_entry_seen_again_is_not_listed_again() {
+        let mut crl = ScopeState::default();
+        crl.add(&[1], 50, None, 100).unwrap();
+        crl.add(&[2], 60, None, 1_000).unwrap();
+        let all = crl.digest();
+        crl.last_this_update = 200;
+        assert!(crl.prune(0).unwrap());
+        assert_eq!(crl.entries.len(), 1);
+        assert_eq!(crl.digest(), all, "what expired off still counts");
+        assert!(!crl.add(&[1], 50, None, 100).unwrap(), "seen again after a refresh");
+        assert_eq!((crl.entries.len(), crl.digest()), (1, all));
     }
 }
