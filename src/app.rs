@@ -415,7 +415,10 @@ pub async fn run(
     }
     stop.store(true, Ordering::Relaxed);
     wake.notify();
-    let joined = tokio::task::spawn_blocking(move || {
+    // Joined on a plain thread, not a blocking task: the runtime waits for
+    // its blocking tasks when it is dropped, and the point is not to wait.
+    let (joined_tx, joined) = tokio::sync::oneshot::channel();
+    let joiner = std::thread::Builder::new().name("join".into()).spawn(move || {
         if let Some(f) = following {
             f.join();
         }
@@ -425,12 +428,13 @@ pub async fn run(
         if let Some(h) = heartbeat {
             let _ = h.join();
         }
+        let _ = joined_tx.send(());
     });
     // The threads see `stop` within a round, but one may be inside a whole
     // snapshot load from the store (seconds at millions of certificates).
-    // Nothing it holds needs saving: every acknowledged change is already
-    // committed, so shutdown does not wait for it.
-    if tokio::time::timeout(SHUTDOWN_JOIN_WAIT, joined).await.is_err() {
+    // Nothing it holds needs saving (every acknowledged change is already
+    // committed), so shutdown waits a little, then leaves it to the exit.
+    if joiner.is_ok() && tokio::time::timeout(SHUTDOWN_JOIN_WAIT, joined).await.is_err() {
         tracing::warn!("stopping without waiting for the snapshot load in progress");
     }
     tracing::info!("stopped");
