@@ -152,14 +152,14 @@ fn ocsp_lookup(c: &mut Criterion) {
                 let mut buf = [0u8; 1024];
                 let der = cloudpki::http::responder::decode_get_path_into(&paths[i], &mut buf).unwrap();
                 let q = ocsp::parse_simple(der).unwrap();
-                snap.answer_simple(&q).unwrap().0.len()
+                snap.answer_simple(&q, 0).unwrap().0.len()
             })
         });
         g.bench_function(BenchmarkId::new("post_decode_lookup", label), |b| {
             b.iter(|| {
                 i = (i + 1) % reqs.len();
                 let q = ocsp::parse_simple(&reqs[i]).unwrap();
-                snap.answer_simple(&q).unwrap().0.len()
+                snap.answer_simple(&q, 0).unwrap().0.len()
             })
         });
         // The general path (nonces, several CertIDs, unknown serials).
@@ -167,7 +167,7 @@ fn ocsp_lookup(c: &mut Criterion) {
             b.iter(|| {
                 i = (i + 1) % reqs.len();
                 let parsed = ocsp::parse_request(&reqs[i]).unwrap();
-                match snap.answer_ocsp(&parsed) {
+                match snap.answer_ocsp(&parsed, 0) {
                     cloudpki::snapshot::OcspDecision::Ready { body, .. } => body.len(),
                     other => panic!("expected a pre-signed answer, got {other:?}"),
                 }

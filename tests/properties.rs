@@ -357,7 +357,7 @@ fn check_accepted(req: &ParsedRequest) -> Result<(), TestCaseError> {
         let der = q.cert_id.to_der().unwrap();
         prop_assert_eq!(&CertId::from_der(&der).unwrap(), &q.cert_id);
     }
-    let decision = Snapshot::empty().answer_ocsp(req);
+    let decision = Snapshot::empty().answer_ocsp(req, 0);
     prop_assert!(
         matches!(
             decision,

@@ -406,23 +406,23 @@ impl Responder {
         if !snap.ready {
             return None;
         }
-        let (body, this_update, next_update, outcome) = snap.answer_simple(&q)?;
         let now = now_unix();
+        let (body, this_update, next_update, outcome) = snap.answer_simple(&q, now)?;
         if next_update <= now {
             return None; // the general path answers tryLater
         }
         self.outcome(outcome);
         Some(if get {
-            let etag = snapshot::Etag::of(body);
+            let etag = snapshot::Etag::of(&body);
             let dated = Dated {
-                body,
+                body: &body,
                 this_update,
                 next_update,
                 etag: etag.as_str(),
             };
             cached_at(headers, &dated, "application/ocsp-response", self.ocsp_max_age, now)
         } else {
-            ocsp_body(body.clone())
+            ocsp_body(body)
         })
     }
 
@@ -445,7 +445,7 @@ impl Responder {
         if !snap.ready {
             return self.error(ErrorAnswer::TryLater, Outcome::TryLater);
         }
-        match snap.answer_ocsp(&req) {
+        match snap.answer_ocsp(&req, now_unix()) {
             OcspDecision::Error(answer, outcome) => self.error(answer, outcome),
             // Never an answer past its nextUpdate (a responder serving an old
             // snapshot while the store is away): a relying party would reject
@@ -471,16 +471,17 @@ impl Responder {
             } => {
                 // A leaf's first SHA-256 question: signed with the state's
                 // thisUpdate and nextUpdate, then kept beside its SHA-1 answer,
-                // and from then on served like it. Two racing first questions
-                // both sign; the first kept wins.
+                // and from then on served like it (until its own nextUpdate:
+                // then signed again). Two racing first questions both sign;
+                // either answer is right.
                 let basis = time::OffsetDateTime::from_unix_timestamp(state.this_update)
                     .ok()
                     .map(|t| (t, time::Duration::seconds(state.next_update - state.this_update)));
                 match self.sign_on_demand(ca, answers, None, basis).await {
                     Some((body, next_update)) => {
                         self.outcome(outcome);
-                        let kept = state.sha256.get_or_init(|| snapshot::Answer { body, next_update });
-                        self.ready(kept.body.clone(), state.this_update, kept.next_update, get, headers)
+                        state.keep_sha256(body.clone(), next_update);
+                        self.ready(body, state.this_update, next_update, get, headers)
                     }
                     None => {
                         self.metrics.on_demand_rejected.inc();

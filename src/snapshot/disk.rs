@@ -167,7 +167,7 @@ fn cert_record(ca_id: &str, serial: &SerialKey, state: &CertState) -> Vec<u8> {
     e.bytes(&state.sha1);
     // A SHA-256 answer is kept on disk only when it shares the state's
     // nextUpdate (pre-signed ones always do); empty: signed on demand.
-    match state.sha256.get() {
+    match state.sha256.load().as_ref() {
         Some(a) if a.next_update == state.next_update => e.bytes(&a.body),
         _ => e.bytes(&[]),
     }
@@ -703,7 +703,7 @@ mod tests {
                             (
                                 format!("{:?}", v.status),
                                 v.sha1.clone(),
-                                v.sha256.get().map(|a| a.body.clone()),
+                                v.sha256.load().as_ref().map(|a| a.body.clone()),
                             ),
                         )
                     })

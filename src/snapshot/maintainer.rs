@@ -728,7 +728,7 @@ mod tests {
         let state = cert_state(Status::Good, signed.clone(), week);
         assert_eq!((state.this_update, state.next_update), (1_000, 4_600));
         assert!(
-            state.answer(crate::x509::ocsp::CertIdHash::Sha256).is_none(),
+            state.answer(crate::x509::ocsp::CertIdHash::Sha256, 0).is_none(),
             "signed on demand"
         );
         // Rows signed before the nextUpdate was stored: dated by the setting.
@@ -741,7 +741,7 @@ mod tests {
         assert_eq!(state.next_update, 1_000 + 7 * 86_400);
         assert_eq!(
             state
-                .answer(crate::x509::ocsp::CertIdHash::Sha256)
+                .answer(crate::x509::ocsp::CertIdHash::Sha256, 0)
                 .map(|(b, n)| (b.to_vec(), n)),
             Some((vec![2], state.next_update))
         );

@@ -114,7 +114,7 @@ impl SerialKey {
 }
 
 /// Status and pre-signed answers of one certificate.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct CertState {
     pub status: Status,
     /// Unix seconds; of the SHA-1 answer, as signed.
@@ -124,12 +124,25 @@ pub struct CertState {
     /// The SHA-256 CertID answer: pre-signed (CA certificates, rows signed
     /// before leaves' became lazy), or signed on demand at its first request
     /// and kept for as long as this state is current (a change makes a new
-    /// state, so a kept answer never outlives the status it states).
-    pub sha256: std::sync::OnceLock<Answer>,
+    /// state, so a kept answer never states an old status). Replaced when
+    /// it reaches its own nextUpdate (capped at a delegated certificate's
+    /// end, it may come before the state's).
+    pub sha256: arc_swap::ArcSwapOption<Answer>,
 }
 
-/// A signed answer kept with its nextUpdate (which may be earlier than the
-/// SHA-1 answer's: capped at a delegated certificate's end).
+impl Clone for CertState {
+    fn clone(&self) -> Self {
+        CertState {
+            status: self.status,
+            this_update: self.this_update,
+            next_update: self.next_update,
+            sha1: self.sha1.clone(),
+            sha256: arc_swap::ArcSwapOption::new(self.sha256.load_full()),
+        }
+    }
+}
+
+/// A signed answer kept with its nextUpdate.
 #[derive(Debug, Clone)]
 pub struct Answer {
     pub body: Bytes,
@@ -139,26 +152,37 @@ pub struct Answer {
 
 impl CertState {
     pub fn new(status: Status, this_update: i64, next_update: i64, sha1: Bytes, sha256: Option<Bytes>) -> Self {
-        let kept = std::sync::OnceLock::new();
-        if let Some(body) = sha256.filter(|b| !b.is_empty()) {
-            let _ = kept.set(Answer { body, next_update });
-        }
+        let kept = sha256
+            .filter(|b| !b.is_empty())
+            .map(|body| Arc::new(Answer { body, next_update }));
         CertState {
             status,
             this_update,
             next_update,
             sha1,
-            sha256: kept,
+            sha256: arc_swap::ArcSwapOption::new(kept),
         }
     }
 
-    /// The ready answer for a CertID hash with its nextUpdate, if there is one.
-    pub fn answer(&self, hash: CertIdHash) -> Option<(&Bytes, i64)> {
+    /// The ready answer for a CertID hash with its nextUpdate, if there is
+    /// one: the SHA-1 answer always (its nextUpdate is for the caller to
+    /// judge), a kept SHA-256 one while it is valid at `now` (unix seconds).
+    pub fn answer(&self, hash: CertIdHash, now: i64) -> Option<(Bytes, i64)> {
         match hash {
-            CertIdHash::Sha1 => Some((&self.sha1, self.next_update)),
-            CertIdHash::Sha256 => self.sha256.get().map(|a| (&a.body, a.next_update)),
+            CertIdHash::Sha1 => Some((self.sha1.clone(), self.next_update)),
+            CertIdHash::Sha256 => self
+                .sha256
+                .load()
+                .as_ref()
+                .filter(|a| a.next_update > now)
+                .map(|a| (a.body.clone(), a.next_update)),
             _ => None,
         }
+    }
+
+    /// Keeps a SHA-256 answer signed on demand.
+    pub fn keep_sha256(&self, body: Bytes, next_update: i64) {
+        self.sha256.store(Some(Arc::new(Answer { body, next_update })));
     }
 }
 
@@ -375,13 +399,13 @@ impl Snapshot {
     /// its thisUpdate, nextUpdate and outcome. None: [`Snapshot::answer_ocsp`]
     /// decides (an issuer or serial not found here, SHA-384/512, a SHA-256
     /// answer not signed yet, ...), so both always agree.
-    pub fn answer_simple(&self, q: &ocsp::SimpleQuestion<'_>) -> Option<(&Bytes, i64, i64, Outcome)> {
+    pub fn answer_simple(&self, q: &ocsp::SimpleQuestion<'_>, now: i64) -> Option<(Bytes, i64, i64, Outcome)> {
         let ca = self.cas.get(self.issuers.get(q.key_hash)?)?;
         if !ca.hashes.iter().any(|h| h.hash == q.hash && h.name_hash == q.name_hash) {
             return None;
         }
         let state = ca.certs.get(&SerialKey::new(q.serial)?)?;
-        let (body, next_update) = state.answer(q.hash)?;
+        let (body, next_update) = state.answer(q.hash, now)?;
         let outcome = match state.status {
             Status::Revoked { .. } => Outcome::Revoked,
             _ => Outcome::Good,
@@ -390,7 +414,7 @@ impl Snapshot {
     }
 
     /// Decides an OCSP request against this snapshot.
-    pub fn answer_ocsp(&self, req: &ParsedRequest) -> OcspDecision {
+    pub fn answer_ocsp(&self, req: &ParsedRequest, now: i64) -> OcspDecision {
         let mut ca: Option<&Arc<CaState>> = None;
         let mut answers = Vec::with_capacity(req.questions.len());
         let mut outcome = Outcome::Good;
@@ -440,9 +464,9 @@ impl Snapshot {
         let presigned_will_do = req.nonce.is_none() || !ca.can_sign();
         let mut keep = None;
         if let ([(_, hash, Some(state))], true) = (answers.as_slice(), presigned_will_do) {
-            if let Some((body, next_update)) = state.answer(*hash) {
+            if let Some((body, next_update)) = state.answer(*hash, now) {
                 return OcspDecision::Ready {
-                    body: body.clone(),
+                    body,
                     this_update: state.this_update,
                     next_update,
                     outcome,
@@ -457,16 +481,31 @@ impl Snapshot {
             // Nothing pre-signed fits and this node cannot sign (RFC 5019 §2.2.3).
             return OcspDecision::Error(ErrorAnswer::Unauthorized, Outcome::Unauthorized);
         }
+        let mut answers: Vec<PendingAnswer> = answers
+            .into_iter()
+            .map(|(q, _, s)| PendingAnswer {
+                cert_id: q.cert_id.clone(),
+                status: s.map_or(Status::Unknown, |s| s.status),
+            })
+            .collect();
+        // A kept answer is served to everyone who asks: its CertID is ours
+        // (as a pre-signed one's), not whatever parameters this request's
+        // AlgorithmIdentifier carried.
+        if let (Some(_), [a]) = (&keep, answers.as_mut_slice()) {
+            let ours = ca
+                .hashes
+                .iter()
+                .find(|h| h.hash == CertIdHash::Sha256)
+                .and_then(|h| h.cert_id(a.cert_id.serial_number.as_bytes()).ok());
+            match ours {
+                Some(id) => a.cert_id = id,
+                None => keep = None,
+            }
+        }
         OcspDecision::Sign {
             keep,
             ca: ca.clone(),
-            answers: answers
-                .into_iter()
-                .map(|(q, _, s)| PendingAnswer {
-                    cert_id: q.cert_id.clone(),
-                    status: s.map_or(Status::Unknown, |s| s.status),
-                })
-                .collect(),
+            answers,
             nonce: req.nonce.clone(),
             outcome,
         }
@@ -657,8 +696,8 @@ mod tests {
                         }],
                         nonce: None,
                     };
-                    let general = snap.answer_ocsp(&req);
-                    match (snap.answer_simple(&q), general) {
+                    let general = snap.answer_ocsp(&req, 0);
+                    match (snap.answer_simple(&q, 0), general) {
                         (
                             Some((body, this_update, next_update, outcome)),
                             OcspDecision::Ready {
@@ -668,7 +707,7 @@ mod tests {
                                 outcome: o,
                             },
                         ) => {
-                            assert_eq!((body, this_update, next_update, outcome), (&b, t, n, o));
+                            assert_eq!((body, this_update, next_update, outcome), (b, t, n, o));
                             compared += 1;
                         }
                         (None, OcspDecision::Sign { keep: Some(_), .. }) => {
