@@ -86,7 +86,7 @@ impl<'a> Cursor<'a> {
             match (self.opt_bytes()?, self.opt_bytes()?, self.opt_int()?, self.opt_int()?) {
                 (Some(sha1), sha256, Some(this_update), next_update) => Some(Presigned {
                     sha1,
-                    sha256,
+                    sha256: sha256.filter(|a| !a.is_empty()),
                     this_update,
                     next_update,
                 }),
@@ -172,7 +172,13 @@ fn int(n: i64) -> Value {
 fn presigned_values(p: &Option<Presigned>) -> [(&'static str, Value); 4] {
     [
         ("ocsp_sha1", Value::Bytes(p.as_ref().map(|o| o.sha1.clone()))),
-        ("ocsp_sha256", Value::Bytes(p.as_ref().and_then(|o| o.sha256.clone()))),
+        // Empty, not NULL, when not pre-signed: a node of the previous
+        // release reads NULL as "no answers at all" (and would keep answering
+        // good for a leaf revoked by an upgraded signer).
+        (
+            "ocsp_sha256",
+            Value::Bytes(p.as_ref().map(|o| o.sha256.clone().unwrap_or_default())),
+        ),
         ("ocsp_this_update", Value::Int(p.as_ref().map(|o| o.this_update))),
         ("ocsp_next_update", Value::Int(p.as_ref().and_then(|o| o.next_update))),
     ]
