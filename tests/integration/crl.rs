@@ -592,3 +592,61 @@ fn a_crl_that_differs_from_the_store_is_never_served() {
     );
     server.stop();
 }
+
+/// A kept digest that is itself off (a revocation made by a node of the
+/// previous release during a rolling upgrade) does not stop publication:
+/// the leaves decide, and the digest is computed again from them.
+#[test]
+fn a_drifted_scope_digest_is_recomputed_from_the_leaves() {
+    let env = Env::new();
+    let server = env.server();
+    let (_, issuing) = env.ec_hierarchy_with("Drift", &["--crl-partitions", "0"]);
+    let csr = env.openssl_csr("leaf", &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"], "/CN=leaf");
+    let csr = csr.to_str().unwrap();
+    let leaves: Vec<serde_json::Value> = (0..2)
+        .map(|_| env.json(&["cert", "issue", "--ca", &issuing, "--csr", csr]))
+        .collect();
+    let serial = |i: usize| leaves[i]["serialNumber"].as_str().unwrap().to_owned();
+    let url = format!("{}/crls/{issuing}_v1/current.crl", server.url);
+    let listed = || -> String {
+        let f = env.path("drift.crl");
+        std::fs::write(&f, curl("GET", &url, None, &[]).body).unwrap();
+        openssl(&["crl", "-inform", "DER", "-in", f.to_str().unwrap(), "-noout", "-text"])
+    };
+    let wait = |what: &str, ok: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !ok() {
+            assert!(std::time::Instant::now() < deadline, "{what}");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    env.json(&["cert", "revoke", &id(&leaves[0]), "--reason", "keyCompromise"]);
+    wait("the first revocation is listed", &|| listed().contains(&serial(0)));
+    let db = rusqlite::Connection::open(env.data_dir().join("cloudpki.db")).unwrap();
+    let digest = |db: &rusqlite::Connection| -> (i64, i64) {
+        db.query_row(
+            "SELECT entries, digest FROM crl_scope_digests WHERE ca_id = ?1",
+            [&issuing],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+    };
+    let right = digest(&db);
+    assert_eq!(right.0, 1);
+    db.execute(
+        "UPDATE crl_scope_digests SET entries = entries + 1, digest = digest + 7 WHERE ca_id = ?1",
+        [&issuing],
+    )
+    .unwrap();
+    env.json(&["cert", "revoke", &id(&leaves[1]), "--reason", "keyCompromise"]);
+    wait("the second revocation is listed", &|| listed().contains(&serial(1)));
+    let healed = digest(&db);
+    assert_eq!(healed.0, 2, "computed again from the leaves");
+    let m = String::from_utf8(curl("GET", &format!("{}/metrics", server.url), None, &[]).body).unwrap();
+    assert!(
+        !m.lines()
+            .any(|l| l.starts_with("cloudpki_crl_check_failures_total{") && l.contains(&issuing)),
+        "no CRL was refused"
+    );
+    server.stop();
+}
