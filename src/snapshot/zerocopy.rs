@@ -92,21 +92,29 @@ impl Mirror {
         }
         let dir = DIR.get()?;
         let reg = registry();
-        let _changing = reg.changes.lock().ok()?;
-        let current = reg.entries.load();
         let start = body.as_ptr() as usize;
-        if current.len() >= MAX_MIRRORS || current.contains_key(&start) {
+        if reg.entries.load().len() >= MAX_MIRRORS {
             return None;
         }
-        // The temporary directory if the data directory refuses (gone, or
-        // a file system without O_TMPFILE): slower on tmpfs, still right.
-        let file = match file_copy(dir, body).or_else(|_| file_copy(&std::env::temp_dir(), body)) {
+        // Written before the lock is taken (a mirror dropped on a worker
+        // thread takes it too). The temporary directory if the data
+        // directory refuses (gone, or no O_TMPFILE), unless it is tmpfs,
+        // where sendfile measured slower than copying.
+        let file = match file_copy(dir, body).or_else(|e| match on_tmpfs(&std::env::temp_dir()) {
+            false => file_copy(&std::env::temp_dir(), body),
+            true => Err(e),
+        }) {
             Ok(f) => f,
             Err(e) => {
                 tracing::debug!(error = %e, "no zero-copy mirror for a published body");
                 return None;
             }
         };
+        let _changing = reg.changes.lock().ok()?;
+        let current = reg.entries.load();
+        if current.len() >= MAX_MIRRORS || current.contains_key(&start) {
+            return None;
+        }
         let mut next = BTreeMap::clone(&current);
         next.insert(
             start,
@@ -149,6 +157,14 @@ pub fn find(slice: &[u8]) -> Option<(Arc<OwnedFd>, u64)> {
 /// How many bodies are mirrored now (for tests and metrics).
 pub fn mirrored() -> usize {
     registry().entries.load().len()
+}
+
+/// Whether `dir` is on tmpfs (shared memory).
+fn on_tmpfs(dir: &Path) -> bool {
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+    // f_type's integer type differs between architectures.
+    #[allow(clippy::unnecessary_cast)]
+    rustix::fs::statfs(dir).is_ok_and(|s| s.f_type as i64 == TMPFS_MAGIC)
 }
 
 /// An unnamed file in `dir` holding `body`.
