@@ -519,6 +519,72 @@ fn large_crls_are_sent_from_a_file_copy_byte_for_byte() {
     server.stop();
 }
 
+/// An issuing CA with one unpartitioned CRL (`current.crl`) and `n` leaves,
+/// served: what the store-comparison tests start from.
+struct OneCrl {
+    env: Env,
+    server: TestServer,
+    issuing: String,
+    leaves: Vec<serde_json::Value>,
+}
+
+impl OneCrl {
+    fn new(name: &str, n: usize) -> OneCrl {
+        let env = Env::new();
+        let server = env.server();
+        let (_, issuing) = env.ec_hierarchy_with(name, &["--crl-partitions", "0"]);
+        let csr = env.openssl_csr("leaf", &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"], "/CN=leaf");
+        let csr = csr.to_str().unwrap().to_owned();
+        let leaves = (0..n)
+            .map(|_| env.json(&["cert", "issue", "--ca", &issuing, "--csr", &csr]))
+            .collect();
+        OneCrl {
+            env,
+            server,
+            issuing,
+            leaves,
+        }
+    }
+
+    fn serial(&self, i: usize) -> String {
+        self.leaves[i]["serialNumber"].as_str().unwrap().to_owned()
+    }
+
+    fn revoke(&self, i: usize) {
+        self.env
+            .json(&["cert", "revoke", &id(&self.leaves[i]), "--reason", "keyCompromise"]);
+    }
+
+    /// The served CRL, as `openssl crl -text` prints it.
+    fn listed(&self) -> String {
+        let url = format!("{}/crls/{}_v1/current.crl", self.server.url, self.issuing);
+        let f = self.env.path("served.crl");
+        std::fs::write(&f, curl("GET", &url, None, &[]).body).unwrap();
+        openssl(&["crl", "-inform", "DER", "-in", f.to_str().unwrap(), "-noout", "-text"])
+    }
+
+    /// CRLs of this CA refused by the check before publication.
+    fn refused(&self) -> i64 {
+        let m = String::from_utf8(curl("GET", &format!("{}/metrics", self.server.url), None, &[]).body).unwrap();
+        m.lines()
+            .filter(|l| l.starts_with("cloudpki_crl_check_failures_total{") && l.contains(&self.issuing))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<i64>().unwrap())
+            .sum()
+    }
+
+    fn wait(&self, what: &str, ok: impl Fn() -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !ok() {
+            assert!(std::time::Instant::now() < deadline, "{what}");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    fn db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.env.data_dir().join("cloudpki.db")).unwrap()
+    }
+}
+
 /// Before a CRL is served it is compared with the store's digest of its
 /// scope's revocations: one the store holds that the CRL would not list
 /// (written here behind the engine's back, as a lost change-log entry would
@@ -526,71 +592,42 @@ fn large_crls_are_sent_from_a_file_copy_byte_for_byte() {
 /// CRL, and the failure is counted for the alert.
 #[test]
 fn a_crl_that_differs_from_the_store_is_never_served() {
-    let env = Env::new();
-    let server = env.server();
-    let (_, issuing) = env.ec_hierarchy_with("Differs", &["--crl-partitions", "0"]);
-    let csr = env.openssl_csr("leaf", &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"], "/CN=leaf");
-    let csr = csr.to_str().unwrap();
-    let leaves: Vec<serde_json::Value> = (0..3)
-        .map(|_| env.json(&["cert", "issue", "--ca", &issuing, "--csr", csr]))
-        .collect();
-    let serial = |i: usize| leaves[i]["serialNumber"].as_str().unwrap().to_owned();
-    let url = format!("{}/crls/{issuing}_v1/current.crl", server.url);
-    let listed = |name: &str| -> String {
-        let f = env.path(name);
-        std::fs::write(&f, curl("GET", &url, None, &[]).body).unwrap();
-        openssl(&["crl", "-inform", "DER", "-in", f.to_str().unwrap(), "-noout", "-text"])
-    };
-    let failures = || -> i64 {
-        let m = String::from_utf8(curl("GET", &format!("{}/metrics", server.url), None, &[]).body).unwrap();
-        m.lines()
-            .filter(|l| l.starts_with("cloudpki_crl_check_failures_total{") && l.contains(&issuing))
-            .map(|l| l.rsplit(' ').next().unwrap().parse::<i64>().unwrap())
-            .sum()
-    };
-    let wait = |what: &str, ok: &dyn Fn() -> bool| {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while !ok() {
-            assert!(std::time::Instant::now() < deadline, "{what}");
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-    };
+    let t = OneCrl::new("Differs", 3);
     // A proper revocation is listed: the comparison passes.
-    env.json(&["cert", "revoke", &id(&leaves[0]), "--reason", "keyCompromise"]);
-    wait("the first revocation is listed", &|| {
-        listed("a.crl").contains(&serial(0))
-    });
-    assert_eq!(failures(), 0);
+    t.revoke(0);
+    t.wait("the first revocation is listed", || t.listed().contains(&t.serial(0)));
+    assert_eq!(t.refused(), 0);
 
     // A revocation the store recorded but no change announced (a lost
     // change-log entry): the row, and the scope's digest as the engine keeps it.
-    let db = rusqlite::Connection::open(env.data_dir().join("cloudpki.db")).unwrap();
+    let db = t.db();
     db.execute(
         "UPDATE leaves SET revoked_at = 1700000000, revocation_reason = 1 WHERE id = ?1",
-        [id(&leaves[1])],
+        [id(&t.leaves[1])],
     )
     .unwrap();
-    let serial_bytes: Vec<u8> = (0..serial(1).len())
+    let serial = t.serial(1);
+    let serial_bytes: Vec<u8> = (0..serial.len())
         .step_by(2)
-        .map(|i| u8::from_str_radix(&serial(1)[i..i + 2], 16).unwrap())
+        .map(|i| u8::from_str_radix(&serial[i..i + 2], 16).unwrap())
         .collect();
     let counted = db
         .execute(
             "UPDATE crl_scope_digests SET entries = entries + 1, digest = digest + ?1 WHERE ca_id = ?2",
-            rusqlite::params![cloudpki::x509::crl::SerialDigest::of_serial(&serial_bytes), issuing],
+            rusqlite::params![cloudpki::x509::crl::SerialDigest::of_serial(&serial_bytes), t.issuing],
         )
         .unwrap();
     assert_eq!(counted, 1, "the scope's digest was kept since its first CRL");
     drop(db);
     // The next revocation's CRL would lack it: it is refused, not served.
-    env.json(&["cert", "revoke", &id(&leaves[2]), "--reason", "keyCompromise"]);
-    wait("the refusal is counted", &|| failures() >= 1);
-    let served = listed("b.crl");
+    t.revoke(2);
+    t.wait("the refusal is counted", || t.refused() >= 1);
+    let served = t.listed();
     assert!(
-        served.contains(&serial(0)) && !served.contains(&serial(2)) && !served.contains(&serial(1)),
+        served.contains(&t.serial(0)) && !served.contains(&t.serial(2)) && !served.contains(&t.serial(1)),
         "the last good CRL is still the one served: {served}"
     );
-    server.stop();
+    t.server.stop();
 }
 
 /// A kept digest that is itself off (a revocation made by a node of the
@@ -598,55 +635,27 @@ fn a_crl_that_differs_from_the_store_is_never_served() {
 /// the leaves decide, and the digest is computed again from them.
 #[test]
 fn a_drifted_scope_digest_is_recomputed_from_the_leaves() {
-    let env = Env::new();
-    let server = env.server();
-    let (_, issuing) = env.ec_hierarchy_with("Drift", &["--crl-partitions", "0"]);
-    let csr = env.openssl_csr("leaf", &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"], "/CN=leaf");
-    let csr = csr.to_str().unwrap();
-    let leaves: Vec<serde_json::Value> = (0..2)
-        .map(|_| env.json(&["cert", "issue", "--ca", &issuing, "--csr", csr]))
-        .collect();
-    let serial = |i: usize| leaves[i]["serialNumber"].as_str().unwrap().to_owned();
-    let url = format!("{}/crls/{issuing}_v1/current.crl", server.url);
-    let listed = || -> String {
-        let f = env.path("drift.crl");
-        std::fs::write(&f, curl("GET", &url, None, &[]).body).unwrap();
-        openssl(&["crl", "-inform", "DER", "-in", f.to_str().unwrap(), "-noout", "-text"])
-    };
-    let wait = |what: &str, ok: &dyn Fn() -> bool| {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while !ok() {
-            assert!(std::time::Instant::now() < deadline, "{what}");
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-    };
-    env.json(&["cert", "revoke", &id(&leaves[0]), "--reason", "keyCompromise"]);
-    wait("the first revocation is listed", &|| listed().contains(&serial(0)));
-    let db = rusqlite::Connection::open(env.data_dir().join("cloudpki.db")).unwrap();
-    let digest = |db: &rusqlite::Connection| -> (i64, i64) {
+    let t = OneCrl::new("Drift", 2);
+    t.revoke(0);
+    t.wait("the first revocation is listed", || t.listed().contains(&t.serial(0)));
+    let db = t.db();
+    let entries = || -> i64 {
         db.query_row(
-            "SELECT entries, digest FROM crl_scope_digests WHERE ca_id = ?1",
-            [&issuing],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            "SELECT entries FROM crl_scope_digests WHERE ca_id = ?1",
+            [&t.issuing],
+            |r| r.get(0),
         )
         .unwrap()
     };
-    let right = digest(&db);
-    assert_eq!(right.0, 1);
+    assert_eq!(entries(), 1);
     db.execute(
         "UPDATE crl_scope_digests SET entries = entries + 1, digest = digest + 7 WHERE ca_id = ?1",
-        [&issuing],
+        [&t.issuing],
     )
     .unwrap();
-    env.json(&["cert", "revoke", &id(&leaves[1]), "--reason", "keyCompromise"]);
-    wait("the second revocation is listed", &|| listed().contains(&serial(1)));
-    let healed = digest(&db);
-    assert_eq!(healed.0, 2, "computed again from the leaves");
-    let m = String::from_utf8(curl("GET", &format!("{}/metrics", server.url), None, &[]).body).unwrap();
-    assert!(
-        !m.lines()
-            .any(|l| l.starts_with("cloudpki_crl_check_failures_total{") && l.contains(&issuing)),
-        "no CRL was refused"
-    );
-    server.stop();
+    t.revoke(1);
+    t.wait("the second revocation is listed", || t.listed().contains(&t.serial(1)));
+    assert_eq!(entries(), 2, "computed again from the leaves");
+    assert_eq!(t.refused(), 0, "no CRL was refused");
+    t.server.stop();
 }
