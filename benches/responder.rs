@@ -71,7 +71,7 @@ fn snapshot(n: u32) -> (Snapshot, x509_cert::Certificate, SoftwareKey) {
     )
     .unwrap();
     let ca_cert: x509_cert::Certificate = der::Decode::from_der(&der).unwrap();
-    let mut certs = imbl::HashMap::new();
+    let mut certs = cloudpki::snapshot::CertMap::new();
     // One shared body: at 10M certificates, memory for the map alone.
     let body = Bytes::from(vec![0x30; 300]);
     for i in 0..n {

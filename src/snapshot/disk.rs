@@ -256,7 +256,7 @@ struct LoadedCa {
     parts: CaParts,
     responder_cert: Vec<u8>,
     crls: BTreeMap<CrlScopeKey, Arc<CrlDocument>>,
-    certs: imbl::HashMap<SerialKey, Arc<CertState>>,
+    certs: super::CertMap,
 }
 
 #[derive(Default)]
@@ -304,7 +304,7 @@ impl Replay {
                                 parts,
                                 responder_cert,
                                 crls: BTreeMap::new(),
-                                certs: imbl::HashMap::new(),
+                                certs: super::CertMap::new(),
                             },
                         );
                     }
