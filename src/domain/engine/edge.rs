@@ -505,16 +505,7 @@ mod tests {
             open_with_clock(&OpenOptions::new(dir.path().to_path_buf()), Arc::new(FixedClock(t))).unwrap()
         };
         let pki = open(t0);
-        let root = pki
-            .create_ca(new_ca(CaType::RootCertificationAuthority, "Root", None))
-            .unwrap();
-        let issuing = pki
-            .create_ca(new_ca(
-                CaType::IssuingCertificationAuthority,
-                "Issuing",
-                Some(root.id.clone()),
-            ))
-            .unwrap();
+        let (_, issuing) = crate::domain::engine::tests::hierarchy(&pki);
         let (edge, _) = EdgeKey::generate("edge-1").unwrap();
         let (other, _) = EdgeKey::generate("edge-2").unwrap();
         assert_eq!(

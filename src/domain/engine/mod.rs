@@ -820,8 +820,8 @@ pub(crate) mod tests {
         open_with_clock(&OpenOptions::new(dir.to_path_buf()), Arc::new(FixedClock(t))).unwrap()
     }
 
-    /// A root and an issuing CA under it (RA tests).
-    fn ra_hierarchy(pki: &Pki) -> (Ca, Ca) {
+    /// A root and an issuing CA under it.
+    pub(crate) fn hierarchy(pki: &Pki) -> (Ca, Ca) {
         let root = pki
             .create_ca(new_ca(CaType::RootCertificationAuthority, "Root", None))
             .unwrap();
@@ -841,7 +841,7 @@ pub(crate) mod tests {
         let t0 = crate::clock::truncate(OffsetDateTime::now_utc());
         let open = |t: OffsetDateTime| clocked(dir.path(), t);
         let pki = open(t0);
-        let (root, issuing) = ra_hierarchy(&pki);
+        let (root, issuing) = hierarchy(&pki);
         assert!(pki.scep_ra(&root.id).unwrap().is_none(), "roots have no RA");
         let serial = |r: &ScepRa| r.cert.tbs_certificate.serial_number.clone();
         let first = pki.scep_ra(&issuing.id).unwrap().unwrap();
@@ -867,7 +867,7 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let t0 = crate::clock::truncate(OffsetDateTime::now_utc());
         let open = |t: OffsetDateTime| clocked(dir.path(), t);
-        let (_, issuing) = ra_hierarchy(&open(t0));
+        let (_, issuing) = hierarchy(&open(t0));
         let ca_end = issuing.version.not_after.unwrap();
         // Ten days before the CA ends: one RA, ending with the CA...
         let late = ca_end - Duration::days(10);
@@ -895,12 +895,7 @@ pub(crate) mod tests {
             open_with_clock(&opts, Arc::new(FixedClock(t))).unwrap()
         };
         let pki = open(t0);
-        let root = pki
-            .create_ca(new_ca(CaType::RootCertificationAuthority, "Root", None))
-            .unwrap();
-        let issuing = pki
-            .create_ca(new_ca(CaType::IssuingCertificationAuthority, "Issuing", Some(root.id)))
-            .unwrap();
+        let (_, issuing) = hierarchy(&pki);
         let serial = |r: &OcspResponder| r.cert.as_ref().unwrap().tbs_certificate.serial_number.clone();
         let first = pki.ocsp_responder(&issuing.id).unwrap();
         assert_eq!(first.not_after, Some(t0 + DELEGATE_VALIDITY));
