@@ -1283,16 +1283,18 @@ fn a_lost_scep_reply_is_answered_again_with_the_same_certificate() {
     let csr = device::csr(&key, "lost.devices.example", Some(&s.challenge(&[]))).unwrap();
     // The device's own key opens the reply, as it opens any CertRep.
     let mine = RaDecryptor::from_pkcs8(&pkcs8).unwrap();
-    let ask = |nonce: u8| {
+    // One PKIOperation: sent, answered SUCCESS, and the reply's envelope
+    // opened with the device key (its content and the cipher it used).
+    let exchange = |message_type: MessageType, inner: &[u8], transaction_id: &str, nonce: u8, cipher| {
         let message = scep::client_request(&ClientRequest {
-            message_type: MessageType::PkcsReq,
-            inner: &csr,
+            message_type,
+            inner,
             signer: &key,
             signer_cert: &self_signed,
             ra_cert: &ra,
-            transaction_id: "LOST-REPLY-1",
+            transaction_id,
             sender_nonce: [nonce; 16],
-            cipher: ContentCipher::Aes256,
+            cipher,
         })
         .unwrap();
         let url = format!("{}?operation=PKIOperation", s.url());
@@ -1306,6 +1308,10 @@ fn a_lost_scep_reply_is_answered_again_with_the_same_certificate() {
         let rep = scep::parse(&r.body).unwrap();
         assert_eq!(scep::reply_status(&r.body).unwrap().0, "0", "SUCCESS");
         let (inner, cipher, _) = scep::open(rep.verified.as_ref().unwrap(), &[(&self_signed, &mine)]).unwrap();
+        (inner, cipher)
+    };
+    let ask = |nonce: u8| {
+        let (inner, cipher) = exchange(MessageType::PkcsReq, &csr, "LOST-REPLY-1", nonce, ContentCipher::Aes256);
         assert_eq!(cipher, ContentCipher::Aes256, "answered with the request's cipher");
         let ci = cms::content_info::ContentInfo::from_der(&inner).unwrap();
         let sd: cms::signed_data::SignedData = ci.content.decode_as().unwrap();
@@ -1334,27 +1340,8 @@ fn a_lost_scep_reply_is_answered_again_with_the_same_certificate() {
     .to_der()
     .unwrap();
     let query = |message_type: MessageType, nonce: u8| {
-        let message = scep::client_request(&ClientRequest {
-            message_type,
-            inner: &ias,
-            signer: &key,
-            signer_cert: &self_signed,
-            ra_cert: &ra,
-            transaction_id: &format!("QUERY-{nonce}"),
-            sender_nonce: [nonce; 16],
-            cipher: ContentCipher::Aes128,
-        })
-        .unwrap();
-        let url = format!("{}?operation=PKIOperation", s.url());
-        let r = crate::support::curl(
-            "POST",
-            &url,
-            Some(&message),
-            &[("Content-Type", "application/x-pki-message")],
-        );
-        assert_eq!(scep::reply_status(&r.body).unwrap().0, "0", "SUCCESS");
-        let rep = scep::parse(&r.body).unwrap();
-        let (inner, _, _) = scep::open(rep.verified.as_ref().unwrap(), &[(&self_signed, &mine)]).unwrap();
+        let transaction_id = format!("QUERY-{nonce}");
+        let (inner, _) = exchange(message_type, &ias, &transaction_id, nonce, ContentCipher::Aes128);
         let ci = cms::content_info::ContentInfo::from_der(&inner).unwrap();
         ci.content.decode_as::<cms::signed_data::SignedData>().unwrap()
     };
