@@ -163,6 +163,18 @@ fn ocsp_post_with_openssl_every_status_hash_and_nonce() {
 }
 
 /// Builds a DER request with openssl (no network).
+/// What `openssl ocsp -respin` makes of an answer body from the server
+/// (checked against the issuing CA, trusting the root); `args` name the
+/// certificate (and digest or output flags).
+fn read_answer(s: &Served, body: &[u8], args: &[&str]) -> String {
+    let resp = s.env.path("answer.resp");
+    std::fs::write(&resp, body).unwrap();
+    let mut all = vec!["ocsp", "-respin", p(&resp), "-issuer", p(&s.issuing_pem)];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["-CAfile", p(&s.root_pem)]);
+    openssl_any(&all).1
+}
+
 fn request_der(s: &Served, cert: &std::path::Path, extra: &[&str], name: &str) -> Vec<u8> {
     let out = s.env.path(name);
     let mut args = vec!["ocsp", "-issuer", p(&s.issuing_pem)];
@@ -205,20 +217,7 @@ fn ocsp_get_rfc5019_caching_and_conditional_requests() {
         let etag = r.header("etag").unwrap().to_owned();
         let last_modified = r.header("last-modified").unwrap().to_owned();
         assert!(r.header("expires").is_some());
-        let resp = s.env.path("get.resp");
-        std::fs::write(&resp, &r.body).unwrap();
-        let (_, out) = openssl_any(&[
-            "ocsp",
-            "-respin",
-            p(&resp),
-            "-issuer",
-            p(&s.issuing_pem),
-            digest,
-            "-cert",
-            p(&s.good),
-            "-CAfile",
-            p(&s.root_pem),
-        ]);
+        let out = read_answer(&s, &r.body, &[digest, "-cert", p(&s.good)]);
         assert!(
             out.contains("Response verify OK") && out.contains(": good"),
             "{encode}: {out}"
@@ -260,20 +259,7 @@ fn ocsp_get_rfc5019_caching_and_conditional_requests() {
         &[],
     );
     assert!(r.header("cache-control").unwrap().contains("public"));
-    let resp = s.env.path("revoked.resp");
-    std::fs::write(&resp, &r.body).unwrap();
-    let (_, out) = openssl_any(&[
-        "ocsp",
-        "-respin",
-        p(&resp),
-        "-issuer",
-        p(&s.issuing_pem),
-        "-sha256",
-        "-cert",
-        p(&s.revoked),
-        "-CAfile",
-        p(&s.root_pem),
-    ]);
+    let out = read_answer(&s, &r.body, &["-sha256", "-cert", p(&s.revoked)]);
     assert!(out.contains("Response verify OK") && out.contains(": revoked"), "{out}");
     let unknown_req = s.env.path("unknown.req");
     openssl(&[
@@ -298,19 +284,7 @@ fn ocsp_get_rfc5019_caching_and_conditional_requests() {
         Some("max-age=0, no-cache"),
         "unknown answers are not cached publicly"
     );
-    let resp = s.env.path("unknown.resp");
-    std::fs::write(&resp, &r.body).unwrap();
-    let (_, out) = openssl_any(&[
-        "ocsp",
-        "-respin",
-        p(&resp),
-        "-issuer",
-        p(&s.issuing_pem),
-        "-serial",
-        "0x0BADC0FFEE",
-        "-CAfile",
-        p(&s.root_pem),
-    ]);
+    let out = read_answer(&s, &r.body, &["-serial", "0x0BADC0FFEE"]);
     assert!(out.contains("Response verify OK") && out.contains(": unknown"), "{out}");
 
     // A nonce over GET is signed on demand and not cacheable.
@@ -322,20 +296,7 @@ fn ocsp_get_rfc5019_caching_and_conditional_requests() {
         &[],
     );
     assert_eq!(r.header("cache-control"), Some("no-store"));
-    let resp = s.env.path("nonce.resp");
-    std::fs::write(&resp, &r.body).unwrap();
-    let (_, out) = openssl_any(&[
-        "ocsp",
-        "-respin",
-        p(&resp),
-        "-issuer",
-        p(&s.issuing_pem),
-        "-cert",
-        p(&s.revoked),
-        "-CAfile",
-        p(&s.root_pem),
-        "-resp_text",
-    ]);
+    let out = read_answer(&s, &r.body, &["-cert", p(&s.revoked), "-resp_text"]);
     assert!(out.contains("OCSP Nonce") && out.contains(": revoked"), "{out}");
 }
 
@@ -1009,20 +970,7 @@ fn a_leafs_sha256_answer_is_signed_once_then_kept_until_its_status_changes() {
         curl("GET", &url, None, &[])
     };
     let status_of = |body: &[u8], digest: &str| {
-        let resp = s.env.path("kept.resp");
-        std::fs::write(&resp, body).unwrap();
-        let (_, out) = openssl_any(&[
-            "ocsp",
-            "-respin",
-            p(&resp),
-            "-issuer",
-            p(&s.issuing_pem),
-            digest,
-            "-cert",
-            p(&s.good),
-            "-CAfile",
-            p(&s.root_pem),
-        ]);
+        let out = read_answer(&s, body, &[digest, "-cert", p(&s.good)]);
         assert!(out.contains("Response verify OK"), "{out}");
         out
     };
