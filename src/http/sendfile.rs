@@ -106,16 +106,13 @@ impl AsyncWrite for SendfileStream {
         let bufs = &bufs[bufs.iter().take_while(|b| b.is_empty()).count()..];
         // The slices before the first mirrored one go out as one writev;
         // the caller comes back for the rest, mirrored slice first.
-        let mirrored = bufs.iter().position(|b| zerocopy::find(b).is_some());
+        let mirrored = bufs
+            .iter()
+            .enumerate()
+            .find_map(|(i, b)| zerocopy::find(b).map(|found| (i, found)));
         match mirrored {
-            Some(0) => match zerocopy::find(&bufs[0]) {
-                Some((file, offset)) => this.poll_mirrored(cx, &file, offset, bufs[0].len()),
-                None => {
-                    this.cork(false);
-                    Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)
-                }
-            },
-            Some(i) => {
+            Some((0, (file, offset))) => this.poll_mirrored(cx, &file, offset, bufs[0].len()),
+            Some((i, _)) => {
                 // The head waits in the socket for the body that follows.
                 this.cork(true);
                 Pin::new(&mut this.inner).poll_write_vectored(cx, &bufs[..i])
