@@ -95,11 +95,6 @@ impl CrlEntries {
     pub fn count_since(&self, mark: EntriesMark) -> usize {
         self.count.saturating_sub(mark.count)
     }
-
-    /// The listed serials (INTEGER contents), in order.
-    pub fn serials(&self) -> Result<Vec<Vec<u8>>, CrlCheckError> {
-        serials_of(&self.buf)
-    }
 }
 
 /// The serials of encoded revokedCertificates entries, in order.
