@@ -474,14 +474,14 @@ impl Responder {
                 // and from then on served like it (until its own nextUpdate:
                 // then signed again). Two racing first questions both sign;
                 // either answer is right.
-                let basis = time::OffsetDateTime::from_unix_timestamp(state.this_update)
+                let basis = time::OffsetDateTime::from_unix_timestamp(state.this_update())
                     .ok()
-                    .map(|t| (t, time::Duration::seconds(state.next_update - state.this_update)));
+                    .map(|t| (t, time::Duration::seconds(state.next_update() - state.this_update())));
                 match self.sign_on_demand(ca, answers, None, basis).await {
                     Some((body, next_update)) => {
                         self.outcome(outcome);
                         state.keep_sha256(body.clone(), next_update);
-                        self.ready(body, state.this_update, next_update, get, headers)
+                        self.ready(body, state.this_update(), next_update, get, headers)
                     }
                     None => {
                         self.metrics.on_demand_rejected.inc();

@@ -153,7 +153,7 @@ fn cert_record(ca_id: &str, serial: &SerialKey, state: &CertState) -> Vec<u8> {
     let mut e = Enc(vec![CERT]);
     e.bytes(ca_id.as_bytes());
     e.bytes(serial.as_bytes());
-    match state.status {
+    match state.status() {
         Status::Good => e.u8(0),
         Status::Unknown => e.u8(1),
         Status::Revoked { at, reason } => {
@@ -162,13 +162,13 @@ fn cert_record(ca_id: &str, serial: &SerialKey, state: &CertState) -> Vec<u8> {
             e.u8(reason.code());
         }
     }
-    e.i64(state.this_update);
-    e.i64(state.next_update);
-    e.bytes(&state.sha1);
+    e.i64(state.this_update());
+    e.i64(state.next_update());
+    e.bytes(state.sha1());
     // A SHA-256 answer is kept on disk only when it shares the state's
     // nextUpdate (pre-signed ones always do); empty: signed on demand.
-    match state.sha256.load().as_ref() {
-        Some(a) if a.next_update == state.next_update => e.bytes(&a.body),
+    match state.sha256() {
+        Some(a) if a.next_update == state.next_update() => e.bytes(&a.body),
         _ => e.bytes(&[]),
     }
     e.0
@@ -256,7 +256,8 @@ struct LoadedCa {
     parts: CaParts,
     responder_cert: Vec<u8>,
     crls: BTreeMap<CrlScopeKey, Arc<CrlDocument>>,
-    certs: super::CertMap,
+    /// In file order (a later record of a serial wins); mapped once read.
+    certs: Vec<(SerialKey, CertState)>,
 }
 
 #[derive(Default)]
@@ -304,7 +305,7 @@ impl Replay {
                                 parts,
                                 responder_cert,
                                 crls: BTreeMap::new(),
-                                certs: super::CertMap::new(),
+                                certs: Vec::new(),
                             },
                         );
                     }
@@ -331,10 +332,10 @@ impl Replay {
                     status,
                     d.i64()?,
                     d.i64()?,
-                    Bytes::copy_from_slice(d.bytes()?),
+                    d.bytes()?,
                     Some(Bytes::copy_from_slice(d.bytes()?)),
                 );
-                self.cas.get_mut(id)?.certs.insert(serial, Arc::new(state));
+                self.cas.get_mut(id)?.certs.push((serial, state));
             }
             CRL => {
                 let id = d.str()?;
@@ -469,8 +470,13 @@ pub fn load(dir: &Path, edge: Option<&EdgeKey>) -> Result<Restored> {
                 .map_err(|e| DiskError::Ca(e.to_string()))?,
             _ => None,
         };
-        let state = CaState::assemble(ca.parts, Arc::new(ca.crls), ca.certs, responder)
-            .map_err(|e| DiskError::Ca(e.to_string()))?;
+        let state = CaState::assemble(
+            ca.parts,
+            Arc::new(ca.crls),
+            super::CertMap::from_entries(ca.certs),
+            responder,
+        )
+        .map_err(|e| DiskError::Ca(e.to_string()))?;
         snapshot.cas.insert(id, Arc::new(state));
     }
     for id in replay.removed {
@@ -701,9 +707,9 @@ mod tests {
                         (
                             k.as_bytes().to_vec(),
                             (
-                                format!("{:?}", v.status),
-                                v.sha1.clone(),
-                                v.sha256.load().as_ref().map(|a| a.body.clone()),
+                                format!("{:?}", v.status()),
+                                Bytes::copy_from_slice(v.sha1()),
+                                v.sha256().map(|a| a.body.clone()),
                             ),
                         )
                     })

@@ -127,7 +127,7 @@ fn cert_state(status: Status, ocsp: crate::store::Presigned, validity: time::Dur
         status,
         ocsp.this_update,
         next_update,
-        Bytes::from(ocsp.sha1),
+        &ocsp.sha1,
         ocsp.sha256.map(Bytes::from),
     )
 }
@@ -252,7 +252,7 @@ impl Maintainer {
         // per certificate (the garbage of a copy per certificate is what the
         // allocator then keeps).
         let mut ca = Arc::try_unwrap(ca).unwrap_or_else(|shared| CaState::clone(&shared));
-        ca.certs.insert(key, Arc::new(state));
+        ca.certs.insert(key, state);
         self.snapshot.cas.insert(ca.id.clone(), Arc::new(ca));
     }
 
@@ -358,12 +358,14 @@ impl Maintainer {
         self.reindex();
         for row in &rows {
             let mut after = 0;
+            let mut certs = Vec::new();
             loop {
                 let page = store.begin(TxMode::Read)?.leaf_status_page(&row.id, after, 20_000)?;
                 let Some(last) = page.last() else { break };
                 after = last.seq;
-                self.load_page(&row.id, page)?;
+                self.load_page(&row.id, page, &mut certs)?;
             }
+            self.add_certs(&row.id, certs);
             // Revoked children, deleted or not, stay on this CA's CRL and OCSP.
             for child in store.begin(TxMode::Read)?.revoked_children(&row.id)? {
                 self.apply_child(&child)?;
@@ -420,15 +422,15 @@ impl Maintainer {
         Ok(())
     }
 
-    /// Bulk insert of one page of a CA's leaves (one CaState clone per page).
-    fn load_page(&mut self, ca_id: &str, page: Vec<LeafStatusRow>) -> Result<()> {
+    /// One page of a CA's leaves: CRL entries noted, states appended to
+    /// `certs` (the map is built once from all of them, packed).
+    fn load_page(
+        &mut self,
+        ca_id: &str,
+        page: Vec<LeafStatusRow>,
+        certs: &mut Vec<(SerialKey, CertState)>,
+    ) -> Result<()> {
         let validity = self.pki.settings().timings.ocsp_validity;
-        // Take the CA state out so its map is uniquely owned: inserts then
-        // happen in place instead of copying the shared tree page after page.
-        let Some(ca) = self.snapshot.cas.remove(ca_id) else {
-            return Ok(());
-        };
-        let mut ca = Arc::try_unwrap(ca).unwrap_or_else(|shared| CaState::clone(&shared));
         for row in page {
             let serial = hex_bytes(&row.serial)?;
             if let Some(at) = row.revoked_at {
@@ -438,11 +440,20 @@ impl Maintainer {
             }
             let status = leaf_status(&row)?;
             if let (Some(ocsp), Some(key)) = (row.ocsp, SerialKey::new(&serial)) {
-                ca.certs.insert(key, Arc::new(cert_state(status, ocsp, validity)));
+                certs.push((key, cert_state(status, ocsp, validity)));
             }
         }
-        self.snapshot.cas.insert(ca.id.clone(), Arc::new(ca));
         Ok(())
+    }
+
+    /// Adds a CA's loaded certificates to its map in one build.
+    fn add_certs(&mut self, ca_id: &str, certs: Vec<(SerialKey, CertState)>) {
+        let Some(ca) = self.snapshot.cas.remove(ca_id) else {
+            return;
+        };
+        let mut ca = Arc::try_unwrap(ca).unwrap_or_else(|shared| CaState::clone(&shared));
+        ca.certs.extend(certs);
+        self.snapshot.cas.insert(ca.id.clone(), Arc::new(ca));
     }
 
     /// Applies committed changes; returns how many.
@@ -726,7 +737,7 @@ mod tests {
         };
         let week = time::Duration::days(7);
         let state = cert_state(Status::Good, signed.clone(), week);
-        assert_eq!((state.this_update, state.next_update), (1_000, 4_600));
+        assert_eq!((state.this_update(), state.next_update()), (1_000, 4_600));
         assert!(
             state.answer(crate::x509::ocsp::CertIdHash::Sha256, 0).is_none(),
             "signed on demand"
@@ -738,12 +749,12 @@ mod tests {
             ..signed
         };
         let state = cert_state(Status::Good, old, week);
-        assert_eq!(state.next_update, 1_000 + 7 * 86_400);
+        assert_eq!(state.next_update(), 1_000 + 7 * 86_400);
         assert_eq!(
             state
                 .answer(crate::x509::ocsp::CertIdHash::Sha256, 0)
                 .map(|(b, n)| (b.to_vec(), n)),
-            Some((vec![2], state.next_update))
+            Some((vec![2], state.next_update()))
         );
     }
     use crate::config::{open, OpenOptions};

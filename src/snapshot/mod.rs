@@ -7,12 +7,12 @@
 //! for an ordinary request. The [`maintainer`] builds a new snapshot after
 //! each change and swaps it in.
 //!
-//! Per-CA certificate maps are persistent B-trees (`imbl::OrdMap`): a
-//! revocation copies a handful of tree nodes, not the CA's million entries,
-//! and the old snapshot stays valid for readers still holding it. A B-tree
-//! rather than a hash trie: its packed nodes measured 470 B per certificate
-//! at 1M against 633 B, for ~5 % of OCSP throughput (load-tests/RESULTS.md).
+//! Per-CA certificates live in a [`CertMap`] (see [`certs`]): a packed
+//! sorted array plus a persistent B-tree of recent changes, so a revocation
+//! copies a handful of tree nodes, not the CA's million entries, and the old
+//! snapshot stays valid for readers still holding it.
 
+pub mod certs;
 pub mod disk;
 pub mod maintainer;
 pub mod zerocopy;
@@ -28,6 +28,7 @@ use crate::domain::engine::OcspResponder;
 use crate::domain::CaStatus;
 pub use crate::store::CrlScopeKey;
 use crate::x509::ocsp::{self, CertIdHash, ErrorAnswer, IssuerHashes, ParsedRequest, SingleAnswer, Status};
+pub use certs::{Answer, CertMap, CertState};
 
 /// The current snapshot, swapped atomically.
 pub type Published = Arc<ArcSwap<Snapshot>>;
@@ -112,83 +113,6 @@ impl SerialKey {
 
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes[..self.len as usize]
-    }
-}
-
-/// A CA's certificates by serial: a persistent B-tree, whose nodes are
-/// packed (a hash trie's sparse nodes cost more per certificate).
-pub type CertMap = imbl::OrdMap<SerialKey, Arc<CertState>>;
-
-/// Status and pre-signed answers of one certificate.
-#[derive(Debug)]
-pub struct CertState {
-    pub status: Status,
-    /// Unix seconds; of the SHA-1 answer, as signed.
-    pub this_update: i64,
-    pub next_update: i64,
-    pub sha1: Bytes,
-    /// The SHA-256 CertID answer: pre-signed (CA certificates, rows signed
-    /// before leaves' became lazy), or signed on demand at its first request
-    /// and kept for as long as this state is current (a change makes a new
-    /// state, so a kept answer never states an old status). Replaced when
-    /// it reaches its own nextUpdate (capped at a delegated certificate's
-    /// end, it may come before the state's).
-    pub sha256: arc_swap::ArcSwapOption<Answer>,
-}
-
-impl Clone for CertState {
-    fn clone(&self) -> Self {
-        CertState {
-            status: self.status,
-            this_update: self.this_update,
-            next_update: self.next_update,
-            sha1: self.sha1.clone(),
-            sha256: arc_swap::ArcSwapOption::new(self.sha256.load_full()),
-        }
-    }
-}
-
-/// A signed answer kept with its nextUpdate.
-#[derive(Debug, Clone)]
-pub struct Answer {
-    pub body: Bytes,
-    /// Unix seconds.
-    pub next_update: i64,
-}
-
-impl CertState {
-    pub fn new(status: Status, this_update: i64, next_update: i64, sha1: Bytes, sha256: Option<Bytes>) -> Self {
-        let kept = sha256
-            .filter(|b| !b.is_empty())
-            .map(|body| Arc::new(Answer { body, next_update }));
-        CertState {
-            status,
-            this_update,
-            next_update,
-            sha1,
-            sha256: arc_swap::ArcSwapOption::new(kept),
-        }
-    }
-
-    /// The ready answer for a CertID hash with its nextUpdate, if there is
-    /// one: the SHA-1 answer always (its nextUpdate is for the caller to
-    /// judge), a kept SHA-256 one while it is valid at `now` (unix seconds).
-    pub fn answer(&self, hash: CertIdHash, now: i64) -> Option<(Bytes, i64)> {
-        match hash {
-            CertIdHash::Sha1 => Some((self.sha1.clone(), self.next_update)),
-            CertIdHash::Sha256 => self
-                .sha256
-                .load()
-                .as_ref()
-                .filter(|a| a.next_update > now)
-                .map(|a| (a.body.clone(), a.next_update)),
-            _ => None,
-        }
-    }
-
-    /// Keeps a SHA-256 answer signed on demand.
-    pub fn keep_sha256(&self, body: Bytes, next_update: i64) {
-        self.sha256.store(Some(Arc::new(Answer { body, next_update })));
     }
 }
 
@@ -412,11 +336,11 @@ impl Snapshot {
         }
         let state = ca.certs.get(&SerialKey::new(q.serial)?)?;
         let (body, next_update) = state.answer(q.hash, now)?;
-        let outcome = match state.status {
+        let outcome = match state.status() {
             Status::Revoked { .. } => Outcome::Revoked,
             _ => Outcome::Good,
         };
-        Some((body, state.this_update, next_update, outcome))
+        Some((body, state.this_update(), next_update, outcome))
     }
 
     /// Decides an OCSP request against this snapshot.
@@ -448,7 +372,7 @@ impl Snapshot {
             let state = SerialKey::new(q.cert_id.serial_number.as_bytes()).and_then(|k| this_ca.certs.get(&k));
             match state {
                 Some(s) => {
-                    if matches!(s.status, Status::Revoked { .. }) {
+                    if s.is_revoked() {
                         outcome = Outcome::Revoked;
                     }
                     answers.push((q, hash, Some(s.clone())));
@@ -473,7 +397,7 @@ impl Snapshot {
             if let Some((body, next_update)) = state.answer(*hash, now) {
                 return OcspDecision::Ready {
                     body,
-                    this_update: state.this_update,
+                    this_update: state.this_update(),
                     next_update,
                     outcome,
                 };
@@ -491,7 +415,7 @@ impl Snapshot {
             .into_iter()
             .map(|(q, _, s)| PendingAnswer {
                 cert_id: q.cert_id.clone(),
-                status: s.map_or(Status::Unknown, |s| s.status),
+                status: s.map_or(Status::Unknown, |s| s.status()),
             })
             .collect();
         // A kept answer is served to everyone who asks: its CertID is ours
@@ -566,7 +490,7 @@ pub enum OcspDecision {
     Sign {
         /// The state whose SHA-256 answer this is, to keep it in once signed
         /// (with the state's thisUpdate, so that it says what the SHA-1 one says).
-        keep: Option<Arc<CertState>>,
+        keep: Option<CertState>,
         ca: Arc<CaState>,
         answers: Vec<PendingAnswer>,
         nonce: Option<Vec<u8>>,

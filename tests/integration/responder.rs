@@ -717,7 +717,7 @@ fn revocations_become_visible_fast() {
                 .certs
                 .get(&key)
                 .unwrap()
-                .status,
+                .status(),
             cloudpki::x509::ocsp::Status::Revoked { .. }
         ) {
             assert!(
@@ -901,7 +901,7 @@ fn measure_visibility(
             let ca = snap.cas.get(issuing).unwrap();
             if seen.is_none()
                 && matches!(
-                    ca.certs.get(&key).unwrap().status,
+                    ca.certs.get(&key).unwrap().status(),
                     cloudpki::x509::ocsp::Status::Revoked { .. }
                 )
             {

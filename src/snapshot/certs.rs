@@ -1,0 +1,373 @@
+//! A CA's certificates as the responder holds them: millions per CA.
+//!
+//! Two choices keep a certificate near the size of its signed answer
+//! (load-tests/RESULTS.md has the measurements):
+//! - [`CertState`] is one allocation: status, dates and the lazily signed
+//!   SHA-256 answer in a header before the SHA-1 answer's bytes (a thin
+//!   pointer: 8 bytes in the map).
+//! - [`CertMap`] is a sorted, packed array built once per load, plus a
+//!   persistent B-tree of what changed since. The array costs 32 bytes a
+//!   certificate; a B-tree filled in random order ~46 (its nodes are ~70 %
+//!   full), one filled in order 64. A snapshot clone shares both; a change
+//!   copies a few tree nodes, and the tree is folded into a new array when
+//!   it grows past an eighth of it (O(n) on the maintainer's thread, not on
+//!   a request's).
+
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
+use bytes::Bytes;
+use triomphe::ThinArc;
+
+use super::SerialKey;
+use crate::x509::ocsp::{CertIdHash, Status};
+
+/// A signed answer kept with its nextUpdate.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub body: Bytes,
+    /// Unix seconds.
+    pub next_update: i64,
+}
+
+#[derive(Debug)]
+struct Head {
+    status: Status,
+    /// Unix seconds; of the SHA-1 answer, as signed.
+    this_update: i64,
+    next_update: i64,
+    /// The SHA-256 CertID answer: pre-signed (CA certificates, rows signed
+    /// before leaves' became lazy), or signed on demand at its first request
+    /// and kept for as long as this state is current (a change makes a new
+    /// state, so a kept answer never states an old status). Replaced when
+    /// it reaches its own nextUpdate (capped at a delegated certificate's
+    /// end, it may come before the state's).
+    sha256: ArcSwapOption<Answer>,
+}
+
+/// Status and signed answers of one certificate; the SHA-1 CertID answer is
+/// the allocation's tail. Cloning shares it.
+#[derive(Clone)]
+pub struct CertState(ThinArc<Head, u8>);
+
+impl std::fmt::Debug for CertState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertState")
+            .field("status", &self.status())
+            .field("this_update", &self.this_update())
+            .field("next_update", &self.next_update())
+            .field("sha1", &self.sha1().len())
+            .finish()
+    }
+}
+
+/// The SHA-1 answer as a body: `Bytes` borrowing the state's allocation.
+struct Sha1Body(CertState);
+
+impl AsRef<[u8]> for Sha1Body {
+    fn as_ref(&self) -> &[u8] {
+        self.0.sha1()
+    }
+}
+
+impl CertState {
+    pub fn new(status: Status, this_update: i64, next_update: i64, sha1: &[u8], sha256: Option<Bytes>) -> Self {
+        let kept = sha256
+            .filter(|b| !b.is_empty())
+            .map(|body| Arc::new(Answer { body, next_update }));
+        let head = Head {
+            status,
+            this_update,
+            next_update,
+            sha256: ArcSwapOption::new(kept),
+        };
+        CertState(ThinArc::from_header_and_slice(head, sha1))
+    }
+
+    fn head(&self) -> &Head {
+        &self.0.header.header
+    }
+
+    pub fn status(&self) -> Status {
+        self.head().status
+    }
+
+    pub fn this_update(&self) -> i64 {
+        self.head().this_update
+    }
+
+    pub fn next_update(&self) -> i64 {
+        self.head().next_update
+    }
+
+    /// The SHA-1 CertID answer.
+    pub fn sha1(&self) -> &[u8] {
+        &self.0.slice
+    }
+
+    /// The kept SHA-256 answer, whatever its nextUpdate.
+    pub fn sha256(&self) -> Option<Arc<Answer>> {
+        self.head().sha256.load_full()
+    }
+
+    /// The ready answer for a CertID hash with its nextUpdate, if there is
+    /// one: the SHA-1 answer always (its nextUpdate is for the caller to
+    /// judge), a kept SHA-256 one while it is valid at `now` (unix seconds).
+    /// The SHA-1 body shares this state's allocation (one small box per
+    /// call, instead of a `Bytes` header per certificate kept for ever).
+    pub fn answer(&self, hash: CertIdHash, now: i64) -> Option<(Bytes, i64)> {
+        match hash {
+            CertIdHash::Sha1 => Some((Bytes::from_owner(Sha1Body(self.clone())), self.next_update())),
+            CertIdHash::Sha256 => self
+                .head()
+                .sha256
+                .load()
+                .as_ref()
+                .filter(|a| a.next_update > now)
+                .map(|a| (a.body.clone(), a.next_update)),
+            _ => None,
+        }
+    }
+
+    /// Keeps a SHA-256 answer signed on demand.
+    pub fn keep_sha256(&self, body: Bytes, next_update: i64) {
+        self.head().sha256.store(Some(Arc::new(Answer { body, next_update })));
+    }
+
+    pub fn is_revoked(&self) -> bool {
+        matches!(self.head().status, Status::Revoked { .. })
+    }
+}
+
+/// Past this many changes (and an eighth of the array) the tree is folded
+/// into a new array.
+const FOLD_MIN: usize = 4096;
+
+/// A CA's certificates by serial. See the module documentation.
+#[derive(Clone, Default)]
+pub struct CertMap {
+    /// Sorted by serial, one entry per serial.
+    packed: Arc<Vec<(SerialKey, CertState)>>,
+    /// What changed since `packed` was built; wins over it.
+    recent: imbl::OrdMap<SerialKey, CertState>,
+    /// Serials in `recent` that `packed` lacks.
+    added: usize,
+}
+
+impl CertMap {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A map of `entries`, in any order; of a serial listed twice the later
+    /// entry wins.
+    pub fn from_entries(mut entries: Vec<(SerialKey, CertState)>) -> Self {
+        // Reversed, then a stable sort: of equal serials the later entry comes
+        // first, and dedup keeps the first of a run.
+        entries.reverse();
+        entries.sort_by_key(|e| e.0);
+        entries.dedup_by(|a, b| a.0 == b.0);
+        entries.shrink_to_fit();
+        CertMap {
+            packed: Arc::new(entries),
+            recent: imbl::OrdMap::new(),
+            added: 0,
+        }
+    }
+
+    /// Adds `entries` (in any order; they win over what the map holds).
+    pub fn extend(&mut self, entries: Vec<(SerialKey, CertState)>) {
+        if self.is_empty() {
+            *self = Self::from_entries(entries);
+            return;
+        }
+        let mut all: Vec<(SerialKey, CertState)> = self.iter().map(|(k, v)| (*k, v.clone())).collect();
+        all.extend(entries);
+        *self = Self::from_entries(all);
+    }
+
+    fn packed_get(&self, key: &SerialKey) -> Option<&CertState> {
+        self.packed
+            .binary_search_by(|(k, _)| k.cmp(key))
+            .ok()
+            .map(|i| &self.packed[i].1)
+    }
+
+    pub fn get(&self, key: &SerialKey) -> Option<&CertState> {
+        if !self.recent.is_empty() {
+            if let Some(v) = self.recent.get(key) {
+                return Some(v);
+            }
+        }
+        self.packed_get(key)
+    }
+
+    pub fn insert(&mut self, key: SerialKey, state: CertState) {
+        if self.recent.insert(key, state).is_none() && self.packed_get(&key).is_none() {
+            self.added += 1;
+        }
+        if self.recent.len() >= FOLD_MIN && self.recent.len() * 8 >= self.packed.len() {
+            self.fold();
+        }
+    }
+
+    /// Merges the tree into a new array.
+    fn fold(&mut self) {
+        let merged: Vec<(SerialKey, CertState)> = self.iter().map(|(k, v)| (*k, v.clone())).collect();
+        self.packed = Arc::new(merged);
+        self.recent = imbl::OrdMap::new();
+        self.added = 0;
+    }
+
+    pub fn len(&self) -> usize {
+        self.packed.len() + self.added
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every certificate, by serial.
+    pub fn iter(&self) -> impl Iterator<Item = (&SerialKey, &CertState)> + '_ {
+        Merge {
+            packed: self.packed.iter().map(|(k, v)| (k, v)).peekable(),
+            recent: self.recent.iter().peekable(),
+        }
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &SerialKey> + '_ {
+        self.iter().map(|(k, _)| k)
+    }
+}
+
+impl std::fmt::Debug for CertMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertMap")
+            .field("packed", &self.packed.len())
+            .field("recent", &self.recent.len())
+            .finish()
+    }
+}
+
+/// Two sorted sequences as one; of equal serials the second's entry.
+struct Merge<A: Iterator, B: Iterator> {
+    packed: std::iter::Peekable<A>,
+    recent: std::iter::Peekable<B>,
+}
+
+impl<'a, A, B> Iterator for Merge<A, B>
+where
+    A: Iterator<Item = (&'a SerialKey, &'a CertState)>,
+    B: Iterator<Item = (&'a SerialKey, &'a CertState)>,
+{
+    type Item = (&'a SerialKey, &'a CertState);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let order = match (self.packed.peek(), self.recent.peek()) {
+            (None, None) => return None,
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some(a), Some(b)) => a.0.cmp(b.0),
+        };
+        match order {
+            Ordering::Less => self.packed.next(),
+            Ordering::Greater => self.recent.next(),
+            Ordering::Equal => {
+                self.packed.next();
+                self.recent.next()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: u32) -> SerialKey {
+        SerialKey::new(&n.to_be_bytes()).expect("serial")
+    }
+
+    fn state(tag: u8) -> CertState {
+        CertState::new(Status::Good, i64::from(tag), 100, &[tag; 3], None)
+    }
+
+    fn tags(m: &CertMap) -> Vec<(u32, u8)> {
+        m.iter()
+            .map(|(k, v)| {
+                let mut b = [0u8; 4];
+                b.copy_from_slice(k.as_bytes());
+                (u32::from_be_bytes(b), v.sha1()[0])
+            })
+            .collect()
+    }
+
+    #[test]
+    fn from_entries_sorts_and_keeps_the_later_duplicate() {
+        let m = CertMap::from_entries(vec![(key(3), state(1)), (key(1), state(2)), (key(3), state(3))]);
+        assert_eq!(tags(&m), vec![(1, 2), (3, 3)]);
+        assert_eq!(m.len(), 2);
+        assert_eq!(m.get(&key(3)).map(|s| s.sha1()[0]), Some(3));
+        assert!(m.get(&key(2)).is_none());
+    }
+
+    #[test]
+    fn recent_changes_win_and_are_counted_once() {
+        let mut m = CertMap::from_entries(vec![(key(1), state(1)), (key(5), state(5))]);
+        m.insert(key(5), state(50));
+        m.insert(key(3), state(3));
+        m.insert(key(3), state(30));
+        m.insert(key(9), state(9));
+        assert_eq!(tags(&m), vec![(1, 1), (3, 30), (5, 50), (9, 9)]);
+        assert_eq!(m.len(), 4);
+        assert_eq!(m.keys().count(), 4);
+        assert_eq!(m.get(&key(5)).map(|s| s.sha1()[0]), Some(50));
+    }
+
+    #[test]
+    fn folding_keeps_every_entry_and_old_clones_see_the_old_map() {
+        let mut m = CertMap::new();
+        for n in 0..10_000u32 {
+            m.insert(key(n * 2), state((n % 200) as u8));
+        }
+        let before = m.clone();
+        for n in 0..10_000u32 {
+            m.insert(key(n * 2 + 1), state(7));
+            m.insert(key(n * 2), state(9));
+        }
+        assert_eq!(m.len(), 20_000);
+        assert!(m.recent.len() < 20_000, "the tree was folded");
+        assert!(m.iter().all(|(_, v)| matches!(v.sha1()[0], 7 | 9)));
+        assert!(m.iter().zip(m.iter().skip(1)).all(|(a, b)| a.0 < b.0));
+        assert_eq!(before.len(), 10_000);
+        assert_eq!(before.get(&key(2)).map(|s| s.sha1()[0]), Some(1));
+        assert!(before.get(&key(1)).is_none());
+    }
+
+    #[test]
+    fn extend_merges_and_new_entries_win() {
+        let mut m = CertMap::from_entries(vec![(key(1), state(1))]);
+        m.insert(key(2), state(2));
+        m.extend(vec![(key(2), state(20)), (key(0), state(0))]);
+        assert_eq!(tags(&m), vec![(0, 0), (1, 1), (2, 20)]);
+    }
+
+    #[test]
+    fn the_sha1_body_shares_the_state_and_sha256_is_kept() {
+        let s = CertState::new(Status::Good, 10, 100, b"answer", None);
+        let (body, next) = s.answer(CertIdHash::Sha1, 50).expect("sha1");
+        assert_eq!((&body[..], next), (&b"answer"[..], 100));
+        assert!(s.answer(CertIdHash::Sha256, 50).is_none());
+        s.keep_sha256(Bytes::from_static(b"two"), 60);
+        let again = s.clone();
+        assert_eq!(
+            again.answer(CertIdHash::Sha256, 50).map(|a| a.0),
+            Some(Bytes::from_static(b"two"))
+        );
+        assert!(
+            again.answer(CertIdHash::Sha256, 60).is_none(),
+            "past its own nextUpdate"
+        );
+    }
+}
