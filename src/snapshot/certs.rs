@@ -353,6 +353,15 @@ mod tests {
         assert_eq!(tags(&m), vec![(0, 0), (1, 1), (2, 20)]);
     }
 
+    /// The per-certificate budget (≤ 400 B at millions per CA) has ~100 B
+    /// besides the answer: a header that grows eats it.
+    #[test]
+    fn a_certificate_costs_its_answer_plus_a_small_header() {
+        assert!(std::mem::size_of::<Head>() <= 48, "{}", std::mem::size_of::<Head>());
+        assert_eq!(std::mem::size_of::<CertState>(), 8);
+        assert_eq!(std::mem::size_of::<(SerialKey, CertState)>(), 32);
+    }
+
     #[test]
     fn the_sha1_body_shares_the_state_and_sha256_is_kept() {
         let s = CertState::new(Status::Good, 10, 100, b"answer", None);
