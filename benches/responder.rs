@@ -209,6 +209,26 @@ fn snapshot_update(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
+    // The change that folds the tree of recent changes into a new packed
+    // array (one in N/8 at most): O(n), on the maintainer's thread.
+    g.sample_size(10);
+    g.bench_function("certmap_fold", |b| {
+        b.iter_batched(
+            || {
+                let mut certs = snap.cas.get("bench").unwrap().certs.clone();
+                for i in 0..N / 8 - 1 {
+                    certs.insert(SerialKey::new(&serial(i * 8)).unwrap(), revoked.clone());
+                }
+                certs
+            },
+            |mut certs| {
+                certs.insert(SerialKey::new(&serial(7)).unwrap(), revoked.clone());
+                certs
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.sample_size(20);
     // The alternative: copy-on-write of a plain HashMap, O(n) per change.
     g.bench_function("std_hashmap_copy", |b| {
         b.iter(|| {

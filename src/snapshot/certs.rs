@@ -144,11 +144,49 @@ impl CertState {
 /// into a new array.
 const FOLD_MIN: usize = 4096;
 
+/// Arrays at least this long are dropped on a thread of their own.
+const REAP_MIN: usize = 65_536;
+
+/// A packed array of states. Dropping one touches every state's allocation
+/// (tens of milliseconds a million), and the last reference to an old
+/// snapshot may go on a request's thread: large ones are handed to a reaper
+/// thread instead.
+#[derive(Default)]
+struct Packed(Vec<(SerialKey, CertState)>);
+
+impl Drop for Packed {
+    fn drop(&mut self) {
+        if self.0.len() < REAP_MIN {
+            return;
+        }
+        if let Some(reaper) = reaper() {
+            // Should the thread be gone, the array comes back and drops here.
+            let _ = reaper.send(std::mem::take(&mut self.0));
+        }
+    }
+}
+
+type Entries = Vec<(SerialKey, CertState)>;
+
+fn reaper() -> Option<&'static std::sync::mpsc::Sender<Entries>> {
+    static REAPER: std::sync::OnceLock<Option<std::sync::mpsc::Sender<Entries>>> = std::sync::OnceLock::new();
+    REAPER
+        .get_or_init(|| {
+            let (tx, rx) = std::sync::mpsc::channel::<Entries>();
+            std::thread::Builder::new()
+                .name("cert-reaper".into())
+                .spawn(move || rx.into_iter().for_each(drop))
+                .ok()
+                .map(|_| tx)
+        })
+        .as_ref()
+}
+
 /// A CA's certificates by serial. See the module documentation.
 #[derive(Clone, Default)]
 pub struct CertMap {
     /// Sorted by serial, one entry per serial.
-    packed: Arc<Vec<(SerialKey, CertState)>>,
+    packed: Arc<Packed>,
     /// What changed since `packed` was built; wins over it.
     recent: imbl::OrdMap<SerialKey, CertState>,
     /// Serials in `recent` that `packed` lacks.
@@ -170,7 +208,7 @@ impl CertMap {
         entries.dedup_by(|a, b| a.0 == b.0);
         entries.shrink_to_fit();
         CertMap {
-            packed: Arc::new(entries),
+            packed: Arc::new(Packed(entries)),
             recent: imbl::OrdMap::new(),
             added: 0,
         }
@@ -188,10 +226,8 @@ impl CertMap {
     }
 
     fn packed_get(&self, key: &SerialKey) -> Option<&CertState> {
-        self.packed
-            .binary_search_by(|(k, _)| k.cmp(key))
-            .ok()
-            .map(|i| &self.packed[i].1)
+        let packed = &self.packed.0;
+        packed.binary_search_by(|(k, _)| k.cmp(key)).ok().map(|i| &packed[i].1)
     }
 
     pub fn get(&self, key: &SerialKey) -> Option<&CertState> {
@@ -207,7 +243,7 @@ impl CertMap {
         if self.recent.insert(key, state).is_none() && self.packed_get(&key).is_none() {
             self.added += 1;
         }
-        if self.recent.len() >= FOLD_MIN && self.recent.len() * 8 >= self.packed.len() {
+        if self.recent.len() >= FOLD_MIN && self.recent.len() * 8 >= self.packed.0.len() {
             self.fold();
         }
     }
@@ -215,13 +251,13 @@ impl CertMap {
     /// Merges the tree into a new array.
     fn fold(&mut self) {
         let merged: Vec<(SerialKey, CertState)> = self.iter().map(|(k, v)| (*k, v.clone())).collect();
-        self.packed = Arc::new(merged);
+        self.packed = Arc::new(Packed(merged));
         self.recent = imbl::OrdMap::new();
         self.added = 0;
     }
 
     pub fn len(&self) -> usize {
-        self.packed.len() + self.added
+        self.packed.0.len() + self.added
     }
 
     pub fn is_empty(&self) -> bool {
@@ -231,7 +267,7 @@ impl CertMap {
     /// Every certificate, by serial.
     pub fn iter(&self) -> impl Iterator<Item = (&SerialKey, &CertState)> + '_ {
         Merge {
-            packed: self.packed.iter().map(|(k, v)| (k, v)).peekable(),
+            packed: self.packed.0.iter().map(|(k, v)| (k, v)).peekable(),
             recent: self.recent.iter().peekable(),
         }
     }
@@ -244,7 +280,7 @@ impl CertMap {
 impl std::fmt::Debug for CertMap {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CertMap")
-            .field("packed", &self.packed.len())
+            .field("packed", &self.packed.0.len())
             .field("recent", &self.recent.len())
             .finish()
     }
@@ -343,6 +379,20 @@ mod tests {
         assert_eq!(before.len(), 10_000);
         assert_eq!(before.get(&key(2)).map(|s| s.sha1()[0]), Some(1));
         assert!(before.get(&key(1)).is_none());
+    }
+
+    #[test]
+    fn a_large_array_is_dropped_on_the_reaper_thread() {
+        let s = state(1);
+        let entries: Vec<_> = (0..REAP_MIN as u32).map(|n| (key(n), s.clone())).collect();
+        let m = CertMap::from_entries(entries);
+        drop(m);
+        // The reaper drops the array's clones; only ours is left in the end.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while triomphe::ThinArc::strong_count(&s.0) > 1 {
+            assert!(std::time::Instant::now() < deadline, "the array was not dropped");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
     }
 
     #[test]
