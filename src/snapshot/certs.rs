@@ -152,7 +152,8 @@ const REAP_MIN: usize = 65_536;
 /// with an open-addressing index of positions for lookups. At 5M
 /// certificates a binary search of the 160 MB array was a cache miss per
 /// step, 18 % of the server's CPU (a fence of every 64th serial still 13 %);
-/// the index costs 5 bytes a certificate and one or two misses a lookup.
+/// the index (load 2/3, linear probing) costs 6 bytes a certificate and
+/// reads about two entries for a serial found, five for one absent.
 ///
 /// Dropping one touches every state's allocation (tens of milliseconds a
 /// million), and the last reference to an old snapshot may go on a
@@ -161,7 +162,7 @@ const REAP_MIN: usize = 65_536;
 struct Packed {
     entries: Vec<(SerialKey, CertState)>,
     /// Positions in `entries` by serial hash, linear probing; `EMPTY` ends a
-    /// probe. 5/4 of the entries (a hash is mapped onto it by multiplication,
+    /// probe. 3/2 of the entries (a hash is mapped onto it by multiplication,
     /// so no power of two is needed).
     slots: Vec<u32>,
     hasher: std::collections::hash_map::RandomState,
@@ -176,7 +177,7 @@ impl Packed {
         // Positions are u32: past 4G certificates (never, for one CA) the
         // index is left empty and lookups fall back to a binary search.
         let len = if entries.len() < EMPTY as usize {
-            entries.len() + entries.len() / 4 + 1
+            entries.len() + entries.len() / 2 + 1
         } else {
             0
         };
@@ -233,18 +234,21 @@ impl Drop for Packed {
         }
         if let Some(reaper) = reaper() {
             // Should the thread be gone, the array comes back and drops here.
-            let _ = reaper.send(std::mem::take(&mut self.entries));
+            let _ = reaper.send(Box::new((
+                std::mem::take(&mut self.entries),
+                std::mem::take(&mut self.slots),
+            )));
         }
     }
 }
 
-type Entries = Vec<(SerialKey, CertState)>;
+type Garbage = Box<dyn Send>;
 
-fn reaper() -> Option<&'static std::sync::mpsc::Sender<Entries>> {
-    static REAPER: std::sync::OnceLock<Option<std::sync::mpsc::Sender<Entries>>> = std::sync::OnceLock::new();
+fn reaper() -> Option<&'static std::sync::mpsc::Sender<Garbage>> {
+    static REAPER: std::sync::OnceLock<Option<std::sync::mpsc::Sender<Garbage>>> = std::sync::OnceLock::new();
     REAPER
         .get_or_init(|| {
-            let (tx, rx) = std::sync::mpsc::channel::<Entries>();
+            let (tx, rx) = std::sync::mpsc::channel::<Garbage>();
             std::thread::Builder::new()
                 .name("cert-reaper".into())
                 .spawn(move || rx.into_iter().for_each(drop))
@@ -288,6 +292,9 @@ impl CertMap {
 
     /// Adds `entries` (in any order; they win over what the map holds).
     pub fn extend(&mut self, entries: Vec<(SerialKey, CertState)>) {
+        if entries.is_empty() {
+            return;
+        }
         if self.is_empty() {
             *self = Self::from_entries(entries);
             return;
@@ -310,18 +317,24 @@ impl CertMap {
         self.packed_get(key)
     }
 
+    /// Adds or replaces a state. The caller folds when [`CertMap::fold_due`]
+    /// (the maintainer does so after publishing, so that no change waits
+    /// for it).
     pub fn insert(&mut self, key: SerialKey, state: CertState) {
         if self.recent.insert(key, state).is_none() && self.packed_get(&key).is_none() {
             self.added += 1;
         }
-        if self.recent.len() >= FOLD_MIN && self.recent.len() * 8 >= self.packed.entries.len() {
-            self.fold();
-        }
     }
 
-    /// Merges the tree into a new array.
-    fn fold(&mut self) {
-        let merged: Vec<(SerialKey, CertState)> = self.iter().map(|(k, v)| (*k, v.clone())).collect();
+    /// Whether the tree of recent changes has outgrown an eighth of the array.
+    pub fn fold_due(&self) -> bool {
+        self.recent.len() >= FOLD_MIN && self.recent.len() * 8 >= self.packed.entries.len()
+    }
+
+    /// Merges the tree into a new array: O(n).
+    pub fn fold(&mut self) {
+        let mut merged = Vec::with_capacity(self.len());
+        merged.extend(self.iter().map(|(k, v)| (*k, v.clone())));
         self.packed = Arc::new(Packed::new(merged));
         self.recent = imbl::OrdMap::new();
         self.added = 0;
@@ -345,6 +358,17 @@ impl CertMap {
 
     pub fn keys(&self) -> impl Iterator<Item = &SerialKey> + '_ {
         self.iter().map(|(k, _)| k)
+    }
+}
+
+impl Drop for CertMap {
+    fn drop(&mut self) {
+        // A large tree, like a large array, is freed off the request path.
+        if self.recent.len() >= REAP_MIN {
+            if let Some(reaper) = reaper() {
+                let _ = reaper.send(Box::new(std::mem::take(&mut self.recent)));
+            }
+        }
     }
 }
 
@@ -400,6 +424,14 @@ mod tests {
         CertState::new(Status::Good, i64::from(tag), 100, &[tag; 3], None)
     }
 
+    /// As the maintainer does: fold when due.
+    fn insert_folding(m: &mut CertMap, k: SerialKey, v: CertState) {
+        m.insert(k, v);
+        if m.fold_due() {
+            m.fold();
+        }
+    }
+
     fn tags(m: &CertMap) -> Vec<(u32, u8)> {
         m.iter()
             .map(|(k, v)| {
@@ -451,12 +483,12 @@ mod tests {
     fn folding_keeps_every_entry_and_old_clones_see_the_old_map() {
         let mut m = CertMap::new();
         for n in 0..10_000u32 {
-            m.insert(key(n * 2), state((n % 200) as u8));
+            insert_folding(&mut m, key(n * 2), state((n % 200) as u8));
         }
         let before = m.clone();
         for n in 0..10_000u32 {
-            m.insert(key(n * 2 + 1), state(7));
-            m.insert(key(n * 2), state(9));
+            insert_folding(&mut m, key(n * 2 + 1), state(7));
+            insert_folding(&mut m, key(n * 2), state(9));
         }
         assert_eq!(m.len(), 20_000);
         assert!(m.recent.len() < 20_000, "the tree was folded");
@@ -496,7 +528,7 @@ mod tests {
             let mut m = CertMap::from_entries(load.iter().map(|(k, t)| (key(*k), state(*t))).collect());
             for (k, t) in &changes {
                 model.insert(*k, *t);
-                m.insert(key(*k), state(*t));
+                insert_folding(&mut m, key(*k), state(*t));
             }
             proptest::prop_assert_eq!(m.len(), model.len());
             proptest::prop_assert_eq!(tags(&m), model.iter().map(|(k, t)| (*k, *t)).collect::<Vec<_>>());

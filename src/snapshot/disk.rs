@@ -256,19 +256,34 @@ struct LoadedCa {
     parts: CaParts,
     responder_cert: Vec<u8>,
     crls: BTreeMap<CrlScopeKey, Arc<CrlDocument>>,
-    /// In file order (a later record of a serial wins); mapped once read.
+    /// The base's records, in file order (a later record of a serial wins),
+    /// mapped in one build once the base is read.
     certs: Vec<(SerialKey, CertState)>,
+    /// Then the journal's records go straight into the map, so that a state
+    /// a later record replaces is freed at once (a journal may be as large
+    /// as the base).
+    map: super::CertMap,
 }
 
 #[derive(Default)]
 struct Replay {
     cas: BTreeMap<Arc<str>, LoadedCa>,
     removed: HashSet<Arc<str>>,
+    /// Whether the base has been read and mapped.
+    mapped: bool,
     /// The state as of the last complete round.
     seq: Option<(i64, u64)>,
 }
 
 impl Replay {
+    /// Maps the records read so far; later ones are applied to the maps.
+    fn map_staged(&mut self) {
+        for ca in self.cas.values_mut() {
+            ca.map.extend(std::mem::take(&mut ca.certs));
+        }
+        self.mapped = true;
+    }
+
     fn apply(&mut self, record: &[u8]) -> Option<()> {
         let mut d = Dec(record);
         match d.u8()? {
@@ -306,6 +321,7 @@ impl Replay {
                                 responder_cert,
                                 crls: BTreeMap::new(),
                                 certs: Vec::new(),
+                                map: super::CertMap::new(),
                             },
                         );
                     }
@@ -335,7 +351,15 @@ impl Replay {
                     d.bytes()?,
                     Some(Bytes::copy_from_slice(d.bytes()?)),
                 );
-                self.cas.get_mut(id)?.certs.push((serial, state));
+                let ca = self.cas.get_mut(id)?;
+                if self.mapped {
+                    ca.map.insert(serial, state);
+                    if ca.map.fold_due() {
+                        ca.map.fold();
+                    }
+                } else {
+                    ca.certs.push((serial, state));
+                }
             }
             CRL => {
                 let id = d.str()?;
@@ -450,6 +474,7 @@ pub fn load(dir: &Path, edge: Option<&EdgeKey>) -> Result<Restored> {
     if !read_file(&dir.join("base"), &mut replay, Rounds::Whole, &mut generation)? {
         return Err(DiskError::Invalid(dir.join("base").display().to_string()));
     }
+    replay.map_staged();
     let journal = dir.join("journal");
     if journal.exists() {
         // Whatever is wrong with the journal (torn, damaged, half created),
@@ -470,13 +495,8 @@ pub fn load(dir: &Path, edge: Option<&EdgeKey>) -> Result<Restored> {
                 .map_err(|e| DiskError::Ca(e.to_string()))?,
             _ => None,
         };
-        let state = CaState::assemble(
-            ca.parts,
-            Arc::new(ca.crls),
-            super::CertMap::from_entries(ca.certs),
-            responder,
-        )
-        .map_err(|e| DiskError::Ca(e.to_string()))?;
+        let state = CaState::assemble(ca.parts, Arc::new(ca.crls), ca.map, responder)
+            .map_err(|e| DiskError::Ca(e.to_string()))?;
         snapshot.cas.insert(id, Arc::new(state));
     }
     for id in replay.removed {

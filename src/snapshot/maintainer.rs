@@ -621,6 +621,38 @@ impl Maintainer {
             disk.changed(&self.snapshot, std::mem::take(&mut self.dirty), self.sync.synced_ms());
             self.last_disk_mark = Instant::now();
         }
+        self.fold_due_maps();
+    }
+
+    /// Folds each CA map whose tree of changes outgrew its array (O(n), see
+    /// `snapshot::certs`): after the change that made it so was published,
+    /// so that change does not wait, and published at once (same content;
+    /// the old array and tree are then freed on the reaper thread).
+    fn fold_due_maps(&mut self) {
+        let due: Vec<Arc<str>> = self
+            .snapshot
+            .cas
+            .iter()
+            .filter(|(_, ca)| ca.certs.fold_due())
+            .map(|(id, _)| id.clone())
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        for id in due {
+            let Some(ca) = self.snapshot.cas.remove(&id) else {
+                continue;
+            };
+            let mut ca = Arc::try_unwrap(ca).unwrap_or_else(|shared| CaState::clone(&shared));
+            let started = Instant::now();
+            ca.certs.fold();
+            tracing::debug!(ca = %id, certificates = ca.certs.len(), seconds = started.elapsed().as_secs_f64(), "certificate map folded");
+            self.snapshot.cas.insert(id, Arc::new(ca));
+        }
+        self.snapshot.generation += 1;
+        self.snapshot.built_at = SystemTime::now();
+        self.published.store(Arc::new(self.snapshot.clone()));
+        self.metrics.snapshot_generation.set(self.snapshot.generation as i64);
     }
 
     /// Whether this node signs CRLs and refreshes OCSP answers: it holds the
