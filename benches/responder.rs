@@ -212,6 +212,41 @@ fn snapshot_update(c: &mut Criterion) {
     // The change that folds the tree of recent changes into a new packed
     // array (one in N/8 at most): O(n), on the maintainer's thread.
     g.sample_size(10);
+    // States allocated in random serial order, as issuance makes them (the
+    // bench's own snapshot allocates them in serial order: the fold then
+    // reads memory in sequence, which real maps do not).
+    let shuffled = {
+        let mut order: Vec<u32> = (0..N).collect();
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for i in (1..order.len()).rev() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            order.swap(i, (x % (i as u64 + 1)) as usize);
+        }
+        cloudpki::snapshot::CertMap::from_entries(
+            order
+                .into_iter()
+                .map(|i| (SerialKey::new(&serial(i)).unwrap(), state(i)))
+                .collect(),
+        )
+    };
+    g.bench_function("certmap_fold_random_allocation", |b| {
+        b.iter_batched(
+            || {
+                let mut certs = shuffled.clone();
+                for i in 0..N / 8 {
+                    certs.insert(SerialKey::new(&serial(i * 8)).unwrap(), revoked.clone());
+                }
+                certs
+            },
+            |mut certs| {
+                certs.fold();
+                certs
+            },
+            BatchSize::PerIteration,
+        )
+    });
     g.bench_function("certmap_fold", |b| {
         b.iter_batched(
             || {
@@ -223,6 +258,7 @@ fn snapshot_update(c: &mut Criterion) {
             },
             |mut certs| {
                 certs.insert(SerialKey::new(&serial(7)).unwrap(), revoked.clone());
+                certs.fold();
                 certs
             },
             BatchSize::PerIteration,
