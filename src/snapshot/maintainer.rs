@@ -237,23 +237,29 @@ impl Maintainer {
         self.snapshot.issuers = Arc::new(issuers);
     }
 
+    /// Changes one CA's state in place. Between two swaps the working
+    /// snapshot's copy is uniquely owned, so its map is changed in place: a
+    /// mass revocation copies each tree node once per snapshot, not once per
+    /// certificate (the garbage of a copy per certificate is what the
+    /// allocator then keeps).
+    /// Returns the CA's id, None if it is not in the snapshot.
+    fn change_ca(&mut self, ca_id: &str, change: impl FnOnce(&mut CaState)) -> Option<Arc<str>> {
+        let ca = self.snapshot.cas.remove(ca_id)?;
+        let mut ca = Arc::try_unwrap(ca).unwrap_or_else(|shared| CaState::clone(&shared));
+        change(&mut ca);
+        let id = ca.id.clone();
+        self.snapshot.cas.insert(id.clone(), Arc::new(ca));
+        Some(id)
+    }
+
     fn upsert_cert(&mut self, ca_id: &str, serial: &[u8], state: CertState) {
         let Some(key) = SerialKey::new(serial) else {
             return;
         };
-        let Some(ca) = self.snapshot.cas.remove(ca_id) else {
-            return;
-        };
-        if self.disk.is_some() {
-            self.dirty.certs.insert((ca.id.clone(), key));
+        let changed = self.change_ca(ca_id, |ca| ca.certs.insert(key, state));
+        if let (Some(id), true) = (changed, self.disk.is_some()) {
+            self.dirty.certs.insert((id, key));
         }
-        // Uniquely owned between two swaps: the map is changed in place, so
-        // a mass revocation copies each tree node once per snapshot, not once
-        // per certificate (the garbage of a copy per certificate is what the
-        // allocator then keeps).
-        let mut ca = Arc::try_unwrap(ca).unwrap_or_else(|shared| CaState::clone(&shared));
-        ca.certs.insert(key, state);
-        self.snapshot.cas.insert(ca.id.clone(), Arc::new(ca));
     }
 
     fn apply_leaf(&mut self, row: &LeafStatusRow) -> Result<()> {
@@ -448,12 +454,7 @@ impl Maintainer {
 
     /// Adds a CA's loaded certificates to its map in one build.
     fn add_certs(&mut self, ca_id: &str, certs: Vec<(SerialKey, CertState)>) {
-        let Some(ca) = self.snapshot.cas.remove(ca_id) else {
-            return;
-        };
-        let mut ca = Arc::try_unwrap(ca).unwrap_or_else(|shared| CaState::clone(&shared));
-        ca.certs.extend(certs);
-        self.snapshot.cas.insert(ca.id.clone(), Arc::new(ca));
+        self.change_ca(ca_id, |ca| ca.certs.extend(certs));
     }
 
     /// Applies committed changes; returns how many.
@@ -610,11 +611,16 @@ impl Maintainer {
         }
     }
 
-    fn swap(&mut self, started: Instant) {
+    /// Makes the working snapshot the published one.
+    fn publish(&mut self) {
         self.snapshot.generation += 1;
         self.snapshot.built_at = SystemTime::now();
         self.published.store(Arc::new(self.snapshot.clone()));
         self.metrics.snapshot_generation.set(self.snapshot.generation as i64);
+    }
+
+    fn swap(&mut self, started: Instant) {
+        self.publish();
         self.metrics.snapshot_seq.set(self.snapshot.change_seq);
         self.metrics.rebuild_seconds.observe(started.elapsed().as_secs_f64());
         if let (Some(disk), false) = (&self.disk, self.dirty.is_empty() || !self.snapshot.ready) {
@@ -640,19 +646,13 @@ impl Maintainer {
             return;
         }
         for id in due {
-            let Some(ca) = self.snapshot.cas.remove(&id) else {
-                continue;
-            };
-            let mut ca = Arc::try_unwrap(ca).unwrap_or_else(|shared| CaState::clone(&shared));
-            let started = Instant::now();
-            ca.certs.fold();
-            tracing::debug!(ca = %id, certificates = ca.certs.len(), seconds = started.elapsed().as_secs_f64(), "certificate map folded");
-            self.snapshot.cas.insert(id, Arc::new(ca));
+            self.change_ca(&id, |ca| {
+                let started = Instant::now();
+                ca.certs.fold();
+                tracing::debug!(ca = %id, certificates = ca.certs.len(), seconds = started.elapsed().as_secs_f64(), "certificate map folded");
+            });
         }
-        self.snapshot.generation += 1;
-        self.snapshot.built_at = SystemTime::now();
-        self.published.store(Arc::new(self.snapshot.clone()));
-        self.metrics.snapshot_generation.set(self.snapshot.generation as i64);
+        self.publish();
     }
 
     /// Whether this node signs CRLs and refreshes OCSP answers: it holds the

@@ -148,6 +148,15 @@ pub struct Presigned {
     pub next_update: Option<i64>,
 }
 
+impl Presigned {
+    /// The SHA-256 answer as stored: empty, not NULL, when not pre-signed.
+    /// A node of the previous release reads NULL as "no answers at all"
+    /// (and would keep answering good for a leaf an upgraded signer revoked).
+    pub fn stored_sha256(&self) -> &[u8] {
+        self.sha256.as_deref().unwrap_or_default()
+    }
+}
+
 /// What the responder needs of a leaf: status and pre-signed answers, no certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeafStatusRow {

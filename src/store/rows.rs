@@ -172,12 +172,9 @@ fn int(n: i64) -> Value {
 fn presigned_values(p: &Option<Presigned>) -> [(&'static str, Value); 4] {
     [
         ("ocsp_sha1", Value::Bytes(p.as_ref().map(|o| o.sha1.clone()))),
-        // Empty, not NULL, when not pre-signed: a node of the previous
-        // release reads NULL as "no answers at all" (and would keep answering
-        // good for a leaf revoked by an upgraded signer).
         (
             "ocsp_sha256",
-            Value::Bytes(p.as_ref().map(|o| o.sha256.clone().unwrap_or_default())),
+            Value::Bytes(p.as_ref().map(|o| o.stored_sha256().to_vec())),
         ),
         ("ocsp_this_update", Value::Int(p.as_ref().map(|o| o.this_update))),
         ("ocsp_next_update", Value::Int(p.as_ref().and_then(|o| o.next_update))),

@@ -608,7 +608,7 @@ impl Tx for SqliteTx<'_> {
                 at,
                 reason.code(),
                 ocsp.sha1,
-                ocsp.sha256.as_deref().unwrap_or_default(),
+                ocsp.stored_sha256(),
                 ocsp.this_update,
                 ocsp.next_update,
                 id
@@ -625,7 +625,7 @@ impl Tx for SqliteTx<'_> {
             )?
             .execute(params![
                 ocsp.sha1,
-                ocsp.sha256.as_deref().unwrap_or_default(),
+                ocsp.stored_sha256(),
                 ocsp.this_update,
                 ocsp.next_update,
                 seq,

@@ -798,7 +798,7 @@ impl Tx for PgTx {
                 &at,
                 &i64::from(reason.code()),
                 &ocsp.sha1,
-                &ocsp.sha256.as_deref().unwrap_or_default(),
+                &ocsp.stored_sha256(),
                 &ocsp.this_update,
                 &ocsp.next_update,
                 &id,
@@ -814,7 +814,7 @@ impl Tx for PgTx {
              WHERE id = $6",
             &[
                 &ocsp.sha1,
-                &ocsp.sha256.as_deref().unwrap_or_default(),
+                &ocsp.stored_sha256(),
                 &ocsp.this_update,
                 &ocsp.next_update,
                 &seq,
