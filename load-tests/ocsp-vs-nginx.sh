@@ -7,7 +7,9 @@
 # "OCSP against nginx" section of RESULTS.md.
 #
 #   load-tests/ocsp-vs-nginx.sh          # ~3 min (+ the 10k fixture the first time, ~1 min)
-# Knobs: DURATION (10 s per run), ROUNDS (3), CONNS (64 wrk connections), FIX (fixture dir).
+# Knobs: DURATION (10 s per run), ROUNDS (3), CONNS (64 wrk connections), FIX (fixture dir),
+# FLOOR (examples/hyper_floor, built with `cargo build --release --example hyper_floor`: hyper with
+# cloudpki's configuration and no OCSP work, a third server in each round; FLOOR= to skip it).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
@@ -17,6 +19,7 @@ BIN=${CLOUDPKI:-$ROOT/target/release/cloudpki}
 FIX=${FIX:-$HERE/.data/fixture}
 DURATION=${DURATION:-10}; ROUNDS=${ROUNDS:-3}; VUS=${CONNS:-64}
 SERVER_CPU=${SERVER_CPU:-0}; LOAD_CPU=${LOAD_CPU:-1}; PIN=1; NGINX_PORT=${NGINX_PORT:-18290}
+FLOOR=${FLOOR-$ROOT/target/release/examples/hyper_floor}; FLOOR_PORT=${FLOOR_PORT:-18291}
 NICE=${NICE:--10}; [ "$(id -u)" = 0 ] || NICE=0
 OUT=${OUT:-$HERE/out/ocsp-vs-nginx-$(date +%Y%m%d-%H%M%S)}
 RESULTS=${RESULTS:-$HERE/RESULTS.md}
@@ -54,11 +57,24 @@ start_pg "$OUT/nginx.log" nginx -p "$TMP/nginx" -e "$TMP/nginx/error.log" -c "$T
 NPG=$PG
 wait_ready "$NBASE$(head -1 "$STATIC/crl.list")" "$NPG" 20 >/dev/null
 python3 "$HERE/lib/validate.py" static "$NBASE" "$FIX" "$STATIC" >/dev/null
+TARGETS=(cloudpki nginx)
+if [ -n "$FLOOR" ]; then
+  [ -x "$FLOOR" ] || { log "no $FLOOR: cargo build --release --example hyper_floor (or FLOOR= to skip)"; exit 1; }
+  cp -p "$FLOOR" "$TMP/hyper_floor"
+  FBASE=http://127.0.0.1:$FLOOR_PORT
+  log "hyper floor on $FBASE (CPU $SERVER_CPU, one worker)"
+  START_NS=$(date +%s%N)
+  start_pg "$OUT/hyper_floor.log" "$TMP/hyper_floor" "127.0.0.1:$FLOOR_PORT" "$FIX/reqs/get.txt" "$STATIC"
+  FPG=$PG
+  wait_ready "$FBASE/ocsp/$(head -1 "$FIX/reqs/get.txt")" "$FPG" 20 >/dev/null
+  TARGETS+=(hyper)
+fi
 
 for round in $(seq "$ROUNDS"); do
   for scn in get post; do
-    for tgt in cloudpki nginx; do
+    for tgt in "${TARGETS[@]}"; do
       base=$CBASE; pg=$CPG; [ "$tgt" = nginx ] && { base=$NBASE; pg=$NPG; }
+      [ "$tgt" = hyper ] && { base=$FBASE; pg=$FPG; }
       if [ "$scn" = get ]; then WRK_ARGS=(get "$FIX/reqs/get.txt"); else WRK_ARGS=(post "$FIX/reqs/post.list"); fi
       log "round $round: ocsp-$scn -> $tgt"
       run_load wrk "" "$base" "ocsp-$scn-$tgt-$round" "$pg" scenario="ocsp-$scn" target="$tgt" round="$round"
@@ -77,7 +93,7 @@ recs = [json.loads(l) for l in open(os.path.join(out, "results.jsonl"))]
 val = json.load(open(os.path.join(out, "validate.json")))
 def med(scn, tgt, key):
     return statistics.median(r[key] for r in recs if r["scenario"] == scn and r["target"] == tgt)
-rows = []
+rows, floor = [], []
 for scn in ("ocsp-get", "ocsp-post"):
     c, n = med(scn, "cloudpki", "rps"), med(scn, "nginx", "rps")
     cu, nu = med(scn, "cloudpki", "server_us_per_req"), med(scn, "nginx", "server_us_per_req")
@@ -89,6 +105,11 @@ for scn in ("ocsp-get", "ocsp-post"):
     rows.append(f"| {scn} | {c:,.0f} ({runs}) | {n:,.0f} ({nruns}) | **{ratio:.2f}×** | {cu:.1f} / {nu:.1f} (= {cpu:.2f}×) | "
                 f"{med(scn, 'cloudpki', 'p99_ms'):.2f} / {med(scn, 'nginx', 'p99_ms'):.2f} | "
                 f"{med(scn, 'cloudpki', 'server_cpu_pct'):.0f} / {med(scn, 'nginx', 'server_cpu_pct'):.0f} | {errs:.0f} | {verdict} |")
+    if any(r["target"] == "hyper" for r in recs):
+        h, hu = med(scn, "hyper", "rps"), med(scn, "hyper", "server_us_per_req")
+        hruns = " / ".join(f"{r['rps']:,.0f}" for r in recs if r["scenario"] == scn and r["target"] == "hyper")
+        floor.append(f"| {scn} | {h:,.0f} ({hruns}) | **{h / n:.2f}×** | {hu:.1f} / {nu:.1f} (= {hu / nu:.2f}×) | "
+                     f"**{c / h:.2f}×** | {cu - hu:+.1f} |")
 now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 replace_section(results, [
     "## OCSP against nginx (ocsp-vs-nginx.sh)",
@@ -103,6 +124,16 @@ replace_section(results, [
     "|---|---|---|---|---|---|---|---|---|",
     *rows,
     "",
+    *([
+        "The floor: `examples/hyper_floor` (hyper with cloudpki's configuration, one worker, no OCSP work: a GET is one "
+        "hash lookup of its path in cloudpki's own answers, a POST's body is read and one canned answer sent), in the "
+        "same rounds. What it cannot beat nginx by, cloudpki cannot while it keeps hyper.",
+        "",
+        "| scenario | hyper floor req/s (runs) | floor ÷ nginx | server µs CPU/answer floor / nginx | cloudpki ÷ floor | cloudpki's own µs/answer |",
+        "|---|---|---|---|---|---|",
+        *floor,
+        "",
+    ] if floor else []),
 ])
 PY
 log "done: $OUT"
