@@ -440,6 +440,18 @@ fn method_not_allowed(allow: &'static str) -> Response<Body> {
     r
 }
 
+/// The header read timeout of the `n`th accepted connection: between 3/4 of
+/// `base` and `base`, spread by the golden ratio. Connections opened together
+/// (a reconnect wave, an attack's thousand sockets) would otherwise all time
+/// out in the same millisecond and all reconnect in the next: a burst of
+/// accepts that the requests of established connections queue behind. Spread,
+/// the first wave's timeouts cover a quarter of `base` and never line up again.
+fn spread_timeout(base: Duration, n: u64) -> Duration {
+    const GOLDEN: f64 = 0.618_033_988_749_895;
+    let frac = (n as f64 * GOLDEN).fract();
+    base.mul_f64(1.0 - frac / 4.0)
+}
+
 /// Serves until `shutdown` resolves, then lets in-flight requests finish
 /// (up to the grace period).
 pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: impl Future<Output = ()>) {
@@ -472,6 +484,7 @@ async fn serve_with(
         .header_read_timeout(state.limits.header_timeout)
         .max_buf_size(64 * 1024)
         .keep_alive(true);
+    let mut accepted_count: u64 = 0;
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -491,6 +504,9 @@ async fn serve_with(
                 };
                 let _ = stream.set_nodelay(true);
                 let state = state.clone();
+                accepted_count = accepted_count.wrapping_add(1);
+                let mut builder = builder.clone();
+                builder.header_read_timeout(spread_timeout(state.limits.header_timeout, accepted_count));
                 match &tls {
                     None => {
                         let peer = Some(remote.ip());
@@ -503,7 +519,7 @@ async fn serve_with(
                         });
                     }
                     Some(acceptor) => {
-                        let (acceptor, builder, watcher) = (acceptor.clone(), builder.clone(), graceful.watcher());
+                        let (acceptor, watcher) = (acceptor.clone(), graceful.watcher());
                         let handshake_timeout = state.limits.header_timeout;
                         tokio::spawn(async move {
                             let stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
@@ -540,5 +556,23 @@ async fn serve_with(
     tokio::select! {
         _ = graceful.shutdown() => {}
         _ = tokio::time::sleep(state.limits.grace) => tracing::warn!("grace period over; closing remaining connections"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_timeouts_are_spread_over_the_last_quarter() {
+        let base = Duration::from_secs(10);
+        let mut ms: Vec<u128> = (1..=1000).map(|n| spread_timeout(base, n).as_millis()).collect();
+        assert!(ms.iter().all(|&t| (7_500..=10_000).contains(&t)), "{ms:?}");
+        // A thousand connections accepted together: no 100 ms holds more
+        // than a few per cent of them (evenly spread, 40 each).
+        ms.sort_unstable();
+        let crowded = ms.windows(60).filter(|w| w[59] - w[0] < 100).count();
+        assert_eq!(crowded, 0, "timeouts bunch up: {ms:?}");
+        assert!(ms[999] - ms[0] > 2_400, "spread over {} ms only", ms[999] - ms[0]);
     }
 }
