@@ -426,11 +426,26 @@ impl Responder {
         })
     }
 
+    /// A GET's answer when it needs no more than the pre-signed bytes
+    /// (see [`Responder::ocsp_simple`]); None for anything else, malformed
+    /// requests included, which [`Responder::serve_ocsp`] then answers.
+    pub fn ocsp_get_at_once(&self, raw: &str, headers: &HeaderMap) -> Option<Response<Body>> {
+        let mut small = [0u8; 1024];
+        if get_buffer_len(raw) > small.len() {
+            return None;
+        }
+        let der = decode_get_path_into(raw, &mut small)?;
+        self.ocsp_simple(der, true, headers)
+    }
+
     /// Answers one OCSP request (DER). `get` selects RFC 5019 caching headers.
     pub async fn ocsp(&self, der: &[u8], get: bool, headers: &HeaderMap) -> Response<Body> {
         match self.ocsp_simple(der, get, headers) {
             Some(r) => r,
-            None => self.ocsp_general(der, get, headers).await,
+            // Boxed: the general path's future (signing on demand) is most
+            // of the request future's size, and hyper moves that future into
+            // place for every request, the common ones included.
+            None => Box::pin(self.ocsp_general(der, get, headers)).await,
         }
     }
 
@@ -638,7 +653,7 @@ impl Responder {
             }
             der.to_vec()
         };
-        self.ocsp_general(&der, true, headers).await
+        Box::pin(self.ocsp_general(&der, true, headers)).await
     }
 }
 
