@@ -1003,3 +1003,41 @@ fn a_leafs_sha256_answer_is_signed_once_then_kept_until_its_status_changes() {
     );
     assert_eq!(on_demand(), before + 2);
 }
+
+/// A plain OCSP GET is answered before the request's future is built
+/// (`http::Handled::Now`); a HEAD, or a GET that carries a body, must still
+/// take the whole path, with what that path adds (no body; `Connection:
+/// close` for an unread body).
+#[test]
+fn regression_answered_at_once_only_where_the_whole_path_would_answer_the_same() {
+    use std::io::{Read, Write};
+    let s = served("eCP256");
+    let der = request_der(&s, &s.good, &["-sha1", "-no_nonce"], "at-once.req");
+    let path = format!("/ocsp/{}", base64ct::Base64::encode_string(&der).replace('/', "%2F"));
+    let plain = curl("GET", &format!("{}{path}", s.server.url), None, &[]);
+    assert_eq!(plain.status, 200);
+    assert!(read_answer(&s, &plain.body, &["-cert", p(&s.good)]).contains(": good"));
+    let addr = s.server.url.trim_start_matches("http://").to_owned();
+    let raw = |request: String| -> String {
+        let mut c = std::net::TcpStream::connect(&addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        c.write_all(request.as_bytes()).unwrap();
+        let mut out = Vec::new();
+        let _ = c.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    let head = raw(format!("HEAD {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains(&format!("content-length: {}\r\n", plain.body.len())),
+        "{head}"
+    );
+    assert!(head.ends_with("\r\n\r\n"), "HEAD answered with a body: {head:?}");
+    let with_body = raw(format!("GET {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n"));
+    assert!(with_body.starts_with("HTTP/1.1 200"), "{with_body}");
+    assert!(
+        with_body.to_ascii_lowercase().contains("connection: close"),
+        "{with_body}"
+    );
+}
