@@ -632,26 +632,15 @@ impl Responder {
             return self.ocsp(&body.unwrap_or_default(), false, headers).await;
         }
         let raw = path.strip_prefix("/ocsp/").unwrap_or("");
-        // Decoded on the stack; copied only for the general path (which
-        // may wait for a signature).
-        let der = {
-            // A plain request's path is ~100 characters: a small stack buffer
-            // (zeroed per request, so not a big one), the heap past that.
-            let mut small = [0u8; 1024];
-            let mut big = Vec::new();
-            let buf: &mut [u8] = if get_buffer_len(raw) <= small.len() {
-                &mut small
-            } else {
-                big.resize(get_buffer_len(raw), 0);
-                &mut big
-            };
-            let Some(der) = decode_get_path_into(raw, buf) else {
-                return self.error(ErrorAnswer::MalformedRequest, Outcome::Malformed);
-            };
-            if let Some(r) = self.ocsp_simple(der, true, headers) {
-                return r;
-            }
-            der.to_vec()
+        // A plain request is answered from the stack-decoded path (a HEAD,
+        // or a GET `http::handle` could not answer at once); anything else
+        // is decoded to the heap for the general path, which may wait for a
+        // signature.
+        if let Some(r) = self.ocsp_get_at_once(raw, headers) {
+            return r;
+        }
+        let Some(der) = decode_get_path(raw) else {
+            return self.error(ErrorAnswer::MalformedRequest, Outcome::Malformed);
         };
         Box::pin(self.ocsp_general(&der, true, headers)).await
     }
