@@ -543,6 +543,31 @@ fn mangle(der: &[u8], m: Mangling) -> String {
     }
 }
 
+/// The two-pass decoder the one-pass `decode_get_path` replaced:
+/// percent-decoding, the text cleaned and re-padded, then the `base64`
+/// crate's canonical decoding. Kept as the reference.
+fn decode_get_path_two_pass(raw: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    if raw.is_empty() || raw.len() > 4096 {
+        return None;
+    }
+    let mut text: Vec<u8> = percent_encoding::percent_decode(raw.as_bytes())
+        .filter_map(|c| match c {
+            b' ' | b'-' => Some(b'+'),
+            b'_' => Some(b'/'),
+            b'=' | b'\r' | b'\n' | b'\t' => None,
+            c => Some(c),
+        })
+        .collect();
+    if text.len() % 4 == 1 {
+        return None;
+    }
+    while text.len() % 4 != 0 {
+        text.push(b'=');
+    }
+    base64::engine::general_purpose::STANDARD.decode(&text).ok()
+}
+
 proptest! {
     #![proptest_config(config(256))]
 
@@ -578,6 +603,37 @@ proptest! {
         let via_post = cocsp::parse_request(&der).unwrap();
         prop_assert_eq!(via_get.nonce, via_post.nonce);
         prop_assert_eq!(via_get.questions.len(), via_post.questions.len());
+    }
+
+    /// The one-pass decoder accepts and refuses exactly what the two-pass
+    /// one did, with the same bytes, whatever the text.
+    #[test]
+    fn get_path_one_pass_agrees_with_two_pass(
+        raw in prop_oneof![
+            any::<String>(),
+            "[A-Za-z0-9+/=%_ -]{0,80}",
+            "(%[0-9A-Fa-f]{0,2}|[A-Za-z0-9+/= \t\r\n_-]){0,60}",
+            "(%[2-7][0-9A-Fa-f]|[A-Za-z0-9]){1,40}",
+        ]
+    ) {
+        prop_assert_eq!(decode_get_path(&raw), decode_get_path_two_pass(&raw));
+    }
+
+    #[test]
+    fn get_path_one_pass_agrees_on_mangled_requests(
+        bytes in prop::collection::vec(any::<u8>(), 1..=200),
+        m in prop::sample::select(MANGLINGS),
+        flip in any::<Index>(),
+        to in any::<char>(),
+    ) {
+        let path = mangle(&bytes, m);
+        prop_assert_eq!(decode_get_path(&path), decode_get_path_two_pass(&path));
+        // One character replaced by any other.
+        let mut chars: Vec<char> = path.chars().collect();
+        let i = flip.index(chars.len());
+        chars[i] = to;
+        let changed: String = chars.into_iter().collect();
+        prop_assert_eq!(decode_get_path(&changed), decode_get_path_two_pass(&changed));
     }
 
     #[test]
