@@ -81,29 +81,44 @@ impl Responder {
     }
 }
 
+/// Rendered header values kept per worker thread (no lock): answers signed
+/// in one batch share their dates, and max-age values repeat every second.
+/// Direct-mapped by a multiplicative hash of the key: a slot is a compare
+/// away, where a `HashMap` hashed each key with SipHash three times an answer.
+struct Memo([Option<(i64, HeaderValue)>; MEMO_SLOTS]);
+
+const MEMO_SLOTS: usize = 1024;
+
+impl Default for Memo {
+    fn default() -> Self {
+        Memo(std::array::from_fn(|_| None))
+    }
+}
+
 thread_local! {
-    // Rendered header values, per worker thread (no lock): answers signed in
-    // one batch share their dates, and max-age values repeat every second.
-    static DATES: std::cell::RefCell<std::collections::HashMap<i64, HeaderValue>> = Default::default();
-    static MAX_AGES: std::cell::RefCell<std::collections::HashMap<i64, HeaderValue>> = Default::default();
+    static DATES: std::cell::RefCell<Memo> = Default::default();
+    static MAX_AGES: std::cell::RefCell<Memo> = Default::default();
 }
 
 fn memo(
-    cache: &'static std::thread::LocalKey<std::cell::RefCell<std::collections::HashMap<i64, HeaderValue>>>,
+    cache: &'static std::thread::LocalKey<std::cell::RefCell<Memo>>,
     key: i64,
     render: impl FnOnce() -> String,
 ) -> HeaderValue {
+    let slot = ((key as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 54) as usize % MEMO_SLOTS;
     cache.with(|c| {
         let mut c = c.borrow_mut();
-        if let Some(v) = c.get(&key) {
-            return v.clone();
+        let Some(entry) = c.0.get_mut(slot) else {
+            return HeaderValue::from_static("");
+        };
+        match entry {
+            Some((k, v)) if *k == key => v.clone(),
+            _ => {
+                let v = HeaderValue::from_str(&render()).unwrap_or_else(|_| HeaderValue::from_static(""));
+                *entry = Some((key, v.clone()));
+                v
+            }
         }
-        if c.len() >= 4096 {
-            c.clear();
-        }
-        let v = HeaderValue::from_str(&render()).unwrap_or_else(|_| HeaderValue::from_static(""));
-        c.insert(key, v.clone());
-        v
     })
 }
 
