@@ -83,7 +83,7 @@ fn snapshot(n: u32) -> (Snapshot, x509_cert::Certificate, SoftwareKey) {
         .map(|h| IssuerHashes::of(&ca_cert, *h).unwrap())
         .collect();
     let id: Arc<str> = "bench".into();
-    let mut issuers = HashMap::new();
+    let mut issuers = cloudpki::snapshot::Issuers::default();
     for h in &hashes {
         issuers.insert(h.key_hash.clone(), id.clone());
     }

@@ -165,7 +165,7 @@ struct Packed {
     /// probe. 3/2 of the entries (a hash is mapped onto it by multiplication,
     /// so no power of two is needed).
     slots: Vec<u32>,
-    hasher: std::collections::hash_map::RandomState,
+    hasher: ahash::RandomState,
 }
 
 const EMPTY: u32 = u32::MAX;
@@ -173,7 +173,7 @@ const EMPTY: u32 = u32::MAX;
 impl Packed {
     /// `entries` sorted by serial, without duplicates.
     fn new(entries: Vec<(SerialKey, CertState)>) -> Self {
-        let hasher = std::collections::hash_map::RandomState::new();
+        let hasher = ahash::RandomState::new();
         // Positions are u32: past 4G certificates (never, for one CA) the
         // index is left empty and lookups fall back to a binary search.
         let len = if entries.len() < EMPTY as usize {
@@ -193,8 +193,7 @@ impl Packed {
     }
 
     /// The first slot of `key`'s probe, in `0..len`.
-    fn slot(hasher: &std::collections::hash_map::RandomState, key: &SerialKey, len: usize) -> usize {
-        use std::hash::BuildHasher;
+    fn slot(hasher: &ahash::RandomState, key: &SerialKey, len: usize) -> usize {
         ((u128::from(hasher.hash_one(key)) * len as u128) >> 64) as usize
     }
 

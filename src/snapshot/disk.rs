@@ -502,7 +502,7 @@ pub fn load(dir: &Path, edge: Option<&EdgeKey>) -> Result<Restored> {
     for id in replay.removed {
         snapshot.deleted.insert(id);
     }
-    let mut issuers = std::collections::HashMap::new();
+    let mut issuers = super::Issuers::default();
     for (id, ca) in snapshot.cas.iter() {
         for h in &ca.hashes {
             issuers.insert(h.key_hash.clone(), id.clone());

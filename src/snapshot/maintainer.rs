@@ -7,7 +7,6 @@
 //! touched and swaps again. Revocations that arrive while a CRL is being
 //! signed are folded into the next CRL: a storm coalesces instead of queueing.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -228,7 +227,7 @@ impl Maintainer {
     }
 
     fn reindex(&mut self) {
-        let mut issuers = HashMap::new();
+        let mut issuers = super::Issuers::default();
         for (id, ca) in self.snapshot.cas.iter() {
             for h in &ca.hashes {
                 issuers.insert(h.key_hash.clone(), id.clone());

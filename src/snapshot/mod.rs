@@ -292,6 +292,10 @@ impl std::fmt::Debug for CaState {
     }
 }
 
+/// issuerKeyHash -> CA id, read on every OCSP answer: keyed, but not
+/// SipHash (it showed in the responder's profile).
+pub type Issuers = HashMap<Vec<u8>, Arc<str>, ahash::RandomState>;
+
 /// One immutable view of all CAs.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
@@ -301,7 +305,7 @@ pub struct Snapshot {
     pub built_at: SystemTime,
     pub cas: imbl::HashMap<Arc<str>, Arc<CaState>>,
     /// issuerKeyHash -> CA id; hash lengths tell the algorithms apart.
-    pub issuers: Arc<HashMap<Vec<u8>, Arc<str>>>,
+    pub issuers: Arc<Issuers>,
     pub deleted: imbl::HashSet<Arc<str>>,
     pub ready: bool,
 }
@@ -314,7 +318,7 @@ impl Snapshot {
             change_seq: 0,
             built_at: SystemTime::now(),
             cas: imbl::HashMap::new(),
-            issuers: Arc::new(HashMap::new()),
+            issuers: Arc::default(),
             deleted: imbl::HashSet::new(),
             ready: false,
         }
