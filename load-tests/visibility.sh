@@ -2,7 +2,8 @@
 # Any-writer visibility on SQLite: `cloudpki cert revoke` run as its own process (the CLI beside
 # a running `serve`, same data directory) and the time from the CLI's exit to the server's first
 # `revoked` OCSP answer. The server notices other processes' commits through SQLite's
-# data_version, checked every 2 ms (src/store/sqlite.rs); the target is p99 <= 10 ms.
+# data_version, checked every 2 ms while inotify reports writes to the database's files
+# (src/store/sqlite.rs); the target is p99 <= 10 ms.
 # Writes load-tests/out/visibility-*/ and the "Any-writer visibility" section of RESULTS.md.
 #
 #   load-tests/visibility.sh            # ~1 min: 300 leaves, 200 revocations at 5/s then 100 at 20/s
