@@ -8,6 +8,9 @@ bash scripts/install-test-deps.sh
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
+# The fuzz targets are a workspace of their own (fuzzing them needs nightly):
+# at least keep them compiling against the library they call.
+CARGO_TARGET_DIR=target cargo check --manifest-path fuzz/Cargo.toml --bins --locked
 bash scripts/check-layers.sh
 # The PostgreSQL store's tests use the server CLOUDPKI_TEST_POSTGRES names;
 # unless the caller set one, run a throwaway cluster for this run, on a free

@@ -32,7 +32,7 @@ pub fn check_accepted_request(wire: &[u8], req: &ParsedRequest) {
             "re-encoded CertID is not in the request: {der:02x?}"
         );
     }
-    match EMPTY.answer_ocsp(req) {
+    match EMPTY.answer_ocsp(req, 0) {
         OcspDecision::Error(ErrorAnswer::Unauthorized, Outcome::Unauthorized) => {}
         other => panic!("empty snapshot answered {other:?}"),
     }
