@@ -229,9 +229,6 @@ fn cached_at(
     if fresh {
         *r.status_mut() = StatusCode::NOT_MODIFIED;
     }
-    // Room for the five headers at once: an empty map grows on the first
-    // insert and again on the fifth.
-    *r.headers_mut() = HeaderMap::with_capacity(8);
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(header::CACHE_CONTROL, cache_control(max_age));
