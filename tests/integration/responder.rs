@@ -1041,3 +1041,64 @@ fn regression_answered_at_once_only_where_the_whole_path_would_answer_the_same()
         "{with_body}"
     );
 }
+
+/// A plain `POST /ocsp` takes a future of its own (`http::ocsp_post`), not
+/// the general one; what it answers must be what the general path answers:
+/// the same body for `/ocsp`, `/ocsp/` and `/ocsp?query` (the last takes
+/// the general path), `Connection: close` when a body is refused unread,
+/// and several POSTs on one keep-alive connection.
+#[test]
+fn regression_plain_ocsp_post_answers_as_the_whole_path() {
+    use std::io::{Read, Write};
+    let s = served("eCP256");
+    let der = request_der(&s, &s.good, &["-sha1", "-no_nonce"], "post-route.req");
+    let ct = [("Content-Type", "application/ocsp-request")];
+    let mut bodies = Vec::new();
+    for target in ["/ocsp", "/ocsp/", "/ocsp?via=general"] {
+        let r = curl("POST", &format!("{}{target}", s.server.url), Some(&der), &ct);
+        assert_eq!(r.status, 200, "{target}");
+        assert!(
+            read_answer(&s, &r.body, &["-cert", p(&s.good)]).contains(": good"),
+            "{target}"
+        );
+        bodies.push(r.body);
+    }
+    assert!(
+        bodies.windows(2).all(|w| w[0] == w[1]),
+        "the routes answered differently"
+    );
+    let addr = s.server.url.trim_start_matches("http://").to_owned();
+    let raw = |request: &[u8]| -> Vec<u8> {
+        let mut c = std::net::TcpStream::connect(&addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        c.write_all(request).unwrap();
+        let mut out = Vec::new();
+        let _ = c.read_to_end(&mut out);
+        out
+    };
+    // A declared body past the limit is refused before it is read: the
+    // connection must close, or its bytes would be read as the next request.
+    let big = raw(b"POST /ocsp HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n0123");
+    let big = String::from_utf8_lossy(&big).to_ascii_lowercase();
+    assert!(big.starts_with("http/1.1 413"), "{big}");
+    assert!(big.contains("connection: close"), "{big}");
+    // Two POSTs and a close on one connection: both answered, in order.
+    let mut two = Vec::new();
+    for last in [false, true] {
+        two.extend_from_slice(
+            format!(
+                "POST /ocsp HTTP/1.1\r\nHost: x\r\nContent-Type: application/ocsp-request\r\nContent-Length: {}\r\n{}\r\n",
+                der.len(),
+                if last { "Connection: close\r\n" } else { "" }
+            )
+            .as_bytes(),
+        );
+        two.extend_from_slice(&der);
+    }
+    let out = raw(&two);
+    let answers = out
+        .windows(bodies[0].len())
+        .filter(|w| *w == bodies[0].as_slice())
+        .count();
+    assert_eq!(answers, 2, "{}", String::from_utf8_lossy(&out));
+}
