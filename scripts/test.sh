@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 bash scripts/install-test-deps.sh
 
 cargo fmt --all -- --check
-cargo clippy --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --locked -- -D warnings
 # The fuzz targets are a workspace of their own (fuzzing them needs nightly):
 # at least keep them compiling against the library they call.
 CARGO_TARGET_DIR=target cargo check --manifest-path fuzz/Cargo.toml --bins --locked
@@ -29,7 +29,7 @@ if [ -z "${CLOUDPKI_TEST_POSTGRES:-}" ]; then
   export CLOUDPKI_TEST_POSTGRES
 fi
 
-cargo test --all-targets --locked
+cargo test --workspace --all-targets --locked
 
 # kill -9 at a random moment in each kind of operation (revoke-all, issuance,
 # CRL publication, KEK rotation, an API storm), once per kind and backend, on

@@ -57,6 +57,8 @@ pub struct ServeConfig {
     pub tls: Option<TlsListen>,
     /// SCEP/EST requests per source address and per challenge.
     pub enrol_limits: crate::enrol::limit::EnrolLimits,
+    /// How often the C allocator is asked to give free pages back; None: never.
+    pub allocator_trim: Option<std::time::Duration>,
 }
 
 /// Where the TLS listener binds and the PEM files of its certificate.
@@ -86,9 +88,15 @@ impl ServeConfig {
             enrolment_token: None,
             tls: None,
             enrol_limits: Default::default(),
+            allocator_trim: Some(DEFAULT_ALLOCATOR_TRIM),
         }
     }
 }
+
+/// glibc keeps the pages a burst of connections freed (measured: 28 MB
+/// resident before 2,000 attacking connections, 72 MB after they left, 25 MB
+/// after one trim). A trim when nothing is free costs tens of microseconds.
+pub const DEFAULT_ALLOCATOR_TRIM: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Per principal; Graph's Intune limits are of this order.
 pub const DEFAULT_API_RATE_LIMIT: u32 = 100;
@@ -271,6 +279,12 @@ pub async fn run(
         .map_err(AppError::Kek)?;
         Some(spawn_heartbeat(pki.clone(), registration, stop.clone()).map_err(AppError::Thread)?)
     };
+    let trimming = match cfg.allocator_trim {
+        Some(every) if !every.is_zero() => {
+            Some(spawn_allocator_trim(every, metrics.clone(), stop.clone()).map_err(AppError::Thread)?)
+        }
+        _ => None,
+    };
     let following = match &pki {
         Some(pki) => {
             let (pki, shared) = (pki.clone(), shared.clone());
@@ -427,6 +441,9 @@ pub async fn run(
         }
         if let Some(h) = heartbeat {
             let _ = h.join();
+        }
+        if let Some(t) = trimming {
+            let _ = t.join();
         }
         let _ = joined_tx.send(());
     });
@@ -595,6 +612,39 @@ impl Drop for StopOnDrop {
     fn drop(&mut self) {
         self.0.store(true, Ordering::Relaxed);
     }
+}
+
+/// Asks the allocator to return its free pages every `every`, until `stop`
+/// (see the malloc-trim crate). A thread of its own: the walk locks each
+/// arena in turn, and must not run on a runtime worker.
+fn spawn_allocator_trim(
+    every: std::time::Duration,
+    metrics: Arc<Metrics>,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("allocator-trim".into())
+        .spawn(move || {
+            let step = std::time::Duration::from_millis(100).min(every);
+            let mut waited = std::time::Duration::ZERO;
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(step);
+                waited += step;
+                if waited < every {
+                    continue;
+                }
+                waited = std::time::Duration::ZERO;
+                let started = std::time::Instant::now();
+                let Some(released) = malloc_trim::trim() else {
+                    return; // no such call on this system
+                };
+                metrics.allocator_trim_seconds.observe(started.elapsed().as_secs_f64());
+                metrics
+                    .allocator_trims
+                    .with_label_values(&[if released { "true" } else { "false" }])
+                    .inc();
+            }
+        })
 }
 
 /// Refreshes a signer's registration every [`crate::domain::kek::HEARTBEAT_EVERY`]

@@ -36,6 +36,9 @@ pub struct Metrics {
     pub crl_build_seconds: Histogram,
     pub signatures: IntCounterVec,
     pub on_demand_rejected: IntCounter,
+    /// Allocator trims (see app's trim thread), by whether glibc gave pages back.
+    pub allocator_trims: IntCounterVec,
+    pub allocator_trim_seconds: Histogram,
     /// Pre-resolved children of `requests` / `request_seconds` / `ocsp_outcomes`:
     /// the hot path then never hashes label values or takes the vectors' locks.
     /// ahash: three lookups a request, where SipHash showed in the profile.
@@ -154,6 +157,20 @@ impl Metrics {
             "ocsp_on_demand_rejected_total",
             "On-demand OCSP signings refused (tryLater)",
         )?;
+        let allocator_trims = IntCounterVec::new(
+            Opts::new(
+                "allocator_trims_total",
+                "Calls asking the C allocator to return free pages, by whether it released any",
+            ),
+            &["released"],
+        )?;
+        let allocator_trim_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "allocator_trim_duration_seconds",
+                "Time one allocator trim took (arenas are locked meanwhile)",
+            )
+            .buckets(fast_buckets()),
+        )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(request_seconds.clone()))?;
         registry.register(Box::new(ocsp_outcomes.clone()))?;
@@ -173,6 +190,8 @@ impl Metrics {
         registry.register(Box::new(crl_build_seconds.clone()))?;
         registry.register(Box::new(signatures.clone()))?;
         registry.register(Box::new(on_demand_rejected.clone()))?;
+        registry.register(Box::new(allocator_trims.clone()))?;
+        registry.register(Box::new(allocator_trim_seconds.clone()))?;
         let mut hot_requests = HashMap::default();
         let mut hot_seconds = HashMap::default();
         for route in ROUTES {
@@ -210,6 +229,8 @@ impl Metrics {
             crl_build_seconds,
             signatures,
             on_demand_rejected,
+            allocator_trims,
+            allocator_trim_seconds,
         })
     }
 

@@ -77,6 +77,9 @@ pub struct FileConfig {
     pub responder_cert_validity_seconds: Option<i64>,
     pub responder_cert_renew_seconds: Option<i64>,
     pub max_connections: Option<usize>,
+    /// Seconds between asking the C allocator to give free pages back
+    /// (default 10; 0: never).
+    pub allocator_trim_seconds: Option<u64>,
     pub signing_concurrency: Option<usize>,
     pub signing_queue: Option<usize>,
     /// "ca" (default) or "delegated".
@@ -252,6 +255,11 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
                     "challenge",
                 )?,
             }
+        },
+        allocator_trim: match file.allocator_trim_seconds {
+            None => Some(app::DEFAULT_ALLOCATOR_TRIM),
+            Some(0) => None,
+            Some(n) => Some(std::time::Duration::from_secs(n)),
         },
         tls: match (
             args.tls_listen.or(file.tls_listen),
