@@ -71,7 +71,6 @@ run_load wrk "" "$BASE" "peak" "$SPG" scenario=peak
 PEAK=$(python3 -c "import json,sys; print(int([json.loads(l) for l in open(sys.argv[1])][-1]['rps']))" "$OUT/results.jsonl")
 TARGET=$((PEAK * LOAD_PCT / 100))
 CONNS=$((TARGET * WRK_DELAY_MS / 1000 + 1))
-CONNS0=$CONNS
 log "peak $PEAK req/s; soak at $TARGET req/s: $CONNS paced connections, ${WRK_DELAY_MS} ms pause"
 
 # The run's companions: revocations, body checks, RSS samples.
@@ -125,23 +124,6 @@ for m in $(seq "$MINUTES"); do
   if [ "$kind" != none ]; then DURATION=55; fi
   log "minute $m/$MINUTES ($kind)"
   WRK_CONNS=$CONNS WRK_DELAY_MS=$WRK_DELAY_MS run_load wrk "" "$BASE" "soak-$m" "$SPG" scenario=soak minute="$m" attack="$kind" conns="$CONNS"
-  if [ "$kind" = none ]; then
-    # N paced connections send N*1000/(pause + latency + the load core's own delays): on the
-    # core wrk shares with k6, the CLI and the attackers that falls short of the target. Steer N
-    # from each quiet minute's delivered rate (at most doubling or halving it, and never past
-    # four times the first N: a saturated load core is reported, not chased).
-    CONNS=$(python3 - "$OUT/results.jsonl" "$TARGET" "$CONNS" "$CONNS0" <<'PY'
-import json, sys
-last = [json.loads(l) for l in open(sys.argv[1])][-1]
-target, conns, first = (int(x) for x in sys.argv[2:5])
-rps = float(last.get("rps") or 0)
-if rps > 0:
-    conns = max(conns // 2, min(conns * 2, 4 * first, round(conns * target / rps)))
-print(max(1, conns))
-PY
-)
-    log "delivered $(python3 -c "import json,sys; print(int([json.loads(l) for l in open(sys.argv[1])][-1]['rps']))" "$OUT/results.jsonl") req/s; next minutes with $CONNS connections"
-  fi
 done
 kill "$REVOKER" 2>/dev/null || true   # the run is over: no revocations past it
 wait "$REVOKER" 2>/dev/null || true
@@ -207,8 +189,7 @@ replace_section(results, [
     "## Soak and attacks (soak.sh)",
     "",
     f"* Date: {now}; command: `{cmd}`; tree {rev}; binary built {binary}; raw: `{os.path.relpath(out, os.path.dirname(results))}`",
-    f"* Peak (wrk mix, 64 connections, 10 s): {int(peak):,} req/s; soak target {int(target):,} req/s: wrk paced over {conns} connections at first, "
-    "their number steered after each minute without attack toward the target "
+    f"* Peak (wrk mix, 64 connections, 10 s): {int(peak):,} req/s; soak target {int(target):,} req/s: wrk paced over {conns} connections "
     "(server pinned to CPU 0, one worker; wrk, k6, the attackers and the revoking CLI on CPU 1), one-minute segments; "
     f"k6 at {k6 and 'a constant rate' or '(missing)'} comparing every OCSP/AIA body byte for byte; one `cert revoke` a second.",
     "",
