@@ -240,9 +240,9 @@ fn memory_of_a_burst_of_connections_is_given_back() {
     let pid = child.id();
     std::thread::sleep(Duration::from_millis(2500));
     let before = rss_kb(pid);
-    // A thousand clients, each with a request whose headers grow hyper's
-    // read buffer, all held open at once.
-    let held: Vec<TcpStream> = (0..1000)
+    // 1,500 clients, each with a request whose headers grow hyper's read
+    // buffer, all held open at once.
+    let held: Vec<TcpStream> = (0..1500)
         .map(|_| {
             let (conn, text) = get("/healthz", 12_000);
             assert!(text.starts_with("HTTP/1.1 200"), "{text}");
@@ -253,11 +253,12 @@ fn memory_of_a_burst_of_connections_is_given_back() {
     drop(held);
     std::thread::sleep(Duration::from_millis(3500));
     let after = rss_kb(pid);
+    eprintln!("RSS {before} kB before the burst, {peak} kB during, {after} kB after");
     let (_, metrics) = get("/metrics", 0);
     let _ = child.kill();
     let _ = child.wait();
     assert!(
-        peak > before + 8 * 1024,
+        peak > before + 6 * 1024,
         "the burst did not grow the server (RSS {before} -> {peak} kB): the test shows nothing"
     );
     assert!(
