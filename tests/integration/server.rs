@@ -7,14 +7,20 @@ use std::time::{Duration, Instant};
 
 use crate::support::{free_port, Env};
 
-#[test]
-fn shutdown_finishes_requests_in_flight() {
+/// A data directory initialised for a server on a free port.
+fn initialised() -> (Env, u16) {
     let env = Env::new();
     let port = free_port();
     assert!(env
         .run(&["--public-url", &format!("http://127.0.0.1:{port}"), "init"])
         .status
         .success());
+    (env, port)
+}
+
+#[test]
+fn shutdown_finishes_requests_in_flight() {
+    let (env, port) = initialised();
     let server = env.start_server(port);
     // A request whose body is still arriving when shutdown starts.
     let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -81,12 +87,7 @@ fn sigterm_stops_the_binary_cleanly() {
 
 #[test]
 fn slow_headers_are_cut_off() {
-    let env = Env::new();
-    let port = free_port();
-    assert!(env
-        .run(&["--public-url", &format!("http://127.0.0.1:{port}"), "init"])
-        .status
-        .success());
+    let (env, port) = initialised();
     let limits = cloudpki::http::Limits {
         header_timeout: Duration::from_millis(500),
         ..Default::default()
@@ -151,12 +152,7 @@ fn serve_refuses_an_unreadable_sslrootcert_before_binding() {
 /// a clear message, no port bound, nothing printed as listening.
 #[test]
 fn configuration_is_validated_before_any_port_is_bound() {
-    let env = Env::new();
-    let port = free_port();
-    assert!(env
-        .run(&["--public-url", &format!("http://127.0.0.1:{port}"), "init"])
-        .status
-        .success());
+    let (env, port) = initialised();
     let config = env.path("serve.toml");
     std::fs::write(
         &config,
@@ -199,12 +195,7 @@ fn rss_kb(pid: u32) -> u64 {
 /// back. Measured by the binary's own RSS, as an operator sees it.
 #[test]
 fn memory_of_a_burst_of_connections_is_given_back() {
-    let env = Env::new();
-    let port = free_port();
-    assert!(env
-        .run(&["--public-url", &format!("http://127.0.0.1:{port}"), "init"])
-        .status
-        .success());
+    let (env, port) = initialised();
     let config = env.path("serve.toml");
     std::fs::write(&config, "allocator_trim_seconds = 1\n").unwrap();
     let mut child = env
