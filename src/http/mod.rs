@@ -249,20 +249,37 @@ async fn ocsp_post(
     req: Request<Incoming>,
     started: Instant,
 ) -> Result<Response<Body>, std::convert::Infallible> {
-    let (parts, body) = req.into_parts();
-    let has_body = !hyper::body::Body::is_end_stream(&body);
-    let r = &state.responder;
-    let response = match read_body(body, &parts.headers, state.limits.max_body, &state.limits).await {
-        Ok(body) => r
-            .serve_ocsp(&parts.method, parts.uri.path(), &HeaderMap::new(), Some(body))
-            .await
-            .map(http_body_util::Either::Left),
-        Err(e) if has_body => close_after(e.plain()),
-        Err(e) => e.plain(),
+    let has_body = !hyper::body::Body::is_end_stream(req.body());
+    // `is_plain_ocsp_post` admitted only "/ocsp" and "/ocsp/", which answer alike.
+    let (response, body_read) = answer_ocsp_post(&state, req, "/ocsp").await;
+    let response = if has_body && !body_read {
+        close_after(response)
+    } else {
+        response
     };
-    r.metrics
+    state
+        .responder
+        .metrics
         .observe_request("ocsp_post", response.status().as_u16(), started.elapsed().as_secs_f64());
     Ok(response)
+}
+
+/// An OCSP POST: its body read within the limits, then answered. Also
+/// says whether the body was read (a refused one leaves the connection
+/// unusable).
+async fn answer_ocsp_post(state: &AppState, req: Request<Incoming>, path: &str) -> (Response<Body>, bool) {
+    let (parts, body) = req.into_parts();
+    match read_body(body, &parts.headers, state.limits.max_body, &state.limits).await {
+        Ok(body) => (
+            state
+                .responder
+                .serve_ocsp(&Method::POST, path, &HeaderMap::new(), Some(body))
+                .await
+                .map(http_body_util::Either::Left),
+            true,
+        ),
+        Err(e) => (e.plain(), false),
+    }
 }
 
 /// The OCSP GET that the pre-signed answers settle (one CertID, no
@@ -424,18 +441,7 @@ async fn dispatch(
     }
     if path == "/ocsp" || path.starts_with("/ocsp/") {
         return match *method {
-            Method::POST => {
-                let (parts, body) = req.into_parts();
-                match read_body(body, &parts.headers, state.limits.max_body, &state.limits).await {
-                    Ok(body) => (
-                        r.serve_ocsp(method, path, &HeaderMap::new(), Some(body))
-                            .await
-                            .map(http_body_util::Either::Left),
-                        true,
-                    ),
-                    Err(e) => (e.plain(), false),
-                }
-            }
+            Method::POST => answer_ocsp_post(state, req, path).await,
             Method::GET | Method::HEAD => (
                 r.serve_ocsp(method, path, req.headers(), None)
                     .await
