@@ -1387,25 +1387,33 @@ mod tests {
             "a change reported with no commit"
         );
         let other = Connection::open(&path).unwrap();
-        for round in 0..3 {
-            std::thread::sleep(WATCH_IDLE + WATCH_HOT);
-            let t0 = std::time::Instant::now();
+        // The commit's own fsync took 350 ms once on a busy CI machine; the
+        // watcher is what is under test, not the disk.
+        other.execute_batch("PRAGMA synchronous = OFF").unwrap();
+        let mut delays = Vec::new();
+        for round in 0..5 {
+            // Past the hot spell, a quarter into the idle wait: were the
+            // watcher deaf to inotify, its next look would come ~140-190 ms
+            // after the commit.
+            std::thread::sleep(WATCH_HOT + WATCH_IDLE / 4);
             other
                 .execute_batch(&format!(
                     "CREATE TABLE watched_{round} (x); INSERT INTO watched_{round} VALUES (1);"
                 ))
                 .unwrap();
+            // Timed from the commit's return (the watcher may see it
+            // sooner: then the delay is zero).
+            let committed = std::time::Instant::now();
             let seen = rx.recv_timeout(Duration::from_secs(2)).expect("commit not noticed");
-            // The bound that matters (10 ms p99) is measured by
-            // load-tests/visibility.sh; this one only tells a woken watcher
-            // from the 250 ms safety net.
-            assert!(
-                seen.duration_since(t0) < WATCH_IDLE / 2,
-                "round {round}: {:?}",
-                seen.duration_since(t0)
-            );
+            delays.push(seen.saturating_duration_since(committed));
             while rx.try_recv().is_ok() {}
         }
+        // The bound that matters (10 ms p99) is measured by
+        // load-tests/visibility.sh; this one only tells a woken watcher from
+        // the 250 ms safety net. The median, because one round on a busy CI
+        // machine can lose its thread for longer than that.
+        delays.sort();
+        assert!(delays[2] < WATCH_IDLE / 5, "delays: {delays:?}");
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         handle.join().unwrap();
     }
