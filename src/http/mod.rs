@@ -149,12 +149,36 @@ async fn read_body(mut body: Incoming, headers: &HeaderMap, max: usize, limits: 
     if declared.is_some_and(|len| len > max) {
         return Err(BodyError::TooLarge);
     }
+    // Nearly every body (an OCSP request's few hundred bytes) came in with
+    // its headers, and hyper has put it in the channel as one frame before
+    // the handler first runs: taken as it is, with no copy, no deadline and
+    // no second poll for the end (~600 of a POST's 19.7k instructions).
+    let mut buf = bytes::BytesMut::new();
+    match std::future::poll_fn(|cx| std::task::Poll::Ready(hyper::body::Body::poll_frame(Pin::new(&mut body), cx)))
+        .await
+    {
+        std::task::Poll::Ready(None) => return Ok(Bytes::new()),
+        std::task::Poll::Ready(Some(Err(_))) => return Err(BodyError::Unreadable),
+        std::task::Poll::Ready(Some(Ok(frame))) => {
+            if let Ok(data) = frame.into_data() {
+                if data.len() > max {
+                    return Err(BodyError::TooLarge);
+                }
+                if hyper::body::Body::is_end_stream(&body) {
+                    return Ok(data);
+                }
+                buf.reserve(declared.unwrap_or(0).min(max).max(data.len()));
+                buf.extend_from_slice(&data);
+            }
+        }
+        // Not here yet: the deadlines below apply from now.
+        std::task::Poll::Pending => buf.reserve(declared.unwrap_or(0).min(max)),
+    }
     let start = tokio::time::Instant::now();
     let deadline = start + limits.body_timeout;
     let window = limits.body_rate_window.max(Duration::from_millis(10));
     let needed_per_window = (limits.body_min_rate as f64 * window.as_secs_f64()) as usize;
-    let (mut window_start, mut window_bytes) = (start, 0usize);
-    let mut buf = bytes::BytesMut::with_capacity(declared.unwrap_or(0).min(max));
+    let (mut window_start, mut window_bytes) = (start, buf.len());
     loop {
         let window_end = window_start + window;
         match tokio::time::timeout_at(deadline.min(window_end), body.frame()).await {
