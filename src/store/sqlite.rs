@@ -47,6 +47,14 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
+/// Page cache per connection, KiB (SQLite's default: 2,000). A serving
+/// process holds a writer and a pool of readers, and each revocation reads
+/// and writes a few pages at random: at the default, their caches were still
+/// filling half an hour into a soak (part of its RSS growing 4 MB of 30). An
+/// index's upper levels, the pages every lookup reads, fit many times over;
+/// the 5M-certificate start reads its tables in order and gains nothing.
+const CACHE_KIB: i64 = 512;
+
 impl SqliteStore {
     /// Opens (creating if needed) the database file and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Self> {
@@ -66,6 +74,7 @@ impl SqliteStore {
         let c = Connection::open(path)?;
         c.busy_handler(Some(busy_retry))?;
         c.pragma_update(None, "foreign_keys", "ON")?;
+        c.pragma_update(None, "cache_size", -CACHE_KIB)?;
         Ok(c)
     }
 
@@ -78,6 +87,10 @@ impl SqliteStore {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        if path.is_some() {
+            // (An in-memory database lives in its cache: no limit there.)
+            conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
+        }
         let store = SqliteStore {
             conn: Mutex::new(conn),
             readers: Mutex::new(Vec::new()),
