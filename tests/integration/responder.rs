@@ -1101,4 +1101,55 @@ fn regression_plain_ocsp_post_answers_as_the_whole_path() {
         .filter(|w| *w == bodies[0].as_slice())
         .count();
     assert_eq!(answers, 2, "{}", String::from_utf8_lossy(&out));
+    // A body that is not whole in hyper's first frame (half of it sent with
+    // the head, the rest 100 ms later; with a length and chunked) is read on
+    // under the deadlines, and answered alike: only a whole first frame is
+    // taken as it is.
+    let in_pieces = |parts: &[Vec<u8>]| -> Vec<u8> {
+        let mut c = std::net::TcpStream::connect(&addr).unwrap();
+        c.set_nodelay(true).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        for (i, part) in parts.iter().enumerate() {
+            if i > 0 {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            c.write_all(part).unwrap();
+        }
+        let mut out = Vec::new();
+        let _ = c.read_to_end(&mut out);
+        out
+    };
+    let (first, rest) = der.split_at(der.len() / 2);
+    let head = |framing: String| {
+        format!("POST /ocsp HTTP/1.1\r\nHost: x\r\nContent-Type: application/ocsp-request\r\n{framing}\r\nConnection: close\r\n\r\n")
+            .into_bytes()
+    };
+    let with_length = in_pieces(&[
+        [head(format!("Content-Length: {}", der.len())), first.to_vec()].concat(),
+        rest.to_vec(),
+    ]);
+    let chunk = |part: &[u8]| {
+        [
+            format!("{:x}\r\n", part.len()).into_bytes(),
+            part.to_vec(),
+            b"\r\n".to_vec(),
+        ]
+        .concat()
+    };
+    let chunked = in_pieces(&[
+        [head("Transfer-Encoding: chunked".into()), chunk(first)].concat(),
+        [chunk(rest), b"0\r\n\r\n".to_vec()].concat(),
+    ]);
+    for (framing, out) in [("length", with_length), ("chunked", chunked)] {
+        assert!(
+            out.starts_with(b"HTTP/1.1 200"),
+            "{framing}: {}",
+            String::from_utf8_lossy(&out)
+        );
+        assert!(
+            out.ends_with(&bodies[0]),
+            "{framing}: answered otherwise: {}",
+            String::from_utf8_lossy(&out)
+        );
+    }
 }
