@@ -167,13 +167,13 @@ async fn read_body(mut body: Incoming, headers: &HeaderMap, max: usize, limits: 
                 if hyper::body::Body::is_end_stream(&body) {
                     return Ok(data);
                 }
-                buf.reserve(declared.unwrap_or(0).min(max).max(data.len()));
                 buf.extend_from_slice(&data);
             }
         }
         // Not here yet: the deadlines below apply from now.
-        std::task::Poll::Pending => buf.reserve(declared.unwrap_or(0).min(max)),
+        std::task::Poll::Pending => {}
     }
+    buf.reserve(declared.unwrap_or(0).min(max).saturating_sub(buf.len()));
     let start = tokio::time::Instant::now();
     let deadline = start + limits.body_timeout;
     let window = limits.body_rate_window.max(Duration::from_millis(10));
