@@ -98,6 +98,12 @@ impl ServeConfig {
 /// after one trim). A trim when nothing is free costs tens of microseconds.
 pub const DEFAULT_ALLOCATOR_TRIM: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// With the periodic trim on, `free` returns an arena's top above this size
+/// (glibc's default before it starts moving the threshold itself). A fixed
+/// threshold is what returns a worker's arena top after a burst of
+/// connections, which `malloc_trim` does not touch (see the malloc-trim crate).
+pub const ALLOCATOR_TRIM_THRESHOLD: usize = 128 * 1024;
+
 /// Per principal; Graph's Intune limits are of this order.
 pub const DEFAULT_API_RATE_LIMIT: u32 = 100;
 

@@ -286,6 +286,11 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> Result<()> {
     }
     let data_dir = cfg.open.data_dir.clone();
     let database = cfg.open.database.clone();
+    // Here, before the runtime's threads: glibc reads this without a lock.
+    // Without the periodic trim, glibc's own policy is left alone as well.
+    if cfg.allocator_trim.is_some() {
+        let _ = malloc_trim::set_trim_threshold(app::ALLOCATOR_TRIM_THRESHOLD);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
