@@ -77,9 +77,17 @@ last_rps() { python3 -c "import json,sys; print(int([json.loads(l) for l in open
 
 WRK_ARGS=(mix "$FIX/reqs/get.txt" "$FIX/reqs/post.list" "$STATIC/crl.list" "$STATIC/aia.list")
 DURATION=10
-log "peak (wrk mix, 64 connections, 10 s)"
-run_load wrk "" "$BASE" "peak" "$SPG" scenario=peak
-PEAK=$(last_rps)
+# The peak is the median of three runs: this VM's speed moves by a third from one 10-s run to the
+# next (42.2k, 46.7k and 62.6k req/s in three soaks of the same code), and one fast run made a
+# target the same server could not keep for 30 minutes.
+log "peak (wrk mix, 64 connections, median of 3 x 10 s)"
+PEAKS=()
+for i in 1 2 3; do
+  run_load wrk "" "$BASE" "peak-$i" "$SPG" scenario=peak run="$i"
+  PEAKS+=("$(last_rps)")
+done
+PEAK=$(printf '%s\n' "${PEAKS[@]}" | sort -n | sed -n 2p)
+log "peak runs: ${PEAKS[*]} req/s"
 TARGET=$((PEAK * LOAD_PCT / 100))
 CONNS=$((TARGET * WRK_DELAY_MS / 1000 + 1))
 log "peak $PEAK req/s; soak at $TARGET req/s: $CONNS paced connections, ${WRK_DELAY_MS} ms pause"
@@ -146,11 +154,11 @@ python3 "$HERE/lib/validate.py" cloudpki "$BASE" "$FIX" >"$OUT/validate-after.js
 curl -s "$BASE/metrics" >"$OUT/metrics-after.txt" || true
 stop_pg "$SPG"
 
-LIB=$HERE/lib python3 - "$OUT" "$RESULTS" "$CMDLINE" "$BIN_INFO" "$(git -C "$ROOT" rev-parse --short HEAD)" "$PEAK" "$TARGET" "$CONNS" <<'PY'
+LIB=$HERE/lib python3 - "$OUT" "$RESULTS" "$CMDLINE" "$BIN_INFO" "$(git -C "$ROOT" rev-parse --short HEAD)" "$PEAK" "$TARGET" "$CONNS" "${PEAKS[*]}" <<'PY'
 import glob, json, os, statistics, sys, datetime
 sys.path.insert(0, os.environ["LIB"])
 from results_section import replace_section
-out, results, cmd, binary, rev, peak, target, conns = sys.argv[1:9]
+out, results, cmd, binary, rev, peak, target, conns, peaks = sys.argv[1:10]
 recs = [json.loads(l) for l in open(os.path.join(out, "results.jsonl"))]
 soak = sorted((r for r in recs if r.get("scenario") == "soak"), key=lambda r: r["minute"])
 edge = max(1, len(soak) // 6)
@@ -203,7 +211,7 @@ replace_section(results, [
     "## Soak and attacks (soak.sh)",
     "",
     f"* Date: {now}; command: `{cmd}`; tree {rev}; binary built {binary}; raw: `{os.path.relpath(out, os.path.dirname(results))}`",
-    f"* Peak (wrk mix, 64 connections, 10 s): {int(peak):,} req/s; soak target {int(target):,} req/s: wrk paced over {conns} connections "
+    f"* Peak (wrk mix, 64 connections, median of 3 x 10 s: {', '.join(f'{int(p):,}' for p in peaks.split())}): {int(peak):,} req/s; soak target {int(target):,} req/s: wrk paced over {conns} connections "
     "(server pinned to CPU 0, one worker; wrk, k6, the attackers and the revoking API client on CPU 1), one-minute segments "
     "(connections scaled once by a 20-s calibration with the companions running); "
     f"k6 at {k6 and 'a constant rate' or '(missing)'} comparing every OCSP/AIA body byte for byte; one `revokeLeafCertificate` a second through the management API.",
