@@ -17,10 +17,11 @@ source "$HERE/lib/common.sh"
 BIN=${CLOUDPKI:-$ROOT/target/release/cloudpki}
 FIX=${FIX:-$HERE/.data/fixture}
 MINUTES=${MINUTES:-30}; LOAD_PCT=${LOAD_PCT:-80}; CHECK_RATE=${CHECK_RATE:-100}; ATTACKERS=${ATTACKERS:-1000}
-# Pauses of 1..3 ms (mean 2 ms): the target then takes ~100 connections. With 5-ms pauses it took
-# ~250, and wrk alone needed 93-95 % of the load core, leaving the companions too little; the
-# server, too, spent 25 us per request over 256 paced connections against 21 over 128 (measured
-# without companions; RESULTS.md, the soak's hand-written section).
+# Pauses of 1..3 ms (mean 2 ms): the target then takes ~100 connections before calibration and
+# 140-155 after it. With 5-ms pauses it took ~250, and wrk alone needed 93-95 % of the load core,
+# leaving the companions too little; the server, too, spent 25 us per request over 256 paced
+# connections against 21 over 128 (measured without companions; RESULTS.md, the soak's
+# hand-written section).
 SERVER_CPU=0; LOAD_CPU=1; PIN=1; NO_QUIET=1; VUS=64; WRK_DELAY_MS=${WRK_DELAY_MS:-2}
 NICE=${NICE:--10}; [ "$(id -u)" = 0 ] || NICE=0
 OUT=${OUT:-$HERE/out/soak-$(date +%Y%m%d-%H%M%S)}
