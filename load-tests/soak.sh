@@ -18,6 +18,7 @@ source "$HERE/lib/common.sh"
 BIN=${CLOUDPKI:-$ROOT/target/release/cloudpki}
 FIX=${FIX:-$HERE/.data/fixture}
 MINUTES=${MINUTES:-30}; LOAD_PCT=${LOAD_PCT:-80}; CHECK_RATE=${CHECK_RATE:-100}; ATTACKERS=${ATTACKERS:-1000}
+CALIBRATIONS=${CALIBRATIONS:-4}; CALIBRATION_S=10
 # Pauses of 1..3 ms (mean 2 ms). On the slower VM of 2026-12-07 morning the target took 140-155
 # connections; with 5-ms pauses it took ~250, and wrk alone needed 93-95 % of the load core,
 # leaving the companions too little; the server, too, spent 25 us per request over 256 paced
@@ -96,7 +97,7 @@ log "peak $PEAK req/s; soak at $TARGET req/s: $CONNS paced connections, ${WRK_DE
 
 # The run's companions: revocations, body checks, RSS samples.
 SECONDS_TOTAL=$((MINUTES * 60))
-CALIBRATE_S=$(( ${CALIBRATIONS:-4} * 10 ))   # the k6 checker covers the calibration too
+CALIBRATE_S=$((CALIBRATIONS * CALIBRATION_S))   # the k6 checker covers the calibration too
 taskset -c "$LOAD_CPU" python3 "$HERE/lib/revoke_loop.py" "$BASE" "$TOKEN" "$ISSUING_ID" "$TMP/revoke.ids" "$OUT/revoke.log" &
 REVOKER=$!
 if [ -n "$K6" ]; then
@@ -108,18 +109,19 @@ fi
 ( while kill -0 "$SPG" 2>/dev/null; do echo "$(date +%s) $(rss_kb "$SPG")" >>"$OUT/rss.txt"; sleep 10; done ) &
 
 # Paced connections do not deliver rate x pause, in either direction: on a slow VM each also
-# waits for its answer and the load core is shared with the companions (delivered < target), on
+# waits for its answer and the load core is shared with the companions (delivered < target); on
 # a fast one the rate per connection rose with the connections (272 gave 99.6k req/s, the 371
-# scaled from them 152k, not the 136k aimed at: 90 % of the peak, 2026-12-07 12:37). So up to CALIBRATIONS
-# 10-s segments with the companions running, each scaling the connections by target / delivered
-# (at most 3x, at least 1/2), until the delivered rate is within 5 % of the target.
-DURATION=10
-for i in $(seq "${CALIBRATIONS:-4}"); do
+# scaled from them 152k, not the 136k aimed at: 90 % of the peak, 2026-12-07 12:37). So up to
+# CALIBRATIONS segments with the companions running, each scaling the connections by target /
+# delivered (at most 3x, at least 1/2), until the delivered rate is within 5 % of the target.
+DURATION=$CALIBRATION_S
+for i in $(seq "$CALIBRATIONS"); do
   WRK_CONNS=$CONNS WRK_DELAY_MS=$WRK_DELAY_MS run_load wrk "" "$BASE" "calibrate-$i" "$SPG" scenario=calibrate conns="$CONNS" run="$i"
   DELIVERED=$(last_rps)
   log "calibration $i: $DELIVERED req/s delivered of $TARGET over $CONNS connections"
-  python3 -c "import sys; t, d = map(int, sys.argv[1:]); sys.exit(0 if abs(d - t) <= t / 20 else 1)" "$TARGET" "$DELIVERED" && break
-  CONNS=$(python3 -c "import sys; c, t, d = map(int, sys.argv[1:]); print(max(1, c // 2, min(3 * c, round(c * t / max(d, 1)))))" "$CONNS" "$TARGET" "$DELIVERED")
+  off=$((DELIVERED - TARGET)); [ "$((20 * ${off#-}))" -le "$TARGET" ] && break
+  next=$(( (CONNS * TARGET + DELIVERED / 2) / (DELIVERED > 0 ? DELIVERED : 1) ))
+  CONNS=$(( next > 3 * CONNS ? 3 * CONNS : next < CONNS / 2 ? CONNS / 2 : next )); CONNS=$((CONNS > 0 ? CONNS : 1))
 done
 log "soak over $CONNS connections"
 
@@ -163,7 +165,7 @@ python3 "$HERE/lib/validate.py" cloudpki "$BASE" "$FIX" >"$OUT/validate-after.js
 curl -s "$BASE/metrics" >"$OUT/metrics-after.txt" || true
 stop_pg "$SPG"
 
-LIB=$HERE/lib python3 - "$OUT" "$RESULTS" "$CMDLINE" "$BIN_INFO" "$(git -C "$ROOT" rev-parse --short HEAD)" "$PEAK" "$TARGET" "$CONNS" "${PEAKS[*]}" <<'PY'
+LIB=$HERE/lib CALIBRATIONS=$CALIBRATIONS CALIBRATION_S=$CALIBRATION_S python3 - "$OUT" "$RESULTS" "$CMDLINE" "$BIN_INFO" "$(git -C "$ROOT" rev-parse --short HEAD)" "$PEAK" "$TARGET" "$CONNS" "${PEAKS[*]}" <<'PY'
 import glob, json, os, statistics, sys, datetime
 sys.path.insert(0, os.environ["LIB"])
 from results_section import replace_section
@@ -222,7 +224,7 @@ replace_section(results, [
     f"* Date: {now}; command: `{cmd}`; tree {rev}; binary built {binary}; raw: `{os.path.relpath(out, os.path.dirname(results))}`",
     f"* Peak (wrk mix, 64 connections, median of 3 x 10 s: {', '.join(f'{int(p):,}' for p in peaks.split())}): {int(peak):,} req/s; soak target {int(target):,} req/s: wrk paced over {conns} connections "
     "(server pinned to CPU 0, one worker; wrk, k6, the attackers and the revoking API client on CPU 1), one-minute segments "
-    "(connections scaled by up to four 10-s calibration segments with the companions running, until within 5 % of the target); "
+    f"(connections scaled by up to {os.environ['CALIBRATIONS']} {os.environ['CALIBRATION_S']}-s calibration segments with the companions running, until within 5 % of the target); "
     f"k6 at {k6 and 'a constant rate' or '(missing)'} comparing every OCSP/AIA body byte for byte; one `revokeLeafCertificate` a second through the management API.",
     "",
     "| goal | measured | verdict |",
