@@ -427,20 +427,21 @@ pub fn decode_get_path_into<'b>(raw: &str, buf: &'b mut [u8]) -> Option<&'b [u8]
     while i < raw.len() {
         // How many bytes from `i` are plain sextets, up to eight.
         let mut plain = 0;
-        if let Some(eight) = raw.get(i..i + 8) {
-            let (mut gathered, mut marked) = (0u64, 0u32);
-            for (j, &b) in eight.iter().enumerate() {
-                let v = SEXTET[usize::from(b)];
-                // NOT_BASE64 and SKIPPED both have the top bit; no sextet has.
-                marked |= u32::from(v >> 7) << j;
-                gathered = gathered << 6 | u64::from(v & 0x3f);
-            }
+        if let Some(&eight) = raw.get(i..).and_then(|r| r.first_chunk::<8>()) {
+            let v = eight.map(|b| SEXTET[usize::from(b)]);
+            // NOT_BASE64 and SKIPPED both have the top bit; no sextet has.
+            let marked = v.iter().fold(0u8, |m, &v| m | v) & 0x80;
             if marked == 0 {
+                // Shifted each on its own, not through one chain of eight.
+                let gathered = v
+                    .iter()
+                    .enumerate()
+                    .fold(0u64, |g, (j, &v)| g | u64::from(v) << (42 - 6 * j));
                 out.push48(gathered)?;
                 i += 8;
                 continue;
             }
-            plain = marked.trailing_zeros() as usize;
+            plain = v.iter().take_while(|&&v| v & 0x80 == 0).count();
         }
         for &b in raw.get(i..i + plain)? {
             out.push(SEXTET[usize::from(b)])?;
@@ -503,19 +504,17 @@ impl Octets<'_> {
         Some(())
     }
 
-    /// Eight sextets, gathered: exactly six octets out.
+    /// Eight sextets, gathered: exactly six octets out, in one store.
     #[inline]
     fn push48(&mut self, gathered: u64) -> Option<()> {
-        self.acc = self.acc << 48 | gathered;
-        self.bits += 48;
-        self.sextets += 8;
-        let out = self.buf.get_mut(self.n..self.n + 6)?;
-        for o in out {
-            self.bits -= 8;
-            *o = (self.acc >> self.bits) as u8;
-        }
+        // The bits left from before lead; six whole octets follow them.
+        let six = (self.acc << 48 | gathered) >> self.bits;
+        self.buf
+            .get_mut(self.n..self.n + 6)?
+            .copy_from_slice(&six.to_be_bytes()[2..]);
         self.n += 6;
-        self.acc &= (1 << self.bits) - 1;
+        self.sextets += 8;
+        self.acc = gathered & ((1 << self.bits) - 1);
         Some(())
     }
 }
