@@ -519,6 +519,11 @@ impl Octets<'_> {
     }
 }
 
+/// Where OCSP requests are POSTed (RFC 6960 A.1: the responder's URL).
+pub fn is_ocsp_post_path(path: &str) -> bool {
+    path == "/ocsp" || path == "/ocsp/"
+}
+
 fn ocsp_body(body: Bytes) -> Response<Body> {
     bytes_response(body, "application/ocsp-response")
 }
@@ -585,8 +590,12 @@ impl Responder {
     }
 
     /// A POST's answer when it needs no more than the pre-signed bytes
-    /// (see [`Responder::ocsp_simple`]); None for anything else.
-    pub fn ocsp_post_at_once(&self, der: &[u8]) -> Option<Response<Body>> {
+    /// (see [`Responder::ocsp_simple`]); None for anything else, another
+    /// path included ([`Responder::serve_ocsp`] answers those).
+    pub fn ocsp_post_at_once(&self, path: &str, der: &[u8]) -> Option<Response<Body>> {
+        if !is_ocsp_post_path(path) {
+            return None;
+        }
         self.ocsp_simple(der, false, &HeaderMap::new(), now_unix())
     }
 
@@ -778,7 +787,7 @@ impl Responder {
         body: Option<Bytes>,
     ) -> Response<Body> {
         if *method == Method::POST {
-            if path != "/ocsp" && path != "/ocsp/" {
+            if !is_ocsp_post_path(path) {
                 return plain(StatusCode::NOT_FOUND, "not found\n");
             }
             return self.ocsp(&body.unwrap_or_default(), false, headers).await;
