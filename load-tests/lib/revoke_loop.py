@@ -1,6 +1,6 @@
-"""revoke_loop.py BASE TOKEN CA_ID IDS_FILE LOG
+"""revoke_loop.py BASE TOKEN CA_ID IDS_FILE LOG [PER_SECOND]
 
-One leaf revoked a second through the management API (`revokeLeafCertificate`,
+One leaf revoked a second (PER_SECOND: another rate) through the management API (`revokeLeafCertificate`,
 bearer TOKEN; Graph's action takes no reason), as an administrator would, until the ids run
 out or the process is killed. One keep-alive connection, opened again after any
 failure. Appends a line per revocation to LOG: `ok MS` (time to the 200) or
@@ -20,6 +20,7 @@ import urllib.parse
 
 def main():
     base, token, ca, ids_file, log = sys.argv[1:6]
+    step = 1.0 / float(sys.argv[6]) if len(sys.argv) > 6 else 1.0
     u = urllib.parse.urlsplit(base)
     ids = [l.strip() for l in open(ids_file) if l.strip()]
     path = f"/beta/deviceManagement/cloudCertificationAuthority/{ca}/revokeLeafCertificate"
@@ -28,7 +29,7 @@ def main():
     with open(log, "a", buffering=1) as out:
         next_at = time.monotonic()
         for leaf in ids:
-            next_at += 1.0
+            next_at += step
             body = json.dumps({"leafCertificateId": leaf})
             t0 = time.monotonic()
             try:
