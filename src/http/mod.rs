@@ -306,7 +306,7 @@ async fn answer_ocsp_post(state: &AppState, req: Request<Incoming>, path: &str) 
             let r = &state.responder;
             let response = match r.ocsp_post_at_once(path, &body) {
                 Some(answer) => answer,
-                None => Box::pin(r.serve_ocsp(&Method::POST, path, &HeaderMap::new(), Some(body))).await,
+                None => r.ocsp_post_general(path, &body).await,
             };
             (response.map(http_body_util::Either::Left), true)
         }
@@ -477,7 +477,7 @@ async fn dispatch(
         return match *method {
             Method::POST => answer_ocsp_post(state, req, path).await,
             Method::GET | Method::HEAD => (
-                r.serve_ocsp(method, path, req.headers(), None)
+                r.serve_ocsp_get(path, req.headers())
                     .await
                     .map(http_body_util::Either::Left),
                 false,

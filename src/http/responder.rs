@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use dashmap::DashMap;
-use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
+use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 use tokio::sync::Semaphore;
 
@@ -577,7 +577,7 @@ impl Responder {
 
     /// A GET's answer when it needs no more than the pre-signed bytes
     /// (see [`Responder::ocsp_simple`]); None for anything else, malformed
-    /// requests included, which [`Responder::serve_ocsp`] then answers.
+    /// requests included, which [`Responder::serve_ocsp_get`] then answers.
     /// `now`: unix seconds, read by the caller (which times the request
     /// with the same clock reading).
     pub fn ocsp_get_at_once(&self, raw: &str, headers: &HeaderMap, now: i64) -> Option<Response<Body>> {
@@ -591,7 +591,7 @@ impl Responder {
 
     /// A POST's answer when it needs no more than the pre-signed bytes
     /// (see [`Responder::ocsp_simple`]); None for anything else, another
-    /// path included ([`Responder::serve_ocsp`] answers those).
+    /// path included ([`Responder::ocsp_post_general`] answers those).
     pub fn ocsp_post_at_once(&self, path: &str, der: &[u8]) -> Option<Response<Body>> {
         if !is_ocsp_post_path(path) {
             return None;
@@ -599,15 +599,17 @@ impl Responder {
         self.ocsp_simple(der, false, &HeaderMap::new(), now_unix())
     }
 
-    /// Answers one OCSP request (DER). `get` selects RFC 5019 caching headers.
-    pub async fn ocsp(&self, der: &[u8], get: bool, headers: &HeaderMap) -> Response<Body> {
-        match self.ocsp_simple(der, get, headers, now_unix()) {
-            Some(r) => r,
-            // Boxed: the general path's future (signing on demand) is most
-            // of the request future's size, and hyper moves that future into
-            // place for every request, the common ones included.
-            None => Box::pin(self.ocsp_general(der, get, headers)).await,
+    /// A POSTed request that [`Responder::ocsp_post_at_once`] left
+    /// unanswered: 404 off the POST path, else the general path (the
+    /// pre-signed bytes were already tried).
+    pub async fn ocsp_post_general(&self, path: &str, der: &[u8]) -> Response<Body> {
+        if !is_ocsp_post_path(path) {
+            return plain(StatusCode::NOT_FOUND, "not found\n");
         }
+        // Boxed: the general path's future (signing on demand) is most of
+        // the request future's size, and hyper moves that future into place
+        // for every request, the common ones included.
+        Box::pin(self.ocsp_general(der, false, &HeaderMap::new())).await
     }
 
     /// Any request: parsed whole, decided by the snapshot, signed on demand
@@ -778,20 +780,9 @@ impl Responder {
         }
     }
 
-    /// Routes `/ocsp` requests.
-    pub async fn serve_ocsp(
-        &self,
-        method: &Method,
-        path: &str,
-        headers: &HeaderMap,
-        body: Option<Bytes>,
-    ) -> Response<Body> {
-        if *method == Method::POST {
-            if !is_ocsp_post_path(path) {
-                return plain(StatusCode::NOT_FOUND, "not found\n");
-            }
-            return self.ocsp(&body.unwrap_or_default(), false, headers).await;
-        }
+    /// Answers a GET (or HEAD) of `/ocsp/...`; POSTs go through
+    /// [`Responder::ocsp_post_at_once`] and [`Responder::ocsp_post_general`].
+    pub async fn serve_ocsp_get(&self, path: &str, headers: &HeaderMap) -> Response<Body> {
         let raw = path.strip_prefix("/ocsp/").unwrap_or("");
         // A plain request is answered from the stack-decoded path (a HEAD,
         // or a GET `http::handle` could not answer at once); anything else
