@@ -40,9 +40,7 @@ import json, sys
 v = json.load(open(sys.argv[1]))['value']
 print('\n'.join(l['id'] for l in v[:int(sys.argv[2])]))" "$TMP/active.json" "$REVS" >"$TMP/revoke.ids"
 REVS=$(wc -l <"$TMP/revoke.ids")
-"$BIN" --data-dir "$TMP/data" role assign --principal revmem-admin --role "Intune Administrator" >/dev/null
-TOKEN=$("$BIN" --data-dir "$TMP/data" token create --principal revmem-admin \
-  --scope DeviceManagementCloudCA.ReadWrite.All --ttl 7200)
+TOKEN=$(admin_token "$TMP/data" revmem-admin 7200)
 
 log "cloudpki on $BASE (CPU $SERVER_CPU, one worker); $REVS revocations at $RATE a second"
 START_NS=$(date +%s%N)

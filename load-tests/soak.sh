@@ -63,9 +63,7 @@ for l in leaves[-int(sys.argv[3]):]:
     print(l["id"])
 PY
 # The revoking administrator: an Intune Administrator with a token for the run.
-"$BIN" --data-dir "$TMP/data" role assign --principal soak-admin --role "Intune Administrator" >/dev/null
-TOKEN=$("$BIN" --data-dir "$TMP/data" token create --principal soak-admin --scope DeviceManagementCloudCA.ReadWrite.All \
-  --ttl $((MINUTES * 60 + 3600)))
+TOKEN=$(admin_token "$TMP/data" soak-admin $((MINUTES * 60 + 3600)))
 
 log "cloudpki on $BASE (CPU $SERVER_CPU, one worker)"
 START_NS=$(date +%s%N)

@@ -72,6 +72,13 @@ wait_ready() {
   log "not ready after ${timeout}s: $url"; return 1
 }
 
+# admin_token DATA_DIR PRINCIPAL TTL_S: makes PRINCIPAL an Intune Administrator of the data dir and
+# prints a management-API token for it (revocations through the API, as an administrator makes them).
+admin_token() {
+  "$BIN" --data-dir "$1" role assign --principal "$2" --role "Intune Administrator" >/dev/null
+  "$BIN" --data-dir "$1" token create --principal "$2" --scope DeviceManagementCloudCA.ReadWrite.All --ttl "$3"
+}
+
 rss_kb() { awk -v k="${2:-VmRSS}:" '$1 == k {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 pg_ticks() {  # CPU clock ticks (user+sys incl. reaped children) of process group $1
