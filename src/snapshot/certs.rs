@@ -3,8 +3,8 @@
 //! Two choices keep a certificate near the size of its signed answer
 //! (load-tests/RESULTS.md has the measurements):
 //! - [`CertState`] is one allocation: status, dates and the lazily signed
-//!   SHA-256 answer in a header before the SHA-1 answer's bytes (a thin
-//!   pointer: 8 bytes in the map).
+//!   SHA-256 answer in a 24-byte header before the SHA-1 answer's bytes (a
+//!   thin pointer: 8 bytes in the map).
 //! - [`CertMap`] is a sorted, packed array built once per load (found
 //!   through a hash index of positions), plus a persistent B-tree of
 //!   what changed since. The array costs 32 bytes a certificate; a B-tree
@@ -18,10 +18,12 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
 use bytes::Bytes;
+use time::OffsetDateTime;
 use triomphe::ThinArc;
 
 use super::SerialKey;
 use crate::x509::ocsp::{CertIdHash, Status};
+use crate::x509::RevocationReason;
 
 /// A signed answer kept with its nextUpdate.
 #[derive(Debug, Clone)]
@@ -33,10 +35,6 @@ pub struct Answer {
 
 #[derive(Debug)]
 struct Head {
-    status: Status,
-    /// Unix seconds; of the SHA-1 answer, as signed.
-    this_update: i64,
-    next_update: i64,
     /// The SHA-256 CertID answer: pre-signed (CA certificates, rows signed
     /// before leaves' became lazy), or signed on demand at its first request
     /// and kept for as long as this state is current (a change makes a new
@@ -44,6 +42,62 @@ struct Head {
     /// it reaches its own nextUpdate (capped at a delegated certificate's
     /// end, it may come before the state's).
     sha256: ArcSwapOption<Answer>,
+    /// Unix seconds, as [`Seconds`]; of the SHA-1 answer, as signed.
+    this_update: Seconds,
+    next_update: Seconds,
+    status: Kept,
+}
+
+/// Unix seconds in 32 bits (to 2106): a certificate's header is 24 bytes,
+/// not the 48 that `i64`s and an `OffsetDateTime` took, which at 5M
+/// certificates is ~115 MB. The signed answers carry the exact times; these
+/// decide freshness and fill headers, and a time outside the range is
+/// clamped (a nextUpdate only ever earlier, so an answer is never served
+/// past its own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Seconds(u32);
+
+impl Seconds {
+    fn of(unix: i64) -> Self {
+        Seconds(u32::try_from(unix.max(0)).unwrap_or(u32::MAX))
+    }
+
+    fn unix(self) -> i64 {
+        i64::from(self.0)
+    }
+}
+
+/// [`Status`] as a state keeps it: 8 bytes, not 20.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kept {
+    Good,
+    Revoked { at: Seconds, reason: RevocationReason },
+    Unknown,
+}
+
+impl Kept {
+    fn of(status: Status) -> Self {
+        match status {
+            Status::Good => Kept::Good,
+            Status::Unknown => Kept::Unknown,
+            Status::Revoked { at, reason } => Kept::Revoked {
+                at: Seconds::of(at.unix_timestamp()),
+                reason,
+            },
+        }
+    }
+
+    fn status(self) -> Status {
+        match self {
+            Kept::Good => Status::Good,
+            Kept::Unknown => Status::Unknown,
+            Kept::Revoked { at, reason } => Status::Revoked {
+                // Any u32 of seconds is a valid date.
+                at: OffsetDateTime::from_unix_timestamp(at.unix()).unwrap_or(OffsetDateTime::UNIX_EPOCH),
+                reason,
+            },
+        }
+    }
 }
 
 /// Status and signed answers of one certificate; the SHA-1 CertID answer is
@@ -68,10 +122,10 @@ impl CertState {
             .filter(|b| !b.is_empty())
             .map(|body| Arc::new(Answer { body, next_update }));
         let head = Head {
-            status,
-            this_update,
-            next_update,
             sha256: ArcSwapOption::new(kept),
+            this_update: Seconds::of(this_update),
+            next_update: Seconds::of(next_update),
+            status: Kept::of(status),
         };
         CertState(ThinArc::from_header_and_slice(head, sha1))
     }
@@ -81,15 +135,17 @@ impl CertState {
     }
 
     pub fn status(&self) -> Status {
-        self.head().status
+        self.head().status.status()
     }
 
+    /// Unix seconds (clamped to 0..=u32::MAX, see [`Seconds`]).
     pub fn this_update(&self) -> i64 {
-        self.head().this_update
+        self.head().this_update.unix()
     }
 
+    /// Unix seconds (clamped to 0..=u32::MAX, see [`Seconds`]).
     pub fn next_update(&self) -> i64 {
-        self.head().next_update
+        self.head().next_update.unix()
     }
 
     /// The SHA-1 CertID answer.
@@ -130,7 +186,7 @@ impl CertState {
     }
 
     pub fn is_revoked(&self) -> bool {
-        matches!(self.head().status, Status::Revoked { .. })
+        matches!(self.head().status, Kept::Revoked { .. })
     }
 }
 
@@ -547,9 +603,37 @@ mod tests {
     /// besides the answer: a header that grows eats it.
     #[test]
     fn a_certificate_costs_its_answer_plus_a_small_header() {
-        assert!(std::mem::size_of::<Head>() <= 48, "{}", std::mem::size_of::<Head>());
+        assert_eq!(std::mem::size_of::<Head>(), 24);
         assert_eq!(std::mem::size_of::<CertState>(), 8);
         assert_eq!(std::mem::size_of::<(SerialKey, CertState)>(), 32);
+    }
+
+    #[test]
+    fn a_state_keeps_its_status_and_times_in_32_bit_seconds() {
+        let at = OffsetDateTime::from_unix_timestamp(1_800_000_000).expect("time");
+        let revoked = Status::Revoked {
+            at,
+            reason: RevocationReason::KeyCompromise,
+        };
+        let s = CertState::new(revoked, 1_799_999_000, 1_800_604_800, b"a", None);
+        assert_eq!(s.status(), revoked);
+        assert!(s.is_revoked());
+        assert_eq!((s.this_update(), s.next_update()), (1_799_999_000, 1_800_604_800));
+        let good = CertState::new(Status::Good, 5, 6, b"a", None);
+        assert_eq!((good.status(), good.is_revoked()), (Status::Good, false));
+        assert_eq!(
+            CertState::new(Status::Unknown, 5, 6, b"a", None).status(),
+            Status::Unknown
+        );
+    }
+
+    /// Out of the 32-bit range a nextUpdate only gets earlier: an answer is
+    /// never judged fresh past the time it was signed for.
+    #[test]
+    fn times_outside_32_bits_are_clamped_never_extended() {
+        let s = CertState::new(Status::Good, -5, i64::MAX, b"a", None);
+        assert_eq!((s.this_update(), s.next_update()), (0, i64::from(u32::MAX)));
+        assert_eq!(CertState::new(Status::Good, 1, -1, b"a", None).next_update(), 0);
     }
 
     #[test]

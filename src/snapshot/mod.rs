@@ -340,9 +340,10 @@ impl Snapshot {
         }
         let state = ca.certs.get(&SerialKey::new(q.serial)?)?;
         let (body, next_update) = state.answer(q.hash, now)?;
-        let outcome = match state.status() {
-            Status::Revoked { .. } => Outcome::Revoked,
-            _ => Outcome::Good,
+        let outcome = if state.is_revoked() {
+            Outcome::Revoked
+        } else {
+            Outcome::Good
         };
         Some((body, state.this_update(), next_update, outcome))
     }
