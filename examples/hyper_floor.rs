@@ -1,6 +1,7 @@
 //! The floor of the OCSP path through hyper, for `load-tests/ocsp-vs-nginx.sh`:
-//! a server with cloudpki's hyper configuration (http1 builder, the tokio
-//! timer, the header read timeout, `TCP_NODELAY`, one worker) that does no
+//! a server with cloudpki's hyper configuration (http1 builder, no hyper
+//! timer, the connection watchdog for header read and idle timeouts,
+//! `TCP_NODELAY`, one worker) that does no
 //! OCSP work at all. A GET is answered by one hash lookup of its path in the
 //! answers that cloudpki gave for the same requests; a POST's body is read
 //! and the one canned answer sent back, as nginx does. Whatever this server
@@ -24,7 +25,8 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use cloudpki::http::watchdog;
+use hyper_util::rt::TokioIo;
 
 struct Answers {
     get: HashMap<String, Bytes>,
@@ -74,23 +76,33 @@ fn main() {
         eprintln!("hyper_floor on {addr}: {} GET answers", answers.get.len());
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
-            .timer(TokioTimer::new())
-            .header_read_timeout(Duration::from_secs(10))
+            .header_read_timeout(None)
             .max_buf_size(64 * 1024)
             .keep_alive(true);
+        let timeout = Duration::from_secs(10);
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
             let _ = stream.set_nodelay(true);
             let answers = answers.clone();
+            let activity = watchdog::Activity::new();
+            let watched = activity.clone();
             let conn = builder.serve_connection(
-                TokioIo::new(stream),
-                service_fn(move |req| answer(answers.clone(), req)),
+                TokioIo::new(watchdog::Watched::new(stream, activity.clone())),
+                service_fn(move |req| {
+                    watched.head();
+                    answer(answers.clone(), req)
+                }),
             );
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
+            watchdog::spawn(
+                async move {
+                    let _ = conn.await;
+                },
+                activity,
+                timeout / 2,
+                timeout,
+            );
         }
     });
 }

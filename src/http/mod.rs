@@ -7,6 +7,7 @@
 pub mod responder;
 pub mod sendfile;
 pub mod tls;
+pub mod watchdog;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -18,7 +19,7 @@ use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
@@ -225,7 +226,11 @@ fn close_after(mut r: Response<Body>) -> Response<Body> {
 /// ~12 µs a GET takes on one core. A ready answer is a response.
 pub enum Handled {
     Now(std::future::Ready<Result<Response<Body>, std::convert::Infallible>>),
-    Later(Pin<Box<dyn Future<Output = Result<Response<Body>, std::convert::Infallible>> + Send>>),
+    /// With the guard that keeps its connection's watchdog off while it runs.
+    Later(
+        Pin<Box<dyn Future<Output = Result<Response<Body>, std::convert::Infallible>> + Send>>,
+        Option<watchdog::Busy>,
+    ),
 }
 
 impl Future for Handled {
@@ -234,7 +239,7 @@ impl Future for Handled {
     fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
         match self.get_mut() {
             Handled::Now(ready) => Pin::new(ready).poll(cx),
-            Handled::Later(later) => later.as_mut().poll(cx),
+            Handled::Later(later, _) => later.as_mut().poll(cx),
         }
     }
 }
@@ -254,9 +259,24 @@ pub fn handle(state: &Arc<AppState>, req: Request<Incoming>, peer: Option<std::n
     }
     let started = Instant::now();
     if is_plain_ocsp_post(state, &req) {
-        return Handled::Later(Box::pin(ocsp_post(state.clone(), req, started)));
+        return Handled::Later(Box::pin(ocsp_post(state.clone(), req, started)), None);
     }
-    Handled::Later(Box::pin(handle_later(state.clone(), req, peer, started)))
+    Handled::Later(Box::pin(handle_later(state.clone(), req, peer, started)), None)
+}
+
+/// [`handle`] on a watched connection: the head is progress, and a request
+/// answered later keeps its connection from the watchdog until it is.
+fn handle_watched(
+    state: &Arc<AppState>,
+    req: Request<Incoming>,
+    peer: Option<std::net::IpAddr>,
+    activity: &Arc<watchdog::Activity>,
+) -> Handled {
+    activity.head();
+    match handle(state, req, peer) {
+        Handled::Later(later, _) => Handled::Later(later, Some(activity.busy())),
+        now => now,
+    }
 }
 
 /// `POST /ocsp` where nothing else in [`dispatch`] would claim it first
@@ -610,12 +630,13 @@ fn method_not_allowed(allow: &'static str) -> Response<Body> {
     r
 }
 
-/// The header read timeout of the `n`th accepted connection: between 3/4 of
-/// `base` and `base`, spread by the golden ratio. Connections opened together
-/// (a reconnect wave, an attack's thousand sockets) would otherwise all time
-/// out in the same millisecond and all reconnect in the next: a burst of
-/// accepts that the requests of established connections queue behind. Spread,
-/// the first wave's timeouts cover a quarter of `base` and never line up again.
+/// When the `n`th accepted connection's watchdog first ticks: between 3/4 of
+/// `base` and `base`, spread by the golden ratio (its later ticks keep the
+/// offset). Connections opened together (a reconnect wave, an attack's
+/// thousand sockets) would otherwise all time out in the same millisecond and
+/// all reconnect in the next: a burst of accepts that the requests of
+/// established connections queue behind. Spread, the first wave's timeouts
+/// cover a quarter of `base` and never line up again.
 fn spread_timeout(base: Duration, n: u64) -> Duration {
     const GOLDEN: f64 = 0.618_033_988_749_895;
     let frac = (n as f64 * GOLDEN).fract();
@@ -649,9 +670,10 @@ async fn serve_with(
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let connections = Arc::new(Semaphore::new(state.limits.max_connections));
     let mut builder = hyper::server::conn::http1::Builder::new();
+    // The header read and idle timeouts are the watchdog's (see there for
+    // why not hyper's), so hyper arms no timer per request.
     builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(state.limits.header_timeout)
+        .header_read_timeout(None)
         .max_buf_size(64 * 1024)
         .keep_alive(true);
     let mut accepted_count: u64 = 0;
@@ -675,24 +697,32 @@ async fn serve_with(
                 let _ = stream.set_nodelay(true);
                 let state = state.clone();
                 accepted_count = accepted_count.wrapping_add(1);
-                let mut builder = builder.clone();
-                builder.header_read_timeout(spread_timeout(state.limits.header_timeout, accepted_count));
+                let timeout = state.limits.header_timeout;
+                let activity = watchdog::Activity::new();
+                let first_tick = spread_timeout(timeout / 2, accepted_count);
+                let builder = builder.clone();
                 match &tls {
                     None => {
                         let peer = Some(remote.ip());
-                        let service = service_fn(move |req| handle(&state, req, peer));
-                        let conn = builder.serve_connection(TokioIo::new(sendfile::SendfileStream::new(stream)), service);
-                        let conn = graceful.watch(conn);
-                        tokio::spawn(async move {
-                            let _ = conn.await;
-                            drop(permit);
-                        });
+                        let io = watchdog::Watched::new(sendfile::SendfileStream::new(stream), activity.clone());
+                        let watched = activity.clone();
+                        let service = service_fn(move |req| handle_watched(&state, req, peer, &watched));
+                        let conn = graceful.watch(builder.serve_connection(TokioIo::new(io), service));
+                        watchdog::spawn(
+                            async move {
+                                let _ = conn.await;
+                                drop(permit);
+                            },
+                            activity,
+                            first_tick,
+                            timeout,
+                        );
                     }
                     Some(acceptor) => {
                         let (acceptor, watcher) = (acceptor.clone(), graceful.watcher());
-                        let handshake_timeout = state.limits.header_timeout;
-                        tokio::spawn(async move {
-                            let stream = match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                        let watched = activity.clone();
+                        let connection = async move {
+                            let stream = match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
                                 Ok(Ok(s)) => s,
                                 Ok(Err(e)) => {
                                     tracing::debug!(error = %e, "TLS handshake failed");
@@ -706,16 +736,18 @@ async fn serve_with(
                                 .peer_certificates()
                                 .and_then(|c| c.first())
                                 .map(|c| tls::PeerCertificate(Arc::new(c.as_ref().to_vec())));
+                            let io = watchdog::Watched::new(stream, watched.clone());
                             let service = service_fn(move |mut req: Request<Incoming>| {
                                 if let Some(p) = &peer {
                                     req.extensions_mut().insert(p.clone());
                                 }
-                                handle(&state, req, Some(remote.ip()))
+                                handle_watched(&state, req, Some(remote.ip()), &watched)
                             });
-                            let conn = builder.serve_connection(TokioIo::new(stream), service);
-                            let _ = watcher.watch(conn).await;
+                            let _ = watcher.watch(builder.serve_connection(TokioIo::new(io), service)).await;
                             drop(permit);
-                        });
+                        };
+                        // The handshake is watched too: no progress, no handler.
+                        watchdog::spawn(connection, activity, first_tick, timeout);
                     }
                 }
             }
