@@ -84,7 +84,8 @@ impl Drop for Busy {
 /// so that a wave of them does not time out in the same millisecond); it
 /// only records, so a connection's first head has `first + timeout / 2`.
 pub async fn expired(activity: Arc<Activity>, first: Duration, timeout: Duration) {
-    let window = timeout / 2;
+    // Never a zero window: that would spin.
+    let window = (timeout / 2).max(Duration::from_millis(1));
     tokio::time::sleep(first).await;
     let mut seen = activity.progress.load(Ordering::Relaxed);
     loop {
@@ -223,6 +224,14 @@ mod tests {
             let idle = took - step * heads;
             assert!(idle >= T / 2 && idle <= T, "{heads} heads: idle {idle:?}");
         }
+    }
+
+    /// A zero timeout still ticks (a zero window would spin the runtime).
+    #[tokio::test(start_paused = true)]
+    async fn a_zero_timeout_closes_at_once_without_spinning() {
+        let start = tokio::time::Instant::now();
+        expired(Activity::new(), Duration::ZERO, Duration::ZERO).await;
+        assert_eq!(start.elapsed(), Duration::from_millis(1));
     }
 
     #[tokio::test(start_paused = true)]
