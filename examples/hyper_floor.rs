@@ -90,9 +90,16 @@ fn main() {
             let watched = activity.clone();
             let conn = builder.serve_connection(
                 TokioIo::new(watchdog::Watched::new(stream, activity.clone())),
-                service_fn(move |req| {
-                    watched.head();
-                    answer(answers.clone(), req)
+                service_fn(move |req: Request<Incoming>| {
+                    watched.advance();
+                    // cloudpki's POSTs are answered later, under a busy mark.
+                    let busy = (req.method() == Method::POST).then(|| watched.busy());
+                    let answers = answers.clone();
+                    async move {
+                        let answered = answer(answers, req).await;
+                        drop(busy);
+                        answered
+                    }
                 }),
             );
             watchdog::spawn(

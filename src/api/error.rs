@@ -28,13 +28,21 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
 #[derive(Debug)]
 pub struct ChunkBody {
     rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
+    /// Whatever the server wants alive while the body is sent (its
+    /// connection's busy mark: a producer may take a while between chunks).
+    kept: Option<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 impl ChunkBody {
     /// A body and the sender its producer writes to (`depth` chunks in flight).
     pub fn channel(depth: usize) -> (tokio::sync::mpsc::Sender<std::io::Result<Bytes>>, Body) {
         let (tx, rx) = tokio::sync::mpsc::channel(depth);
-        (tx, http_body_util::Either::Right(ChunkBody { rx }))
+        (tx, http_body_util::Either::Right(ChunkBody { rx, kept: None }))
+    }
+
+    /// Keeps `token` until the body is dropped.
+    pub fn keep(&mut self, token: Box<dyn std::any::Any + Send + Sync>) {
+        self.kept = Some(token);
     }
 }
 

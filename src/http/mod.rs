@@ -239,7 +239,17 @@ impl Future for Handled {
     fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
         match self.get_mut() {
             Handled::Now(ready) => Pin::new(ready).poll(cx),
-            Handled::Later(later, _) => later.as_mut().poll(cx),
+            Handled::Later(later, busy) => {
+                let mut out = std::task::ready!(later.as_mut().poll(cx));
+                // A streamed body is still the handler's work: its guard
+                // goes with it until the last chunk.
+                if let (Ok(response), Some(guard)) = (&mut out, busy.take()) {
+                    if let http_body_util::Either::Right(chunks) = response.body_mut() {
+                        chunks.keep(Box::new(guard));
+                    }
+                }
+                std::task::Poll::Ready(out)
+            }
         }
     }
 }
@@ -272,7 +282,7 @@ fn handle_watched(
     peer: Option<std::net::IpAddr>,
     activity: &Arc<watchdog::Activity>,
 ) -> Handled {
-    activity.head();
+    activity.advance();
     match handle(state, req, peer) {
         Handled::Later(later, _) => Handled::Later(later, Some(activity.busy())),
         now => now,
@@ -630,9 +640,9 @@ fn method_not_allowed(allow: &'static str) -> Response<Body> {
     r
 }
 
-/// When the `n`th accepted connection's watchdog first ticks: between 3/4 of
-/// `base` and `base`, spread by the golden ratio (its later ticks keep the
-/// offset). Connections opened together (a reconnect wave, an attack's
+/// The `n`th accepted connection's header timeout: between 3/4 of `base`
+/// and `base`, spread by the golden ratio (its watchdog's first tick is
+/// this less 3/4 of `base`, and its later ticks keep the offset). Connections opened together (a reconnect wave, an attack's
 /// thousand sockets) would otherwise all time out in the same millisecond and
 /// all reconnect in the next: a burst of accepts that the requests of
 /// established connections queue behind. Spread, the first wave's timeouts
@@ -699,8 +709,9 @@ async fn serve_with(
                 accepted_count = accepted_count.wrapping_add(1);
                 let timeout = state.limits.header_timeout;
                 let activity = watchdog::Activity::new();
-                let first_tick = spread_timeout(timeout / 2, accepted_count);
-                let builder = builder.clone();
+                // 3/4 to all of the timeout for a first head, as hyper's own
+                // timeout was spread (see `spread_timeout`).
+                let first_tick = spread_timeout(timeout, accepted_count).saturating_sub(timeout * 3 / 4);
                 match &tls {
                     None => {
                         let peer = Some(remote.ip());
@@ -720,6 +731,7 @@ async fn serve_with(
                     }
                     Some(acceptor) => {
                         let (acceptor, watcher) = (acceptor.clone(), graceful.watcher());
+                        let builder = builder.clone();
                         let watched = activity.clone();
                         let connection = async move {
                             let stream = match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
@@ -736,6 +748,7 @@ async fn serve_with(
                                 .peer_certificates()
                                 .and_then(|c| c.first())
                                 .map(|c| tls::PeerCertificate(Arc::new(c.as_ref().to_vec())));
+                            watched.advance(); // the handshake: the first head's time starts now
                             let io = watchdog::Watched::new(stream, watched.clone());
                             let service = service_fn(move |mut req: Request<Incoming>| {
                                 if let Some(p) = &peer {
@@ -764,6 +777,30 @@ async fn serve_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A handler's busy mark ends with its future, but a streamed body is
+    /// still the handler's work: it keeps the mark until it is dropped.
+    #[tokio::test]
+    async fn a_streamed_body_keeps_its_connection_busy_until_it_is_sent() {
+        let activity = watchdog::Activity::new();
+        let (_tx, body) = crate::api::ChunkBody::channel(1);
+        let later = Handled::Later(Box::pin(async move { Ok(Response::new(body)) }), Some(activity.busy()));
+        let response = later.await.unwrap();
+        assert_eq!(
+            Arc::strong_count(&activity),
+            2,
+            "the streamed body let its busy mark go"
+        );
+        drop(response);
+        assert_eq!(Arc::strong_count(&activity), 1);
+
+        let whole = Handled::Later(
+            Box::pin(async { Ok(Response::new(full("done"))) }),
+            Some(activity.busy()),
+        );
+        let _response = whole.await.unwrap();
+        assert_eq!(Arc::strong_count(&activity), 1, "a whole body kept its busy mark");
+    }
 
     #[test]
     fn header_timeouts_are_spread_over_the_last_quarter() {

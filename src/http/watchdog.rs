@@ -1,18 +1,17 @@
-//! The connection deadline: a connection that makes no progress for
-//! `header_timeout` while no request of it is being handled is closed.
-//! This is the header read timeout (slowloris: a head that never ends) and
-//! the idle keep-alive timeout in one, checked lazily.
+//! The connection deadline: a connection that makes no progress for 3/4 of
+//! `header_timeout` (all of it at the latest) while nothing of it is under
+//! way is closed. This is the header read timeout (slowloris: a head that
+//! never ends) and the idle keep-alive timeout in one, checked lazily.
 //!
 //! hyper's own header read timeout armed a timer for every request: a clock
 //! read, a boxed `Sleep`, an insert into and a removal from tokio's timer
-//! wheel, ~0.35 µs of the ~6 µs a GET costs on one core. Here a request
-//! costs a counter bump, and each connection one timer that fires every
-//! half timeout: at a tick, a connection with no head parsed and no byte
-//! written since the previous tick, and no handler running, is closed. An
-//! idle connection thus goes between half and all of `header_timeout` after
-//! its last progress; a new one has at least 7/8 of it for its first head.
-//! A response the client stops reading counts as no progress: a reader that
-//! takes nothing for a whole window is cut off too.
+//! wheel, ~0.3 µs of the ~6 µs a GET costs on one core. Here a request
+//! costs a counter bump, and each connection one timer that ticks every
+//! quarter timeout: a connection with no head parsed, no handshake done and
+//! no byte written over the last three quarters is closed at a tick, unless
+//! a handler is running (a guard each, kept by a streamed body until it
+//! ends) or a write waits for the client to take what was sent (a slow
+//! reader: hyper never timed writes out, nor does this).
 
 use std::io;
 use std::pin::Pin;
@@ -26,15 +25,16 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 /// What one connection has done, as its watchdog sees it.
 #[derive(Debug, Default)]
 pub struct Activity {
-    /// Heads parsed and writes that took bytes. Only the connection's own
-    /// task writes it (the watchdog reads), so a load and a store do: no
-    /// locked instruction on the hot path.
+    /// Heads parsed, handshakes done and writes that took bytes. Only the
+    /// connection's own task writes it (the watchdog reads), so a load and
+    /// a store do: no locked instruction on the hot path.
     progress: AtomicU64,
     /// Handlers running (a guard each): they may take longer than a window
     /// without writing, reading a body or waiting for a signature.
     busy: AtomicU32,
-    /// The connection ended: its watchdog stops at its next tick.
-    ended: AtomicBool,
+    /// The last write found the socket full: the client is taking the
+    /// response, however slowly.
+    blocked: AtomicBool,
 }
 
 impl Activity {
@@ -42,14 +42,11 @@ impl Activity {
         Arc::new(Activity::default())
     }
 
-    fn bump(&self) {
+    /// The connection moved on: a request head parsed, a TLS handshake
+    /// done (a write's progress is [`Watched`]'s to count).
+    pub fn advance(&self) {
         let p = self.progress.load(Ordering::Relaxed);
         self.progress.store(p.wrapping_add(1), Ordering::Relaxed);
-    }
-
-    /// A request head was parsed.
-    pub fn head(&self) {
-        self.bump();
     }
 
     /// Marks a handler running until the guard is dropped.
@@ -58,13 +55,12 @@ impl Activity {
         Busy(self.clone())
     }
 
-    /// The connection ended on its own.
-    pub fn end(&self) {
-        self.ended.store(true, Ordering::Relaxed);
+    fn progress(&self) -> u64 {
+        self.progress.load(Ordering::Relaxed)
     }
 
-    fn idle_since(&self, seen: u64) -> bool {
-        self.progress.load(Ordering::Relaxed) == seen && self.busy.load(Ordering::Relaxed) == 0
+    fn under_way(&self) -> bool {
+        self.busy.load(Ordering::Relaxed) > 0 || self.blocked.load(Ordering::Relaxed)
     }
 }
 
@@ -78,44 +74,52 @@ impl Drop for Busy {
     }
 }
 
-/// Resolves once the connection made no progress over a whole window of
-/// `timeout / 2` with no handler running (or ended); the caller then drops
-/// the connection. `first`: when the first tick comes (spread over connections
-/// so that a wave of them does not time out in the same millisecond); it
-/// only records, so a connection's first head has `first + timeout / 2`.
+/// Resolves once the connection made no progress over the last three of
+/// its ticks, a quarter of `timeout` apart, with nothing under way; the
+/// caller then drops the connection. `first`: when the first tick comes,
+/// at most a quarter of `timeout` (spread over connections, so that a wave
+/// of them does not time out in the same millisecond). A connection is so
+/// closed between 3/4 of `timeout` and `timeout` after its last progress.
 pub async fn expired(activity: Arc<Activity>, first: Duration, timeout: Duration) {
     // Never a zero window: that would spin.
-    let window = (timeout / 2).max(Duration::from_millis(1));
+    let window = (timeout / 4).max(Duration::from_millis(1));
     tokio::time::sleep(first).await;
-    let mut seen = activity.progress.load(Ordering::Relaxed);
+    // The progress seen at the last three ticks, oldest first.
+    let mut seen: [Option<u64>; 3] = [None; 3];
     loop {
-        tokio::time::sleep(window).await;
-        if activity.ended.load(Ordering::Relaxed) || activity.idle_since(seen) {
+        let now = activity.progress();
+        if seen[0] == Some(now) && !activity.under_way() {
             return;
         }
-        seen = activity.progress.load(Ordering::Relaxed);
+        seen = [seen[1], seen[2], Some(now)];
+        tokio::time::sleep(window).await;
     }
 }
 
-/// Runs a connection in a task and its watchdog in another that aborts it
-/// once expired (dropping the connection closes it). Apart, the watchdog's
-/// timer is not polled at every wake of the connection.
+/// Runs a connection in a task and its watchdog in another: the watchdog
+/// aborts the connection once expired (dropping it closes the socket and
+/// frees its slot), and the connection, ending first, aborts the watchdog.
+/// Apart, the watchdog's timer is not polled at every wake of the
+/// connection.
 pub fn spawn(
     connection: impl std::future::Future<Output = ()> + Send + 'static,
     activity: Arc<Activity>,
     first: Duration,
     timeout: Duration,
 ) {
-    let ends = activity.clone();
+    let (give, take) = tokio::sync::oneshot::channel::<tokio::task::AbortHandle>();
+    let watchdog = tokio::spawn(async move {
+        expired(activity, first, timeout).await;
+        if let Ok(connection) = take.await {
+            connection.abort();
+        }
+    });
+    let watchdog = watchdog.abort_handle();
     let task = tokio::spawn(async move {
         connection.await;
-        ends.end();
+        watchdog.abort();
     });
-    let abort = task.abort_handle();
-    tokio::spawn(async move {
-        expired(activity, first, timeout).await;
-        abort.abort();
-    });
+    let _ = give.send(task.abort_handle());
 }
 
 /// A connection's stream that counts writes as progress.
@@ -130,9 +134,13 @@ impl<S> Watched<S> {
     }
 
     fn counted(&self, written: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
+        let blocked = written.is_pending();
+        if self.activity.blocked.load(Ordering::Relaxed) != blocked {
+            self.activity.blocked.store(blocked, Ordering::Relaxed);
+        }
         if let Poll::Ready(Ok(n)) = &written {
             if *n > 0 {
-                self.activity.bump();
+                self.activity.advance();
             }
         }
         written
@@ -178,11 +186,12 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::AsyncWriteExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     const T: Duration = Duration::from_secs(10);
 
-    /// Resolves `expired` under a paused clock; how long it took.
+    /// Runs `during` beside `expired` under a paused clock; how long the
+    /// watchdog took (a watchdog that never fires fails, not hangs).
     async fn lifetime(
         activity: Arc<Activity>,
         first: Duration,
@@ -193,36 +202,42 @@ mod tests {
         tokio::pin!(watchdog);
         tokio::pin!(during);
         let mut during_done = false;
-        loop {
-            tokio::select! {
-                _ = &mut watchdog => return start.elapsed(),
-                _ = &mut during, if !during_done => during_done = true,
+        let fired = tokio::time::timeout(Duration::from_secs(3600), async {
+            loop {
+                tokio::select! {
+                    _ = &mut watchdog => return,
+                    _ = &mut during, if !during_done => during_done = true,
+                }
             }
+        })
+        .await;
+        assert!(fired.is_ok(), "the watchdog never fired");
+        start.elapsed()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_connection_is_closed_between_three_quarters_and_all_of_the_timeout() {
+        for first in [Duration::ZERO, T / 8, T / 4] {
+            let took = lifetime(Activity::new(), first, std::future::ready(())).await;
+            assert!(took >= T * 3 / 4 && took <= T, "first tick at {first:?}: {took:?}");
         }
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_silent_connection_is_closed_within_the_timeout() {
-        let a = Activity::new();
-        let took = lifetime(a, T.mul_f64(0.4), std::future::ready(())).await;
-        assert!(took <= T && took >= T.mul_f64(0.875), "{took:?}");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn an_idle_connection_goes_between_half_and_all_of_the_timeout_after_its_last_request() {
+    async fn an_idle_connection_goes_between_three_quarters_and_all_of_the_timeout_after_its_last_request() {
         for heads in [1u32, 7, 9, 18, 19, 40] {
             let a = Activity::new();
             let b = a.clone();
             let step = Duration::from_millis(500);
-            let took = lifetime(a, T.mul_f64(0.45), async move {
+            let took = lifetime(a, T / 5, async move {
                 for _ in 0..heads {
                     tokio::time::sleep(step).await;
-                    b.head();
+                    b.advance();
                 }
             })
             .await;
             let idle = took - step * heads;
-            assert!(idle >= T / 2 && idle <= T, "{heads} heads: idle {idle:?}");
+            assert!(idle >= T * 3 / 4 && idle <= T, "{heads} heads: idle {idle:?}");
         }
     }
 
@@ -231,14 +246,14 @@ mod tests {
     async fn a_zero_timeout_closes_at_once_without_spinning() {
         let start = tokio::time::Instant::now();
         expired(Activity::new(), Duration::ZERO, Duration::ZERO).await;
-        assert_eq!(start.elapsed(), Duration::from_millis(1));
+        assert_eq!(start.elapsed(), Duration::from_millis(3));
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_running_handler_keeps_its_connection() {
         let a = Activity::new();
         let guard = a.busy();
-        let took = lifetime(a, T, async move {
+        let took = lifetime(a, T / 4, async move {
             tokio::time::sleep(Duration::from_secs(60)).await;
             drop(guard);
         })
@@ -249,23 +264,21 @@ mod tests {
         );
     }
 
+    /// A client taking its response slowly (a write waiting on a full
+    /// socket for longer than the timeout) is not cut off.
     #[tokio::test(start_paused = true)]
     async fn a_response_still_being_taken_keeps_its_connection() {
         let a = Activity::new();
         let (client, server) = tokio::io::duplex(64);
         let mut out = Watched::new(server, a.clone());
-        let took = lifetime(a, T, async move {
+        let took = lifetime(a, T / 4, async move {
             let mut client = client;
             let reader = tokio::spawn(async move {
-                let mut buf = [0u8; 16];
-                loop {
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    if tokio::io::AsyncReadExt::read(&mut client, &mut buf).await.unwrap_or(0) == 0 {
-                        break;
-                    }
-                }
+                let mut buf = [0u8; 64];
+                // Nothing for 30 s, then all of it.
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                while client.read(&mut buf).await.unwrap_or(0) > 0 {}
             });
-            // 40 s of a slow reader: 640 bytes at 16 a second.
             out.write_all(&[7u8; 640]).await.unwrap();
             out.shutdown().await.unwrap();
             drop(out);
@@ -273,8 +286,38 @@ mod tests {
         })
         .await;
         assert!(
-            took >= Duration::from_secs(39),
+            took >= Duration::from_secs(30),
             "cut off while the client still read: {took:?}"
+        );
+    }
+
+    /// `spawn`: an idle connection's task is aborted (what it holds, its
+    /// connection slot, is freed), and a connection that ends stops its
+    /// watchdog at once rather than at its next tick.
+    #[tokio::test(start_paused = true)]
+    async fn spawn_aborts_an_idle_connection_and_a_finished_one_stops_its_watchdog() {
+        let slot = Arc::new(());
+        let held = slot.clone();
+        let a = Activity::new();
+        spawn(
+            async move {
+                let _held = held;
+                std::future::pending::<()>().await;
+            },
+            a.clone(),
+            Duration::ZERO,
+            T,
+        );
+        tokio::time::sleep(T + Duration::from_millis(1)).await;
+        assert_eq!(Arc::strong_count(&slot), 1, "the idle connection still holds its slot");
+
+        let b = Activity::new();
+        spawn(async {}, b.clone(), T / 4, T);
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert_eq!(
+            Arc::strong_count(&b),
+            1,
+            "the finished connection's watchdog still runs"
         );
     }
 }
