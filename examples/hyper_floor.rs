@@ -107,7 +107,7 @@ fn main() {
                     let _ = conn.await;
                 },
                 activity,
-                timeout / 2,
+                timeout / 8, // within the first quarter, as cloudpki's first ticks
                 timeout,
             );
         }

@@ -226,7 +226,8 @@ fn close_after(mut r: Response<Body>) -> Response<Body> {
 /// ~12 µs a GET takes on one core. A ready answer is a response.
 pub enum Handled {
     Now(std::future::Ready<Result<Response<Body>, std::convert::Infallible>>),
-    /// With the guard that keeps its connection's watchdog off while it runs.
+    /// With the guard that keeps its connection's watchdog off while it runs
+    /// (taken when the future resolves: a streamed body keeps it).
     Later(
         Pin<Box<dyn Future<Output = Result<Response<Body>, std::convert::Infallible>> + Send>>,
         Option<watchdog::Busy>,
@@ -254,9 +255,17 @@ impl Future for Handled {
     }
 }
 
-/// Handles one request. The state is borrowed: an answer given at once
-/// needs no clone of it (two atomic operations a GET).
-pub fn handle(state: &Arc<AppState>, req: Request<Incoming>, peer: Option<std::net::IpAddr>) -> Handled {
+/// Handles one request of a watched connection. The state is borrowed: an
+/// answer given at once needs no clone of it (two atomic operations a GET).
+/// The head is the connection's progress, and a request answered later
+/// keeps it from the watchdog until it is.
+pub fn handle(
+    state: &Arc<AppState>,
+    req: Request<Incoming>,
+    peer: Option<std::net::IpAddr>,
+    activity: &Arc<watchdog::Activity>,
+) -> Handled {
+    activity.advance();
     if let Some((response, started)) = answer_at_once(state, &req) {
         // The wall clock times it: one reading fewer than a monotonic start
         // beside the wall-clock second the answer is judged at (each read
@@ -269,24 +278,12 @@ pub fn handle(state: &Arc<AppState>, req: Request<Incoming>, peer: Option<std::n
     }
     let started = Instant::now();
     if is_plain_ocsp_post(state, &req) {
-        return Handled::Later(Box::pin(ocsp_post(state.clone(), req, started)), None);
+        return Handled::Later(Box::pin(ocsp_post(state.clone(), req, started)), Some(activity.busy()));
     }
-    Handled::Later(Box::pin(handle_later(state.clone(), req, peer, started)), None)
-}
-
-/// [`handle`] on a watched connection: the head is progress, and a request
-/// answered later keeps its connection from the watchdog until it is.
-fn handle_watched(
-    state: &Arc<AppState>,
-    req: Request<Incoming>,
-    peer: Option<std::net::IpAddr>,
-    activity: &Arc<watchdog::Activity>,
-) -> Handled {
-    activity.advance();
-    match handle(state, req, peer) {
-        Handled::Later(later, _) => Handled::Later(later, Some(activity.busy())),
-        now => now,
-    }
+    Handled::Later(
+        Box::pin(handle_later(state.clone(), req, peer, started)),
+        Some(activity.busy()),
+    )
 }
 
 /// `POST /ocsp` where nothing else in [`dispatch`] would claim it first
@@ -642,9 +639,10 @@ fn method_not_allowed(allow: &'static str) -> Response<Body> {
 
 /// The `n`th accepted connection's header timeout: between 3/4 of `base`
 /// and `base`, spread by the golden ratio (its watchdog's first tick is
-/// this less 3/4 of `base`, and its later ticks keep the offset). Connections opened together (a reconnect wave, an attack's
-/// thousand sockets) would otherwise all time out in the same millisecond and
-/// all reconnect in the next: a burst of accepts that the requests of
+/// this less 3/4 of `base`, and its later ticks keep the offset).
+/// Connections opened together (a reconnect wave, an attack's thousand
+/// sockets) would otherwise all time out in the same millisecond and all
+/// reconnect in the next: a burst of accepts that the requests of
 /// established connections queue behind. Spread, the first wave's timeouts
 /// cover a quarter of `base` and never line up again.
 fn spread_timeout(base: Duration, n: u64) -> Duration {
@@ -717,7 +715,7 @@ async fn serve_with(
                         let peer = Some(remote.ip());
                         let io = watchdog::Watched::new(sendfile::SendfileStream::new(stream), activity.clone());
                         let watched = activity.clone();
-                        let service = service_fn(move |req| handle_watched(&state, req, peer, &watched));
+                        let service = service_fn(move |req| handle(&state, req, peer, &watched));
                         let conn = graceful.watch(builder.serve_connection(TokioIo::new(io), service));
                         watchdog::spawn(
                             async move {
@@ -734,13 +732,13 @@ async fn serve_with(
                         let builder = builder.clone();
                         let watched = activity.clone();
                         let connection = async move {
-                            let stream = match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
-                                Ok(Ok(s)) => s,
-                                Ok(Err(e)) => {
+                            // Bounded by the watchdog: no progress until it ends.
+                            let stream = match acceptor.accept(stream).await {
+                                Ok(s) => s,
+                                Err(e) => {
                                     tracing::debug!(error = %e, "TLS handshake failed");
                                     return;
                                 }
-                                Err(_) => return,
                             };
                             let peer = stream
                                 .get_ref()
@@ -754,12 +752,11 @@ async fn serve_with(
                                 if let Some(p) = &peer {
                                     req.extensions_mut().insert(p.clone());
                                 }
-                                handle_watched(&state, req, Some(remote.ip()), &watched)
+                                handle(&state, req, Some(remote.ip()), &watched)
                             });
                             let _ = watcher.watch(builder.serve_connection(TokioIo::new(io), service)).await;
                             drop(permit);
                         };
-                        // The handshake is watched too: no progress, no handler.
                         watchdog::spawn(connection, activity, first_tick, timeout);
                     }
                 }

@@ -1359,3 +1359,38 @@ fn a_lost_scep_reply_is_answered_again_with_the_same_certificate() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A client that opens the TLS listener and never finishes its handshake
+/// is cut off within the header timeout (the connection watchdog bounds the
+/// handshake: nothing counts as progress before it ends).
+#[test]
+fn a_stalled_tls_handshake_is_cut_off() {
+    use std::io::{Read, Write};
+    let env = Env::new();
+    let dir = env.path("tls");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (_tls_ca, cert, key) = tls_files(&dir, "0x1002");
+    let tls_port = crate::support::free_port();
+    let server = env.server_adjusted(|cfg| {
+        cfg.limits.header_timeout = std::time::Duration::from_millis(500);
+        cfg.tls = Some(cloudpki::app::TlsListen {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], tls_port)),
+            cert_file: cert.clone(),
+            key_file: key.clone(),
+        })
+    });
+    let tls_addr = server.handles.tls_addr.expect("a TLS listener");
+    let mut conn = std::net::TcpStream::connect(tls_addr).unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    // The first bytes of a ClientHello record, and nothing more.
+    conn.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00]).unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = Vec::new();
+    let _ = conn.read_to_end(&mut buf);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "a stalled handshake held the connection for {:?}",
+        started.elapsed()
+    );
+    assert!(buf.is_empty(), "the server answered a handshake it never got: {buf:?}");
+}
