@@ -1,12 +1,13 @@
 //! The floor of the OCSP path through hyper, for `load-tests/ocsp-vs-nginx.sh`:
 //! a server with cloudpki's hyper configuration (http1 builder, no hyper
-//! timer, the connection watchdog for header read and idle timeouts,
-//! `TCP_NODELAY`, one worker) that does no
-//! OCSP work at all. A GET is answered by one hash lookup of its path in the
-//! answers that cloudpki gave for the same requests; a POST's body is read
-//! and the one canned answer sent back, as nginx does. Whatever this server
-//! cannot beat nginx by, cloudpki cannot either while it keeps hyper: the
-//! measured distance between the two is all that our own code costs.
+//! timer, each connection's first head read before hyper takes it, the
+//! connection watchdog for header read and idle timeouts, `TCP_NODELAY`,
+//! one worker) that does no OCSP work at all. A GET is answered by one hash
+//! lookup of its path in the answers that cloudpki gave for the same
+//! requests; a POST's body is read and the one canned answer sent back, as
+//! nginx does. Whatever this server cannot beat nginx by, cloudpki cannot
+//! either while it keeps hyper: the measured distance between the two is
+//! all that our own code costs.
 //!
 //!   cargo run --release --example hyper_floor -- ADDR GETLIST STATIC_DIR
 //!
@@ -21,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use cloudpki::http::watchdog;
+use cloudpki::http::{early, watchdog};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -87,25 +88,33 @@ fn main() {
             let _ = stream.set_nodelay(true);
             let answers = answers.clone();
             let activity = watchdog::Activity::new();
-            let watched = activity.clone();
-            let conn = builder.serve_connection(
-                TokioIo::new(watchdog::Watched::new(stream, activity.clone())),
-                service_fn(move |req: Request<Incoming>| {
-                    watched.advance();
-                    // cloudpki's POSTs are answered later, under a busy mark.
-                    let busy = (req.method() == Method::POST).then(|| watched.busy());
-                    let answers = answers.clone();
-                    async move {
-                        let answered = answer(answers, req).await;
-                        drop(busy);
-                        answered
-                    }
-                }),
-            );
+            let (watched, activity_conn) = (activity.clone(), activity.clone());
+            let builder = builder.clone();
+            let connection = async move {
+                // As cloudpki: hyper gets the connection once a head is in.
+                let mut stream = stream;
+                let Some(early) = early::read_head(&mut stream).await else {
+                    return;
+                };
+                let io = TokioIo::new(watchdog::Watched::with_early(stream, early, activity_conn));
+                let conn = builder.serve_connection(
+                    io,
+                    service_fn(move |req: Request<Incoming>| {
+                        watched.advance();
+                        // cloudpki's POSTs are answered later, under a busy mark.
+                        let busy = (req.method() == Method::POST).then(|| watched.busy());
+                        let answers = answers.clone();
+                        async move {
+                            let answered = answer(answers, req).await;
+                            drop(busy);
+                            answered
+                        }
+                    }),
+                );
+                let _ = conn.await;
+            };
             watchdog::spawn(
-                async move {
-                    let _ = conn.await;
-                },
+                connection,
                 activity,
                 timeout / 8, // within the first quarter, as cloudpki's first ticks
                 timeout,

@@ -4,6 +4,7 @@
 //! read time, URL length (414) and body size (413). The responder routes read
 //! only the snapshot.
 
+pub mod early;
 pub mod responder;
 pub mod sendfile;
 pub mod tls;
@@ -712,20 +713,22 @@ async fn serve_with(
                 let first_tick = spread_timeout(timeout, accepted_count).saturating_sub(timeout * 3 / 4);
                 match &tls {
                     None => {
-                        let peer = Some(remote.ip());
-                        let io = watchdog::Watched::new(sendfile::SendfileStream::new(stream), activity.clone());
+                        let (builder, watcher) = (builder.clone(), graceful.watcher());
                         let watched = activity.clone();
-                        let service = service_fn(move |req| handle(&state, req, peer, &watched));
-                        let conn = graceful.watch(builder.serve_connection(TokioIo::new(io), service));
-                        watchdog::spawn(
-                            async move {
-                                let _ = conn.await;
-                                drop(permit);
-                            },
-                            activity,
-                            first_tick,
-                            timeout,
-                        );
+                        let connection = async move {
+                            let mut stream = stream;
+                            // Bounded by the watchdog: no progress until a head is parsed.
+                            let Some(early) = early::read_head(&mut stream).await else {
+                                return;
+                            };
+                            let peer = Some(remote.ip());
+                            let stream = sendfile::SendfileStream::new(stream);
+                            let io = watchdog::Watched::with_early(stream, early, watched.clone());
+                            let service = service_fn(move |req| handle(&state, req, peer, &watched));
+                            let _ = watcher.watch(builder.serve_connection(TokioIo::new(io), service)).await;
+                            drop(permit);
+                        };
+                        watchdog::spawn(connection, activity, first_tick, timeout);
                     }
                     Some(acceptor) => {
                         let (acceptor, watcher) = (acceptor.clone(), graceful.watcher());
@@ -747,7 +750,11 @@ async fn serve_with(
                                 .and_then(|c| c.first())
                                 .map(|c| tls::PeerCertificate(Arc::new(c.as_ref().to_vec())));
                             watched.advance(); // the handshake: the first head's time starts now
-                            let io = watchdog::Watched::new(stream, watched.clone());
+                            let mut stream = stream;
+                            let Some(early) = early::read_head(&mut stream).await else {
+                                return;
+                            };
+                            let io = watchdog::Watched::with_early(stream, early, watched.clone());
                             let service = service_fn(move |mut req: Request<Incoming>| {
                                 if let Some(p) = &peer {
                                     req.extensions_mut().insert(p.clone());

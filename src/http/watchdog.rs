@@ -122,15 +122,30 @@ pub fn spawn(
     let _ = give.send(task.abort_handle());
 }
 
-/// A connection's stream that counts writes as progress.
+/// A connection's stream as hyper sees it: writes count as progress, and
+/// reads first give back what was read before hyper took the connection
+/// (see [`super::early`]).
 pub struct Watched<S> {
     inner: S,
     activity: Arc<Activity>,
+    /// Bytes read ahead, freed once hyper has taken them all.
+    early: Vec<u8>,
+    taken: usize,
 }
 
 impl<S> Watched<S> {
     pub fn new(inner: S, activity: Arc<Activity>) -> Self {
-        Watched { inner, activity }
+        Self::with_early(inner, Vec::new(), activity)
+    }
+
+    /// A stream whose first `early` bytes were already read from `inner`.
+    pub fn with_early(inner: S, early: Vec<u8>, activity: Arc<Activity>) -> Self {
+        Watched {
+            inner,
+            activity,
+            early,
+            taken: 0,
+        }
     }
 
     fn counted(&self, written: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
@@ -149,7 +164,19 @@ impl<S> Watched<S> {
 
 impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+        let this = self.get_mut();
+        if this.early.is_empty() {
+            return Pin::new(&mut this.inner).poll_read(cx, buf);
+        }
+        let rest = this.early.get(this.taken..).unwrap_or_default();
+        let n = rest.len().min(buf.remaining());
+        buf.put_slice(&rest[..n]);
+        this.taken += n;
+        if this.taken >= this.early.len() {
+            this.early = Vec::new();
+            this.taken = 0;
+        }
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -262,6 +289,23 @@ mod tests {
             took >= Duration::from_secs(60) && took <= Duration::from_secs(60) + T,
             "{took:?}"
         );
+    }
+
+    /// Bytes read ahead come first, in order, then the stream's own, and
+    /// the read-ahead buffer is freed once taken.
+    #[tokio::test]
+    async fn bytes_read_ahead_are_given_back_first() {
+        let (mut client, server) = tokio::io::duplex(64);
+        let mut s = Watched::with_early(server, b"GET / HTTP/1.1\r\n\r\n".to_vec(), Activity::new());
+        client.write_all(b"after").await.unwrap();
+        drop(client);
+        let mut small = [0u8; 7];
+        let n = s.read(&mut small).await.unwrap();
+        assert_eq!(&small[..n], b"GET / H");
+        let mut rest = Vec::new();
+        s.read_to_end(&mut rest).await.unwrap();
+        assert_eq!(rest, b"TTP/1.1\r\n\r\nafter");
+        assert_eq!(s.early.capacity(), 0);
     }
 
     /// A client taking its response slowly (a write waiting on a full

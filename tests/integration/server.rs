@@ -124,6 +124,67 @@ fn slow_headers_are_cut_off() {
     server.stop();
 }
 
+/// A connection's first head is read before hyper takes the connection
+/// (`http::early`): whatever way it arrives, in pieces, pipelined, with bare
+/// LFs or with a body behind it, hyper gets every byte, in order.
+#[test]
+fn a_first_head_read_ahead_reaches_hyper_whole() {
+    let (env, port) = initialised();
+    let server = env.start_server_with(port, cloudpki::http::Limits::default());
+    let exchange = |pieces: &[&[u8]], answers: usize| -> String {
+        let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        for piece in pieces {
+            conn.write_all(piece).unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let mut got = String::new();
+        let mut buf = [0u8; 4096];
+        while got.matches("HTTP/1.1 ").count() < answers || !got.ends_with("ok\n") {
+            let n = conn.read(&mut buf).unwrap();
+            assert!(n > 0, "closed after {got:?}");
+            got.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        got
+    };
+    // A byte at a time, the empty line split over two writes.
+    let head = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    let bytes: Vec<&[u8]> = head.chunks(1).collect();
+    let one = exchange(&bytes, 1);
+    assert!(
+        one.starts_with("HTTP/1.1 200 OK\r\n") && one.ends_with("\r\n\r\nok\n"),
+        "{one}"
+    );
+    // Two requests in one write: both answered, in order.
+    let two = exchange(
+        &[b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"],
+        2,
+    );
+    assert_eq!(two.matches("HTTP/1.1 200 OK\r\n").count(), 2, "{two}");
+    // Bare LFs end a head as httparse reads them.
+    let lf = exchange(&[b"GET /healthz HTTP/1.1\nHost: x\n\n"], 1);
+    assert!(lf.starts_with("HTTP/1.1 200 OK\r\n"), "{lf}");
+    // A body behind the head, split where the head ends: an OCSP POST of
+    // garbage is answered malformedRequest, so hyper read the body whole.
+    let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    conn.write_all(
+        b"POST /ocsp HTTP/1.1\r\nHost: x\r\nContent-Type: application/ocsp-request\r\nContent-Length: 4\r\n\r\nab",
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    conn.write_all(b"cd").unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !answer.ends_with(&[0x30, 0x03, 0x0a, 0x01, 0x01]) {
+        let n = conn.read(&mut buf).unwrap();
+        assert!(n > 0, "closed after {:?}", String::from_utf8_lossy(&answer));
+        answer.extend_from_slice(&buf[..n]);
+    }
+    assert!(answer.starts_with(b"HTTP/1.1 200 OK\r\n"));
+    server.stop();
+}
+
 /// Bad PostgreSQL TLS settings stop `serve` before it binds a port, with a
 /// message that names the setting and never the URL's password.
 #[test]
