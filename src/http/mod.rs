@@ -652,6 +652,17 @@ fn spread_timeout(base: Duration, n: u64) -> Duration {
     base.mul_f64(1.0 - frac / 4.0)
 }
 
+/// `start`'s output, or None once shutdown has begun (`stopping` true).
+async fn unless_stopping<T>(
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+    start: impl Future<Output = Option<T>>,
+) -> Option<T> {
+    tokio::select! {
+        started = start => started,
+        _ = stopping.wait_for(|s| *s) => None,
+    }
+}
+
 /// Serves until `shutdown` resolves, then lets in-flight requests finish
 /// (up to the grace period).
 pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: impl Future<Output = ()>) {
@@ -677,6 +688,10 @@ async fn serve_with(
     shutdown: impl Future<Output = ()>,
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    // Tells connections still waiting for a first head (or a handshake)
+    // that shutdown began: they have no request to finish, and each holds
+    // a graceful watcher that `graceful.shutdown()` would wait for.
+    let (stopping, not_started) = tokio::sync::watch::channel(false);
     let connections = Arc::new(Semaphore::new(state.limits.max_connections));
     let mut builder = hyper::server::conn::http1::Builder::new();
     // The header read and idle timeouts are the watchdog's (see there for
@@ -715,10 +730,12 @@ async fn serve_with(
                     None => {
                         let (builder, watcher) = (builder.clone(), graceful.watcher());
                         let watched = activity.clone();
+                        let not_started = not_started.clone();
                         let connection = async move {
                             let mut stream = stream;
                             // Bounded by the watchdog: no progress until a head is parsed.
-                            let Some(early) = early::read_head(&mut stream).await else {
+                            let head = unless_stopping(not_started, early::read_head(&mut stream));
+                            let Some(early) = head.await else {
                                 return;
                             };
                             let peer = Some(remote.ip());
@@ -734,14 +751,21 @@ async fn serve_with(
                         let (acceptor, watcher) = (acceptor.clone(), graceful.watcher());
                         let builder = builder.clone();
                         let watched = activity.clone();
+                        let not_started = not_started.clone();
                         let connection = async move {
-                            // Bounded by the watchdog: no progress until it ends.
-                            let stream = match acceptor.accept(stream).await {
-                                Ok(s) => s,
-                                Err(e) => {
-                                    tracing::debug!(error = %e, "TLS handshake failed");
-                                    return;
-                                }
+                            // Bounded by the watchdog: no progress until the handshake ends.
+                            let started = async {
+                                let mut stream = acceptor
+                                    .accept(stream)
+                                    .await
+                                    .map_err(|e| tracing::debug!(error = %e, "TLS handshake failed"))
+                                    .ok()?;
+                                watched.advance(); // the handshake: the first head's time starts now
+                                let early = early::read_head(&mut stream).await?;
+                                Some((stream, early))
+                            };
+                            let Some((stream, early)) = unless_stopping(not_started, started).await else {
+                                return;
                             };
                             let peer = stream
                                 .get_ref()
@@ -749,11 +773,6 @@ async fn serve_with(
                                 .peer_certificates()
                                 .and_then(|c| c.first())
                                 .map(|c| tls::PeerCertificate(Arc::new(c.as_ref().to_vec())));
-                            watched.advance(); // the handshake: the first head's time starts now
-                            let mut stream = stream;
-                            let Some(early) = early::read_head(&mut stream).await else {
-                                return;
-                            };
                             let io = watchdog::Watched::with_early(stream, early, watched.clone());
                             let service = service_fn(move |mut req: Request<Incoming>| {
                                 if let Some(p) = &peer {
@@ -772,6 +791,7 @@ async fn serve_with(
         }
     }
     drop(listener);
+    let _ = stopping.send(true);
     tokio::select! {
         _ = graceful.shutdown() => {}
         _ = tokio::time::sleep(state.limits.grace) => tracing::warn!("grace period over; closing remaining connections"),

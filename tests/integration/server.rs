@@ -54,6 +54,32 @@ fn shutdown_finishes_requests_in_flight() {
     stopping.join().unwrap();
 }
 
+/// A connection that has not sent a whole head has no request to finish,
+/// so shutdown does not wait for it (regression: the first head read ahead
+/// of hyper held a graceful-shutdown watcher until the header timeout).
+#[test]
+fn connections_without_a_request_do_not_hold_shutdown() {
+    let (env, port) = initialised();
+    let server = env.start_server(port);
+    let mut silent = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut partial = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    partial.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    server.stop();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "shutdown waited {:?} for connections without a request",
+        started.elapsed()
+    );
+    for conn in [&mut silent, &mut partial] {
+        conn.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut got = Vec::new();
+        let _ = conn.read_to_end(&mut got);
+        assert!(got.is_empty(), "{}", String::from_utf8_lossy(&got));
+    }
+}
+
 #[test]
 fn sigterm_stops_the_binary_cleanly() {
     let env = Env::new();
