@@ -96,7 +96,7 @@ fn main() {
                 let Some(early) = early::read_head(&mut stream).await else {
                     return;
                 };
-                let io = TokioIo::new(watchdog::Watched::with_early(stream, early, activity_conn));
+                let io = TokioIo::new(watchdog::Watched::new(stream, early, activity_conn));
                 let conn = builder.serve_connection(
                     io,
                     service_fn(move |req: Request<Incoming>| {

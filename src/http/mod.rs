@@ -663,6 +663,29 @@ async fn unless_stopping<T>(
     }
 }
 
+/// A connection whose first head is in, served by hyper until it ends or
+/// shutdown lets it go; a TLS client certificate, if any, rides along in
+/// every request's extensions.
+async fn serve_started<S>(
+    io: watchdog::Watched<S>,
+    peer: Option<tls::PeerCertificate>,
+    remote: std::net::IpAddr,
+    state: Arc<AppState>,
+    builder: hyper::server::conn::http1::Builder,
+    watcher: hyper_util::server::graceful::Watcher,
+    activity: Arc<watchdog::Activity>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |mut req: Request<Incoming>| {
+        if let Some(p) = &peer {
+            req.extensions_mut().insert(p.clone());
+        }
+        handle(&state, req, Some(remote), &activity)
+    });
+    let _ = watcher.watch(builder.serve_connection(TokioIo::new(io), service)).await;
+}
+
 /// Serves until `shutdown` resolves, then lets in-flight requests finish
 /// (up to the grace period).
 pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: impl Future<Output = ()>) {
@@ -726,33 +749,23 @@ async fn serve_with(
                 // 3/4 to all of the timeout for a first head, as hyper's own
                 // timeout was spread (see `spread_timeout`).
                 let first_tick = spread_timeout(timeout, accepted_count).saturating_sub(timeout * 3 / 4);
-                match &tls {
-                    None => {
-                        let (builder, watcher) = (builder.clone(), graceful.watcher());
-                        let watched = activity.clone();
-                        let not_started = not_started.clone();
-                        let connection = async move {
+                let (builder, watcher, not_started) = (builder.clone(), graceful.watcher(), not_started.clone());
+                let (tls, watched) = (tls.clone(), activity.clone());
+                let connection = async move {
+                    let remote = remote.ip();
+                    match tls {
+                        None => {
                             let mut stream = stream;
                             // Bounded by the watchdog: no progress until a head is parsed.
                             let head = unless_stopping(not_started, early::read_head(&mut stream));
                             let Some(early) = head.await else {
                                 return;
                             };
-                            let peer = Some(remote.ip());
                             let stream = sendfile::SendfileStream::new(stream);
-                            let io = watchdog::Watched::with_early(stream, early, watched.clone());
-                            let service = service_fn(move |req| handle(&state, req, peer, &watched));
-                            let _ = watcher.watch(builder.serve_connection(TokioIo::new(io), service)).await;
-                            drop(permit);
-                        };
-                        watchdog::spawn(connection, activity, first_tick, timeout);
-                    }
-                    Some(acceptor) => {
-                        let (acceptor, watcher) = (acceptor.clone(), graceful.watcher());
-                        let builder = builder.clone();
-                        let watched = activity.clone();
-                        let not_started = not_started.clone();
-                        let connection = async move {
+                            let io = watchdog::Watched::new(stream, early, watched.clone());
+                            serve_started(io, None, remote, state, builder, watcher, watched).await;
+                        }
+                        Some(acceptor) => {
                             // Bounded by the watchdog: no progress until the handshake ends.
                             let started = async {
                                 let mut stream = acceptor
@@ -773,19 +786,13 @@ async fn serve_with(
                                 .peer_certificates()
                                 .and_then(|c| c.first())
                                 .map(|c| tls::PeerCertificate(Arc::new(c.as_ref().to_vec())));
-                            let io = watchdog::Watched::with_early(stream, early, watched.clone());
-                            let service = service_fn(move |mut req: Request<Incoming>| {
-                                if let Some(p) = &peer {
-                                    req.extensions_mut().insert(p.clone());
-                                }
-                                handle(&state, req, Some(remote.ip()), &watched)
-                            });
-                            let _ = watcher.watch(builder.serve_connection(TokioIo::new(io), service)).await;
-                            drop(permit);
-                        };
-                        watchdog::spawn(connection, activity, first_tick, timeout);
+                            let io = watchdog::Watched::new(stream, early, watched.clone());
+                            serve_started(io, peer, remote, state, builder, watcher, watched).await;
+                        }
                     }
-                }
+                    drop(permit);
+                };
+                watchdog::spawn(connection, activity, first_tick, timeout);
             }
             _ = &mut shutdown => break,
         }

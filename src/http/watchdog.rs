@@ -130,22 +130,12 @@ pub struct Watched<S> {
     activity: Arc<Activity>,
     /// Bytes read ahead, freed once hyper has taken them all.
     early: Vec<u8>,
-    taken: usize,
 }
 
 impl<S> Watched<S> {
-    pub fn new(inner: S, activity: Arc<Activity>) -> Self {
-        Self::with_early(inner, Vec::new(), activity)
-    }
-
     /// A stream whose first `early` bytes were already read from `inner`.
-    pub fn with_early(inner: S, early: Vec<u8>, activity: Arc<Activity>) -> Self {
-        Watched {
-            inner,
-            activity,
-            early,
-            taken: 0,
-        }
+    pub fn new(inner: S, early: Vec<u8>, activity: Arc<Activity>) -> Self {
+        Watched { inner, activity, early }
     }
 
     fn counted(&self, written: Poll<io::Result<usize>>) -> Poll<io::Result<usize>> {
@@ -168,13 +158,10 @@ impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
         if this.early.is_empty() {
             return Pin::new(&mut this.inner).poll_read(cx, buf);
         }
-        let rest = this.early.get(this.taken..).unwrap_or_default();
-        let n = rest.len().min(buf.remaining());
-        buf.put_slice(&rest[..n]);
-        this.taken += n;
-        if this.taken >= this.early.len() {
+        let n = this.early.len().min(buf.remaining());
+        buf.put_slice(this.early.drain(..n).as_slice());
+        if this.early.is_empty() {
             this.early = Vec::new();
-            this.taken = 0;
         }
         Poll::Ready(Ok(()))
     }
@@ -296,7 +283,7 @@ mod tests {
     #[tokio::test]
     async fn bytes_read_ahead_are_given_back_first() {
         let (mut client, server) = tokio::io::duplex(64);
-        let mut s = Watched::with_early(server, b"GET / HTTP/1.1\r\n\r\n".to_vec(), Activity::new());
+        let mut s = Watched::new(server, b"GET / HTTP/1.1\r\n\r\n".to_vec(), Activity::new());
         client.write_all(b"after").await.unwrap();
         drop(client);
         let mut small = [0u8; 7];
@@ -314,7 +301,7 @@ mod tests {
     async fn a_response_still_being_taken_keeps_its_connection() {
         let a = Activity::new();
         let (client, server) = tokio::io::duplex(64);
-        let mut out = Watched::new(server, a.clone());
+        let mut out = Watched::new(server, Vec::new(), a.clone());
         let took = lifetime(a, T / 4, async move {
             let mut client = client;
             let reader = tokio::spawn(async move {
