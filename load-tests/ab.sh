@@ -3,7 +3,7 @@
 # an environment) answering the fixture's OCSP mix in interleaved rounds, each
 # on its own copy of the 10k fixture, both pinned to CPU 0 with one worker, wrk
 # pinned to CPU 1. Prints, per round, each server's req/s and its CPU per
-# answer (user + system of its process group over the wrk run).
+# answer (`pg_ticks` of its process group over the wrk run).
 #
 # Why beside ocsp-vs-nginx.sh: a change worth a few percent is smaller than
 # what one server's rounds spread across minutes on this host; A and B
@@ -29,8 +29,6 @@ start_pg "$T/b.log" env TOKIO_WORKER_THREADS=1 "$B" --data-dir "$T/b" serve --li
 PB=$PG
 wait_ready http://127.0.0.1:18301/readyz "$PA" 60 >/dev/null
 wait_ready http://127.0.0.1:18302/readyz "$PB" 60 >/dev/null
-# utime + stime of a process group, in clock ticks (fields 14 and 15 of stat).
-ticks() { awk -v pg="$1" '{ sub(/^.*\) /, ""); if ($3 == pg) t += $12 + $13 } END { print t + 0 }' /proc/[0-9]*/stat 2>/dev/null; }
 hz=$(getconf CLK_TCK)
 cd "$HERE"
 for scn in $SCN; do
@@ -43,9 +41,9 @@ for scn in $SCN; do
     line="$scn r$r:"
     for who in A:$PA:18301 B:$PB:18302; do
       IFS=: read -r name pg port <<<"$who"
-      before=$(ticks "$pg")
+      before=$(pg_ticks "$pg")
       taskset -c 1 wrk -t1 -c64 -d"${D}s" --timeout 5s -s wrk/req.lua "http://127.0.0.1:$port/" -- "${args[@]}" >"$T/wrk.txt" 2>&1
-      after=$(ticks "$pg")
+      after=$(pg_ticks "$pg")
       n=$(grep -o '[0-9]* requests in' "$T/wrk.txt" | awk '{ print $1 }')
       line="$line $name $(python3 -c "print(f'{$n / $D:,.0f} req/s {($after - $before) / $hz * 1e6 / $n:.2f} us')")"
     done
